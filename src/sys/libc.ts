@@ -1,0 +1,180 @@
+// Thin, synchronous bindings to the few libc calls microgate needs on Linux.
+//
+// Why koffi: Node has no API for memfd, eventfd, mmap, poll on arbitrary fds or
+// ioctl. koffi is a maintained FFI library that ships prebuilt binaries in its
+// npm package, calls C in ~25 ns, and can expose mapped memory as an
+// ArrayBuffer without copying (koffi.view). Every call here is synchronous:
+// the data path never does async I/O per packet (see docs/ARCHITECTURE.md).
+//
+// Addresses are passed as plain numbers (x86-64 user addresses fit in 47 bits),
+// so the hot path allocates nothing per call.
+import koffi from 'koffi';
+
+const lib = koffi.load('libc.so.6');
+
+export const O_NONBLOCK = 0o4000;
+export const EFD_NONBLOCK = 0o4000;
+export const EFD_CLOEXEC = 0o2000000;
+export const MFD_CLOEXEC = 1;
+export const PROT_READ = 1;
+export const PROT_WRITE = 2;
+export const MAP_SHARED = 1;
+export const AF_UNIX = 1;
+export const SOCK_SEQPACKET = 5;
+export const SOCK_NONBLOCK = 0o4000;
+export const SOCK_CLOEXEC = 0o2000000;
+export const POLLIN = 0x001;
+export const POLLOUT = 0x004;
+export const POLLERR = 0x008;
+export const POLLHUP = 0x010;
+export const POLLNVAL = 0x020;
+export const EAGAIN = 11;
+export const EINTR = 4;
+export const MSG_DONTWAIT = 0x40;
+
+const _read = lib.func('long read(int fd, intptr_t buf, size_t count)');
+const _write = lib.func('long write(int fd, intptr_t buf, size_t count)');
+const _readBuf = lib.func('long read(int fd, _Out_ void *buf, size_t count)');
+const _writeBuf = lib.func('long write(int fd, const void *buf, size_t count)');
+const _poll = lib.func('int poll(void *fds, unsigned long nfds, int timeout)');
+const _close = lib.func('int close(int fd)');
+const _eventfd = lib.func('int eventfd(unsigned int initval, int flags)');
+const _memfd = lib.func('int memfd_create(const char *name, unsigned int flags)');
+const _ftruncate = lib.func('int ftruncate(int fd, long length)');
+const _mmap = lib.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset)');
+const _munmap = lib.func('int munmap(void *addr, size_t length)');
+const _ioctlPtr = lib.func('int ioctl(int fd, unsigned long request, void *arg)');
+const _ioctlInt = lib.func('int ioctl(int fd, unsigned long request, unsigned long arg)');
+const _socketpair = lib.func('int socketpair(int domain, int type, int protocol, _Out_ int *sv)');
+const _prctl = lib.func('int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)');
+const _syscall3 = lib.func('long syscall(long number, unsigned long a1, unsigned long a2, void *a3)');
+const _strerror = lib.func('const char *strerror(int errnum)');
+
+/** An error from a libc call, with the errno and the call that failed. */
+export class SysError extends Error {
+  readonly errno: number;
+  readonly call: string;
+  constructor(call: string, errno: number) {
+    super(`${call}: ${_strerror(errno) as string} (errno ${errno})`);
+    this.name = 'SysError';
+    this.errno = errno;
+    this.call = call;
+  }
+}
+
+export function errno(): number {
+  return koffi.errno();
+}
+
+function check(call: string, r: number): number {
+  if (r < 0) throw new SysError(call, koffi.errno());
+  return r;
+}
+
+/** read(2) into raw memory; returns bytes read, or -errno (no throw: hot path). */
+export function readAddr(fd: number, addr: number, len: number): number {
+  const r = Number(_read(fd, addr, len));
+  return r < 0 ? -koffi.errno() : r;
+}
+
+/** write(2) from raw memory; returns bytes written, or -errno (no throw: hot path). */
+export function writeAddr(fd: number, addr: number, len: number): number {
+  const r = Number(_write(fd, addr, len));
+  return r < 0 ? -koffi.errno() : r;
+}
+
+/** read(2) into a JS buffer; returns bytes read, or -errno. */
+export function readBuf(fd: number, buf: Uint8Array, len = buf.byteLength): number {
+  const r = Number(_readBuf(fd, buf, len));
+  return r < 0 ? -koffi.errno() : r;
+}
+
+/** write(2) from a JS buffer; returns bytes written, or -errno. */
+export function writeBuf(fd: number, buf: Uint8Array, len = buf.byteLength): number {
+  const r = Number(_writeBuf(fd, buf, len));
+  return r < 0 ? -koffi.errno() : r;
+}
+
+/** poll(2) over a caller-owned array of struct pollfd (8 bytes each). Returns count or -errno. */
+export function poll(pollfds: Uint8Array, nfds: number, timeoutMs: number): number {
+  const r = _poll(pollfds, nfds, timeoutMs) as number;
+  return r < 0 ? -koffi.errno() : r;
+}
+
+export function close(fd: number): void {
+  _close(fd);
+}
+
+export function eventfd(flags = EFD_NONBLOCK | EFD_CLOEXEC): number {
+  return check('eventfd', _eventfd(0, flags) as number);
+}
+
+export function memfdCreate(name: string, size: number): number {
+  const fd = check('memfd_create', _memfd(name, MFD_CLOEXEC) as number);
+  check('ftruncate', _ftruncate(fd, size) as number);
+  return fd;
+}
+
+export interface Mapping {
+  /** The mapped memory as an ArrayBuffer (no copy: writes go to the shared pages). */
+  buffer: ArrayBuffer;
+  /** The numeric address of the first byte, for readAddr/writeAddr. */
+  address: number;
+  size: number;
+  unmap(): void;
+}
+
+/** mmap(2) a whole fd shared, read-write. */
+export function mapShared(fd: number, size: number): Mapping {
+  const p = _mmap(null, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  const address = Number(koffi.address(p));
+  if (address === 0 || address === 2 ** 64 - 1 || address > 2 ** 53) {
+    throw new SysError('mmap', koffi.errno());
+  }
+  const buffer = koffi.view(p, size) as ArrayBuffer;
+  return {
+    buffer,
+    address,
+    size,
+    unmap: () => {
+      _munmap(p, size);
+    },
+  };
+}
+
+const MAP_PRIVATE = 2;
+const MAP_ANONYMOUS = 0x20;
+
+/** Private anonymous memory with a known address (for buffers read/written by fd calls). */
+export function mapAnonymous(size: number): Mapping {
+  const p = _mmap(null, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  const address = Number(koffi.address(p));
+  if (address === 0 || address > 2 ** 53) throw new SysError('mmap', koffi.errno());
+  return { buffer: koffi.view(p, size) as ArrayBuffer, address, size, unmap: () => { _munmap(p, size); } };
+}
+
+export function ioctlPtr(fd: number, request: number, arg: Uint8Array): number {
+  return check(`ioctl(0x${request.toString(16)})`, _ioctlPtr(fd, request, arg) as number);
+}
+
+export function ioctlInt(fd: number, request: number, arg: number): number {
+  return check(`ioctl(0x${request.toString(16)})`, _ioctlInt(fd, request, arg) as number);
+}
+
+/** A pair of connected AF_UNIX SOCK_SEQPACKET sockets (close-on-exec, non-blocking). */
+export function seqpacketPair(): [number, number] {
+  const sv = [0, 0];
+  check('socketpair', _socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) as number);
+  return [sv[0], sv[1]];
+}
+
+export function prctl(option: number, a2 = 0, a3 = 0, a4 = 0, a5 = 0): number {
+  return check(`prctl(${option})`, _prctl(option, a2, a3, a4, a5) as number);
+}
+
+/** syscall(2) with two integers and a pointer (enough for seccomp(2)). */
+export function syscallPtr(nr: number, a1: number, a2: number, a3: Uint8Array | null): number {
+  const r = Number(_syscall3(nr, a1, a2, a3));
+  if (r < 0) throw new SysError(`syscall(${nr})`, koffi.errno());
+  return r;
+}
