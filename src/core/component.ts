@@ -1,0 +1,52 @@
+// The contract between a component and the runtime that hosts it. The same
+// component code runs whatever its isolation (process, thread, inline): the
+// host builds a ComponentEnv from what init granted and calls the factory.
+import type { Counters } from './counters.ts';
+import type { Entrypoint } from './entrypoint.ts';
+import type { SessionEnd } from '../session/types.ts';
+
+export interface Logger {
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+export interface ComponentEnv {
+  /** The instance name from the config (e.g. "drv-lan"). */
+  readonly name: string;
+  /** The component's own `config` section from the gateway config, already parsed from YAML. */
+  readonly config: unknown;
+  /** Where the config came from, for error messages: file and path of this section. */
+  readonly configSource: { file: string; path: string };
+  /** Session ends granted by init, by port name. */
+  readonly sessions: ReadonlyMap<string, SessionEnd>;
+  /** Other capabilities granted by init, by name (e.g. "tap" -> fd). */
+  readonly fds: Readonly<Record<string, number>>;
+  readonly ep: Entrypoint;
+  readonly counters: Counters;
+  readonly log: Logger;
+}
+
+export interface Component {
+  /** Register pollables with env.ep; called once, after every session is connected. */
+  start(): void;
+  /** A JSON-able status for init's control API. */
+  status(): Record<string, unknown>;
+  /** The peer of session `name` restarted: the session was reset; drop state bound to it. */
+  sessionReset?(name: string): void;
+  stop?(): void;
+}
+
+export type ComponentFactory = (env: ComponentEnv) => Component;
+
+/** Thrown by a factory when its config section is invalid. */
+export class ConfigError extends Error {
+  readonly file: string;
+  readonly path: string;
+  constructor(file: string, path: string, expected: string) {
+    super(`${file}: ${path}: ${expected}`);
+    this.name = 'ConfigError';
+    this.file = file;
+    this.path = path;
+  }
+}

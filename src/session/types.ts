@@ -1,0 +1,83 @@
+// The Nic session contract, modelled on Genode's packet stream
+// (repos/os/include/os/packet_stream.h): per direction a bulk buffer, a submit
+// ring and an acknowledge ring of (offset, length) descriptors. A packet on a
+// Nic session is a 12-byte virtio_net_hdr followed by an Ethernet frame (see
+// src/net/vnet.ts), so GSO super-frames and checksum offload cross whole.
+//
+// Every transport (shared memory, socket copy, in-process) implements these
+// interfaces, so components are the same code whatever isolates them.
+import type { Pollable } from '../core/entrypoint.ts';
+
+/** Bytes of virtio_net_hdr in front of every frame on a Nic session. */
+export const VNET_HDR_LEN = 12;
+
+/** The sending half of one direction. Only one thread uses it. */
+export interface PacketSource {
+  /** The bulk memory this side writes packets into. */
+  readonly buf: Uint8Array;
+  /** The numeric address of buf[0] (for read(2) straight into the slot), or -1. */
+  readonly address: number;
+  /** The largest packet a slot holds, in bytes. */
+  readonly slotSize: number;
+  /** Reserve a slot: returns its offset in buf, or -1 when every slot is in flight. Reclaims acknowledged slots first. */
+  alloc(): number;
+  /** Give back a slot that was reserved and not submitted. */
+  release(offset: number): void;
+  /** Queue a packet (offset from alloc, length <= slotSize). The slot stays in flight until acknowledged. */
+  submit(offset: number, length: number): void;
+  /** Publish the submitted batch and wake the sink if it sleeps. Call once per batch. */
+  flush(): void;
+  /** A pollable that wakes when acknowledged slots come back (for a source that ran out); run(): reclaims. */
+  readonly spacePollable: Pollable;
+}
+
+/** The receiving half of one direction. Only one thread uses it. */
+export interface PacketSink {
+  readonly buf: Uint8Array;
+  readonly address: number;
+  /**
+   * Deliver up to `max` pending packets to fn(offset, length); each is acknowledged
+   * when fn returns (fn must copy what it keeps). Descriptors that fall outside the
+   * bulk buffer are dropped and counted, never delivered. Returns packets delivered.
+   */
+  receive(fn: (offset: number, length: number) => void, max: number): number;
+  /** Acknowledge the packets delivered so far and wake the source if it waits for space. */
+  flushAcks(): void;
+  /** True when packets are waiting. */
+  pending(): boolean;
+  /** The fd that becomes readable when the source submits while this side sleeps; -1 for in-process. */
+  readonly fd: number;
+  /** Before sleeping: ask the source to signal; returns true if packets arrived meanwhile. */
+  arm(): boolean;
+  disarm(): void;
+  /** Consume the wake-up signal (after the fd was readable). */
+  clearWakeup(): void;
+}
+
+/** One end of a Nic session, as a component sees it. */
+export interface SessionEnd {
+  /** The port name this component knows the session by (e.g. "nic", "lan"). */
+  readonly name: string;
+  readonly out: PacketSource;
+  readonly in: PacketSink;
+  /** Statistics for status reports. */
+  stats(): Record<string, number>;
+  /** Forget all in-flight state after the peer restarted (both rings empty, all slots free). */
+  reset(): void;
+  close(): void;
+}
+
+/** How a session crosses the isolation boundary. */
+export type TransportKind = 'shm' | 'socket' | 'local';
+
+/** What init hands a component for one session end (JSON; fds are inherited). */
+export interface SessionGrant {
+  name: string;
+  transport: TransportKind;
+  /** shm: 0 = the side that created the layout header ("a"), 1 = the other ("b"). */
+  side: 0 | 1;
+  slots: number;
+  slotSize: number;
+  /** Inherited fds: shm = [memfd, efd a->b submit, efd a->b ack, efd b->a submit, efd b->a ack]; socket = [socket]. */
+  fds: number[];
+}
