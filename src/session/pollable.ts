@@ -11,7 +11,10 @@ export function sinkPollable(
   budget = 64,
 ): Pollable {
   return {
-    fd: sink.fd,
+    // A getter: a sink may stop offering its fd (a socket that hung up reports -1).
+    get fd(): number {
+      return sink.fd;
+    },
     pending: () => sink.pending(),
     arm: () => sink.arm(),
     disarm: () => sink.disarm(),

@@ -16,6 +16,12 @@ export const O_NONBLOCK = 0o4000;
 export const EFD_NONBLOCK = 0o4000;
 export const EFD_CLOEXEC = 0o2000000;
 export const MFD_CLOEXEC = 1;
+export const MFD_ALLOW_SEALING = 2;
+export const F_ADD_SEALS = 1033;
+export const F_GET_SEALS = 1034;
+export const F_SEAL_SEAL = 1;
+export const F_SEAL_SHRINK = 2;
+export const F_SEAL_GROW = 4;
 export const PROT_READ = 1;
 export const PROT_WRITE = 2;
 export const MAP_SHARED = 1;
@@ -41,6 +47,7 @@ const _close = lib.func('int close(int fd)');
 const _eventfd = lib.func('int eventfd(unsigned int initval, int flags)');
 const _memfd = lib.func('int memfd_create(const char *name, unsigned int flags)');
 const _ftruncate = lib.func('int ftruncate(int fd, long length)');
+const _fcntl = lib.func('int fcntl(int fd, int cmd, ...)');
 const _mmap = lib.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset)');
 const _munmap = lib.func('int munmap(void *addr, size_t length)');
 const _ioctlPtr = lib.func('int ioctl(int fd, unsigned long request, void *arg)');
@@ -113,6 +120,23 @@ export function memfdCreate(name: string, size: number): number {
   const fd = check('memfd_create', _memfd(name, MFD_CLOEXEC) as number);
   check('ftruncate', _ftruncate(fd, size) as number);
   return fd;
+}
+
+/**
+ * A memfd of `size` bytes sealed against shrinking and growing (and further
+ * sealing): a peer that holds it can never truncate it under the other
+ * side's mapping (which would make that side fault with SIGBUS).
+ */
+export function memfdCreateSealed(name: string, size: number): number {
+  const fd = check('memfd_create', _memfd(name, MFD_CLOEXEC | MFD_ALLOW_SEALING) as number);
+  check('ftruncate', _ftruncate(fd, size) as number);
+  check('fcntl(F_ADD_SEALS)', _fcntl(fd, F_ADD_SEALS, 'int', F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) as number);
+  return fd;
+}
+
+/** The seals of a memfd (F_SEAL_* bits). */
+export function memfdSeals(fd: number): number {
+  return check('fcntl(F_GET_SEALS)', _fcntl(fd, F_GET_SEALS, 'int', 0) as number);
 }
 
 export interface Mapping {

@@ -1,0 +1,117 @@
+// nic-driver: moves frames between one TAP device and one Nic session.
+// It holds exactly two capabilities: the TAP fd (opened and configured by
+// init) and its session end. Frames go straight from read(2) into a session
+// slot and from a session slot into write(2): no copy in JavaScript.
+import type { Component, ComponentEnv } from '../../core/component.ts';
+import type { Pollable } from '../../core/entrypoint.ts';
+import { sinkPollable } from '../../session/pollable.ts';
+import { VNET_HDR_LEN } from '../../session/types.ts';
+import { EAGAIN, EINTR, readAddr, writeAddr } from '../../sys/libc.ts';
+
+/** Frames read from the TAP per entrypoint turn before others get a go. */
+const RX_BUDGET = 64;
+/** Shortest frame worth forwarding: vnet header + Ethernet header. */
+const MIN_FRAME = VNET_HDR_LEN + 14;
+
+export default function create(env: ComponentEnv): Component {
+  const tap = env.fds.tap;
+  const nic = env.sessions.get('nic');
+  if (tap === undefined || nic === undefined) throw new Error('nic-driver needs the "tap" device and the "nic" session');
+  const out = nic.out;
+  const c = env.counters;
+  const rxFrames = c.define('rx.frames');
+  const rxBytes = c.define('rx.bytes');
+  const txFrames = c.define('tx.frames');
+  const txBytes = c.define('tx.bytes');
+  const rxBlocked = c.define('rx.session-full');
+  const dropRunt = c.dropReason('rx-runt');
+  const dropRxErr = c.dropReason('tap-read-error');
+  const dropTxBusy = c.dropReason('tap-write-busy');
+  const dropTxErr = c.dropReason('tap-write-rejected');
+  const dropTxRunt = c.dropReason('tx-runt');
+  let lastRxError = 0;
+  let lastTxError = 0;
+  /** No free slot: stop reading the TAP (the kernel queues, then drops) until acks return. */
+  let blocked = false;
+
+  const tapRx: Pollable = {
+    fd: tap,
+    active: () => !blocked,
+    run(): number {
+      let n = 0;
+      while (n < RX_BUDGET) {
+        const off = out.alloc();
+        if (off < 0) {
+          blocked = true;
+          c.add(rxBlocked);
+          break;
+        }
+        const len = readAddr(tap, out.address + off, out.slotSize);
+        if (len < 0) {
+          out.release(off);
+          if (len === -EAGAIN || len === -EINTR) break;
+          c.add(dropRxErr);
+          lastRxError = -len;
+          break;
+        }
+        if (len < MIN_FRAME) {
+          out.release(off);
+          c.add(dropRunt);
+          continue;
+        }
+        out.submit(off, len);
+        c.add(rxFrames);
+        c.add(rxBytes, len - VNET_HDR_LEN);
+        n++;
+      }
+      if (n > 0) out.flush();
+      return n;
+    },
+  };
+
+  const space = out.spacePollable;
+  const spaceWait: Pollable = {
+    fd: space.fd,
+    active: () => blocked,
+    pending: () => blocked && (space.pending?.() ?? false),
+    arm: () => blocked && (space.arm?.() ?? false),
+    disarm: () => space.disarm?.(),
+    run(readable: boolean): number {
+      space.run(readable);
+      blocked = false;
+      return 0;
+    },
+  };
+
+  const tx = sinkPollable(nic.in, (off, len) => {
+    if (len < MIN_FRAME) {
+      c.add(dropTxRunt);
+      return;
+    }
+    const w = writeAddr(tap, nic.in.address + off, len);
+    if (w < 0) {
+      if (w === -EAGAIN) c.add(dropTxBusy);
+      else {
+        c.add(dropTxErr);
+        lastTxError = -w;
+      }
+      return;
+    }
+    c.add(txFrames);
+    c.add(txBytes, len - VNET_HDR_LEN);
+  });
+
+  return {
+    start() {
+      env.ep.add(tapRx);
+      env.ep.add(spaceWait);
+      env.ep.add(tx);
+    },
+    status() {
+      return { blocked, lastRxErrno: lastRxError, lastTxErrno: lastTxError };
+    },
+    sessionReset() {
+      blocked = false;
+    },
+  };
+}

@@ -1,0 +1,289 @@
+// The router's config section: validated once, with defaults stated here and
+// in README.md, into a plain immutable object the router runs on. Every
+// mistake is a ConfigError naming the exact path and what was expected.
+import { ConfigError } from '../../core/component.ts';
+import {
+  broadcastOf, formatIpv4, inPrefix, isLocalUnicastMacByte, networkOf, parseIpv4, parseIpv4Cidr,
+  parseMacPrefix, prefixesOverlap, prefixMask,
+} from '../../net/addr.ts';
+
+export const DEFAULTS = {
+  macPrefix: '02',
+  arp: { timeoutS: 300, retryMs: 1000, maxTries: 3, maxPending: 32, pendingPool: 64 },
+  conntrack: { max: 16384, tcpEstablishedS: 7200, tcpTransitoryS: 30, tcpClosedS: 10, udpS: 60, icmpS: 10 },
+  natPorts: { first: 49152, last: 65535 },
+  verifyChecksums: true,
+} as const;
+
+/** A policy entry: new connections from the owning domain may go to `to`. */
+export interface ForwardRule {
+  /** Target domain index. */
+  readonly to: number;
+  readonly toName: string;
+  /** Masquerade the source to the target domain's address. */
+  readonly nat: boolean;
+}
+
+export interface DomainConfig {
+  readonly name: string;
+  readonly index: number;
+  /** The router's own address in this domain (u32). */
+  readonly address: number;
+  readonly prefix: number;
+  readonly mask: number;
+  readonly network: number;
+  readonly broadcast: number;
+  /** Default-route next hop (u32), or -1 when this domain is not the default route. */
+  readonly gateway: number;
+  /** The router's MAC in this domain (locally administered, derived from names). */
+  readonly mac: Uint8Array;
+  readonly forward: readonly ForwardRule[];
+}
+
+export interface RouterConfig {
+  readonly domains: readonly DomainConfig[];
+  readonly arp: {
+    readonly timeoutMs: number;
+    readonly retryMs: number;
+    readonly maxTries: number;
+    readonly maxPending: number;
+    readonly pendingPool: number;
+  };
+  readonly conntrack: {
+    readonly max: number;
+    readonly tcpEstablishedMs: number;
+    readonly tcpTransitoryMs: number;
+    readonly tcpClosedMs: number;
+    readonly udpMs: number;
+    readonly icmpMs: number;
+  };
+  readonly natPorts: { readonly first: number; readonly last: number };
+  readonly verifyChecksums: boolean;
+}
+
+export interface ConfigSource {
+  readonly file: string;
+  readonly path: string;
+}
+
+const NAME_RE = /^[A-Za-z][A-Za-z0-9_-]*$/;
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function keyPath(base: string, key: string): string {
+  const k = NAME_RE.test(key) ? key : JSON.stringify(key);
+  const seg = NAME_RE.test(key) ? `.${k}` : `[${k}]`;
+  return base === '' ? (NAME_RE.test(key) ? k : seg) : base + seg;
+}
+
+class Checker {
+  readonly file: string;
+  constructor(file: string) {
+    this.file = file;
+  }
+  fail(path: string, expected: string): never {
+    throw new ConfigError(this.file, path, expected);
+  }
+  record(v: unknown, path: string, known: readonly string[], what: string): Record<string, unknown> {
+    if (!isRecord(v)) this.fail(path, `expected ${what}`);
+    for (const k of Object.keys(v)) {
+      if (!known.includes(k)) this.fail(keyPath(path, k), `unknown key (expected one of: ${known.join(', ')})`);
+    }
+    return v;
+  }
+  int(v: unknown, path: string, def: number, min: number, max: number): number {
+    if (v === undefined) return def;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+      this.fail(path, `expected an integer from ${min} to ${max}`);
+    }
+    return v;
+  }
+  bool(v: unknown, path: string, def: boolean): boolean {
+    if (v === undefined) return def;
+    if (typeof v !== 'boolean') this.fail(path, 'expected true or false');
+    return v;
+  }
+}
+
+/** 32-bit FNV-1a with a chosen basis. */
+function fnv1a(text: string, basis: number): number {
+  let h = basis >>> 0;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h >>> 0;
+}
+
+/**
+ * The domain's MAC: the prefix bytes, then bytes of a hash of
+ * "<component>/<domain>[/<attempt>]". Deterministic across restarts, so hosts
+ * keep their ARP entries when the router restarts.
+ */
+export function deriveMac(prefix: Uint8Array, component: string, domain: string, attempt = 0): Uint8Array {
+  const seed = attempt === 0 ? `${component}/${domain}` : `${component}/${domain}/${attempt}`;
+  const h1 = fnv1a(seed, 0x811c9dc5);
+  const h2 = fnv1a(seed, 0x050c5d1f);
+  const hash = [h1 >>> 24, (h1 >>> 16) & 0xff, (h1 >>> 8) & 0xff, h1 & 0xff, h2 >>> 24, (h2 >>> 16) & 0xff];
+  const mac = new Uint8Array(6);
+  mac.set(prefix);
+  for (let i = prefix.length; i < 6; i++) mac[i] = hash[i - prefix.length];
+  return mac;
+}
+
+/** Parse "49152-65535" (or one port "5000"). */
+function parsePortRange(v: unknown): { first: number; last: number } | undefined {
+  if (typeof v !== 'string') return undefined;
+  const m = /^\s*([0-9]{1,5})\s*(?:-\s*([0-9]{1,5})\s*)?$/.exec(v);
+  if (m === null) return undefined;
+  const first = Number(m[1]);
+  const last = Number(m[2] ?? m[1]);
+  if (first < 1 || last > 65535 || first > last) return undefined;
+  return { first, last };
+}
+
+/**
+ * Validate the router's config section. `source.path` is where the section
+ * sits in the gateway config (e.g. "components[2].config"); error paths extend it.
+ */
+export function parseRouterConfig(raw: unknown, componentName: string, source: ConfigSource): RouterConfig {
+  const c: Checker = new Checker(source.file);
+  const base = source.path;
+  const at = (...keys: string[]): string => keys.reduce((p, k) => keyPath(p, k), base);
+  const root = c.record(raw, base, ['domains', 'mac-prefix', 'arp', 'conntrack', 'nat-ports', 'verify-checksums'],
+    'a mapping with at least "domains"');
+
+  // mac-prefix
+  let macPrefix = parseMacPrefix(DEFAULTS.macPrefix) as Uint8Array;
+  if (root['mac-prefix'] !== undefined) {
+    const p = typeof root['mac-prefix'] === 'string' ? parseMacPrefix(root['mac-prefix']) : undefined;
+    if (p === undefined || !isLocalUnicastMacByte(p[0])) {
+      c.fail(at('mac-prefix'), 'expected 1 to 5 hex bytes like "02:6d", first byte locally administered unicast (second-lowest bit set, lowest clear)');
+    }
+    macPrefix = p;
+  }
+
+  // domains, first pass: addresses
+  const rawDomains = root.domains;
+  if (!isRecord(rawDomains) || Object.keys(rawDomains).length === 0) {
+    c.fail(at('domains'), 'expected a mapping of domain name to domain settings, at least one domain');
+  }
+  const names = Object.keys(rawDomains);
+  interface Draft { name: string; address: number; prefix: number; gateway: number; rawForward: unknown }
+  const drafts: Draft[] = [];
+  let defaultDomain = '';
+  for (const name of names) {
+    const p = at('domains', name);
+    if (!NAME_RE.test(name)) c.fail(p, 'expected a domain name of letters, digits, "-" or "_", starting with a letter');
+    const d = c.record(rawDomains[name], p, ['address', 'gateway', 'forward'], 'a mapping with "address"');
+    const cidr = typeof d.address === 'string' ? parseIpv4Cidr(d.address) : undefined;
+    if (cidr === undefined || cidr.prefix < 1 || cidr.prefix > 30) {
+      c.fail(at('domains', name, 'address'), 'expected an IPv4 address with prefix like 198.18.0.1/24 (prefix 1 to 30)');
+    }
+    const net = networkOf(cidr.address, cidr.prefix);
+    const bc = broadcastOf(cidr.address, cidr.prefix);
+    if (cidr.address === net || cidr.address === bc) {
+      c.fail(at('domains', name, 'address'), `expected a host address, not the network or broadcast address of ${formatIpv4(net)}/${cidr.prefix}`);
+    }
+    let gateway = -1;
+    if (d.gateway !== undefined) {
+      const g = typeof d.gateway === 'string' ? parseIpv4(d.gateway) : undefined;
+      if (g === undefined) c.fail(at('domains', name, 'gateway'), 'expected an IPv4 address like 198.19.0.254');
+      if (!inPrefix(g, net, prefixMask(cidr.prefix)) || g === net || g === bc || g === cidr.address) {
+        c.fail(at('domains', name, 'gateway'), `expected a host address inside ${formatIpv4(net)}/${cidr.prefix} other than the router's own`);
+      }
+      if (defaultDomain !== '') {
+        c.fail(at('domains', name, 'gateway'), `expected at most one domain with a gateway (the default route); "${defaultDomain}" has one already`);
+      }
+      defaultDomain = name;
+      gateway = g;
+    }
+    for (const o of drafts) {
+      if (prefixesOverlap(cidr.address, cidr.prefix, o.address, o.prefix)) {
+        c.fail(at('domains', name, 'address'), `expected a prefix that does not overlap domain "${o.name}" (${formatIpv4(o.address)}/${o.prefix})`);
+      }
+    }
+    drafts.push({ name, address: cidr.address, prefix: cidr.prefix, gateway, rawForward: d.forward });
+  }
+
+  // domains, second pass: MACs and forward rules
+  const domains: DomainConfig[] = [];
+  const macs = new Set<string>();
+  drafts.forEach((d, index) => {
+    let mac = deriveMac(macPrefix, componentName, d.name);
+    for (let attempt = 1; macs.has(mac.join(',')) && attempt < 100; attempt++) mac = deriveMac(macPrefix, componentName, d.name, attempt);
+    macs.add(mac.join(','));
+    const forward: ForwardRule[] = [];
+    if (d.rawForward !== undefined) {
+      const fp = at('domains', d.name, 'forward');
+      if (!Array.isArray(d.rawForward)) c.fail(fp, 'expected a list of rules like [{ to: wan, nat: true }]');
+      d.rawForward.forEach((r: unknown, i: number) => {
+        const rp = `${fp}[${i}]`;
+        const rule = c.record(r, rp, ['to', 'nat'], 'a rule like { to: wan, nat: true }');
+        const to = rule.to;
+        const toIndex = typeof to === 'string' ? names.indexOf(to) : -1;
+        if (typeof to !== 'string' || toIndex < 0 || to === d.name) {
+          c.fail(`${rp}.to`, `expected the name of another domain (one of: ${names.filter((n) => n !== d.name).join(', ') || 'none'})`);
+        }
+        if (forward.some((f) => f.to === toIndex)) c.fail(`${rp}.to`, `expected each target once; "${to}" is listed twice`);
+        forward.push({ to: toIndex, toName: to, nat: c.bool(rule.nat, `${rp}.nat`, false) });
+      });
+    }
+    domains.push({
+      name: d.name,
+      index,
+      address: d.address,
+      prefix: d.prefix,
+      mask: prefixMask(d.prefix),
+      network: networkOf(d.address, d.prefix),
+      broadcast: broadcastOf(d.address, d.prefix),
+      gateway: d.gateway,
+      mac,
+      forward,
+    });
+  });
+
+  // arp
+  const A = DEFAULTS.arp;
+  const arpRaw = root.arp === undefined ? {} : c.record(root.arp, at('arp'),
+    ['timeout-s', 'retry-ms', 'max-tries', 'max-pending', 'pending-pool'], 'a mapping');
+  const arp = {
+    timeoutMs: c.int(arpRaw['timeout-s'], at('arp', 'timeout-s'), A.timeoutS, 1, 86400) * 1000,
+    retryMs: c.int(arpRaw['retry-ms'], at('arp', 'retry-ms'), A.retryMs, 10, 60000),
+    maxTries: c.int(arpRaw['max-tries'], at('arp', 'max-tries'), A.maxTries, 1, 100),
+    maxPending: c.int(arpRaw['max-pending'], at('arp', 'max-pending'), A.maxPending, 0, 4096),
+    pendingPool: c.int(arpRaw['pending-pool'], at('arp', 'pending-pool'), A.pendingPool, 0, 65536),
+  };
+
+  // conntrack
+  const T = DEFAULTS.conntrack;
+  const ctRaw = root.conntrack === undefined ? {} : c.record(root.conntrack, at('conntrack'),
+    ['max', 'tcp-established-s', 'tcp-transitory-s', 'tcp-closed-s', 'udp-s', 'icmp-s'], 'a mapping');
+  const day = 86400 * 7;
+  const conntrack = {
+    max: c.int(ctRaw.max, at('conntrack', 'max'), T.max, 1, 1 << 22),
+    tcpEstablishedMs: c.int(ctRaw['tcp-established-s'], at('conntrack', 'tcp-established-s'), T.tcpEstablishedS, 1, day) * 1000,
+    tcpTransitoryMs: c.int(ctRaw['tcp-transitory-s'], at('conntrack', 'tcp-transitory-s'), T.tcpTransitoryS, 1, day) * 1000,
+    tcpClosedMs: c.int(ctRaw['tcp-closed-s'], at('conntrack', 'tcp-closed-s'), T.tcpClosedS, 1, day) * 1000,
+    udpMs: c.int(ctRaw['udp-s'], at('conntrack', 'udp-s'), T.udpS, 1, day) * 1000,
+    icmpMs: c.int(ctRaw['icmp-s'], at('conntrack', 'icmp-s'), T.icmpS, 1, day) * 1000,
+  };
+
+  // nat-ports
+  let natPorts: { first: number; last: number } = { ...DEFAULTS.natPorts };
+  if (root['nat-ports'] !== undefined) {
+    const r = parsePortRange(root['nat-ports']);
+    if (r === undefined) c.fail(at('nat-ports'), 'expected a port range like "49152-65535" (1 to 65535, first <= last)');
+    natPorts = r;
+  }
+
+  return {
+    domains,
+    arp,
+    conntrack,
+    natPorts,
+    verifyChecksums: c.bool(root['verify-checksums'], at('verify-checksums'), DEFAULTS.verifyChecksums),
+  };
+}

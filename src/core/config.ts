@@ -1,0 +1,287 @@
+// The gateway configuration: YAML in, a validated GatewayConfig out.
+//
+// Every error names the file, the line, the path inside the document and what
+// was expected, e.g.
+//   gateway.yaml:14: components[1].isolation: expected one of process, thread, inline (got "proces")
+// Defaults are stated once, here, and documented in docs/CONFIG.md.
+import { readFileSync } from 'node:fs';
+import { LineCounter, parseDocument, isNode } from 'yaml';
+import { componentTypes } from '../components/registry.ts';
+
+export type Isolation = 'process' | 'thread' | 'inline';
+export const ISOLATIONS: readonly Isolation[] = ['process', 'thread', 'inline'];
+export type SessionTransport = 'shm' | 'socket';
+
+export interface TapDeviceSpec {
+  name: string;
+  kind: 'tap';
+  ifname: string;
+  /** Move the device into this network namespace once created (it becomes that host's NIC). */
+  netns: string | undefined;
+  /** virtio-net header with TSO/GSO and checksum offload. */
+  offload: boolean;
+  path: string;
+}
+
+export interface ComponentSpec {
+  name: string;
+  type: string;
+  isolation: Isolation;
+  /** Capability name inside the component -> device name in `devices`. */
+  devices: Record<string, string>;
+  config: unknown;
+  path: string;
+  index: number;
+}
+
+export interface SessionEndpoint {
+  component: string;
+  port: string;
+}
+
+export interface SessionSpec {
+  a: SessionEndpoint;
+  b: SessionEndpoint;
+  transport: SessionTransport;
+  slots: number;
+  slotSize: number;
+  path: string;
+}
+
+export interface GatewayConfig {
+  file: string;
+  control: { host: string; port: number };
+  sandbox: { uidBase: number; maxOldSpaceMb: number };
+  devices: Map<string, TapDeviceSpec>;
+  components: ComponentSpec[];
+  sessions: SessionSpec[];
+}
+
+export const DEFAULTS = {
+  controlHost: '127.0.0.1',
+  controlPort: 7460,
+  uidBase: 61000,
+  maxOldSpaceMb: 256,
+  transport: 'shm' as SessionTransport,
+  slots: 256,
+  // 64 KiB GSO frame + Ethernet header + virtio_net_hdr, rounded up.
+  slotSize: 65536 + 512,
+};
+
+export class ConfigFileError extends Error {
+  readonly code = 'MG_CONFIG_INVALID';
+  readonly file: string;
+  readonly path: string;
+  constructor(file: string, line: number | undefined, path: string, expected: string) {
+    super(`${file}${line !== undefined ? `:${line}` : ''}: ${path || '(top level)'}: ${expected}`);
+    this.name = 'ConfigFileError';
+    this.file = file;
+    this.path = path;
+  }
+}
+
+const NAME_RE = /^[a-z][a-z0-9-]{0,31}$/;
+const IFNAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;
+const NETNS_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+type Obj = Record<string, unknown>;
+
+/** Reads values out of a parsed document, tracking paths and source lines for errors. */
+class Reader {
+  readonly file: string;
+  #lineOf: (path: (string | number)[]) => number | undefined;
+  constructor(file: string, lineOf: (path: (string | number)[]) => number | undefined) {
+    this.file = file;
+    this.#lineOf = lineOf;
+  }
+
+  fail(path: (string | number)[], expected: string): never {
+    throw new ConfigFileError(this.file, this.#lineOf(path), fmtPath(path), expected);
+  }
+
+  obj(v: unknown, path: (string | number)[], known: readonly string[]): Obj {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) this.fail(path, `expected a mapping${got(v)}`);
+    for (const k of Object.keys(v as Obj)) {
+      if (!known.includes(k)) this.fail([...path, k], `unknown key; expected one of ${known.join(', ')}`);
+    }
+    return v as Obj;
+  }
+
+  str(v: unknown, path: (string | number)[], re?: RegExp, what = 'a string'): string {
+    if (typeof v !== 'string' || (re !== undefined && !re.test(v))) this.fail(path, `expected ${what}${got(v)}`);
+    return v;
+  }
+
+  int(v: unknown, path: (string | number)[], min: number, max: number): number {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+      this.fail(path, `expected an integer from ${min} to ${max}${got(v)}`);
+    }
+    return v;
+  }
+
+  bool(v: unknown, path: (string | number)[]): boolean {
+    if (typeof v !== 'boolean') this.fail(path, `expected true or false${got(v)}`);
+    return v;
+  }
+
+  oneOf<T extends string>(v: unknown, path: (string | number)[], options: readonly T[]): T {
+    if (typeof v !== 'string' || !(options as readonly string[]).includes(v)) {
+      this.fail(path, `expected one of ${options.join(', ')}${got(v)}`);
+    }
+    return v as T;
+  }
+}
+
+function got(v: unknown): string {
+  if (v === undefined) return ' (missing)';
+  const s = JSON.stringify(v);
+  return ` (got ${s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s})`;
+}
+
+export function fmtPath(path: (string | number)[]): string {
+  let out = '';
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out === '' ? p : `.${p}`;
+  return out;
+}
+
+/** Load and validate a gateway config file. Throws ConfigFileError. */
+export function loadConfig(file: string): GatewayConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigFileError(file, undefined, '', `cannot read the file: ${(e as Error).message}`);
+  }
+  return parseConfig(text, file);
+}
+
+export function parseConfig(text: string, file: string): GatewayConfig {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0];
+    const line = e.linePos?.[0]?.line;
+    throw new ConfigFileError(file, line, '', `YAML syntax error: ${e.message.split('\n')[0]}`);
+  }
+  const lineOf = (path: (string | number)[]): number | undefined => {
+    for (let n = path.length; n >= 0; n--) {
+      const node = doc.getIn(path.slice(0, n), true);
+      if (isNode(node) && node.range) return lc.linePos(node.range[0]).line;
+    }
+    return undefined;
+  };
+  const r = new Reader(file, lineOf);
+  const root = r.obj(doc.toJS(), [], ['control', 'sandbox', 'devices', 'components', 'sessions']);
+
+  const control = { host: DEFAULTS.controlHost, port: DEFAULTS.controlPort };
+  if (root.control !== undefined) {
+    const c = r.obj(root.control, ['control'], ['listen']);
+    if (c.listen !== undefined) {
+      const s = r.str(c.listen, ['control', 'listen'], /^(127\.\d+\.\d+\.\d+|localhost|\[::1\]):\d+$/, 'a loopback address and port like 127.0.0.1:7460');
+      const i = s.lastIndexOf(':');
+      control.host = s.slice(0, i).replace(/^\[|\]$/g, '');
+      control.port = r.int(Number(s.slice(i + 1)), ['control', 'listen'], 0, 65535);
+    }
+  }
+
+  const sandbox = { uidBase: DEFAULTS.uidBase, maxOldSpaceMb: DEFAULTS.maxOldSpaceMb };
+  if (root.sandbox !== undefined) {
+    const s = r.obj(root.sandbox, ['sandbox'], ['uid-base', 'max-old-space-mb']);
+    if (s['uid-base'] !== undefined) sandbox.uidBase = r.int(s['uid-base'], ['sandbox', 'uid-base'], 1000, 2 ** 31 - 1024);
+    if (s['max-old-space-mb'] !== undefined) sandbox.maxOldSpaceMb = r.int(s['max-old-space-mb'], ['sandbox', 'max-old-space-mb'], 32, 16384);
+  }
+
+  const devices = new Map<string, TapDeviceSpec>();
+  if (root.devices !== undefined) {
+    const ds = r.obj(root.devices, ['devices'], Object.keys((root.devices ?? {}) as Obj));
+    for (const [name, v] of Object.entries(ds)) {
+      const p = ['devices', name];
+      r.str(name, p, NAME_RE, 'a device name of lower-case letters, digits and -');
+      const d = r.obj(v, p, ['kind', 'ifname', 'netns', 'offload']);
+      r.oneOf(d.kind ?? 'tap', [...p, 'kind'], ['tap'] as const);
+      const ifname = r.str(d.ifname, [...p, 'ifname'], IFNAME_RE, 'a Linux interface name of at most 15 characters');
+      const netns = d.netns === undefined ? undefined : r.str(d.netns, [...p, 'netns'], NETNS_RE, 'a network namespace name');
+      const offload = d.offload === undefined ? true : r.bool(d.offload, [...p, 'offload']);
+      for (const other of devices.values()) {
+        if (other.ifname === ifname) r.fail([...p, 'ifname'], `a unique interface name ("${ifname}" is also used by devices.${other.name})`);
+      }
+      devices.set(name, { name, kind: 'tap', ifname, netns, offload, path: fmtPath(p) });
+    }
+  }
+
+  if (!Array.isArray(root.components) || root.components.length === 0) {
+    r.fail(['components'], `expected a non-empty list of components${got(root.components)}`);
+  }
+  const components: ComponentSpec[] = [];
+  const byName = new Map<string, ComponentSpec>();
+  const usedDevices = new Map<string, string>();
+  (root.components as unknown[]).forEach((v, index) => {
+    const p: (string | number)[] = ['components', index];
+    const c = r.obj(v, p, ['name', 'type', 'isolation', 'devices', 'config']);
+    const name = r.str(c.name, [...p, 'name'], NAME_RE, 'a component name of lower-case letters, digits and - (at most 32)');
+    if (byName.has(name)) r.fail([...p, 'name'], `a unique name ("${name}" is used twice)`);
+    const type = r.oneOf(c.type, [...p, 'type'], Object.keys(componentTypes));
+    const isolation = c.isolation === undefined ? 'process' : r.oneOf(c.isolation, [...p, 'isolation'], ISOLATIONS);
+    const devs: Record<string, string> = {};
+    if (c.devices !== undefined) {
+      const dv = r.obj(c.devices, [...p, 'devices'], componentTypes[type].devices);
+      for (const [cap, dev] of Object.entries(dv)) {
+        const dn = r.str(dev, [...p, 'devices', cap]);
+        if (!devices.has(dn)) r.fail([...p, 'devices', cap], `the name of a device in devices (no device "${dn}")`);
+        const user = usedDevices.get(dn);
+        if (user !== undefined) r.fail([...p, 'devices', cap], `a device no other component holds ("${dn}" is already granted to ${user})`);
+        usedDevices.set(dn, name);
+        devs[cap] = dn;
+      }
+    }
+    for (const need of componentTypes[type].devices) {
+      if (devs[need] === undefined) r.fail([...p, 'devices', need], `a device for capability "${need}", which a ${type} needs`);
+    }
+    const spec: ComponentSpec = { name, type, isolation, devices: devs, config: c.config ?? {}, path: fmtPath(p), index };
+    const validate = componentTypes[type].validate;
+    if (validate !== undefined) validate(spec.config, file, fmtPath([...p, 'config']), lineOf([...p, 'config']));
+    components.push(spec);
+    byName.set(name, spec);
+  });
+
+  const sessions: SessionSpec[] = [];
+  const usedPorts = new Map<string, string>();
+  const sessionList = root.sessions === undefined ? [] : root.sessions;
+  if (!Array.isArray(sessionList)) r.fail(['sessions'], `expected a list of sessions${got(root.sessions)}`);
+  (sessionList as unknown[]).forEach((v, i) => {
+    const p: (string | number)[] = ['sessions', i];
+    const s = r.obj(v, p, ['between', 'transport', 'slots', 'slot-size']);
+    if (!Array.isArray(s.between) || s.between.length !== 2) {
+      r.fail([...p, 'between'], `expected two endpoints like [drv-lan.nic, router.lan]${got(s.between)}`);
+    }
+    const ends = (s.between as unknown[]).map((e, k) => {
+      const ep = [...p, 'between', k];
+      const t = r.str(e, ep, /^[a-z][a-z0-9-]*\.[a-z][a-z0-9-]*$/, 'an endpoint COMPONENT.PORT like router.lan');
+      const [component, port] = t.split('.');
+      const spec = byName.get(component);
+      if (spec === undefined) r.fail(ep, `the name of a component (no component "${component}")`);
+      const ports = componentTypes[spec.type].ports;
+      if (ports !== undefined && !ports.includes(port)) r.fail(ep, `a port of ${spec.type}: one of ${ports.join(', ')}`);
+      if (usedPorts.has(t)) r.fail(ep, `a port used by one session only ("${t}" is also in ${usedPorts.get(t)})`);
+      usedPorts.set(t, fmtPath(p));
+      return { component, port };
+    });
+    if (ends[0].component === ends[1].component) r.fail([...p, 'between'], 'two different components');
+    const transport = s.transport === undefined ? DEFAULTS.transport : r.oneOf(s.transport, [...p, 'transport'], ['shm', 'socket'] as const);
+    const slots = s.slots === undefined ? DEFAULTS.slots : r.int(s.slots, [...p, 'slots'], 2, 65536);
+    if ((slots & (slots - 1)) !== 0) r.fail([...p, 'slots'], `a power of two${got(slots)}`);
+    const slotSize = s['slot-size'] === undefined ? DEFAULTS.slotSize : r.int(s['slot-size'], [...p, 'slot-size'], 2048, 1 << 20);
+    sessions.push({ a: ends[0], b: ends[1], transport, slots, slotSize, path: fmtPath(p) });
+  });
+
+  // Every port a component type requires must be connected.
+  for (const c of components) {
+    for (const port of componentTypes[c.type].requiredPorts?.(c.config) ?? []) {
+      if (!usedPorts.has(`${c.name}.${port}`)) {
+        r.fail(['sessions'], `a session for ${c.name}.${port} (the ${c.type} "${c.name}" needs it)`);
+      }
+    }
+  }
+
+  return { file, control, sandbox, devices, components, sessions };
+}

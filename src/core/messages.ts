@@ -1,0 +1,41 @@
+// Messages between init and a component host over the control channel (Node
+// IPC, JSON). Everything a component is granted arrives in `bootstrap`; fds
+// are inherited at spawn, the message only names them.
+import type { SessionGrant } from '../session/types.ts';
+
+export interface ComponentGrant {
+  name: string;
+  type: string;
+  module: string;
+  config: unknown;
+  configSource: { file: string; path: string };
+  sessions: SessionGrant[];
+  fds: Record<string, number>;
+}
+
+export type InitToHost =
+  | { type: 'bootstrap'; components: ComponentGrant[] }
+  | { type: 'status'; id: number }
+  | { type: 'session-reset'; id: number; component: string; session: string }
+  | { type: 'stop' };
+
+export type HostToInit =
+  | { type: 'hello'; pid: number }
+  | { type: 'ready' }
+  | { type: 'fatal'; message: string }
+  | { type: 'status'; id: number; components: ComponentReport[] }
+  | { type: 'session-reset-done'; id: number; error?: string };
+
+export interface ComponentReport {
+  name: string;
+  status: Record<string, unknown>;
+  counters: Record<string, number>;
+  sessions: Record<string, Record<string, number>>;
+  loop: { turns: number; sleeps: number; idleNs: string; busyNs: string; yields: number };
+  rssBytes: number;
+}
+
+/** fd number of the control channel in a component host (stdio index of 'ipc'). */
+export const CONTROL_FD = 3;
+/** First fd number of inherited capabilities in a component host. */
+export const FIRST_CAP_FD = 4;

@@ -1,0 +1,171 @@
+// `microgate lab up|down|status`: build, remove and list lab topologies.
+// Exit codes: 0 success, 1 failure, 2 usage error. Errors go to stderr as
+// "microgate lab: <message>".
+import { parseArgs } from 'node:util';
+import { labDown, labStatus, labUp, type LabInfo, type LabStatus } from './lab.ts';
+import { GATEWAY_KINDS, LAB_NAME_RE, LABS_DIR, type GatewayKind } from './plan.ts';
+
+export const LAB_HELP = `Usage: microgate lab COMMAND [options]
+
+Build network-namespace labs: a lan host and a wan host joined by a gateway,
+either microgate or the Linux reference (kernel forwarding + nftables). Needs root.
+
+Commands:
+  up --name NAME [--gateway microgate|linux] [--json]   build a lab
+  down --name NAME                                      remove a lab (also a half-built one)
+  status [--json]                                       list labs and whether they are alive
+
+Run "microgate lab COMMAND --help" for details.`;
+
+const UP_HELP = `Usage: microgate lab up --name NAME [--gateway microgate|linux] [--json]
+
+Build lab NAME (1-8 characters: a lower-case letter, then lower-case letters or digits):
+  namespaces  mg-NAME-lan (host 198.18.0.2/24, default via 198.18.0.1)
+              mg-NAME-wan (host 198.19.0.2/24, connected route only)
+              mg-NAME-gw  (Linux gateway only: 198.18.0.1 and 198.19.0.1, nftables table "microgate")
+  interfaces  mgNAMEl, mgNAMEw (the hosts' NICs); mgNAMEL, mgNAMEW (the Linux gateway's veth ends)
+  state       ${LABS_DIR}/NAME/state.json and lab.log
+Returns once the lan host can ping its gateway. On failure, everything built is removed.
+
+Options:
+  --name NAME        the lab's name (required)
+  --gateway KIND     microgate (default) or linux
+  --json             print the lab's description as JSON
+  -h, --help         this help`;
+
+const DOWN_HELP = `Usage: microgate lab down --name NAME
+
+Remove lab NAME: stop its gateway processes (checked by PID and command line),
+stop anything still running in its namespaces, delete its namespaces and links,
+remove ${LABS_DIR}/NAME. Safe to repeat; works on half-built labs.
+
+Options:
+  --name NAME        the lab's name (required)
+  -h, --help         this help`;
+
+const STATUS_HELP = `Usage: microgate lab status [--json]
+
+List the labs in ${LABS_DIR}, and namespaces named like a lab's without state
+(orphaned: remove them with "microgate lab down --name NAME").
+
+Options:
+  --json             print the list as JSON
+  -h, --help         this help`;
+
+class UsageError extends Error {}
+
+function out(s: string): void {
+  process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
+}
+
+function fail(msg: string): void {
+  process.stderr.write(`microgate lab: ${msg}\n`);
+}
+
+function parse<T extends Record<string, { type: 'string' | 'boolean'; short?: string }>>(argv: string[], options: T) {
+  try {
+    return parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+function requireName(v: string | boolean | undefined): string {
+  if (typeof v !== 'string' || v === '') throw new UsageError('--name NAME is required');
+  if (!LAB_NAME_RE.test(v)) {
+    throw new UsageError(`invalid lab name ${JSON.stringify(v)}: use 1 to 8 characters, a lower-case letter first, then lower-case letters or digits`);
+  }
+  return v;
+}
+
+function describe(info: LabInfo): string {
+  const { hosts, gatewayAddresses: gw } = info;
+  const lines = [
+    `lab ${info.name} is up (gateway: ${info.gateway})`,
+    `  lan host  ${hosts.lan.netns.padEnd(14)} ${hosts.lan.ip}/24, default via ${gw.lan}`,
+    `  wan host  ${hosts.wan.netns.padEnd(14)} ${hosts.wan.ip}/24`,
+    `  gateway   lan ${gw.lan}, wan ${gw.wan}`,
+  ];
+  if (info.components.length) {
+    lines.push(`  processes ${info.components.map(c => `${c.name}:${c.pid}`).join(' ')}`);
+  }
+  lines.push(`  try       ip netns exec ${hosts.lan.netns} ping -c 3 ${hosts.wan.ip}`);
+  lines.push(`  remove    microgate lab down --name ${info.name}`);
+  return lines.join('\n');
+}
+
+function statusTable(labs: LabStatus[]): string {
+  if (labs.length === 0) return 'no labs';
+  const rows = [['NAME', 'GATEWAY', 'STATUS', 'CREATED', 'NAMESPACES', 'PROCESSES']];
+  for (const l of labs) {
+    const nsUp = l.namespaces.filter(n => n.present).length;
+    const pUp = l.processes.filter(p => p.alive).length;
+    rows.push([
+      l.name, l.gateway, l.status, l.createdAt ?? '-',
+      `${nsUp}/${l.namespaces.length}`,
+      l.processes.length ? `${pUp}/${l.processes.length}` : '-',
+    ]);
+  }
+  const widths = rows[0].map((_, i) => Math.max(...rows.map(r => r[i].length)));
+  return rows.map(r => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
+}
+
+async function up(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { name: { type: 'string' }, gateway: { type: 'string' }, json: { type: 'boolean' } });
+  if (values.help) { out(UP_HELP); return 0; }
+  const name = requireName(values.name);
+  const gateway = (values.gateway ?? 'microgate') as string;
+  if (!(GATEWAY_KINDS as readonly string[]).includes(gateway)) {
+    throw new UsageError(`invalid --gateway ${JSON.stringify(gateway)}: use ${GATEWAY_KINDS.join(' or ')}`);
+  }
+  const info = await labUp({ name, gateway: gateway as GatewayKind });
+  out(values.json ? JSON.stringify(info) : describe(info));
+  return 0;
+}
+
+async function down(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { name: { type: 'string' } });
+  if (values.help) { out(DOWN_HELP); return 0; }
+  const name = requireName(values.name);
+  const r = await labDown(name);
+  const what = [...r.namespaces, ...r.links];
+  out(what.length || r.stoppedPids.length
+    ? `lab ${name} removed (${[...what, ...r.stoppedPids.map(p => `pid ${p}`)].join(', ')})`
+    : `lab ${name}: nothing to remove`);
+  return 0;
+}
+
+async function status(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { json: { type: 'boolean' } });
+  if (values.help) { out(STATUS_HELP); return 0; }
+  const labs = await labStatus();
+  out(values.json ? JSON.stringify(labs) : statusTable(labs));
+  return 0;
+}
+
+/** `microgate lab ARGS...` (argv without the "lab"). Returns the exit code. */
+export async function labCommand(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  try {
+    switch (sub) {
+      case 'up': return await up(rest);
+      case 'down': return await down(rest);
+      case 'status': return await status(rest);
+      case '-h': case '--help': case 'help':
+        out(LAB_HELP);
+        return 0;
+      case undefined:
+        process.stderr.write(`${LAB_HELP}\n`);
+        return 2;
+      default:
+        throw new UsageError(`unknown command "${sub}" (use up, down or status)`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      fail(`${e.message}\n\n${sub === 'up' ? UP_HELP : sub === 'down' ? DOWN_HELP : sub === 'status' ? STATUS_HELP : LAB_HELP}`);
+      return 2;
+    }
+    fail((e as Error).message);
+    return 1;
+  }
+}

@@ -1,0 +1,433 @@
+// Lab topologies: two hosts in their own network namespaces joined by a gateway,
+// either microgate or the Linux reference (kernel forwarding + nftables).
+//
+//   lan host 198.18.0.2 ── gateway 198.18.0.1 | 198.19.0.1 ── wan host 198.19.0.2
+//
+// Everything a lab creates carries its name: namespaces mg-<name>-{wan,lan,gw},
+// links mg<name>{w,l,W,L}, state in /run/microgate/labs/<name>/. labDown finds
+// what to remove by those names, not only by the state file, so it also cleans
+// up a lab whose creation was interrupted.
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { appendFileSync } from 'node:fs';
+import { cp, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  createNetns, deleteLinks, deleteNetns, findLinks, ip, listNetns, netnsPids, nsExec,
+  procIdentity, procMatches, setCommandObserver, stopProcesses, sysctl,
+  type ProcIdentity,
+} from './netns.ts';
+import {
+  LAB_NAME_RE, LABS_DIR, labStateDir, linkPattern, makePlan, netnsPrefix, validateGatewayKind, validateLabName,
+  type GatewayKind, type HostPlan, type LabPlan,
+} from './plan.ts';
+import { startLinuxGateway } from './linux-gateway.ts';
+import { startMicrogate, stopMicrogate } from './microgate-gateway.ts';
+
+/** What `lab up --json` prints. */
+export interface LabInfo {
+  name: string;
+  gateway: GatewayKind;
+  hosts: { wan: { netns: string; ip: string }; lan: { netns: string; ip: string } };
+  gatewayAddresses: { wan: string; lan: string };
+  /** microgate's processes (init first); empty for the Linux gateway. */
+  components: { name: string; pid: number }[];
+}
+
+export interface RecordedProcess extends ProcIdentity {
+  name: string;
+}
+
+/** /run/microgate/labs/<name>/state.json */
+export interface LabState {
+  version: 1;
+  name: string;
+  gateway: GatewayKind;
+  /** creating: labUp is (or was, if `creator` is gone) building it; up: ready. */
+  status: 'creating' | 'up';
+  createdAt: string;
+  updatedAt: string;
+  stateDir: string;
+  logFile: string;
+  controlPort: number;
+  namespaces: string[];
+  interfaces: string[];
+  /** The process running labUp, while the lab is being created. */
+  creator: ProcIdentity | null;
+  /** microgate's init, when started. */
+  initPid: number | null;
+  /** Every process the lab started (init and components), with what identifies it. */
+  processes: RecordedProcess[];
+  plan: LabPlan;
+  info: LabInfo | null;
+}
+
+export interface LabUpOptions {
+  name: string;
+  gateway?: GatewayKind;
+  /** How long the lan host may take to reach its gateway (default 10 s). */
+  readyTimeoutMs?: number;
+}
+
+// ---- logging: every command run for a lab goes to its lab.log --------------------
+
+const currentLog = new AsyncLocalStorage<string>();
+setCommandObserver((cmd, args, error) => {
+  const file = currentLog.getStore();
+  if (!file) return;
+  const line = `${new Date().toISOString()} $ ${[cmd, ...args].join(' ')}${error ? `\n  -> ${error.message}` : ''}\n`;
+  try { appendFileSync(file, line); } catch { /* the state dir may be gone during labDown */ }
+});
+
+function note(msg: string): void {
+  const file = currentLog.getStore();
+  if (!file) return;
+  try { appendFileSync(file, `${new Date().toISOString()} ${msg}\n`); } catch { /* ignore */ }
+}
+
+// ---- state -----------------------------------------------------------------------
+
+/** Where labUp copies the state folder (logs) of a failed attempt: LABS_DIR/.failed/NAME. */
+export function failedLogDir(name: string): string {
+  return join(LABS_DIR, '.failed', name);
+}
+
+export function statePath(name: string): string {
+  return join(labStateDir(name), 'state.json');
+}
+
+export async function readLabState(name: string): Promise<LabState | null> {
+  try {
+    return JSON.parse(await readFile(statePath(name), 'utf8')) as LabState;
+  } catch {
+    return null;
+  }
+}
+
+async function writeLabState(state: LabState): Promise<void> {
+  state.updatedAt = new Date().toISOString();
+  const p = statePath(state.name);
+  const tmp = `${p}.${process.pid}.tmp`;
+  await writeFile(tmp, JSON.stringify(state, null, 2) + '\n');
+  await rename(tmp, p);
+}
+
+function labNamespaces(plan: LabPlan): string[] {
+  const ns = [plan.hosts.wan.netns, plan.hosts.lan.netns];
+  if (plan.linux) ns.push(plan.linux.gwNetns);
+  return ns;
+}
+
+function labInterfaces(plan: LabPlan): string[] {
+  const ifs = [plan.hosts.wan.ifname, plan.hosts.lan.ifname];
+  if (plan.linux) ifs.push(plan.linux.wanIfname, plan.linux.lanIfname);
+  return ifs;
+}
+
+export function labInfo(plan: LabPlan, components: { name: string; pid: number }[] = []): LabInfo {
+  return {
+    name: plan.name,
+    gateway: plan.kind,
+    hosts: {
+      wan: { netns: plan.hosts.wan.netns, ip: plan.hosts.wan.ip },
+      lan: { netns: plan.hosts.lan.netns, ip: plan.hosts.lan.ip },
+    },
+    gatewayAddresses: { ...plan.gatewayAddresses },
+    components,
+  };
+}
+
+const sleep = (ms: number) => new Promise<void>(r => setTimeout(r, ms));
+
+// ---- up --------------------------------------------------------------------------
+
+/** Give a host its address, link up, and (lan) the default route. The NIC exists in its namespace. */
+async function configureHost(h: HostPlan): Promise<void> {
+  const present = await findLinks(n => n === h.ifname, h.netns);
+  if (present.length === 0) {
+    throw new Error(`interface ${h.ifname} is missing from namespace ${h.netns}`);
+  }
+  await ip(['addr', 'add', `${h.ip}/${h.prefixLen}`, 'dev', h.ifname], h.netns);
+  await ip(['link', 'set', h.ifname, 'up'], h.netns);
+  if (h.gateway) await ip(['route', 'add', 'default', 'via', h.gateway, 'dev', h.ifname], h.netns);
+}
+
+/** Ping `target` from `netns` until it answers or `timeoutMs` passes. */
+async function waitForPing(netns: string, target: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    try {
+      await nsExec(netns, 'ping', ['-n', '-q', '-c', '1', '-W', '1', target], { timeoutMs: 3000 });
+      return;
+    } catch (e) {
+      last = (e as Error).message;
+    }
+    if (Date.now() >= deadline) {
+      throw new Error(`not ready: ${netns} cannot ping ${target} after ${timeoutMs} ms (${last})`);
+    }
+    await sleep(200);
+  }
+}
+
+/**
+ * Build lab `name`. Refuses if anything of that lab exists. On any failure,
+ * removes everything created so far and rethrows. Resolves once the lan host
+ * can ping its gateway.
+ */
+export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
+  const name = opts.name;
+  const kind = opts.gateway ?? 'microgate';
+  validateLabName(name);
+  validateGatewayKind(kind);
+
+  await mkdir(LABS_DIR, { recursive: true });
+  const leftovers = [...await listNetns(netnsPrefix(name)), ...await findLinks(linkPattern(name))];
+  if (leftovers.length) {
+    throw new Error(`lab ${name} exists (${leftovers.join(', ')}): run "microgate lab down --name ${name}" first`);
+  }
+  const plan = await makePlan(name, kind);
+  try {
+    await mkdir(plan.stateDir); // not recursive: the lock against a second labUp of the same name
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new Error(`lab ${name} exists (${plan.stateDir}): run "microgate lab down --name ${name}" first`);
+    }
+    throw e;
+  }
+
+  const logFile = join(plan.stateDir, 'lab.log');
+  const now = new Date().toISOString();
+  const state: LabState = {
+    version: 1,
+    name,
+    gateway: kind,
+    status: 'creating',
+    createdAt: now,
+    updatedAt: now,
+    stateDir: plan.stateDir,
+    logFile,
+    controlPort: plan.controlPort,
+    namespaces: labNamespaces(plan),
+    interfaces: labInterfaces(plan),
+    creator: await procIdentity(process.pid),
+    initPid: null,
+    processes: [],
+    plan,
+    info: null,
+  };
+
+  return currentLog.run(logFile, async () => {
+    note(`lab up ${name} --gateway ${kind}`);
+    try {
+      await writeLabState(state);
+      for (const h of [plan.hosts.wan, plan.hosts.lan]) {
+        await createNetns(h.netns);
+        await sysctl(h.netns, 'net.ipv4.ip_forward', 0);
+      }
+
+      let components: { name: string; pid: number }[] = [];
+      if (kind === 'linux') {
+        await startLinuxGateway(plan);
+      } else {
+        const started = await startMicrogate(plan);
+        const procs = [{ name: 'init', pid: started.initPid }, ...started.components.filter(c => c.pid !== started.initPid)];
+        state.initPid = started.initPid;
+        for (const p of procs) {
+          const id = await procIdentity(p.pid);
+          if (id) state.processes.push({ name: p.name, ...id });
+          else note(`process ${p.name} (pid ${p.pid}) is not running`);
+        }
+        await writeLabState(state);
+        components = procs;
+      }
+
+      await configureHost(plan.hosts.wan);
+      await configureHost(plan.hosts.lan);
+      await waitForPing(plan.hosts.lan.netns, plan.gatewayAddresses.lan, opts.readyTimeoutMs ?? 10_000);
+
+      const info = labInfo(plan, components);
+      state.status = 'up';
+      state.info = info;
+      state.creator = null;
+      await writeLabState(state);
+      note('lab up: ready');
+      return info;
+    } catch (e) {
+      note(`lab up failed: ${(e as Error).message}; cleaning up`);
+      // Keep the logs of the failed attempt (the state folder itself goes with the lab).
+      const kept = failedLogDir(name);
+      try {
+        await rm(kept, { recursive: true, force: true });
+        await cp(plan.stateDir, kept, { recursive: true });
+        (e as Error).message += `\n(logs of the failed attempt kept in ${kept})`;
+      } catch { /* nothing to keep */ }
+      try {
+        await labDown(name);
+      } catch (e2) {
+        (e as Error).message += ` (and cleaning up failed: ${(e2 as Error).message})`;
+      }
+      throw e;
+    }
+  });
+}
+
+// ---- down ------------------------------------------------------------------------
+
+export interface LabDownResult {
+  name: string;
+  /** PIDs signalled: recorded processes, and processes found in the lab's namespaces. */
+  stoppedPids: number[];
+  namespaces: string[];
+  links: string[];
+  stateRemoved: boolean;
+}
+
+/**
+ * Tear down lab `name`: stop microgate (by recorded PID, after checking the PID
+ * still is the process we started), stop whatever still runs in the lab's
+ * namespaces, delete the namespaces and links with the lab's names, remove the
+ * state folder. Idempotent; works on half-built labs and on labs without state.
+ */
+export async function labDown(name: string): Promise<LabDownResult> {
+  validateLabName(name);
+  const state = await readLabState(name);
+  const stateDir = labStateDir(name);
+  const result: LabDownResult = { name, stoppedPids: [], namespaces: [], links: [], stateRemoved: false };
+  const problems: string[] = [];
+
+  const body = async () => {
+    note(`lab down ${name}`);
+    // 1. microgate: ask it to stop, then make sure every recorded process is gone.
+    if (state?.gateway === 'microgate' && state.initPid) {
+      const init = state.processes.find(p => p.pid === state.initPid);
+      if (init && await procMatches(init)) {
+        try {
+          await Promise.race([
+            stopMicrogate(state.plan, state.initPid),
+            sleep(10_000).then(() => { throw new Error('timed out after 10 s'); }),
+          ]);
+        } catch (e) {
+          note(`stopMicrogate: ${(e as Error).message}; signalling the processes`);
+        }
+      }
+    }
+    if (state?.processes?.length) result.stoppedPids.push(...await stopProcesses(state.processes));
+
+    // 2. Processes still inside the lab's namespaces (tools run in the hosts), then the namespaces.
+    const namespaces = await listNetns(netnsPrefix(name));
+    for (const ns of namespaces) {
+      const ids: ProcIdentity[] = [];
+      for (const pid of await netnsPids(ns)) {
+        if (pid === process.pid) continue;
+        const id = await procIdentity(pid);
+        if (id) ids.push(id);
+      }
+      if (ids.length) {
+        note(`stopping processes in ${ns}: ${ids.map(i => `${i.pid} (${i.cmdline})`).join(', ')}`);
+        result.stoppedPids.push(...await stopProcesses(ids, 1000));
+      }
+    }
+    for (const ns of namespaces) {
+      try {
+        await deleteNetns(ns);
+        result.namespaces.push(ns);
+      } catch (e) {
+        problems.push((e as Error).message);
+      }
+    }
+
+    // 3. Links left in the root namespace (e.g. a TAP not yet moved into its host).
+    try {
+      result.links = await deleteLinks(linkPattern(name));
+    } catch (e) {
+      problems.push((e as Error).message);
+    }
+  };
+  await currentLog.run(join(stateDir, 'lab.log'), body);
+
+  // 4. Verify, then remove the state (kept, with its log, if something could not be removed).
+  const ns = await listNetns(netnsPrefix(name));
+  const links = await findLinks(linkPattern(name));
+  if (ns.length || links.length) {
+    problems.push(`still present: ${[...ns, ...links].join(', ')}`);
+  }
+  if (problems.length) {
+    throw new Error(`lab ${name}: tear-down incomplete: ${problems.join('; ')} (state kept in ${stateDir})`);
+  }
+  await rm(stateDir, { recursive: true, force: true });
+  result.stateRemoved = true;
+  return result;
+}
+
+// ---- status ----------------------------------------------------------------------
+
+export interface LabStatus {
+  name: string;
+  gateway: GatewayKind | 'unknown';
+  /**
+   * up: complete and alive; creating: labUp is running; incomplete: creation was
+   * interrupted; degraded: a namespace or process is gone; orphaned: namespaces
+   * with the lab's names but no state (run `lab down`).
+   */
+  status: 'up' | 'creating' | 'incomplete' | 'degraded' | 'orphaned';
+  createdAt: string | null;
+  stateDir: string | null;
+  controlPort: number | null;
+  namespaces: { name: string; present: boolean }[];
+  processes: { name: string; pid: number; alive: boolean }[];
+  info: LabInfo | null;
+}
+
+const NETNS_RE = /^mg-([a-z][a-z0-9]{0,7})-(wan|lan|gw)$/;
+
+/** Every lab: those with a state folder, and orphaned namespaces of labs without one. */
+export async function labStatus(): Promise<LabStatus[]> {
+  const present = new Set(await listNetns('mg-'));
+  let dirs: string[] = [];
+  try {
+    dirs = (await readdir(LABS_DIR, { withFileTypes: true })).filter(d => d.isDirectory() && LAB_NAME_RE.test(d.name)).map(d => d.name);
+  } catch { /* no labs yet */ }
+
+  const out: LabStatus[] = [];
+  const known = new Set<string>();
+  for (const name of dirs.sort()) {
+    known.add(name);
+    const st = await readLabState(name);
+    if (!st) {
+      const nss = [...present].filter(n => n.startsWith(netnsPrefix(name)));
+      out.push({
+        name, gateway: 'unknown', status: 'incomplete', createdAt: null, stateDir: labStateDir(name),
+        controlPort: null, namespaces: nss.map(n => ({ name: n, present: true })), processes: [], info: null,
+      });
+      continue;
+    }
+    const namespaces = st.namespaces.map(n => ({ name: n, present: present.has(n) }));
+    const processes = [];
+    for (const p of st.processes) processes.push({ name: p.name, pid: p.pid, alive: await procMatches(p) });
+    let status: LabStatus['status'];
+    if (st.status === 'creating') {
+      status = st.creator && await procMatches(st.creator) ? 'creating' : 'incomplete';
+    } else {
+      status = namespaces.every(n => n.present) && processes.every(p => p.alive) ? 'up' : 'degraded';
+    }
+    out.push({
+      name, gateway: st.gateway, status, createdAt: st.createdAt, stateDir: st.stateDir,
+      controlPort: st.controlPort, namespaces, processes, info: st.info,
+    });
+  }
+
+  const orphans = new Map<string, string[]>();
+  for (const n of present) {
+    const m = NETNS_RE.exec(n);
+    if (!m || known.has(m[1])) continue;
+    orphans.set(m[1], [...(orphans.get(m[1]) ?? []), n]);
+  }
+  for (const [name, nss] of [...orphans].sort()) {
+    out.push({
+      name, gateway: nss.some(n => n.endsWith('-gw')) ? 'linux' : 'unknown', status: 'orphaned',
+      createdAt: null, stateDir: null, controlPort: null,
+      namespaces: nss.map(n => ({ name: n, present: true })), processes: [], info: null,
+    });
+  }
+  return out;
+}

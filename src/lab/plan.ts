@@ -1,0 +1,148 @@
+// The plan of a lab: every name and address the lab will create, computed
+// before anything is touched, so that building, tearing down and the gateway
+// (microgate's supervisor or the Linux reference) all agree on one source.
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+
+export type GatewayKind = 'microgate' | 'linux';
+export const GATEWAY_KINDS: readonly GatewayKind[] = ['microgate', 'linux'];
+
+/** Where lab state lives: one folder per lab with state.json and the logs. */
+export const LABS_DIR = process.env.MICROGATE_LABS_DIR ?? '/run/microgate/labs';
+
+/** Lab names: a lower-case letter, then up to 7 lower-case letters or digits. */
+export const LAB_NAME_RE = /^[a-z][a-z0-9]{0,7}$/;
+
+export function validateLabName(name: unknown): asserts name is string {
+  if (typeof name !== 'string' || !LAB_NAME_RE.test(name)) {
+    throw new Error(`invalid lab name ${JSON.stringify(name)}: use 1 to 8 characters, ` +
+      'a lower-case letter first, then lower-case letters or digits (e.g. "lab1")');
+  }
+}
+
+export function validateGatewayKind(kind: unknown): asserts kind is GatewayKind {
+  if (typeof kind !== 'string' || !(GATEWAY_KINDS as readonly string[]).includes(kind)) {
+    throw new Error(`invalid gateway ${JSON.stringify(kind)}: use one of ${GATEWAY_KINDS.join(', ')}`);
+  }
+}
+
+/** One host of the lab: a network namespace with one NIC. */
+export interface HostPlan {
+  netns: string;
+  /** The host's NIC: a TAP served by microgate, or one end of a veth pair to the Linux gateway. */
+  ifname: string;
+  ip: string;
+  prefixLen: number;
+  /** The default route's next hop, when the host has one (the lan host). */
+  gateway?: string;
+}
+
+/** The Linux reference gateway: a namespace with forwarding on and one veth end per host. */
+export interface LinuxGatewayPlan {
+  gwNetns: string;
+  /** The gateway's interface facing the wan host (peer of hosts.wan.ifname). */
+  wanIfname: string;
+  /** The gateway's interface facing the lan host (peer of hosts.lan.ifname). */
+  lanIfname: string;
+  /** The nftables table the reference policy lives in. */
+  nftTable: string;
+}
+
+export interface LabPlan {
+  name: string;
+  kind: GatewayKind;
+  /** /run/microgate/labs/<name>: state.json, lab.log, and the gateway's own logs. */
+  stateDir: string;
+  /** A free loopback TCP port for the gateway's control API (microgate's init). */
+  controlPort: number;
+  hosts: { wan: HostPlan; lan: HostPlan };
+  /** The gateway's address on each side (the lan host's default route points at `lan`). */
+  gatewayAddresses: { wan: string; lan: string };
+  /** The subnets, CIDR notation. */
+  subnets: { wan: string; lan: string };
+  /** Present when kind is 'linux'. */
+  linux?: LinuxGatewayPlan;
+}
+
+/** RFC 2544 benchmarking ranges (198.18.0.0/15): never routed outside the lab. */
+export const LAN_SUBNET = '198.18.0.0/24';
+export const WAN_SUBNET = '198.19.0.0/24';
+export const LAN_GATEWAY = '198.18.0.1';
+export const LAN_HOST = '198.18.0.2';
+export const WAN_GATEWAY = '198.19.0.1';
+export const WAN_HOST = '198.19.0.2';
+export const PREFIX_LEN = 24;
+
+/** Namespace names of a lab: mg-<name>-wan, mg-<name>-lan, mg-<name>-gw. */
+export function netnsName(lab: string, role: 'wan' | 'lan' | 'gw'): string {
+  return `mg-${lab}-${role}`;
+}
+
+/** Every namespace of lab `name` starts with this (the trailing '-' keeps "a" from matching "ab"). */
+export function netnsPrefix(lab: string): string {
+  return `mg-${lab}-`;
+}
+
+/**
+ * Interface names of a lab (at most 11 characters, the kernel allows 15):
+ * mg<name>w / mg<name>l are the hosts' NICs, mg<name>W / mg<name>L the Linux
+ * gateway's ends of the veth pairs.
+ */
+export function ifName(lab: string, role: 'w' | 'l' | 'W' | 'L'): string {
+  const n = `mg${lab}${role}`;
+  if (n.length > 15) throw new Error(`interface name ${n} longer than 15 characters`);
+  return n;
+}
+
+/**
+ * Matches exactly the links lab `name` may create: mg<name> plus one role
+ * letter. (A plain prefix would let lab "a" delete lab "ab"'s links.)
+ */
+export function linkPattern(lab: string): RegExp {
+  return new RegExp(`^mg${lab}[wlWL]$`);
+}
+
+export function labStateDir(name: string): string {
+  return join(LABS_DIR, name);
+}
+
+/** A free TCP port on 127.0.0.1 (listen on port 0, read it, close). */
+export function pickFreePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => (port ? resolve(port) : reject(new Error('could not pick a free port'))));
+    });
+  });
+}
+
+/** Compute the plan of lab `name` (validates the name and kind; touches nothing but a probe socket). */
+export async function makePlan(name: string, kind: GatewayKind): Promise<LabPlan> {
+  validateLabName(name);
+  validateGatewayKind(kind);
+  const plan: LabPlan = {
+    name,
+    kind,
+    stateDir: labStateDir(name),
+    controlPort: await pickFreePort(),
+    hosts: {
+      wan: { netns: netnsName(name, 'wan'), ifname: ifName(name, 'w'), ip: WAN_HOST, prefixLen: PREFIX_LEN },
+      lan: { netns: netnsName(name, 'lan'), ifname: ifName(name, 'l'), ip: LAN_HOST, prefixLen: PREFIX_LEN, gateway: LAN_GATEWAY },
+    },
+    gatewayAddresses: { wan: WAN_GATEWAY, lan: LAN_GATEWAY },
+    subnets: { wan: WAN_SUBNET, lan: LAN_SUBNET },
+  };
+  if (kind === 'linux') {
+    plan.linux = {
+      gwNetns: netnsName(name, 'gw'),
+      wanIfname: ifName(name, 'W'),
+      lanIfname: ifName(name, 'L'),
+      nftTable: 'microgate',
+    };
+  }
+  return plan;
+}

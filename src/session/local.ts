@@ -1,0 +1,28 @@
+// The in-process transport: both ends in one thread, the same rings as shm
+// over a plain ArrayBuffer, no wake-up fds (fd -1; the entrypoint finds work
+// through pending()). Used for `inline` isolation and for unit tests of
+// components. Slots have no numeric address (address -1).
+import { RingEnd, initSessionMemory, sessionLayout } from './ring.ts';
+import type { SessionOptions } from './shm.ts';
+
+export interface LocalSessionOptions extends SessionOptions {
+  /** Port names of side a and side b (default "a" and "b"). */
+  names?: [string, string];
+}
+
+/**
+ * Create both ends of an in-process session. reset() on either end empties the
+ * rings; the other end notices the new generation at its next call and frees
+ * what it had in flight.
+ */
+export function createLocalSession(opts: LocalSessionOptions): [RingEnd, RingEnd] {
+  const l = sessionLayout(opts.slots, opts.slotSize);
+  const mem = new ArrayBuffer(l.totalBytes);
+  initSessionMemory(mem, l);
+  const names = opts.names ?? ['a', 'b'];
+  const none: [number, number, number, number] = [-1, -1, -1, -1];
+  return [
+    new RingEnd({ name: names[0], mem, address: -1, layout: l, side: 0, efds: none }),
+    new RingEnd({ name: names[1], mem, address: -1, layout: l, side: 1, efds: none }),
+  ];
+}
