@@ -1,7 +1,7 @@
 // The component types init knows: where their code is, which device
 // capabilities they need, which session ports they accept, and how their own
 // config section is validated before anything starts.
-import { validateRouterConfig, routerDomainNames } from './router/config.ts';
+import { parseRouterConfig } from './router/config.ts';
 
 export interface ComponentType {
   /** Module (relative to this folder) whose default export is a ComponentFactory. */
@@ -13,7 +13,7 @@ export interface ComponentType {
   /** Ports that must be connected, derived from its config. */
   requiredPorts?(config: unknown): string[];
   /** Validate the component's config section; throws an error naming file:line and path. */
-  validate?(config: unknown, file: string, path: string, line: number | undefined): void;
+  validate?(config: unknown, name: string, file: string, path: string): void;
 }
 
 export const componentTypes: Record<string, ComponentType> = {
@@ -26,7 +26,10 @@ export const componentTypes: Record<string, ComponentType> = {
   router: {
     module: './router/index.ts',
     devices: [],
-    requiredPorts: (config) => routerDomainNames(config),
-    validate: validateRouterConfig,
+    // Validated before this is asked, so `domains` is a mapping.
+    requiredPorts: (config) => Object.keys((config as { domains: Record<string, unknown> }).domains),
+    validate: (config, name, file, path) => {
+      parseRouterConfig(config, name, { file, path });
+    },
   },
 };

@@ -43,10 +43,12 @@ export type ComponentFactory = (env: ComponentEnv) => Component;
 export class ConfigError extends Error {
   readonly file: string;
   readonly path: string;
+  readonly expected: string;
   constructor(file: string, path: string, expected: string) {
     super(`${file}: ${path}: ${expected}`);
     this.name = 'ConfigError';
     this.file = file;
     this.path = path;
+    this.expected = expected;
   }
 }

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isNode } from 'yaml';
 import { componentTypes } from '../components/registry.ts';
+import { ConfigError } from './component.ts';
 
 export type Isolation = 'process' | 'thread' | 'inline';
 export const ISOLATIONS: readonly Isolation[] = ['process', 'thread', 'inline'];
@@ -144,6 +145,18 @@ export function fmtPath(path: (string | number)[]): string {
   return out;
 }
 
+/** "components[2].config.domains.lan" -> ['components', 2, 'config', 'domains', 'lan'] */
+export function parsePath(path: string): (string | number)[] {
+  const out: (string | number)[] = [];
+  const re = /([^.[\]]+)|\[(\d+)\]|\["((?:[^"\\]|\\.)*)"\]/g;
+  for (let m = re.exec(path); m !== null; m = re.exec(path)) {
+    if (m[1] !== undefined) out.push(m[1]);
+    else if (m[2] !== undefined) out.push(Number(m[2]));
+    else out.push(JSON.parse(`"${m[3]}"`) as string);
+  }
+  return out;
+}
+
 /** Load and validate a gateway config file. Throws ConfigFileError. */
 export function loadConfig(file: string): GatewayConfig {
   let text: string;
@@ -170,7 +183,7 @@ export function parseConfig(text: string, file: string): GatewayConfig {
     }
     return undefined;
   };
-  const r = new Reader(file, lineOf);
+  const r: Reader = new Reader(file, lineOf);
   const root = r.obj(doc.toJS(), [], ['control', 'sandbox', 'devices', 'components', 'sessions']);
 
   const control = { host: DEFAULTS.controlHost, port: DEFAULTS.controlPort };
@@ -239,7 +252,14 @@ export function parseConfig(text: string, file: string): GatewayConfig {
     }
     const spec: ComponentSpec = { name, type, isolation, devices: devs, config: c.config ?? {}, path: fmtPath(p), index };
     const validate = componentTypes[type].validate;
-    if (validate !== undefined) validate(spec.config, file, fmtPath([...p, 'config']), lineOf([...p, 'config']));
+    if (validate !== undefined) {
+      try {
+        validate(spec.config, name, file, fmtPath([...p, 'config']));
+      } catch (e) {
+        if (!(e instanceof ConfigError)) throw e;
+        throw new ConfigFileError(file, lineOf(parsePath(e.path)), e.path, e.expected);
+      }
+    }
     components.push(spec);
     byName.set(name, spec);
   });

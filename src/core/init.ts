@@ -261,7 +261,7 @@ export class Init {
         clearTimeout(t);
         resolveP(r);
       });
-      this.#send(c, { ...m, id });
+      this.#send(c, { ...m, id } as InitToHost);
     });
   }
 
