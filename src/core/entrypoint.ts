@@ -30,6 +30,8 @@ export interface EntrypointOptions {
   yieldEveryMs?: number;
   /** A fd whose readability means "control message waiting": the loop yields at once. */
   controlFd?: number;
+  /** Called when the control fd is ready, before yielding (e.g. to drain an eventfd doorbell). */
+  controlDrain?: () => void;
 }
 
 const REVENTS_READY = POLLIN | POLLERR | POLLHUP;
@@ -44,6 +46,7 @@ export class Entrypoint {
   #maxSleepMs: number;
   #yieldEveryMs: number;
   #controlFd: number;
+  #controlDrain: (() => void) | undefined;
   /** Statistics: loop turns, sleeps, ns spent blocked in poll. */
   readonly stats = { turns: 0, sleeps: 0, idleNs: 0n, busyNs: 0n, yields: 0 };
 
@@ -51,6 +54,7 @@ export class Entrypoint {
     this.#maxSleepMs = opts.maxSleepMs ?? 50;
     this.#yieldEveryMs = opts.yieldEveryMs ?? 2;
     this.#controlFd = opts.controlFd ?? -1;
+    this.#controlDrain = opts.controlDrain;
   }
 
   add(p: Pollable): void {
@@ -153,7 +157,11 @@ export class Entrypoint {
       }
       busy = work > 0;
       const controlReady = n > ctl && r > 0 && (view.getInt16(ctl * 8 + 6, true) & REVENTS_READY) !== 0;
-      if (controlReady || (timeout > 0 && r === 0) || !this.#running) break;
+      if (controlReady) {
+        this.#controlDrain?.();
+        break;
+      }
+      if ((timeout > 0 && r === 0) || !this.#running) break;
       if (process.hrtime.bigint() >= deadline) break;
     }
     const now = process.hrtime.bigint();

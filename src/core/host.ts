@@ -1,86 +1,132 @@
 // The component host: the program init starts in a sandbox. It takes away
 // process creation (seccomp) before anything else, says hello, receives its
-// grants in one bootstrap message, opens its session ends from inherited fds,
-// loads the component and runs its entrypoint. It answers init's status and
-// session-reset requests between entrypoint turns.
+// grants in one bootstrap message, and runs the components:
+//   - `process` and `inline` components on this thread's entrypoint (a
+//     process-isolated component is alone in its host),
+//   - each `thread` component in a worker thread with its own entrypoint.
+// Sessions between two inline components here are `local` (plain calls on
+// memory of this process); all others come as inherited fds.
+// It answers init's status and session-reset requests between turns.
+import { Worker } from 'node:worker_threads';
 import { denyProcessCreation } from './seccomp.ts';
-import { Counters } from './counters.ts';
 import { Entrypoint } from './entrypoint.ts';
-import type { Component, ComponentEnv, ComponentFactory, Logger } from './component.ts';
+import { Runtime } from './runtime.ts';
 import { CONTROL_FD } from './messages.ts';
 import type { ComponentGrant, ComponentReport, HostToInit, InitToHost } from './messages.ts';
+import type { MainToWorker, WorkerData, WorkerToMain } from './worker.ts';
 import { openSessionEnd } from '../session/open.ts';
+import { createLocalSession } from '../session/local.ts';
 import type { SessionEnd } from '../session/types.ts';
+import { eventfd } from '../sys/libc.ts';
+import { signalFd } from '../session/ring.ts';
 
-interface Hosted {
-  grant: ComponentGrant;
-  component: Component;
-  counters: Counters;
-  sessions: Map<string, SessionEnd>;
+interface HostedWorker {
+  name: string;
+  worker: Worker;
+  doorbell: number;
+  pending: Map<number, (m: WorkerToMain) => void>;
 }
+
+const ep = new Entrypoint({ controlFd: CONTROL_FD });
+const runtime = new Runtime(ep);
+const workers: HostedWorker[] = [];
+let nextId = 1;
 
 function send(m: HostToInit): void {
   if (process.send !== undefined && process.connected) process.send(m);
 }
 
-function makeLogger(name: string): Logger {
-  const line = (level: string, msg: string, fields?: Record<string, unknown>): void => {
-    const extra = fields === undefined ? '' : ` ${JSON.stringify(fields)}`;
-    process.stdout.write(`${level} ${name}: ${msg}${extra}\n`);
-  };
-  return {
-    info: (m, f) => line('info', m, f),
-    warn: (m, f) => line('warn', m, f),
-    error: (m, f) => line('error', m, f),
-  };
+function ask(w: HostedWorker, m: MainToWorker & { id: number }, timeoutMs = 1000): Promise<WorkerToMain | undefined> {
+  const id = nextId++;
+  return new Promise((resolve) => {
+    const t = setTimeout(() => {
+      w.pending.delete(id);
+      resolve(undefined);
+    }, timeoutMs);
+    w.pending.set(id, (r) => {
+      clearTimeout(t);
+      resolve(r);
+    });
+    w.worker.postMessage({ ...m, id });
+    signalFd(w.doorbell);
+  });
 }
 
-const hosted: Hosted[] = [];
-const ep = new Entrypoint({ controlFd: CONTROL_FD });
+function startWorker(grant: ComponentGrant): Promise<void> {
+  const doorbell = eventfd();
+  const data: WorkerData = { grant, doorbell };
+  const worker = new Worker(new URL('./worker.ts', import.meta.url), { workerData: data });
+  const w: HostedWorker = { name: grant.name, worker, doorbell, pending: new Map() };
+  workers.push(w);
+  return new Promise((resolve, reject) => {
+    worker.on('message', (m: WorkerToMain) => {
+      if (m.type === 'ready') resolve();
+      else if (m.type === 'fatal') reject(new Error(`${grant.name}: ${m.message}`));
+      else {
+        const cb = w.pending.get(m.id);
+        if (cb !== undefined) {
+          w.pending.delete(m.id);
+          cb(m);
+        }
+      }
+    });
+    // A thread component that dies takes its host down: init restarts the host.
+    worker.on('error', (e: Error) => {
+      process.stderr.write(`host: thread component ${grant.name} crashed: ${e.stack ?? e.message}\n`);
+      process.exit(70);
+    });
+    worker.on('exit', (code) => {
+      if (code !== 0 && !stopping) {
+        process.stderr.write(`host: thread component ${grant.name} exited with ${code}\n`);
+        process.exit(70);
+      }
+    });
+  });
+}
 
 async function bootstrap(grants: ComponentGrant[]): Promise<void> {
-  for (const grant of grants) {
-    const counters = new Counters();
+  // Local sessions: both ends are inline components of this host; pair them by key.
+  const local = new Map<string, [SessionEnd, SessionEnd]>();
+  const inline = grants.filter((g) => g.isolation !== 'thread');
+  for (const grant of inline) {
     const sessions = new Map<string, SessionEnd>();
-    for (const sg of grant.sessions) sessions.set(sg.name, openSessionEnd(sg));
-    const mod = (await import(new URL(`../components/${grant.module.replace(/^\.\//, '')}`, import.meta.url).href)) as {
-      default: ComponentFactory;
-    };
-    const env: ComponentEnv = {
-      name: grant.name,
-      config: grant.config,
-      configSource: grant.configSource,
-      sessions,
-      fds: grant.fds,
-      ep,
-      counters,
-      log: makeLogger(grant.name),
-    };
-    const component = mod.default(env);
-    hosted.push({ grant, component, counters, sessions });
+    for (const sg of grant.sessions) {
+      if (sg.transport === 'local') {
+        const key = sg.key ?? '';
+        let pair = local.get(key);
+        if (pair === undefined) {
+          pair = createLocalSession({ slots: sg.slots, slotSize: sg.slotSize });
+          local.set(key, pair);
+        }
+        sessions.set(sg.name, pair[sg.side]);
+      } else {
+        sessions.set(sg.name, openSessionEnd(sg));
+      }
+    }
+    await runtime.add(grant, sessions);
   }
-  for (const h of hosted) h.component.start();
-  ep.start();
+  await Promise.all(grants.filter((g) => g.isolation === 'thread').map(startWorker));
+  runtime.start();
 }
 
-function report(h: Hosted): ComponentReport {
-  const sessions: Record<string, Record<string, number>> = {};
-  for (const [name, s] of h.sessions) sessions[name] = s.stats();
-  return {
-    name: h.grant.name,
-    status: h.component.status(),
-    counters: h.counters.snapshot(),
-    sessions,
-    loop: {
-      turns: ep.stats.turns,
-      sleeps: ep.stats.sleeps,
-      idleNs: ep.stats.idleNs.toString(),
-      busyNs: ep.stats.busyNs.toString(),
-      yields: ep.stats.yields,
-    },
-    rssBytes: process.memoryUsage.rss(),
-  };
+async function reports(): Promise<ComponentReport[]> {
+  const out = runtime.reports();
+  for (const w of workers) {
+    const r = await ask(w, { type: 'status', id: 0 });
+    if (r !== undefined && r.type === 'status') out.push(...r.reports);
+  }
+  return out;
 }
+
+async function reset(component: string, session: string): Promise<string | undefined> {
+  const w = workers.find((x) => x.name === component);
+  if (w === undefined) return runtime.reset(component, session);
+  const r = await ask(w, { type: 'reset', id: 0, session });
+  if (r === undefined) return `thread component ${component} did not answer`;
+  return r.type === 'reset-done' ? r.error : 'unexpected answer';
+}
+
+let stopping = false;
 
 function onMessage(m: InitToHost): void {
   switch (m.type) {
@@ -89,30 +135,24 @@ function onMessage(m: InitToHost): void {
         () => send({ type: 'ready' }),
         (e: unknown) => {
           send({ type: 'fatal', message: e instanceof Error ? e.message : String(e) });
-          process.exitCode = 1;
           setImmediate(() => process.exit(1));
         },
       );
       break;
     case 'status':
-      send({ type: 'status', id: m.id, components: hosted.map(report) });
+      void reports().then((components) => send({ type: 'status', id: m.id, components }));
       break;
-    case 'session-reset': {
-      const h = hosted.find((x) => x.grant.name === m.component);
-      const s = h?.sessions.get(m.session);
-      if (h === undefined || s === undefined) {
-        send({ type: 'session-reset-done', id: m.id, error: `no session ${m.component}.${m.session}` });
-        break;
-      }
-      s.reset();
-      h.component.sessionReset?.(m.session);
-      send({ type: 'session-reset-done', id: m.id });
+    case 'session-reset':
+      void reset(m.component, m.session).then((error) => send({ type: 'session-reset-done', id: m.id, error }));
       break;
-    }
     case 'stop':
-      for (const h of hosted) h.component.stop?.();
-      ep.stop();
-      process.exit(0);
+      stopping = true;
+      runtime.stop();
+      for (const w of workers) {
+        w.worker.postMessage({ type: 'stop' } satisfies MainToWorker);
+        signalFd(w.doorbell);
+      }
+      setTimeout(() => process.exit(0), workers.length > 0 ? 100 : 0);
   }
 }
 

@@ -19,6 +19,8 @@ import { openTap } from '../sys/tap.ts';
 
 const run = promisify(execFile);
 const HOST_SCRIPT = resolve(ROOT, 'src/core/host.ts');
+/** The unit that hosts every `thread` and `inline` component. */
+const SHARED_HOST = 'host';
 
 export type ChildState = 'starting' | 'running' | 'restarting' | 'stopped' | 'failed';
 
@@ -29,8 +31,11 @@ interface SessionRes {
   grants: [Omit<SessionGrant, 'name' | 'fds'> & { fds: number[] }, Omit<SessionGrant, 'name' | 'fds'> & { fds: number[] }];
 }
 
+/** One sandboxed process: a `process` component alone, or the shared host of all `thread`/`inline` ones. */
 interface Child {
-  spec: ComponentSpec;
+  /** The unit's name: the component's name, or "host" for the shared host. */
+  name: string;
+  specs: ComponentSpec[];
   uid: number;
   proc: ChildProcess | undefined;
   pid: number;
@@ -39,7 +44,7 @@ interface Child {
   startedAt: number;
   /** init-side fds, in the order they appear at FIRST_CAP_FD... in the child. */
   capFds: number[];
-  grant: ComponentGrant;
+  grants: ComponentGrant[];
   pending: Map<number, (m: HostToInit) => void>;
   restartTimer: NodeJS.Timeout | undefined;
   lastExit: string;
@@ -75,7 +80,13 @@ export class Init {
     try {
       await this.#createDevices();
       this.#createSessions();
-      for (const spec of this.config.components) this.#children.set(spec.name, this.#prepareChild(spec));
+      const shared = this.config.components.filter((c) => c.isolation !== 'process');
+      for (const spec of this.config.components) {
+        if (spec.isolation === 'process') this.#children.set(spec.name, this.#prepareChild(spec.name, [spec], this.config.sandbox.uidBase + spec.index));
+      }
+      if (shared.length > 0) {
+        this.#children.set(SHARED_HOST, this.#prepareChild(SHARED_HOST, shared, this.config.sandbox.uidBase + this.config.components.length));
+      }
       const ready = [...this.#children.values()].map((c) => this.#waitState(c, 'running', timeoutMs));
       for (const c of this.#children.values()) this.#spawn(c);
       await Promise.all(ready);
@@ -103,13 +114,20 @@ export class Init {
   }
 
   #createSessions(): void {
-    for (const spec of this.config.sessions) {
+    const iso = new Map(this.config.components.map((c) => [c.name, c.isolation]));
+    this.config.sessions.forEach((spec, i) => {
+      if (iso.get(spec.a.component) === 'inline' && iso.get(spec.b.component) === 'inline') {
+        // Both ends on one thread of the shared host: plain memory, no fds.
+        const g = { transport: 'local' as const, slots: spec.slots, slotSize: spec.slotSize, fds: [] as number[], key: `s${i}` };
+        this.#sessions.push({ spec, fds: [], grants: [{ ...g, side: 0 }, { ...g, side: 1 }] });
+        return;
+      }
       const res = createSessionResources(spec.transport, { slots: spec.slots, slotSize: spec.slotSize });
       this.#sessions.push({ spec, fds: res.fds, grants: res.grants });
-    }
+    });
   }
 
-  #prepareChild(spec: ComponentSpec): Child {
+  #prepareChild(name: string, specs: ComponentSpec[], uid: number): Child {
     const capFds: number[] = [];
     const childFd = (initFd: number): number => {
       let i = capFds.indexOf(initFd);
@@ -119,36 +137,40 @@ export class Init {
       }
       return FIRST_CAP_FD + i;
     };
-    const fds: Record<string, number> = {};
-    for (const [cap, dev] of Object.entries(spec.devices)) fds[cap] = childFd(this.#tapFds.get(dev)!);
-    const sessions: SessionGrant[] = [];
-    for (const s of this.#sessions) {
-      for (const side of [0, 1] as const) {
-        const ep = side === 0 ? s.spec.a : s.spec.b;
-        if (ep.component !== spec.name) continue;
-        const g = s.grants[side];
-        sessions.push({ ...g, name: ep.port, fds: g.fds.map(childFd) });
+    const grants = specs.map((spec): ComponentGrant => {
+      const fds: Record<string, number> = {};
+      for (const [cap, dev] of Object.entries(spec.devices)) fds[cap] = childFd(this.#tapFds.get(dev)!);
+      const sessions: SessionGrant[] = [];
+      for (const s of this.#sessions) {
+        for (const side of [0, 1] as const) {
+          const ep = side === 0 ? s.spec.a : s.spec.b;
+          if (ep.component !== spec.name) continue;
+          const g = s.grants[side];
+          sessions.push({ ...g, name: ep.port, fds: g.fds.map(childFd) });
+        }
       }
-    }
-    const grant: ComponentGrant = {
-      name: spec.name,
-      type: spec.type,
-      module: componentTypes[spec.type].module,
-      config: spec.config,
-      configSource: { file: this.config.file, path: `${spec.path}.config` },
-      sessions,
-      fds,
-    };
+      return {
+        name: spec.name,
+        type: spec.type,
+        isolation: spec.isolation,
+        module: componentTypes[spec.type].module,
+        config: spec.config,
+        configSource: { file: this.config.file, path: `${spec.path}.config` },
+        sessions,
+        fds,
+      };
+    });
     return {
-      spec,
-      uid: this.config.sandbox.uidBase + spec.index,
+      name,
+      specs,
+      uid,
       proc: undefined,
       pid: 0,
       state: 'starting',
       restarts: 0,
       startedAt: 0,
       capFds,
-      grant,
+      grants,
       pending: new Map(),
       restartTimer: undefined,
       lastExit: '',
@@ -156,8 +178,8 @@ export class Init {
   }
 
   #spawn(c: Child): void {
-    const { file, args } = sandboxCommand({ uid: c.uid, maxOldSpaceMb: this.config.sandbox.maxOldSpaceMb, script: HOST_SCRIPT });
-    const env: Record<string, string> = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', MG_COMPONENT: c.spec.name };
+    const { file, args } = sandboxCommand({ uid: c.uid, maxOldSpaceMb: this.config.sandbox.maxOldSpaceMb, script: HOST_SCRIPT, allowWorker: c.specs.some((x) => x.isolation === 'thread') });
+    const env: Record<string, string> = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', MG_COMPONENT: c.name };
     if (this.#noSeccomp) env.MG_NO_SECCOMP = '1';
     const proc = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc', ...c.capFds], env });
     c.proc = proc;
@@ -166,10 +188,10 @@ export class Init {
     c.startedAt = Date.now();
     for (const stream of [proc.stdout, proc.stderr]) {
       if (stream === null) continue;
-      createInterface({ input: stream }).on('line', (l) => this.#log(`[${c.spec.name}] ${l}`));
+      createInterface({ input: stream }).on('line', (l) => this.#log(`[${c.name}] ${l}`));
     }
     proc.on('message', (m) => this.#onMessage(c, proc, m as HostToInit));
-    proc.on('error', (e) => this.#log(`init: ${c.spec.name}: spawn failed: ${e.message}`));
+    proc.on('error', (e) => this.#log(`init: ${c.name}: spawn failed: ${e.message}`));
     proc.on('exit', (code, signal) => this.#onExit(c, proc, code, signal));
   }
 
@@ -182,12 +204,12 @@ export class Init {
         break;
       case 'ready':
         c.state = 'running';
-        this.#log(`init: ${c.spec.name} running (pid ${c.pid}, uid ${c.uid}${c.restarts ? `, restart ${c.restarts}` : ''})`);
+        this.#log(`init: ${c.name} running (pid ${c.pid}, uid ${c.uid}${c.restarts ? `, restart ${c.restarts}` : ''})`);
         this.#notify();
         break;
       case 'fatal':
         c.lastExit = m.message;
-        this.#log(`init: ${c.spec.name} failed to start: ${m.message}`);
+        this.#log(`init: ${c.name} failed to start: ${m.message}`);
         break;
       case 'status':
       case 'session-reset-done': {
@@ -204,20 +226,26 @@ export class Init {
   /** Before a restarted component attaches, the survivors reset their ends of its sessions. */
   async #bootstrap(c: Child, proc: ChildProcess): Promise<void> {
     if (c.restarts > 0) {
+      const mine = new Set(c.specs.map((x) => x.name));
       for (const s of this.#sessions) {
-        const mine = s.spec.a.component === c.spec.name ? s.spec.a : s.spec.b.component === c.spec.name ? s.spec.b : undefined;
-        if (mine === undefined) continue;
-        const peer = mine === s.spec.a ? s.spec.b : s.spec.a;
-        const pc = this.#children.get(peer.component);
-        if (pc === undefined || pc.state !== 'running') continue;
-        const r = await this.#request(pc, { type: 'session-reset', id: 0, component: peer.component, session: peer.port }, 2000);
-        if (r === undefined || (r.type === 'session-reset-done' && r.error)) {
-          this.#log(`init: ${peer.component}.${peer.port}: session reset failed${r === undefined ? ' (no answer)' : `: ${(r as { error?: string }).error}`}`);
+        for (const [me, peer] of [[s.spec.a, s.spec.b], [s.spec.b, s.spec.a]] as const) {
+          if (!mine.has(me.component) || mine.has(peer.component)) continue;
+          const pc = this.#unitOf(peer.component);
+          if (pc === undefined || pc.state !== 'running') continue;
+          const r = await this.#request(pc, { type: 'session-reset', id: 0, component: peer.component, session: peer.port }, 2000);
+          if (r === undefined || (r.type === 'session-reset-done' && r.error)) {
+            this.#log(`init: ${peer.component}.${peer.port}: session reset failed${r === undefined ? ' (no answer)' : `: ${(r as { error?: string }).error}`}`);
+          }
         }
       }
     }
     if (c.proc !== proc) return;
-    this.#send(c, { type: 'bootstrap', components: [c.grant] });
+    this.#send(c, { type: 'bootstrap', components: c.grants });
+  }
+
+  #unitOf(component: string): Child | undefined {
+    for (const c of this.#children.values()) if (c.specs.some((x) => x.name === component)) return c;
+    return undefined;
   }
 
   #onExit(c: Child, proc: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
@@ -237,7 +265,7 @@ export class Init {
     const delay = ranMs > 10000 ? 50 : Math.min(5000, 100 * 2 ** Math.min(c.restarts, 6));
     c.state = 'restarting';
     c.restarts++;
-    this.#log(`init: ${c.spec.name} (pid ${c.pid}) died with ${how}; restarting in ${delay} ms`);
+    this.#log(`init: ${c.name} (pid ${c.pid}) died with ${how}; restarting in ${delay} ms`);
     c.restartTimer = setTimeout(() => {
       c.restartTimer = undefined;
       if (!this.#stopping) this.#spawn(c);
@@ -279,7 +307,7 @@ export class Init {
         if (c.state === state) return resolveP();
         if (this.#stopping) return reject(new Error('init is stopping'));
         if (Date.now() > deadline) {
-          return reject(new Error(`${c.spec.name} did not become ${state} within ${timeoutMs} ms${c.lastExit ? ` (last exit: ${c.lastExit})` : ''}`));
+          return reject(new Error(`${c.name} did not become ${state} within ${timeoutMs} ms${c.lastExit ? ` (last exit: ${c.lastExit})` : ''}`));
         }
         this.#waiters.push(check);
         setTimeout(() => this.#notify(), 200).unref();
@@ -289,17 +317,24 @@ export class Init {
   }
 
   /** One line per component: what a user (or the lab) needs to see. */
-  components(): { name: string; type: string; isolation: string; pid: number; uid: number; state: ChildState; restarts: number; lastExit: string }[] {
-    return [...this.#children.values()].map((c) => ({
-      name: c.spec.name,
-      type: c.spec.type,
-      isolation: c.spec.isolation,
-      pid: c.pid,
-      uid: c.uid,
-      state: c.state,
-      restarts: c.restarts,
-      lastExit: c.lastExit,
-    }));
+  components(): { name: string; type: string; isolation: string; unit: string; pid: number; uid: number; state: ChildState; restarts: number; lastExit: string }[] {
+    const out = [];
+    for (const c of this.#children.values()) {
+      for (const spec of c.specs) {
+        out.push({
+          name: spec.name,
+          type: spec.type,
+          isolation: spec.isolation,
+          unit: c.name,
+          pid: c.pid,
+          uid: c.uid,
+          state: c.state,
+          restarts: c.restarts,
+          lastExit: c.lastExit,
+        });
+      }
+    }
+    return out.sort((a, b) => a.name.localeCompare(b.name));
   }
 
   get ready(): boolean {

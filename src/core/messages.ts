@@ -6,6 +6,7 @@ import type { SessionGrant } from '../session/types.ts';
 export interface ComponentGrant {
   name: string;
   type: string;
+  isolation: 'process' | 'thread' | 'inline';
   module: string;
   config: unknown;
   configSource: { file: string; path: string };

@@ -23,6 +23,8 @@ export interface SandboxSpec {
   maxOldSpaceMb: number;
   /** Script (absolute path inside ROOT) the sandboxed node runs. */
   script: string;
+  /** Allow worker threads (the shared host of `thread` components). */
+  allowWorker?: boolean;
 }
 
 function inCode(p: string): string {
@@ -55,6 +57,7 @@ export function sandboxCommand(spec: SandboxSpec): { file: string; args: string[
       '--permission',
       `--allow-fs-read=${CODE_DIR}/`,
       '--allow-addons',
+      ...(spec.allowWorker ? ['--allow-worker'] : []),
       '--disable-warning=ExperimentalWarning',
       '--disable-warning=SecurityWarning',
       `--max-old-space-size=${spec.maxOldSpaceMb}`,

@@ -1,9 +1,10 @@
 // The in-process transport: both ends in one thread, the same rings as shm
 // over a plain ArrayBuffer, no wake-up fds (fd -1; the entrypoint finds work
 // through pending()). Used for `inline` isolation and for unit tests of
-// components. Slots have no numeric address (address -1).
+// components. Slots have real addresses (the memory is an anonymous mapping).
 import { RingEnd, initSessionMemory, sessionLayout } from './ring.ts';
 import type { SessionOptions } from './shm.ts';
+import { mapAnonymous } from '../sys/libc.ts';
 
 export interface LocalSessionOptions extends SessionOptions {
   /** Port names of side a and side b (default "a" and "b"). */
@@ -17,12 +18,15 @@ export interface LocalSessionOptions extends SessionOptions {
  */
 export function createLocalSession(opts: LocalSessionOptions): [RingEnd, RingEnd] {
   const l = sessionLayout(opts.slots, opts.slotSize);
-  const mem = new ArrayBuffer(l.totalBytes);
+  // Private anonymous memory rather than a JS ArrayBuffer: slots get real
+  // addresses, so a driver can read(2)/write(2) straight into them inline too.
+  const map = mapAnonymous(l.totalBytes);
+  const mem = map.buffer;
   initSessionMemory(mem, l);
   const names = opts.names ?? ['a', 'b'];
   const none: [number, number, number, number] = [-1, -1, -1, -1];
   return [
-    new RingEnd({ name: names[0], mem, address: -1, layout: l, side: 0, efds: none }),
-    new RingEnd({ name: names[1], mem, address: -1, layout: l, side: 1, efds: none }),
+    new RingEnd({ name: names[0], mem, address: map.address, layout: l, side: 0, efds: none }),
+    new RingEnd({ name: names[1], mem, address: map.address, layout: l, side: 1, efds: none }),
   ];
 }

@@ -562,7 +562,9 @@ export class RingSink implements PacketSink {
   }
 
   pending(): boolean {
-    return Atomics.load(this.#ctl, this.#subHead) !== this.#next;
+    const ctl = this.#ctl;
+    if (Atomics.load(ctl, H_GENERATION) !== this.#gen) this.resync();
+    return Atomics.load(ctl, this.#subHead) !== this.#next;
   }
 
   arm(): boolean {

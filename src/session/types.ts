@@ -78,6 +78,8 @@ export interface SessionGrant {
   side: 0 | 1;
   slots: number;
   slotSize: number;
+  /** local: both ends with the same key are paired in-process by the host. */
+  key?: string;
   /** Inherited fds: shm = [memfd, efd a->b submit, efd a->b ack, efd b->a submit, efd b->a ack]; socket = [socket]. */
   fds: number[];
 }

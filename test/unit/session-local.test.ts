@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { createLocalSession } from '../../src/session/local.ts';
 import { openSessionEnd } from '../../src/session/open.ts';
 import { createSessionResources } from '../../src/session/create.ts';
+import { Entrypoint } from '../../src/core/entrypoint.ts';
 import { ringCases } from './fixtures/ring-cases.ts';
 import { runTraffic } from './fixtures/session-traffic.ts';
 
@@ -43,9 +44,11 @@ test('local: arm/disarm without fds: arm reports packets that arrived', () => {
   b.in.clearWakeup();
 });
 
-test('local: two entrypoints in one thread exchange 10000 packets each way', async () => {
+test('local: both ends on one entrypoint exchange 10000 packets each way', async () => {
   const [a, b] = createLocalSession({ slots: 16, slotSize: 2048 });
-  const [ra, rb] = await Promise.all([runTraffic(a, 0, 10000), runTraffic(b, 1, 10000)]);
+  const ep = new Entrypoint({ maxSleepMs: 10 });
+  const [ra, rb] = await Promise.all([runTraffic(a, 0, 10000, ep), runTraffic(b, 1, 10000, ep)]);
+  ep.stop();
   for (const r of [ra, rb]) {
     assert.equal(r.errors, 0, r.firstError);
     assert.equal(r.sent, 10000);
