@@ -167,8 +167,10 @@ function runOne(transport: TransportKind, size: number, seconds: number, verify:
     stdio: ['ignore', 'pipe', 'inherit', ...theirs.fds],
   });
   let out = '';
-  child.stdout.setEncoding('utf8');
-  child.stdout.on('data', (d: string) => (out += d));
+  const stdout = child.stdout;
+  if (stdout === null) throw new Error('no stdout pipe to the child');
+  stdout.setEncoding('utf8');
+  stdout.on('data', (d: string) => (out += d));
   const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? -1)));
   const end = openSessionEnd(mine);
   // Let the child start and attach before the clock runs.

@@ -1,5 +1,5 @@
 // The in-process transport: both ends in one thread, the same rings as shm
-// over a plain ArrayBuffer, no wake-up fds (fd -1; the entrypoint finds work
+// over private anonymous memory, no wake-up fds (fd -1; the entrypoint finds work
 // through pending()). Used for `inline` isolation and for unit tests of
 // components. Slots have real addresses (the memory is an anonymous mapping).
 import { RingEnd, initSessionMemory, sessionLayout } from './ring.ts';
@@ -25,8 +25,13 @@ export function createLocalSession(opts: LocalSessionOptions): [RingEnd, RingEnd
   initSessionMemory(mem, l);
   const names = opts.names ?? ['a', 'b'];
   const none: [number, number, number, number] = [-1, -1, -1, -1];
+  // The memory goes when both ends are closed (one end closing must not pull it from under the other).
+  let open = 2;
+  const release = (): void => {
+    if (--open === 0) map.unmap();
+  };
   return [
-    new RingEnd({ name: names[0], mem, address: map.address, layout: l, side: 0, efds: none }),
-    new RingEnd({ name: names[1], mem, address: map.address, layout: l, side: 1, efds: none }),
+    new RingEnd({ name: names[0], mem, address: map.address, layout: l, side: 0, efds: none, release }),
+    new RingEnd({ name: names[1], mem, address: map.address, layout: l, side: 1, efds: none, release }),
   ];
 }

@@ -144,6 +144,11 @@ export class SocketSource implements PacketSource {
     }
   }
 
+  /** Try again to send what a full socket left queued. Returns packets sent. */
+  retry(): number {
+    return this.#qhead === this.#qtail ? 0 : this.#send();
+  }
+
   /** Write queued packets until the socket is full. Returns packets sent. */
   #send(): number {
     const fd = this.#fd;
@@ -201,10 +206,17 @@ export class SocketSink implements PacketSink {
   #more = false;
   /** The socket reported end of file: stop polling it. */
   #hup = false;
+  /**
+   * The source on the same socket. Its queue (left by a full socket) must drain
+   * even when its owner stops submitting, and every component polls its sinks:
+   * so the sink's pollable also retries the source's queue.
+   */
+  #companion: SocketSource | undefined;
 
-  constructor(fd: number, mem: Mapping, slotSize: number) {
+  constructor(fd: number, mem: Mapping, slotSize: number, companion?: SocketSource) {
     this.#fd = fd;
     this.#slotSize = slotSize;
+    this.#companion = companion;
     this.buf = new Uint8Array(mem.buffer, 0, slotSize);
     this.address = mem.address;
   }
@@ -215,6 +227,8 @@ export class SocketSink implements PacketSink {
   }
 
   receive(fn: (offset: number, length: number) => void, max: number): number {
+    const c = this.#companion;
+    if (c !== undefined && c.queued > 0) c.retry();
     if (this.#hup) return 0;
     const fd = this.#fd;
     const addr = this.address;
@@ -259,11 +273,12 @@ export class SocketSink implements PacketSink {
   flushAcks(): void {}
 
   pending(): boolean {
-    return this.#more;
+    return this.#more || (this.#companion !== undefined && this.#companion.queued > 0);
   }
 
+  /** Nothing to arm (the socket is polled); true while work is left, so the loop does not sleep. */
   arm(): boolean {
-    return this.#more;
+    return this.pending();
   }
 
   disarm(): void {}
@@ -301,7 +316,7 @@ export class SocketEnd implements SessionEnd {
     const inMem = mapAnonymous(slotSize + 4096);
     this.#maps = [outMem, inMem];
     this.out = new SocketSource(fd, outMem, slots, slotSize);
-    this.in = new SocketSink(fd, inMem, slotSize);
+    this.in = new SocketSink(fd, inMem, slotSize, this.out);
   }
 
   stats(): Record<string, number> {

@@ -14,15 +14,14 @@ ringCases('local', (slots, slotSize) => {
   return { a, b, close: () => { a.close(); b.close(); } };
 });
 
-test('local: names, no fds, no addresses', () => {
+test('local: names, no fds, real addresses', () => {
   const [a, b] = createLocalSession({ slots: 2, slotSize: 64, names: ['lan', 'uplink'] });
   assert.equal(a.name, 'lan');
   assert.equal(b.name, 'uplink');
   for (const e of [a, b]) {
     assert.equal(e.in.fd, -1);
     assert.equal(e.out.spacePollable.fd, -1);
-    assert.equal(e.out.address, -1);
-    assert.equal(e.in.address, -1);
+    assert.ok(e.out.address > 0 && e.in.address > 0, 'anonymous mapping: slots have addresses');
     assert.equal(e.out.buf.byteLength, 2 * 64);
   }
   // a's out buffer is b's in buffer, and the other way round.
@@ -30,6 +29,13 @@ test('local: names, no fds, no addresses', () => {
   assert.equal(b.in.buf[5], 99);
   b.out.buf[7] = 42;
   assert.equal(a.in.buf[7], 42);
+  assert.equal(a.out.address, b.in.address);
+  assert.equal(b.out.address, a.in.address);
+  // The memory stays until both ends are closed.
+  a.close();
+  b.out.buf[9] = 1;
+  assert.equal(b.out.buf[9], 1);
+  b.close();
 });
 
 test('local: arm/disarm without fds: arm reports packets that arrived', () => {

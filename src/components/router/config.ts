@@ -67,6 +67,15 @@ export interface ConfigSource {
 }
 
 const NAME_RE = /^[A-Za-z][A-Za-z0-9_-]*$/;
+/** Domain names are session port names: lower-case letters, digits and "-". */
+const DOMAIN_RE = /^[a-z][a-z0-9-]{0,31}$/;
+
+/** " (got ...)" for error messages, as the gateway config loader words it. */
+function got(v: unknown): string {
+  if (v === undefined) return ' (missing)';
+  const s = JSON.stringify(v);
+  return ` (got ${s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s})`;
+}
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -87,22 +96,22 @@ class Checker {
     throw new ConfigError(this.file, path, expected);
   }
   record(v: unknown, path: string, known: readonly string[], what: string): Record<string, unknown> {
-    if (!isRecord(v)) this.fail(path, `expected ${what}`);
+    if (!isRecord(v)) this.fail(path, `expected ${what}${got(v)}`);
     for (const k of Object.keys(v)) {
-      if (!known.includes(k)) this.fail(keyPath(path, k), `unknown key (expected one of: ${known.join(', ')})`);
+      if (!known.includes(k)) this.fail(keyPath(path, k), `unknown key; expected one of ${known.join(', ')}`);
     }
     return v;
   }
   int(v: unknown, path: string, def: number, min: number, max: number): number {
     if (v === undefined) return def;
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-      this.fail(path, `expected an integer from ${min} to ${max}`);
+      this.fail(path, `expected an integer from ${min} to ${max}${got(v)}`);
     }
     return v;
   }
   bool(v: unknown, path: string, def: boolean): boolean {
     if (v === undefined) return def;
-    if (typeof v !== 'boolean') this.fail(path, 'expected true or false');
+    if (typeof v !== 'boolean') this.fail(path, `expected true or false${got(v)}`);
     return v;
   }
 }
@@ -160,7 +169,7 @@ export function parseRouterConfig(raw: unknown, componentName: string, source: C
   if (root['mac-prefix'] !== undefined) {
     const p = typeof root['mac-prefix'] === 'string' ? parseMacPrefix(root['mac-prefix']) : undefined;
     if (p === undefined || !isLocalUnicastMacByte(p[0])) {
-      c.fail(at('mac-prefix'), 'expected 1 to 5 hex bytes like "02:6d", first byte locally administered unicast (second-lowest bit set, lowest clear)');
+      c.fail(at('mac-prefix'), `expected 1 to 5 hex bytes like "02:6d", the first locally administered unicast (second-lowest bit set, lowest clear)${got(root['mac-prefix'])}`);
     }
     macPrefix = p;
   }
@@ -168,7 +177,7 @@ export function parseRouterConfig(raw: unknown, componentName: string, source: C
   // domains, first pass: addresses
   const rawDomains = root.domains;
   if (!isRecord(rawDomains) || Object.keys(rawDomains).length === 0) {
-    c.fail(at('domains'), 'expected a mapping of domain name to domain settings, at least one domain');
+    c.fail(at('domains'), `expected a mapping of domain name to domain settings, at least one domain${got(rawDomains)}`);
   }
   const names = Object.keys(rawDomains);
   interface Draft { name: string; address: number; prefix: number; gateway: number; rawForward: unknown }
@@ -176,23 +185,23 @@ export function parseRouterConfig(raw: unknown, componentName: string, source: C
   let defaultDomain = '';
   for (const name of names) {
     const p = at('domains', name);
-    if (!NAME_RE.test(name)) c.fail(p, 'expected a domain name of letters, digits, "-" or "_", starting with a letter');
+    if (!DOMAIN_RE.test(name)) c.fail(p, 'expected a domain name (it is the session port name) of lower-case letters, digits and "-", starting with a letter, at most 32');
     const d = c.record(rawDomains[name], p, ['address', 'gateway', 'forward'], 'a mapping with "address"');
     const cidr = typeof d.address === 'string' ? parseIpv4Cidr(d.address) : undefined;
     if (cidr === undefined || cidr.prefix < 1 || cidr.prefix > 30) {
-      c.fail(at('domains', name, 'address'), 'expected an IPv4 address with prefix like 198.18.0.1/24 (prefix 1 to 30)');
+      c.fail(at('domains', name, 'address'), `expected an IPv4 address with prefix like 198.18.0.1/24 (prefix 1 to 30)${got(d.address)}`);
     }
     const net = networkOf(cidr.address, cidr.prefix);
     const bc = broadcastOf(cidr.address, cidr.prefix);
     if (cidr.address === net || cidr.address === bc) {
-      c.fail(at('domains', name, 'address'), `expected a host address, not the network or broadcast address of ${formatIpv4(net)}/${cidr.prefix}`);
+      c.fail(at('domains', name, 'address'), `expected a host address, not the network or broadcast address of ${formatIpv4(net)}/${cidr.prefix}${got(d.address)}`);
     }
     let gateway = -1;
     if (d.gateway !== undefined) {
       const g = typeof d.gateway === 'string' ? parseIpv4(d.gateway) : undefined;
-      if (g === undefined) c.fail(at('domains', name, 'gateway'), 'expected an IPv4 address like 198.19.0.254');
+      if (g === undefined) c.fail(at('domains', name, 'gateway'), `expected an IPv4 address like 198.19.0.254${got(d.gateway)}`);
       if (!inPrefix(g, net, prefixMask(cidr.prefix)) || g === net || g === bc || g === cidr.address) {
-        c.fail(at('domains', name, 'gateway'), `expected a host address inside ${formatIpv4(net)}/${cidr.prefix} other than the router's own`);
+        c.fail(at('domains', name, 'gateway'), `expected a host address inside ${formatIpv4(net)}/${cidr.prefix} other than the router's own${got(d.gateway)}`);
       }
       if (defaultDomain !== '') {
         c.fail(at('domains', name, 'gateway'), `expected at most one domain with a gateway (the default route); "${defaultDomain}" has one already`);
@@ -218,14 +227,14 @@ export function parseRouterConfig(raw: unknown, componentName: string, source: C
     const forward: ForwardRule[] = [];
     if (d.rawForward !== undefined) {
       const fp = at('domains', d.name, 'forward');
-      if (!Array.isArray(d.rawForward)) c.fail(fp, 'expected a list of rules like [{ to: wan, nat: true }]');
+      if (!Array.isArray(d.rawForward)) c.fail(fp, `expected a list of rules like [{ to: wan, nat: true }]${got(d.rawForward)}`);
       d.rawForward.forEach((r: unknown, i: number) => {
         const rp = `${fp}[${i}]`;
         const rule = c.record(r, rp, ['to', 'nat'], 'a rule like { to: wan, nat: true }');
         const to = rule.to;
         const toIndex = typeof to === 'string' ? names.indexOf(to) : -1;
         if (typeof to !== 'string' || toIndex < 0 || to === d.name) {
-          c.fail(`${rp}.to`, `expected the name of another domain (one of: ${names.filter((n) => n !== d.name).join(', ') || 'none'})`);
+          c.fail(`${rp}.to`, `expected the name of another domain (one of: ${names.filter((n) => n !== d.name).join(', ') || 'none'})${got(to)}`);
         }
         if (forward.some((f) => f.to === toIndex)) c.fail(`${rp}.to`, `expected each target once; "${to}" is listed twice`);
         forward.push({ to: toIndex, toName: to, nat: c.bool(rule.nat, `${rp}.nat`, false) });
@@ -275,7 +284,7 @@ export function parseRouterConfig(raw: unknown, componentName: string, source: C
   let natPorts: { first: number; last: number } = { ...DEFAULTS.natPorts };
   if (root['nat-ports'] !== undefined) {
     const r = parsePortRange(root['nat-ports']);
-    if (r === undefined) c.fail(at('nat-ports'), 'expected a port range like "49152-65535" (1 to 65535, first <= last)');
+    if (r === undefined) c.fail(at('nat-ports'), `expected a port range like "49152-65535" (1 to 65535, first <= last)${got(root['nat-ports'])}`);
     natPorts = r;
   }
 

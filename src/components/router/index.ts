@@ -1,0 +1,64 @@
+// The router component: one Nic session per domain (the session's port name is
+// the domain's name), the Router logic in between. Per domain one sink
+// pollable delivers batches; each packet is copied once from the ingress
+// sink's buffer into a slot of the egress source; after the batch every egress
+// that got packets is flushed once. A timer drives ARP retries and expiry.
+import { ConfigError, type Component, type ComponentEnv } from '../../core/component.ts';
+import type { Pollable } from '../../core/entrypoint.ts';
+import { sinkPollable } from '../../session/pollable.ts';
+import type { SessionEnd } from '../../session/types.ts';
+import { parseRouterConfig } from './config.ts';
+import { Router } from './router.ts';
+
+export default function create(env: ComponentEnv): Component {
+  const cfg = parseRouterConfig(env.config, env.name, env.configSource);
+  const ends: SessionEnd[] = cfg.domains.map((d) => {
+    const end = env.sessions.get(d.name);
+    if (end === undefined) {
+      const base = env.configSource.path;
+      throw new ConfigError(env.configSource.file, `${base === '' ? '' : `${base}.`}domains.${d.name}`,
+        `expected a Nic session named "${d.name}" connected to component "${env.name}" (granted: ${[...env.sessions.keys()].join(', ') || 'none'})`);
+    }
+    return end;
+  });
+  for (const name of env.sessions.keys()) {
+    if (!cfg.domains.some((d) => d.name === name)) env.log.warn('session without a domain is ignored', { session: name });
+  }
+  const router = new Router(cfg, ends.map((e) => e.out), env.counters);
+  const pollables: Pollable[] = [];
+  let timer: ReturnType<typeof setInterval> | undefined;
+  const flush = (): void => router.flush();
+  const tickMs = Math.max(10, Math.min(100, Math.floor(cfg.arp.retryMs / 4)));
+
+  return {
+    start(): void {
+      ends.forEach((end, i) => {
+        const sink = end.in;
+        const p = sinkPollable(sink, (off, len) => router.receive(i, sink.buf, off, len), flush);
+        pollables.push(p);
+        env.ep.add(p);
+      });
+      timer = setInterval(() => {
+        router.tick();
+        router.flush();
+      }, tickMs);
+      timer.unref();
+      env.log.info('router started', {
+        domains: cfg.domains.map((d) => d.name),
+      });
+    },
+    status(): Record<string, unknown> {
+      return router.status();
+    },
+    sessionReset(name: string): void {
+      const i = router.domainIndex(name);
+      if (i >= 0) router.resetDomain(i);
+    },
+    stop(): void {
+      if (timer !== undefined) clearInterval(timer);
+      timer = undefined;
+      for (const p of pollables) env.ep.remove(p);
+      pollables.length = 0;
+    },
+  };
+}
