@@ -30,3 +30,14 @@ export function setU16le(buf: Uint8Array, off: number, v: number): void {
   buf[off] = v & 0xff;
   buf[off + 1] = (v >>> 8) & 0xff;
 }
+
+/**
+ * A big-endian 32-bit field as a signed int32. The router keeps IPv4 addresses
+ * in this form on its hot path: int32 values are V8 small integers, so passing
+ * them between functions never boxes a number (an unsigned value >= 2^31
+ * would become a heap number at every call boundary that is not inlined).
+ * `>>> 0` turns one back into the unsigned form.
+ */
+export function getI32(buf: Uint8Array, off: number): number {
+  return (buf[off] << 24) | (buf[off + 1] << 16) | (buf[off + 2] << 8) | buf[off + 3];
+}

@@ -154,7 +154,7 @@ frames = [
     eth + ip(csum=0x1234, payload=b'x' * 20),        # bad header checksum
     eth + ip(proto=6, payload=b'\x00' * 8),          # truncated TCP header
     eth + ip(proto=17, payload=b'\x00' * 4),         # truncated UDP header
-    gwmac + src,                                     # truncated Ethernet header
+    eth,                                             # Ethernet header, empty IPv4 payload
     eth + bytes(range(256)) * 5,                     # garbage
     gwmac + src + b'\x08\x06' + b'\x00' * 10,        # truncated ARP
 ]

@@ -577,6 +577,27 @@ test('ICMP errors about a tracked connection are translated back (outer, quoted 
   assert.equal((pin[22] << 8) | pin[23], nat);
 });
 
+test('a translated ICMP error waits for ARP like any packet, then leaves intact', () => {
+  const r = rig();
+  learnNeighbours(r);
+  r.send(0, ipFrame(LAN_HOST, r.lanMac, '198.18.0.23', REMOTE, udp(40001, 33435, 'probe'), { ttl: 2 }));
+  const [probe] = r.wan.take();
+  r.router.resetDomain(0); // the lan host's MAC is forgotten
+  r.send(1, ipFrame(WAN_GW, r.wanMac, '192.0.2.77', '198.19.0.1', { proto: 'icmp', icmp: { kind: 'dest-unreachable', code: 3, mtu: 0, original: probe.subarray(26, 54) } }));
+  const [who] = r.lan.take();
+  const w = decodeFrame(who);
+  assert.ok(w.ok && w.value.kind === 'arp' && w.value.arp.targetIp === '198.18.0.23');
+  r.send(0, arpFrame('reply', LAN_HOST, r.lanMac, '198.18.0.23', '198.18.0.1', r.lanMac));
+  const [err] = r.lan.take();
+  assert.ok(err, 'released');
+  const f = decode(err);
+  assert.deepEqual(f.eth, { dst: LAN_HOST, src: r.lanMac });
+  assert.equal(f.ip.dst, '198.18.0.23');
+  assert.ok(f.l4.proto === 'icmp' && f.l4.icmp.kind === 'dest-unreachable');
+  assert.equal((f.l4.icmp.original[20] << 8) | f.l4.icmp.original[21], 40001);
+  assert.ok(ipHeaderOk(f.l4.icmp.original, 0));
+});
+
 // ---- egress pressure ------------------------------------------------------------------
 
 test('egress full: counted drop', () => {

@@ -272,7 +272,7 @@ export function parseRouterConfig(raw: unknown, componentName: string, source: C
     ['max', 'tcp-established-s', 'tcp-transitory-s', 'tcp-closed-s', 'udp-s', 'icmp-s'], 'a mapping');
   const day = 86400 * 7;
   const conntrack = {
-    max: c.int(ctRaw.max, at('conntrack', 'max'), T.max, 1, 1 << 22),
+    max: c.int(ctRaw.max, at('conntrack', 'max'), T.max, 1, 1 << 20),
     tcpEstablishedMs: c.int(ctRaw['tcp-established-s'], at('conntrack', 'tcp-established-s'), T.tcpEstablishedS, 1, day) * 1000,
     tcpTransitoryMs: c.int(ctRaw['tcp-transitory-s'], at('conntrack', 'tcp-transitory-s'), T.tcpTransitoryS, 1, day) * 1000,
     tcpClosedMs: c.int(ctRaw['tcp-closed-s'], at('conntrack', 'tcp-closed-s'), T.tcpClosedS, 1, day) * 1000,

@@ -15,13 +15,13 @@
 import { Buffer } from 'node:buffer';
 import type { Counters } from '../../core/counters.ts';
 import {
-  formatIpv4, formatMac, inPrefix, isGroupMac, isMartianSourceIpv4, isMulticastIpv4, macEquals,
+  formatIpv4, formatMac, isGroupMac, isMartianSourceIpv4, isMulticastIpv4, macEquals,
 } from '../../net/addr.ts';
 import {
-  ARP_ERR_BAD_OP, ARP_ERR_TRUNCATED, ARP_LEN, ARP_OK, ARP_OP_REPLY, ARP_OP_REQUEST, ARP_SHA, arpOp, arpSpa, arpTpa,
+  ARP_ERR_BAD_OP, ARP_ERR_TRUNCATED, ARP_LEN, ARP_OK, ARP_OP_REPLY, ARP_OP_REQUEST, ARP_SHA, ARP_SPA, ARP_TPA, arpOp,
   checkArp, writeArp,
 } from '../../net/arp.ts';
-import { getU16, getU16le, getU32, setU16, setU32 } from '../../net/bytes.ts';
+import { getI32, getU16, getU16le, setU16, setU32 } from '../../net/bytes.ts';
 import { partialUpdate32, update16, update32 } from '../../net/checksum.ts';
 import { ETH_HLEN, ETH_MIN_FRAME, ETHERTYPE_ARP, ETHERTYPE_IPV4, writeEthHeader, writeMacBytes } from '../../net/ethernet.ts';
 import {
@@ -120,11 +120,13 @@ export class Router {
 
   // Per domain, by index.
   readonly #n: number;
-  readonly #addr: Float64Array;
-  readonly #net: Float64Array;
-  readonly #mask: Float64Array;
-  readonly #bcast: Float64Array;
-  readonly #gw: Float64Array;
+  // Addresses as int32 (see getI32): small integers, never boxed.
+  readonly #addr: Int32Array;
+  readonly #net: Int32Array;
+  readonly #mask: Int32Array;
+  readonly #bcast: Int32Array;
+  /** Gateway, or -1 (255.255.255.255 is never a valid gateway). */
+  readonly #gw: Int32Array;
   readonly #mac: Uint8Array[];
   readonly #arp: ArpCache[];
   readonly #dirty: Uint8Array;
@@ -151,11 +153,11 @@ export class Router {
     this.#now = this.#clock();
     const n = cfg.domains.length;
     this.#n = n;
-    this.#addr = new Float64Array(n);
-    this.#net = new Float64Array(n);
-    this.#mask = new Float64Array(n);
-    this.#bcast = new Float64Array(n);
-    this.#gw = new Float64Array(n);
+    this.#addr = new Int32Array(n);
+    this.#net = new Int32Array(n);
+    this.#mask = new Int32Array(n);
+    this.#bcast = new Int32Array(n);
+    this.#gw = new Int32Array(n);
     this.#mac = [];
     this.#arp = [];
     this.#dirty = new Uint8Array(n);
@@ -168,7 +170,7 @@ export class Router {
       this.#net[i] = d.network;
       this.#mask[i] = d.mask;
       this.#bcast[i] = d.broadcast;
-      this.#gw[i] = d.gateway;
+      this.#gw[i] = d.gateway < 0 ? -1 : d.gateway;
       this.#mac.push(d.mac);
       this.#arp.push(new ArpCache());
       this.#rxId[i] = counters.define(`rx.${d.name}`);
@@ -285,12 +287,11 @@ export class Router {
     const sha = a + ARP_SHA;
     if (isGroupMac(buf, sha) || macEquals(buf, sha, ZERO_MAC)) return this.#drop(D['arp-bad-sender']);
     const op = arpOp(buf, a);
-    const spa = arpSpa(buf, a);
-    const tpa = arpTpa(buf, a);
+    const spa = getI32(buf, a + ARP_SPA);
+    const tpa = getI32(buf, a + ARP_TPA);
     const own = this.#addr[dom];
     if (spa === own) return this.#drop(D['arp-address-conflict']);
-    const learnable = spa !== this.#net[dom] && spa !== this.#bcast[dom] &&
-      inPrefix(spa, this.#net[dom], this.#mask[dom]);
+    const learnable = spa !== this.#net[dom] && spa !== this.#bcast[dom] && (spa & this.#mask[dom]) === this.#net[dom];
     const cache = this.#arp[dom];
     if (op === ARP_OP_REQUEST) {
       if (tpa !== own) {
@@ -451,12 +452,12 @@ export class Router {
         : ihl === IP_ERR_IHL ? D['ip-bad-ihl'] : ihl === IP_ERR_LENGTH ? D['ip-bad-length']
         : ihl === IP_ERR_CHECKSUM ? D['ip-bad-checksum'] : D['ip-truncated']);
     }
-    const src = getU32(buf, ip + IP_SRC);
-    const dst = getU32(buf, ip + IP_DST);
+    const src = getI32(buf, ip + IP_SRC);
+    const dst = getI32(buf, ip + IP_DST);
     if (isMartianSourceIpv4(src) || src === this.#bcast[dom] || src === this.#addr[dom]) return this.#drop(D['ip-bad-source']);
     // A domain without the default route only speaks for its own prefix.
-    if (this.#gw[dom] < 0 && !inPrefix(src, this.#net[dom], this.#mask[dom])) return this.#drop(D['ip-spoofed-source']);
-    if (dst === 0xffffffff || isMulticastIpv4(dst) || dst === this.#bcast[dom]) return this.#drop(D['ip-broadcast']);
+    if (this.#gw[dom] === -1 && (src & this.#mask[dom]) !== this.#net[dom]) return this.#drop(D['ip-spoofed-source']);
+    if (dst === -1 || isMulticastIpv4(dst) || dst === this.#bcast[dom]) return this.#drop(D['ip-broadcast']);
     if (ipv4IsFragment(buf, ip)) return this.#drop(D['ip-fragment']);
 
     const proto = buf[ip + 9];
@@ -555,14 +556,14 @@ export class Router {
   /** The egress domain for dst: the domain whose prefix holds it, else the default route, else -1. */
   #route(dst: number): number {
     for (let i = 0; i < this.#n; i++) {
-      if (((dst & this.#mask[i]) >>> 0) === this.#net[i]) return i;
+      if ((dst & this.#mask[i]) === this.#net[i]) return i;
     }
     return this.#defaultDomain;
   }
 
   /** The next hop in domain `dom` for an address: itself on-link, else the gateway, else -1. */
   #hopFor(dom: number, addr: number): number {
-    if (((addr & this.#mask[dom]) >>> 0) === this.#net[dom]) return addr;
+    if ((addr & this.#mask[dom]) === this.#net[dom]) return addr;
     return this.#gw[dom];
   }
 
@@ -691,7 +692,7 @@ export class Router {
     const nDst = dir === 0 ? c.rSrc : c.oSrc;
     const nDport = dir === 0 ? c.rSport : c.oSport;
     const hop = this.#hopFor(out, nDst);
-    if (hop < 0) return this.#drop(D['no-route']);
+    if (hop === -1) return this.#drop(D['no-route']);
     const port = this.#ports[out];
     if (len > port.slotSize) return this.#drop(D['egress-too-big']);
     const e = this.#nextHop(out, hop);
@@ -730,8 +731,8 @@ export class Router {
     nSrc: number, nSport: number, nDst: number, nDport: number, needsCsum: boolean): void {
     ipv4DecrementTtl(b, ip);
     const l4 = ip + ihl;
-    const oSrc = getU32(b, ip + IP_SRC);
-    const oDst = getU32(b, ip + IP_DST);
+    const oSrc = getI32(b, ip + IP_SRC);
+    const oDst = getI32(b, ip + IP_DST);
     const icmp = proto === IPPROTO_ICMP;
     const cOff = proto === IPPROTO_TCP ? l4 + TCP_CHECKSUM : proto === IPPROTO_UDP ? l4 + UDP_CHECKSUM : l4 + 2;
     let ipc = getU16(b, ip + IP_CHECKSUM);
@@ -803,7 +804,7 @@ export class Router {
     copyBytes.call(buf, b, e, eIn + 6, eIn + 12); // destination = the request's source MAC
     writeMacBytes(b, e + 6, this.#mac[dom]);
     setU16(b, e + 12, ETHERTYPE_IPV4);
-    writeIpv4Header(b, rip, IPV4_HLEN + l4Len, IPPROTO_ICMP, this.#addr[dom], getU32(buf, ip + IP_SRC),
+    writeIpv4Header(b, rip, IPV4_HLEN + l4Len, IPPROTO_ICMP, this.#addr[dom], getI32(buf, ip + IP_SRC),
       64, getU16(buf, ip + 4), 0, buf[ip + 1]);
     copyBytes.call(buf, b, ricmp, l4, l4 + l4Len);
     b[ricmp] = ICMP_ECHO_REPLY;
@@ -833,7 +834,7 @@ export class Router {
     copyBytes.call(buf, b, e, eIn + 6, eIn + 12);
     writeMacBytes(b, e + 6, this.#mac[dom]);
     setU16(b, e + 12, ETHERTYPE_IPV4);
-    writeIpv4Header(b, rip, IPV4_HLEN + icmpLen, IPPROTO_ICMP, this.#addr[dom], getU32(buf, ip + IP_SRC));
+    writeIpv4Header(b, rip, IPV4_HLEN + icmpLen, IPPROTO_ICMP, this.#addr[dom], getI32(buf, ip + IP_SRC));
     b[ricmp] = type;
     b[ricmp + 1] = code;
     setU32(b, ricmp + 4, 0);
@@ -857,8 +858,8 @@ export class Router {
     const iihl = (buf[inner] & 0x0f) << 2;
     if (iihl < IPV4_HLEN || avail < iihl + 8) return this.#drop(D['icmp-error-malformed']);
     const iproto = buf[inner + 9];
-    const isrc = getU32(buf, inner + IP_SRC);
-    const idst = getU32(buf, inner + IP_DST);
+    const isrc = getI32(buf, inner + IP_SRC);
+    const idst = getI32(buf, inner + IP_DST);
     const il4 = inner + iihl;
     let isport: number;
     let idport: number;
@@ -876,15 +877,15 @@ export class Router {
     if (buf[ip + IP_TTL] <= 1) return this.#drop(D['ttl-exceeded']); // no error about an error
     const dir = ref & 1;
     const out = dir === 0 ? c.outDom : c.inDom;
-    const oSrc = getU32(buf, ip + IP_SRC);
-    const oDst = getU32(buf, ip + IP_DST);
+    const oSrc = getI32(buf, ip + IP_SRC);
+    const oDst = getI32(buf, ip + IP_DST);
     // Outer: toward the original source (reply direction) the destination
     // becomes the original source; toward the remote (original direction) a
     // masqueraded connection's errors come from the NAT address.
     const nDst = dir === 1 ? c.oSrc : oDst;
     const nSrc = dir === 0 && c.nat ? c.rDst : oSrc;
     const hop = this.#hopFor(out, nDst);
-    if (hop < 0) return this.#drop(D['no-route']);
+    if (hop === -1) return this.#drop(D['no-route']);
     const port = this.#ports[out];
     if (len > port.slotSize) return this.#drop(D['egress-too-big']);
     const e = this.#nextHop(out, hop);
