@@ -266,7 +266,14 @@ test('ICMP echo to the router address is answered; other traffic to it is droppe
   assert.deepEqual([...out[0].subarray(0, 12)], new Array(12).fill(0));
   r.send(0, ipFrame(LAN_HOST, r.lanMac, '198.18.0.23', '198.18.0.1', udp(1234, 53)));
   assert.equal(r.drops()['to-router'], 1);
+  // lan may open connections into wan, so the wan address answers lan's pings, from that address.
   r.send(0, ipFrame(LAN_HOST, r.lanMac, '198.18.0.23', '198.19.0.1', echo(1)));
+  const other = r.lan.take();
+  assert.equal(other.length, 1);
+  assert.equal(decode(other[0]).ip.src, '198.19.0.1');
+  // wan may not open connections into lan: the lan address is not reachable from wan.
+  r.send(1, ipFrame(WAN_GW, r.wanMac, REMOTE, '198.18.0.1', echo(2)));
+  assert.equal(r.wan.take().length, 0);
   assert.equal(r.drops()['to-router-other-domain'], 1);
   // From the wan side the wan address answers too.
   r.send(1, ipFrame(WAN_GW, r.wanMac, REMOTE, '198.19.0.1', echo(9)));

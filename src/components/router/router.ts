@@ -531,7 +531,15 @@ export class Router {
       if (icmpType === ICMP_ECHO_REQUEST && buf[l4 + 1] === 0) return this.#echoReply(dom, buf, off, ip, ihl, l4, l4Len, needsCsum);
       return this.#drop(D['to-router']);
     }
-    for (let i = 0; i < this.#n; i++) if (dst === this.#addr[i]) return this.#drop(D['to-router-other-domain']);
+    for (let i = 0; i < this.#n; i++) {
+      if (dst !== this.#addr[i]) continue;
+      // The router's address in another domain answers pings only from a domain
+      // that may open connections into that one (as the Linux reference does).
+      if (icmpType === ICMP_ECHO_REQUEST && buf[l4 + 1] === 0 && this.#policy.decide(dom, i, proto, src, sport, dst, dport) !== POLICY_DROP) {
+        return this.#echoReply(dom, buf, off, ip, ihl, l4, l4Len, needsCsum, i);
+      }
+      return this.#drop(D['to-router-other-domain']);
+    }
     const out = this.#route(dst);
     if (out < 0) {
       this.#icmpError(dom, buf, off, ip, ihl, ICMP_DEST_UNREACH, ICMP_NET_UNREACH);
@@ -792,8 +800,8 @@ export class Router {
 
   // ---- ICMP --------------------------------------------------------------------
 
-  /** Answer an echo request to the router's own address in `dom` (options are not echoed). */
-  #echoReply(dom: number, buf: Uint8Array, off: number, ip: number, ihl: number, l4: number, l4Len: number, needsCsum: boolean): void {
+  /** Answer an echo request (arrived on `dom`) to the router's address in `addrDom` (options are not echoed). */
+  #echoReply(dom: number, buf: Uint8Array, off: number, ip: number, ihl: number, l4: number, l4Len: number, needsCsum: boolean, addrDom = dom): void {
     const slot = this.#allocOwn(dom, ETH_HLEN + IPV4_HLEN + l4Len);
     if (slot < 0) return;
     const b = this.#ports[dom].buf;
@@ -804,7 +812,7 @@ export class Router {
     copyBytes.call(buf, b, e, eIn + 6, eIn + 12); // destination = the request's source MAC
     writeMacBytes(b, e + 6, this.#mac[dom]);
     setU16(b, e + 12, ETHERTYPE_IPV4);
-    writeIpv4Header(b, rip, IPV4_HLEN + l4Len, IPPROTO_ICMP, this.#addr[dom], getI32(buf, ip + IP_SRC),
+    writeIpv4Header(b, rip, IPV4_HLEN + l4Len, IPPROTO_ICMP, this.#addr[addrDom], getI32(buf, ip + IP_SRC),
       64, getU16(buf, ip + 4), 0, buf[ip + 1]);
     copyBytes.call(buf, b, ricmp, l4, l4 + l4Len);
     b[ricmp] = ICMP_ECHO_REPLY;
