@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { resolve } from 'node:path';
 import type { ComponentSpec, GatewayConfig, SessionSpec } from './config.ts';
 import { componentTypes } from '../components/registry.ts';
-import { CODE_DIR, ROOT, sandboxCommand } from './sandbox.ts';
+import { CODE_DIR, ROOT, checkCodeReadable, sandboxCommand } from './sandbox.ts';
 import { FIRST_CAP_FD } from './messages.ts';
 import type { ComponentGrant, ComponentReport, HostToInit, InitToHost } from './messages.ts';
 import type { SessionGrant } from '../session/types.ts';
@@ -76,6 +76,8 @@ export class Init {
   /** Create devices and sessions, start every component; resolves when all are ready. */
   async start(timeoutMs = 20000): Promise<void> {
     if (process.getuid?.() !== 0) throw new Error('init must run as root: it creates TAP devices and sandboxes components');
+    const unreadable = checkCodeReadable();
+    if (unreadable !== undefined) throw new Error(unreadable);
     mkdirSync(CODE_DIR, { recursive: true, mode: 0o755 });
     try {
       await this.#createDevices();

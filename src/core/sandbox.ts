@@ -1,9 +1,10 @@
 // How init starts a component process with least privilege:
 //   unshare --net --mount      an empty network namespace (only a down `lo`) and
 //                              a private mount namespace
-//   mount --bind -o ro ROOT    the project's code, read-only, at CODE_DIR, so the
-//                              component can read its code wherever the project
-//                              lives (even under a 0700 home directory)
+//   tmpfs at CODE_DIR with     the project's code (src, node_modules,
+//   read-only binds            package.json), read-only, so the component can
+//                              read its code wherever the project lives (even
+//                              in a 0700 folder) and nothing else of it
 //   setpriv                    its own non-root uid/gid, no groups, no
 //                              capabilities (ambient, inheritable, bounding),
 //                              no_new_privs
@@ -13,7 +14,7 @@
 // takes away execve/fork before any component code runs.
 import { fileURLToPath } from 'node:url';
 import { dirname, relative, resolve, isAbsolute } from 'node:path';
-import { realpathSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const CODE_DIR = '/run/microgate/code';
@@ -34,14 +35,39 @@ function inCode(p: string): string {
   return `${CODE_DIR}/${rel}`;
 }
 
+/**
+ * The code must be readable by an unprivileged uid (files o+r, folders o+x),
+ * as it is after a clone or npm install with the usual umask 022. Returns a
+ * problem to report, or undefined.
+ */
+export function checkCodeReadable(): string | undefined {
+  for (const p of ['src/core/host.ts', 'src', 'node_modules/koffi/package.json', process.execPath]) {
+    const full = p.startsWith('/') ? p : resolve(ROOT, p);
+    const mode = statSync(full).mode;
+    const need = statSync(full).isDirectory() ? 0o005 : 0o004;
+    if ((mode & need) !== need) {
+      return `${full} is not readable by other users (mode ${(mode & 0o777).toString(8)}); components run as unprivileged uids and must read the code: use umask 022 (chmod -R o+rX the project)`;
+    }
+  }
+  return undefined;
+}
+
 /** The command and arguments that start `spec.script` sandboxed. Init must run as root. */
 export function sandboxCommand(spec: SandboxSpec): { file: string; args: string[] } {
   const node = inCode(process.execPath);
   const script = inCode(spec.script);
   const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+  const root = realpathSync(ROOT);
+  // A private tmpfs at CODE_DIR holding read-only binds of exactly what the
+  // component needs. Binding the project folder itself would not do: it may
+  // be 0700 (a mktemp or home directory) and unreadable to the component's uid.
+  const parts = ['src', 'node_modules'];
   const inner = [
-    `mount --bind ${q(realpathSync(ROOT))} ${CODE_DIR}`,
-    `mount -o remount,bind,ro ${CODE_DIR}`,
+    `mount -t tmpfs -o mode=755,size=64k microgate-code ${CODE_DIR}`,
+    `mkdir ${parts.map((p) => `${CODE_DIR}/${p}`).join(' ')}`,
+    `touch ${CODE_DIR}/package.json`,
+    ...[...parts, 'package.json'].map((p) => `mount --bind ${q(`${root}/${p}`)} ${CODE_DIR}/${p} && mount -o remount,bind,ro ${CODE_DIR}/${p}`),
+    `mount -o remount,ro ${CODE_DIR}`,
     `cd /`,
     [
       'exec setpriv',
