@@ -173,7 +173,7 @@ export function parseConfig(text: string, file: string): GatewayConfig {
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
   if (doc.errors.length > 0) {
     const e = doc.errors[0];
-    const line = e.linePos?.[0]?.line;
+    const line = e.linePos?.[0]?.line ?? lc.linePos(e.pos[0]).line;
     throw new ConfigFileError(file, line, '', `YAML syntax error: ${e.message.split('\n')[0]}`);
   }
   const lineOf = (path: (string | number)[]): number | undefined => {

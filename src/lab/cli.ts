@@ -4,6 +4,7 @@
 import { parseArgs } from 'node:util';
 import { labDown, labStatus, labUp, type LabInfo, type LabStatus } from './lab.ts';
 import { GATEWAY_KINDS, LAB_NAME_RE, LABS_DIR, type GatewayKind } from './plan.ts';
+import type { MicrogateLabOptions } from './microgate-gateway.ts';
 
 export const LAB_HELP = `Usage: microgate lab COMMAND [options]
 
@@ -17,7 +18,7 @@ Commands:
 
 Run "microgate lab COMMAND --help" for details.`;
 
-const UP_HELP = `Usage: microgate lab up --name NAME [--gateway microgate|linux] [--json]
+const UP_HELP = `Usage: microgate lab up --name NAME [--gateway microgate|linux] [--json] [variants]
 
 Build lab NAME (1-8 characters: a lower-case letter, then lower-case letters or digits):
   namespaces  mg-NAME-lan (host 198.18.0.2/24, default via 198.18.0.1)
@@ -31,6 +32,11 @@ Options:
   --name NAME        the lab's name (required)
   --gateway KIND     microgate (default) or linux
   --json             print the lab's description as JSON
+microgate variants (the benchmark compares them):
+  --isolation MODE   process (default: each component its own process), thread, inline
+  --transport T      shm (default: shared-memory sessions) or socket (every packet copied)
+  --slots N          packet slots per session direction (default 256)
+  --no-offload       no TSO/GSO or checksum offload on the TAP devices
   -h, --help         this help`;
 
 const DOWN_HELP = `Usage: microgate lab down --name NAME
@@ -111,14 +117,33 @@ function statusTable(labs: LabStatus[]): string {
 }
 
 async function up(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { name: { type: 'string' }, gateway: { type: 'string' }, json: { type: 'boolean' } });
+  const { values } = parse(argv, {
+    name: { type: 'string' }, gateway: { type: 'string' }, json: { type: 'boolean' },
+    isolation: { type: 'string' }, transport: { type: 'string' }, slots: { type: 'string' }, 'no-offload': { type: 'boolean' },
+  });
   if (values.help) { out(UP_HELP); return 0; }
   const name = requireName(values.name);
   const gateway = (values.gateway ?? 'microgate') as string;
   if (!(GATEWAY_KINDS as readonly string[]).includes(gateway)) {
     throw new UsageError(`invalid --gateway ${JSON.stringify(gateway)}: use ${GATEWAY_KINDS.join(' or ')}`);
   }
-  const info = await labUp({ name, gateway: gateway as GatewayKind });
+  const mg: MicrogateLabOptions = {};
+  if (values.isolation !== undefined) {
+    if (!['process', 'thread', 'inline'].includes(values.isolation as string)) throw new UsageError('invalid --isolation: use process, thread or inline');
+    mg.isolation = values.isolation as MicrogateLabOptions['isolation'];
+  }
+  if (values.transport !== undefined) {
+    if (!['shm', 'socket'].includes(values.transport as string)) throw new UsageError('invalid --transport: use shm or socket');
+    mg.transport = values.transport as MicrogateLabOptions['transport'];
+  }
+  if (values.slots !== undefined) {
+    const n = Number(values.slots);
+    if (!Number.isInteger(n) || n < 2 || n > 65536 || (n & (n - 1)) !== 0) throw new UsageError('invalid --slots: use a power of two from 2 to 65536');
+    mg.slots = n;
+  }
+  if (values['no-offload']) mg.offload = false;
+  if (gateway === 'linux' && Object.keys(mg).length > 0) throw new UsageError('--isolation, --transport, --slots and --no-offload apply to --gateway microgate only');
+  const info = await labUp({ name, gateway: gateway as GatewayKind, microgate: mg });
   out(values.json ? JSON.stringify(info) : describe(info));
   return 0;
 }

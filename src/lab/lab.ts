@@ -21,7 +21,7 @@ import {
   type GatewayKind, type HostPlan, type LabPlan,
 } from './plan.ts';
 import { startLinuxGateway } from './linux-gateway.ts';
-import { startMicrogate, stopMicrogate } from './microgate-gateway.ts';
+import { startMicrogate, stopMicrogate, type MicrogateLabOptions } from './microgate-gateway.ts';
 
 /** What `lab up --json` prints. */
 export interface LabInfo {
@@ -66,6 +66,8 @@ export interface LabUpOptions {
   gateway?: GatewayKind;
   /** How long the lan host may take to reach its gateway (default 10 s). */
   readyTimeoutMs?: number;
+  /** Variants of the microgate gateway (ignored for linux). */
+  microgate?: MicrogateLabOptions;
 }
 
 // ---- logging: every command run for a lab goes to its lab.log --------------------
@@ -229,7 +231,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
       if (kind === 'linux') {
         await startLinuxGateway(plan);
       } else {
-        const started = await startMicrogate(plan);
+        const started = await startMicrogate(plan, opts.microgate);
         const procs = [{ name: 'init', pid: started.initPid }, ...started.components.filter(c => c.pid !== started.initPid)];
         state.initPid = started.initPid;
         for (const p of procs) {

@@ -1,0 +1,60 @@
+// The same gateway under every isolation mode and both transports: the
+// component code is identical, only what separates the components changes.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { labUp, labDown, readLabState } from '../../src/lab/lab.ts';
+import type { MicrogateLabOptions } from '../../src/lab/microgate-gateway.ts';
+import { ping, iperf3 } from '../../src/lab/traffic.ts';
+
+interface Status {
+  components: { name: string; unit: string; pid: number; uid: number; isolation: string; restarts: number }[];
+}
+
+async function status(name: string): Promise<Status> {
+  const st = await readLabState(name);
+  assert.ok(st);
+  const r = await fetch(`http://127.0.0.1:${st.controlPort}/status`, { signal: AbortSignal.timeout(3000) });
+  return (await r.json()) as Status;
+}
+
+const variants: [string, MicrogateLabOptions][] = [
+  ['thread isolation, shm sessions', { isolation: 'thread' }],
+  ['inline isolation, local sessions', { isolation: 'inline' }],
+  ['process isolation, socket (copy) sessions', { isolation: 'process', transport: 'socket' }],
+];
+
+for (const [title, opts] of variants) {
+  test(`${title}: ping and iperf3 both ways cross the gateway`, async () => {
+    const name = `v${Math.random().toString(36).slice(2, 8)}`;
+    try {
+      const info = await labUp({ name, gateway: 'microgate', microgate: opts });
+      const lan = info.hosts.lan.netns;
+      assert.equal((await ping(lan, info.hosts.wan.ip)).received, 3);
+      const base = { serverNetns: info.hosts.wan.netns, serverIp: info.hosts.wan.ip, clientNetns: lan, seconds: 1 };
+      assert.ok((await iperf3(base)).bitsPerSecond > 0);
+      assert.ok((await iperf3({ ...base, reverse: true })).bitsPerSecond > 0);
+      const st = await status(name);
+      assert.equal(st.components.length, 3);
+      for (const c of st.components) assert.equal(c.isolation, opts.isolation);
+      if (opts.isolation !== 'process') {
+        // All components share one sandboxed host process, which is not root either.
+        const pids = new Set(st.components.map((c) => c.pid));
+        assert.equal(pids.size, 1);
+        const pid = st.components[0].pid;
+        const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+        assert.notEqual(Number(/^Uid:\s+(\d+)/m.exec(s)?.[1]), 0);
+        assert.match(s, /^NoNewPrivs:\s+1$/m);
+        // Killing the host restarts it, with every component in it.
+        process.kill(pid, 'SIGKILL');
+        const t0 = Date.now();
+        let back = false;
+        while (!back && Date.now() - t0 < 3000) back = (await ping(lan, info.hosts.wan.ip, { count: 1, timeoutS: 0.3 })).received === 1;
+        assert.ok(back, 'ping resumed after the host restarted');
+        assert.ok((await status(name)).components.every((c) => c.restarts === 1 && c.pid !== pid));
+      }
+    } finally {
+      await labDown(name);
+    }
+  });
+}

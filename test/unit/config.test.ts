@@ -1,0 +1,62 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseConfig, parsePath, ConfigFileError, DEFAULTS } from '../../src/core/config.ts';
+
+const GOOD = `devices:
+  tap-lan: { ifname: mgxl }
+  tap-wan: { ifname: mgxw, offload: false }
+components:
+  - { name: drv-lan, type: nic-driver, devices: { tap: tap-lan } }
+  - { name: drv-wan, type: nic-driver, devices: { tap: tap-wan }, isolation: thread }
+  - name: router
+    type: router
+    config:
+      domains:
+        lan: { address: 198.18.0.1/24, forward: [{ to: wan, nat: true }] }
+        wan: { address: 198.19.0.1/24 }
+sessions:
+  - { between: [drv-lan.nic, router.lan] }
+  - { between: [drv-wan.nic, router.wan], transport: socket, slots: 64 }
+`;
+
+test('a good config gets its defaults', () => {
+  const c = parseConfig(GOOD, 'gw.yaml');
+  assert.equal(c.control.port, DEFAULTS.controlPort);
+  assert.equal(c.control.host, '127.0.0.1');
+  assert.equal(c.sandbox.uidBase, DEFAULTS.uidBase);
+  assert.equal(c.devices.get('tap-lan')?.offload, true);
+  assert.equal(c.devices.get('tap-wan')?.offload, false);
+  assert.deepEqual(c.components.map((x) => x.isolation), ['process', 'thread', 'process']);
+  assert.equal(c.sessions[0].transport, 'shm');
+  assert.equal(c.sessions[0].slots, DEFAULTS.slots);
+  assert.equal(c.sessions[1].transport, 'socket');
+  assert.equal(c.sessions[1].slots, 64);
+});
+
+function rejects(text: string, re: RegExp): void {
+  assert.throws(() => parseConfig(text, 'gw.yaml'), (e: unknown) => {
+    assert.ok(e instanceof ConfigFileError, String(e));
+    assert.match(e.message, re);
+    return true;
+  });
+}
+
+test('errors name the file, the line, the path and what was expected', () => {
+  rejects(GOOD.replace('isolation: thread', 'isolation: proces'), /^gw\.yaml:6: components\[1\]\.isolation: expected one of process, thread, inline \(got "proces"\)/);
+  rejects(GOOD.replace('type: router', 'type: ruoter'), /^gw\.yaml:8: components\[2\]\.type: expected one of nic-driver, router/);
+  rejects(GOOD.replace('198.19.0.1/24', '198.19.0.300/24'), /^gw\.yaml:12: components\[2\]\.config\.domains\.wan\.address: /);
+  rejects(GOOD.replace('slots: 64', 'slots: 65'), /^gw\.yaml:15: sessions\[1\]\.slots: a power of two/);
+  rejects(GOOD.replace('{ ifname: mgxl }', '{ ifname: averyveryverylongname }'), /^gw\.yaml:2: devices\.tap-lan\.ifname: expected a Linux interface name/);
+  rejects(GOOD.replace('tap: tap-wan }', 'tap: tap-lan }'), /components\[1\]\.devices\.tap: a device no other component holds/);
+  rejects(GOOD.replace('router.wan]', 'router.lan]'), /sessions\[1\]\.between\[1\]: a port used by one session only/);
+  rejects(GOOD.replace('  - { between: [drv-wan.nic, router.wan], transport: socket, slots: 64 }\n', ''), /sessions: a session for drv-wan\.nic/);
+  rejects(GOOD.replace('drv-lan.nic, router.lan', 'drv-lan.nic, nobody.lan'), /sessions\[0\]\.between\[1\]: the name of a component \(no component "nobody"\)/);
+  rejects(GOOD + 'extra: 1\n', /^gw\.yaml:16: extra: unknown key/);
+  rejects('components: [', /^gw\.yaml:1: \(top level\): YAML syntax error/);
+  rejects('control: { listen: 10.0.0.1:80 }\ncomponents: []\n', /control\.listen: expected a loopback address/);
+});
+
+test('parsePath splits config paths', () => {
+  assert.deepEqual(parsePath('components[2].config.domains.lan'), ['components', 2, 'config', 'domains', 'lan']);
+  assert.deepEqual(parsePath('a["x.y"][0]'), ['a', 'x.y', 0]);
+});
