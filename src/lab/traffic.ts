@@ -55,12 +55,14 @@ export async function iperf3(opts: { serverNetns: string; serverIp: string; clie
       try {
         const { stdout } = await nsExec(opts.clientNetns, 'iperf3', args, { timeoutMs: ((opts.seconds ?? 3) + 15) * 1000 });
         const j = JSON.parse(stdout) as {
-          end: { sum_received: { bits_per_second: number }; sum_sent: { retransmits?: number }; cpu_utilization_percent?: { host_total: number; remote_total: number } };
+          error?: string;
+          end: { sum_received?: { bits_per_second: number }; sum_sent?: { retransmits?: number }; cpu_utilization_percent?: { host_total: number; remote_total: number } };
         };
+        if (j.error !== undefined || j.end.sum_received === undefined) throw new Error(`iperf3: ${j.error ?? 'no result in its JSON'}`);
         const cpu = j.end.cpu_utilization_percent;
         return {
           bitsPerSecond: j.end.sum_received.bits_per_second,
-          retransmits: j.end.sum_sent.retransmits ?? 0,
+          retransmits: j.end.sum_sent?.retransmits ?? 0,
           senderCpu: cpu ? (opts.reverse ? cpu.remote_total : cpu.host_total) : NaN,
           receiverCpu: cpu ? (opts.reverse ? cpu.host_total : cpu.remote_total) : NaN,
           json: j,
