@@ -5,6 +5,7 @@
 import { parseArgs } from 'node:util';
 import { labUp, labDown, readLabState } from '../lab/lab.ts';
 import { ping, iperf3 } from '../lab/traffic.ts';
+import { nsExec } from '../lab/netns.ts';
 
 export const DEMO_HELP = `Usage: microgate demo [--once] [--name NAME] [--seconds N]
 
@@ -67,10 +68,13 @@ export async function demoCommand(argv: string[]): Promise<number> {
     for (const c of info.components) process.stdout.write(`  component ${c.name.padEnd(8)} pid ${c.pid}\n`);
     const p1 = await ping(lan.netns, info.gatewayAddresses.lan, { count: 3 });
     const p2 = await ping(lan.netns, wan.ip, { count: 5 });
+    // An attacker on the wan segment would route the lan prefix at the gateway: so does the wan host
+    // here, so that it is the gateway's policy, not a missing route, that keeps it out.
+    await nsExec(wan.netns, 'ip', ['route', 'replace', `${lan.ip.split('.').slice(0, 3).join('.')}.0/24`, 'via', info.gatewayAddresses.wan]);
     const p3 = await ping(wan.netns, lan.ip, { count: 2, timeoutS: 1 });
     process.stdout.write(`ping lan -> gateway ${info.gatewayAddresses.lan}: ${p1.received}/${p1.sent} replies, avg ${p1.avgMs} ms\n`);
     process.stdout.write(`ping lan -> wan host ${wan.ip}: ${p2.received}/${p2.sent} replies, avg ${p2.avgMs} ms (through microgate, NAT)\n`);
-    process.stdout.write(`ping wan -> lan host ${lan.ip}: ${p3.received}/${p3.sent} replies (untrusted side: expected 0)\n`);
+    process.stdout.write(`ping wan -> lan host ${lan.ip}: ${p3.received}/${p3.sent} replies (untrusted side, routed at the gateway: expected 0)\n`);
     const up = await iperf3({ serverNetns: wan.netns, serverIp: wan.ip, clientNetns: lan.netns, seconds });
     const downR = await iperf3({ serverNetns: wan.netns, serverIp: wan.ip, clientNetns: lan.netns, seconds, reverse: true });
     process.stdout.write(`iperf3 TCP lan -> wan: ${gbit(up.bitsPerSecond)} (${up.retransmits} retransmits)\n`);
