@@ -4,7 +4,7 @@
 // survivors' ends of its sessions first), and stops everything on request.
 import { spawn, execFile } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, closeSync } from 'node:fs';
+import { existsSync, mkdirSync, closeSync, readdirSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { resolve } from 'node:path';
@@ -16,6 +16,7 @@ import type { ComponentGrant, ComponentReport, HostToInit, InitToHost } from './
 import type { SessionGrant } from '../session/types.ts';
 import { createSessionResources } from '../session/create.ts';
 import { openTap } from '../sys/tap.ts';
+import { setCloexec } from '../sys/libc.ts';
 
 const run = promisify(execFile);
 const HOST_SCRIPT = resolve(ROOT, 'src/core/host.ts');
@@ -76,6 +77,12 @@ export class Init {
   /** Create devices and sessions, start every component; resolves when all are ready. */
   async start(timeoutMs = 20000): Promise<void> {
     if (process.getuid?.() !== 0) throw new Error('init must run as root: it creates TAP devices and sandboxes components');
+    // Whatever init inherited from its own parent (beyond stdio) must not leak
+    // into components: only the fds init hands out are their capabilities.
+    for (const name of readdirSync('/proc/self/fd')) {
+      const fd = Number(name);
+      if (fd > 2) setCloexec(fd);
+    }
     const unreadable = checkCodeReadable();
     if (unreadable !== undefined) throw new Error(unreadable);
     mkdirSync(CODE_DIR, { recursive: true, mode: 0o755 });

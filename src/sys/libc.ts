@@ -192,6 +192,16 @@ export function seqpacketPair(): [number, number] {
   return [sv[0], sv[1]];
 }
 
+const F_GETFD = 1;
+const F_SETFD = 2;
+const FD_CLOEXEC = 1;
+
+/** Mark fd close-on-exec (so no child inherits it). */
+export function setCloexec(fd: number): void {
+  const flags = _fcntl(fd, F_GETFD, 'int', 0) as number;
+  if (flags >= 0 && (flags & FD_CLOEXEC) === 0) _fcntl(fd, F_SETFD, 'int', flags | FD_CLOEXEC);
+}
+
 export function prctl(option: number, a2 = 0, a3 = 0, a4 = 0, a5 = 0): number {
   return check(`prctl(${option})`, _prctl(option, a2, a3, a4, a5) as number);
 }
