@@ -1,0 +1,200 @@
+// The router's policy translated into one nftables ruleset, so the Linux
+// reference gateway filters exactly as microgate does. Input is the parsed
+// router config (the same object microgate's router compiles), so both sides
+// share one source and one validation.
+//
+// Order, matching microgate's (src/components/router/policy.ts):
+//   prerouting (raw):   blocklists, per ingress interface, before conntrack
+//   prerouting (dstnat): tcp-forward / udp-forward as DNAT to the router's own address
+//   forward:            established/related; invalid; then per ingress domain a chain:
+//                       rate limits; new TCP that is no bare SYN; non-echo ICMP and other
+//                       protocols; NAT quotas; port-forward accepts; the rules in microgate's
+//                       evaluation order (protocol rules by prefix and port range, then ip
+//                       rules); the default action
+//   input:              echo requests to the router's address in the ingress domain, and to
+//                       its other addresses where the policy permits ICMP into that domain;
+//                       DHCP to the domain's server; the rest dropped
+//   postrouting (srcnat): masquerade from each domain in a target's nat.from
+// Counted rules carry comments; linuxGatewayCounters() sums them by comment.
+import { formatIpv4 } from '../net/addr.ts';
+import { IPPROTO_ICMP } from '../net/ipv4.ts';
+import type { RouterConfig } from '../components/router/config.ts';
+import { portsText, type PolicyRule } from '../components/router/policy-config.ts';
+import { Policy, POLICY_ACCEPT, POLICY_ACCEPT_NAT } from '../components/router/policy.ts';
+
+/** Timeout of per-source rate-limit entries (sources idle longer are forgotten). */
+const RATE_SET_TIMEOUT_S = 60;
+
+function q(s: string): string {
+  return JSON.stringify(s);
+}
+
+function cidr(net: number, prefix: number): string {
+  return prefix === 32 ? formatIpv4(net) : `${formatIpv4(net)}/${prefix}`;
+}
+
+function daddr(net: number, prefix: number): string {
+  return prefix === 0 ? '' : ` ip daddr ${cidr(net, prefix)}`;
+}
+
+function dports(proto: 'tcp' | 'udp', r: PolicyRule): string {
+  if (r.ports === null) return '';
+  const items = portsText(r.ports).split(',');
+  return ` ${proto} dport ${items.length === 1 ? items[0] : `{ ${items.join(', ')} }`}`;
+}
+
+const REJECT = {
+  tcp: 'counter reject with tcp reset comment "rejected"',
+  udp: 'counter reject with icmp type port-unreachable comment "rejected"',
+  icmp: 'counter reject with icmp type admin-prohibited comment "rejected"',
+} as const;
+
+/** Lines of one rule in its ingress domain's chain. */
+function ruleLines(r: PolicyRule, ifOf: (i: number) => string): string[] {
+  const oif = r.to >= 0 ? ` oifname ${q(ifOf(r.to))}` : '';
+  const dst = daddr(r.dst, r.dstPrefix);
+  const tag = q(r.path.replace(/^(.*\.)?domains\./, ''));
+  const act = (p: 'tcp' | 'udp' | 'icmp'): string =>
+    r.action === 'accept' ? `accept comment ${tag}` : r.action === 'drop' ? 'counter drop comment "policy-denied"' : REJECT[p];
+  if (r.proto === 'tcp' || r.proto === 'udp') return [`meta l4proto ${r.proto}${dst}${dports(r.proto, r)}${oif} ${act(r.proto)}`];
+  if (r.proto === 'icmp') return [`icmp type echo-request${dst}${oif} ${act('icmp')}`];
+  if (r.action !== 'reject') return [`meta l4proto { tcp, udp, icmp }${dst}${oif} ${act('tcp')}`];
+  return (['tcp', 'udp', 'icmp'] as const).map((p) => `meta l4proto ${p}${dst}${oif} ${REJECT[p]}`);
+}
+
+/** Rules of one domain in microgate's evaluation order (the same sort Policy uses), one entry per port range. */
+function orderedRules(rules: readonly PolicyRule[]): PolicyRule[] {
+  const split: { r: PolicyRule; width: number; order: number }[] = [];
+  rules.forEach((r, order) => {
+    if (r.proto === 'ip') return;
+    for (const p of r.ports ?? [{ first: 0, last: 65535 }]) {
+      split.push({ r: r.ports === null ? r : { ...r, ports: [p] }, width: p.last - p.first, order });
+    }
+  });
+  // Each protocol's list in Policy's order (the lists match disjoint packets, so their relative order is free).
+  const po = { tcp: 0, udp: 1, icmp: 2, ip: 3 };
+  split.sort((a, b) => (po[a.r.proto] - po[b.r.proto]) || (b.r.dstPrefix - a.r.dstPrefix) || (a.width - b.width) || (a.order - b.order));
+  const ip = rules.map((r, order) => ({ r, order })).filter((x) => x.r.proto === 'ip')
+    .sort((a, b) => (b.r.dstPrefix - a.r.dstPrefix) || (a.order - b.order));
+  return [...split.map((x) => x.r), ...ip.map((x) => x.r)];
+}
+
+export interface NftPolicyOptions {
+  /** nftables table (family inet). */
+  table: string;
+  /** Gateway interface of each domain, by domain name. */
+  ifnames: Record<string, string>;
+  /** First line comment. */
+  title?: string;
+  /** Wall clock for blocklist `until` entries (default Date.now()). */
+  now?: number;
+}
+
+/** The ruleset for `nft -f -`: replaces the table atomically (existing conntrack entries stay). */
+export function nftRuleset(cfg: RouterConfig, opts: NftPolicyOptions): string {
+  const doms = cfg.domains;
+  for (const d of doms) {
+    if (opts.ifnames[d.name] === undefined) throw new Error(`domain "${d.name}" has no interface on the Linux gateway (have: ${Object.keys(opts.ifnames).join(', ')})`);
+  }
+  const ifOf = (i: number): string => opts.ifnames[doms[i].name];
+  const policy = new Policy(cfg, 0, opts.now ?? Date.now());
+  const now = opts.now ?? Date.now();
+  const t = opts.table;
+  const L: string[] = [];
+  const sets: string[] = [];
+  const pre: string[] = [];
+  const dnat: string[] = [];
+  const input: string[] = [];
+  const chains: string[] = [];
+  const jumps: string[] = [];
+  const post: string[] = [];
+
+  for (const d of doms) {
+    const IF = q(opts.ifnames[d.name]);
+    const p = d.policy;
+    // Blocklist.
+    if (p.blocklist.length > 0) {
+      const els = p.blocklist.flatMap((e) => {
+        const ms = e.forMs !== undefined ? e.forMs : e.untilMs !== undefined ? e.untilMs - now : undefined;
+        if (ms !== undefined && ms <= 0) return [];
+        return [`${cidr(e.network, e.prefix)}${ms === undefined ? '' : ` timeout ${Math.max(1, Math.ceil(ms / 1000))}s`}`];
+      });
+      sets.push(`\tset block_${d.name} {\n\t\ttype ipv4_addr\n\t\tflags interval, timeout\n${els.length > 0 ? `\t\telements = { ${els.join(', ')} }\n` : ''}\t}`);
+      pre.push(`\t\tiifname ${IF} ip saddr @block_${d.name} counter drop comment "blocklisted"`);
+    }
+    // Port forwards.
+    for (const f of p.forwards) {
+      dnat.push(`\t\tiifname ${IF} ip daddr ${formatIpv4(d.address)} ${f.proto} dport ${f.port} dnat ip to ${formatIpv4(f.host)}:${f.hostPort}`);
+    }
+    // Input: echo to own address; to other router addresses where ICMP into that domain is permitted; DHCP.
+    const echoTo = [d.address];
+    for (const o of doms) {
+      if (o === d) continue;
+      const v = policy.peek(d.index, o.index, IPPROTO_ICMP, o.address, 0);
+      if (v === POLICY_ACCEPT || v === POLICY_ACCEPT_NAT) echoTo.push(o.address);
+    }
+    input.push(`\t\ticmp type echo-request iifname ${IF} ip daddr ${echoTo.length === 1 ? formatIpv4(echoTo[0]) : `{ ${echoTo.map(formatIpv4).join(', ')} }`} accept`);
+    if (p.dhcp !== null) input.push(`\t\tiifname ${IF} udp dport 67 accept`);
+    input.push(`\t\tiifname ${IF} counter drop comment ${q(`input-${d.name}-drop`)}`);
+
+    // Forward chain of the domain.
+    const c: string[] = [];
+    const l = p.limits;
+    if (l.newPerSource > 0) {
+      sets.push(`\tset rate_${d.name} {\n\t\ttype ipv4_addr\n\t\tsize 65536\n\t\tflags dynamic, timeout\n\t\ttimeout ${RATE_SET_TIMEOUT_S}s\n\t}`);
+      c.push(`ct state new add @rate_${d.name} { ip saddr limit rate over ${l.newPerSource}/second burst ${l.newPerSourceBurst} packets } counter drop comment "rate-limited"`);
+    }
+    if (l.newTotal > 0) c.push(`ct state new limit rate over ${l.newTotal}/second burst ${l.newTotalBurst} packets counter drop comment "rate-limited"`);
+    c.push('tcp flags & (fin | syn | rst | ack) != syn counter drop comment "tcp-new-not-syn"');
+    c.push('meta l4proto icmp icmp type != echo-request counter drop comment "icmp-new-not-echo"');
+    c.push('meta l4proto != { tcp, udp, icmp } counter drop comment "ip-unsupported-protocol"');
+    // NAT quotas: per target domain and protocol, for the domains it masquerades.
+    for (const o of doms) {
+      const nat = o.policy.nat;
+      if (nat === null || !nat.from.includes(d.index) || nat.portsPerSource === 0) continue;
+      for (const proto of ['tcp', 'udp', 'icmp'] as const) {
+        c.push(`oifname ${q(ifOf(o.index))} meta l4proto ${proto} add @natq_${o.name}_${proto} { ip saddr ct count over ${nat.portsPerSource} } counter drop comment "nat-quota-exceeded"`);
+      }
+    }
+    for (const f of p.forwards) {
+      c.push(`ct status dnat ip daddr ${formatIpv4(f.host)} ${f.proto} dport ${f.hostPort} oifname ${q(ifOf(f.to))} accept comment ${q(f.path.replace(/^(.*\.)?domains\./, ''))}`);
+    }
+    for (const r of orderedRules(p.rules)) c.push(...ruleLines(r, ifOf));
+    const def = p.defaultAction;
+    if (def === 'accept') c.push('accept comment "default"');
+    else if (def === 'drop') c.push(`counter drop comment ${q(`forward-${d.name}-drop`)}`);
+    else c.push(...(['tcp', 'udp', 'icmp'] as const).map((x) => `meta l4proto ${x} ${REJECT[x]}`));
+    chains.push(`\tchain from_${d.name} {\n${c.map((x) => `\t\t${x}`).join('\n')}\n\t}`);
+    jumps.push(`\t\tiifname ${IF} jump from_${d.name}`);
+
+    // Masquerading into this domain.
+    for (const f of p.nat?.from ?? []) {
+      post.push(`\t\tiifname ${q(ifOf(f))} oifname ${IF} counter masquerade comment "masquerade"`);
+    }
+  }
+  for (const o of doms) {
+    const nat = o.policy.nat;
+    if (nat === null || nat.portsPerSource === 0) continue;
+    for (const proto of ['tcp', 'udp', 'icmp']) {
+      sets.push(`\tset natq_${o.name}_${proto} {\n\t\ttype ipv4_addr\n\t\tsize 65536\n\t\tflags dynamic\n\t}`);
+    }
+  }
+
+  L.push(`# ${opts.title ?? 'microgate router policy'} (generated from the router config by src/lab/nft-policy.ts)`);
+  L.push(`table inet ${t}`, `delete table inet ${t}`, `table inet ${t} {`);
+  L.push(...sets);
+  L.push('\tchain prerouting_filter {', '\t\ttype filter hook prerouting priority raw; policy accept;', ...pre, '\t}');
+  L.push('\tchain prerouting_nat {', '\t\ttype nat hook prerouting priority dstnat; policy accept;', ...dnat, '\t}');
+  L.push('\tchain input {', '\t\ttype filter hook input priority filter; policy drop;',
+    '\t\tct state established,related accept',
+    '\t\tct state invalid counter drop comment "input-invalid-drop"',
+    '\t\tiifname "lo" accept', ...input, '\t\tcounter drop comment "input-other-drop"', '\t}');
+  L.push(...chains);
+  L.push('\tchain forward {', '\t\ttype filter hook forward priority filter; policy drop;',
+    '\t\tct state established,related accept',
+    '\t\tct state invalid counter drop comment "forward-invalid-drop"',
+    ...jumps, '\t\tcounter drop comment "forward-other-drop"', '\t}');
+  L.push('\tchain postrouting {', '\t\ttype nat hook postrouting priority srcnat; policy accept;', ...post, '\t}');
+  L.push('}');
+  return `${L.join('\n')}\n`;
+}

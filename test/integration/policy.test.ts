@@ -1,0 +1,385 @@
+// The gateway policy on real labs: the same policy on microgate and on the
+// Linux reference (translated to nftables), scanned with nmap from every
+// segment; port forwards into the dmz; blocklist expiry; a SYN flood with
+// random sources while a lan -> wan ping keeps answering; DHCP leases from a
+// lan client; a reload during an iperf3 transfer. One microgate lab and one
+// Linux lab, shared by every test of the file.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseDocument } from 'yaml';
+import { labDown, labUp, readLabState, type LabInfo } from '../../src/lab/lab.ts';
+import { labReload } from '../../src/lab/lab-reload.ts';
+import { routerYamlPath } from '../../src/lab/linux-gateway.ts';
+import { canRunLabs, killChild, nsExec, ping, spawnInNetns, waitForListen } from './harness.ts';
+
+const skip = canRunLabs() ? false : 'needs root';
+const suffix = Math.random().toString(36).slice(2, 7);
+const MG = `pm${suffix}`;
+const LX = `pl${suffix}`;
+const labs: Record<string, LabInfo> = {};
+const children: ChildProcess[] = [];
+const tmp = mkdtempSync(join(tmpdir(), 'mg-policy-'));
+
+const LAN = '198.18.0.2';
+const DMZ = '198.18.128.2';
+const WAN = '198.19.0.2';
+const WAN_GW = '198.19.0.1';
+
+/** TCP ports that accept (and close), UDP ports that echo: one small server per host. */
+const LISTEN = String.raw`
+import selectors, socket, sys
+ip, tcp, udp = sys.argv[1], sys.argv[2], sys.argv[3]
+sel = selectors.DefaultSelector()
+for p in [int(x) for x in tcp.split(',') if x]:
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((ip, p)); s.listen(128); s.setblocking(False)
+    sel.register(s, selectors.EVENT_READ, 'tcp')
+for p in [int(x) for x in udp.split(',') if x]:
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind((ip, p)); u.setblocking(False)
+    sel.register(u, selectors.EVENT_READ, 'udp')
+print('ready', flush=True)
+while True:
+    for key, _ in sel.select():
+        try:
+            if key.data == 'tcp':
+                c, _ = key.fileobj.accept(); c.close()
+            else:
+                d, a = key.fileobj.recvfrom(2048); key.fileobj.sendto(d or b'x', a)
+        except OSError:
+            pass
+`;
+
+function ns(lab: string, host: 'lan' | 'dmz' | 'wan'): string {
+  return `mg-${lab}-${host}`;
+}
+
+function start(netns: string, cmd: string, args: string[]): ChildProcess {
+  const c = spawnInNetns(netns, cmd, args);
+  children.push(c);
+  return c;
+}
+
+async function controlPort(lab: string): Promise<number> {
+  const st = await readLabState(lab);
+  assert.ok(st);
+  return st.controlPort;
+}
+
+async function routerReport(lab: string): Promise<{ status: Record<string, unknown>; counters: Record<string, number> }> {
+  const r = await fetch(`http://127.0.0.1:${await controlPort(lab)}/components`, { signal: AbortSignal.timeout(5000) });
+  const body = (await r.json()) as { components: { name: string; status: Record<string, unknown>; counters: Record<string, number> }[] };
+  const router = body.components.find((c) => c.name === 'router');
+  assert.ok(router);
+  return router;
+}
+
+/** The router config section of a lab, from the file its gateway reloads. */
+async function readPolicy(lab: string): Promise<Record<string, unknown>> {
+  const st = await readLabState(lab);
+  assert.ok(st);
+  if (st.gateway === 'linux') return parseDocument(await readFile(routerYamlPath(st.plan), 'utf8')).toJS() as Record<string, unknown>;
+  const doc = parseDocument(await readFile(join(st.stateDir, 'gateway.yaml'), 'utf8'));
+  const comps = doc.toJS().components as { name: string; config: Record<string, unknown> }[];
+  return comps.find((c) => c.name === 'router')!.config;
+}
+
+/** Write a new router config section into the lab's file (not applied until reload). */
+async function writePolicy(lab: string, router: Record<string, unknown>): Promise<void> {
+  const st = await readLabState(lab);
+  assert.ok(st);
+  if (st.gateway === 'linux') {
+    const doc = parseDocument('{}');
+    doc.contents = doc.createNode(router) as typeof doc.contents;
+    await writeFile(routerYamlPath(st.plan), doc.toString());
+    return;
+  }
+  const file = join(st.stateDir, 'gateway.yaml');
+  const doc = parseDocument(await readFile(file, 'utf8'));
+  const comps = doc.toJS().components as { name: string }[];
+  doc.setIn(['components', comps.findIndex((c) => c.name === 'router'), 'config'], doc.createNode(router));
+  await writeFile(file, doc.toString());
+}
+
+type Domains = Record<string, Record<string, unknown>>;
+
+/** Apply `edit` to a copy of the lab's policy, reload, and return the original (to restore). */
+async function reloadWith(lab: string, edit: (d: Domains) => void): Promise<Record<string, unknown>> {
+  const orig = await readPolicy(lab);
+  const next = structuredClone(orig);
+  edit(next.domains as Domains);
+  await writePolicy(lab, next);
+  const r = await labReload(lab);
+  assert.ok(r.ok, `reload of ${lab}: ${r.message}`);
+  return orig;
+}
+
+async function restore(lab: string, orig: Record<string, unknown>): Promise<void> {
+  await writePolicy(lab, orig);
+  const r = await labReload(lab);
+  assert.ok(r.ok, r.message);
+}
+
+before(async () => {
+  if (skip) return;
+  labs.mg = await labUp({ name: MG, gateway: 'microgate' });
+  labs.lx = await labUp({ name: LX, gateway: 'linux' });
+  for (const lab of [MG, LX]) {
+    // An attacker on the wan segment routes the internal prefixes at the gateway:
+    // then only the policy stands between it and the hosts.
+    await nsExec(ns(lab, 'wan'), 'ip', ['route', 'replace', '198.18.0.0/16', 'via', WAN_GW]);
+    const servers = [
+      start(ns(lab, 'lan'), 'python3', ['-c', LISTEN, LAN, '22,8443', '514']),
+      start(ns(lab, 'dmz'), 'python3', ['-c', LISTEN, DMZ, '22', '5353']),
+      start(ns(lab, 'wan'), 'python3', ['-c', LISTEN, WAN, '22,80', '53']),
+      start(ns(lab, 'dmz'), 'python3', ['-m', 'http.server', '8080', '--bind', DMZ, '--directory', tmp]),
+    ];
+    void servers;
+    await waitForListen(ns(lab, 'lan'), 8443);
+    await waitForListen(ns(lab, 'dmz'), 8080);
+    await waitForListen(ns(lab, 'wan'), 80);
+  }
+  writeFileSync(join(tmp, 'hello.txt'), 'hello from the dmz\n');
+});
+
+after(async () => {
+  for (const c of children) await killChild(c, 500);
+  for (const lab of [MG, LX]) await labDown(lab).catch((e: unknown) => { process.stderr.write(`labDown ${lab}: ${String(e)}\n`); });
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+// ---- conformance ---------------------------------------------------------------
+
+const TCP_PORTS = '22,80,443,8080,8443';
+const UDP_PORTS = '53,514,5353';
+const SCANS: { from: 'lan' | 'dmz' | 'wan'; targets: string[] }[] = [
+  { from: 'lan', targets: [WAN, DMZ] },
+  { from: 'dmz', targets: [LAN, WAN] },
+  { from: 'wan', targets: [LAN, DMZ, WAN_GW] },
+];
+
+/** "from->target proto/port" -> open / closed / filtered / open|filtered, for every scan. */
+async function scanMatrix(lab: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const s of SCANS) {
+    for (const [flag, ports] of [['-sS', TCP_PORTS], ['-sU', UDP_PORTS]] as const) {
+      const r = await nsExec(ns(lab, s.from), 'nmap', ['-n', '-Pn', flag, '-T5', '--max-retries', '1', '-p', ports, '-oG', '-', ...s.targets], { timeoutMs: 60_000 });
+      assert.equal(r.code, 0, r.stderr);
+      for (const line of r.stdout.split('\n')) {
+        const m = /^Host: (\S+) .*Ports: (.*)$/.exec(line);
+        if (m === null) continue;
+        for (const p of m[2].split(', ')) {
+          const [port, state, proto] = p.split('/');
+          out[`${s.from}->${m[1]} ${proto}/${port}`] = state;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+test('conformance: nmap TCP and UDP scans from wan, lan and dmz see the same open/closed/filtered matrix on microgate and Linux', { skip }, async () => {
+  const mg = await scanMatrix(MG);
+  const lx = await scanMatrix(LX);
+  const expectedCount = SCANS.reduce((a, s) => a + s.targets.length, 0) * (TCP_PORTS.split(',').length + UDP_PORTS.split(',').length);
+  assert.equal(Object.keys(mg).length, expectedCount, JSON.stringify(mg));
+  assert.deepEqual(mg, lx);
+  // And the matrix is the policy's, not an accident both sides share.
+  const expect: Record<string, string> = {
+    [`lan->${WAN} tcp/22`]: 'open', [`lan->${WAN} tcp/443`]: 'closed', [`lan->${DMZ} tcp/8080`]: 'open',
+    [`lan->${WAN} udp/53`]: 'open', [`lan->${WAN} udp/514`]: 'closed',
+    [`dmz->${LAN} tcp/8443`]: 'open', [`dmz->${LAN} tcp/22`]: 'filtered', [`dmz->${LAN} udp/514`]: 'open|filtered',
+    [`dmz->${WAN} tcp/80`]: 'open',
+    [`wan->${LAN} tcp/8443`]: 'filtered', [`wan->${DMZ} tcp/8080`]: 'filtered', [`wan->${LAN} udp/514`]: 'open|filtered',
+    [`wan->${WAN_GW} tcp/80`]: 'open', [`wan->${WAN_GW} tcp/22`]: 'filtered', [`wan->${WAN_GW} udp/53`]: 'open', [`lan->${DMZ} udp/514`]: 'closed',
+  };
+  for (const [k, v] of Object.entries(expect)) assert.equal(mg[k], v, k);
+});
+
+test('conformance with reject, drop and per-protocol rules (reloaded into both gateways): the same matrix', { skip }, async () => {
+  const edit = (d: Domains): void => {
+    d.lan.tcp = [
+      { ports: [22], action: 'reject' },
+      { dst: '198.19.0.0/24', ports: 'any', to: 'wan' },
+      { ports: [443], action: 'drop' },
+    ];
+    d.lan.udp = [{ ports: [53], to: 'wan' }, { ports: '500-600', action: 'reject' }];
+    d.lan.icmp = [{ to: 'wan' }];
+    d.lan.ip = [];
+    d.lan.default = 'reject';
+  };
+  const origs: Record<string, Record<string, unknown>> = {};
+  try {
+    for (const lab of [MG, LX]) origs[lab] = await reloadWith(lab, edit);
+    const scan = async (lab: string): Promise<Record<string, string>> => {
+      const out: Record<string, string> = {};
+      for (const [flag, ports] of [['-sS', TCP_PORTS], ['-sU', UDP_PORTS]] as const) {
+        const r = await nsExec(ns(lab, 'lan'), 'nmap', ['-n', '-Pn', flag, '-T5', '--max-retries', '1', '-p', ports, '-oG', '-', WAN, DMZ], { timeoutMs: 60_000 });
+        for (const m of r.stdout.matchAll(/^Host: (\S+) .*Ports: (.*)$/gm)) {
+          for (const p of m[2].split(', ')) {
+            const [port, state, proto] = p.split('/');
+            out[`${m[1]} ${proto}/${port}`] = state;
+          }
+        }
+      }
+      return out;
+    };
+    const mg = await scan(MG);
+    const lx = await scan(LX);
+    assert.deepEqual(mg, lx);
+    const expect: Record<string, string> = {
+      [`${DMZ} tcp/22`]: 'closed', // the reject rule: a reset from the gateway
+      [`${WAN} tcp/22`]: 'open', [`${WAN} tcp/443`]: 'closed', // the /24 accept beats the /0 reject and drop: the host answers
+      [`${DMZ} tcp/443`]: 'filtered', [`${DMZ} tcp/8080`]: 'closed', // the drop rule; the default reject
+      [`${WAN} udp/53`]: 'open',
+      // UDP rejects: ICMP port unreachable from the gateway, which nmap calls filtered (only the target's own is "closed")
+      [`${WAN} udp/514`]: 'filtered', [`${DMZ} udp/5353`]: 'filtered', [`${DMZ} udp/53`]: 'filtered',
+    };
+    for (const [k, v] of Object.entries(expect)) assert.equal(mg[k], v, k);
+    assert.ok(((await routerReport(MG)).counters['domain.lan.drop.rejected'] ?? 0) > 0);
+  } finally {
+    for (const [lab, orig] of Object.entries(origs)) await restore(lab, orig);
+  }
+});
+
+// ---- port forwards ---------------------------------------------------------------
+
+test('port forward: curl from the wan reaches the dmz web server through the gateway\'s address, on both gateways; conntrack shows the mapping', { skip }, async () => {
+  for (const lab of [MG, LX]) {
+    const r = await nsExec(ns(lab, 'wan'), 'curl', ['-s', '-m', '5', `http://${WAN_GW}/hello.txt`]);
+    assert.equal(r.code, 0, `${lab}: ${r.stderr}`);
+    assert.equal(r.stdout, 'hello from the dmz\n');
+    const direct = await nsExec(ns(lab, 'wan'), 'curl', ['-s', '-m', '2', `http://${DMZ}:8080/hello.txt`]);
+    assert.notEqual(direct.code, 0, `${lab}: the dmz host itself is not reachable from the wan`);
+  }
+  const conns = (await routerReport(MG)).status.connections as { from: string; to: string; src: string; dst: string; dnat: string | null }[];
+  assert.ok(conns.some((c) => c.from === 'wan' && c.to === 'dmz' && c.dst === `${WAN_GW}:80` && c.dnat === `${DMZ}:8080`), JSON.stringify(conns));
+});
+
+// ---- blocklist with expiry ------------------------------------------------------------
+
+test('blocklist with expiry: the wan host is cut off (also replies to lan) for 3 s, on both gateways', { skip }, async () => {
+  const origs: Record<string, Record<string, unknown>> = {};
+  try {
+    for (const lab of [MG, LX]) {
+      assert.ok((await ping(ns(lab, 'lan'), WAN)).ok, `${lab}: ping before`);
+      origs[lab] = await reloadWith(lab, (d) => { d.wan.blocklist = [{ prefix: WAN, 'for-s': 3 }]; });
+    }
+    const t0 = Date.now();
+    for (const lab of [MG, LX]) {
+      const p = await ping(ns(lab, 'lan'), WAN, { count: 1, timeoutS: 1 });
+      assert.equal(p.received, 0, `${lab}: blocked`);
+    }
+    assert.ok(((await routerReport(MG)).counters['domain.wan.drop.blocklisted'] ?? 0) > 0);
+    await new Promise((r) => setTimeout(r, Math.max(0, 3300 - (Date.now() - t0))));
+    for (const lab of [MG, LX]) {
+      const p = await ping(ns(lab, 'lan'), WAN, { count: 1, timeoutS: 1 });
+      assert.equal(p.received, 1, `${lab}: expired`);
+    }
+  } finally {
+    for (const [lab, orig] of Object.entries(origs)) await restore(lab, orig);
+  }
+});
+
+// ---- SYN flood -------------------------------------------------------------------------
+
+test('SYN flood from the wan with random sources (hping3, 2 s) while a lan -> wan ping keeps answering', { skip }, async () => {
+  const before = (await routerReport(MG)).counters;
+  const flood = nsExec(ns(MG, 'wan'), 'timeout', ['2', 'hping3', '--flood', '-S', '--rand-source', '-p', '80', WAN_GW], { timeoutMs: 10_000 });
+  await new Promise((r) => setTimeout(r, 200));
+  const p = await ping(ns(MG, 'lan'), WAN, { count: 8, intervalS: 0.2, timeoutS: 1 });
+  await flood;
+  assert.ok(p.received >= 7, `ping during the flood: ${p.received} of ${p.transmitted} answered`);
+  const afterC = (await routerReport(MG)).counters;
+  const rx = (afterC['rx.wan'] ?? 0) - (before['rx.wan'] ?? 0);
+  assert.ok(rx > 1000, `the flood reached the router: ${rx} frames`);
+  const st = await fetch(`http://127.0.0.1:${await controlPort(MG)}/status`).then((r) => r.json()) as { components: { name: string; restarts: number }[] };
+  assert.ok(st.components.every((c) => c.restarts === 0), 'nothing restarted');
+  // Random sources outside the wan prefix are spoofed for a domain without a default route.
+  assert.ok((afterC['drop.ip-spoofed-source'] ?? 0) > (before['drop.ip-spoofed-source'] ?? 0));
+});
+
+test('rate limit per source: a SYN flood from one wan host through the forward is capped; the forward works again after', { skip }, async () => {
+  const orig = await reloadWith(MG, (d) => { d.wan.limits = { 'new-per-source': 20 }; });
+  try {
+    const before = (await routerReport(MG)).counters['drop.rate-limited'] ?? 0;
+    await nsExec(ns(MG, 'wan'), 'timeout', ['1', 'hping3', '-S', '-i', 'u1000', '-p', '80', WAN_GW], { timeoutMs: 10_000 });
+    const limited = ((await routerReport(MG)).counters['drop.rate-limited'] ?? 0) - before;
+    assert.ok(limited > 300, `rate-limited drops: ${limited}`);
+    await new Promise((r) => setTimeout(r, 1100));
+    const r = await nsExec(ns(MG, 'wan'), 'curl', ['-s', '-m', '5', `http://${WAN_GW}/hello.txt`]);
+    assert.equal(r.stdout, 'hello from the dmz\n');
+  } finally {
+    await restore(MG, orig);
+  }
+});
+
+// ---- DHCP ---------------------------------------------------------------------------------
+
+test('DHCP: a lan client (busybox udhcpc) gets a lease from the pool, then its static lease after a reload', { skip }, async () => {
+  const script = join(tmp, 'udhcpc.sh');
+  const outFile = join(tmp, 'udhcpc.out');
+  writeFileSync(script, `#!/bin/sh\n[ "$1" = bound ] && echo "ip=$ip router=$router subnet=$subnet lease=$lease" >> ${outFile}\nexit 0\n`);
+  chmodSync(script, 0o755);
+  const ifname = `mg${MG}l`;
+  const udhcpc = async (): Promise<string> => {
+    rmSync(outFile, { force: true });
+    const r = await nsExec(ns(MG, 'lan'), 'busybox', ['udhcpc', '-i', ifname, '-n', '-q', '-f', '-t', '3', '-T', '1', '-s', script], { timeoutMs: 15_000 });
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    return readFileSync(outFile, 'utf8').trim();
+  };
+  assert.match(await udhcpc(), /^ip=198\.18\.0\.1\d\d router=198\.18\.0\.1 subnet=255\.255\.255\.0 lease=600$/);
+  const mac = (await nsExec(ns(MG, 'lan'), 'cat', [`/sys/class/net/${ifname}/address`])).stdout.trim();
+  const leases = (await routerReport(MG)).status.dhcp as { domain: string; leases: { mac: string; state: string }[] }[];
+  assert.deepEqual(leases[0].leases.map((l) => [l.mac, l.state]), [[mac, 'bound']]);
+  const orig = await reloadWith(MG, (d) => {
+    (d.lan['dhcp-server'] as Record<string, unknown>).static = [{ mac, ip: '198.18.0.50' }];
+  });
+  try {
+    assert.equal(await udhcpc(), 'ip=198.18.0.50 router=198.18.0.1 subnet=255.255.255.0 lease=600');
+  } finally {
+    await restore(MG, orig);
+  }
+});
+
+// ---- reload ---------------------------------------------------------------------------------
+
+test('reload during an iperf3 transfer: the transfer continues; an invalid config changes nothing and says why', { skip }, async () => {
+  const port = 5301;
+  const server = start(ns(MG, 'wan'), 'iperf3', ['-s', '-1', '-B', WAN, '-p', String(port)]);
+  await waitForListen(ns(MG, 'wan'), port);
+  const client = nsExec(ns(MG, 'lan'), 'iperf3', ['-c', WAN, '-p', String(port), '-t', '3', '-i', '0.5', '--json'], { timeoutMs: 20_000 });
+  await new Promise((r) => setTimeout(r, 1000));
+  // A real policy change: the dmz loses its lan service, the wan gets a blocklist.
+  const orig = await reloadWith(MG, (d) => {
+    d.dmz.tcp = [];
+    d.wan.blocklist = ['203.0.113.0/24'];
+  });
+  try {
+    const r = await client;
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout) as { intervals: { sum: { bytes: number } }[] };
+    assert.ok(j.intervals.length >= 5);
+    for (const [i, iv] of j.intervals.entries()) assert.ok(iv.sum.bytes > 0, `interval ${i} moved no data`);
+    const counters = (await routerReport(MG)).counters;
+    assert.ok((counters['policy.reloads'] ?? 0) >= 1);
+    // Invalid: refused with the path, nothing changed.
+    const st = await readLabState(MG);
+    assert.ok(st);
+    const file = join(st.stateDir, 'gateway.yaml');
+    const good = await readFile(file, 'utf8');
+    await writeFile(file, good.replace('address: 198.18.128.1/24', 'address: 198.18.128.1/33'));
+    const bad = await labReload(MG);
+    assert.equal(bad.ok, false);
+    assert.match(bad.message, /components\[3\]\.config\.domains\.dmz\.address: expected an IPv4 address with prefix/);
+    await writeFile(file, good);
+    assert.equal((await routerReport(MG)).counters['policy.reloads'], counters['policy.reloads'], 'nothing applied');
+    assert.ok((await ping(ns(MG, 'lan'), WAN)).ok);
+  } finally {
+    await killChild(server, 500);
+    await restore(MG, orig);
+  }
+});

@@ -1,0 +1,36 @@
+// What init's reload may apply: only components' config sections.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseConfig } from '../../src/core/config.ts';
+import { changedComponents, topologyChange } from '../../src/core/reload.ts';
+
+const BASE = `
+devices:
+  tap-wan: { kind: tap, ifname: mgxw, netns: mg-x-wan }
+  tap-lan: { kind: tap, ifname: mgxl, netns: mg-x-lan }
+components:
+  - { name: drv-wan, type: nic-driver, devices: { tap: tap-wan } }
+  - { name: drv-lan, type: nic-driver, devices: { tap: tap-lan } }
+  - name: router
+    type: router
+    config:
+      domains:
+        lan: { address: 198.18.0.1/24, ip: [{ to: wan }] }
+        wan: { address: 198.19.0.1/24, nat: { from: [lan] } }
+sessions:
+  - { between: [drv-wan.nic, router.wan] }
+  - { between: [drv-lan.nic, router.lan] }
+`;
+
+test('reload: a changed router section is applicable; devices, sessions and components are not', () => {
+  const cur = parseConfig(BASE, 'g.yaml');
+  assert.equal(topologyChange(cur, parseConfig(BASE, 'g.yaml')), undefined);
+  assert.deepEqual(changedComponents(cur, parseConfig(BASE, 'g.yaml')), []);
+  const policy = parseConfig(BASE.replace('ip: [{ to: wan }]', 'ip: [{ to: wan }], default: reject'), 'g.yaml');
+  assert.equal(topologyChange(cur, policy), undefined);
+  assert.deepEqual(changedComponents(cur, policy), [2]);
+  assert.match(topologyChange(cur, parseConfig(BASE.replace('netns: mg-x-lan', 'netns: mg-y-lan'), 'g.yaml')) ?? '', /^devices changed/);
+  assert.match(topologyChange(cur, parseConfig(BASE.replace('between: [drv-lan.nic, router.lan] }', 'between: [drv-lan.nic, router.lan], slots: 64 }'), 'g.yaml')) ?? '', /^sessions changed/);
+  assert.match(topologyChange(cur, parseConfig(BASE.replace('type: router\n', 'type: router\n    isolation: thread\n'), 'g.yaml')) ?? '', /components\[2\] changed outside its config section/);
+  assert.match(topologyChange(cur, parseConfig(`control: { listen: 127.0.0.1:7999 }\n${BASE}`, 'g.yaml')) ?? '', /^control changed/);
+});
