@@ -1,0 +1,226 @@
+// IPv4 and IPv6 defragmentation with bounded memory. Fragments are tracked
+// per (version, source, destination, id, protocol); a datagram is rebuilt
+// once its last fragment is in and no hole is left. Overlaps raise
+// ipv{4,6}.frag_overlap (teardrop) and are resolved first-wins: bytes
+// already held are kept. A fragment reaching past 65535 bytes raises
+// ipv{4,6}.frag_pkt_too_large (ping of death) and is not kept. Limits:
+// `maxTrackers` datagrams in progress, `maxBytes` fragment bytes held in all,
+// `maxFragments` per datagram, `timeoutMs` of inactivity; whatever exceeds a
+// limit is dropped and counted.
+import { EV } from './events.ts';
+import type { Packet } from './packet.ts';
+
+export interface DefragLimits {
+  maxTrackers: number;
+  maxBytes: number;
+  maxFragments: number;
+  timeoutMs: number;
+}
+
+export const DEFRAG_DEFAULTS: DefragLimits = { maxTrackers: 4096, maxBytes: 16 << 20, maxFragments: 256, timeoutMs: 60_000 };
+
+interface Frag {
+  off: number;
+  len: number;
+  data: Uint8Array;
+}
+
+interface Tracker {
+  key: string;
+  ver: number;
+  /** Header bytes to put in front of the rebuilt payload: v4 the first fragment's header, v6 the unfragmentable part. */
+  hdr: Uint8Array | null;
+  /** v6: the upper-layer protocol (the fragment header's next header). */
+  nextHeader: number;
+  frags: Frag[];
+  /** Payload length, known once the last fragment (MF clear) arrived; -1 before. */
+  total: number;
+  bytes: number;
+  lastSeen: number;
+  overlap: boolean;
+}
+
+export interface DefragCounters {
+  fragments: number;
+  reassembled: number;
+  overlaps: number;
+  tooLarge: number;
+  timeouts: number;
+  trackersFull: number;
+  memcap: number;
+  tooManyFragments: number;
+}
+
+export class Defrag {
+  readonly limits: DefragLimits;
+  readonly counters: DefragCounters = {
+    fragments: 0, reassembled: 0, overlaps: 0, tooLarge: 0, timeouts: 0, trackersFull: 0, memcap: 0, tooManyFragments: 0,
+  };
+  #trackers = new Map<string, Tracker>();
+  #bytes = 0;
+
+  constructor(limits: DefragLimits = DEFRAG_DEFAULTS) {
+    this.limits = limits;
+  }
+
+  get trackers(): number {
+    return this.#trackers.size;
+  }
+
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /**
+   * Take fragment p (decoded up to its IP header, p.isFragment). Raises events
+   * on p. Returns the rebuilt datagram (IP header + payload) when this fragment
+   * completes one, else null.
+   */
+  add(p: Packet, nowMs: number): Uint8Array | null {
+    const c = this.counters;
+    c.fragments++;
+    const v6 = p.ipVer === 6;
+    const b = p.buf;
+    const off = p.fragOff;
+    const len = p.payLen;
+    const hdrLen = v6 ? 0 : p.ipHlen;
+    if (off + len + hdrLen > 65535) {
+      p.event(v6 ? EV['ipv6.frag_pkt_too_large'] : EV['ipv4.frag_pkt_too_large']);
+      c.tooLarge++;
+      return null;
+    }
+    const key = v6
+      ? `6|${hex(b, p.src6, 16)}|${hex(b, p.dst6, 16)}|${p.ipId}|${p.proto}`
+      : `4|${p.src4}|${p.dst4}|${p.ipId}|${p.proto}`;
+    let t = this.#trackers.get(key);
+    if (t === undefined) {
+      if (this.#trackers.size >= this.limits.maxTrackers) {
+        this.sweep(nowMs);
+        if (this.#trackers.size >= this.limits.maxTrackers) {
+          c.trackersFull++;
+          return null;
+        }
+      }
+      t = { key, ver: p.ipVer, hdr: null, nextHeader: p.proto, frags: [], total: -1, bytes: 0, lastSeen: nowMs, overlap: false };
+      this.#trackers.set(key, t);
+    }
+    t.lastSeen = nowMs;
+    if (t.frags.length >= this.limits.maxFragments) {
+      c.tooManyFragments++;
+      this.#remove(t);
+      return null;
+    }
+    // Overlap with anything held?
+    const end = off + len;
+    for (const f of t.frags) {
+      if (off < f.off + f.len && f.off < end) {
+        if (!t.overlap) c.overlaps++;
+        t.overlap = true;
+        p.event(v6 ? EV['ipv6.frag_overlap'] : EV['ipv4.frag_overlap']);
+        break;
+      }
+    }
+    if (!p.mf) {
+      if (t.total >= 0 && t.total !== end) {
+        // A second "last" fragment that disagrees: keep the first, count it as overlap.
+        p.event(v6 ? EV['ipv6.frag_overlap'] : EV['ipv4.frag_overlap']);
+      } else t.total = end;
+    }
+    if (this.#bytes + len > this.limits.maxBytes) {
+      c.memcap++;
+      return null;
+    }
+    if (off === 0 && t.hdr === null) {
+      if (v6) {
+        t.hdr = b.slice(p.l3, p.v6Frag);
+        t.nextHeader = p.proto;
+      } else t.hdr = b.slice(p.l3, p.l3 + p.ipHlen);
+    }
+    if (len > 0) {
+      t.frags.push({ off, len, data: b.slice(p.payOff, p.payOff + len) });
+      t.bytes += len;
+      this.#bytes += len;
+    }
+    if (t.total < 0 || t.hdr === null || !covered(t.frags, t.total)) return null;
+    const out = this.#rebuild(t);
+    this.#remove(t);
+    c.reassembled++;
+    return out;
+  }
+
+  #rebuild(t: Tracker): Uint8Array {
+    const hdr = t.hdr as Uint8Array;
+    const out = new Uint8Array(hdr.length + t.total);
+    // Newest first, so the first arrival's bytes are written last and win.
+    for (let i = t.frags.length - 1; i >= 0; i--) {
+      const f = t.frags[i];
+      const n = Math.min(f.len, t.total - f.off);
+      if (n > 0) out.set(n === f.len ? f.data : f.data.subarray(0, n), hdr.length + f.off);
+    }
+    out.set(hdr, 0);
+    if (t.ver === 4) {
+      const total = hdr.length + t.total;
+      out[2] = total >>> 8;
+      out[3] = total & 0xff;
+      out[6] &= 0x40; // keep DF, clear MF and the offset
+      out[7] = 0;
+      out[10] = 0;
+      out[11] = 0;
+      let s = 0;
+      for (let i = 0; i < hdr.length; i += 2) s += (out[i] << 8) | out[i + 1];
+      while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+      const ck = ~s & 0xffff;
+      out[10] = ck >>> 8;
+      out[11] = ck & 0xff;
+    } else {
+      const plen = hdr.length - 40 + t.total;
+      out[4] = plen >>> 8;
+      out[5] = plen & 0xff;
+      // Patch the next-header field that pointed at the fragment header.
+      let nhAt = 6;
+      let nh = out[6];
+      let at = 40;
+      while (nh !== 44 && at + 8 <= hdr.length) {
+        nhAt = at;
+        const hl = nh === 51 ? (out[at + 1] + 2) << 2 : (out[at + 1] + 1) << 3;
+        nh = out[at];
+        at += hl;
+      }
+      out[nhAt] = t.nextHeader;
+    }
+    return out;
+  }
+
+  #remove(t: Tracker): void {
+    this.#bytes -= t.bytes;
+    this.#trackers.delete(t.key);
+  }
+
+  /** Drop trackers idle for longer than the timeout. */
+  sweep(nowMs: number): void {
+    for (const t of this.#trackers.values()) {
+      if (nowMs - t.lastSeen > this.limits.timeoutMs) {
+        this.counters.timeouts++;
+        this.#remove(t);
+      }
+    }
+  }
+}
+
+/** Do the fragments cover [0, total) without a hole? */
+function covered(frags: Frag[], total: number): boolean {
+  const sorted = frags.slice().sort((a, b) => a.off - b.off);
+  let reach = 0;
+  for (const f of sorted) {
+    if (f.off > reach) return false;
+    reach = Math.max(reach, f.off + f.len);
+    if (reach >= total) return true;
+  }
+  return reach >= total;
+}
+
+function hex(b: Uint8Array, off: number, n: number): string {
+  let s = '';
+  for (let i = 0; i < n; i++) s += b[off + i].toString(16).padStart(2, '0');
+  return s;
+}

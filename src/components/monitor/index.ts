@@ -1,0 +1,142 @@
+// The monitor component: an IDS fed by the router's mirror session. It never
+// sends anything: every mirrored frame is inspected (decode, defrag, flows,
+// reassembly, rules) and acknowledged at once, so the router's mirror slots
+// come back as fast as the monitor runs; when it falls behind, the router
+// drops mirror copies (not traffic). EVE records go into a ring in memory;
+// init fetches them (query "eve") and appends them to the log file, since
+// the component itself may write nowhere.
+import { readFileSync } from 'node:fs';
+import { setPriority } from 'node:os';
+import { isMainThread } from 'node:worker_threads';
+import { ConfigError, type Component, type ComponentEnv } from '../../core/component.ts';
+import type { Pollable } from '../../core/entrypoint.ts';
+import { sinkPollable } from '../../session/pollable.ts';
+import { parseMonitorConfig } from './config.ts';
+import { Engine, type EveType } from './engine.ts';
+import { LINKTYPE_ETHERNET } from './packet.ts';
+import { builtinClassifications, parseClassifications } from './rules/classification.ts';
+import { loadRules, type RuleSource } from './rules/parse.ts';
+import { DEFAULT_ADDRESS_VARS, DEFAULT_PORT_VARS } from './rules/vars.ts';
+import { EveRing } from './ring.ts';
+
+export const MONITOR_PORT = 'mirror';
+const VNET = 12;
+
+export function builtinRulesText(): string {
+  return readFileSync(new URL('./rules/builtin.rules', import.meta.url), 'utf8');
+}
+
+export default function create(env: ComponentEnv): Component {
+  const cfg = parseMonitorConfig(env.config, env.configSource);
+  const end = env.sessions.get(MONITOR_PORT);
+  if (end === undefined) {
+    throw new ConfigError(env.configSource.file, env.configSource.path,
+      `expected a Nic session named "${MONITOR_PORT}" connected to component "${env.name}" (granted: ${[...env.sessions.keys()].join(', ') || 'none'})`);
+  }
+  let classifications = builtinClassifications();
+  if (cfg.classificationText !== undefined) classifications = parseClassifications(cfg.classificationText).map;
+  const sources: RuleSource[] = [];
+  if (cfg.builtinRules) sources.push({ name: 'builtin.rules', text: builtinRulesText() });
+  sources.push(...cfg.ruleTexts);
+  if (cfg.rules !== '') sources.push({ name: '(config rules)', text: cfg.rules });
+  const rules = loadRules(sources, { vars: { ...DEFAULT_ADDRESS_VARS, ...DEFAULT_PORT_VARS, ...cfg.vars }, classifications });
+  const ring = new EveRing(cfg.eve.ring);
+  const c = {
+    packets: env.counters.define('packets'),
+    bytes: env.counters.define('bytes'),
+    alerts: env.counters.define('alerts'),
+    anomalies: env.counters.define('anomalies'),
+    overwritten: env.counters.define('eve.overwritten'),
+    short: env.counters.dropReason('mirror-too-short'),
+  };
+  const engine = new Engine({
+    rules,
+    classifications,
+    flow: cfg.flow,
+    defrag: cfg.defrag,
+    stream: cfg.stream,
+    detectors: cfg.detectors,
+    midstream: cfg.midstream,
+    eveTypes: cfg.eve.types,
+    eve: { pktSrc: 'wire/live', pcapFilename: '', domains: cfg.domains, packetBytes: cfg.eve.packetBytes },
+    emit: (line: string, type: EveType) => {
+      if (type === 'alert') env.counters.add(c.alerts);
+      else if (type === 'anomaly') env.counters.add(c.anomalies);
+      if (ring.push(line)) env.counters.add(c.overwritten);
+    },
+  });
+  env.log.info('rules loaded', { loaded: rules.rules.length, failed: rules.errors.length, skipped: rules.skipped.length });
+  for (const e of rules.errors.slice(0, 20)) env.log.warn('rule not loaded', { file: e.file, line: e.line, sid: e.sid, reason: e.reason });
+
+  const sink = end.in;
+  let pollable: Pollable | undefined;
+  let timer: ReturnType<typeof setInterval> | undefined;
+  let lastStats = Date.now();
+  const onPacket = (off: number, len: number): void => {
+    const b = sink.buf;
+    env.counters.add(c.packets);
+    env.counters.add(c.bytes, len);
+    if (len < VNET + 14) {
+      env.counters.add(c.short);
+      return;
+    }
+    const tag = b[off + 10] | (b[off + 11] << 8);
+    const now = Date.now();
+    engine.process(b, off + VNET, len - VNET, LINKTYPE_ETHERNET, Math.floor(now / 1000), (now % 1000) * 1000, 0, tag & 0x7fff, tag >>> 15);
+  };
+
+  return {
+    start(): void {
+      // Lower this thread's priority (no privilege needed): the forwarding path wins the CPU.
+      // Only when the thread is the monitor's own (its own process, or a worker thread).
+      if (cfg.nice > 0 && (!isMainThread || process.env.MG_COMPONENT === env.name)) {
+        try {
+          setPriority(0, cfg.nice);
+        } catch (e) {
+          env.log.warn('could not lower the priority', { error: (e as Error).message });
+        }
+      }
+      pollable = sinkPollable(sink, onPacket);
+      env.ep.add(pollable);
+      timer = setInterval(() => {
+        const now = Date.now();
+        engine.tick(now);
+        if (cfg.statsIntervalS > 0 && now - lastStats >= cfg.statsIntervalS * 1000) {
+          lastStats = now;
+          ring.push(JSON.stringify(engine.statsRecord()));
+        }
+      }, 1000);
+      timer.unref();
+      env.log.info('monitor started', { rules: rules.rules.length, eveTypes: cfg.eve.types });
+    },
+    status(): Record<string, unknown> {
+      const s = engine.stats;
+      return {
+        rules: { loaded: rules.rules.length, failed: rules.errors.length, skipped: rules.skipped.length, total: rules.total },
+        ruleErrors: rules.errors.slice(0, 50).map((e) => ({ file: e.file, line: e.line, sid: e.sid, reason: e.reason })),
+        decoder: { packets: s.pkts, bytes: s.bytes, invalid: s.invalid, ipv4: s.ipv4, ipv6: s.ipv6, arp: s.arp, fragments: s.fragments },
+        alerts: s.alerts,
+        anomalies: s.anomalies,
+        events: Object.fromEntries(s.events),
+        flows: { active: engine.flows.count, ...engine.flows.counters, max: engine.flows.limits.max },
+        defrag: { trackers: engine.defrag.trackers, bytes: engine.defrag.bytes, ...engine.defrag.counters },
+        stream: { bytes: engine.stream.bytes, ...engine.stream.counters },
+        detectors: engine.detectors.counters,
+        detect: { ...engine.detector.counters, prefilterTableBytes: engine.detector.prefilterBytes },
+        eve: { seq: ring.seq, capacity: ring.capacity, overwritten: ring.overwritten },
+      };
+    },
+    query(what: string, args: unknown): unknown {
+      if (what === 'eve') {
+        const since = typeof (args as { since?: unknown })?.since === 'number' ? (args as { since: number }).since : 0;
+        return ring.since(since);
+      }
+      if (what === 'rule-errors') return rules.errors.map((e) => ({ file: e.file, line: e.line, sid: e.sid, reason: e.reason }));
+      throw new Error(`unknown query "${what}" (the monitor answers eve, rule-errors)`);
+    },
+    stop(): void {
+      if (timer !== undefined) clearInterval(timer);
+      if (pollable !== undefined) env.ep.remove(pollable);
+    },
+  };
+}

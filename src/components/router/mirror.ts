@@ -1,0 +1,121 @@
+// Traffic mirroring for the monitor (a SPAN port): every frame received on a
+// mirrored domain (as received, before validation: crafted packets the router
+// drops are exactly what the monitor must see) and every frame the router
+// sends on one is copied into a slot of the `mirror` session. Forwarding
+// never waits for the monitor: with no free slot the copy is dropped and
+// counted (`drop.mirror-full`).
+//
+// The copy keeps its virtio_net_hdr; its num_buffers field (bytes 10..11,
+// little-endian, unused on Nic sessions) carries the domain index in bits
+// 0..14 and the direction in bit 15 (0 received, 1 sent).
+import { Buffer } from 'node:buffer';
+import type { Counters } from '../../core/counters.ts';
+import { ConfigError } from '../../core/component.ts';
+import type { EgressPort } from './router.ts';
+
+export const MIRROR_PORT = 'mirror';
+
+export interface MirrorConfig {
+  /** Domain names mirrored (in the router's domain order). */
+  readonly domains: readonly string[];
+  readonly rx: boolean;
+  readonly tx: boolean;
+}
+
+const copyBytes = Buffer.prototype.copy;
+
+/** Parse the router's `mirror` key: `{ domains: [wan, lan], direction: both|rx|tx }`. */
+export function parseMirrorConfig(raw: unknown, domainNames: readonly string[], file: string, path: string): MirrorConfig | undefined {
+  if (raw === undefined) return undefined;
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new ConfigError(file, path, `expected a mapping like { domains: [wan, lan] } (got ${JSON.stringify(raw)})`);
+  }
+  const r = raw as Record<string, unknown>;
+  for (const k of Object.keys(r)) {
+    if (k !== 'domains' && k !== 'direction') throw new ConfigError(file, `${path}.${k}`, 'unknown key; expected one of domains, direction');
+  }
+  if (!Array.isArray(r.domains) || r.domains.length === 0) {
+    throw new ConfigError(file, `${path}.domains`, `expected a non-empty list of domain names (one of: ${domainNames.join(', ')}) (got ${JSON.stringify(r.domains)})`);
+  }
+  const seen = new Set<string>();
+  r.domains.forEach((d, i) => {
+    if (typeof d !== 'string' || !domainNames.includes(d)) {
+      throw new ConfigError(file, `${path}.domains[${i}]`, `expected the name of a domain (one of: ${domainNames.join(', ')}) (got ${JSON.stringify(d)})`);
+    }
+    if (seen.has(d)) throw new ConfigError(file, `${path}.domains[${i}]`, `expected each domain once; "${d}" is listed twice`);
+    seen.add(d);
+  });
+  const dir = r.direction ?? 'both';
+  if (dir !== 'both' && dir !== 'rx' && dir !== 'tx') {
+    throw new ConfigError(file, `${path}.direction`, `expected one of both, rx, tx (got ${JSON.stringify(dir)})`);
+  }
+  if (domainNames.includes(MIRROR_PORT)) {
+    throw new ConfigError(file, `${path}`, `a domain named "${MIRROR_PORT}" clashes with the mirror session's port; rename the domain`);
+  }
+  return { domains: domainNames.filter((n) => seen.has(n)), rx: dir !== 'tx', tx: dir !== 'rx' };
+}
+
+export class Mirror {
+  readonly #port: EgressPort;
+  readonly #counters: Counters;
+  readonly #rx: Uint8Array;
+  readonly #tx: Uint8Array;
+  #dirty = false;
+  readonly #full: number;
+  readonly #tooBig: number;
+  readonly #copied: number;
+
+  constructor(cfg: MirrorConfig, domainNames: readonly string[], port: EgressPort, counters: Counters) {
+    this.#port = port;
+    this.#counters = counters;
+    this.#rx = new Uint8Array(domainNames.length);
+    this.#tx = new Uint8Array(domainNames.length);
+    domainNames.forEach((n, i) => {
+      if (cfg.domains.includes(n)) {
+        this.#rx[i] = cfg.rx ? 1 : 0;
+        this.#tx[i] = cfg.tx ? 1 : 0;
+      }
+    });
+    this.#full = counters.dropReason('mirror-full');
+    this.#tooBig = counters.dropReason('mirror-too-big');
+    this.#copied = counters.define('mirror.copied');
+  }
+
+  /** A frame (vnet header + Ethernet) received on domain dom. */
+  rx(dom: number, buf: Uint8Array, off: number, len: number): void {
+    if (this.#rx[dom] !== 0) this.#copy(dom, 0, buf, off, len);
+  }
+
+  /** A frame the router submitted on domain dom. */
+  tx(dom: number, buf: Uint8Array, off: number, len: number): void {
+    if (this.#tx[dom] !== 0) this.#copy(dom, 1, buf, off, len);
+  }
+
+  #copy(dom: number, dir: number, buf: Uint8Array, off: number, len: number): void {
+    const port = this.#port;
+    if (len > port.slotSize) {
+      this.#counters.add(this.#tooBig);
+      return;
+    }
+    const slot = port.alloc();
+    if (slot < 0) {
+      this.#counters.add(this.#full);
+      return;
+    }
+    const b = port.buf;
+    copyBytes.call(buf, b, slot, off, off + len);
+    const tag = dom | (dir << 15);
+    b[slot + 10] = tag & 0xff;
+    b[slot + 11] = tag >>> 8;
+    port.submit(slot, len);
+    this.#dirty = true;
+    this.#counters.add(this.#copied);
+  }
+
+  flush(): void {
+    if (this.#dirty) {
+      this.#dirty = false;
+      this.#port.flush();
+    }
+  }
+}
