@@ -1,0 +1,224 @@
+// The tunnel's config section: validated once, defaults stated here and in
+// README.md. Every mistake is a ConfigError naming the exact path.
+import { ConfigError } from '../../core/component.ts';
+import {
+  broadcastOf, formatIpv4, inPrefix, isLocalUnicastMacByte, networkOf, parseIpv4, parseIpv4Cidr, parseMacPrefix, prefixMask,
+} from '../../net/addr.ts';
+import { deriveMac } from '../router/config.ts';
+import { decodeKey, encodeKey } from '../keystore/keys.ts';
+import { PROTOCOL } from './messages.ts';
+
+export const DEFAULTS = {
+  listenPort: 51820,
+  mtu: 1420,
+  macPrefix: '02',
+  mssClamp: true,
+  /** Handshake messages per second above which the tunnel is "under load" and asks for cookies. */
+  underLoadPerS: 64,
+  stagedPackets: 128,
+} as const;
+
+/** One side of the tunnel: it is a host with this address on a router domain. */
+export interface LinkConfig {
+  readonly name: 'plain' | 'uplink';
+  readonly address: number;
+  readonly prefix: number;
+  readonly gateway: number;
+  readonly mac: Uint8Array;
+}
+
+export interface AllowedIp {
+  readonly network: number;
+  readonly prefix: number;
+  readonly mask: number;
+}
+
+export interface PeerConfig {
+  readonly publicKey: Uint8Array;
+  readonly publicKeyText: string;
+  /** Endpoint address (u32) and port, or address -1 when unknown until the peer writes first. */
+  readonly endpointAddress: number;
+  readonly endpointPort: number;
+  readonly allowedIps: readonly AllowedIp[];
+  /** Seconds, 0 off. */
+  readonly persistentKeepalive: number;
+  readonly presharedKey: Uint8Array | undefined;
+}
+
+export interface TimerConfig {
+  readonly rekeyAfterTimeMs: number;
+  readonly rejectAfterTimeMs: number;
+  readonly rekeyAttemptTimeMs: number;
+  readonly rekeyTimeoutMs: number;
+  readonly keepaliveTimeoutMs: number;
+}
+
+export interface TunnelConfig {
+  readonly listenPort: number;
+  readonly mtu: number;
+  readonly plain: LinkConfig;
+  readonly uplink: LinkConfig;
+  readonly peers: readonly PeerConfig[];
+  readonly timers: TimerConfig;
+  readonly underLoadPerS: number;
+  readonly mssClamp: boolean;
+  readonly stagedPackets: number;
+}
+
+export interface ConfigSource {
+  readonly file: string;
+  readonly path: string;
+}
+
+function got(v: unknown): string {
+  if (v === undefined) return ' (missing)';
+  const s = JSON.stringify(v);
+  return ` (got ${s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s})`;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Parse "A.B.C.D:PORT". */
+export function parseEndpoint(text: string): { address: number; port: number } | undefined {
+  const m = /^(\d+\.\d+\.\d+\.\d+):(\d{1,5})$/.exec(text.trim());
+  if (m === null) return undefined;
+  const address = parseIpv4(m[1]);
+  const port = Number(m[2]);
+  if (address === undefined || port < 1 || port > 65535) return undefined;
+  return { address, port };
+}
+
+export function parseTunnelConfig(raw: unknown, componentName: string, source: ConfigSource): TunnelConfig {
+  const file = source.file;
+  const base = source.path;
+  const at = (...keys: (string | number)[]): string =>
+    keys.reduce<string>((p, k) => (typeof k === 'number' ? `${p}[${k}]` : p === '' ? k : `${p}.${k}`), base);
+  const fail = (path: string, expected: string): never => {
+    throw new ConfigError(file, path, expected);
+  };
+  const record = (v: unknown, path: string, known: readonly string[], what: string): Record<string, unknown> => {
+    if (!isRecord(v)) fail(path, `expected ${what}${got(v)}`);
+    const r = v as Record<string, unknown>;
+    for (const k of Object.keys(r)) if (!known.includes(k)) fail(`${path}.${k}`, `unknown key; expected one of ${known.join(', ')}`);
+    return r;
+  };
+  const int = (v: unknown, path: string, def: number, min: number, max: number): number => {
+    if (v === undefined) return def;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) fail(path, `expected an integer from ${min} to ${max}${got(v)}`);
+    return v as number;
+  };
+  const seconds = (v: unknown, path: string, defMs: number): number => {
+    if (v === undefined) return defMs;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0.1 || v > 86400) fail(path, `expected a number of seconds from 0.1 to 86400${got(v)}`);
+    return Math.round((v as number) * 1000);
+  };
+
+  const root = record(raw, base, ['listen-port', 'mtu', 'plain', 'uplink', 'peers', 'timers', 'cookies', 'mss-clamp', 'mac-prefix', 'staged-packets'],
+    'a mapping with "plain", "uplink" and "peers"');
+
+  let macPrefix = parseMacPrefix(DEFAULTS.macPrefix) as Uint8Array;
+  if (root['mac-prefix'] !== undefined) {
+    const p = typeof root['mac-prefix'] === 'string' ? parseMacPrefix(root['mac-prefix']) : undefined;
+    if (p === undefined || !isLocalUnicastMacByte(p[0])) {
+      fail(at('mac-prefix'), `expected 1 to 5 hex bytes like "02:6d", the first locally administered unicast${got(root['mac-prefix'])}`);
+    }
+    macPrefix = p as Uint8Array;
+  }
+
+  const link = (name: 'plain' | 'uplink'): LinkConfig => {
+    const p = at(name);
+    const l = record(root[name], p, ['address', 'gateway'],
+      `a mapping like { address: 198.18.255.2/30, gateway: 198.18.255.1 }: the tunnel's address on the router's domain and the router's`);
+    const cidr = typeof l.address === 'string' ? parseIpv4Cidr(l.address) : undefined;
+    if (cidr === undefined || cidr.prefix < 1 || cidr.prefix > 30) fail(at(name, 'address'), `expected an IPv4 address with prefix like 198.18.255.2/30${got(l.address)}`);
+    const c = cidr as { address: number; prefix: number };
+    const net = networkOf(c.address, c.prefix);
+    const bc = broadcastOf(c.address, c.prefix);
+    if (c.address === net || c.address === bc) fail(at(name, 'address'), `expected a host address of its prefix${got(l.address)}`);
+    const g = typeof l.gateway === 'string' ? parseIpv4(l.gateway) : undefined;
+    if (g === undefined || !inPrefix(g, net, prefixMask(c.prefix)) || g === c.address || g === net || g === bc) {
+      fail(at(name, 'gateway'), `expected the router's address inside ${formatIpv4(net)}/${c.prefix}, other than the tunnel's${got(l.gateway)}`);
+    }
+    return { name, address: c.address, prefix: c.prefix, gateway: g as number, mac: deriveMac(macPrefix, componentName, name) };
+  };
+  const plain = link('plain');
+  const uplink = link('uplink');
+
+  if (!Array.isArray(root.peers) || root.peers.length === 0) fail(at('peers'), `expected a non-empty list of peers${got(root.peers)}`);
+  const peers: PeerConfig[] = [];
+  const seenPrefixes = new Map<string, number>();
+  (root.peers as unknown[]).forEach((v, i) => {
+    const p = at('peers', i);
+    const r = record(v, p, ['public-key', 'endpoint', 'allowed-ips', 'persistent-keepalive', 'preshared-key'], 'a peer mapping with "public-key" and "allowed-ips"');
+    const pk = typeof r['public-key'] === 'string' ? decodeKey(r['public-key']) : undefined;
+    if (pk === undefined) fail(`${p}.public-key`, `expected a base64 public key of 32 bytes, as \`wg pubkey\` prints${got(r['public-key'])}`);
+    const publicKey = pk as Uint8Array;
+    const publicKeyText = encodeKey(publicKey);
+    if (peers.some((o) => o.publicKeyText === publicKeyText)) fail(`${p}.public-key`, 'expected each peer once (this public key is listed twice)');
+    let endpointAddress = -1;
+    let endpointPort = 0;
+    if (r.endpoint !== undefined) {
+      const e = typeof r.endpoint === 'string' ? parseEndpoint(r.endpoint) : undefined;
+      if (e === undefined) fail(`${p}.endpoint`, `expected an IPv4 address and port like 198.19.0.3:51820${got(r.endpoint)}`);
+      endpointAddress = (e as { address: number }).address;
+      endpointPort = (e as { port: number }).port;
+    }
+    if (!Array.isArray(r['allowed-ips']) || r['allowed-ips'].length === 0) {
+      fail(`${p}.allowed-ips`, `expected a non-empty list of prefixes like [198.18.64.0/24]${got(r['allowed-ips'])}`);
+    }
+    const allowedIps: AllowedIp[] = [];
+    (r['allowed-ips'] as unknown[]).forEach((a, k) => {
+      const c = typeof a === 'string' ? parseIpv4Cidr(a) : undefined;
+      if (c === undefined) fail(`${p}.allowed-ips[${k}]`, `expected an IPv4 prefix like 198.18.64.0/24${got(a)}`);
+      const cc = c as { address: number; prefix: number };
+      const network = networkOf(cc.address, cc.prefix);
+      if (network !== cc.address) fail(`${p}.allowed-ips[${k}]`, `expected a network address (${formatIpv4(network)}/${cc.prefix})${got(a)}`);
+      const key = `${network}/${cc.prefix}`;
+      const owner = seenPrefixes.get(key);
+      if (owner !== undefined) fail(`${p}.allowed-ips[${k}]`, `expected a prefix no other peer has (peers[${owner}] lists it too)`);
+      seenPrefixes.set(key, i);
+      allowedIps.push({ network, prefix: cc.prefix, mask: prefixMask(cc.prefix) });
+    });
+    const persistentKeepalive = int(r['persistent-keepalive'], `${p}.persistent-keepalive`, 0, 0, 65535);
+    let presharedKey: Uint8Array | undefined;
+    if (r['preshared-key'] !== undefined) {
+      presharedKey = typeof r['preshared-key'] === 'string' ? decodeKey(r['preshared-key']) : undefined;
+      if (presharedKey === undefined) fail(`${p}.preshared-key`, 'expected a base64 key of 32 bytes, as `wg genpsk` prints (value not shown)');
+    }
+    peers.push({ publicKey, publicKeyText, endpointAddress, endpointPort, allowedIps, persistentKeepalive, presharedKey });
+  });
+
+  const P = PROTOCOL;
+  const t = root.timers === undefined ? {} : record(root.timers, at('timers'),
+    ['rekey-after-time-s', 'reject-after-time-s', 'rekey-attempt-time-s', 'rekey-timeout-s', 'keepalive-timeout-s'], 'a mapping');
+  const timers: TimerConfig = {
+    rekeyAfterTimeMs: seconds(t['rekey-after-time-s'], at('timers', 'rekey-after-time-s'), P.rekeyAfterTimeMs),
+    rejectAfterTimeMs: seconds(t['reject-after-time-s'], at('timers', 'reject-after-time-s'), P.rejectAfterTimeMs),
+    rekeyAttemptTimeMs: seconds(t['rekey-attempt-time-s'], at('timers', 'rekey-attempt-time-s'), P.rekeyAttemptTimeMs),
+    rekeyTimeoutMs: seconds(t['rekey-timeout-s'], at('timers', 'rekey-timeout-s'), P.rekeyTimeoutMs),
+    keepaliveTimeoutMs: seconds(t['keepalive-timeout-s'], at('timers', 'keepalive-timeout-s'), P.keepaliveTimeoutMs),
+  };
+  if (timers.rejectAfterTimeMs <= timers.rekeyAfterTimeMs) {
+    fail(at('timers', 'reject-after-time-s'), `expected more than rekey-after-time-s (${timers.rekeyAfterTimeMs / 1000})`);
+  }
+  const ck = root.cookies === undefined ? {} : record(root.cookies, at('cookies'), ['under-load-handshakes-per-s'], 'a mapping');
+  const underLoadPerS = int(ck['under-load-handshakes-per-s'], at('cookies', 'under-load-handshakes-per-s'), DEFAULTS.underLoadPerS, 0, 1_000_000);
+  let mssClamp: boolean = DEFAULTS.mssClamp;
+  if (root['mss-clamp'] !== undefined) {
+    if (typeof root['mss-clamp'] !== 'boolean') fail(at('mss-clamp'), `expected true or false${got(root['mss-clamp'])}`);
+    mssClamp = root['mss-clamp'] as boolean;
+  }
+  return {
+    listenPort: int(root['listen-port'], at('listen-port'), DEFAULTS.listenPort, 1, 65535),
+    mtu: int(root.mtu, at('mtu'), DEFAULTS.mtu, 576, 65535 - 80),
+    plain,
+    uplink,
+    peers,
+    timers,
+    underLoadPerS,
+    mssClamp,
+    stagedPackets: int(root['staged-packets'], at('staged-packets'), DEFAULTS.stagedPackets, 0, 4096),
+  };
+}

@@ -1,0 +1,82 @@
+// The tunnel component: a WireGuard endpoint between two router domains, its
+// static key behind the keystore. Sessions (port names):
+//   plain   Nic session to the router domain that routes the remote sites' prefixes here
+//   uplink  Nic session to the router domain its encrypted UDP leaves by
+//   keys    message session to the keystore (X25519 with the static key, the public key)
+// One sink pollable per session; each batch is flushed once; a timer runs
+// the protocol's timers and ARP.
+import type { Component, ComponentEnv } from '../../core/component.ts';
+import type { Pollable } from '../../core/entrypoint.ts';
+import { sinkPollable } from '../../session/pollable.ts';
+import { parseTunnelConfig } from './config.ts';
+import { KeystoreClient } from './keystore-client.ts';
+import { Tunnel } from './tunnel.ts';
+
+export const PORTS = ['plain', 'uplink', 'keys'] as const;
+/** Timer resolution: ARP, handshake retransmission, keepalives. */
+const TICK_MS = 50;
+
+export default function create(env: ComponentEnv): Component {
+  const cfg = parseTunnelConfig(env.config, env.name, env.configSource);
+  const plain = env.sessions.get('plain');
+  const uplink = env.sessions.get('uplink');
+  const keys = env.sessions.get('keys');
+  if (plain === undefined || uplink === undefined || keys === undefined) {
+    throw new Error(`tunnel needs the sessions plain, uplink and keys (granted: ${[...env.sessions.keys()].join(', ') || 'none'})`);
+  }
+  // The keystore's answers are shared secrets: the keys session refuses packet capture.
+  Object.defineProperty(keys, 'capture', { value: undefined });
+  const ks = new KeystoreClient(keys, env.counters);
+  const tunnel = new Tunnel(cfg, plain.out, uplink.out, ks, env.counters, { log: (m, f) => env.log.warn(m, f) });
+  const pollables: Pollable[] = [];
+  let timer: ReturnType<typeof setInterval> | undefined;
+  let initTimer: ReturnType<typeof setTimeout> | undefined;
+  let stopped = false;
+  const flush = (): void => tunnel.flush();
+
+  const init = (): void => {
+    initTimer = undefined;
+    void tunnel.init().then((ok) => {
+      if (stopped) return;
+      if (ok) {
+        env.log.info('tunnel ready', { peers: cfg.peers.length, listenPort: cfg.listenPort, status: tunnel.status().publicKey });
+      } else {
+        initTimer = setTimeout(init, 500);
+      }
+    });
+  };
+
+  return {
+    start(): void {
+      const p = plain.in;
+      const u = uplink.in;
+      pollables.push(
+        sinkPollable(p, (off, len) => tunnel.plainIn(p.buf, off, len), flush),
+        sinkPollable(u, (off, len) => tunnel.uplinkIn(u.buf, u.address, off, len), flush),
+        ks.pollable,
+      );
+      for (const x of pollables) env.ep.add(x);
+      timer = setInterval(() => {
+        ks.expire();
+        tunnel.tick();
+        tunnel.flush();
+      }, TICK_MS);
+      timer.unref();
+      init();
+    },
+    status(): Record<string, unknown> {
+      return tunnel.status();
+    },
+    sessionReset(name: string): void {
+      if (name === 'keys') ks.reset();
+      tunnel.sessionReset(name);
+    },
+    stop(): void {
+      stopped = true;
+      if (timer !== undefined) clearInterval(timer);
+      if (initTimer !== undefined) clearTimeout(initTimer);
+      for (const x of pollables) env.ep.remove(x);
+      pollables.length = 0;
+    },
+  };
+}
