@@ -1,0 +1,298 @@
+// The file publication end to end, in one lab (`lab up --file-gateway`):
+// curl on the wan host reaches the file gateway only through the gateway's
+// port forward (https://198.19.0.1); the service runs sandboxed in the dmz
+// namespace and reads the NAS (nginx WebDAV on the lan host) through the one
+// rule dmz -> 198.18.0.2:8443. Users and publications are made with the
+// `microgate users|publish --lab` commands, files put on the NAS with WebDAV
+// PUT from the lan host. A headless Chromium (playwright-core driving the
+// Debian chromium binary inside the wan namespace) logs in, sees the list,
+// downloads and logs out. Every response of the suite is checked for
+// internal addresses and names.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, chownSync, closeSync, createWriteStream, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { tmpdir, hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import { labDown, labUp, readLabState } from '../../src/lab/lab.ts';
+import type { FileGatewayLabPlan } from '../../src/lab/file-gateway-lab.ts';
+import { ROOT } from '../../src/core/sandbox.ts';
+import { canRunLabs, nsExec, uniqueLabName } from './harness.ts';
+
+const tools = ['nginx', 'curl', 'openssl'].every((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status === 0);
+const skip = !canRunLabs() ? 'needs root' : !tools ? 'needs nginx, curl and openssl (scripts/setup.sh)' : false;
+const CHROMIUM = '/usr/bin/chromium';
+
+const LAB = uniqueLabName();
+const PW = 'correct horse battery';
+const BIG_MB = 200;
+let f: FileGatewayLabPlan;
+let wan: string;
+let lan: string;
+let dmz: string;
+let servicePid: number;
+let tmp: string;
+let bigSha = '';
+const responses: string[] = [];
+const pub: Record<string, { id: string; link: string; publicLink: string | null }> = {};
+
+function cli(args: string[], input?: string): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [resolve(ROOT, 'src/cli/main.ts'), ...args, '--lab', LAB], { input, encoding: 'utf8', timeout: 30_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function publish(key: string, path: string, ...opts: string[]): void {
+  const r = cli(['publish', 'add', path, '--json', ...opts]);
+  assert.equal(r.code, 0, r.stderr);
+  pub[key] = JSON.parse(r.stdout) as { id: string; link: string; publicLink: string | null };
+}
+
+interface Got { status: number; headers: string; body: string }
+
+/** curl on the wan host; records everything it received. */
+async function wanCurl(url: string, args: string[] = [], jar?: string): Promise<Got> {
+  const hdr = join(tmp, `h-${randomBytes(4).toString('hex')}`);
+  const r = await nsExec(wan, 'curl', ['-sk', '-m', '20', '-D', hdr, ...(jar === undefined ? [] : ['-c', jar, '-b', jar]), ...args, url]);
+  const headers = existsSync(hdr) ? readFileSync(hdr, 'utf8') : '';
+  rmSync(hdr, { force: true });
+  responses.push(headers + r.stdout);
+  const status = Number(/^HTTP\/[\d.]+ (\d{3})/m.exec(headers.split(/\r?\n\r?\n/).filter((b) => b.trim() !== '').at(-1) ?? '')?.[1] ?? 0);
+  return { status, headers, body: r.stdout };
+}
+
+async function login(user: string, password: string): Promise<{ res: Got; jar: string }> {
+  const jar = join(tmp, `jar-${randomBytes(4).toString('hex')}`);
+  const page = await wanCurl(`${f.publicUrl}/login`, [], jar);
+  const csrf = /name="csrf" value="([^"]+)"/.exec(page.body)?.[1] ?? '';
+  const res = await wanCurl(`${f.publicUrl}/login`, ['--data-urlencode', `csrf=${csrf}`, '--data-urlencode', `user=${user}`, '--data-urlencode', `password=${password}`], jar);
+  return { res, jar };
+}
+
+/** Wait until publication `key` has expired (its expiry from publications.json, plus a margin). */
+async function waitExpired(key: string): Promise<void> {
+  const file = JSON.parse(readFileSync(join(f.etcDir, 'publications.json'), 'utf8')) as { publications: { id: string; expires: string | null }[] };
+  const exp = Date.parse(file.publications.find((p) => p.id === pub[key].id)!.expires!);
+  await new Promise((r) => setTimeout(r, Math.max(0, exp + 150 - Date.now())));
+}
+
+function rssKb(pid: number): number {
+  return Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+}
+
+before(async () => {
+  if (skip) return;
+  tmp = mkdtempSync(join(tmpdir(), 'mg-fgw-it-'));
+  chmodSync(tmp, 0o755);
+  await labUp({ name: LAB, gateway: 'microgate', fileGateway: true });
+  const st = (await readLabState(LAB))!;
+  f = st.plan.fileGateway!;
+  wan = st.plan.hosts.wan.netns;
+  lan = st.plan.hosts.lan.netns;
+  dmz = st.plan.hosts.dmz.netns;
+  servicePid = st.processes.find((p) => p.name === 'file-gateway')!.pid;
+  // The wan host routes the inside prefixes at the gateway, so only the policy keeps it out.
+  assert.equal((await nsExec(wan, 'ip', ['route', 'add', '198.18.0.0/16', 'via', st.plan.gatewayAddresses.wan])).code, 0);
+  for (const [u, pw] of [['alice', PW], ['bob', PW]]) assert.equal(cli(['users', 'add', u, '--password-stdin'], `${pw}\n`).code, 0);
+  // Files onto the network drive the way a lan user puts them there: WebDAV PUT.
+  const writePw = readFileSync(f.nas.writePasswordFile, 'utf8').trim();
+  for (const [name, text] of [['docs/report.txt', 'the quarterly report\n'], ['docs/secret.txt', 'never published\n'], ['docs/removed.txt', 'withdrawn\n']]) {
+    writeFileSync(join(tmp, 'up'), text);
+    const r = await nsExec(lan, 'curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--cacert', join(f.nas.dir, 'nas.crt'), '-u', `${f.nas.writeUser}:${writePw}`, '-T', join(tmp, 'up'), `${f.nas.url}${name}`]);
+    assert.equal(r.stdout, '201', `PUT ${name}`);
+  }
+  // The big file is written straight into the share (same bytes, faster than a PUT of 200 MB).
+  const big = createWriteStream(join(f.nas.shareDir, 'big.bin'));
+  const h = createHash('sha256');
+  for (let i = 0; i < BIG_MB; i++) {
+    const chunk = randomBytes(1 << 20);
+    h.update(chunk);
+    if (!big.write(chunk)) await once(big, 'drain');
+  }
+  big.end();
+  await once(big, 'finish');
+  bigSha = h.digest('hex');
+  chownSync(join(f.nas.shareDir, 'big.bin'), Number(spawnSync('id', ['-u', 'www-data'], { encoding: 'utf8' }).stdout.trim()), -1);
+  symlinkSync('/etc/passwd', join(f.nas.shareDir, 'link-out.txt'));
+  publish('report', 'docs/report.txt');
+  publish('big', 'big.bin', '--users', 'alice');
+  publish('bobs', 'docs/report.txt', '--users', 'bob');
+  publish('removed', 'docs/removed.txt');
+  publish('expiring', 'docs/report.txt', '--expires', '3s');
+  publish('linkout', 'link-out.txt', '--no-check');
+  assert.equal(cli(['publish', 'remove', pub.removed.id]).code, 0);
+  await new Promise((r) => setTimeout(r, 1200)); // the service re-reads publications.json (500 ms)
+});
+
+after(async () => {
+  if (skip) return;
+  try {
+    await labDown(LAB);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('placement: http redirects to https; without a session everything goes to /login; the dmz host is not reachable from the wan; the dmz reaches the NAS and nothing else of the lan', { skip }, async () => {
+  const http = await wanCurl(`http://${f.publicIp}/f/${pub.report.id}`);
+  assert.equal(http.status, 301);
+  assert.match(http.headers, new RegExp(`^location: ${f.publicUrl}/f/${pub.report.id}\\r?$`, 'mi'));
+  for (const path of ['/', `/f/${pub.report.id}`, '/f/AAAAAAAAAAAAAAAAAAAAAA']) {
+    const r = await wanCurl(`${f.publicUrl}${path}`);
+    assert.equal(r.status, 303, path);
+    assert.match(r.headers, /^location: \/login\r?$/mi);
+  }
+  const direct = await nsExec(wan, 'curl', ['-sk', '-m', '2', '-o', '/dev/null', '-w', '%{http_code}', `https://${f.service.ip}:${f.service.httpsPort}/`]);
+  assert.equal(direct.stdout, '000', 'the dmz host itself is not reachable from the wan');
+  const nas = await nsExec(wan, 'curl', ['-sk', '-m', '2', '-o', '/dev/null', '-w', '%{http_code}', f.nas.url]);
+  assert.equal(nas.stdout, '000', 'nor is the NAS');
+  const fromDmz = await nsExec(dmz, 'curl', ['-sk', '-m', '2', '-o', '/dev/null', '-w', '%{http_code}', f.nas.url]);
+  assert.equal(fromDmz.stdout, '401', 'the dmz reaches the NAS (which wants its password)');
+  const other = await nsExec(dmz, 'curl', ['-s', '-m', '2', '-o', '/dev/null', '-w', '%{http_code}', `http://${f.nas.ip}:22/`]);
+  assert.equal(other.stdout, '000', 'and no other port of the lan');
+});
+
+test('login, the list, downloads with Range and If-None-Match; the service is sandboxed', { skip }, async () => {
+  const { res, jar } = await login('alice', PW);
+  assert.equal(res.status, 303);
+  assert.match(res.headers, /^set-cookie: __Host-mgfs=[A-Za-z0-9_-]{43}; Path=\/; Secure; HttpOnly; SameSite=Strict\r?$/mi);
+  const list = await wanCurl(`${f.publicUrl}/`, [], jar);
+  assert.equal(list.status, 200);
+  assert.ok(list.body.includes(pub.report.id) && list.body.includes(pub.big.id), 'her files are listed');
+  assert.ok(!list.body.includes(pub.bobs.id), "bob's are not");
+  assert.match(list.body, /200 MB|210 MB/);
+  const doc = await wanCurl(`${f.publicUrl}/f/${pub.report.id}/report.txt`, [], jar);
+  assert.equal(doc.status, 200);
+  assert.equal(doc.body, 'the quarterly report\n');
+  assert.match(doc.headers, /^content-disposition: attachment; filename="report.txt"/mi);
+  assert.match(doc.headers, /^content-type: text\/plain; charset=utf-8/mi);
+  const etag = /^etag: (".*")\r?$/mi.exec(doc.headers)![1];
+  const part = await wanCurl(`${f.publicUrl}/f/${pub.report.id}`, ['-H', 'Range: bytes=4-12'], jar);
+  assert.equal(part.status, 206);
+  assert.equal(part.body, 'quarterly');
+  assert.match(part.headers, /^content-range: bytes 4-12\/21\r?$/mi);
+  assert.equal((await wanCurl(`${f.publicUrl}/f/${pub.report.id}`, ['-H', `If-None-Match: ${etag}`], jar)).status, 304);
+  // The service: its own uid, no_new_privs, seccomp, Node's permission model, in the dmz namespace.
+  const status = readFileSync(`/proc/${servicePid}/status`, 'utf8');
+  assert.match(status, new RegExp(`^Uid:\\s+${f.uid}\\s+${f.uid}\\s+${f.uid}\\s+${f.uid}$`, 'm'));
+  assert.match(status, /^NoNewPrivs:\s+1$/m);
+  assert.match(status, /^Seccomp:\s+2$/m);
+  assert.match(status, /^CapEff:\s+0+$/m);
+  const cmdline = readFileSync(`/proc/${servicePid}/cmdline`, 'utf8').split('\0');
+  assert.ok(cmdline.includes('--permission') && cmdline.includes(`--allow-fs-write=${f.stateDir}/`));
+  assert.ok(!cmdline.some((a) => a.startsWith('--allow-fs-write=') && a !== `--allow-fs-write=${f.stateDir}/`));
+  const audit = readFileSync(join(f.stateDir, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.ok(audit.some((e) => e.event === 'download' && e.user === 'alice' && e.result === 'ok' && e.bytes === 9 && e.from === '198.19.0.2' && e.range === '4-12'));
+});
+
+test(`a ${BIG_MB} MB file arrives byte-exact through wan -> gateway -> dmz -> NAS, streamed with bounded memory`, { skip }, async () => {
+  const { jar } = await login('alice', PW);
+  const before = rssKb(servicePid);
+  let peak = before;
+  const sampler = setInterval(() => { peak = Math.max(peak, rssKb(servicePid)); }, 50);
+  const t0 = performance.now();
+  const r = await nsExec(wan, 'sh', ['-c', `curl -sk -f -b '${jar}' '${f.publicUrl}/f/${pub.big.id}' | sha256sum`], { timeoutMs: 120_000 });
+  const s = (performance.now() - t0) / 1000;
+  clearInterval(sampler);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout.split(' ')[0], bigSha);
+  process.stderr.write(`# ${BIG_MB} MB in ${s.toFixed(1)} s (${(BIG_MB * 1.048576 / s).toFixed(0)} MB/s), service RSS ${Math.round(before / 1024)} -> peak ${Math.round(peak / 1024)} MiB\n`);
+  assert.ok(peak - before < 64 * 1024, `the service grew by ${Math.round((peak - before) / 1024)} MiB while streaming ${BIG_MB} MB`);
+  const ranged = await nsExec(wan, 'sh', ['-c', `curl -sk -f -b '${jar}' -H 'Range: bytes=100000000-100000015' '${f.publicUrl}/f/${pub.big.id}' | od -An -tx1 | tr -d ' \\n'`]);
+  const want = Buffer.alloc(16);
+  const fd = openSync(join(f.nas.shareDir, 'big.bin'), 'r');
+  readSync(fd, want, 0, 16, 100_000_000);
+  closeSync(fd);
+  assert.equal(ranged.stdout, want.toString('hex'));
+});
+
+test('unpublished, withdrawn, expired, another user\'s and symlinked-outside files answer exactly like never-existing ones', { skip }, async () => {
+  const { jar } = await login('alice', PW);
+  await waitExpired('expiring');
+  const never = await wanCurl(`${f.publicUrl}/f/AAAAAAAAAAAAAAAAAAAAAA`, [], jar);
+  assert.equal(never.status, 404);
+  for (const key of ['removed', 'expiring', 'bobs', 'linkout']) {
+    const r = await wanCurl(`${f.publicUrl}/f/${pub[key].id}/x`, [], jar);
+    assert.equal(r.status, 404, key);
+    assert.equal(r.body, never.body, key);
+    assert.ok(!r.body.includes('root:'), key);
+  }
+});
+
+test('traversal in every spelling never reaches a file outside the published set', { skip }, async () => {
+  const { jar } = await login('alice', PW);
+  const id = pub.report.id;
+  for (const path of [
+    '/f/../../etc/passwd', `/f/${id}/../../docs/secret.txt`, '/f/%2e%2e/%2e%2e/docs/secret.txt', `/f/${id}%2f..%2fdocs%2fsecret.txt`,
+    '/f/..%5c..%5cdocs%5csecret.txt', '/f/..\\..\\docs\\secret.txt', '//etc/passwd', '/share/docs/secret.txt', '/docs/secret.txt',
+    '/%2e%2e/%2e%2e/etc/passwd', '/f/link-out.txt', '/p/..%2f..%2fetc%2fpasswd',
+  ]) {
+    const r = await wanCurl(`${f.publicUrl}${path}`, ['--path-as-is'], jar);
+    assert.ok(!r.body.includes('never published') && !r.body.includes('root:'), path);
+    assert.ok(r.status === 404 || r.status === 400 || r.body === 'the quarterly report\n', `${path}: ${r.status}`);
+  }
+});
+
+test('brute force: after 5 failed logins the account is locked, even for the right password', { skip }, async () => {
+  for (let i = 0; i < 5; i++) assert.equal((await login('bob', 'not the password')).res.status, 401);
+  const r = await login('bob', PW);
+  assert.equal(r.res.status, 429);
+  assert.match(r.res.headers, /^retry-after: \d+/mi);
+  assert.equal((await login('alice', PW)).res.status, 303, 'alice is not locked');
+});
+
+test('public link: downloads without an account, then expires', { skip }, async () => {
+  publish('public', 'docs/report.txt', '--public-link', '--expires', '3s');
+  await new Promise((r) => setTimeout(r, 1200)); // re-read by the service
+  const url = pub.public.publicLink!;
+  assert.match(url, new RegExp(`^${f.publicUrl}/p/[A-Za-z0-9_-]{43}/report.txt$`));
+  const r = await wanCurl(url);
+  assert.equal(r.status, 200);
+  assert.equal(r.body, 'the quarterly report\n');
+  await waitExpired('public');
+  assert.equal((await wanCurl(url)).status, 404);
+});
+
+test('a real browser: log in, see the list, download, log out', { skip: skip || (!existsSync(CHROMIUM) ? 'needs the Debian chromium package' : false) }, async () => {
+  const { chromium } = await import('playwright-core');
+  const wrapper = join(tmp, 'chromium-in-wan.sh');
+  writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${wan} ${CHROMIUM} "$@"\n`, { mode: 0o755 });
+  const browser = await chromium.launch({ executablePath: wrapper, headless: true, timeout: 60_000 });
+  try {
+    const ctx = await browser.newContext({ ignoreHTTPSErrors: true, acceptDownloads: true });
+    const page = await ctx.newPage();
+    page.on('response', async (resp) => {
+      try { responses.push(JSON.stringify(await resp.allHeaders()) + (resp.request().resourceType() === 'document' ? await resp.text() : '')); } catch { /* a download's body */ }
+    });
+    await page.goto(`${f.publicUrl}/`);
+    assert.equal(page.url(), `${f.publicUrl}/login`);
+    await page.fill('#user', 'alice');
+    await page.fill('#password', PW);
+    await Promise.all([page.waitForURL(`${f.publicUrl}/`), page.click('button[type=submit]')]);
+    const rows = page.locator('tbody tr');
+    assert.ok(await rows.count() >= 2);
+    const row = rows.filter({ hasText: 'report.txt' }).first();
+    const [download] = await Promise.all([page.waitForEvent('download'), row.locator('a.button').click()]);
+    assert.equal(download.suggestedFilename(), 'report.txt');
+    assert.equal(readFileSync((await download.path())!, 'utf8'), 'the quarterly report\n');
+    const cookies = await ctx.cookies();
+    const session = cookies.find((c) => c.name === '__Host-mgfs');
+    assert.ok(session !== undefined && session.httpOnly && session.secure && session.sameSite === 'Strict');
+    await Promise.all([page.waitForURL(`${f.publicUrl}/login`), page.click('header button')]);
+    await page.goto(`${f.publicUrl}/`);
+    assert.equal(page.url(), `${f.publicUrl}/login`, 'logged out');
+  } finally {
+    await browser.close();
+  }
+});
+
+test('no response of the suite names an internal address, host, path or the software', { skip }, () => {
+  assert.ok(responses.length > 30, `${responses.length} responses recorded`);
+  const all = responses.join('\n');
+  // (Only strings that cannot turn up by chance in the random base64url tokens.)
+  const host = hostname();
+  for (const bad of ['198.18.', f.nas.dir, 'share/', 'docs/', 'secret.txt', 'nginx', 'www-data', `mg-${LAB}`, ...(host.length >= 8 ? [host] : []), 'Node.js', 'node:', 'X-Powered-By', '\nServer:', '\nserver:']) {
+    assert.ok(!all.includes(bad), `a response contains ${JSON.stringify(bad)}`);
+  }
+});
