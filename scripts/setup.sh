@@ -28,7 +28,9 @@ run() {
 
 # ---- 1. Debian packages ----------------------------------------------------
 packages=(iproute2 iperf3 nftables iputils-ping traceroute tcpdump procps util-linux kmod ethtool
-          hping3 nmap curl python3-scapy netcat-openbsd ca-certificates)
+          hping3 nmap curl python3-scapy netcat-openbsd ca-certificates sockperf arping
+          tshark busybox wireguard-go wireguard-tools
+          nginx libnginx-mod-http-dav-ext openssl chromium)
 missing=()
 for p in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
@@ -50,7 +52,21 @@ else
   done
   if [ ${#installable[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
-    run apt-get install -y --no-install-recommends "${installable[@]}"
+    # tshark (reads back `microgate trace export --format pcapng`) asks whether non-root users may
+    # capture; answer no without asking.
+    echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+    # nginx is the lab's NAS, started by the lab in a namespace: its package must not start a
+    # server on the host. Without a policy-rc.d of the machine's own, one that forbids starting
+    # services is in place for the install (the standard Debian mechanism), then removed.
+    policy_tmp=
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && policy_tmp=1
+    fi
+    run apt-get install -y --no-install-recommends "${installable[@]}" || { [ -n "$policy_tmp" ] && rm -f /usr/sbin/policy-rc.d; exit 1; }
+    [ -n "$policy_tmp" ] && rm -f /usr/sbin/policy-rc.d
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+      systemctl disable nginx >/dev/null 2>&1 || true
+    fi
   fi
 fi
 

@@ -11,6 +11,8 @@ export const RUN_HELP = `Usage: microgate run CONFIG [--control-port N] [--pid-f
 Start the gateway described by CONFIG (YAML; see docs/CONFIG.md): create its
 devices and sessions, start every component sandboxed, serve the control API on
 loopback, restart components that die. Stops cleanly on SIGINT or SIGTERM.
+SIGHUP (or "microgate reload") re-reads CONFIG and applies changed component
+config sections; an invalid or unappliable config changes nothing.
 
 Options:
   --control-port N   override control.listen's port (0 picks a free one)
@@ -69,6 +71,12 @@ export async function runCommand(argv: string[]): Promise<number> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  // SIGHUP: re-read the config file and apply changed component sections (fail closed).
+  process.on('SIGHUP', () => {
+    if (stopping) return;
+    process.stdout.write('init: SIGHUP: reloading the config\n');
+    void init.reload().then((r) => process.stdout.write(`init: reload ${r.ok ? 'done' : 'refused'}: ${r.message}\n`));
+  });
   try {
     await init.start();
   } catch (e) {

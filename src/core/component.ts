@@ -4,6 +4,7 @@
 import type { Counters } from './counters.ts';
 import type { Entrypoint } from './entrypoint.ts';
 import type { SessionEnd } from '../session/types.ts';
+import type { Tracer } from '../trace/tracer.ts';
 
 export interface Logger {
   info(msg: string, fields?: Record<string, unknown>): void;
@@ -22,9 +23,13 @@ export interface ComponentEnv {
   readonly sessions: ReadonlyMap<string, SessionEnd>;
   /** Other capabilities granted by init, by name (e.g. "tap" -> fd). */
   readonly fds: Readonly<Record<string, number>>;
+  /** Bytes of virtio-net header a granted link device puts before each frame (12 unless said otherwise). */
+  readonly vnetHdrLen?: Readonly<Record<string, number>>;
   readonly ep: Entrypoint;
   readonly counters: Counters;
   readonly log: Logger;
+  /** The component's tracer (its session ends record into it too); absent in tests that do not trace. */
+  readonly trace?: Tracer;
 }
 
 export interface Component {
@@ -32,6 +37,19 @@ export interface Component {
   start(): void;
   /** A JSON-able status for init's control API. */
   status(): Record<string, unknown>;
+  /**
+   * Apply a changed `config` section at run time (init's reload). Validate it
+   * whole first: return why it cannot be applied (and change nothing), or
+   * undefined once it is in force. With `dryRun` only say whether it could be
+   * applied (init checks every component before it applies any). Components
+   * without it cannot be reloaded.
+   */
+  reconfigure?(config: unknown, dryRun?: boolean): string | undefined;
+  /**
+   * Answer a read-only query from init (e.g. the monitor's "eve": EVE lines
+   * after a sequence number). Returns JSON-able data; throws for an unknown query.
+   */
+  query?(what: string, args: unknown): unknown;
   /** The peer of session `name` restarted: the session was reset; drop state bound to it. */
   sessionReset?(name: string): void;
   stop?(): void;

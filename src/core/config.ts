@@ -8,6 +8,9 @@ import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isNode } from 'yaml';
 import { componentTypes } from '../components/registry.ts';
 import { ConfigError } from './component.ts';
+import { TRACE_MODES } from '../trace/tracer.ts';
+import { DEFAULT_TRACE_SETTINGS } from '../trace/protocol.ts';
+import type { TraceSettings } from '../trace/protocol.ts';
 
 export type Isolation = 'process' | 'thread' | 'inline';
 export const ISOLATIONS: readonly Isolation[] = ['process', 'thread', 'inline'];
@@ -15,12 +18,29 @@ export type SessionTransport = 'shm' | 'socket';
 
 export interface TapDeviceSpec {
   name: string;
-  kind: 'tap';
+  /** tap: init creates a TAP device; packet: init opens an AF_PACKET socket on an existing interface. */
+  kind: 'tap' | 'packet';
   ifname: string;
-  /** Move the device into this network namespace once created (it becomes that host's NIC). */
+  /** tap: move the device into this network namespace once created (it becomes that host's NIC).
+   *  packet: the namespace the existing interface is in (default: init's). */
   netns: string | undefined;
   /** virtio-net header with TSO/GSO and checksum offload. */
   offload: boolean;
+  /** packet: the virtio-net header length to ask for (12, falling back to 10 on kernels before 6.2; 10 forces the classic one). */
+  vnetHdr: 10 | 12;
+  path: string;
+}
+
+/**
+ * A file init opens read-only (as root) and hands to one component as an fd:
+ * the component reads it without any right to the path (e.g. the keystore's
+ * private key). init never reads it.
+ */
+export interface FileDeviceSpec {
+  name: string;
+  kind: 'file';
+  /** Absolute path; must be a regular file not readable by group or others. */
+  filePath: string;
   path: string;
 }
 
@@ -31,9 +51,18 @@ export interface ComponentSpec {
   /** Capability name inside the component -> device name in `devices`. */
   devices: Record<string, string>;
   config: unknown;
+  /** When init restarts it: always (default), on-failure (not after a clean exit 0), never (fail closed). */
+  restart: RestartPolicy;
+  /** Memory limit of its process (cgroup), MiB; undefined: only the V8 heap limit. */
+  memoryMb: number | undefined;
+  /** Heartbeat interval, ms; a component that misses 5 in a row is killed and restarted. 0: off. */
+  heartbeatMs: number;
   path: string;
   index: number;
 }
+
+export type RestartPolicy = 'always' | 'on-failure' | 'never';
+export const RESTART_POLICIES: readonly RestartPolicy[] = ['always', 'on-failure', 'never'];
 
 export interface SessionEndpoint {
   component: string;
@@ -53,7 +82,11 @@ export interface GatewayConfig {
   file: string;
   control: { host: string; port: number };
   sandbox: { uidBase: number; maxOldSpaceMb: number };
+  /** Tracing at start (config `trace:`); absent means DEFAULT_TRACE_SETTINGS. */
+  trace?: TraceSettings;
   devices: Map<string, TapDeviceSpec>;
+  /** Devices of kind `file` (same namespace of names as `devices`); absent means none. */
+  files?: Map<string, FileDeviceSpec>;
   components: ComponentSpec[];
   sessions: SessionSpec[];
 }
@@ -67,6 +100,7 @@ export const DEFAULTS = {
   slots: 256,
   // 64 KiB GSO frame + Ethernet header + virtio_net_hdr, rounded up.
   slotSize: 65536 + 512,
+  heartbeatMs: 1000,
 };
 
 export class ConfigFileError extends Error {
@@ -184,7 +218,7 @@ export function parseConfig(text: string, file: string): GatewayConfig {
     return undefined;
   };
   const r: Reader = new Reader(file, lineOf);
-  const root = r.obj(doc.toJS(), [], ['control', 'sandbox', 'devices', 'components', 'sessions']);
+  const root = r.obj(doc.toJS(), [], ['control', 'sandbox', 'trace', 'devices', 'components', 'sessions']);
 
   const control = { host: DEFAULTS.controlHost, port: DEFAULTS.controlPort };
   if (root.control !== undefined) {
@@ -204,21 +238,45 @@ export function parseConfig(text: string, file: string): GatewayConfig {
     if (s['max-old-space-mb'] !== undefined) sandbox.maxOldSpaceMb = r.int(s['max-old-space-mb'], ['sandbox', 'max-old-space-mb'], 32, 16384);
   }
 
+  const trace: TraceSettings = { ...DEFAULT_TRACE_SETTINGS };
+  if (root.trace !== undefined) {
+    const t = r.obj(root.trace, ['trace'], ['mode', 'ring-events', 'sample']);
+    if (t.mode !== undefined) trace.mode = r.oneOf(t.mode, ['trace', 'mode'], TRACE_MODES);
+    if (t['ring-events'] !== undefined) trace.ringEvents = r.int(t['ring-events'], ['trace', 'ring-events'], 16, 1 << 24);
+    if (t.sample !== undefined) {
+      trace.sample = r.int(t.sample, ['trace', 'sample'], 1, 1024);
+      if ((trace.sample & (trace.sample - 1)) !== 0) r.fail(['trace', 'sample'], `a power of two: 1, 2, 4, ... 1024 (got ${trace.sample})`);
+    }
+  }
+
   const devices = new Map<string, TapDeviceSpec>();
+  const files = new Map<string, FileDeviceSpec>();
   if (root.devices !== undefined) {
     const ds = r.obj(root.devices, ['devices'], Object.keys((root.devices ?? {}) as Obj));
     for (const [name, v] of Object.entries(ds)) {
       const p = ['devices', name];
       r.str(name, p, NAME_RE, 'a device name of lower-case letters, digits and -');
-      const d = r.obj(v, p, ['kind', 'ifname', 'netns', 'offload']);
-      r.oneOf(d.kind ?? 'tap', [...p, 'kind'], ['tap'] as const);
+      if ((v as Obj | null)?.kind === 'file') {
+        const f = r.obj(v, p, ['kind', 'path']);
+        const filePath = r.str(f.path, [...p, 'path'], /^\/[^\0]*$/, 'an absolute file path');
+        files.set(name, { name, kind: 'file', filePath, path: fmtPath(p) });
+        continue;
+      }
+      const d = r.obj(v, p, ['kind', 'ifname', 'netns', 'offload', 'vnet-hdr']);
+      const kind = r.oneOf(d.kind ?? 'tap', [...p, 'kind'], ['tap', 'packet', 'file'] as const);
       const ifname = r.str(d.ifname, [...p, 'ifname'], IFNAME_RE, 'a Linux interface name of at most 15 characters');
       const netns = d.netns === undefined ? undefined : r.str(d.netns, [...p, 'netns'], NETNS_RE, 'a network namespace name');
       const offload = d.offload === undefined ? true : r.bool(d.offload, [...p, 'offload']);
       for (const other of devices.values()) {
         if (other.ifname === ifname) r.fail([...p, 'ifname'], `a unique interface name ("${ifname}" is also used by devices.${other.name})`);
       }
-      devices.set(name, { name, kind: 'tap', ifname, netns, offload, path: fmtPath(p) });
+      if (kind === 'packet' && d.offload === false) r.fail([...p, 'offload'], 'true or absent: a packet socket always carries virtio-net headers (the interface\'s own offload settings apply)');
+      let vnetHdr: 10 | 12 = 12;
+      if (d['vnet-hdr'] !== undefined) {
+        if (kind !== 'packet') r.fail([...p, 'vnet-hdr'], 'no vnet-hdr on a TAP device (its header is always 12 bytes)');
+        vnetHdr = r.oneOf(String(d['vnet-hdr']), [...p, 'vnet-hdr'], ['10', '12'] as const) === '10' ? 10 : 12;
+      }
+      devices.set(name, { name, kind: kind === 'packet' ? 'packet' : 'tap', ifname, netns, offload, vnetHdr, path: fmtPath(p) });
     }
   }
 
@@ -230,17 +288,17 @@ export function parseConfig(text: string, file: string): GatewayConfig {
   const usedDevices = new Map<string, string>();
   (root.components as unknown[]).forEach((v, index) => {
     const p: (string | number)[] = ['components', index];
-    const c = r.obj(v, p, ['name', 'type', 'isolation', 'devices', 'config']);
+    const c = r.obj(v, p, ['name', 'type', 'isolation', 'devices', 'config', 'restart', 'memory-mb', 'heartbeat-ms']);
     const name = r.str(c.name, [...p, 'name'], NAME_RE, 'a component name of lower-case letters, digits and - (at most 32)');
     if (byName.has(name)) r.fail([...p, 'name'], `a unique name ("${name}" is used twice)`);
     const type = r.oneOf(c.type, [...p, 'type'], Object.keys(componentTypes));
-    const isolation = c.isolation === undefined ? 'process' : r.oneOf(c.isolation, [...p, 'isolation'], ISOLATIONS);
+    const isolation = c.isolation === undefined ? 'process' : r.oneOf(c.isolation, [...p, 'isolation'], componentTypes[type].isolations ?? ISOLATIONS);
     const devs: Record<string, string> = {};
     if (c.devices !== undefined) {
       const dv = r.obj(c.devices, [...p, 'devices'], componentTypes[type].devices);
       for (const [cap, dev] of Object.entries(dv)) {
         const dn = r.str(dev, [...p, 'devices', cap]);
-        if (!devices.has(dn)) r.fail([...p, 'devices', cap], `the name of a device in devices (no device "${dn}")`);
+        if (!devices.has(dn) && !files.has(dn)) r.fail([...p, 'devices', cap], `the name of a device in devices (no device "${dn}")`);
         const user = usedDevices.get(dn);
         if (user !== undefined) r.fail([...p, 'devices', cap], `a device no other component holds ("${dn}" is already granted to ${user})`);
         usedDevices.set(dn, name);
@@ -250,7 +308,13 @@ export function parseConfig(text: string, file: string): GatewayConfig {
     for (const need of componentTypes[type].devices) {
       if (devs[need] === undefined) r.fail([...p, 'devices', need], `a device for capability "${need}", which a ${type} needs`);
     }
-    const spec: ComponentSpec = { name, type, isolation, devices: devs, config: c.config ?? {}, path: fmtPath(p), index };
+    const restart = c.restart === undefined ? 'always' : r.oneOf(c.restart, [...p, 'restart'], RESTART_POLICIES);
+    const memoryMb = c['memory-mb'] === undefined ? undefined : r.int(c['memory-mb'], [...p, 'memory-mb'], 64, 65536);
+    const heartbeatMs = c['heartbeat-ms'] === undefined ? DEFAULTS.heartbeatMs : r.int(c['heartbeat-ms'], [...p, 'heartbeat-ms'], 0, 600000);
+    if (heartbeatMs !== 0 && heartbeatMs < 100) r.fail([...p, 'heartbeat-ms'], `0 (off) or at least 100 (got ${heartbeatMs})`);
+    const spec: ComponentSpec = {
+      name, type, isolation, devices: devs, config: c.config ?? {}, restart, memoryMb, heartbeatMs, path: fmtPath(p), index,
+    };
     const validate = componentTypes[type].validate;
     if (validate !== undefined) {
       try {
@@ -303,5 +367,5 @@ export function parseConfig(text: string, file: string): GatewayConfig {
     }
   }
 
-  return { file, control, sandbox, devices, components, sessions };
+  return { file, control, sandbox, trace, devices, files, components, sessions };
 }

@@ -1,9 +1,11 @@
 // init's control API: JSON over HTTP on a loopback address only. Read-only
 // GET endpoints; anything else gets a specific JSON error. Requests are small
-// and bounded: no body is read, slow clients are cut off.
+// and bounded: no body is read (except the trace endpoints' POSTs: JSON of at
+// most 4 KiB, src/trace/http.ts), slow clients are cut off.
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Init } from './init.ts';
+import { handleTrace } from '../trace/http.ts';
 
 export interface ControlServer {
   server: Server;
@@ -44,11 +46,40 @@ export async function startControl(init: Init, host: string, port: number): Prom
       const reports = await init.reports();
       reply(res, 200, Object.fromEntries(reports.map((r) => [r.name, r.counters])));
     },
+    // EVE records of the monitor(s), as init collected them: ?since=N returns those after N.
+    '/alerts': async (req, res) => {
+      const eve = init.eve;
+      if (eve === undefined) return error(res, 404, 'MG_NO_MONITOR', 'no component in this gateway produces EVE records (add a monitor)');
+      const u = new URL(req.url ?? '/', 'http://control');
+      const since = Number(u.searchParams.get('since') ?? '0');
+      if (!Number.isInteger(since) || since < 0) return error(res, 400, 'MG_BAD_QUERY', 'since must be a non-negative integer');
+      if (u.searchParams.get('fresh') === '1') await eve.collect();
+      const r = eve.since(since);
+      reply(res, 200, { seq: r.seq, missed: r.missed, events: r.lines.map((l) => JSON.parse(l) as unknown), sources: eve.status() });
+    },
+    '/audit': (_req, res) => {
+      const units = init.audit();
+      reply(res, 200, { ok: units.every((u) => u.violations.length === 0), units });
+    },
   };
   const server = createServer({ requestTimeout: 5000, headersTimeout: 5000, maxHeaderSize: 8192 }, (req, res) => {
     const url = new URL(req.url ?? '/', 'http://control');
+    // /trace/*: tracing (GET reads, POST with a bounded JSON body changes), see src/trace/http.ts.
+    if (url.pathname === '/trace' || url.pathname.startsWith('/trace/')) return handleTrace(init, req, res, url);
+    if (url.pathname === '/reload') {
+      // Re-read the config file and apply it (init.reload: fail closed). POST with the
+      // header "x-microgate: reload", which a web page cannot send here without a CORS
+      // preflight this server never grants.
+      if (req.method !== 'POST') return error(res, 405, 'MG_METHOD', `${req.method} is not allowed on /reload; use POST`);
+      if (req.headers['x-microgate'] !== 'reload') return error(res, 403, 'MG_RELOAD_HEADER', 'POST /reload needs the header "x-microgate: reload"');
+      init.reload().then(
+        (r) => reply(res, r.ok ? 200 : 409, r),
+        (e: unknown) => error(res, 500, 'MG_INTERNAL', e instanceof Error ? e.message : String(e)),
+      );
+      return;
+    }
     const route = routes[url.pathname];
-    if (route === undefined) return error(res, 404, 'MG_NOT_FOUND', `no such endpoint ${url.pathname}; try /status, /components, /counters`);
+    if (route === undefined) return error(res, 404, 'MG_NOT_FOUND', `no such endpoint ${url.pathname}; try /status, /components, /counters, /audit`);
     if (req.method !== 'GET' && req.method !== 'HEAD') return error(res, 405, 'MG_METHOD', `${req.method} is not allowed on ${url.pathname}; use GET`);
     Promise.resolve(route(req, res)).catch((e: unknown) => error(res, 500, 'MG_INTERNAL', e instanceof Error ? e.message : String(e)));
   });

@@ -7,6 +7,8 @@
 // The loop gives Node's event loop a turn regularly (timers, the control
 // channel from init), and at once when the control fd becomes readable.
 import { POLLIN, POLLERR, POLLHUP, poll } from '../sys/libc.ts';
+import { NO_TRACE } from '../trace/tracer.ts';
+import type { Tracer } from '../trace/tracer.ts';
 
 export interface Pollable {
   /** The fd to poll for readability, or -1. */
@@ -49,6 +51,13 @@ export class Entrypoint {
   #controlDrain: (() => void) | undefined;
   /** Statistics: loop turns, sleeps, ns spent blocked in poll. */
   readonly stats = { turns: 0, sleeps: 0, idleNs: 0n, busyNs: 0n, yields: 0 };
+  // Tracepoints: "ep.wait" (blocking poll), "ep.poll" (non-blocking poll),
+  // "ep.outside" (from the end of one turn to the start of the next: Node's event loop).
+  #tr: Tracer = NO_TRACE;
+  #pWait = 0;
+  #pPoll = 0;
+  #pOutside = 0;
+  #lastEnd = 0;
 
   constructor(opts: EntrypointOptions = {}) {
     this.#maxSleepMs = opts.maxSleepMs ?? 50;
@@ -78,6 +87,14 @@ export class Entrypoint {
     this.kick();
   }
 
+  /** Record this loop's waits, polls and time outside its turns with `tr`. */
+  setTracer(tr: Tracer): void {
+    this.#pWait = tr.proc('ep.wait');
+    this.#pPoll = tr.proc('ep.poll');
+    this.#pOutside = tr.proc('ep.outside');
+    this.#tr = tr;
+  }
+
   stop(): void {
     this.#running = false;
   }
@@ -94,6 +111,8 @@ export class Entrypoint {
     if (!this.#running) return;
     const ps = this.#pollables;
     const view = this.#pview;
+    const tr = this.#tr;
+    tr.span(this.#pOutside, this.#lastEnd);
     const started = process.hrtime.bigint();
     const deadline = started + BigInt(this.#yieldEveryMs * 1_000_000);
     let busy = true;
@@ -133,7 +152,9 @@ export class Entrypoint {
         this.stats.sleeps++;
         t0 = process.hrtime.bigint();
       }
+      const tp = tr.t();
       const r = poll(this.#pfds, n, timeout);
+      tr.spanArg(timeout > 0 ? this.#pWait : this.#pPoll, tp, r);
       if (timeout > 0) idleNs += process.hrtime.bigint() - t0;
       if (armed) {
         for (let i = 0; i < ps.length; i++) {
@@ -168,6 +189,7 @@ export class Entrypoint {
     this.stats.idleNs += idleNs;
     this.stats.busyNs += now - started - idleNs;
     this.stats.yields++;
+    this.#lastEnd = tr.t();
     if (this.#running) {
       this.#scheduled = true;
       setImmediate(this.#turn);

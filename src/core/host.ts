@@ -19,6 +19,8 @@ import { createLocalSession } from '../session/local.ts';
 import type { SessionEnd } from '../session/types.ts';
 import { eventfd } from '../sys/libc.ts';
 import { signalFd } from '../session/ring.ts';
+import { mergeReplies } from '../trace/protocol.ts';
+import type { TraceReply, TraceRequest } from '../trace/protocol.ts';
 
 interface HostedWorker {
   name: string;
@@ -28,7 +30,7 @@ interface HostedWorker {
 }
 
 const ep = new Entrypoint({ controlFd: CONTROL_FD });
-const runtime = new Runtime(ep);
+const runtime = new Runtime(ep, { unit: process.env.MG_COMPONENT ?? 'host', thread: 'main' });
 const workers: HostedWorker[] = [];
 let nextId = 1;
 
@@ -118,12 +120,39 @@ async function reports(): Promise<ComponentReport[]> {
   return out;
 }
 
+/** Trace requests go to this thread's components and to every worker; the answers are merged. */
+async function trace(req: TraceRequest): Promise<TraceReply> {
+  const replies = [runtime.trace(req)];
+  for (const w of workers) {
+    const r = await ask(w, { type: 'trace', id: 0, req }, 5000);
+    if (r !== undefined && r.type === 'trace') replies.push(r.reply);
+    else replies.push({ ...mergeReplies([]), errors: [`thread component ${w.name} did not answer the trace request`] });
+  }
+  return mergeReplies(replies);
+}
+
 async function reset(component: string, session: string): Promise<string | undefined> {
   const w = workers.find((x) => x.name === component);
   if (w === undefined) return runtime.reset(component, session);
   const r = await ask(w, { type: 'reset', id: 0, session });
   if (r === undefined) return `thread component ${component} did not answer`;
   return r.type === 'reset-done' ? r.error : 'unexpected answer';
+}
+
+async function reconfigure(component: string, config: unknown, dryRun: boolean): Promise<string | undefined> {
+  const w = workers.find((x) => x.name === component);
+  if (w === undefined) return runtime.reconfigure(component, config, dryRun);
+  const r = await ask(w, { type: 'reconfigure', id: 0, config, dryRun }, 5000);
+  if (r === undefined) return `thread component ${component} did not answer`;
+  return r.type === 'reconfigure-done' ? r.error : 'unexpected answer';
+}
+
+async function query(component: string, what: string, args: unknown): Promise<{ result?: unknown; error?: string }> {
+  const w = workers.find((x) => x.name === component);
+  if (w === undefined) return runtime.query(component, what, args);
+  const r = await ask(w, { type: 'query', id: 0, what, args }, 5000);
+  if (r === undefined) return { error: `thread component ${component} did not answer` };
+  return r.type === 'query-result' ? { result: r.result, error: r.error } : { error: 'unexpected answer' };
 }
 
 let stopping = false;
@@ -139,11 +168,23 @@ function onMessage(m: InitToHost): void {
         },
       );
       break;
+    case 'ping':
+      send({ type: 'pong' });
+      break;
     case 'status':
       void reports().then((components) => send({ type: 'status', id: m.id, components }));
       break;
     case 'session-reset':
       void reset(m.component, m.session).then((error) => send({ type: 'session-reset-done', id: m.id, error }));
+      break;
+    case 'reconfigure':
+      void reconfigure(m.component, m.config, m.dryRun).then((error) => send({ type: 'reconfigure-done', id: m.id, error }));
+      break;
+    case 'trace':
+      void trace(m.req).then((reply) => send({ type: 'trace', id: m.id, reply }));
+      break;
+    case 'query':
+      void query(m.component, m.what, m.args).then((r) => send({ type: 'query-result', id: m.id, ...r }));
       break;
     case 'stop':
       stopping = true;

@@ -2,6 +2,7 @@
 // (TAP fds, session memory and wake-up fds), starts each component sandboxed
 // and hands it only its own ends at spawn, restarts what dies (resetting the
 // survivors' ends of its sessions first), and stops everything on request.
+import { EveCollector } from './eve-collector.ts';
 import { spawn, execFile } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, closeSync, readdirSync } from 'node:fs';
@@ -9,6 +10,8 @@ import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { resolve } from 'node:path';
 import type { ComponentSpec, GatewayConfig, SessionSpec } from './config.ts';
+import { loadConfig } from './config.ts';
+import { changedComponents, topologyChange, type ReloadResult } from './reload.ts';
 import { componentTypes } from '../components/registry.ts';
 import { CODE_DIR, ROOT, checkCodeReadable, sandboxCommand } from './sandbox.ts';
 import { FIRST_CAP_FD } from './messages.ts';
@@ -16,7 +19,15 @@ import type { ComponentGrant, ComponentReport, HostToInit, InitToHost } from './
 import type { SessionGrant } from '../session/types.ts';
 import { createSessionResources } from '../session/create.ts';
 import { openTap } from '../sys/tap.ts';
+import { openPacketSocket } from '../sys/packet.ts';
+import { openFileDevice } from './file-device.ts';
 import { setCloexec } from '../sys/libc.ts';
+import { emptyReply, mergeReplies } from '../trace/protocol.ts';
+import type { TraceReply, TraceRequest } from '../trace/protocol.ts';
+import { MemoryCgroups } from './cgroup.ts';
+import { auditUnit } from './audit.ts';
+import type { AuditReport } from './audit.ts';
+import type { CgroupUnit } from './cgroup.ts';
 
 const run = promisify(execFile);
 const HOST_SCRIPT = resolve(ROOT, 'src/core/host.ts');
@@ -49,6 +60,13 @@ interface Child {
   pending: Map<number, (m: HostToInit) => void>;
   restartTimer: NodeJS.Timeout | undefined;
   lastExit: string;
+  /** Memory cgroup of the unit, when any of its components has a limit. */
+  cgroup: CgroupUnit | undefined;
+  /** Heartbeat: interval (0 off), time of the last answer, timer. */
+  heartbeatMs: number;
+  lastPong: number;
+  heartbeatTimer: NodeJS.Timeout | undefined;
+  hangs: number;
 }
 
 export interface InitOptions {
@@ -62,10 +80,13 @@ export class Init {
   #log: (line: string) => void;
   #noSeccomp: boolean;
   #tapFds = new Map<string, number>();
+  /** Link devices whose frames carry a virtio-net header other than 12 bytes. */
+  #vnetHdrLen = new Map<string, number>();
   #sessions: SessionRes[] = [];
   #children = new Map<string, Child>();
   #stopping = false;
   #nextId = 1;
+  #cgroups: MemoryCgroups | undefined;
   readonly startedAt = Date.now();
 
   constructor(config: GatewayConfig, opts: InitOptions = {}) {
@@ -89,6 +110,12 @@ export class Init {
     try {
       await this.#createDevices();
       this.#createSessions();
+      if (this.config.components.some((c) => c.memoryMb !== undefined)) {
+        this.#cgroups = new MemoryCgroups();
+        if (this.#cgroups.problem !== undefined) {
+          throw new Error(`memory limits are configured but cannot be enforced: ${this.#cgroups.problem}`);
+        }
+      }
       const shared = this.config.components.filter((c) => c.isolation !== 'process');
       for (const spec of this.config.components) {
         if (spec.isolation === 'process') this.#children.set(spec.name, this.#prepareChild(spec.name, [spec], this.config.sandbox.uidBase + spec.index));
@@ -99,6 +126,7 @@ export class Init {
       const ready = [...this.#children.values()].map((c) => this.#waitState(c, 'running', timeoutMs));
       for (const c of this.#children.values()) this.#spawn(c);
       await Promise.all(ready);
+      this.#startEveCollector();
     } catch (e) {
       await this.stop();
       throw e;
@@ -107,6 +135,20 @@ export class Init {
 
   async #createDevices(): Promise<void> {
     for (const dev of this.config.devices.values()) {
+      if (dev.kind === 'packet') {
+        if (dev.netns !== undefined && !existsSync(`/run/netns/${dev.netns}`)) {
+          throw new Error(`${this.config.file}: ${dev.path}.netns: network namespace "${dev.netns}" does not exist`);
+        }
+        try {
+          const ps = openPacketSocket(dev.ifname, dev.netns, dev.vnetHdr);
+          this.#tapFds.set(dev.name, ps.fd);
+          this.#vnetHdrLen.set(dev.name, ps.vnetHdrLen);
+        } catch (e) {
+          throw new Error(`${this.config.file}: ${dev.path}: cannot attach to interface "${dev.ifname}": ${(e as Error).message}`);
+        }
+        this.#log(`init: device ${dev.name}: packet socket on ${dev.ifname}${dev.netns ? ` in netns ${dev.netns}` : ''}, ${this.#vnetHdrLen.get(dev.name)}-byte virtio-net headers`);
+        continue;
+      }
       if (existsSync(`/sys/class/net/${dev.ifname}`)) {
         throw new Error(`${this.config.file}: ${dev.path}.ifname: interface "${dev.ifname}" already exists; init creates its own TAP devices`);
       }
@@ -119,6 +161,11 @@ export class Init {
         await run('ip', ['link', 'set', 'dev', dev.ifname, 'netns', dev.netns]);
       }
       this.#log(`init: device ${dev.name}: TAP ${dev.ifname}${dev.netns ? ` in netns ${dev.netns}` : ''}, offload ${dev.offload ? 'on' : 'off'}`);
+    }
+    // File devices (e.g. a key): opened, never read; the fd is granted like a TAP's.
+    for (const dev of this.config.files?.values() ?? []) {
+      this.#tapFds.set(dev.name, openFileDevice(dev, this.config.file));
+      this.#log(`init: device ${dev.name}: file ${dev.filePath} (opened read-only, not read)`);
     }
   }
 
@@ -148,7 +195,12 @@ export class Init {
     };
     const grants = specs.map((spec): ComponentGrant => {
       const fds: Record<string, number> = {};
-      for (const [cap, dev] of Object.entries(spec.devices)) fds[cap] = childFd(this.#tapFds.get(dev)!);
+      const vnetHdrLen: Record<string, number> = {};
+      for (const [cap, dev] of Object.entries(spec.devices)) {
+        fds[cap] = childFd(this.#tapFds.get(dev)!);
+        const h = this.#vnetHdrLen.get(dev);
+        if (h !== undefined) vnetHdrLen[cap] = h;
+      }
       const sessions: SessionGrant[] = [];
       for (const s of this.#sessions) {
         for (const side of [0, 1] as const) {
@@ -163,10 +215,12 @@ export class Init {
         type: spec.type,
         isolation: spec.isolation,
         module: componentTypes[spec.type].module,
-        config: spec.config,
+        config: componentTypes[spec.type].prepare?.(spec.config) ?? spec.config,
         configSource: { file: this.config.file, path: `${spec.path}.config` },
         sessions,
         fds,
+        vnetHdrLen,
+        trace: this.config.trace,
       };
     });
     return {
@@ -183,11 +237,24 @@ export class Init {
       pending: new Map(),
       restartTimer: undefined,
       lastExit: '',
+      cgroup: this.#unitCgroup(name, specs),
+      heartbeatMs: Math.min(...specs.map((x) => (x.heartbeatMs === 0 ? Infinity : x.heartbeatMs))),
+      lastPong: 0,
+      heartbeatTimer: undefined,
+      hangs: 0,
     };
   }
 
+  #unitCgroup(name: string, specs: ComponentSpec[]): CgroupUnit | undefined {
+    const limited = specs.filter((x) => x.memoryMb !== undefined);
+    if (limited.length === 0 || this.#cgroups === undefined) return undefined;
+    // A shared host gets the sum of its components' limits (and their V8 heaps' default for the rest).
+    const mb = limited.reduce((a, x) => a + (x.memoryMb ?? 0), 0) + (specs.length - limited.length) * this.config.sandbox.maxOldSpaceMb;
+    return this.#cgroups.unit(name, mb);
+  }
+
   #spawn(c: Child): void {
-    const { file, args } = sandboxCommand({ uid: c.uid, maxOldSpaceMb: this.config.sandbox.maxOldSpaceMb, script: HOST_SCRIPT, allowWorker: c.specs.some((x) => x.isolation === 'thread') });
+    const { file, args } = sandboxCommand({ uid: c.uid, maxOldSpaceMb: this.config.sandbox.maxOldSpaceMb, script: HOST_SCRIPT, allowWorker: c.specs.some((x) => x.isolation === 'thread'), cgroupProcs: c.cgroup?.procsFile });
     const env: Record<string, string> = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', MG_COMPONENT: c.name };
     if (this.#noSeccomp) env.MG_NO_SECCOMP = '1';
     const proc = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc', ...c.capFds], env });
@@ -213,6 +280,7 @@ export class Init {
         break;
       case 'ready':
         c.state = 'running';
+        this.#startHeartbeat(c, proc);
         this.#log(`init: ${c.name} running (pid ${c.pid}, uid ${c.uid}${c.restarts ? `, restart ${c.restarts}` : ''})`);
         this.#notify();
         break;
@@ -220,8 +288,14 @@ export class Init {
         c.lastExit = m.message;
         this.#log(`init: ${c.name} failed to start: ${m.message}`);
         break;
+      case 'pong':
+        c.lastPong = Date.now();
+        break;
       case 'status':
-      case 'session-reset-done': {
+      case 'session-reset-done':
+      case 'reconfigure-done':
+      case 'trace':
+      case 'query-result': {
         const cb = c.pending.get(m.id);
         if (cb !== undefined) {
           c.pending.delete(m.id);
@@ -257,15 +331,45 @@ export class Init {
     return undefined;
   }
 
+  /** Ask the unit for a pong every heartbeatMs; five silent intervals in a row mean it hangs: kill it (the exit handler restarts it). */
+  #startHeartbeat(c: Child, proc: ChildProcess): void {
+    if (!Number.isFinite(c.heartbeatMs)) return;
+    c.lastPong = Date.now();
+    if (c.heartbeatTimer !== undefined) clearInterval(c.heartbeatTimer);
+    c.heartbeatTimer = setInterval(() => {
+      if (c.proc !== proc || this.#stopping) return;
+      if (Date.now() - c.lastPong > 5 * c.heartbeatMs) {
+        c.hangs++;
+        this.#log(`init: ${c.name} (pid ${c.pid}) missed 5 heartbeats (${5 * c.heartbeatMs} ms): killing it`);
+        c.lastPong = Date.now();
+        proc.kill('SIGKILL');
+        return;
+      }
+      this.#send(c, { type: 'ping' });
+    }, c.heartbeatMs);
+    c.heartbeatTimer.unref();
+  }
+
   #onExit(c: Child, proc: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
     if (c.proc !== proc) return;
     c.proc = undefined;
+    if (c.heartbeatTimer !== undefined) clearInterval(c.heartbeatTimer);
+    c.heartbeatTimer = undefined;
     for (const cb of c.pending.values()) cb({ type: 'fatal', message: 'component exited' });
     c.pending.clear();
     const how = signal !== null ? `signal ${signal}` : `exit code ${code}`;
     c.lastExit = `${how} at ${new Date().toISOString()}`;
     if (this.#stopping) {
       c.state = 'stopped';
+      this.#notify();
+      return;
+    }
+    // Restart policy: the strictest of the unit's components wins (never > on-failure > always).
+    const policies = c.specs.map((x) => x.restart);
+    const policy = policies.includes('never') ? 'never' : policies.includes('on-failure') ? 'on-failure' : 'always';
+    if (policy === 'never' || (policy === 'on-failure' && code === 0 && signal === null)) {
+      c.state = 'failed';
+      this.#log(`init: ${c.name} (pid ${c.pid}) ended with ${how}; restart policy "${policy}": not restarted (its sessions stay down: the gateway drops what would cross it)`);
       this.#notify();
       return;
     }
@@ -326,7 +430,10 @@ export class Init {
   }
 
   /** One line per component: what a user (or the lab) needs to see. */
-  components(): { name: string; type: string; isolation: string; unit: string; pid: number; uid: number; state: ChildState; restarts: number; lastExit: string }[] {
+  components(): {
+    name: string; type: string; isolation: string; unit: string; pid: number; uid: number; state: ChildState;
+    restarts: number; hangs: number; memoryBytes: number | undefined; memoryLimitHits: number | undefined; lastExit: string;
+  }[] {
     const out = [];
     for (const c of this.#children.values()) {
       for (const spec of c.specs) {
@@ -339,11 +446,51 @@ export class Init {
           uid: c.uid,
           state: c.state,
           restarts: c.restarts,
+          hangs: c.hangs,
+          memoryBytes: c.cgroup?.usage(),
+          memoryLimitHits: c.cgroup?.limitHits(),
           lastExit: c.lastExit,
         });
       }
     }
     return out.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** What every running unit holds, from /proc, against what the config grants it. */
+  audit(): AuditReport[] {
+    const out: AuditReport[] = [];
+    for (const c of this.#children.values()) {
+      if (c.state !== 'running' || c.pid === 0) continue;
+      const mine = new Set(c.specs.map((x) => x.name));
+      let shm = 0;
+      let sockets = 0;
+      for (const s of this.#sessions) {
+        const ends = [s.spec.a.component, s.spec.b.component].filter((n) => mine.has(n)).length;
+        if (ends === 0) continue;
+        if (s.grants[0].transport === 'shm') shm++;
+        else if (s.grants[0].transport === 'socket') sockets += ends;
+      }
+      try {
+        out.push(auditUnit({
+          unit: c.name,
+          components: c.specs.map((x) => x.name),
+          pid: c.pid,
+          uid: c.uid,
+          taps: c.specs.reduce((a, x) => a + Object.values(x.devices).filter((d) => this.config.devices.get(d)?.kind === 'tap').length, 0),
+          packets: c.specs.reduce((a, x) => a + Object.values(x.devices).filter((d) => this.config.devices.get(d)?.kind === 'packet').length, 0),
+          shmSessions: shm,
+          socketSessions: sockets,
+          allowWorker: c.specs.some((x) => x.isolation === 'thread'),
+        }));
+      } catch (e) {
+        out.push({
+          unit: c.name, components: c.specs.map((x) => x.name), pid: c.pid, uid: c.uid, gid: -1, groups: [], capEff: '?', capBnd: '?',
+          noNewPrivs: false, seccomp: -1, netns: { own: false, interfaces: [] }, mntns: { own: false }, permission: [], fds: [],
+          sessions: { shm: 0, socket: 0, tap: 0 }, violations: [`cannot inspect pid ${c.pid}: ${(e as Error).message}`],
+        });
+      }
+    }
+    return out;
   }
 
   get ready(): boolean {
@@ -363,14 +510,120 @@ export class Init {
     return out.sort((a, b) => a.name.localeCompare(b.name));
   }
 
+  /**
+   * Send a trace request to every running unit (each relays it to its worker
+   * threads) and merge the answers; a unit that does not answer is named in errors.
+   */
+  async trace(req: TraceRequest, timeoutMs = 8000): Promise<TraceReply> {
+    const replies: TraceReply[] = [];
+    await Promise.all(
+      [...this.#children.values()].map(async (c) => {
+        if (c.state !== 'running') {
+          replies.push({ ...emptyReply(), errors: [`${c.name} is ${c.state}`] });
+          return;
+        }
+        const r = await this.#request(c, { type: 'trace', id: 0, req }, timeoutMs);
+        if (r !== undefined && r.type === 'trace') replies.push(r.reply);
+        else replies.push({ ...emptyReply(), errors: [`${c.name} did not answer the trace request within ${timeoutMs} ms`] });
+      }),
+    );
+    const out = mergeReplies(replies);
+    out.tracers.sort((a, b) => a.component.localeCompare(b.component));
+    return out;
+  }
+
+  #reloading = false;
+
+  /**
+   * Re-read and validate the whole config file, then apply the changed
+   * `config` sections: first every changed component checks its new section
+   * (dry run), and only if all agree is any applied. An invalid file, a change
+   * outside components' config sections, a component type that cannot be
+   * reconfigured or a component that is not running changes nothing.
+   */
+  async reload(): Promise<ReloadResult> {
+    if (this.#reloading) return { ok: false, changed: [], message: 'a reload is already in progress' };
+    if (this.#stopping) return { ok: false, changed: [], message: 'init is stopping' };
+    this.#reloading = true;
+    try {
+      let next: GatewayConfig;
+      try {
+        next = loadConfig(this.config.file);
+      } catch (e) {
+        return { ok: false, changed: [], message: `invalid config, nothing changed: ${e instanceof Error ? e.message : String(e)}` };
+      }
+      const why = topologyChange(this.config, next);
+      if (why !== undefined) return { ok: false, changed: [], message: `${this.config.file}: ${why}; nothing changed` };
+      const changed = changedComponents(this.config, next);
+      if (changed.length === 0) return { ok: true, changed: [], message: 'no component config changed' };
+      const plan: { spec: ComponentSpec; unit: Child; config: unknown }[] = [];
+      for (const i of changed) {
+        const spec = this.config.components[i];
+        const unit = this.#unitOf(spec.name);
+        if (unit === undefined || unit.state !== 'running') {
+          return { ok: false, changed: [], message: `${spec.name} is ${unit?.state ?? 'not running'}: cannot reconfigure it now; nothing changed` };
+        }
+        plan.push({ spec, unit, config: next.components[i].config });
+      }
+      const ask = async (p: typeof plan[number], dryRun: boolean): Promise<string | undefined> => {
+        const r = await this.#request(p.unit, { type: 'reconfigure', id: 0, component: p.spec.name, config: p.config, dryRun }, 5000);
+        if (r === undefined) return `${p.spec.name} did not answer`;
+        if (r.type !== 'reconfigure-done') return `${p.spec.name}: ${r.type === 'fatal' ? r.message : 'unexpected answer'}`;
+        return r.error;
+      };
+      for (const p of plan) {
+        const err = await ask(p, true);
+        if (err !== undefined) return { ok: false, changed: [], message: `${p.spec.path}.config: ${err}; nothing changed` };
+      }
+      const done: string[] = [];
+      for (const p of plan) {
+        const err = await ask(p, false);
+        if (err !== undefined) {
+          return { ok: false, changed: done, message: `${p.spec.path}.config: ${err} (applied before it: ${done.join(', ') || 'none'})` };
+        }
+        // A later restart of the component starts from the new section.
+        p.spec.config = p.config;
+        for (const g of p.unit.grants) if (g.name === p.spec.name) g.config = p.config;
+        done.push(p.spec.name);
+      }
+      this.#log(`init: reloaded ${this.config.file}: new config in force for ${done.join(', ')}`);
+      return { ok: true, changed: done, message: `new config in force for ${done.join(', ')}` };
+    } finally {
+      this.#reloading = false;
+    }
+  }
+
   /** Stop every component (stop message, then SIGKILL by PID after 2 s), release devices. */
+  /** Components that produce EVE records (the monitor): init fetches them into its log files and memory. */
+  eve: EveCollector | undefined;
+
+  #startEveCollector(): void {
+    const sources = this.config.components
+      .filter((s) => componentTypes[s.type].eveLog !== undefined)
+      .map((s) => ({ component: s.name, file: componentTypes[s.type].eveLog?.(s.config) }));
+    if (sources.length > 0) this.eve = new EveCollector((c, what, args) => this.query(c, what, args), sources, { log: this.#log });
+  }
+
+  /** Ask a component a read-only question (Component.query). */
+  async query(component: string, what: string, args: unknown, timeoutMs = 2000): Promise<{ result?: unknown; error?: string }> {
+    const c = this.#unitOf(component);
+    if (c === undefined) return { error: `no component ${component}` };
+    if (c.state !== 'running') return { error: `${component} is ${c.state}` };
+    const r = await this.#request(c, { type: 'query', id: 0, component, what, args }, timeoutMs);
+    if (r === undefined) return { error: `${component} did not answer within ${timeoutMs} ms` };
+    if (r.type !== 'query-result') return { error: `${component}: ${r.type === 'fatal' ? r.message : 'unexpected answer'}` };
+    return { result: r.result, error: r.error };
+  }
+
   async stop(): Promise<void> {
     if (this.#stopping) return;
+    if (this.eve !== undefined) await this.eve.stop().catch(() => undefined);
     this.#stopping = true;
     this.#notify();
     const exits: Promise<void>[] = [];
     for (const c of this.#children.values()) {
       if (c.restartTimer !== undefined) clearTimeout(c.restartTimer);
+      if (c.heartbeatTimer !== undefined) clearInterval(c.heartbeatTimer);
       const p = c.proc;
       if (p === undefined || p.exitCode !== null || p.signalCode !== null) {
         c.state = 'stopped';
@@ -392,5 +645,6 @@ export class Init {
     this.#sessions = [];
     for (const fd of this.#tapFds.values()) closeSync(fd);
     this.#tapFds.clear();
+    this.#cgroups?.cleanup();
   }
 }

@@ -2,6 +2,7 @@
 // IPC, JSON). Everything a component is granted arrives in `bootstrap`; fds
 // are inherited at spawn, the message only names them.
 import type { SessionGrant } from '../session/types.ts';
+import type { TraceReply, TraceRequest, TraceSettings } from '../trace/protocol.ts';
 
 export interface ComponentGrant {
   name: string;
@@ -12,20 +13,32 @@ export interface ComponentGrant {
   configSource: { file: string; path: string };
   sessions: SessionGrant[];
   fds: Record<string, number>;
+  /** Bytes of virtio-net header on each link device's frames (12 for TAP; 10 or 12 for a packet socket), by capability name. */
+  vnetHdrLen?: Record<string, number>;
+  /** Tracing settings (config `trace:`); default DEFAULT_TRACE_SETTINGS. */
+  trace?: TraceSettings;
 }
 
 export type InitToHost =
   | { type: 'bootstrap'; components: ComponentGrant[] }
   | { type: 'status'; id: number }
   | { type: 'session-reset'; id: number; component: string; session: string }
+  | { type: 'reconfigure'; id: number; component: string; config: unknown; dryRun: boolean }
+  | { type: 'trace'; id: number; req: TraceRequest }
+  | { type: 'query'; id: number; component: string; what: string; args: unknown }
+  | { type: 'ping' }
   | { type: 'stop' };
 
 export type HostToInit =
   | { type: 'hello'; pid: number }
+  | { type: 'pong' }
   | { type: 'ready' }
   | { type: 'fatal'; message: string }
   | { type: 'status'; id: number; components: ComponentReport[] }
-  | { type: 'session-reset-done'; id: number; error?: string };
+  | { type: 'session-reset-done'; id: number; error?: string }
+  | { type: 'reconfigure-done'; id: number; error?: string }
+  | { type: 'trace'; id: number; reply: TraceReply }
+  | { type: 'query-result'; id: number; result?: unknown; error?: string };
 
 export interface ComponentReport {
   name: string;

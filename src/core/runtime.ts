@@ -7,6 +7,9 @@ import type { Entrypoint } from './entrypoint.ts';
 import type { Component, ComponentEnv, ComponentFactory, Logger } from './component.ts';
 import type { ComponentGrant, ComponentReport } from './messages.ts';
 import type { SessionEnd } from '../session/types.ts';
+import { ThreadTrace } from '../trace/thread.ts';
+import { DEFAULT_TRACE_SETTINGS, emptyReply } from '../trace/protocol.ts';
+import type { TraceReply, TraceRequest } from '../trace/protocol.ts';
 
 interface Hosted {
   grant: ComponentGrant;
@@ -30,9 +33,15 @@ export function makeLogger(name: string): Logger {
 export class Runtime {
   readonly ep: Entrypoint;
   #hosted: Hosted[] = [];
+  #unit: string;
+  #thread: string;
+  #trace: ThreadTrace | undefined;
 
-  constructor(ep: Entrypoint) {
+  /** `unit` names an entrypoint shared by several components in trace reports; `thread` is "main" or "worker". */
+  constructor(ep: Entrypoint, opts: { unit?: string; thread?: string } = {}) {
     this.ep = ep;
+    this.#unit = opts.unit ?? 'host';
+    this.#thread = opts.thread ?? 'main';
   }
 
   get names(): string[] {
@@ -44,22 +53,33 @@ export class Runtime {
     const url = new URL(`../components/${grant.module.replace(/^\.\//, '')}`, import.meta.url).href;
     const mod = (await import(url)) as { default: ComponentFactory };
     const counters = new Counters();
+    this.#trace ??= new ThreadTrace(this.#unit, this.#thread, grant.trace ?? DEFAULT_TRACE_SETTINGS);
+    const tracer = this.#trace.componentTracer(grant.name);
+    for (const [port, end] of sessions) this.#trace.addEnd(grant.name, port, end, tracer);
     const env: ComponentEnv = {
       name: grant.name,
       config: grant.config,
       configSource: grant.configSource,
       sessions,
       fds: grant.fds,
+      vnetHdrLen: grant.vnetHdrLen,
       ep: this.ep,
       counters,
       log: makeLogger(grant.name),
+      trace: tracer,
     };
     this.#hosted.push({ grant, component: mod.default(env), counters, sessions });
   }
 
   start(): void {
     for (const h of this.#hosted) h.component.start();
+    this.#trace?.bindEntrypoint(this.ep);
     this.ep.start();
+  }
+
+  /** Answer one of init's trace requests for the components of this thread. */
+  trace(req: TraceRequest): TraceReply {
+    return this.#trace?.handle(req) ?? emptyReply();
   }
 
   reports(): ComponentReport[] {
@@ -76,6 +96,36 @@ export class Runtime {
         rssBytes: process.memoryUsage.rss(),
       };
     });
+  }
+
+  /** Give a component a changed config section (dryRun: only check it); returns why not, or undefined. */
+  reconfigure(component: string, config: unknown, dryRun: boolean): string | undefined {
+    const h = this.#hosted.find((x) => x.grant.name === component);
+    if (h === undefined) return `no component ${component} here`;
+    if (h.component.reconfigure === undefined) return `component ${component} (${h.grant.type}) cannot be reconfigured at run time; restart the gateway`;
+    let error: string | undefined;
+    try {
+      error = h.component.reconfigure(config, dryRun);
+    } catch (e) {
+      error = `${component}: reconfigure failed: ${e instanceof Error ? e.message : String(e)}`;
+    }
+    if (error === undefined && !dryRun) {
+      h.grant.config = config;
+      this.ep.kick();
+    }
+    return error;
+  }
+
+  /** A component's answer to a read-only query (Component.query). */
+  query(component: string, what: string, args: unknown): { result?: unknown; error?: string } {
+    const h = this.#hosted.find((x) => x.grant.name === component);
+    if (h === undefined) return { error: `no component ${component} here` };
+    if (h.component.query === undefined) return { error: `component ${component} (${h.grant.type}) answers no queries` };
+    try {
+      return { result: h.component.query(what, args) };
+    } catch (e) {
+      return { error: `${component}: ${e instanceof Error ? e.message : String(e)}` };
+    }
   }
 
   /** Reset this thread's end of a session after its peer restarted; returns an error text or undefined. */

@@ -11,7 +11,9 @@
 //   node --permission          file reads limited to the code (defence in depth:
 //                              a component with FFI can step around it)
 // and the component host installs a seccomp filter (src/core/seccomp.ts) that
-// takes away execve/fork before any component code runs.
+// takes away execve/fork before any component code runs. A service that serves
+// on its host's network (the file gateway in the dmz namespace) uses the same
+// sandbox with `keepNetwork`, its own read/write paths and `allowNet`.
 import { fileURLToPath } from 'node:url';
 import { dirname, relative, resolve, isAbsolute } from 'node:path';
 import { realpathSync, statSync } from 'node:fs';
@@ -26,6 +28,22 @@ export interface SandboxSpec {
   script: string;
   /** Allow worker threads (the shared host of `thread` components). */
   allowWorker?: boolean;
+  /** A cgroup.procs file to join before node starts (memory limit). */
+  cgroupProcs?: string;
+  /**
+   * Stay in the caller's network namespace instead of a new empty one: for a
+   * service that serves on its host's network (the file gateway in the dmz
+   * namespace, src/components/file-gateway/README.md). Default false.
+   */
+  keepNetwork?: boolean;
+  /** Absolute paths node may read besides the code (Node permission model). */
+  allowFsRead?: string[];
+  /** Absolute paths node may write (Node permission model; default none). */
+  allowFsWrite?: string[];
+  /** Arguments after the script. */
+  args?: string[];
+  /** Allow network access under Node's permission model (--allow-net); with keepNetwork. */
+  allowNet?: boolean;
 }
 
 function inCode(p: string): string {
@@ -63,6 +81,7 @@ export function sandboxCommand(spec: SandboxSpec): { file: string; args: string[
   // be 0700 (a mktemp or home directory) and unreadable to the component's uid.
   const parts = ['src', 'node_modules'];
   const inner = [
+    ...(spec.cgroupProcs !== undefined ? [`echo $$ > ${q(spec.cgroupProcs)}`] : []),
     `mount -t tmpfs -o mode=755,size=64k microgate-code ${CODE_DIR}`,
     `mkdir ${parts.map((p) => `${CODE_DIR}/${p}`).join(' ')}`,
     `touch ${CODE_DIR}/package.json`,
@@ -82,16 +101,20 @@ export function sandboxCommand(spec: SandboxSpec): { file: string; args: string[
       q(node),
       '--permission',
       `--allow-fs-read=${CODE_DIR}/`,
+      ...(spec.allowFsRead ?? []).map((p) => q(`--allow-fs-read=${p}`)),
+      ...(spec.allowFsWrite ?? []).map((p) => q(`--allow-fs-write=${p}`)),
       '--allow-addons',
+      ...(spec.allowNet ? ['--allow-net'] : []),
       ...(spec.allowWorker ? ['--allow-worker'] : []),
       '--disable-warning=ExperimentalWarning',
       '--disable-warning=SecurityWarning',
       `--max-old-space-size=${spec.maxOldSpaceMb}`,
       q(script),
+      ...(spec.args ?? []).map(q),
     ].join(' '),
   ].join(' && ');
   return {
     file: 'unshare',
-    args: ['--net', '--mount', '--propagation', 'private', '--', '/bin/sh', '-c', inner],
+    args: [...(spec.keepNetwork ? [] : ['--net']), '--mount', '--propagation', 'private', '--', '/bin/sh', '-c', inner],
   };
 }

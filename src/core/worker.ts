@@ -9,25 +9,35 @@ import type { ComponentGrant } from './messages.ts';
 import { openSessionEnd } from '../session/open.ts';
 import type { SessionEnd } from '../session/types.ts';
 import { drainFd } from '../session/ring.ts';
+import type { TraceReply, TraceRequest } from '../trace/protocol.ts';
 
 export interface WorkerData {
   grant: ComponentGrant;
   doorbell: number;
 }
 
-export type MainToWorker = { type: 'status'; id: number } | { type: 'reset'; id: number; session: string } | { type: 'stop' };
+export type MainToWorker =
+  | { type: 'status'; id: number }
+  | { type: 'reset'; id: number; session: string }
+  | { type: 'reconfigure'; id: number; config: unknown; dryRun: boolean }
+  | { type: 'trace'; id: number; req: TraceRequest }
+  | { type: 'query'; id: number; what: string; args: unknown }
+  | { type: 'stop' };
 export type WorkerToMain =
   | { type: 'ready' }
   | { type: 'fatal'; message: string }
   | { type: 'status'; id: number; reports: ReturnType<Runtime['reports']> }
-  | { type: 'reset-done'; id: number; error?: string };
+  | { type: 'reset-done'; id: number; error?: string }
+  | { type: 'reconfigure-done'; id: number; error?: string }
+  | { type: 'trace'; id: number; reply: TraceReply }
+  | { type: 'query-result'; id: number; result?: unknown; error?: string };
 
 const port = parentPort;
 if (port === null) throw new Error('worker.ts runs only as a worker thread');
 const data = workerData as WorkerData;
 // The doorbell is an eventfd: the loop drains it when it wakes, then yields so the message is read.
 const ep = new Entrypoint({ controlFd: data.doorbell, controlDrain: () => drainFd(data.doorbell) });
-const runtime = new Runtime(ep);
+const runtime = new Runtime(ep, { unit: data.grant.name, thread: 'worker' });
 
 function send(m: WorkerToMain): void {
   port!.postMessage(m);
@@ -40,6 +50,15 @@ port.on('message', (m: MainToWorker) => {
       break;
     case 'reset':
       send({ type: 'reset-done', id: m.id, error: runtime.reset(data.grant.name, m.session) });
+      break;
+    case 'reconfigure':
+      send({ type: 'reconfigure-done', id: m.id, error: runtime.reconfigure(data.grant.name, m.config, m.dryRun) });
+      break;
+    case 'trace':
+      send({ type: 'trace', id: m.id, reply: runtime.trace(m.req) });
+      break;
+    case 'query':
+      send({ type: 'query-result', id: m.id, ...runtime.query(data.grant.name, m.what, m.args) });
       break;
     case 'stop':
       runtime.stop();

@@ -1,6 +1,7 @@
 // `microgate lab up|down|status`: build, remove and list lab topologies.
 // Exit codes: 0 success, 1 failure, 2 usage error. Errors go to stderr as
 // "microgate lab: <message>".
+import { resolve as resolvePath } from 'node:path';
 import { parseArgs } from 'node:util';
 import { labDown, labStatus, labUp, type LabInfo, type LabStatus } from './lab.ts';
 import { GATEWAY_KINDS, LAB_NAME_RE, LABS_DIR, type GatewayKind } from './plan.ts';
@@ -23,8 +24,11 @@ const UP_HELP = `Usage: microgate lab up --name NAME [--gateway microgate|linux]
 Build lab NAME (1-8 characters: a lower-case letter, then lower-case letters or digits):
   namespaces  mg-NAME-lan (host 198.18.0.2/24, default via 198.18.0.1)
               mg-NAME-wan (host 198.19.0.2/24, connected route only)
-              mg-NAME-gw  (Linux gateway only: 198.18.0.1 and 198.19.0.1, nftables table "microgate")
-  interfaces  mgNAMEl, mgNAMEw (the hosts' NICs); mgNAMEL, mgNAMEW (the Linux gateway's veth ends)
+              mg-NAME-dmz (host 198.18.128.2/24, default via 198.18.128.1)
+              mg-NAME-gw  (Linux gateway only: 198.18.0.1, 198.19.0.1, 198.18.128.1, nftables table "microgate")
+  interfaces  mgNAMEl, mgNAMEw, mgNAMEd (the hosts' NICs); mgNAMEL, mgNAMEW, mgNAMED (the Linux gateway's veth ends)
+  policy      the lab policy (src/lab/lab-policy.ts), on microgate's router or translated to nftables;
+              change it in the lab's gateway.yaml (microgate) or router.yaml (linux), then "microgate reload --lab NAME"
   state       ${LABS_DIR}/NAME/state.json and lab.log
 Returns once the lan host can ping its gateway. On failure, everything built is removed.
 
@@ -37,6 +41,16 @@ microgate variants (the benchmark compares them):
   --transport T      shm (default: shared-memory sessions) or socket (every packet copied)
   --slots N          packet slots per session direction (default 256)
   --no-offload       no TSO/GSO or checksum offload on the TAP devices
+  --monitor          add the IDS: the router mirrors every domain to a monitor (EVE log: state dir/eve.json)
+  --monitor-rules F  a rule file for the monitor (implies --monitor; repeatable)
+  --remote-site      add a remote site across the wan: mg-NAME-rsite (wireguard-go, 198.19.0.3)
+                     with its host mg-NAME-rhost (198.18.64.2), joined to the lan by microgate's
+                     tunnel + keystore (see src/lab/remote-site.ts)
+  --rekey-s N        the tunnel's rekey-after-time in seconds (implies --remote-site; default 120)
+  --file-gateway     add the file publication: a WebDAV NAS (nginx) on the lan host, 198.18.0.2:8443,
+                     and the file gateway in the dmz, reached from the wan at https://198.19.0.1
+                     (forward 443 -> dmz:8443, 80 -> dmz:8080); manage it with "microgate users|publish
+                     --lab NAME" (see src/components/file-gateway/README.md)
   -h, --help         this help`;
 
 const DOWN_HELP = `Usage: microgate lab down --name NAME
@@ -68,7 +82,7 @@ function fail(msg: string): void {
   process.stderr.write(`microgate lab: ${msg}\n`);
 }
 
-function parse<T extends Record<string, { type: 'string' | 'boolean'; short?: string }>>(argv: string[], options: T) {
+function parse<T extends Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>>(argv: string[], options: T) {
   try {
     return parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false });
   } catch (e) {
@@ -90,10 +104,17 @@ function describe(info: LabInfo): string {
     `lab ${info.name} is up (gateway: ${info.gateway})`,
     `  lan host  ${hosts.lan.netns.padEnd(14)} ${hosts.lan.ip}/24, default via ${gw.lan}`,
     `  wan host  ${hosts.wan.netns.padEnd(14)} ${hosts.wan.ip}/24`,
-    `  gateway   lan ${gw.lan}, wan ${gw.wan}`,
+    `  dmz host  ${hosts.dmz.netns.padEnd(14)} ${hosts.dmz.ip}/24, default via ${gw.dmz}`,
+    `  gateway   lan ${gw.lan}, wan ${gw.wan}, dmz ${gw.dmz}`,
+    `  policy    lan -> wan (masqueraded), dmz; dmz -> wan (masqueraded), lan TCP 8443; wan -> only the`,
+    `            forwards ${gw.wan}:80/tcp -> ${hosts.dmz.ip}:8080, ${gw.wan}:53/udp -> ${hosts.dmz.ip}:5353`,
   ];
   if (info.components.length) {
     lines.push(`  processes ${info.components.map(c => `${c.name}:${c.pid}`).join(' ')}`);
+  }
+  if (info.fileGateway) {
+    lines.push(`  files     ${info.fileGateway.url} (wan :443 -> dmz :8443, :80 -> :8080), NAS ${info.fileGateway.nas} on the lan host`);
+    lines.push(`            microgate users add NAME --lab ${info.name}; microgate publish add PATH --lab ${info.name}`);
   }
   lines.push(`  try       ip netns exec ${hosts.lan.netns} ping -c 3 ${hosts.wan.ip}`);
   lines.push(`  remove    microgate lab down --name ${info.name}`);
@@ -120,6 +141,9 @@ async function up(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
     name: { type: 'string' }, gateway: { type: 'string' }, json: { type: 'boolean' },
     isolation: { type: 'string' }, transport: { type: 'string' }, slots: { type: 'string' }, 'no-offload': { type: 'boolean' },
+    monitor: { type: 'boolean' }, 'monitor-rules': { type: 'string', multiple: true },
+    'remote-site': { type: 'boolean' }, 'rekey-s': { type: 'string' },
+    'file-gateway': { type: 'boolean' },
   });
   if (values.help) { out(UP_HELP); return 0; }
   const name = requireName(values.name);
@@ -142,8 +166,21 @@ async function up(argv: string[]): Promise<number> {
     mg.slots = n;
   }
   if (values['no-offload']) mg.offload = false;
+  if (values.monitor || values['monitor-rules'] !== undefined) {
+    mg.monitor = { ruleFiles: ((values['monitor-rules'] ?? []) as string[]).map((f) => resolvePath(f)) };
+  }
   if (gateway === 'linux' && Object.keys(mg).length > 0) throw new UsageError('--isolation, --transport, --slots and --no-offload apply to --gateway microgate only');
-  const info = await labUp({ name, gateway: gateway as GatewayKind, microgate: mg });
+  if ((values['remote-site'] || values['rekey-s'] !== undefined) && gateway === 'linux') throw new UsageError('--remote-site needs --gateway microgate (the tunnel is a microgate component)');
+  let remoteSite: { rekeyAfterTimeS?: number } | undefined;
+  if (values['remote-site'] || values['rekey-s'] !== undefined) {
+    remoteSite = {};
+    if (values['rekey-s'] !== undefined) {
+      const s = Number(values['rekey-s']);
+      if (!Number.isFinite(s) || s < 1 || s > 86400) throw new UsageError('invalid --rekey-s: seconds from 1 to 86400');
+      remoteSite.rekeyAfterTimeS = s;
+    }
+  }
+  const info = await labUp({ name, gateway: gateway as GatewayKind, microgate: mg, remoteSite, fileGateway: values['file-gateway'] === true });
   out(values.json ? JSON.stringify(info) : describe(info));
   return 0;
 }

@@ -22,15 +22,20 @@ import {
 } from './plan.ts';
 import { startLinuxGateway } from './linux-gateway.ts';
 import { startMicrogate, stopMicrogate, type MicrogateLabOptions } from './microgate-gateway.ts';
+import type { RouterSection } from './lab-policy.ts';
+import { remoteSitePlan, removeWireguardSockets, startRemoteSite, writeRemoteSiteKeys, type RemoteSiteOptions } from './remote-site.ts';
+import { fileGatewayPlan, startFileGatewayLab } from './file-gateway-lab.ts';
 
 /** What `lab up --json` prints. */
 export interface LabInfo {
   name: string;
   gateway: GatewayKind;
-  hosts: { wan: { netns: string; ip: string }; lan: { netns: string; ip: string } };
-  gatewayAddresses: { wan: string; lan: string };
+  hosts: { wan: { netns: string; ip: string }; lan: { netns: string; ip: string }; dmz: { netns: string; ip: string } };
+  gatewayAddresses: { wan: string; lan: string; dmz: string };
   /** microgate's processes (init first); empty for the Linux gateway. */
   components: { name: string; pid: number }[];
+  /** With --file-gateway: where the wan reaches it, and the NAS's share inside. */
+  fileGateway?: { url: string; nas: string; config: string };
 }
 
 export interface RecordedProcess extends ProcIdentity {
@@ -68,6 +73,12 @@ export interface LabUpOptions {
   readyTimeoutMs?: number;
   /** Variants of the microgate gateway (ignored for linux). */
   microgate?: MicrogateLabOptions;
+  /** The router config section both gateways enforce (default: labRouterConfig(plan), the lab policy). */
+  router?: RouterSection;
+  /** Add a remote site behind an encrypted tunnel (wireguard-go there, microgate's tunnel here; microgate only). */
+  remoteSite?: RemoteSiteOptions;
+  /** Add the file publication: a WebDAV NAS in the lan and the file gateway in the dmz (file-gateway-lab.ts). */
+  fileGateway?: boolean;
 }
 
 // ---- logging: every command run for a lab goes to its lab.log --------------------
@@ -114,14 +125,15 @@ async function writeLabState(state: LabState): Promise<void> {
 }
 
 function labNamespaces(plan: LabPlan): string[] {
-  const ns = [plan.hosts.wan.netns, plan.hosts.lan.netns];
+  const ns = [plan.hosts.wan.netns, plan.hosts.lan.netns, plan.hosts.dmz.netns];
   if (plan.linux) ns.push(plan.linux.gwNetns);
+  if (plan.remote) ns.push(plan.remote.rsiteNetns, plan.remote.rhostNetns);
   return ns;
 }
 
 function labInterfaces(plan: LabPlan): string[] {
-  const ifs = [plan.hosts.wan.ifname, plan.hosts.lan.ifname];
-  if (plan.linux) ifs.push(plan.linux.wanIfname, plan.linux.lanIfname);
+  const ifs = [plan.hosts.wan.ifname, plan.hosts.lan.ifname, plan.hosts.dmz.ifname];
+  if (plan.linux) ifs.push(plan.linux.wanIfname, plan.linux.lanIfname, plan.linux.dmzIfname);
   return ifs;
 }
 
@@ -132,9 +144,11 @@ export function labInfo(plan: LabPlan, components: { name: string; pid: number }
     hosts: {
       wan: { netns: plan.hosts.wan.netns, ip: plan.hosts.wan.ip },
       lan: { netns: plan.hosts.lan.netns, ip: plan.hosts.lan.ip },
+      dmz: { netns: plan.hosts.dmz.netns, ip: plan.hosts.dmz.ip },
     },
     gatewayAddresses: { ...plan.gatewayAddresses },
     components,
+    ...(plan.fileGateway ? { fileGateway: { url: plan.fileGateway.publicUrl, nas: plan.fileGateway.nas.url, config: plan.fileGateway.configFile } } : {}),
   };
 }
 
@@ -188,6 +202,8 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
     throw new Error(`lab ${name} exists (${leftovers.join(', ')}): run "microgate lab down --name ${name}" first`);
   }
   const plan = await makePlan(name, kind);
+  if (opts.remoteSite !== undefined) plan.remote = remoteSitePlan(plan, opts.remoteSite);
+  if (opts.fileGateway) plan.fileGateway = fileGatewayPlan(plan);
   try {
     await mkdir(plan.stateDir); // not recursive: the lock against a second labUp of the same name
   } catch (e) {
@@ -222,16 +238,17 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
     note(`lab up ${name} --gateway ${kind}`);
     try {
       await writeLabState(state);
-      for (const h of [plan.hosts.wan, plan.hosts.lan]) {
+      for (const h of [plan.hosts.wan, plan.hosts.lan, plan.hosts.dmz]) {
         await createNetns(h.netns);
         await sysctl(h.netns, 'net.ipv4.ip_forward', 0);
       }
 
       let components: { name: string; pid: number }[] = [];
+      if (plan.remote) writeRemoteSiteKeys(plan.remote);
       if (kind === 'linux') {
-        await startLinuxGateway(plan);
+        await startLinuxGateway(plan, opts.router);
       } else {
-        const started = await startMicrogate(plan, opts.microgate);
+        const started = await startMicrogate(plan, opts.microgate, opts.router);
         const procs = [{ name: 'init', pid: started.initPid }, ...started.components.filter(c => c.pid !== started.initPid)];
         state.initPid = started.initPid;
         for (const p of procs) {
@@ -245,7 +262,19 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
 
       await configureHost(plan.hosts.wan);
       await configureHost(plan.hosts.lan);
+      await configureHost(plan.hosts.dmz);
+      if (plan.remote) {
+        state.processes.push(...await startRemoteSite(plan));
+        await writeLabState(state);
+      }
       await waitForPing(plan.hosts.lan.netns, plan.gatewayAddresses.lan, opts.readyTimeoutMs ?? 10_000);
+      if (plan.fileGateway) {
+        for (const p of await startFileGatewayLab(plan)) {
+          const id = await procIdentity(p.pid);
+          if (id) state.processes.push({ name: p.name, ...id });
+        }
+        await writeLabState(state);
+      }
 
       const info = labInfo(plan, components);
       state.status = 'up';
@@ -338,6 +367,9 @@ export async function labDown(name: string): Promise<LabDownResult> {
       }
     }
 
+    // wireguard-go's UAPI sockets of a remote site (left behind if it was killed).
+    removeWireguardSockets(name);
+
     // 3. Links left in the root namespace (e.g. a TAP not yet moved into its host).
     try {
       result.links = await deleteLinks(linkPattern(name));
@@ -380,7 +412,7 @@ export interface LabStatus {
   info: LabInfo | null;
 }
 
-const NETNS_RE = /^mg-([a-z][a-z0-9]{0,7})-(wan|lan|gw)$/;
+const NETNS_RE = /^mg-([a-z][a-z0-9]{0,7})-(wan|lan|dmz|gw|rsite|rhost)$/;
 
 /** Every lab: those with a state folder, and orphaned namespaces of labs without one. */
 export async function labStatus(): Promise<LabStatus[]> {

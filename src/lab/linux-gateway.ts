@@ -1,12 +1,16 @@
 // The Linux reference gateway (`lab up --gateway linux`): a namespace
-// mg-<name>-gw with kernel IPv4 forwarding on, one veth pair to each host, and
-// an nftables ruleset doing what microgate's default policy does:
-//   - lan -> wan: new connections allowed, masqueraded to the gateway's wan address
-//   - wan -> lan: only replies (ct established,related); the rest dropped and counted
-//   - to the gateway itself: ICMP echo to its own addresses, replies, anything from
-//     the lan; the rest from the wan dropped and counted
+// mg-<name>-gw with kernel IPv4 forwarding on, one veth pair to each host (wan,
+// lan, dmz), strict reverse-path filtering, and the lab's router policy
+// translated into nftables (nft-policy.ts): the same rules, port forwards, NAT,
+// blocklists and limits as microgate's router, from the same config object.
 // Offloads (GRO/TSO/checksum) stay at the kernel's defaults for veth.
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseDocument, stringify } from 'yaml';
 import type { LabPlan, LinuxGatewayPlan } from './plan.ts';
+import { parseRouterConfig } from '../components/router/config.ts';
+import { labRouterConfig, linuxDomainIfnames, type RouterSection } from './lab-policy.ts';
+import { nftRuleset } from './nft-policy.ts';
 import { createNetns, deleteNetns, ip, nft, nftLoad, sysctl } from './netns.ts';
 
 function linuxPlan(plan: LabPlan): LinuxGatewayPlan {
@@ -14,7 +18,7 @@ function linuxPlan(plan: LabPlan): LinuxGatewayPlan {
   return plan.linux;
 }
 
-/** Comments on the counted rules, the keys of linuxGatewayCounters(). */
+/** Comments of counted rules that every lab ruleset has (linuxGatewayCounters() returns these and any others). */
 export const COUNTER_NAMES = [
   'input-invalid-drop',
   'input-wan-drop',
@@ -25,41 +29,19 @@ export const COUNTER_NAMES = [
 ] as const;
 export type CounterName = typeof COUNTER_NAMES[number];
 
-/** The ruleset loaded with `nft -f -` into the gateway namespace. */
-export function linuxGatewayRuleset(plan: LabPlan): string {
-  const g = linuxPlan(plan);
-  const W = JSON.stringify(g.wanIfname);
-  const L = JSON.stringify(g.lanIfname);
-  const { wan: gwWan, lan: gwLan } = plan.gatewayAddresses;
-  const lanNet = plan.subnets.lan;
-  const t = g.nftTable;
-  return `# microgate lab ${plan.name}: Linux reference gateway, same policy as microgate's default
-table inet ${t}
-delete table inet ${t}
-table inet ${t} {
-	chain input {
-		type filter hook input priority filter; policy accept;
-		ct state established,related accept
-		ct state invalid counter drop comment "input-invalid-drop"
-		iifname "lo" accept
-		iifname ${L} ip daddr { ${gwLan}, ${gwWan} } icmp type echo-request accept
-		iifname ${W} ip daddr ${gwWan} icmp type echo-request accept
-		iifname ${W} counter drop comment "input-wan-drop"
-	}
-	chain forward {
-		type filter hook forward priority filter; policy drop;
-		ct state established,related accept
-		ct state invalid counter drop comment "forward-invalid-drop"
-		iifname ${L} oifname ${W} ip saddr ${lanNet} ct state new accept
-		iifname ${W} counter drop comment "forward-wan-drop"
-		counter drop comment "forward-other-drop"
-	}
-	chain postrouting {
-		type nat hook postrouting priority srcnat; policy accept;
-		oifname ${W} ip saddr ${lanNet} counter masquerade comment "masquerade"
-	}
+/** The router config section the lab's Linux gateway enforces (written to router.yaml in the lab's folder). */
+export function routerYamlPath(plan: LabPlan): string {
+  return join(plan.stateDir, 'router.yaml');
 }
-`;
+
+/**
+ * The ruleset loaded with `nft -f -` into the gateway namespace: the lab's
+ * router policy (default labRouterConfig) translated by nft-policy.ts.
+ */
+export function linuxGatewayRuleset(plan: LabPlan, router: RouterSection = labRouterConfig(plan)): string {
+  const g = linuxPlan(plan);
+  const cfg = parseRouterConfig(router, 'router', { file: routerYamlPath(plan), path: '' });
+  return nftRuleset(cfg, { table: g.nftTable, ifnames: linuxDomainIfnames(plan), title: `microgate lab ${plan.name}: Linux reference gateway, same policy as microgate's router` });
 }
 
 /**
@@ -67,14 +49,25 @@ table inet ${t} {
  * namespaces, addresses, links up, nftables. The hosts' ends (plan.hosts.*.ifname)
  * are left for the lab to configure, as with microgate's TAPs.
  */
-export async function startLinuxGateway(plan: LabPlan): Promise<void> {
+export async function startLinuxGateway(plan: LabPlan, router: RouterSection = labRouterConfig(plan)): Promise<void> {
   const g = linuxPlan(plan);
   const ns = g.gwNetns;
+  const ruleset = linuxGatewayRuleset(plan, router); // validates the policy before anything is built
+  await mkdir(plan.stateDir, { recursive: true });
+  await writeFile(routerYamlPath(plan), stringify(router));
   await createNetns(ns);
   await sysctl(ns, 'net.ipv4.ip_forward', 1);
+  // Strict reverse-path filtering: a domain without the default route only speaks for
+  // its own prefix, as microgate's router checks (ip-spoofed-source).
+  await sysctl(ns, 'net.ipv4.conf.all.rp_filter', 1);
+  await sysctl(ns, 'net.ipv4.conf.default.rp_filter', 1);
+  // No per-destination rate limit on the ICMP errors it sends (rejects, TTL exceeded):
+  // microgate's router has none yet, and a scan would otherwise see some rejects as drops.
+  await sysctl(ns, 'net.ipv4.icmp_ratelimit', 0);
   const sides = [
     { gwIf: g.wanIfname, host: plan.hosts.wan, addr: plan.gatewayAddresses.wan },
     { gwIf: g.lanIfname, host: plan.hosts.lan, addr: plan.gatewayAddresses.lan },
+    { gwIf: g.dmzIfname, host: plan.hosts.dmz, addr: plan.gatewayAddresses.dmz },
   ];
   for (const s of sides) {
     // Created inside the gateway namespace with the peer placed straight into the
@@ -83,7 +76,24 @@ export async function startLinuxGateway(plan: LabPlan): Promise<void> {
     await ip(['addr', 'add', `${s.addr}/${s.host.prefixLen}`, 'dev', s.gwIf], ns);
     await ip(['link', 'set', s.gwIf, 'up'], ns);
   }
-  await nftLoad(ns, linuxGatewayRuleset(plan));
+  await nftLoad(ns, ruleset);
+}
+
+/**
+ * Reload the policy from router.yaml in the lab's folder (validated whole
+ * first: an invalid file changes nothing). The table is replaced atomically;
+ * connections already tracked keep flowing (nftables accepts established
+ * ones), unlike microgate, which drops those the new policy no longer permits.
+ */
+export async function reloadLinuxGateway(plan: LabPlan): Promise<string> {
+  const g = linuxPlan(plan);
+  const file = routerYamlPath(plan);
+  const text = await readFile(file, 'utf8');
+  const doc = parseDocument(text);
+  if (doc.errors.length > 0) throw new Error(`${file}: YAML syntax error: ${doc.errors[0].message.split('\n')[0]}`);
+  const ruleset = linuxGatewayRuleset(plan, doc.toJS() as RouterSection);
+  await nftLoad(g.gwNetns, ruleset);
+  return `${file}: new nftables ruleset loaded into ${g.gwNetns}`;
 }
 
 /** Remove the gateway namespace (its veth ends, and so their peers, go with it). Idempotent. */
@@ -93,8 +103,8 @@ export async function stopLinuxGateway(plan: LabPlan): Promise<void> {
 
 export interface Counter { packets: number; bytes: number }
 
-/** The packet/byte counters of the counted rules, by their comment. */
-export async function linuxGatewayCounters(plan: LabPlan): Promise<Record<CounterName, Counter>> {
+/** The packet/byte counters of the counted rules, summed by their comment. */
+export async function linuxGatewayCounters(plan: LabPlan): Promise<Record<CounterName, Counter> & Record<string, Counter>> {
   const g = linuxPlan(plan);
   const out = JSON.parse(await nft(g.gwNetns, ['-j', 'list', 'table', 'inet', g.nftTable])) as {
     nftables: Array<{ rule?: { comment?: string; expr?: Array<Record<string, unknown>> } }>;
@@ -102,10 +112,12 @@ export async function linuxGatewayCounters(plan: LabPlan): Promise<Record<Counte
   const res = Object.fromEntries(COUNTER_NAMES.map(n => [n, { packets: 0, bytes: 0 }])) as Record<CounterName, Counter>;
   for (const item of out.nftables) {
     const r = item.rule;
-    if (!r?.comment || !(COUNTER_NAMES as readonly string[]).includes(r.comment)) continue;
+    if (!r?.comment) continue;
     for (const e of r.expr ?? []) {
       const c = e.counter as { packets?: number; bytes?: number } | undefined;
-      if (c) res[r.comment as CounterName] = { packets: c.packets ?? 0, bytes: c.bytes ?? 0 };
+      if (!c) continue;
+      const cur = (res as Record<string, Counter>)[r.comment] ?? { packets: 0, bytes: 0 };
+      (res as Record<string, Counter>)[r.comment] = { packets: cur.packets + (c.packets ?? 0), bytes: cur.bytes + (c.bytes ?? 0) };
     }
   }
   return res;

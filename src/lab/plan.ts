@@ -3,6 +3,8 @@
 // (microgate's supervisor or the Linux reference) all agree on one source.
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import type { RemoteSitePlan } from './remote-site.ts';
+import type { FileGatewayLabPlan } from './file-gateway-lab.ts';
 
 export type GatewayKind = 'microgate' | 'linux';
 export const GATEWAY_KINDS: readonly GatewayKind[] = ['microgate', 'linux'];
@@ -44,6 +46,8 @@ export interface LinuxGatewayPlan {
   wanIfname: string;
   /** The gateway's interface facing the lan host (peer of hosts.lan.ifname). */
   lanIfname: string;
+  /** The gateway's interface facing the dmz host (peer of hosts.dmz.ifname). */
+  dmzIfname: string;
   /** The nftables table the reference policy lives in. */
   nftTable: string;
 }
@@ -55,13 +59,17 @@ export interface LabPlan {
   stateDir: string;
   /** A free loopback TCP port for the gateway's control API (microgate's init). */
   controlPort: number;
-  hosts: { wan: HostPlan; lan: HostPlan };
-  /** The gateway's address on each side (the lan host's default route points at `lan`). */
-  gatewayAddresses: { wan: string; lan: string };
+  hosts: { wan: HostPlan; lan: HostPlan; dmz: HostPlan };
+  /** The gateway's address on each side (the lan and dmz hosts' default routes point at theirs). */
+  gatewayAddresses: { wan: string; lan: string; dmz: string };
   /** The subnets, CIDR notation. */
-  subnets: { wan: string; lan: string };
+  subnets: { wan: string; lan: string; dmz: string };
   /** Present when kind is 'linux'. */
   linux?: LinuxGatewayPlan;
+  /** Present with `--remote-site`: the second site behind the tunnel (remote-site.ts). */
+  remote?: RemoteSitePlan;
+  /** Present with `--file-gateway`: the NAS in the lan and the file gateway in the dmz (file-gateway-lab.ts). */
+  fileGateway?: FileGatewayLabPlan;
 }
 
 /** RFC 2544 benchmarking ranges (198.18.0.0/15): never routed outside the lab. */
@@ -71,10 +79,14 @@ export const LAN_GATEWAY = '198.18.0.1';
 export const LAN_HOST = '198.18.0.2';
 export const WAN_GATEWAY = '198.19.0.1';
 export const WAN_HOST = '198.19.0.2';
+/** The dmz: servers reachable from the wan only through port forwards. */
+export const DMZ_SUBNET = '198.18.128.0/24';
+export const DMZ_GATEWAY = '198.18.128.1';
+export const DMZ_HOST = '198.18.128.2';
 export const PREFIX_LEN = 24;
 
-/** Namespace names of a lab: mg-<name>-wan, mg-<name>-lan, mg-<name>-gw. */
-export function netnsName(lab: string, role: 'wan' | 'lan' | 'gw'): string {
+/** Namespace names of a lab: mg-<name>-wan, mg-<name>-lan, mg-<name>-dmz, mg-<name>-gw. */
+export function netnsName(lab: string, role: 'wan' | 'lan' | 'dmz' | 'gw'): string {
   return `mg-${lab}-${role}`;
 }
 
@@ -85,10 +97,10 @@ export function netnsPrefix(lab: string): string {
 
 /**
  * Interface names of a lab (at most 11 characters, the kernel allows 15):
- * mg<name>w / mg<name>l are the hosts' NICs, mg<name>W / mg<name>L the Linux
- * gateway's ends of the veth pairs.
+ * mg<name>w / mg<name>l / mg<name>d are the hosts' NICs, mg<name>W / mg<name>L /
+ * mg<name>D the Linux gateway's ends of the veth pairs.
  */
-export function ifName(lab: string, role: 'w' | 'l' | 'W' | 'L'): string {
+export function ifName(lab: string, role: 'w' | 'l' | 'd' | 'W' | 'L' | 'D'): string {
   const n = `mg${lab}${role}`;
   if (n.length > 15) throw new Error(`interface name ${n} longer than 15 characters`);
   return n;
@@ -99,7 +111,7 @@ export function ifName(lab: string, role: 'w' | 'l' | 'W' | 'L'): string {
  * letter. (A plain prefix would let lab "a" delete lab "ab"'s links.)
  */
 export function linkPattern(lab: string): RegExp {
-  return new RegExp(`^mg${lab}[wlWL]$`);
+  return new RegExp(`^mg${lab}[wldWLD]$`);
 }
 
 export function labStateDir(name: string): string {
@@ -132,15 +144,17 @@ export async function makePlan(name: string, kind: GatewayKind): Promise<LabPlan
     hosts: {
       wan: { netns: netnsName(name, 'wan'), ifname: ifName(name, 'w'), ip: WAN_HOST, prefixLen: PREFIX_LEN },
       lan: { netns: netnsName(name, 'lan'), ifname: ifName(name, 'l'), ip: LAN_HOST, prefixLen: PREFIX_LEN, gateway: LAN_GATEWAY },
+      dmz: { netns: netnsName(name, 'dmz'), ifname: ifName(name, 'd'), ip: DMZ_HOST, prefixLen: PREFIX_LEN, gateway: DMZ_GATEWAY },
     },
-    gatewayAddresses: { wan: WAN_GATEWAY, lan: LAN_GATEWAY },
-    subnets: { wan: WAN_SUBNET, lan: LAN_SUBNET },
+    gatewayAddresses: { wan: WAN_GATEWAY, lan: LAN_GATEWAY, dmz: DMZ_GATEWAY },
+    subnets: { wan: WAN_SUBNET, lan: LAN_SUBNET, dmz: DMZ_SUBNET },
   };
   if (kind === 'linux') {
     plan.linux = {
       gwNetns: netnsName(name, 'gw'),
       wanIfname: ifName(name, 'W'),
       lanIfname: ifName(name, 'L'),
+      dmzIfname: ifName(name, 'D'),
       nftTable: 'microgate',
     };
   }

@@ -12,6 +12,10 @@
 import type { Pollable } from '../core/entrypoint.ts';
 import type { PacketSink, PacketSource, SessionEnd } from './types.ts';
 import { mapAnonymous, readAddr, writeAddr } from '../sys/libc.ts';
+import { NO_TRACE } from '../trace/tracer.ts';
+import type { Tracer } from '../trace/tracer.ts';
+import { DIR_IN, DIR_OUT } from '../trace/capture.ts';
+import type { PacketCapture } from '../trace/capture.ts';
 
 // ---- layout ------------------------------------------------------------------
 
@@ -227,6 +231,16 @@ export class RingSource implements PacketSource {
   #nfree = 0;
   #state: Uint8Array;
   #armed = false;
+  // Tracing (procedures "<port>.<op>", see src/trace/README.md) and capture.
+  #tr: Tracer = NO_TRACE;
+  #pAlloc = 0;
+  #pRelease = 0;
+  #pSubmit = 0;
+  #pFlush = 0;
+  #pAcked = 0;
+  #pWakeSend = 0;
+  #pWakeRecv = 0;
+  #capture: PacketCapture | null = null;
 
   constructor(ctl: Int32Array, l: Layout, bulk: Uint8Array, address: number, submitRing: number, ackRing: number, wakeFd: number, spaceFd: number) {
     this.buf = bulk;
@@ -258,11 +272,37 @@ export class RingSource implements PacketSource {
       arm: () => self.#armSpace(),
       disarm: () => self.#disarmSpace(),
       run: (readable: boolean) => {
-        if (readable) drainFd(self.#spaceFd);
+        if (readable) {
+          const t0 = self.#tr.t();
+          drainFd(self.#spaceFd);
+          self.#tr.span(self.#pWakeRecv, t0);
+        }
         if (Atomics.load(self.#ctl, H_GENERATION) !== self.#gen) self.resync();
         return self.#reclaim();
       },
     };
+  }
+
+  /** Trace this source's operations as "<port>.alloc_packet", "<port>.submit_packet", ... */
+  attachTrace(tr: Tracer, port: string): void {
+    this.#pAlloc = tr.proc(`${port}.alloc_packet`);
+    this.#pRelease = tr.proc(`${port}.release_packet`);
+    this.#pSubmit = tr.proc(`${port}.submit_packet`);
+    this.#pFlush = tr.proc(`${port}.flush`);
+    this.#pAcked = tr.proc(`${port}.get_acked`);
+    this.#pWakeSend = tr.proc(`${port}.wakeup_send`);
+    this.#pWakeRecv = tr.proc(`${port}.wakeup_recv`);
+    this.#tr = tr;
+  }
+
+  /** Copy every submitted packet into `c` (null: stop). */
+  capture(c: PacketCapture | null): void {
+    this.#capture = c;
+  }
+
+  /** Slots not free: reserved by alloc(), in flight, or acknowledged and not yet reclaimed. */
+  get busy(): number {
+    return this.#slots - this.#nfree;
   }
 
   /** Slots free right now (not counting acks not yet reclaimed). */
@@ -293,6 +333,14 @@ export class RingSource implements PacketSource {
   }
 
   alloc(): number {
+    const tr = this.#tr;
+    const t0 = tr.t();
+    const off = this.#alloc();
+    tr.span(this.#pAlloc, t0);
+    return off;
+  }
+
+  #alloc(): number {
     const ctl = this.#ctl;
     if (Atomics.load(ctl, H_GENERATION) !== this.#gen) this.resync();
     if (Atomics.load(ctl, this.#ackHead) !== this.#ackNext) this.#reclaim();
@@ -312,12 +360,15 @@ export class RingSource implements PacketSource {
   }
 
   release(offset: number): void {
+    const t0 = this.#tr.t();
     const s = this.#slotOf(offset, 'release');
     this.#state[s] = SLOT_FREE;
     this.#free[this.#nfree++] = s;
+    this.#tr.span(this.#pRelease, t0);
   }
 
   submit(offset: number, length: number): void {
+    const t0 = this.#tr.t();
     const s = this.#slotOf(offset, 'submit');
     if (!(length >= 1 && length <= this.slotSize) || (length | 0) !== length) throw new RangeError(`submit: length ${length} not in 1..${this.slotSize}`);
     this.#state[s] = SLOT_IN_FLIGHT;
@@ -328,6 +379,8 @@ export class RingSource implements PacketSource {
     this.#head = (this.#head + 1) | 0;
     this.packets++;
     this.bytes += length;
+    this.#tr.spanArg(this.#pSubmit, t0, length);
+    if (this.#capture !== null) this.#capture.record(this.buf, offset, length, DIR_OUT);
   }
 
   flush(): void {
@@ -339,15 +392,21 @@ export class RingSource implements PacketSource {
     }
     const head = this.#head;
     if (head === this.#published) return;
+    const tr = this.#tr;
+    const t0 = tr.t();
+    const batch = (head - this.#published) >>> 0;
     this.#published = head;
     // Descriptors were written with plain stores; this seq-cst store publishes
     // them and orders the publish before the load of the waiting flag.
     Atomics.store(ctl, this.#subHead, head);
     this.batches++;
     if (Atomics.load(ctl, this.#subWait) !== 0 && Atomics.exchange(ctl, this.#subWait, 0) !== 0) {
+      const tw = tr.t();
       signalFd(this.#wakeFd);
+      tr.span(this.#pWakeSend, tw);
       this.wakeups++;
     }
+    tr.spanArg(this.#pFlush, t0, batch);
   }
 
   /** Take back every acknowledged slot; bogus acks are dropped and counted. Returns slots freed. */
@@ -364,6 +423,7 @@ export class RingSource implements PacketSource {
       Atomics.store(ctl, this.#ackTail, head);
       return 0;
     }
+    const t0 = this.#tr.t();
     const ent = this.#ackEnt;
     const mask = this.#mask;
     const size = this.slotSize;
@@ -395,6 +455,7 @@ export class RingSource implements PacketSource {
     this.#ackNext = next;
     Atomics.store(ctl, this.#ackTail, next);
     this.acks += got;
+    this.#tr.spanArg(this.#pAcked, t0, got);
     return got;
   }
 
@@ -451,6 +512,12 @@ export class RingSink implements PacketSink {
   #next = 0;
   #ackNext = 0;
   #ackPublished = 0;
+  #tr: Tracer = NO_TRACE;
+  #pGet = 0;
+  #pAck = 0;
+  #pWakeSend = 0;
+  #pWakeRecv = 0;
+  #capture: PacketCapture | null = null;
 
   constructor(ctl: Int32Array, l: Layout, bulk: Uint8Array, address: number, submitRing: number, ackRing: number, wakeFd: number, ackFd: number) {
     this.buf = bulk;
@@ -472,6 +539,26 @@ export class RingSink implements PacketSink {
     this.#ackFd = ackFd;
     this.resync();
     this.resyncs = 0;
+  }
+
+  /** Trace this sink's operations as "<port>.get_packet", "<port>.acknowledge_packet", ... */
+  attachTrace(tr: Tracer, port: string): void {
+    this.#pGet = tr.proc(`${port}.get_packet`);
+    this.#pAck = tr.proc(`${port}.acknowledge_packet`);
+    this.#pWakeSend = tr.proc(`${port}.wakeup_send`);
+    this.#pWakeRecv = tr.proc(`${port}.wakeup_recv`);
+    this.#tr = tr;
+  }
+
+  /** Copy every received packet into `c` (null: stop). */
+  capture(c: PacketCapture | null): void {
+    this.#capture = c;
+  }
+
+  /** Descriptors submitted by the peer and not yet received (as the peer wrote the head: a hint). */
+  get queued(): number {
+    const n = (Atomics.load(this.#ctl, this.#subHead) - this.#next) >>> 0;
+    return n > this.#cap ? this.#cap : n;
   }
 
   /** Adopt the indices now in shared memory; unpublished acks are void. */
@@ -508,8 +595,13 @@ export class RingSink implements PacketSink {
     const ackEnt = this.#ackEnt;
     const size = this.#slotSize;
     const bulkBytes = this.#bulkBytes;
+    const tr = this.#tr;
+    const pGet = this.#pGet;
+    const capture = this.#capture;
     let delivered = 0;
     let bytes = 0;
+    // get_packet: from here (or the end of the previous packet's handling) until the descriptor is read and checked.
+    let t = tr.t();
     while (n > 0) {
       // Read each peer-written word once; check the local copies.
       const e = ent + ((next & mask) << 1);
@@ -520,7 +612,10 @@ export class RingSink implements PacketSink {
       else if (len > size || len === 0) this.dropLength++;
       else {
         if (room === 0) break;
+        tr.spanArg(pGet, t, len);
+        if (capture !== null) capture.record(this.buf, off, len, DIR_IN);
         fn(off, len);
+        t = tr.t();
         const a = ackEnt + ((ackNext & mask) << 1);
         ctl[a] = off;
         ctl[a + 1] = len;
@@ -551,14 +646,20 @@ export class RingSink implements PacketSink {
     }
     const h = this.#ackNext;
     if (h === this.#ackPublished) return;
-    this.acks += (h - this.#ackPublished) >>> 0;
+    const tr = this.#tr;
+    const t0 = tr.t();
+    const n = (h - this.#ackPublished) >>> 0;
+    this.acks += n;
     this.#ackPublished = h;
     Atomics.store(ctl, this.#ackHead, h);
     this.ackBatches++;
     if (Atomics.load(ctl, this.#ackWait) !== 0 && Atomics.exchange(ctl, this.#ackWait, 0) !== 0) {
+      const tw = tr.t();
       signalFd(this.#ackFd);
+      tr.span(this.#pWakeSend, tw);
       this.wakeups++;
     }
+    tr.spanArg(this.#pAck, t0, n);
   }
 
   pending(): boolean {
@@ -580,7 +681,9 @@ export class RingSink implements PacketSink {
   }
 
   clearWakeup(): void {
+    const t0 = this.#tr.t();
     drainFd(this.fd);
+    this.#tr.span(this.#pWakeRecv, t0);
   }
 }
 
@@ -627,6 +730,16 @@ export class RingEnd implements SessionEnd {
     this.#release = o.release;
   }
 
+  attachTrace(tracer: Tracer, port = this.name): void {
+    this.out.attachTrace(tracer, port);
+    this.in.attachTrace(tracer, port);
+  }
+
+  capture(c: PacketCapture | null): void {
+    this.out.capture(c);
+    this.in.capture(c);
+  }
+
   stats(): Record<string, number> {
     const o = this.out;
     const i = this.in;
@@ -638,9 +751,11 @@ export class RingEnd implements SessionEnd {
       'out.acks': o.acks,
       'out.alloc-fail': o.allocFail,
       'out.free-slots': o.free,
+      'out.busy-slots': o.busy,
       'in.packets': i.packets,
       'in.bytes': i.bytes,
       'in.batches': i.batches,
+      'in.queued': this.#closed ? 0 : i.queued,
       'in.acks': i.acks,
       'in.wakeups': i.wakeups,
       'drop.ack-misaligned': o.dropAckMisaligned,

@@ -10,6 +10,10 @@ import type { Pollable } from '../core/entrypoint.ts';
 import type { PacketSink, PacketSource, SessionEnd, SessionGrant } from './types.ts';
 import { SLOT_ALLOCATED, SLOT_FREE, SLOT_IN_FLIGHT, sessionLayout } from './ring.ts';
 import type { OpenOptions, SessionOptions, SessionResources } from './shm.ts';
+import { NO_TRACE } from '../trace/tracer.ts';
+import type { Tracer } from '../trace/tracer.ts';
+import { DIR_IN, DIR_OUT } from '../trace/capture.ts';
+import type { PacketCapture } from '../trace/capture.ts';
 
 /** Create the socketpair of one session: side a gets fds[0], side b fds[1]. */
 export function createSocketSession(opts: SessionOptions): SessionResources {
@@ -55,6 +59,12 @@ export class SocketSource implements PacketSource {
   #qmask: number;
   #qhead = 0;
   #qtail = 0;
+  #tr: Tracer = NO_TRACE;
+  #pAlloc = 0;
+  #pRelease = 0;
+  #pSubmit = 0;
+  #pSend = 0;
+  #capture: PacketCapture | null = null;
 
   constructor(fd: number, mem: Mapping, slots: number, slotSize: number) {
     this.#fd = fd;
@@ -86,6 +96,19 @@ export class SocketSource implements PacketSource {
     return this.#nfree;
   }
 
+  /** Trace as "<port>.alloc_packet", "<port>.submit_packet", "<port>.release_packet", "<port>.send" (one write(2) per packet). */
+  attachTrace(tr: Tracer, port: string): void {
+    this.#pAlloc = tr.proc(`${port}.alloc_packet`);
+    this.#pRelease = tr.proc(`${port}.release_packet`);
+    this.#pSubmit = tr.proc(`${port}.submit_packet`);
+    this.#pSend = tr.proc(`${port}.send`);
+    this.#tr = tr;
+  }
+
+  capture(c: PacketCapture | null): void {
+    this.#capture = c;
+  }
+
   get queued(): number {
     return (this.#qtail - this.#qhead) >>> 0;
   }
@@ -103,6 +126,13 @@ export class SocketSource implements PacketSource {
   }
 
   alloc(): number {
+    const t0 = this.#tr.t();
+    const off = this.#alloc();
+    this.#tr.span(this.#pAlloc, t0);
+    return off;
+  }
+
+  #alloc(): number {
     if (this.#nfree === 0 && this.#qhead !== this.#qtail) this.#send();
     if (this.#nfree === 0) {
       this.allocFail++;
@@ -122,12 +152,15 @@ export class SocketSource implements PacketSource {
   }
 
   release(offset: number): void {
+    const t0 = this.#tr.t();
     const s = this.#slotOf(offset, 'release');
     this.#state[s] = SLOT_FREE;
     this.#free[this.#nfree++] = s;
+    this.#tr.span(this.#pRelease, t0);
   }
 
   submit(offset: number, length: number): void {
+    const t0 = this.#tr.t();
     const s = this.#slotOf(offset, 'submit');
     if (!(length >= 1 && length <= this.slotSize) || (length | 0) !== length) throw new RangeError(`submit: length ${length} not in 1..${this.slotSize}`);
     this.#state[s] = SLOT_IN_FLIGHT;
@@ -135,6 +168,8 @@ export class SocketSource implements PacketSource {
     this.#queue[q] = offset;
     this.#queue[q + 1] = length;
     this.#qtail = (this.#qtail + 1) | 0;
+    this.#tr.spanArg(this.#pSubmit, t0, length);
+    if (this.#capture !== null) this.#capture.record(this.buf, offset, length, DIR_OUT);
   }
 
   flush(): void {
@@ -162,7 +197,9 @@ export class SocketSource implements PacketSource {
       const q = (head & mask) << 1;
       const off = queue[q];
       const len = queue[q + 1];
+      const t0 = this.#tr.t();
       const r = writeAddr(fd, this.address + off, len);
+      this.#tr.spanArg(this.#pSend, t0, len);
       if (r < 0) {
         if (r === -EINTR) continue;
         if (r === -EAGAIN) {
@@ -206,6 +243,9 @@ export class SocketSink implements PacketSink {
   #more = false;
   /** The socket reported end of file: stop polling it. */
   #hup = false;
+  #tr: Tracer = NO_TRACE;
+  #pGet = 0;
+  #capture: PacketCapture | null = null;
   /**
    * The source on the same socket. Its queue (left by a full socket) must drain
    * even when its owner stops submitting, and every component polls its sinks:
@@ -219,6 +259,16 @@ export class SocketSink implements PacketSink {
     this.#companion = companion;
     this.buf = new Uint8Array(mem.buffer, 0, slotSize);
     this.address = mem.address;
+  }
+
+  /** Trace as "<port>.get_packet" (one read(2) per packet). */
+  attachTrace(tr: Tracer, port: string): void {
+    this.#pGet = tr.proc(`${port}.get_packet`);
+    this.#tr = tr;
+  }
+
+  capture(c: PacketCapture | null): void {
+    this.#capture = c;
   }
 
   /** The socket, or -1 once it reported end of file. */
@@ -237,8 +287,11 @@ export class SocketSink implements PacketSink {
     let n = 0;
     let bytes = 0;
     this.#more = false;
+    const tr = this.#tr;
     while (n < max) {
+      const t0 = tr.t();
       const r = readAddr(fd, addr, want);
+      if (r > 0) tr.spanArg(this.#pGet, t0, r);
       if (r < 0) {
         if (r === -EINTR) continue;
         if (r !== -EAGAIN) {
@@ -257,6 +310,7 @@ export class SocketSink implements PacketSink {
         this.dropOversize++;
         continue;
       }
+      if (this.#capture !== null) this.#capture.record(this.buf, 0, r, DIR_IN);
       fn(0, r);
       n++;
       bytes += r;
@@ -317,6 +371,16 @@ export class SocketEnd implements SessionEnd {
     this.#maps = [outMem, inMem];
     this.out = new SocketSource(fd, outMem, slots, slotSize);
     this.in = new SocketSink(fd, inMem, slotSize, this.out);
+  }
+
+  attachTrace(tracer: Tracer, port = this.name): void {
+    this.out.attachTrace(tracer, port);
+    this.in.attachTrace(tracer, port);
+  }
+
+  capture(c: PacketCapture | null): void {
+    this.out.capture(c);
+    this.in.capture(c);
   }
 
   stats(): Record<string, number> {

@@ -7,6 +7,8 @@
 // Every transport (shared memory, socket copy, in-process) implements these
 // interfaces, so components are the same code whatever isolates them.
 import type { Pollable } from '../core/entrypoint.ts';
+import type { Tracer } from '../trace/tracer.ts';
+import type { PacketCapture } from '../trace/capture.ts';
 
 /** Bytes of virtio_net_hdr in front of every frame on a Nic session. */
 export const VNET_HDR_LEN = 12;
@@ -65,6 +67,10 @@ export interface SessionEnd {
   /** Forget all in-flight state after the peer restarted (both rings empty, all slots free). */
   reset(): void;
   close(): void;
+  /** Record this end's operations with `tracer`, as procedures "<port>.<operation>" (port: default this end's name; see src/trace/README.md). */
+  attachTrace?(tracer: Tracer, port?: string): void;
+  /** Copy every packet this end submits or receives into `c`; null stops. */
+  capture?(c: PacketCapture | null): void;
 }
 
 /** How a session crosses the isolation boundary. */

@@ -56,6 +56,11 @@ const _socketpair = lib.func('int socketpair(int domain, int type, int protocol,
 const _prctl = lib.func('int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)');
 const _syscall3 = lib.func('long syscall(long number, unsigned long a1, unsigned long a2, void *a3)');
 const _strerror = lib.func('const char *strerror(int errnum)');
+const _socket = lib.func('int socket(int domain, int type, int protocol)');
+const _bind = lib.func('int bind(int fd, const void *addr, unsigned int len)');
+const _setsockopt = lib.func('int setsockopt(int fd, int level, int name, const void *val, unsigned int len)');
+const _setns = lib.func('int setns(int fd, int nstype)');
+const _ifNameToIndex = lib.func('unsigned int if_nametoindex(const char *name)');
 
 /** An error from a libc call, with the errno and the call that failed. */
 export class SysError extends Error {
@@ -200,6 +205,28 @@ const FD_CLOEXEC = 1;
 export function setCloexec(fd: number): void {
   const flags = _fcntl(fd, F_GETFD, 'int', 0) as number;
   if (flags >= 0 && (flags & FD_CLOEXEC) === 0) _fcntl(fd, F_SETFD, 'int', flags | FD_CLOEXEC);
+}
+
+export function socket(domain: number, type: number, protocol: number): number {
+  return check('socket', _socket(domain, type, protocol) as number);
+}
+
+export function bind(fd: number, addr: Uint8Array): void {
+  check('bind', _bind(fd, addr, addr.byteLength) as number);
+}
+
+export function setsockopt(fd: number, level: number, name: number, value: Uint8Array): void {
+  check(`setsockopt(${level}, ${name})`, _setsockopt(fd, level, name, value, value.byteLength) as number);
+}
+
+/** setns(2): move the calling thread into the namespace behind fd. */
+export function setns(fd: number, nstype: number): void {
+  check('setns', _setns(fd, nstype) as number);
+}
+
+/** The index of a network interface in the calling thread's namespace, or 0. */
+export function ifNameToIndex(name: string): number {
+  return _ifNameToIndex(name) as number;
 }
 
 export function prctl(option: number, a2 = 0, a3 = 0, a4 = 0, a5 = 0): number {

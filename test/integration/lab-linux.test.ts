@@ -49,10 +49,12 @@ test('plan: names fit the kernel limits and the RFC 2544 ranges', async () => {
   assert.equal(p.hosts.lan.netns, 'mg-abcdefgh-lan');
   assert.equal(p.hosts.wan.netns, 'mg-abcdefgh-wan');
   assert.equal(p.linux?.gwNetns, 'mg-abcdefgh-gw');
-  for (const n of [p.hosts.lan.ifname, p.hosts.wan.ifname, p.linux!.lanIfname, p.linux!.wanIfname]) {
+  assert.equal(p.hosts.dmz.netns, 'mg-abcdefgh-dmz');
+  for (const n of [p.hosts.lan.ifname, p.hosts.wan.ifname, p.hosts.dmz.ifname, p.linux!.lanIfname, p.linux!.wanIfname, p.linux!.dmzIfname]) {
     assert.ok(n.length <= 15, n);
   }
-  assert.deepEqual(p.gatewayAddresses, { wan: WAN_GW, lan: LAN_GW });
+  assert.deepEqual(p.gatewayAddresses, { wan: WAN_GW, lan: LAN_GW, dmz: '198.18.128.1' });
+  assert.equal(p.hosts.dmz.gateway, '198.18.128.1');
   assert.equal(p.hosts.lan.gateway, LAN_GW);
   assert.equal(p.hosts.wan.gateway, undefined);
   assert.ok(p.controlPort > 0);
@@ -85,15 +87,18 @@ test('linux gateway lab', { skip }, async (t) => {
     await t.test('lab info, state and status', async () => {
       assert.deepEqual(lab, {
         name, gateway: 'linux',
-        hosts: { wan: { netns: `mg-${name}-wan`, ip: WAN_HOST }, lan: { netns: `mg-${name}-lan`, ip: LAN_HOST } },
-        gatewayAddresses: { wan: WAN_GW, lan: LAN_GW },
+        hosts: {
+          wan: { netns: `mg-${name}-wan`, ip: WAN_HOST }, lan: { netns: `mg-${name}-lan`, ip: LAN_HOST },
+          dmz: { netns: `mg-${name}-dmz`, ip: '198.18.128.2' },
+        },
+        gatewayAddresses: { wan: WAN_GW, lan: LAN_GW, dmz: '198.18.128.1' },
         components: [],
       });
       const st = JSON.parse(await readFile(statePath(name), 'utf8')) as LabState;
       assert.equal(st.status, 'up');
       assert.equal(st.gateway, 'linux');
-      assert.deepEqual(st.namespaces, [`mg-${name}-wan`, `mg-${name}-lan`, `mg-${name}-gw`]);
-      assert.deepEqual(st.interfaces, [`mg${name}w`, `mg${name}l`, `mg${name}W`, `mg${name}L`]);
+      assert.deepEqual(st.namespaces, [`mg-${name}-wan`, `mg-${name}-lan`, `mg-${name}-dmz`, `mg-${name}-gw`]);
+      assert.deepEqual(st.interfaces, [`mg${name}w`, `mg${name}l`, `mg${name}d`, `mg${name}W`, `mg${name}L`, `mg${name}D`]);
       assert.ok(existsSync(st.logFile));
       const s = (await labStatus()).find(l => l.name === name);
       assert.equal(s?.status, 'up');

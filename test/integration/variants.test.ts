@@ -35,7 +35,7 @@ for (const [title, opts] of variants) {
       assert.ok((await iperf3(base)).bitsPerSecond > 0);
       assert.ok((await iperf3({ ...base, reverse: true })).bitsPerSecond > 0);
       const st = await status(name);
-      assert.equal(st.components.length, 3);
+      assert.equal(st.components.length, 4);
       for (const c of st.components) assert.equal(c.isolation, opts.isolation);
       if (opts.isolation !== 'process') {
         // All components share one sandboxed host process, which is not root either.

@@ -481,8 +481,9 @@ test('NAT ports: allocation per address from the range, exhaustion counted', () 
   const r = rig({ ...BASE_CONFIG, 'nat-ports': '60000-60001' });
   learnNeighbours(r);
   const ports = new Set<number>();
+  // Three sources: the default per-source quota (a quarter of the range, here 1) is not what this tests.
   for (let i = 0; i < 3; i++) {
-    r.send(0, ipFrame(LAN_HOST, r.lanMac, '198.18.0.23', REMOTE, udp(1000 + i, 53)));
+    r.send(0, ipFrame(LAN_HOST, r.lanMac, `198.18.0.${23 + i}`, REMOTE, udp(1000 + i, 53)));
     for (const p of r.wan.take()) {
       const f = decode(p);
       assert.ok(f.l4.proto === 'udp');

@@ -1,11 +1,14 @@
 // The router's config section: validated once, with defaults stated here and
 // in README.md, into a plain immutable object the router runs on. Every
 // mistake is a ConfigError naming the exact path and what was expected.
-import { ConfigError } from '../../core/component.ts';
+import { parseMirrorConfig, type MirrorConfig } from './mirror.ts';
+import { parseRoutes, type StaticRoute } from './routes.ts';
 import {
   broadcastOf, formatIpv4, inPrefix, isLocalUnicastMacByte, networkOf, parseIpv4, parseIpv4Cidr,
   parseMacPrefix, prefixesOverlap, prefixMask,
 } from '../../net/addr.ts';
+import { Checker, got, isRecord, keyPath, parsePortRange } from './config-check.ts';
+import { type DomainInfo, type DomainPolicy, parsePolicies, POLICY_KEYS } from './policy-config.ts';
 
 export const DEFAULTS = {
   macPrefix: '02',
@@ -13,6 +16,7 @@ export const DEFAULTS = {
   conntrack: { max: 16384, tcpEstablishedS: 7200, tcpTransitoryS: 30, tcpClosedS: 10, udpS: 60, icmpS: 10 },
   natPorts: { first: 49152, last: 65535 },
   verifyChecksums: true,
+  logDropsPerS: 0,
 } as const;
 
 /** A policy entry: new connections from the owning domain may go to `to`. */
@@ -38,6 +42,10 @@ export interface DomainConfig {
   /** The router's MAC in this domain (locally administered, derived from names). */
   readonly mac: Uint8Array;
   readonly forward: readonly ForwardRule[];
+  /** Prefixes reached through a next hop in this domain (routes.ts); absent: none. */
+  readonly routes?: readonly StaticRoute[];
+  /** Rules, forwards, NAT, blocklist, limits, DHCP server (policy-config.ts). */
+  readonly policy: DomainPolicy;
 }
 
 export interface RouterConfig {
@@ -59,6 +67,10 @@ export interface RouterConfig {
   };
   readonly natPorts: { readonly first: number; readonly last: number };
   readonly verifyChecksums: boolean;
+  /** Drop log: at most this many log lines per second (0: none). */
+  readonly logDropsPerS: number;
+  /** Traffic mirrored to the monitor over the `mirror` session (mirror.ts), if configured. */
+  readonly mirror?: MirrorConfig;
 }
 
 export interface ConfigSource {
@@ -66,55 +78,8 @@ export interface ConfigSource {
   readonly path: string;
 }
 
-const NAME_RE = /^[A-Za-z][A-Za-z0-9_-]*$/;
 /** Domain names are session port names: lower-case letters, digits and "-". */
 const DOMAIN_RE = /^[a-z][a-z0-9-]{0,31}$/;
-
-/** " (got ...)" for error messages, as the gateway config loader words it. */
-function got(v: unknown): string {
-  if (v === undefined) return ' (missing)';
-  const s = JSON.stringify(v);
-  return ` (got ${s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s})`;
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function keyPath(base: string, key: string): string {
-  const k = NAME_RE.test(key) ? key : JSON.stringify(key);
-  const seg = NAME_RE.test(key) ? `.${k}` : `[${k}]`;
-  return base === '' ? (NAME_RE.test(key) ? k : seg) : base + seg;
-}
-
-class Checker {
-  readonly file: string;
-  constructor(file: string) {
-    this.file = file;
-  }
-  fail(path: string, expected: string): never {
-    throw new ConfigError(this.file, path, expected);
-  }
-  record(v: unknown, path: string, known: readonly string[], what: string): Record<string, unknown> {
-    if (!isRecord(v)) this.fail(path, `expected ${what}${got(v)}`);
-    for (const k of Object.keys(v)) {
-      if (!known.includes(k)) this.fail(keyPath(path, k), `unknown key; expected one of ${known.join(', ')}`);
-    }
-    return v;
-  }
-  int(v: unknown, path: string, def: number, min: number, max: number): number {
-    if (v === undefined) return def;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-      this.fail(path, `expected an integer from ${min} to ${max}${got(v)}`);
-    }
-    return v;
-  }
-  bool(v: unknown, path: string, def: boolean): boolean {
-    if (v === undefined) return def;
-    if (typeof v !== 'boolean') this.fail(path, `expected true or false${got(v)}`);
-    return v;
-  }
-}
 
 /** 32-bit FNV-1a with a chosen basis. */
 function fnv1a(text: string, basis: number): number {
@@ -142,17 +107,6 @@ export function deriveMac(prefix: Uint8Array, component: string, domain: string,
   return mac;
 }
 
-/** Parse "49152-65535" (or one port "5000"). */
-function parsePortRange(v: unknown): { first: number; last: number } | undefined {
-  if (typeof v !== 'string') return undefined;
-  const m = /^\s*([0-9]{1,5})\s*(?:-\s*([0-9]{1,5})\s*)?$/.exec(v);
-  if (m === null) return undefined;
-  const first = Number(m[1]);
-  const last = Number(m[2] ?? m[1]);
-  if (first < 1 || last > 65535 || first > last) return undefined;
-  return { first, last };
-}
-
 /**
  * Validate the router's config section. `source.path` is where the section
  * sits in the gateway config (e.g. "components[2].config"); error paths extend it.
@@ -161,7 +115,7 @@ export function parseRouterConfig(raw: unknown, componentName: string, source: C
   const c: Checker = new Checker(source.file);
   const base = source.path;
   const at = (...keys: string[]): string => keys.reduce((p, k) => keyPath(p, k), base);
-  const root = c.record(raw, base, ['domains', 'mac-prefix', 'arp', 'conntrack', 'nat-ports', 'verify-checksums'],
+  const root = c.record(raw, base, ['domains', 'mac-prefix', 'arp', 'conntrack', 'nat-ports', 'verify-checksums', 'log', 'mirror'],
     'a mapping with at least "domains"');
 
   // mac-prefix
@@ -180,13 +134,13 @@ export function parseRouterConfig(raw: unknown, componentName: string, source: C
     c.fail(at('domains'), `expected a mapping of domain name to domain settings, at least one domain${got(rawDomains)}`);
   }
   const names = Object.keys(rawDomains);
-  interface Draft { name: string; address: number; prefix: number; gateway: number; rawForward: unknown }
+  interface Draft { name: string; address: number; prefix: number; gateway: number; rawForward: unknown; raw: Record<string, unknown> }
   const drafts: Draft[] = [];
   let defaultDomain = '';
   for (const name of names) {
     const p = at('domains', name);
     if (!DOMAIN_RE.test(name)) c.fail(p, 'expected a domain name (it is the session port name) of lower-case letters, digits and "-", starting with a letter, at most 32');
-    const d = c.record(rawDomains[name], p, ['address', 'gateway', 'forward'], 'a mapping with "address"');
+    const d = c.record(rawDomains[name], p, ['address', 'gateway', 'forward', 'routes', ...POLICY_KEYS], 'a mapping with "address"');
     const cidr = typeof d.address === 'string' ? parseIpv4Cidr(d.address) : undefined;
     if (cidr === undefined || cidr.prefix < 1 || cidr.prefix > 30) {
       c.fail(at('domains', name, 'address'), `expected an IPv4 address with prefix like 198.18.0.1/24 (prefix 1 to 30)${got(d.address)}`);
@@ -214,13 +168,16 @@ export function parseRouterConfig(raw: unknown, componentName: string, source: C
         c.fail(at('domains', name, 'address'), `expected a prefix that does not overlap domain "${o.name}" (${formatIpv4(o.address)}/${o.prefix})`);
       }
     }
-    drafts.push({ name, address: cidr.address, prefix: cidr.prefix, gateway, rawForward: d.forward });
+    drafts.push({ name, address: cidr.address, prefix: cidr.prefix, gateway, rawForward: d.forward, raw: d });
   }
 
   // domains, second pass: MACs and forward rules
-  const domains: DomainConfig[] = [];
+  const domains: Omit<DomainConfig, 'policy'>[] = [];
   const macs = new Set<string>();
+  const takenRoutes: (StaticRoute & { domain: string })[] = [];
   drafts.forEach((d, index) => {
+    const routes = parseRoutes(d.raw.routes, at('domains', d.name, 'routes'), d, drafts, takenRoutes, (p, e) => c.fail(p, e));
+    for (const r of routes) takenRoutes.push({ ...r, domain: d.name });
     let mac = deriveMac(macPrefix, componentName, d.name);
     for (let attempt = 1; macs.has(mac.join(',')) && attempt < 100; attempt++) mac = deriveMac(macPrefix, componentName, d.name, attempt);
     macs.add(mac.join(','));
@@ -251,6 +208,7 @@ export function parseRouterConfig(raw: unknown, componentName: string, source: C
       gateway: d.gateway,
       mac,
       forward,
+      routes,
     });
   });
 
@@ -283,16 +241,29 @@ export function parseRouterConfig(raw: unknown, componentName: string, source: C
   // nat-ports
   let natPorts: { first: number; last: number } = { ...DEFAULTS.natPorts };
   if (root['nat-ports'] !== undefined) {
-    const r = parsePortRange(root['nat-ports']);
+    const r = typeof root['nat-ports'] === 'string' ? parsePortRange(root['nat-ports']) : undefined;
     if (r === undefined) c.fail(at('nat-ports'), `expected a port range like "49152-65535" (1 to 65535, first <= last)${got(root['nat-ports'])}`);
     natPorts = r;
   }
 
+  // policies (rules, forwards, NAT, blocklists, limits, DHCP), cross-checked against every domain
+  const infos: DomainInfo[] = domains.map((d, i) => ({
+    name: d.name, index: d.index, address: d.address, prefix: d.prefix, network: d.network, mask: d.mask,
+    broadcast: d.broadcast, gateway: d.gateway, forward: d.forward, raw: drafts[i].raw, path: at('domains', d.name),
+  }));
+  const policies = parsePolicies(c, infos, natPorts);
+
+  // log
+  const logRaw = root.log === undefined ? {} : c.record(root.log, at('log'), ['drops-per-s'], 'a mapping like { drops-per-s: 10 }');
+  const logDropsPerS = c.int(logRaw['drops-per-s'], at('log', 'drops-per-s'), DEFAULTS.logDropsPerS, 0, 10000);
+
   return {
-    domains,
+    domains: domains.map((d, i) => ({ ...d, policy: policies[i] })),
+    logDropsPerS,
     arp,
     conntrack,
     natPorts,
     verifyChecksums: c.bool(root['verify-checksums'], at('verify-checksums'), DEFAULTS.verifyChecksums),
+    mirror: parseMirrorConfig(root.mirror, domains.map((d) => d.name), source.file, at('mirror')),
   };
 }

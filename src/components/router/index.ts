@@ -8,7 +8,9 @@ import type { Pollable } from '../../core/entrypoint.ts';
 import { sinkPollable } from '../../session/pollable.ts';
 import type { SessionEnd } from '../../session/types.ts';
 import { parseRouterConfig } from './config.ts';
-import { Router } from './router.ts';
+import { Router, structuralChange } from './router.ts';
+import { NO_TRACE } from '../../trace/tracer.ts';
+import { Mirror, MIRROR_PORT } from './mirror.ts';
 
 export default function create(env: ComponentEnv): Component {
   const cfg = parseRouterConfig(env.config, env.name, env.configSource);
@@ -22,9 +24,21 @@ export default function create(env: ComponentEnv): Component {
     return end;
   });
   for (const name of env.sessions.keys()) {
+    if (name === MIRROR_PORT && cfg.mirror !== undefined) continue;
     if (!cfg.domains.some((d) => d.name === name)) env.log.warn('session without a domain is ignored', { session: name });
   }
-  const router = new Router(cfg, ends.map((e) => e.out), env.counters);
+  const tr = env.trace ?? NO_TRACE;
+  const mirrorEnd = cfg.mirror === undefined ? undefined : env.sessions.get(MIRROR_PORT);
+  if (cfg.mirror !== undefined && mirrorEnd === undefined) {
+    const base = env.configSource.path;
+    throw new ConfigError(env.configSource.file, `${base === '' ? '' : `${base}.`}mirror`,
+      `expected a Nic session named "${MIRROR_PORT}" connected to component "${env.name}" (granted: ${[...env.sessions.keys()].join(', ') || 'none'})`);
+  }
+  const mirror = cfg.mirror === undefined || mirrorEnd === undefined ? undefined
+    : new Mirror(cfg.mirror, cfg.domains.map((d) => d.name), mirrorEnd.out, env.counters);
+  const router = new Router(cfg, ends.map((e) => e.out), env.counters, { tracer: tr, log: (line) => env.log.info(line), mirror });
+  // router.packet: one packet's whole handling (parse to submit, or to its drop).
+  const pPacket = tr.proc('router.packet');
   const pollables: Pollable[] = [];
   let timer: ReturnType<typeof setInterval> | undefined;
   const flush = (): void => router.flush();
@@ -34,7 +48,12 @@ export default function create(env: ComponentEnv): Component {
     start(): void {
       ends.forEach((end, i) => {
         const sink = end.in;
-        const p = sinkPollable(sink, (off, len) => router.receive(i, sink.buf, off, len), flush);
+        const p = sinkPollable(sink, (off, len) => {
+          // The packet's handling starts where the session's get_packet tracepoint ended.
+          const t0 = tr.last();
+          router.receive(i, sink.buf, off, len);
+          tr.spanArg(pPacket, t0, len);
+        }, flush);
         pollables.push(p);
         env.ep.add(p);
       });
@@ -49,6 +68,18 @@ export default function create(env: ComponentEnv): Component {
     },
     status(): Record<string, unknown> {
       return router.status();
+    },
+    reconfigure(config: unknown, dryRun = false): string | undefined {
+      let next;
+      try {
+        next = parseRouterConfig(config, env.name, env.configSource);
+      } catch (e) {
+        return e instanceof Error ? e.message : String(e);
+      }
+      if (dryRun) return structuralChange(router.cfg, next);
+      const why = router.reconfigure(next);
+      if (why === undefined) env.log.info('policy reloaded', { rules: next.domains.reduce((a, d) => a + d.policy.rules.length, 0) });
+      return why;
     },
     sessionReset(name: string): void {
       const i = router.domainIndex(name);

@@ -12,8 +12,11 @@
 //
 // Time is coarse: the router reads its clock in tick() and flush() (once per
 // batch), not per packet.
+import type { Mirror } from './mirror.ts';
 import { Buffer } from 'node:buffer';
 import type { Counters } from '../../core/counters.ts';
+import { NO_TRACE } from '../../trace/tracer.ts';
+import type { Tracer } from '../../trace/tracer.ts';
 import {
   formatIpv4, formatMac, isGroupMac, isMartianSourceIpv4, isMulticastIpv4, macEquals,
 } from '../../net/addr.ts';
@@ -25,8 +28,8 @@ import { getI32, getU16, getU16le, setU16, setU32 } from '../../net/bytes.ts';
 import { partialUpdate32, update16, update32 } from '../../net/checksum.ts';
 import { ETH_HLEN, ETH_MIN_FRAME, ETHERTYPE_ARP, ETHERTYPE_IPV4, writeEthHeader, writeMacBytes } from '../../net/ethernet.ts';
 import {
-  ICMP_DEST_UNREACH, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMP_EXC_TTL, ICMP_HLEN, ICMP_NET_UNREACH,
-  ICMP_PARAM_PROBLEM, ICMP_TIME_EXCEEDED, icmpChecksumOk, icmpSetChecksum,
+  ICMP_ADMIN_PROHIBITED, ICMP_DEST_UNREACH, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMP_EXC_TTL, ICMP_HLEN, ICMP_NET_UNREACH,
+  ICMP_PARAM_PROBLEM, ICMP_PORT_UNREACH, ICMP_TIME_EXCEEDED, icmpChecksumOk, icmpSetChecksum,
 } from '../../net/icmp.ts';
 import {
   checkIpv4, IP_CHECKSUM, IP_DST, IP_ERR_CHECKSUM, IP_ERR_IHL, IP_ERR_LENGTH, IP_ERR_TRUNCATED, IP_ERR_VERSION,
@@ -47,7 +50,12 @@ import {
   Conn, ConnTable, CT_NEW, CT_REPLIED, CT_STATE_NAMES, CT_TCP_CLOSED, CT_TCP_CLOSING, CT_TCP_ESTABLISHED,
   CT_TCP_SYN_SENT, PortPool, protoName,
 } from './conntrack.ts';
-import { Policy, POLICY_ACCEPT_NAT, POLICY_DROP } from './policy.ts';
+import { Policy, POLICY_ACCEPT, POLICY_ACCEPT_NAT, POLICY_DROP, POLICY_REJECT } from './policy.ts';
+import {
+  DHCP_MALFORMED, DHCP_POOL_EXHAUSTED, DHCP_SILENT, DHCP_TYPE_NAMES, DhcpServer, isDhcpToServer,
+} from './dhcp-server.ts';
+import { describePacket } from './drop-log.ts';
+import { TCP_RESET_LEN, writeTcpReset } from './reject.ts';
 
 /** What the router needs of a domain's egress: a PacketSource satisfies it. */
 export interface EgressPort {
@@ -62,6 +70,12 @@ export interface EgressPort {
 export interface RouterOptions {
   /** Milliseconds, monotonic. Default performance.now. */
   clock?: () => number;
+  /** Where drop log lines go (config log.drops-per-s); default: nowhere. */
+  log?: (line: string) => void;
+  /** Tracepoints router.parse / lookup / conntrack / copy / nat / forward go here (default: none). */
+  tracer?: Tracer;
+  /** Copies of mirrored domains' frames for the monitor (mirror.ts). */
+  mirror?: Mirror;
 }
 
 /** Every drop reason the router counts (as the counter "drop.<reason>"). */
@@ -83,8 +97,11 @@ export const DROP_REASONS = [
   'to-router', 'to-router-other-domain',
   // forwarding and policy
   'no-route', 'hairpin', 'no-rule', 'tcp-new-not-syn', 'icmp-new-not-echo',
+  'blocklisted', 'rate-limited', 'policy-denied', 'rejected', 'nat-quota-exceeded',
   'conntrack-full', 'conntrack-collision', 'nat-ports-exhausted',
   'ttl-exceeded', 'egress-full', 'egress-too-big',
+  // DHCP server
+  'dhcp-malformed', 'dhcp-pool-exhausted', 'dhcp-not-ours',
 ] as const;
 
 export type DropReason = typeof DROP_REASONS[number];
@@ -93,6 +110,8 @@ export type DropReason = typeof DROP_REASONS[number];
 export const COUNTERS = [
   'forwarded', 'conntrack.new', 'conntrack.expired', 'arp.request-sent', 'arp.reply-sent', 'arp.learned',
   'arp.queued', 'arp.released', 'icmp.echo-reply-sent', 'icmp.error-sent', 'icmp.error-translated',
+  'conntrack.port-forwarded', 'conntrack.reload-removed', 'policy.reloads', 'tcp.reset-sent',
+  'dhcp.discover', 'dhcp.request', 'dhcp.decline', 'dhcp.release', 'dhcp.inform', 'dhcp.offer', 'dhcp.ack', 'dhcp.nak',
 ] as const;
 
 const PROTO_TCP_IDX = 0;
@@ -112,10 +131,12 @@ function l4ProtoIndex(proto: number): number {
 }
 
 export class Router {
-  readonly cfg: RouterConfig;
+  /** The config in force (replaced by reconfigure()). */
+  cfg: RouterConfig;
   readonly #ports: readonly EgressPort[];
   readonly #counters: Counters;
   readonly #clock: () => number;
+  readonly #mirror: Mirror | undefined;
   #now: number;
 
   // Per domain, by index.
@@ -134,15 +155,45 @@ export class Router {
   readonly #txId: Int32Array;
   /** The domain with a gateway (default route), or -1. */
   readonly #defaultDomain: number;
+  /** Static routes of all domains (routes.ts): network, mask, next hop, domain. */
+  readonly #rNet: Int32Array;
+  readonly #rMask: Int32Array;
+  readonly #rVia: Int32Array;
+  readonly #rDom: Int32Array;
 
-  readonly #policy: Policy;
+  #policy: Policy;
   readonly #ct: ConnTable;
   readonly #natPools: (PortPool | undefined)[];
   readonly #pool: PendingPool;
   #lastSweep = 0;
+  /** Per domain: its DHCP server, if it runs one. */
+  readonly #dhcp: (DhcpServer | undefined)[];
+  /** NAT ports held by (target domain, protocol, source address), for nat.ports-per-source. */
+  readonly #natHeld = new Map<number, number>();
+  // The packet being handled: drops are counted per ingress domain, and logged with its headers.
+  #curDom = 0;
+  #curBuf: Uint8Array | undefined = undefined;
+  #curOff = 0;
+  #curLen = 0;
+  /** Counter id of "domain.<d>.drop.<reason>" at [domain * DROP_REASONS.length + reason index]. */
+  readonly #domDrop: Int32Array;
+  /** Reason index (in DROP_REASONS) by the counter id of "drop.<reason>". */
+  readonly #reasonIdx: Int32Array;
+  readonly #log: ((line: string) => void) | undefined;
+  #logBudget = 0;
+  #logSuppressed = 0;
 
   readonly #d: Record<DropReason, number>;
   readonly #c: Record<typeof COUNTERS[number], number>;
+  // Tracepoints: the packet's start is taken once in receive(); each stage then costs one clock read.
+  readonly #tr: Tracer;
+  readonly #pParse: number;
+  readonly #pLookup: number;
+  readonly #pConntrack: number;
+  readonly #pCopy: number;
+  readonly #pNat: number;
+  readonly #pForward: number;
+  #t0 = 0;
 
   constructor(cfg: RouterConfig, ports: readonly EgressPort[], counters: Counters, opts: RouterOptions = {}) {
     if (ports.length !== cfg.domains.length) throw new RangeError('Router: one egress port per domain');
@@ -150,6 +201,14 @@ export class Router {
     this.#ports = ports;
     this.#counters = counters;
     this.#clock = opts.clock ?? (() => performance.now());
+    this.#mirror = opts.mirror;
+    const tr = this.#tr = opts.tracer ?? NO_TRACE;
+    this.#pParse = tr.proc('router.parse');
+    this.#pLookup = tr.proc('router.lookup');
+    this.#pConntrack = tr.proc('router.conntrack');
+    this.#pCopy = tr.proc('router.copy');
+    this.#pNat = tr.proc('router.nat');
+    this.#pForward = tr.proc('router.forward');
     this.#now = this.#clock();
     const n = cfg.domains.length;
     this.#n = n;
@@ -178,7 +237,15 @@ export class Router {
       if (d.gateway >= 0) def = i;
     }
     this.#defaultDomain = def;
-    this.#policy = new Policy(cfg);
+    const routes = cfg.domains.flatMap((d) => (d.routes ?? []).map((r) => ({ ...r, dom: d.index })));
+    this.#rNet = Int32Array.from(routes, (r) => r.network | 0);
+    this.#rMask = Int32Array.from(routes, (r) => r.mask | 0);
+    this.#rVia = Int32Array.from(routes, (r) => r.via | 0);
+    this.#rDom = Int32Array.from(routes, (r) => r.dom);
+    this.#policy = new Policy(cfg, this.#now);
+    this.#dhcp = cfg.domains.map((d) => (d.policy.dhcp === null ? undefined : new DhcpServer(d.policy.dhcp, d.address, d.mask, d.mac)));
+    this.#log = opts.log;
+    this.#logBudget = opts.log === undefined ? 0 : cfg.logDropsPerS;
     this.#ct = new ConnTable(cfg.conntrack.max);
     this.#ct.onRemove = (c) => this.#releaseNat(c);
     this.#natPools = new Array(n * 3).fill(undefined);
@@ -191,6 +258,13 @@ export class Router {
     const c = {} as Record<typeof COUNTERS[number], number>;
     for (const k of COUNTERS) c[k] = counters.define(k);
     this.#c = c;
+    const nr = DROP_REASONS.length;
+    this.#domDrop = new Int32Array(n * nr);
+    this.#reasonIdx = new Int32Array(Math.max(...Object.values(d)) + 1);
+    DROP_REASONS.forEach((r, k) => {
+      this.#reasonIdx[d[r]] = k;
+      for (const dc of cfg.domains) this.#domDrop[dc.index * nr + k] = counters.define(`domain.${dc.name}.drop.${r}`);
+    });
   }
 
   /** The index of a domain by name, or -1. */
@@ -203,6 +277,7 @@ export class Router {
   /** Publish what the last batch produced (one flush per egress that got packets). */
   flush(): void {
     this.#now = this.#clock();
+    this.#mirror?.flush();
     const dirty = this.#dirty;
     for (let i = 0; i < this.#n; i++) {
       if (dirty[i] !== 0) {
@@ -218,6 +293,8 @@ export class Router {
     const { retryMs, maxTries, timeoutMs } = this.cfg.arp;
     for (let dom = 0; dom < this.#n; dom++) {
       const cache = this.#arp[dom];
+      this.#curDom = dom;
+      this.#curBuf = undefined;
       for (const e of cache.entries.values()) {
         if (e.probing) {
           if (now < e.nextTry) continue;
@@ -236,6 +313,8 @@ export class Router {
     }
     if (now - this.#lastSweep >= 1000) {
       this.#lastSweep = now;
+      for (const s of this.#dhcp) s?.sweep(now);
+      this.#refillLog();
       this.#counters.add(this.#c['conntrack.expired'], this.#ct.sweep(now));
     }
   }
@@ -253,7 +332,14 @@ export class Router {
   /** One packet (virtio_net_hdr + Ethernet frame) arrived on domain `dom`; buf[off, off+len) is read, never kept. */
   receive(dom: number, buf: Uint8Array, off: number, len: number): void {
     const D = this.#d;
+    // The sink's get_packet tracepoint ended just before: start from its clock reading.
+    this.#t0 = this.#tr.last();
     this.#counters.add(this.#rxId[dom]);
+    if (this.#mirror !== undefined) this.#mirror.rx(dom, buf, off, len);
+    this.#curDom = dom;
+    this.#curBuf = buf;
+    this.#curOff = off;
+    this.#curLen = len;
     if (len < L3) return this.#drop(D['eth-truncated']);
     const gso = buf[off + 1] & 0x7f;
     if (gso !== 0 && !vnetGsoKnown(gso)) return this.#drop(D['vnet-bad-gso']);
@@ -267,12 +353,31 @@ export class Router {
       return this.#arpIn(dom, buf, off, len);
     }
     if (type !== ETHERTYPE_IPV4) return this.#drop(D['eth-unsupported-type']);
+    if (this.#dhcp[dom] !== undefined && isDhcpToServer(buf, off + L3, len - L3)) return this.#dhcpIn(dom, buf, off, len);
     if (dstGroup) return this.#drop(D['ip-broadcast']);
     this.#ipIn(dom, buf, off, len);
   }
 
   #drop(id: number): void {
     this.#counters.add(id);
+    this.#counters.add(this.#domDrop[this.#curDom * DROP_REASONS.length + this.#reasonIdx[id]]);
+    if (this.#logBudget > 0) this.#logDrop(id);
+    else if (this.#log !== undefined) this.#logSuppressed++;
+  }
+
+  #logDrop(id: number): void {
+    this.#logBudget--;
+    const reason = DROP_REASONS[this.#reasonIdx[id]];
+    const pkt = describePacket(this.#curBuf, this.#curOff, this.#curLen);
+    this.#log!(`drop ${reason} domain ${this.cfg.domains[this.#curDom].name}${pkt === '' ? '' : ` ${pkt}`}`);
+  }
+
+  /** Once a second: the drop log's budget, and a line about what it left out. */
+  #refillLog(): void {
+    if (this.#log === undefined) return;
+    if (this.#logSuppressed > 0 && this.cfg.logDropsPerS > 0) this.#log(`drop log: ${this.#logSuppressed} more drops not logged (log.drops-per-s ${this.cfg.logDropsPerS})`);
+    this.#logSuppressed = 0;
+    this.#logBudget = this.cfg.logDropsPerS;
   }
 
   // ---- ARP -------------------------------------------------------------------
@@ -381,6 +486,7 @@ export class Router {
   }
 
   #submit(dom: number, slot: number, len: number): void {
+    if (this.#mirror !== undefined) this.#mirror.tx(dom, this.#ports[dom].buf, slot, len);
     this.#ports[dom].submit(slot, len);
     this.#dirty[dom] = 1;
     this.#counters.add(this.#txId[dom]);
@@ -456,9 +562,10 @@ export class Router {
     const dst = getI32(buf, ip + IP_DST);
     if (isMartianSourceIpv4(src) || src === this.#bcast[dom] || src === this.#addr[dom]) return this.#drop(D['ip-bad-source']);
     // A domain without the default route only speaks for its own prefix.
-    if (this.#gw[dom] === -1 && (src & this.#mask[dom]) !== this.#net[dom]) return this.#drop(D['ip-spoofed-source']);
+    if (this.#gw[dom] === -1 && (src & this.#mask[dom]) !== this.#net[dom] && this.#routeIn(dom, src) < 0) return this.#drop(D['ip-spoofed-source']);
     if (dst === -1 || isMulticastIpv4(dst) || dst === this.#bcast[dom]) return this.#drop(D['ip-broadcast']);
     if (ipv4IsFragment(buf, ip)) return this.#drop(D['ip-fragment']);
+    if (this.#policy.blocked(dom, src, this.#now)) return this.#drop(D.blocklisted);
 
     const proto = buf[ip + 9];
     const l4 = ip + ihl;
@@ -511,7 +618,9 @@ export class Router {
 
     // A tracked connection: either direction passes.
     const ct = this.#ct;
+    const tl = this.#tr.span(this.#pParse, this.#t0);
     let ref = ct.lookup(proto, dom, src, sport, dst, dport);
+    this.#tr.span(this.#pLookup, tl);
     if (ref >= 0) {
       const c = ct.conn(ref >>> 1);
       if (c.expires <= this.#now) {
@@ -529,13 +638,15 @@ export class Router {
     // New traffic.
     if (dst === this.#addr[dom]) {
       if (icmpType === ICMP_ECHO_REQUEST && buf[l4 + 1] === 0) return this.#echoReply(dom, buf, off, ip, ihl, l4, l4Len, needsCsum);
-      return this.#drop(D['to-router']);
+      const f = this.#policy.forward(dom, proto, dport);
+      if (f < 0) return this.#drop(D['to-router']);
+      return this.#openForwarded(dom, buf, off, len, ip, ihl, proto, src, sport, dst, dport, tcpFlags, needsCsum, f);
     }
     for (let i = 0; i < this.#n; i++) {
       if (dst !== this.#addr[i]) continue;
       // The router's address in another domain answers pings only from a domain
       // that may open connections into that one (as the Linux reference does).
-      if (icmpType === ICMP_ECHO_REQUEST && buf[l4 + 1] === 0 && this.#policy.decide(dom, i, proto, src, sport, dst, dport) !== POLICY_DROP) {
+      if (icmpType === ICMP_ECHO_REQUEST && buf[l4 + 1] === 0 && this.#permits(this.#policy.decide(dom, i, proto, dst, dport))) {
         return this.#echoReply(dom, buf, off, ip, ihl, l4, l4Len, needsCsum, i);
       }
       return this.#drop(D['to-router-other-domain']);
@@ -546,8 +657,10 @@ export class Router {
       return this.#drop(D['no-route']);
     }
     if (out === dom) return this.#drop(D.hairpin);
-    const verdict = this.#policy.decide(dom, out, proto, src, sport, dst, dport);
-    if (verdict === POLICY_DROP) return this.#drop(D['no-rule']);
+    if (!this.#policy.admit(dom, src, this.#now)) return this.#drop(D['rate-limited']);
+    const verdict = this.#policy.decide(dom, out, proto, dst, dport);
+    if (verdict === POLICY_DROP) return this.#drop(this.#policy.lastRule < 0 ? D['no-rule'] : D['policy-denied']);
+    if (verdict === POLICY_REJECT) return this.#reject(dom, buf, off, ip, ihl, l4, l4Len, proto, tcpFlags, icmpType);
     if (proto === IPPROTO_TCP && (tcpFlags & (TCP_SYN | TCP_ACK_FLAG | TCP_RST | TCP_FIN)) !== TCP_SYN) {
       return this.#drop(D['tcp-new-not-syn']);
     }
@@ -556,7 +669,9 @@ export class Router {
       this.#icmpError(dom, buf, off, ip, ihl, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL);
       return this.#drop(D['ttl-exceeded']);
     }
+    const tc = this.#tr.t();
     const c = this.#newConn(proto, dom, src, sport, dst, dport, out, verdict === POLICY_ACCEPT_NAT);
+    this.#tr.span(this.#pConntrack, tc);
     if (c === undefined) return;
     this.#forward(dom, buf, off, len, ip, ihl, proto, c, 0, tcpFlags, needsCsum);
   }
@@ -566,18 +681,36 @@ export class Router {
     for (let i = 0; i < this.#n; i++) {
       if ((dst & this.#mask[i]) === this.#net[i]) return i;
     }
+    for (let r = 0; r < this.#rNet.length; r++) {
+      if ((dst & this.#rMask[r]) === this.#rNet[r]) return this.#rDom[r];
+    }
     return this.#defaultDomain;
+  }
+
+  /** The static route of domain `dom` holding `addr`, or -1. */
+  #routeIn(dom: number, addr: number): number {
+    for (let r = 0; r < this.#rNet.length; r++) {
+      if (this.#rDom[r] === dom && (addr & this.#rMask[r]) === this.#rNet[r]) return r;
+    }
+    return -1;
   }
 
   /** The next hop in domain `dom` for an address: itself on-link, else the gateway, else -1. */
   #hopFor(dom: number, addr: number): number {
     if ((addr & this.#mask[dom]) === this.#net[dom]) return addr;
+    const r = this.#routeIn(dom, addr);
+    if (r >= 0) return this.#rVia[r];
     return this.#gw[dom];
   }
 
   // ---- connections -------------------------------------------------------------
 
-  #newConn(proto: number, inDom: number, src: number, sport: number, dst: number, dport: number, outDom: number, nat: boolean): Conn | undefined {
+  /**
+   * A new connection (the caller checked policy, TCP SYN, TTL). With a port
+   * forward, dnatHost:dnatPort is where it really goes (else dst:dport).
+   */
+  #newConn(proto: number, inDom: number, src: number, sport: number, dst: number, dport: number, outDom: number, nat: boolean,
+    dnatHost: number = dst, dnatPort: number = dport): Conn | undefined {
     const ct = this.#ct;
     const D = this.#d;
     const icmp = proto === IPPROTO_ICMP;
@@ -585,14 +718,19 @@ export class Router {
     let rDport = sport;
     let pool: PortPool | undefined;
     if (nat) {
+      const quota = this.#policy.natPortsPerSource[outDom];
+      if (quota > 0 && (this.#natHeld.get(this.#heldKey(outDom, proto, src)) ?? 0) >= quota) {
+        this.#drop(D['nat-quota-exceeded']);
+        return undefined;
+      }
       rDst = this.#addr[outDom];
       pool = this.#natPool(outDom, proto);
-      rDport = pool.allocFor(ct, proto, outDom, dst, icmp ? -1 : dport, rDst);
+      rDport = pool.allocFor(ct, proto, outDom, dnatHost, icmp ? -1 : dnatPort, rDst);
       if (rDport < 0) {
         this.#drop(D['nat-ports-exhausted']);
         return undefined;
       }
-    } else if (ct.lookup(proto, outDom, dst, dport, rDst, rDport) >= 0) {
+    } else if (ct.lookup(proto, outDom, dnatHost, dnatPort, rDst, rDport) >= 0) {
       this.#drop(D['conntrack-collision']);
       return undefined;
     }
@@ -614,16 +752,83 @@ export class Router {
     c.oDst = dst;
     c.oDport = dport;
     c.outDom = outDom;
-    c.rSrc = dst;
-    c.rSport = icmp ? rDport : dport;
+    c.rSrc = dnatHost;
+    c.rSport = icmp ? rDport : dnatPort;
     c.rDst = rDst;
     c.rDport = rDport;
     c.nat = nat;
     c.created = this.#now;
     c.expires = this.#now + this.#timeout(c);
     ct.link(c);
+    if (nat) {
+      const k = this.#heldKey(outDom, proto, src);
+      this.#natHeld.set(k, (this.#natHeld.get(k) ?? 0) + 1);
+    }
     this.#counters.add(this.#c['conntrack.new']);
     return c;
+  }
+
+  /** Key of #natHeld: source address, target domain and protocol in one exact number. */
+  #heldKey(dom: number, proto: number, src: number): number {
+    return (src >>> 0) * 1024 + dom * 3 + l4ProtoIndex(proto);
+  }
+
+  #permits(verdict: number): boolean {
+    return verdict === POLICY_ACCEPT || verdict === POLICY_ACCEPT_NAT;
+  }
+
+  /** A new connection to the router's own address and a forwarded port: to forward f's host and port. */
+  #openForwarded(dom: number, buf: Uint8Array, off: number, len: number, ip: number, ihl: number, proto: number,
+    src: number, sport: number, dst: number, dport: number, tcpFlags: number, needsCsum: boolean, f: number): void {
+    const D = this.#d;
+    const p = this.#policy;
+    if (!p.admit(dom, src, this.#now)) return this.#drop(D['rate-limited']);
+    if (proto === IPPROTO_TCP && (tcpFlags & (TCP_SYN | TCP_ACK_FLAG | TCP_RST | TCP_FIN)) !== TCP_SYN) {
+      return this.#drop(D['tcp-new-not-syn']);
+    }
+    if (buf[ip + IP_TTL] <= 1) {
+      this.#icmpError(dom, buf, off, ip, ihl, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL);
+      return this.#drop(D['ttl-exceeded']);
+    }
+    const out = p.fwdTo[f];
+    const c = this.#newConn(proto, dom, src, sport, dst, dport, out, p.nat(dom, out), p.fwdHost[f], p.fwdPort[f]);
+    if (c === undefined) return;
+    this.#counters.add(this.#c['conntrack.port-forwarded']);
+    this.#forward(dom, buf, off, len, ip, ihl, proto, c, 0, tcpFlags, needsCsum);
+  }
+
+  /**
+   * A reject verdict: TCP gets a reset from the address it tried, UDP an
+   * ICMP port unreachable, an ICMP echo an ICMP administratively prohibited
+   * (from the router's address in the ingress domain). A new TCP segment
+   * that is no bare SYN is dropped instead, as nftables drops it.
+   */
+  #reject(dom: number, buf: Uint8Array, off: number, ip: number, ihl: number, l4: number, l4Len: number,
+    proto: number, tcpFlags: number, icmpType: number): void {
+    const D = this.#d;
+    if (proto === IPPROTO_TCP) {
+      if ((tcpFlags & (TCP_SYN | TCP_ACK_FLAG | TCP_RST | TCP_FIN)) !== TCP_SYN) return this.#drop(D['tcp-new-not-syn']);
+      const slot = this.#allocOwn(dom, ETH_HLEN + TCP_RESET_LEN);
+      if (slot >= 0) {
+        const b = this.#ports[dom].buf;
+        const e = slot + VNET_HDR_LEN;
+        const eIn = off + VNET_HDR_LEN;
+        copyBytes.call(buf, b, e, eIn + 6, eIn + 12);
+        writeMacBytes(b, e + 6, this.#mac[dom]);
+        setU16(b, e + 12, ETHERTYPE_IPV4);
+        writeTcpReset(buf, ip, l4, l4Len, b, e + ETH_HLEN);
+        const flen = this.#pad(b, e, ETH_HLEN + TCP_RESET_LEN);
+        this.#submit(dom, slot, VNET_HDR_LEN + flen);
+        this.#counters.add(this.#c['tcp.reset-sent']);
+      }
+    } else if (proto === IPPROTO_UDP) {
+      this.#icmpError(dom, buf, off, ip, ihl, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH);
+    } else if (icmpType === ICMP_ECHO_REQUEST) {
+      this.#icmpError(dom, buf, off, ip, ihl, ICMP_DEST_UNREACH, ICMP_ADMIN_PROHIBITED);
+    } else {
+      return this.#drop(D['icmp-new-not-echo']);
+    }
+    this.#drop(D.rejected);
   }
 
   #natPool(dom: number, proto: number): PortPool {
@@ -637,7 +842,12 @@ export class Router {
   }
 
   #releaseNat(c: Conn): void {
-    if (c.nat) this.#natPool(c.outDom, c.proto).free(c.rDport);
+    if (!c.nat) return;
+    this.#natPool(c.outDom, c.proto).free(c.rDport);
+    const k = this.#heldKey(c.outDom, c.proto, c.oSrc);
+    const held = (this.#natHeld.get(k) ?? 0) - 1;
+    if (held > 0) this.#natHeld.set(k, held);
+    else this.#natHeld.delete(k);
   }
 
   #timeout(c: Conn): number {
@@ -689,6 +899,8 @@ export class Router {
   #forward(dom: number, buf: Uint8Array, off: number, len: number, ip: number, ihl: number, proto: number,
     c: Conn, dir: number, tcpFlags: number, needsCsum: boolean): void {
     const D = this.#d;
+    const tr = this.#tr;
+    const tf = tr.last(); // the lookup or conntrack tracepoint just ended
     if (buf[ip + IP_TTL] <= 1) {
       this.#icmpError(dom, buf, off, ip, ihl, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL);
       return this.#drop(D['ttl-exceeded']);
@@ -705,16 +917,22 @@ export class Router {
     if (len > port.slotSize) return this.#drop(D['egress-too-big']);
     const e = this.#nextHop(out, hop);
     if (e === undefined) return this.#drop(D['arp-cache-full']);
+    const tc = tr.t();
     this.#track(c, dir, tcpFlags);
+    tr.span(this.#pConntrack, tc);
     if (e.resolved) {
       const slot = port.alloc();
       if (slot < 0) return this.#drop(D['egress-full']);
       const b = port.buf;
+      const tp = tr.t();
       copyBytes.call(buf, b, slot, off, off + len);
+      const tn = tr.spanArg(this.#pCopy, tp, len);
       this.#rewrite(b, slot + L3, ihl, proto, nSrc, nSport, nDst, nDport, needsCsum);
+      tr.span(this.#pNat, tn);
       writeEthHeader(b, slot + VNET_HDR_LEN, e.mac, this.#mac[out], ETHERTYPE_IPV4);
       this.#submit(out, slot, len);
       this.#counters.add(this.#c.forwarded);
+      tr.spanArg(this.#pForward, tf, len);
       return;
     }
     // Resolving: keep a rewritten copy in the pool until the reply comes.
@@ -891,7 +1109,8 @@ export class Router {
     // becomes the original source; toward the remote (original direction) a
     // masqueraded connection's errors come from the NAT address.
     const nDst = dir === 1 ? c.oSrc : oDst;
-    const nSrc = dir === 0 && c.nat ? c.rDst : oSrc;
+    // Toward the client of a port forward, errors come from the address it connected to.
+    const nSrc = dir === 0 && c.nat ? c.rDst : dir === 1 && c.rSrc !== c.oDst ? c.oDst : oSrc;
     const hop = this.#hopFor(out, nDst);
     if (hop === -1) return this.#drop(D['no-route']);
     const port = this.#ports[out];
@@ -1001,6 +1220,7 @@ export class Router {
       address: `${formatIpv4(d.address)}/${d.prefix}`,
       mac: formatMac(d.mac),
       gateway: d.gateway >= 0 ? formatIpv4(d.gateway) : null,
+      routes: (d.routes ?? []).map((r) => `${formatIpv4(r.network)}/${r.prefix} via ${formatIpv4(r.via)}`),
       forward: d.forward.map((f) => ({ to: f.toName, nat: f.nat })),
     }));
     const arp: Record<string, unknown>[] = [];
@@ -1032,6 +1252,7 @@ export class Router {
           src: `${formatIpv4(c.oSrc)}:${c.oSport}`,
           dst: `${formatIpv4(c.oDst)}:${c.oDport}`,
           nat: c.nat ? `${formatIpv4(c.rDst)}:${c.rDport}` : null,
+          dnat: c.rSrc !== c.oDst || (c.proto !== IPPROTO_ICMP && c.rSport !== c.oDport) ? `${formatIpv4(c.rSrc)}:${c.rSport}` : null,
           packets: [c.pktsOrig, c.pktsReply],
           ageS: Math.round((now - c.created) / 1000),
           expiresInS: Math.round((c.expires - now) / 1000),
@@ -1042,8 +1263,140 @@ export class Router {
       domains,
       arp,
       arpPending: { pool: this.#pool.slots, inUse: this.#pool.inUse },
-      conntrack: { count: this.#ct.count, max: this.#ct.max, byProto: summary },
+      conntrack: {
+        count: this.#ct.count, max: this.#ct.max, byProto: summary,
+        timeoutsS: Object.fromEntries(Object.entries(this.cfg.conntrack).filter(([k]) => k.endsWith('Ms')).map(([k, v]) => [k.slice(0, -2), v / 1000])),
+      },
       connections,
+      policy: policyStatus(this.cfg, this.#policy, now),
+      dhcp: this.cfg.domains.filter((d) => this.#dhcp[d.index] !== undefined).map((d) => ({
+        domain: d.name,
+        range: `${formatIpv4(d.policy.dhcp!.first)}-${formatIpv4(d.policy.dhcp!.last)}`,
+        leaseS: d.policy.dhcp!.leaseMs / 1000,
+        leases: this.#dhcp[d.index]!.leases(now),
+      })),
     };
   }
+
+  // ---- DHCP server -----------------------------------------------------------------
+
+  /** A datagram to UDP port 67 on a domain with a DHCP server. */
+  #dhcpIn(dom: number, buf: Uint8Array, off: number, len: number): void {
+    const D = this.#d;
+    const ip = off + L3;
+    const ihl = checkIpv4(buf, ip, len - L3);
+    if (ihl < 0) return this.#drop(D['dhcp-malformed']);
+    const l4 = ip + ihl;
+    const verify = this.cfg.verifyChecksums && (buf[off] & (VNET_F_NEEDS_CSUM | VNET_F_DATA_VALID)) === 0;
+    if (checkUdp(buf, ip, l4, getU16(buf, ip + 2) - ihl, verify) !== UDP_OK) return this.#drop(D['dhcp-malformed']);
+    const s = this.#dhcp[dom]!;
+    const n = s.handle(buf, ip, ihl, getU16(buf, l4 + 4), this.#now);
+    if (s.lastType !== 0) this.#counters.add(this.#counters.define(`dhcp.${DHCP_TYPE_NAMES[s.lastType]}`));
+    if (s.result === DHCP_MALFORMED) return this.#drop(D['dhcp-malformed']);
+    if (s.result === DHCP_POOL_EXHAUSTED) return this.#drop(D['dhcp-pool-exhausted']);
+    if (s.result === DHCP_SILENT) return this.#drop(D['dhcp-not-ours']);
+    if (n === 0) return;
+    const slot = this.#allocOwn(dom, n);
+    if (slot < 0) return;
+    const b = this.#ports[dom].buf;
+    copyBytes.call(s.out, b, slot + VNET_HDR_LEN, 0, n);
+    const flen = this.#pad(b, slot + VNET_HDR_LEN, n);
+    this.#submit(dom, slot, VNET_HDR_LEN + flen);
+    this.#counters.add(this.#counters.define(`dhcp.${DHCP_TYPE_NAMES[s.replyType]}`));
+  }
+
+  // ---- reconfiguration ---------------------------------------------------------------
+
+  /**
+   * Swap in a new config: a new compiled policy, conntrack timeouts, DHCP
+   * settings, the drop log. Domains, addresses, MACs, table sizes and the NAT
+   * range must stay as they are (they hold live state). Connections the new
+   * policy no longer permits are removed; the others keep flowing. Returns why
+   * the config cannot be applied (then nothing changed), or undefined.
+   */
+  reconfigure(next: RouterConfig): string | undefined {
+    const why = structuralChange(this.cfg, next);
+    if (why !== undefined) return why;
+    this.#now = this.#clock();
+    const policy = new Policy(next, this.#now);
+    this.cfg = next;
+    this.#policy = policy;
+    for (const d of next.domains) {
+      const spec = d.policy.dhcp;
+      const cur = this.#dhcp[d.index];
+      if (spec === null) this.#dhcp[d.index] = undefined;
+      else if (cur === undefined) this.#dhcp[d.index] = new DhcpServer(spec, d.address, d.mask, d.mac);
+      else cur.update(spec);
+    }
+    this.#logBudget = this.#log === undefined ? 0 : next.logDropsPerS;
+    let removed = 0;
+    const stale: Conn[] = [];
+    for (const c of this.#ct.live()) if (!this.#stillPermitted(c)) stale.push(c);
+    for (const c of stale) {
+      this.#ct.remove(c);
+      removed++;
+    }
+    for (const c of this.#ct.live()) c.expires = Math.min(c.expires, this.#now + this.#timeout(c));
+    this.#counters.add(this.#c['conntrack.reload-removed'], removed);
+    this.#counters.add(this.#c['policy.reloads']);
+    return undefined;
+  }
+
+  /** Would the policy in force accept this connection now, the same way (target, NAT, port forward)? */
+  #stillPermitted(c: Conn): boolean {
+    const p = this.#policy;
+    const now = this.#now;
+    if (p.blocked(c.inDom, c.oSrc, now) || p.blocked(c.outDom, c.rSrc, now)) return false;
+    if (c.oDst === this.#addr[c.inDom]) {
+      const f = p.forward(c.inDom, c.proto, c.oDport);
+      return f >= 0 && p.fwdTo[f] === c.outDom && p.fwdHost[f] === c.rSrc && p.fwdPort[f] === c.rSport && p.nat(c.inDom, c.outDom) === c.nat;
+    }
+    return p.peek(c.inDom, c.outDom, c.proto, c.oDst, c.oDport) === (c.nat ? POLICY_ACCEPT_NAT : POLICY_ACCEPT);
+  }
+}
+
+/** Why `next` cannot replace `cur` at run time, or undefined. */
+export function structuralChange(cur: RouterConfig, next: RouterConfig): string | undefined {
+  if (cur.domains.length !== next.domains.length || cur.domains.some((d, i) => d.name !== next.domains[i].name)) {
+    return `the domains (${cur.domains.map((d) => d.name).join(', ')}) cannot change at run time: they are the router's sessions; restart the gateway`;
+  }
+  for (let i = 0; i < cur.domains.length; i++) {
+    const a = cur.domains[i];
+    const b = next.domains[i];
+    if (a.address !== b.address || a.prefix !== b.prefix) return `domains.${a.name}.address cannot change at run time (connections and ARP entries depend on it); restart the gateway`;
+    if (a.gateway !== b.gateway) return `domains.${a.name}.gateway cannot change at run time; restart the gateway`;
+    if (a.mac.join(',') !== b.mac.join(',')) return 'mac-prefix cannot change at run time (hosts cache the MACs); restart the gateway';
+  }
+  if (cur.conntrack.max !== next.conntrack.max) return 'conntrack.max cannot change at run time (the table is allocated once); restart the gateway';
+  if (cur.arp.pendingPool !== next.arp.pendingPool) return 'arp.pending-pool cannot change at run time; restart the gateway';
+  if (cur.natPorts.first !== next.natPorts.first || cur.natPorts.last !== next.natPorts.last) {
+    return 'nat-ports cannot change at run time (live connections hold ports of it); restart the gateway';
+  }
+  return undefined;
+}
+
+/** The policy in force, for status(): rules with their hits, defaults, forwards, NAT, blocklists, limits. */
+function policyStatus(cfg: RouterConfig, p: Policy, now: number): Record<string, unknown> {
+  const names = cfg.domains.map((d) => d.name);
+  let k = 0;
+  return {
+    domains: cfg.domains.map((d) => {
+      const rules = d.policy.rules.map((r) => ({ rule: r.text, path: r.path, hits: p.ruleHits[k++] }));
+      const bl = p.blocklists[d.index];
+      return {
+        domain: d.name,
+        default: { action: d.policy.defaultAction, hits: p.defaultHits[d.index] },
+        rules,
+        forwards: d.policy.forwards.map((f) => ({ proto: f.proto, port: f.port, to: f.toName, host: `${formatIpv4(f.host)}:${f.hostPort}` })),
+        nat: d.policy.nat === null ? null : { from: d.policy.nat.fromNames, portsPerSource: d.policy.nat.portsPerSource },
+        blocklist: bl === undefined ? [] : bl.entries().map((e) => ({
+          prefix: `${formatIpv4(e.network)}/${e.prefix}`,
+          expiresInS: e.expires === Infinity ? null : Math.max(0, Math.round((e.expires - now) / 1000)),
+          active: e.expires > now,
+        })),
+        limits: d.policy.limits,
+      };
+    }),
+    domainNames: names,
+  };
 }
