@@ -7,6 +7,23 @@ Commands:
   demo                 build a lab, send ping and iperf3 through the gateway, summarise
   run CONFIG           run a gateway from a config file (as root)
   lab up|down|status   build, remove or list labs of network namespaces
+  keys generate|pubkey|genpsk   WireGuard keys, in the format of wg genkey / wg pubkey / wg genpsk
+  tunnel status        the tunnel's peers, handshakes and transfer, like wg show
+  tunnel-bench         throughput through microgate's tunnel vs wireguard-go <-> wireguard-go, same lab
+  reload               re-read a running gateway's config and apply it (fail closed)
+  conntrack            the routers' connections: states, timeouts, NAT mappings
+  leases               the routers' DHCP leases
+  drops                dropped packets by reason and domain
+  policy               the routers' policy in force, with rule hits
+  trace start|stop|report|export|...   profile a running gateway (tracepoints, Table-1 reports, Perfetto, pcapng)
+  audit                check every component's privileges against its config
+  bench                microgate against Linux side by side: throughput, latency, charts
+  monitor              the IDS engine offline over a pcap (like suricata -r), suricata-verify runner
+  monitor-bench        IDS inspection rate with ET Open rules; forwarding with the monitor on vs off
+  alerts               the monitor's EVE alerts from a running gateway (--follow)
+  users                the file gateway's accounts: add, passwd, remove, list
+  publish              the files the file gateway serves: add PATH, list, remove ID
+  file-gateway         run the file gateway (serve), its sandboxed command line, its benchmark
   help [COMMAND]       help for a command
 
 Every command takes --help. Exit codes: 0 success, 1 failure, 2 bad usage.`;
@@ -18,6 +35,74 @@ const commands: Record<string, { run: Handler; help: string }> = {
   lab: {
     run: async (argv) => (await import('../lab/cli.ts')).labCommand(argv),
     help: 'Usage: microgate lab up|down|status [--help]',
+  },
+  keys: {
+    run: async (argv) => (await import('./keys.ts')).keysCommand(argv),
+    help: 'Usage: microgate keys generate|pubkey|genpsk',
+  },
+  tunnel: {
+    run: async (argv) => (await import('./tunnel.ts')).tunnelCommand(argv),
+    help: 'Usage: microgate tunnel status [--lab NAME | --control URL] [--json]',
+  },
+  'tunnel-bench': {
+    run: async (argv) => (await import('../bench/tunnel-bench.ts')).tunnelBenchCommand(argv),
+    help: 'Usage: microgate tunnel-bench [--seconds N] [--rounds N] [--name LAB] [--json]',
+  },
+  audit: {
+    run: async (argv) => (await import('./audit.ts')).auditCommand(argv),
+    help: 'Usage: microgate audit [--lab NAME | --control URL] [--json]',
+  },
+  bench: {
+    run: async (argv) => (await import('./bench.ts')).benchCommand(argv),
+    help: 'Usage: microgate bench [--quick] [--isolation LIST] [--transport LIST] [--cores LIST] [--slots LIST] [--trace LIST] [--out DIR] [--json] [--help]',
+  },
+  trace: {
+    run: async (argv) => (await import('./trace.ts')).traceCommand(argv),
+    help: 'Usage: microgate trace start|stop|status|report|export|counters|mode|bench [--lab NAME | --control URL] [--help]',
+  },
+  reload: {
+    run: async (argv) => (await import('./policy.ts')).reloadCommand(argv),
+    help: 'Usage: microgate reload [--lab NAME | --control URL] [--json]',
+  },
+  conntrack: {
+    run: async (argv) => (await import('./policy.ts')).conntrackCommand(argv),
+    help: 'Usage: microgate conntrack [--lab NAME | --control URL] [--json]',
+  },
+  leases: {
+    run: async (argv) => (await import('./policy.ts')).leasesCommand(argv),
+    help: 'Usage: microgate leases [--lab NAME | --control URL] [--json]',
+  },
+  drops: {
+    run: async (argv) => (await import('./policy.ts')).dropsCommand(argv),
+    help: 'Usage: microgate drops [--lab NAME | --control URL] [--json]',
+  },
+  policy: {
+    run: async (argv) => (await import('./policy.ts')).policyCommand(argv),
+    help: 'Usage: microgate policy [--lab NAME | --control URL] [--json]',
+  },
+  monitor: {
+    run: async (argv) => (await import('./monitor.ts')).monitorCommand(argv),
+    help: 'Usage: microgate monitor --pcap FILE [--rules FILE]... [--eve OUT] | --verify DIR  (see --help)',
+  },
+  'monitor-bench': {
+    run: async (argv) => (await import('../bench/monitor-bench.ts')).monitorBenchCommand(argv),
+    help: 'Usage: microgate monitor-bench [--rules FILE]... [--seconds N] [--rounds N] [--no-forwarding] [--json]',
+  },
+  alerts: {
+    run: async (argv) => (await import('./monitor.ts')).alertsCommand(argv),
+    help: 'Usage: microgate alerts [--lab NAME | --control URL] [--follow] [--all]',
+  },
+  users: {
+    run: async (argv) => (await import('../components/file-gateway/cli.ts')).usersCommand(argv),
+    help: 'Usage: microgate users add|passwd|remove|list [NAME] [--config FILE | --lab NAME]  (see --help)',
+  },
+  publish: {
+    run: async (argv) => (await import('../components/file-gateway/cli.ts')).publishCommand(argv),
+    help: 'Usage: microgate publish add PATH [--users a,b] [--expires 7d] [--once] [--public-link] | list | remove ID  (see --help)',
+  },
+  'file-gateway': {
+    run: async (argv) => (await import('../components/file-gateway/cli.ts')).fileGatewayCommand(argv),
+    help: 'Usage: microgate file-gateway serve|command|bench  (see --help)',
   },
   demo: {
     run: async (argv) => (await import('./demo.ts')).demoCommand(argv),

@@ -1,0 +1,173 @@
+// Runs a plan: builds every lab once (the Linux reference and one microgate lab
+// per isolation / transport / buffer variant), then goes through the runs in
+// the plan's round-robin order. Before each run it places the CPUs (see
+// affinity.ts), samples the gateway's CPU from /proc during it, and sets the
+// gateway's tracepoints to the configuration's mode (keeping the report of
+// traced runs). A failed run is recorded with its
+// error and the benchmark goes on; the labs are always removed at the end.
+import { randomBytes } from 'node:crypto';
+import { labDown, labUp, readLabState, type LabInfo } from '../lab/lab.ts';
+import { cpuListFor, gatewayUnits, pinProcess } from './affinity.ts';
+import { BASE_SLOTS, RUN_OVERHEAD_S, type BenchConfig, type Plan, type TestSpec } from './plan.ts';
+import { sampleCpu } from './procstat.ts';
+import type { Progress } from './progress.ts';
+import type { RunRecord } from './results.ts';
+import { iperf3Tcp, iperf3Udp, killServers, sockperfPingPong, type Endpoints } from './tools.ts';
+import { setTraceMode, traceReport, type TraceSummary } from './trace.ts';
+
+export interface Lab {
+  key: string;
+  name: string;
+  info: LabInfo;
+  controlPort: number;
+}
+
+export interface RunOutput {
+  runs: RunRecord[];
+  /** The labs built: plan key -> lab name. */
+  labs: Record<string, string>;
+  traces: Record<string, TraceSummary[]>;
+  /** Why tracing could not be used, when a configuration asked for it. */
+  traceNote: string | null;
+  /** The run stopped early (interrupted). */
+  aborted: boolean;
+}
+
+/** Lab names: "b", 4 random base-36 characters, the lab's index (at most 8 characters). */
+function labNames(count: number): string[] {
+  const stem = `b${(randomBytes(4).readUInt32BE() % 36 ** 4).toString(36).padStart(4, '0')}`;
+  return Array.from({ length: count }, (_, i) => `${stem}${i.toString(36)}`);
+}
+
+function describeLab(l: { gateway: string; isolation?: string; transport?: string; slots?: number }): string {
+  return l.gateway === 'linux' ? 'Linux reference (kernel forwarding + nftables)' : `microgate ${l.isolation}/${l.transport}, x${l.slots} buffers`;
+}
+
+async function measure(test: TestSpec, ep: Endpoints): Promise<Record<string, number>> {
+  const reverse = test.direction === 'rx';
+  switch (test.kind) {
+    case 'tcp':
+      return { ...(await iperf3Tcp({ ...ep, seconds: test.seconds, reverse })) };
+    case 'sweep':
+      return { ...(await iperf3Tcp({ ...ep, seconds: test.seconds, reverse, length: test.size })) };
+    case 'udp':
+      return { ...(await iperf3Udp({ ...ep, seconds: test.seconds, reverse, length: test.size })) };
+    case 'latency':
+      return { ...(await sockperfPingPong({ ...ep, seconds: test.seconds, size: test.size })) };
+  }
+}
+
+function note(test: TestSpec, v: Record<string, number>): string {
+  const f = (x: number | undefined, d: number): string => (x === undefined || !Number.isFinite(x) ? 'n/a' : x.toFixed(d));
+  switch (test.kind) {
+    case 'tcp':
+    case 'sweep':
+      return `${f(v.gbps, 2)} Gbit/s`;
+    case 'udp':
+      return `${f((v.pps ?? NaN) / 1e3, 0)} kpps delivered, ${f(v.lossPct, 1)} % lost`;
+    case 'latency':
+      return `p50 ${f(v.p50, 1)} µs, p99 ${f(v.p99, 1)} µs, p99.9 ${f(v.p999, 1)} µs`;
+  }
+}
+
+export async function runPlan(plan: Plan, opts: { progress: Progress; signal?: AbortSignal }): Promise<RunOutput> {
+  const { progress, signal } = opts;
+  const labs = new Map<string, Lab>();
+  const names = labNames(plan.labs.size);
+  const out: RunOutput = { runs: [], labs: {}, traces: {}, traceNote: null, aborted: false };
+  const stop = (): void => killServers();
+  signal?.addEventListener('abort', stop);
+  try {
+    let i = 0;
+    for (const [key, spec] of plan.labs) {
+      if (signal?.aborted) break;
+      const name = names[i++];
+      progress.log(`building lab ${name}: ${describeLab(spec)}`);
+      const slots = spec.slots === undefined || spec.slots === 1 ? undefined : spec.slots * BASE_SLOTS;
+      const info = await labUp({
+        name,
+        gateway: spec.gateway,
+        microgate: spec.gateway === 'microgate' ? { isolation: spec.isolation, transport: spec.transport, slots } : undefined,
+      });
+      const st = await readLabState(name);
+      labs.set(key, { key, name, info, controlPort: st?.controlPort ?? 0 });
+      out.labs[key] = name;
+    }
+
+    let index = 0;
+    for (const run of plan.runs) {
+      index++;
+      if (signal?.aborted) {
+        out.aborted = true;
+        break;
+      }
+      const lab = labs.get(run.config.lab);
+      if (!lab) throw new Error(`internal: no lab for ${run.config.id}`);
+      progress.begin(index, plan.runs.length, `rep ${run.rep}  ${run.test.id.padEnd(11)} ${run.config.label}`, run.test.seconds + RUN_OVERHEAD_S);
+      const rec = await runOne(run.rep, run.test, run.config, lab, out);
+      if (signal?.aborted && rec.error !== undefined) {
+        // Killed by the interrupt: not a failure of the configuration.
+        progress.end('interrupted');
+        out.aborted = true;
+        break;
+      }
+      out.runs.push(rec);
+      progress.end(rec.error ? `FAILED: ${rec.error.split('\n')[0].slice(0, 200)}` : note(run.test, rec.values));
+    }
+    if (signal?.aborted) out.aborted = true;
+  } finally {
+    signal?.removeEventListener('abort', stop);
+    progress.done();
+    const problems: string[] = [];
+    for (const lab of [...labs.values()].reverse()) {
+      try {
+        await labDown(lab.name);
+      } catch (e) {
+        problems.push((e as Error).message);
+      }
+    }
+    // A lab whose labUp failed removed itself; one interrupted between names may not have.
+    for (const name of names.filter((n) => ![...labs.values()].some((l) => l.name === n))) {
+      if (await readLabState(name)) await labDown(name).catch((e: Error) => problems.push(e.message));
+    }
+    if (problems.length) progress.log(`warning: removing the labs: ${problems.join('; ')}`);
+  }
+  return out;
+}
+
+async function runOne(rep: number, test: TestSpec, config: BenchConfig, lab: Lab, out: RunOutput): Promise<RunRecord> {
+  const t0 = Date.now();
+  const rec: RunRecord = { config: config.id, test: test.id, rep, startedAt: new Date(t0).toISOString(), seconds: 0, values: {} };
+  try {
+    const cpus = cpuListFor(config.cores);
+    let units: { name: string; pid: number }[] = [];
+    let traced = false;
+    if (config.gateway === 'microgate') {
+      units = await gatewayUnits(lab.controlPort);
+      for (const u of units) await pinProcess(u.pid, cpus);
+      // Untraced configurations switch the tracepoints off (the gateway starts with aggregates on).
+      const problem = await setTraceMode(lab.controlPort, config.trace);
+      if (problem !== undefined && config.trace !== 'off') out.traceNote ??= problem;
+      traced = problem === undefined && config.trace !== 'off';
+    }
+    const endSample = sampleCpu(units);
+    const ep: Endpoints = { serverNetns: lab.info.hosts.wan.netns, serverIp: lab.info.hosts.wan.ip, clientNetns: lab.info.hosts.lan.netns, cpus };
+    try {
+      rec.values = await measure(test, ep);
+    } finally {
+      rec.cpu = endSample();
+    }
+    if (traced) {
+      try {
+        (out.traces[config.id] ??= []).push(await traceReport(lab.controlPort, test.id, rep, config.trace));
+      } catch (e) {
+        out.traceNote ??= `the trace report failed: ${(e as Error).message}`;
+      }
+    }
+  } catch (e) {
+    rec.error = (e as Error).message;
+  } finally {
+    rec.seconds = (Date.now() - t0) / 1000;
+  }
+  return rec;
+}
