@@ -55,7 +55,8 @@ export const POLICY_HELP = `Usage: microgate policy [--lab NAME | --control URL]
 
 The routers' policy in force: per domain its rules in config order with how
 many new connections each decided, the default action, port forwards, NAT,
-blocklist entries with their time left, rate limits.
+blocklist entries with their time left, rate limits; then the sources blocked
+at run time (the monitor's block feedback) with their reason, time left and drops.
 
 Options:
 ${TARGET}`;
@@ -210,6 +211,9 @@ export async function policyCommand(argv: string[]): Promise<number> {
       const l = d.limits as { newPerSource: number; newTotal: number };
       if (l.newPerSource > 0 || l.newTotal > 0) out(`    limits: ${l.newPerSource || '-'} new/s per source, ${l.newTotal || '-'} new/s in all`);
     }
+    const rt = (r.status.policy as { runtimeBlocks?: { ip: string; reason: string; expiresInS: number; active: boolean; drops: number }[] }).runtimeBlocks ?? [];
+    if (rt.length > 0) out('  blocked at run time (every domain):');
+    for (const b of rt) out(`    ${b.ip} ${b.active ? `for ${b.expiresInS} s more` : '(expired)'}, ${b.drops} dropped: ${b.reason}`);
   }
   if (rs.length === 0) out('no router');
   return 0;

@@ -1,7 +1,8 @@
 // The component types init knows: where their code is, which device
 // capabilities they need, which session ports they accept, and how their own
 // config section is validated before anything starts.
-import { prepareMonitorConfig, validateMonitorConfig } from './monitor/config.ts';
+import { monitorBlockMatcher, prepareMonitorConfig, validateMonitorConfig } from './monitor/config.ts';
+import type { EveBlockMatcher } from '../core/block-feedback.ts';
 import { parseRouterConfig } from './router/config.ts';
 import { parseTunnelConfig } from './tunnel/config.ts';
 import { parseKeystoreConfig } from './keystore/config.ts';
@@ -27,6 +28,12 @@ export interface ComponentType {
    * them, serves them at GET /alerts and appends them to this file (undefined: memory only).
    */
   eveLog?(config: unknown): string | undefined;
+  /**
+   * Block feedback: which of its EVE records make init have the router
+   * blocklist their source (undefined: none). The router is the peer of the
+   * component's `mirror` session.
+   */
+  eveBlock?(config: unknown): EveBlockMatcher | undefined;
   /** Isolations it may run with; undefined: any. (The keystore must be a process of its own.) */
   isolations?: readonly ('process' | 'thread' | 'inline')[];
 }
@@ -82,5 +89,6 @@ export const componentTypes: Record<string, ComponentType> = {
       const f = (config as { 'eve-log'?: unknown } | null)?.['eve-log'];
       return typeof f === 'string' ? f : undefined;
     },
+    eveBlock: (config) => monitorBlockMatcher(config),
   },
 };

@@ -50,6 +50,12 @@ export interface Component {
    * after a sequence number). Returns JSON-able data; throws for an unknown query.
    */
   query?(what: string, args: unknown): unknown;
+  /**
+   * Carry out a command from init that changes run-time state (e.g. the
+   * router's "block": blocklist a source for a while, on a monitor's alert).
+   * Returns JSON-able data; throws with the reason when it refuses.
+   */
+  command?(what: string, args: unknown): unknown;
   /** The peer of session `name` restarted: the session was reset; drop state bound to it. */
   sessionReset?(name: string): void;
   stop?(): void;

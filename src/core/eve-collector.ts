@@ -3,7 +3,8 @@
 // number it saw (query "eve"), appends them to the component's log file (the
 // component itself can write nowhere) and keeps the last `keep` lines in
 // memory for the control API (`GET /alerts?since=N`), numbered by its own
-// sequence, so readers survive a restarted component.
+// sequence, so readers survive a restarted component. New lines also go to the
+// source's block feedback, if it has one (block-feedback.ts).
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 
@@ -11,6 +12,8 @@ export interface EveSource {
   component: string;
   /** Append-only log file, or undefined for memory only. */
   file: string | undefined;
+  /** Block feedback: sees every new line (init commands the router on matches). */
+  feedback?: { lines(lines: readonly string[]): void; status(): Record<string, unknown> };
 }
 
 type Query = (component: string, what: string, args: unknown) => Promise<{ result?: unknown; error?: string }>;
@@ -75,6 +78,7 @@ export class EveCollector {
             c.lastError = `cannot append to ${c.src.file}: ${(e as Error).message}`;
           }
         }
+        c.src.feedback?.lines(res.lines);
         for (const l of res.lines) {
           this.#lines.push(l);
           this.#seq++;
@@ -95,7 +99,10 @@ export class EveCollector {
   }
 
   status(): Record<string, unknown>[] {
-    return this.#cursors.map((c) => ({ component: c.src.component, file: c.src.file ?? null, since: c.since, missed: c.missed, errors: c.errors, lastError: c.lastError }));
+    return this.#cursors.map((c) => ({
+      component: c.src.component, file: c.src.file ?? null, since: c.since, missed: c.missed, errors: c.errors, lastError: c.lastError,
+      ...(c.src.feedback !== undefined ? { block: c.src.feedback.status() } : {}),
+    }));
   }
 
   async stop(): Promise<void> {

@@ -155,6 +155,14 @@ async function query(component: string, what: string, args: unknown): Promise<{ 
   return r.type === 'query-result' ? { result: r.result, error: r.error } : { error: 'unexpected answer' };
 }
 
+async function command(component: string, what: string, args: unknown): Promise<{ result?: unknown; error?: string }> {
+  const w = workers.find((x) => x.name === component);
+  if (w === undefined) return runtime.command(component, what, args);
+  const r = await ask(w, { type: 'command', id: 0, what, args }, 5000);
+  if (r === undefined) return { error: `thread component ${component} did not answer` };
+  return r.type === 'command-result' ? { result: r.result, error: r.error } : { error: 'unexpected answer' };
+}
+
 let stopping = false;
 
 function onMessage(m: InitToHost): void {
@@ -185,6 +193,9 @@ function onMessage(m: InitToHost): void {
       break;
     case 'query':
       void query(m.component, m.what, m.args).then((r) => send({ type: 'query-result', id: m.id, ...r }));
+      break;
+    case 'command':
+      void command(m.component, m.what, m.args).then((r) => send({ type: 'command-result', id: m.id, ...r }));
       break;
     case 'stop':
       stopping = true;

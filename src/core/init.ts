@@ -2,7 +2,8 @@
 // (TAP fds, session memory and wake-up fds), starts each component sandboxed
 // and hands it only its own ends at spawn, restarts what dies (resetting the
 // survivors' ends of its sessions first), and stops everything on request.
-import { EveCollector } from './eve-collector.ts';
+import { EveCollector, type EveSource } from './eve-collector.ts';
+import { BlockFeedback } from './block-feedback.ts';
 import { spawn, execFile } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, closeSync, readdirSync } from 'node:fs';
@@ -295,7 +296,8 @@ export class Init {
       case 'session-reset-done':
       case 'reconfigure-done':
       case 'trace':
-      case 'query-result': {
+      case 'query-result':
+      case 'command-result': {
         const cb = c.pending.get(m.id);
         if (cb !== undefined) {
           c.pending.delete(m.id);
@@ -600,7 +602,18 @@ export class Init {
   #startEveCollector(): void {
     const sources = this.config.components
       .filter((s) => componentTypes[s.type].eveLog !== undefined)
-      .map((s) => ({ component: s.name, file: componentTypes[s.type].eveLog?.(s.config) }));
+      .map((s): EveSource => {
+        const src: EveSource = { component: s.name, file: componentTypes[s.type].eveLog?.(s.config) };
+        // Block feedback: the router at the other end of the component's mirror session.
+        const matcher = componentTypes[s.type].eveBlock?.(s.config);
+        if (matcher !== undefined) {
+          const sess = this.config.sessions.find((x) => (x.a.component === s.name && x.a.port === 'mirror') || (x.b.component === s.name && x.b.port === 'mirror'));
+          const router = sess === undefined ? undefined : sess.a.component === s.name ? sess.b.component : sess.a.component;
+          if (router === undefined) this.#log(`init: ${s.name}: block entries ignored: no mirror session names the router to block at`);
+          else src.feedback = new BlockFeedback(router, matcher, (c, what, args) => this.command(c, what, args), { log: this.#log });
+        }
+        return src;
+      });
     if (sources.length > 0) this.eve = new EveCollector((c, what, args) => this.query(c, what, args), sources, { log: this.#log });
   }
 
@@ -612,6 +625,17 @@ export class Init {
     const r = await this.#request(c, { type: 'query', id: 0, component, what, args }, timeoutMs);
     if (r === undefined) return { error: `${component} did not answer within ${timeoutMs} ms` };
     if (r.type !== 'query-result') return { error: `${component}: ${r.type === 'fatal' ? r.message : 'unexpected answer'}` };
+    return { result: r.result, error: r.error };
+  }
+
+  /** Have a component carry out a command that changes its run-time state (Component.command). */
+  async command(component: string, what: string, args: unknown, timeoutMs = 2000): Promise<{ result?: unknown; error?: string }> {
+    const c = this.#unitOf(component);
+    if (c === undefined) return { error: `no component ${component}` };
+    if (c.state !== 'running') return { error: `${component} is ${c.state}` };
+    const r = await this.#request(c, { type: 'command', id: 0, component, what, args }, timeoutMs);
+    if (r === undefined) return { error: `${component} did not answer within ${timeoutMs} ms` };
+    if (r.type !== 'command-result') return { error: `${component}: ${r.type === 'fatal' ? r.message : 'unexpected answer'}` };
     return { result: r.result, error: r.error };
   }
 

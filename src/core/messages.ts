@@ -26,6 +26,7 @@ export type InitToHost =
   | { type: 'reconfigure'; id: number; component: string; config: unknown; dryRun: boolean }
   | { type: 'trace'; id: number; req: TraceRequest }
   | { type: 'query'; id: number; component: string; what: string; args: unknown }
+  | { type: 'command'; id: number; component: string; what: string; args: unknown }
   | { type: 'ping' }
   | { type: 'stop' };
 
@@ -38,7 +39,8 @@ export type HostToInit =
   | { type: 'session-reset-done'; id: number; error?: string }
   | { type: 'reconfigure-done'; id: number; error?: string }
   | { type: 'trace'; id: number; reply: TraceReply }
-  | { type: 'query-result'; id: number; result?: unknown; error?: string };
+  | { type: 'query-result'; id: number; result?: unknown; error?: string }
+  | { type: 'command-result'; id: number; result?: unknown; error?: string };
 
 export interface ComponentReport {
   name: string;

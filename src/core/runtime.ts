@@ -128,6 +128,20 @@ export class Runtime {
     }
   }
 
+  /** Carry out one of init's commands on a component (Component.command). */
+  command(component: string, what: string, args: unknown): { result?: unknown; error?: string } {
+    const h = this.#hosted.find((x) => x.grant.name === component);
+    if (h === undefined) return { error: `no component ${component} here` };
+    if (h.component.command === undefined) return { error: `component ${component} (${h.grant.type}) takes no commands` };
+    try {
+      const result = h.component.command(what, args);
+      this.ep.kick();
+      return { result };
+    } catch (e) {
+      return { error: `${component}: ${e instanceof Error ? e.message : String(e)}` };
+    }
+  }
+
   /** Reset this thread's end of a session after its peer restarted; returns an error text or undefined. */
   reset(component: string, session: string): string | undefined {
     const h = this.#hosted.find((x) => x.grant.name === component);

@@ -22,6 +22,7 @@ export type MainToWorker =
   | { type: 'reconfigure'; id: number; config: unknown; dryRun: boolean }
   | { type: 'trace'; id: number; req: TraceRequest }
   | { type: 'query'; id: number; what: string; args: unknown }
+  | { type: 'command'; id: number; what: string; args: unknown }
   | { type: 'stop' };
 export type WorkerToMain =
   | { type: 'ready' }
@@ -30,7 +31,8 @@ export type WorkerToMain =
   | { type: 'reset-done'; id: number; error?: string }
   | { type: 'reconfigure-done'; id: number; error?: string }
   | { type: 'trace'; id: number; reply: TraceReply }
-  | { type: 'query-result'; id: number; result?: unknown; error?: string };
+  | { type: 'query-result'; id: number; result?: unknown; error?: string }
+  | { type: 'command-result'; id: number; result?: unknown; error?: string };
 
 const port = parentPort;
 if (port === null) throw new Error('worker.ts runs only as a worker thread');
@@ -59,6 +61,9 @@ port.on('message', (m: MainToWorker) => {
       break;
     case 'query':
       send({ type: 'query-result', id: m.id, ...runtime.query(data.grant.name, m.what, m.args) });
+      break;
+    case 'command':
+      send({ type: 'command-result', id: m.id, ...runtime.command(data.grant.name, m.what, m.args) });
       break;
     case 'stop':
       runtime.stop();

@@ -10,6 +10,9 @@ import { DETECTOR_DEFAULTS, type DetectorConfig } from './detectors.ts';
 import type { EveType } from './engine.ts';
 import { FLOW_DEFAULTS, type FlowLimits } from './flow.ts';
 import { STREAM_DEFAULTS, type StreamLimits } from './stream.ts';
+import { blockMatcher, blockNeedsTypes, parseBlockExempt, parseBlockRules, type BlockExempt, type BlockRule } from './block.ts';
+import { builtinClassifications, parseClassifications, type ClassType } from './rules/classification.ts';
+import type { EveBlockMatcher } from '../../core/block-feedback.ts';
 
 export const EVE_TYPES: readonly EveType[] = ['alert', 'anomaly', 'flow', 'stats', 'http', 'arp'];
 
@@ -34,6 +37,10 @@ export interface MonitorConfig {
   statsIntervalS: number;
   /** Scheduling niceness of the monitor's thread (0..19): forwarding gets the CPU first. */
   nice: number;
+  /** Block feedback (block.ts): records that make the router blocklist their source (init acts on them). */
+  block: BlockRule[];
+  /** Prefixes never blocked. */
+  blockExempt: BlockExempt[];
 }
 
 export const DEFAULTS = {
@@ -91,6 +98,7 @@ export function parseMonitorConfig(raw: unknown, source: { file: string; path: s
   const root = c.obj(raw ?? {}, source.path, [
     'rule-files', 'rules', 'builtin-rules', 'classification-file', 'vars', 'domains', 'midstream', 'flow', 'defrag',
     'stream', 'detectors', 'eve', 'stats-interval-s', 'rule-texts', 'classification-text', 'eve-log', 'nice',
+    'block', 'block-exempt',
   ]);
   const eveLog = root['eve-log'];
   if (eveLog !== undefined && (typeof eveLog !== 'string' || !eveLog.startsWith('/'))) {
@@ -158,6 +166,16 @@ export function parseMonitorConfig(raw: unknown, source: { file: string; path: s
   types.forEach((t, i) => {
     if (!(EVE_TYPES as readonly string[]).includes(t)) c.fail(`${at('eve', 'types')}[${i}]`, `expected one of ${EVE_TYPES.join(', ')}${got(t)}`);
   });
+  const fail = (path: string, expected: string): never => c.fail(path, expected);
+  const block = parseBlockRules(root.block, at('block'), fail);
+  const blockExempt = parseBlockExempt(root['block-exempt'], at('block-exempt'), fail);
+  const needs = blockNeedsTypes(block);
+  for (const t of ['alert', 'anomaly'] as const) {
+    const r = needs[t];
+    if (r !== undefined && !types.includes(t)) {
+      c.fail(at('eve', 'types'), `expected ${t} among the EVE types: ${r.path} blocks on ${t} records (got ${JSON.stringify(types)})`);
+    }
+  }
   const ruleTexts: { name: string; text: string }[] = [];
   if (root['rule-texts'] !== undefined) {
     if (!Array.isArray(root['rule-texts'])) c.fail(at('rule-texts'), 'is set by init only');
@@ -184,7 +202,28 @@ export function parseMonitorConfig(raw: unknown, source: { file: string; path: s
     },
     statsIntervalS: c.int(root['stats-interval-s'], at('stats-interval-s'), DEFAULTS.statsIntervalS, 0, 86400),
     nice: c.int(root.nice, at('nice'), DEFAULTS.nice, 0, 19),
+    block,
+    blockExempt,
   };
+}
+
+/** init's side: the classtype table the monitor will use (built-in, or the classification file's). */
+function classificationsOf(cfg: MonitorConfig, file: string, path: string): Map<string, ClassType> {
+  if (cfg.classificationFile === undefined) return builtinClassifications();
+  let text: string;
+  try {
+    text = readFileSync(cfg.classificationFile, 'utf8');
+  } catch (e) {
+    throw new ConfigError(file, `${path}.classification-file`, `a readable classification file (${(e as Error).message})`);
+  }
+  return parseClassifications(text).map;
+}
+
+/** init's side: the block-feedback matcher of a monitor's config section, or undefined when it has no `block` entries. */
+export function monitorBlockMatcher(raw: unknown): EveBlockMatcher | undefined {
+  const cfg = parseMonitorConfig(raw, { file: '', path: '' });
+  if (cfg.block.length === 0) return undefined;
+  return blockMatcher(cfg.block, cfg.blockExempt, classificationsOf(cfg, '', ''));
 }
 
 /** init's side: validate, and check the named files are readable (init runs as root; the component cannot read). */
@@ -197,11 +236,12 @@ export function validateMonitorConfig(raw: unknown, file: string, path: string):
       throw new ConfigError(file, `${path}.rule-files[${i}]`, `a readable rule file (${(e as Error).message})`);
     }
   });
-  if (cfg.classificationFile !== undefined) {
-    try {
-      readFileSync(cfg.classificationFile);
-    } catch (e) {
-      throw new ConfigError(file, `${path}.classification-file`, `a readable classification file (${(e as Error).message})`);
+  const classes = cfg.classificationFile !== undefined || cfg.block.length > 0 ? classificationsOf(cfg, file, path) : undefined;
+  for (const r of cfg.block) {
+    if (r.match.kind === 'classtype' && !classes!.has(r.match.classtype)) {
+      const near = [...classes!.keys()].filter((k) => k.split('-')[0] === (r.match as { classtype: string }).classtype.split('-')[0]).slice(0, 6);
+      throw new ConfigError(file, `${r.path}.classtype`,
+        `a classtype of the monitor's classification table (${cfg.classificationFile ?? 'built-in'}; e.g. ${near.length > 0 ? near.join(', ') : 'attempted-dos, attempted-recon, bad-unknown'}) (got "${r.match.classtype}")`);
     }
   }
 }

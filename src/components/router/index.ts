@@ -11,6 +11,7 @@ import { parseRouterConfig } from './config.ts';
 import { Router, structuralChange } from './router.ts';
 import { NO_TRACE } from '../../trace/tracer.ts';
 import { Mirror, MIRROR_PORT } from './mirror.ts';
+import { parseBlockCommand } from './block-command.ts';
 
 export default function create(env: ComponentEnv): Component {
   const cfg = parseRouterConfig(env.config, env.name, env.configSource);
@@ -80,6 +81,12 @@ export default function create(env: ComponentEnv): Component {
       const why = router.reconfigure(next);
       if (why === undefined) env.log.info('policy reloaded', { rules: next.domains.reduce((a, d) => a + d.policy.rules.length, 0) });
       return why;
+    },
+    // init's commands: "block" {ip, seconds, reason} (the monitor's block feedback).
+    command(what: string, args: unknown): unknown {
+      if (what !== 'block') throw new Error(`unknown command "${what}" (the router knows: block)`);
+      const b = parseBlockCommand(args);
+      return router.block(b.ip, b.seconds, b.reason);
     },
     sessionReset(name: string): void {
       const i = router.domainIndex(name);
