@@ -17,6 +17,7 @@ Commands:
   policy               the routers' policy in force, with rule hits
   trace start|stop|report|export|...   profile a running gateway (tracepoints, Table-1 reports, Perfetto, pcapng)
   audit                check every component's privileges against its config
+  soak --minutes N     mixed traffic and component kills in a lab, then leak and loss checks
   bench                microgate against Linux side by side: throughput, latency, charts
   monitor              the IDS engine offline over a pcap (like suricata -r), suricata-verify runner
   monitor-bench        IDS inspection rate with ET Open rules; forwarding with the monitor on vs off
@@ -47,6 +48,10 @@ const commands: Record<string, { run: Handler; help: string }> = {
   'tunnel-bench': {
     run: async (argv) => (await import('../bench/tunnel-bench.ts')).tunnelBenchCommand(argv),
     help: 'Usage: microgate tunnel-bench [--seconds N] [--rounds N] [--name LAB] [--json]',
+  },
+  soak: {
+    run: async (argv) => (await import('./soak.ts')).soakCommand(argv),
+    help: 'Usage: microgate soak --minutes N [--kill-every S] [--name NAME] [--json]  (see --help)',
   },
   audit: {
     run: async (argv) => (await import('./audit.ts')).auditCommand(argv),

@@ -218,7 +218,13 @@ export function parseConfig(text: string, file: string): GatewayConfig {
     return undefined;
   };
   const r: Reader = new Reader(file, lineOf);
-  const root = r.obj(doc.toJS(), [], ['control', 'sandbox', 'trace', 'devices', 'components', 'sessions']);
+  let value: unknown;
+  try {
+    value = doc.toJS(); // throws on an alias without its anchor, or too many alias expansions
+  } catch (e) {
+    throw new ConfigFileError(file, undefined, '', `YAML error: ${(e as Error).message.split('\n')[0]}`);
+  }
+  const root = r.obj(value, [], ['control', 'sandbox', 'trace', 'devices', 'components', 'sessions']);
 
   const control = { host: DEFAULTS.controlHost, port: DEFAULTS.controlPort };
   if (root.control !== undefined) {

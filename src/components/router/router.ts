@@ -55,6 +55,7 @@ import {
   DHCP_MALFORMED, DHCP_POOL_EXHAUSTED, DHCP_SILENT, DHCP_TYPE_NAMES, DhcpServer, isDhcpToServer,
 } from './dhcp-server.ts';
 import { describePacket } from './drop-log.ts';
+import { RuntimeBlocks } from './runtime-blocks.ts';
 import { TCP_RESET_LEN, writeTcpReset } from './reject.ts';
 
 /** What the router needs of a domain's egress: a PacketSource satisfies it. */
@@ -109,9 +110,10 @@ export type DropReason = typeof DROP_REASONS[number];
 /** Other counters the router keeps (per domain ones are "<name>.<domain>"). */
 export const COUNTERS = [
   'forwarded', 'conntrack.new', 'conntrack.expired', 'arp.request-sent', 'arp.reply-sent', 'arp.learned',
-  'arp.queued', 'arp.released', 'icmp.echo-reply-sent', 'icmp.error-sent', 'icmp.error-translated',
+  'arp.refreshed', 'arp.queued', 'arp.released', 'icmp.echo-reply-sent', 'icmp.error-sent', 'icmp.error-translated',
   'conntrack.port-forwarded', 'conntrack.reload-removed', 'policy.reloads', 'tcp.reset-sent',
   'dhcp.discover', 'dhcp.request', 'dhcp.decline', 'dhcp.release', 'dhcp.inform', 'dhcp.offer', 'dhcp.ack', 'dhcp.nak',
+  'block.added', 'block.refused', 'block.expired', 'block.conns-removed',
 ] as const;
 
 const PROTO_TCP_IDX = 0;
@@ -162,6 +164,8 @@ export class Router {
   readonly #rDom: Int32Array;
 
   #policy: Policy;
+  /** Sources blocked at run time (block(): the monitor's block feedback); kept across reconfigure(). */
+  readonly #rtBlocks = new RuntimeBlocks();
   readonly #ct: ConnTable;
   readonly #natPools: (PortPool | undefined)[];
   readonly #pool: PendingPool;
@@ -311,6 +315,8 @@ export class Router {
         }
       }
     }
+    const expired = this.#rtBlocks.sweep(now);
+    if (expired > 0) this.#counters.add(this.#c['block.expired'], expired);
     if (now - this.#lastSweep >= 1000) {
       this.#lastSweep = now;
       for (const s of this.#dhcp) s?.sweep(now);
@@ -434,7 +440,7 @@ export class Router {
     e.probing = false;
     e.tries = 0;
     e.expires = this.#now + this.cfg.arp.timeoutMs;
-    if (!was) this.#counters.add(this.#c['arp.learned']);
+    this.#counters.add(this.#c[was ? 'arp.refreshed' : 'arp.learned']);
     if (e.queue.length > 0) this.#releaseQueue(dom, e);
   }
 
@@ -566,6 +572,10 @@ export class Router {
     if (dst === -1 || isMulticastIpv4(dst) || dst === this.#bcast[dom]) return this.#drop(D['ip-broadcast']);
     if (ipv4IsFragment(buf, ip)) return this.#drop(D['ip-fragment']);
     if (this.#policy.blocked(dom, src, this.#now)) return this.#drop(D.blocklisted);
+    if (this.#rtBlocks.has(src, this.#now)) {
+      this.#rtBlocks.hit(src);
+      return this.#drop(D.blocklisted);
+    }
 
     const proto = buf[ip + 9];
     const l4 = ip + ihl;
@@ -1211,6 +1221,37 @@ export class Router {
     }
   }
 
+  // ---- run-time blocks --------------------------------------------------------------
+
+  /**
+   * Block source address ip (u32) on every domain for `seconds` (again: the
+   * expiry and reason are replaced), and remove the connections it is an end
+   * of. Refuses (throws, counted `block.refused`) the router's own addresses,
+   * its domains' network and broadcast addresses, and addresses that are no
+   * unicast host (0/8, 127/8, multicast, reserved): blocking them would cut
+   * the gateway off, or mean nothing.
+   */
+  block(ip: number, seconds: number, reason: string): { ip: string; seconds: number; connectionsRemoved: number } {
+    const refuse = (why: string): never => {
+      this.#counters.add(this.#c['block.refused']);
+      throw new Error(`will not block ${formatIpv4(ip)}: ${why}`);
+    };
+    if (isMartianSourceIpv4(ip)) refuse('not a unicast host address');
+    for (const d of this.cfg.domains) {
+      if (ip === d.address) refuse(`it is the router's own address on domain ${d.name}`);
+      if (ip === d.network || ip === d.broadcast) refuse(`it is the ${ip === d.network ? 'network' : 'broadcast'} address of domain ${d.name}`);
+    }
+    this.#now = this.#clock();
+    if (!this.#rtBlocks.add(ip, seconds * 1000, reason, this.#now)) refuse('the run-time blocklist is full (MAX_RUNTIME_BLOCKS)');
+    this.#counters.add(this.#c['block.added']);
+    const gone: Conn[] = [];
+    for (const c of this.#ct.live()) if ((c.oSrc >>> 0) === ip || (c.rSrc >>> 0) === ip) gone.push(c);
+    for (const c of gone) this.#ct.remove(c);
+    this.#counters.add(this.#c['block.conns-removed'], gone.length);
+    this.#log?.(`router: blocked ${formatIpv4(ip)} for ${seconds} s: ${reason}`);
+    return { ip: formatIpv4(ip), seconds, connectionsRemoved: gone.length };
+  }
+
   // ---- status --------------------------------------------------------------------
 
   status(): Record<string, unknown> {
@@ -1268,7 +1309,17 @@ export class Router {
         timeoutsS: Object.fromEntries(Object.entries(this.cfg.conntrack).filter(([k]) => k.endsWith('Ms')).map(([k, v]) => [k.slice(0, -2), v / 1000])),
       },
       connections,
-      policy: policyStatus(this.cfg, this.#policy, now),
+      policy: {
+        ...policyStatus(this.cfg, this.#policy, now),
+        runtimeBlocks: this.#rtBlocks.entries().map((e) => ({
+          ip: formatIpv4(e.ip),
+          reason: e.reason,
+          expiresInS: Math.max(0, Math.round((e.expires - now) / 1000)),
+          active: e.expires > now,
+          drops: e.drops,
+          times: e.times,
+        })),
+      },
       dhcp: this.cfg.domains.filter((d) => this.#dhcp[d.index] !== undefined).map((d) => ({
         domain: d.name,
         range: `${formatIpv4(d.policy.dhcp!.first)}-${formatIpv4(d.policy.dhcp!.last)}`,
