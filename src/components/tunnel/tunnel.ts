@@ -162,23 +162,38 @@ export class Tunnel {
     this.uplink.flush();
   }
 
+  /**
+   * The front both sides share: an Ethernet frame for this link's host, ARP
+   * answered, IPv4 header checked. Returns the IPv4 header length, or -1 when
+   * the frame was consumed (ARP) or dropped (counted).
+   */
+  #ipv4In(link: LinkHost, buf: Uint8Array, off: number, len: number): number {
+    const D = this.#d;
+    if (len < L3) return this.#dropped(D['eth-truncated']);
+    if (!link.forUs(buf, off)) return this.#dropped(D['eth-not-for-us']);
+    const type = getU16(buf, off + VNET_HDR_LEN + 12);
+    if (type === ETHERTYPE_ARP) {
+      if (link.arpIn(buf, off, len, this.#now) === ARP_BAD) this.#drop(D['arp-bad']);
+      return -1;
+    }
+    if (type !== ETHERTYPE_IPV4) return this.#dropped(D['eth-unsupported-type']);
+    const ihl = checkIpv4(buf, off + L3, len - L3);
+    return ihl < 0 ? this.#dropped(D['ip-bad']) : ihl;
+  }
+
+  #dropped(id: number): -1 {
+    this.#drop(id);
+    return -1;
+  }
+
   // ---- plaintext side: packets to encrypt ----------------------------------
 
   /** One frame from the router's plaintext domain. */
   plainIn(buf: Uint8Array, off: number, len: number): void {
     const D = this.#d;
-    if (len < L3) return this.#drop(D['eth-truncated']);
-    const link = this.plain;
-    if (!link.forUs(buf, off)) return this.#drop(D['eth-not-for-us']);
-    const type = getU16(buf, off + VNET_HDR_LEN + 12);
-    if (type === ETHERTYPE_ARP) {
-      if (link.arpIn(buf, off, len, this.#now) === ARP_BAD) this.#drop(D['arp-bad']);
-      return;
-    }
-    if (type !== ETHERTYPE_IPV4) return this.#drop(D['eth-unsupported-type']);
+    const ihl = this.#ipv4In(this.plain, buf, off, len);
+    if (ihl < 0) return;
     const ip = off + L3;
-    const ihl = checkIpv4(buf, ip, len - L3);
-    if (ihl < 0) return this.#drop(D['ip-bad']);
     if (!this.ready) return this.#drop(D['not-ready']);
     const pi = this.#allowed.lookup(getI32(buf, ip + IP_DST));
     if (pi < 0) return this.#drop(D['no-peer']);
@@ -419,18 +434,9 @@ export class Tunnel {
   /** One frame from the router's uplink domain; `addr` is the address of buf[0] (or -1). */
   uplinkIn(buf: Uint8Array, addr: number, off: number, len: number): void {
     const D = this.#d;
-    if (len < L3) return this.#drop(D['eth-truncated']);
-    const link = this.uplink;
-    if (!link.forUs(buf, off)) return this.#drop(D['eth-not-for-us']);
-    const type = getU16(buf, off + VNET_HDR_LEN + 12);
-    if (type === ETHERTYPE_ARP) {
-      if (link.arpIn(buf, off, len, this.#now) === ARP_BAD) this.#drop(D['arp-bad']);
-      return;
-    }
-    if (type !== ETHERTYPE_IPV4) return this.#drop(D['eth-unsupported-type']);
+    const ihl = this.#ipv4In(this.uplink, buf, off, len);
+    if (ihl < 0) return;
     const ip = off + L3;
-    const ihl = checkIpv4(buf, ip, len - L3);
-    if (ihl < 0) return this.#drop(D['ip-bad']);
     if (buf[ip + 9] !== IPPROTO_UDP || getI32(buf, ip + IP_DST) !== (this.cfg.uplink.address | 0) || ipv4IsFragment(buf, ip)) {
       return this.#drop(D['not-for-tunnel']);
     }
