@@ -60,14 +60,8 @@ export class HttpState {
     for (let i = 0; i < len; i++) s.buf.push(b[off + i]);
     for (let guard = 0; guard < 64 && s.buf.length > 0 && s.state !== 'error'; guard++) {
       if (s.state === 'headers' || s.state === 'done') {
-        const end = headerEnd(s.buf);
-        if (end < 0) {
-          if (s.buf.length > MAX_HEADER) s.state = 'error';
-          break;
-        }
-        const head = latin1.decode(Uint8Array.from(s.buf.slice(0, end)));
-        s.buf.splice(0, end);
-        const lines = head.split(/\r?\n/);
+        const lines = takeHead(s);
+        if (lines === undefined) break;
         const m = /^(\S+)\s+(\S+)(?:\s+(HTTP\/\d\.\d))?/.exec(lines[0]);
         if (m === null) {
           s.state = 'error';
@@ -102,14 +96,8 @@ export class HttpState {
     for (let i = 0; i < len; i++) s.buf.push(b[off + i]);
     for (let guard = 0; guard < 64 && s.buf.length > 0 && s.state !== 'error'; guard++) {
       if (s.state === 'headers' || s.state === 'done') {
-        const end = headerEnd(s.buf);
-        if (end < 0) {
-          if (s.buf.length > MAX_HEADER) s.state = 'error';
-          break;
-        }
-        const head = latin1.decode(Uint8Array.from(s.buf.slice(0, end)));
-        s.buf.splice(0, end);
-        const lines = head.split(/\r?\n/);
+        const lines = takeHead(s);
+        if (lines === undefined) break;
         const m = /^(HTTP\/\d\.\d)\s+(\d{3})\s*(.*)$/.exec(lines[0]);
         const tx = this.txs[this.#respTx];
         if (m === null || tx === undefined) {
@@ -210,6 +198,22 @@ export class HttpState {
   close(): HttpTx[] {
     return this.txs.filter((t) => !t.logged);
   }
+}
+
+/**
+ * The header block at the front of a side's buffer, removed from it and split
+ * into lines; undefined while it is incomplete (past MAX_HEADER the side goes
+ * into the error state).
+ */
+function takeHead(s: ReturnType<typeof newSide>): string[] | undefined {
+  const end = headerEnd(s.buf);
+  if (end < 0) {
+    if (s.buf.length > MAX_HEADER) s.state = 'error';
+    return undefined;
+  }
+  const head = latin1.decode(Uint8Array.from(s.buf.slice(0, end)));
+  s.buf.splice(0, end);
+  return head.split(/\r?\n/);
 }
 
 function headerEnd(buf: number[]): number {

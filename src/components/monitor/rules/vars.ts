@@ -136,8 +136,20 @@ function emptyAddr(text: string): AddrSpec {
   return { any: false, neg: false, v4: [], v6: [], items: [], text };
 }
 
-/** Parse an address spec with variables resolved through `vars` (names without "$"). */
-export function parseAddr(text: string, vars: Record<string, string>, depth = 0): AddrSpec {
+/**
+ * The grammar address and port specs share: `!` negation, `any`, `$VAR`
+ * (resolved through `vars`, nesting bounded), `[a, b, ...]` lists; `leaf`
+ * parses a single address or port (range).
+ */
+function parseSpec<T extends { any: boolean; neg: boolean; items: T[]; text: string }>(
+  text: string,
+  vars: Record<string, string>,
+  depth: number,
+  what: 'address' | 'port',
+  empty: (text: string) => T,
+  self: (text: string, vars: Record<string, string>, depth: number) => T,
+  leaf: (s: string) => T,
+): T {
   if (depth > 16) throw new SpecError(`variables nest too deep (a loop?) at "${text}"`);
   let s = text.trim();
   let neg = false;
@@ -145,23 +157,35 @@ export function parseAddr(text: string, vars: Record<string, string>, depth = 0)
     neg = !neg;
     s = s.slice(1).trim();
   }
-  let spec: AddrSpec;
+  let spec: T;
   if (s === 'any') {
-    spec = emptyAddr(text);
+    spec = empty(text);
     spec.any = true;
   } else if (s.startsWith('$')) {
     const name = s.slice(1);
     const v = vars[name];
-    if (v === undefined) throw new SpecError(`undefined address variable $${name}`);
-    spec = parseAddr(v, vars, depth + 1);
+    if (v === undefined) throw new SpecError(`undefined ${what} variable $${name}`);
+    spec = self(v, vars, depth + 1);
   } else if (s.startsWith('[')) {
     if (!s.endsWith(']')) throw new SpecError(`unbalanced "[" in "${text}"`);
-    spec = emptyAddr(text);
+    spec = empty(text);
     const parts = splitTop(s.slice(1, -1));
-    if (parts.length === 0) throw new SpecError(`empty address list "${text}"`);
-    for (const part of parts) spec.items.push(parseAddr(part, vars, depth + 1));
+    if (parts.length === 0) throw new SpecError(`empty ${what} list "${text}"`);
+    for (const part of parts) spec.items.push(self(part, vars, depth + 1));
   } else {
-    spec = emptyAddr(text);
+    spec = leaf(s);
+  }
+  if (neg) {
+    if (spec.any) throw new SpecError(`"!any" matches nothing`);
+    return { ...spec, neg: !spec.neg, text };
+  }
+  return spec;
+}
+
+/** Parse an address spec with variables resolved through `vars` (names without "$"). */
+export function parseAddr(text: string, vars: Record<string, string>, depth = 0): AddrSpec {
+  return parseSpec(text, vars, depth, 'address', emptyAddr, parseAddr, (s) => {
+    const spec = emptyAddr(text);
     const slash = s.indexOf('/');
     const base = slash < 0 ? s : s.slice(0, slash);
     const v4 = parseV4(base);
@@ -190,12 +214,8 @@ export function parseAddr(text: string, vars: Record<string, string>, depth = 0)
       const lo = (v6 >> hostBits) << hostBits;
       spec.v6.push({ lo, hi: lo + (1n << hostBits) - 1n });
     }
-  }
-  if (neg) {
-    if (spec.any) throw new SpecError(`"!any" matches nothing`);
-    return { ...spec, neg: !spec.neg, text };
-  }
-  return spec;
+    return spec;
+  });
 }
 
 function popcount(x: number): number {
@@ -265,29 +285,7 @@ function emptyPort(text: string): PortSpec {
 }
 
 export function parsePort(text: string, vars: Record<string, string>, depth = 0): PortSpec {
-  if (depth > 16) throw new SpecError(`variables nest too deep (a loop?) at "${text}"`);
-  let s = text.trim();
-  let neg = false;
-  while (s.startsWith('!')) {
-    neg = !neg;
-    s = s.slice(1).trim();
-  }
-  let spec: PortSpec;
-  if (s === 'any') {
-    spec = emptyPort(text);
-    spec.any = true;
-  } else if (s.startsWith('$')) {
-    const name = s.slice(1);
-    const v = vars[name];
-    if (v === undefined) throw new SpecError(`undefined port variable $${name}`);
-    spec = parsePort(v, vars, depth + 1);
-  } else if (s.startsWith('[')) {
-    if (!s.endsWith(']')) throw new SpecError(`unbalanced "[" in "${text}"`);
-    spec = emptyPort(text);
-    const parts = splitTop(s.slice(1, -1));
-    if (parts.length === 0) throw new SpecError(`empty port list "${text}"`);
-    for (const part of parts) spec.items.push(parsePort(part, vars, depth + 1));
-  } else {
+  return parseSpec(text, vars, depth, 'port', emptyPort, parsePort, (s) => {
     const m = /^(\d{0,5})(:?)(\d{0,5})$/.exec(s);
     if (m === null || (m[1] === '' && m[3] === '') || (m[2] === '' && m[3] !== '')) {
       throw new SpecError(`not a port, range, list or variable: "${s}"`);
@@ -295,14 +293,10 @@ export function parsePort(text: string, vars: Record<string, string>, depth = 0)
     const lo = m[1] === '' ? 0 : Number(m[1]);
     const hi = m[2] === '' ? lo : m[3] === '' ? 65535 : Number(m[3]);
     if (lo > 65535 || hi > 65535 || lo > hi) throw new SpecError(`bad port range "${s}"`);
-    spec = emptyPort(text);
+    const spec = emptyPort(text);
     spec.ranges.push({ lo, hi });
-  }
-  if (neg) {
-    if (spec.any) throw new SpecError(`"!any" matches nothing`);
-    return { ...spec, neg: !spec.neg, text };
-  }
-  return spec;
+    return spec;
+  });
 }
 
 export function portMatch(spec: PortSpec, port: number): boolean {
