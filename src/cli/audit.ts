@@ -10,7 +10,11 @@ Read every running component's process (as init sees it in /proc) and check it
 against the config: its own non-root uid and gid, no groups, no capabilities,
 no_new_privs, a seccomp filter, its own network namespace with only lo, its own
 mount namespace, Node's permission model with no extra grants, and no open fd
-beyond its granted TAP devices and sessions.
+beyond its granted TAP devices and sessions. Every running service (config
+\`services\`, e.g. the file gateway) likewise: its uid, no groups or
+capabilities, no_new_privs, seccomp, the configured network namespace, exactly
+its config's permission grants, and no fd beyond stdio, its listening and
+accepted sockets, connections to its storage and files under its grants.
 
 Options:
   --lab NAME      audit lab NAME's gateway
@@ -32,6 +36,18 @@ interface Unit {
   violations: string[];
 }
 
+interface Service {
+  service: string;
+  kind: string;
+  pid: number;
+  uid: number;
+  netns: { name: string; configured: boolean; interfaces: string[] };
+  permission: string[];
+  fds: { fd: number; target: string }[];
+  sockets: { listening: number; accepted: number; upstream: number; stdio: number };
+  violations: string[];
+}
+
 export async function auditCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -43,7 +59,7 @@ export async function auditCommand(argv: string[]): Promise<number> {
   }
   const base = await controlUrl(values.lab, values.control);
   const r = await fetch(`${base}/audit`, { signal: AbortSignal.timeout(5000) });
-  const body = (await r.json()) as { ok: boolean; units: Unit[] };
+  const body = (await r.json()) as { ok: boolean; units: Unit[]; services?: Service[] };
   if (values.json) {
     process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
     return body.ok ? 0 : 1;
@@ -53,6 +69,11 @@ export async function auditCommand(argv: string[]): Promise<number> {
       + `${u.fds.length} fds (${u.sessions.tap} TAP, ${u.sessions.shm} shm sessions, ${u.sessions.socket} socket sessions), ${u.permission.join(' ')}\n`);
     for (const v of u.violations) process.stdout.write(`  VIOLATION: ${v}\n`);
   }
-  process.stdout.write(body.ok ? 'audit: every component within its grants\n' : 'audit: violations found\n');
+  for (const s of body.services ?? []) {
+    process.stdout.write(`service ${s.service} (${s.kind}): pid ${s.pid}, uid ${s.uid}, netns ${s.netns.configured ? s.netns.name : `NOT ${s.netns.name}`} [${s.netns.interfaces.join(' ')}], `
+      + `${s.fds.length} fds (${s.sockets.listening} listening, ${s.sockets.accepted} accepted, ${s.sockets.upstream} to its storage), ${s.permission.join(' ')}\n`);
+    for (const v of s.violations) process.stdout.write(`  VIOLATION: ${v}\n`);
+  }
+  process.stdout.write(body.ok ? 'audit: every component and service within its grants\n' : 'audit: violations found\n');
   return body.ok ? 0 : 1;
 }

@@ -17,6 +17,8 @@ Commands:
   policy               the routers' policy in force, with rule hits
   trace start|stop|report|export|...   profile a running gateway (tracepoints, Table-1 reports, Perfetto, pcapng)
   audit                check every component's privileges against its config
+  probe                try from inside a component's sandbox what an intruder would; all must be stopped
+  fault                make one component fail (throw, allocate, hang, forbidden-call) to test fault isolation
   soak --minutes N     mixed traffic and component kills in a lab, then leak and loss checks
   bench                microgate against Linux side by side: throughput, latency, charts
   monitor              the IDS engine offline over a pcap (like suricata -r), suricata-verify runner
@@ -56,6 +58,14 @@ const commands: Record<string, { run: Handler; help: string }> = {
   audit: {
     run: async (argv) => (await import('./audit.ts')).auditCommand(argv),
     help: 'Usage: microgate audit [--lab NAME | --control URL] [--json]',
+  },
+  probe: {
+    run: async (argv) => (await import('./probe.ts')).probeCommand(argv),
+    help: 'Usage: microgate probe [--profile component|service|all] [--stage loaded|allow-list|all] [--uid UID] [--json]  (see --help)',
+  },
+  fault: {
+    run: async (argv) => (await import('./fault.ts')).faultCommand(argv),
+    help: 'Usage: microgate fault --component NAME --kind throw|allocate|hang|forbidden-call [--lab NAME | --control URL] [--json]  (see --help)',
   },
   bench: {
     run: async (argv) => (await import('./bench.ts')).benchCommand(argv),

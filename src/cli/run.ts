@@ -10,7 +10,8 @@ export const RUN_HELP = `Usage: microgate run CONFIG [--control-port N] [--pid-f
 
 Start the gateway described by CONFIG (YAML; see docs/CONFIG.md): create its
 devices and sessions, start every component sandboxed, serve the control API on
-loopback, restart components that die. Stops cleanly on SIGINT or SIGTERM.
+loopback, restart components that die; then start the services it lists (e.g.
+the file gateway), health-check and restart them. Stops cleanly on SIGINT or SIGTERM.
 SIGHUP (or "microgate reload") re-reads CONFIG and applies changed component
 config sections; an invalid or unappliable config changes nothing.
 

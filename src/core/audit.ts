@@ -1,8 +1,9 @@
 // The privilege audit: what each running component process actually holds,
 // read from /proc, held against what its config grants. Any excess is a
 // violation (`microgate audit` then exits 1).
-import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { CODE_DIR } from './sandbox.ts';
+import { SANDBOX_ROOT } from './sandbox-root.ts';
 
 export interface AuditExpectation {
   unit: string;
@@ -30,13 +31,17 @@ export interface AuditReport {
   seccomp: number;
   netns: { own: boolean; interfaces: string[] };
   mntns: { own: boolean };
+  /** The top-level entries of its root filesystem (its own tmpfs, not init's /). */
+  root: string[];
+  /** Seccomp filters installed (3 once its components are loaded: no io_uring, the allow-list, no path lookups). */
+  seccompFilters: number;
   permission: string[];
   fds: { fd: number; target: string }[];
   sessions: { shm: number; socket: number; tap: number };
   violations: string[];
 }
 
-function status(pid: number): Map<string, string> {
+export function status(pid: number): Map<string, string> {
   const m = new Map<string, string>();
   for (const line of readFileSync(`/proc/${pid}/status`, 'utf8').split('\n')) {
     const i = line.indexOf(':');
@@ -54,33 +59,81 @@ function interfaces(pid: number): string[] {
     .filter((n) => n !== '');
 }
 
-const ALLOWED_ANON = /^anon_inode:\[?(eventpoll|io_uring|eventfd)\]?$/;
+/** What a component's root holds (sandbox-root.ts): code under run/, libraries under usr/ (lib, lib64 link there), etc/ld.so.cache, dev/, proc/. */
+const ROOT_ENTRIES = new Set(['dev', 'etc', 'lib', 'lib64', 'proc', 'run', 'usr', 'bin', 'sbin']);
+
+function rootEntries(pid: number): { sameAsInit: boolean; entries: string[] } {
+  const a = statSync(`/proc/${pid}/root/`);
+  const b = statSync('/');
+  return { sameAsInit: a.dev === b.dev && a.ino === b.ino, entries: readdirSync(`/proc/${pid}/root/`).sort() };
+}
+
+const ALLOWED_ANON = /^anon_inode:\[?(eventpoll|eventfd)\]?$/;
+
+/** What every sandboxed process is checked for, component or service: identity, privileges, seccomp, its own root. */
+export interface SandboxIdentity {
+  uid: number;
+  gid: number;
+  groups: number[];
+  capEff: string;
+  capBnd: string;
+  noNewPrivs: boolean;
+  seccomp: number;
+  seccompFilters: number;
+  mntns: { own: boolean };
+  /** The top-level entries of its root filesystem (its own tmpfs, not init's /). */
+  root: string[];
+}
+
+/**
+ * Read a sandboxed process's identity from /proc and hold it against its
+ * uid; `minFilters` seccomp filters, and a root holding nothing beyond the
+ * sandbox's entries and the top folders of `grants`. Violations go to `v`.
+ */
+export function auditIdentity(pid: number, uid: number, minFilters: number, grants: string[], v: string[]): SandboxIdentity {
+  const st = status(pid);
+  const id: SandboxIdentity = {
+    uid: Number(st.get('Uid')?.split(/\s+/)[0]),
+    gid: Number(st.get('Gid')?.split(/\s+/)[0]),
+    groups: (st.get('Groups') ?? '').split(/\s+/).filter((g) => g !== '').map(Number),
+    capEff: st.get('CapEff') ?? '?',
+    capBnd: st.get('CapBnd') ?? '?',
+    noNewPrivs: st.get('NoNewPrivs') === '1',
+    seccomp: Number(st.get('Seccomp')),
+    seccompFilters: Number(st.get('Seccomp_filters') ?? NaN),
+    mntns: { own: readlinkSync(`/proc/${pid}/ns/mnt`) !== readlinkSync('/proc/self/ns/mnt') },
+    root: [],
+  };
+  if (id.uid === 0) v.push('runs as root');
+  if (id.uid !== uid) v.push(`uid ${id.uid}, config grants ${uid}`);
+  if (id.gid !== uid) v.push(`gid ${id.gid}, expected ${uid}`);
+  if (id.groups.length > 0) v.push(`supplementary groups ${id.groups.join(',')}`);
+  if (!/^0+$/.test(id.capEff)) v.push(`effective capabilities ${id.capEff}`);
+  if (!/^0+$/.test(id.capBnd)) v.push(`bounding capabilities ${id.capBnd}`);
+  if (!id.noNewPrivs) v.push('no_new_privs is not set');
+  if (id.seccomp !== 2) v.push(`seccomp mode ${id.seccomp}, expected 2 (filter)`);
+  else if (!(id.seccompFilters >= minFilters)) v.push(`${id.seccompFilters} seccomp filter(s), expected ${minFilters}`);
+  if (!id.mntns.own) v.push("shares init's mount namespace");
+  const root = rootEntries(pid);
+  id.root = root.entries;
+  if (root.sameAsInit) v.push("sees init's root filesystem");
+  const allowed = new Set([...ROOT_ENTRIES, ...grants.map((g) => g.split('/').filter((x) => x !== '')[0] ?? '')]);
+  const extra = root.entries.filter((e) => !allowed.has(e));
+  if (extra.length > 0) v.push(`root filesystem holds ${extra.join(', ')} beyond the sandbox's`);
+  return id;
+}
 
 export function auditUnit(x: AuditExpectation): AuditReport {
   const v: string[] = [];
-  const st = status(x.pid);
-  const uid = Number(st.get('Uid')?.split(/\s+/)[0]);
-  const gid = Number(st.get('Gid')?.split(/\s+/)[0]);
-  const groups = (st.get('Groups') ?? '').split(/\s+/).filter((g) => g !== '').map(Number);
-  const capEff = st.get('CapEff') ?? '?';
-  const capBnd = st.get('CapBnd') ?? '?';
-  const noNewPrivs = st.get('NoNewPrivs') === '1';
-  const seccomp = Number(st.get('Seccomp'));
-  if (uid === 0) v.push('runs as root');
-  if (uid !== x.uid) v.push(`uid ${uid}, config grants ${x.uid}`);
-  if (gid !== x.uid) v.push(`gid ${gid}, expected ${x.uid}`);
-  if (groups.length > 0) v.push(`supplementary groups ${groups.join(',')}`);
-  if (!/^0+$/.test(capEff)) v.push(`effective capabilities ${capEff}`);
-  if (!/^0+$/.test(capBnd)) v.push(`bounding capabilities ${capBnd}`);
-  if (!noNewPrivs) v.push('no_new_privs is not set');
-  if (seccomp !== 2) v.push(`seccomp mode ${seccomp}, expected 2 (filter)`);
+  // No io_uring, the allow-list and, once loaded, no path lookups (seccomp.ts).
+  const id = auditIdentity(x.pid, x.uid, 3, [], v);
+  const { uid, gid, groups, capEff, capBnd, noNewPrivs, seccomp } = id;
 
   const ownNet = readlinkSync(`/proc/${x.pid}/ns/net`) !== readlinkSync('/proc/self/ns/net');
   const ifs = interfaces(x.pid);
   if (!ownNet) v.push("shares init's network namespace");
   if (ifs.some((i) => i !== 'lo')) v.push(`network interfaces ${ifs.join(', ')} (only lo expected)`);
-  const ownMnt = readlinkSync(`/proc/${x.pid}/ns/mnt`) !== readlinkSync('/proc/self/ns/mnt');
-  if (!ownMnt) v.push("shares init's mount namespace");
+
 
   const argv = readFileSync(`/proc/${x.pid}/cmdline`, 'utf8').split('\0');
   const permission = argv.filter((a) => a === '--permission' || a.startsWith('--allow-'));
@@ -105,7 +158,7 @@ export function auditUnit(x: AuditExpectation): AuditReport {
     }
     const fd = Number(name);
     fds.push({ fd, target });
-    if (target === '/dev/null' || target.startsWith('pipe:') || ALLOWED_ANON.test(target)) continue;
+    if (target === '/dev/null' || target === `${SANDBOX_ROOT}/dev/null` || target.startsWith('pipe:') || ALLOWED_ANON.test(target)) continue;
     if (target.startsWith('socket:')) sockets++;
     else if (target === '/dev/net/tun') taps++;
     else if (target.startsWith('/memfd:microgate-session')) memfds++;
@@ -129,7 +182,9 @@ export function auditUnit(x: AuditExpectation): AuditReport {
     noNewPrivs,
     seccomp,
     netns: { own: ownNet, interfaces: ifs },
-    mntns: { own: ownMnt },
+    mntns: id.mntns,
+    root: id.root,
+    seccompFilters: id.seccompFilters,
     permission,
     fds,
     sessions: { shm: memfds, socket: Math.max(0, sockets - 3 - x.packets), tap: taps },

@@ -3,7 +3,9 @@
 // its own group (v1) or under microgate.<pid> at the root (v2, whose rule of no
 // processes in inner groups forbids nesting under init's own); the sandbox
 // moves the component into it before node starts. A component over its limit
-// is killed by the kernel's OOM killer, and init restarts it like any crash.
+// is killed by the kernel's OOM killer, and init restarts it like any crash;
+// the group's oom_kill count tells init that this SIGKILL was the kernel's
+// verdict on the limit ("killed: memory limit" in /status).
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -14,6 +16,8 @@ export interface CgroupUnit {
   usage(): number;
   /** Times the limit was hit (v1 failcnt / v2 events.max), or NaN. */
   limitHits(): number;
+  /** Processes of the group the kernel's OOM killer ended (v1 oom_control / v2 events `oom_kill`), or NaN. */
+  oomKills(): number;
 }
 
 export class MemoryCgroups {
@@ -88,6 +92,10 @@ export class MemoryCgroups {
       limitHits: () => {
         if (this.kind === 'v1') return Number(read('memory.failcnt').trim() || NaN);
         const m = /^max (\d+)$/m.exec(read('memory.events'));
+        return m ? Number(m[1]) : NaN;
+      },
+      oomKills: () => {
+        const m = /^oom_kill (\d+)$/m.exec(read(this.kind === 'v1' ? 'memory.oom_control' : 'memory.events'));
         return m ? Number(m[1]) : NaN;
       },
     };

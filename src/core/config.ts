@@ -11,6 +11,7 @@ import { ConfigError } from './component.ts';
 import { TRACE_MODES } from '../trace/tracer.ts';
 import { DEFAULT_TRACE_SETTINGS } from '../trace/protocol.ts';
 import type { TraceSettings } from '../trace/protocol.ts';
+import { parseServices, type ServiceSpec } from './service-config.ts';
 
 export type Isolation = 'process' | 'thread' | 'inline';
 export const ISOLATIONS: readonly Isolation[] = ['process', 'thread', 'inline'];
@@ -61,6 +62,12 @@ export interface ComponentSpec {
   index: number;
 }
 
+/** Config `debug:`: aids for testing the gateway itself, all off by default. */
+export interface DebugSettings {
+  /** Accept `POST /components/NAME/fault` on the control API (src/core/fault.ts). */
+  faultInjection: boolean;
+}
+
 export type RestartPolicy = 'always' | 'on-failure' | 'never';
 export const RESTART_POLICIES: readonly RestartPolicy[] = ['always', 'on-failure', 'never'];
 
@@ -84,11 +91,15 @@ export interface GatewayConfig {
   sandbox: { uidBase: number; maxOldSpaceMb: number };
   /** Tracing at start (config `trace:`); absent means DEFAULT_TRACE_SETTINGS. */
   trace?: TraceSettings;
+  /** Debugging aids (config `debug:`); absent means all off. */
+  debug?: DebugSettings;
   devices: Map<string, TapDeviceSpec>;
   /** Devices of kind `file` (same namespace of names as `devices`); absent means none. */
   files?: Map<string, FileDeviceSpec>;
   components: ComponentSpec[];
   sessions: SessionSpec[];
+  /** Programs init supervises besides the components (config `services`, service-config.ts); absent means none. */
+  services?: ServiceSpec[];
 }
 
 export const DEFAULTS = {
@@ -122,7 +133,7 @@ const NETNS_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 type Obj = Record<string, unknown>;
 
 /** Reads values out of a parsed document, tracking paths and source lines for errors. */
-class Reader {
+export class Reader {
   readonly file: string;
   #lineOf: (path: (string | number)[]) => number | undefined;
   constructor(file: string, lineOf: (path: (string | number)[]) => number | undefined) {
@@ -224,7 +235,7 @@ export function parseConfig(text: string, file: string): GatewayConfig {
   } catch (e) {
     throw new ConfigFileError(file, undefined, '', `YAML error: ${(e as Error).message.split('\n')[0]}`);
   }
-  const root = r.obj(value, [], ['control', 'sandbox', 'trace', 'devices', 'components', 'sessions']);
+  const root = r.obj(value, [], ['control', 'sandbox', 'trace', 'debug', 'devices', 'components', 'sessions', 'services']);
 
   const control = { host: DEFAULTS.controlHost, port: DEFAULTS.controlPort };
   if (root.control !== undefined) {
@@ -253,6 +264,12 @@ export function parseConfig(text: string, file: string): GatewayConfig {
       trace.sample = r.int(t.sample, ['trace', 'sample'], 1, 1024);
       if ((trace.sample & (trace.sample - 1)) !== 0) r.fail(['trace', 'sample'], `a power of two: 1, 2, 4, ... 1024 (got ${trace.sample})`);
     }
+  }
+
+  const debug: DebugSettings = { faultInjection: false };
+  if (root.debug !== undefined) {
+    const d = r.obj(root.debug, ['debug'], ['fault-injection']);
+    if (d['fault-injection'] !== undefined) debug.faultInjection = r.bool(d['fault-injection'], ['debug', 'fault-injection']);
   }
 
   const devices = new Map<string, TapDeviceSpec>();
@@ -334,6 +351,11 @@ export function parseConfig(text: string, file: string): GatewayConfig {
     byName.set(name, spec);
   });
 
+  const services = parseServices(r, root.services, {
+    file, componentNames: components.map((c) => c.name), restartPolicies: RESTART_POLICIES,
+    componentUids: { first: sandbox.uidBase, last: sandbox.uidBase + components.length },
+  });
+
   const sessions: SessionSpec[] = [];
   const usedPorts = new Map<string, string>();
   const sessionList = root.sessions === undefined ? [] : root.sessions;
@@ -373,5 +395,5 @@ export function parseConfig(text: string, file: string): GatewayConfig {
     }
   }
 
-  return { file, control, sandbox, trace, devices, files, components, sessions };
+  return { file, control, sandbox, trace, debug, devices, files, components, sessions, services };
 }

@@ -1,5 +1,5 @@
-// The component host: the program init starts in a sandbox. It takes away
-// process creation (seccomp) before anything else, says hello, receives its
+// The component host: the program init starts in a sandbox. It installs its
+// seccomp allow-list (seccomp.ts) before anything else, says hello, receives its
 // grants in one bootstrap message, and runs the components:
 //   - `process` and `inline` components on this thread's entrypoint (a
 //     process-isolated component is alone in its host),
@@ -8,7 +8,7 @@
 // memory of this process); all others come as inherited fds.
 // It answers init's status and session-reset requests between turns.
 import { Worker } from 'node:worker_threads';
-import { denyProcessCreation } from './seccomp.ts';
+import { forbidPathLookups, installAllowList } from './seccomp.ts';
 import { Entrypoint } from './entrypoint.ts';
 import { Runtime } from './runtime.ts';
 import { CONTROL_FD } from './messages.ts';
@@ -20,6 +20,7 @@ import type { SessionEnd } from '../session/types.ts';
 import { eventfd } from '../sys/libc.ts';
 import { signalFd } from '../session/ring.ts';
 import { mergeReplies } from '../trace/protocol.ts';
+import type { FaultKind } from './fault.ts';
 import type { TraceReply, TraceRequest } from '../trace/protocol.ts';
 
 interface HostedWorker {
@@ -109,6 +110,8 @@ async function bootstrap(grants: ComponentGrant[]): Promise<void> {
   }
   await Promise.all(grants.filter((g) => g.isolation === 'thread').map(startWorker));
   runtime.start();
+  // Every component's code is loaded (here and in the worker threads): from now on no path is looked up at all.
+  if (process.env.MG_NO_SECCOMP !== '1') forbidPathLookups();
 }
 
 async function reports(): Promise<ComponentReport[]> {
@@ -163,6 +166,26 @@ async function command(component: string, what: string, args: unknown): Promise<
   return r.type === 'command-result' ? { result: r.result, error: r.error } : { error: 'unexpected answer' };
 }
 
+async function fault(component: string, kind: FaultKind): Promise<string | undefined> {
+  const w = workers.find((x) => x.name === component);
+  if (w === undefined) return runtime.fault(component, kind);
+  const r = await ask(w, { type: 'fault', id: 0, kind });
+  if (r === undefined) return `thread component ${component} did not answer`;
+  return r.type === 'fault-done' ? r.error : 'unexpected answer';
+}
+
+/** The heartbeat: answered only when every worker thread answers too (a hung thread component silences its host). */
+function heartbeat(): void {
+  if (workers.length === 0) {
+    send({ type: 'pong' });
+    return;
+  }
+  // A late answer still counts (init only looks at the time of the last pong).
+  void Promise.all(workers.map((w) => ask(w, { type: 'ping', id: 0 }, 5000))).then((rs) => {
+    if (rs.every((r) => r !== undefined)) send({ type: 'pong' });
+  });
+}
+
 let stopping = false;
 
 function onMessage(m: InitToHost): void {
@@ -177,7 +200,7 @@ function onMessage(m: InitToHost): void {
       );
       break;
     case 'ping':
-      send({ type: 'pong' });
+      heartbeat();
       break;
     case 'status':
       void reports().then((components) => send({ type: 'status', id: m.id, components }));
@@ -197,6 +220,9 @@ function onMessage(m: InitToHost): void {
     case 'command':
       void command(m.component, m.what, m.args).then((r) => send({ type: 'command-result', id: m.id, ...r }));
       break;
+    case 'fault':
+      void fault(m.component, m.kind).then((error) => send({ type: 'fault-done', id: m.id, error }));
+      break;
     case 'stop':
       stopping = true;
       runtime.stop();
@@ -213,7 +239,7 @@ function main(): void {
     process.stderr.write('microgate host: must be started by init (no control channel)\n');
     process.exit(2);
   }
-  if (process.env.MG_NO_SECCOMP !== '1') denyProcessCreation();
+  if (process.env.MG_NO_SECCOMP !== '1') installAllowList('component');
   process.on('message', (m) => onMessage(m as InitToHost));
   process.on('disconnect', () => process.exit(0)); // init is gone: so are we
   send({ type: 'hello', pid: process.pid });

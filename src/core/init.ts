@@ -15,6 +15,7 @@ import { loadConfig } from './config.ts';
 import { changedComponents, topologyChange, type ReloadResult } from './reload.ts';
 import { componentTypes } from '../components/registry.ts';
 import { CODE_DIR, ROOT, checkCodeReadable, sandboxCommand } from './sandbox.ts';
+import { rssBytes } from './procfs.ts';
 import { FIRST_CAP_FD } from './messages.ts';
 import type { ComponentGrant, ComponentReport, HostToInit, InitToHost } from './messages.ts';
 import type { SessionGrant } from '../session/types.ts';
@@ -27,8 +28,11 @@ import { emptyReply, mergeReplies } from '../trace/protocol.ts';
 import type { TraceReply, TraceRequest } from '../trace/protocol.ts';
 import { MemoryCgroups } from './cgroup.ts';
 import { auditUnit } from './audit.ts';
+import { ServiceSupervisor, checkServiceNamespaces, type ServiceStatus } from './services.ts';
+import type { ServiceAuditReport } from './service-audit.ts';
 import type { AuditReport } from './audit.ts';
 import type { CgroupUnit } from './cgroup.ts';
+import { checkFault, isFaultKind, type FaultOutcome } from './fault.ts';
 
 const run = promisify(execFile);
 const HOST_SCRIPT = resolve(ROOT, 'src/core/host.ts');
@@ -68,6 +72,9 @@ interface Child {
   lastPong: number;
   heartbeatTimer: NodeJS.Timeout | undefined;
   hangs: number;
+  /** Deaths by the kernel's OOM killer at the cgroup limit; the group's oom_kill count when the process started. */
+  oomKills: number;
+  oomKillsAtSpawn: number;
 }
 
 export interface InitOptions {
@@ -88,6 +95,8 @@ export class Init {
   #stopping = false;
   #nextId = 1;
   #cgroups: MemoryCgroups | undefined;
+  /** The services of config `services` (services.ts), once the components run. */
+  #services: ServiceSupervisor | undefined;
   readonly startedAt = Date.now();
 
   constructor(config: GatewayConfig, opts: InitOptions = {}) {
@@ -107,11 +116,12 @@ export class Init {
     }
     const unreadable = checkCodeReadable();
     if (unreadable !== undefined) throw new Error(unreadable);
+    checkServiceNamespaces(this.config);
     mkdirSync(CODE_DIR, { recursive: true, mode: 0o755 });
     try {
       await this.#createDevices();
       this.#createSessions();
-      if (this.config.components.some((c) => c.memoryMb !== undefined)) {
+      if ([...this.config.components, ...(this.config.services ?? [])].some((c) => c.memoryMb !== undefined)) {
         this.#cgroups = new MemoryCgroups();
         if (this.#cgroups.problem !== undefined) {
           throw new Error(`memory limits are configured but cannot be enforced: ${this.#cgroups.problem}`);
@@ -128,6 +138,11 @@ export class Init {
       for (const c of this.#children.values()) this.#spawn(c);
       await Promise.all(ready);
       this.#startEveCollector();
+      // Services start once the components run; init.ready does not wait for them (their state is in /status).
+      if ((this.config.services ?? []).length > 0) {
+        this.#services = new ServiceSupervisor(this.config.services ?? [], { log: this.#log, cgroups: this.#cgroups, noSeccomp: this.#noSeccomp });
+        this.#services.start();
+      }
     } catch (e) {
       await this.stop();
       throw e;
@@ -243,6 +258,8 @@ export class Init {
       lastPong: 0,
       heartbeatTimer: undefined,
       hangs: 0,
+      oomKills: 0,
+      oomKillsAtSpawn: 0,
     };
   }
 
@@ -255,7 +272,7 @@ export class Init {
   }
 
   #spawn(c: Child): void {
-    const { file, args } = sandboxCommand({ uid: c.uid, maxOldSpaceMb: this.config.sandbox.maxOldSpaceMb, script: HOST_SCRIPT, allowWorker: c.specs.some((x) => x.isolation === 'thread'), cgroupProcs: c.cgroup?.procsFile });
+    const { file, args } = sandboxCommand({ uid: c.uid, maxOldSpaceMb: this.config.sandbox.maxOldSpaceMb, script: HOST_SCRIPT, allowWorker: c.specs.some((x) => x.isolation === 'thread'), cgroupProcs: c.cgroup?.procsFile, passFds: [3, ...c.capFds.map((_, i) => 4 + i)] });
     const env: Record<string, string> = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', MG_COMPONENT: c.name };
     if (this.#noSeccomp) env.MG_NO_SECCOMP = '1';
     const proc = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc', ...c.capFds], env });
@@ -263,6 +280,7 @@ export class Init {
     c.pid = proc.pid ?? 0;
     c.state = c.restarts === 0 ? 'starting' : 'restarting';
     c.startedAt = Date.now();
+    c.oomKillsAtSpawn = c.cgroup?.oomKills() ?? NaN;
     for (const stream of [proc.stdout, proc.stderr]) {
       if (stream === null) continue;
       createInterface({ input: stream }).on('line', (l) => this.#log(`[${c.name}] ${l}`));
@@ -297,7 +315,8 @@ export class Init {
       case 'reconfigure-done':
       case 'trace':
       case 'query-result':
-      case 'command-result': {
+      case 'command-result':
+      case 'fault-done': {
         const cb = c.pending.get(m.id);
         if (cb !== undefined) {
           c.pending.delete(m.id);
@@ -359,7 +378,14 @@ export class Init {
     c.heartbeatTimer = undefined;
     for (const cb of c.pending.values()) cb({ type: 'fatal', message: 'component exited' });
     c.pending.clear();
-    const how = signal !== null ? `signal ${signal}` : `exit code ${code}`;
+    // The kernel's verdict: a SIGKILL while the group's oom_kill count rose is the memory limit.
+    const oom = signal === 'SIGKILL' && c.cgroup !== undefined && c.cgroup.oomKills() > c.oomKillsAtSpawn;
+    if (oom) c.oomKills++;
+    const how = oom
+      ? 'killed: memory limit (the kernel\'s OOM killer, SIGKILL)'
+      : signal === 'SIGSYS'
+        ? 'signal SIGSYS (killed by its seccomp filter: a forbidden system call)'
+        : signal !== null ? `signal ${signal}` : `exit code ${code}`;
     c.lastExit = `${how} at ${new Date().toISOString()}`;
     if (this.#stopping) {
       c.state = 'stopped';
@@ -380,7 +406,7 @@ export class Init {
     const delay = ranMs > 10000 ? 50 : Math.min(5000, 100 * 2 ** Math.min(c.restarts, 6));
     c.state = 'restarting';
     c.restarts++;
-    this.#log(`init: ${c.name} (pid ${c.pid}) died with ${how}; restarting in ${delay} ms`);
+    this.#log(`init: ${c.name} (pid ${c.pid}) ${oom ? 'was' : 'died with'} ${how}; restarting in ${delay} ms`);
     c.restartTimer = setTimeout(() => {
       c.restartTimer = undefined;
       if (!this.#stopping) this.#spawn(c);
@@ -434,7 +460,7 @@ export class Init {
   /** One line per component: what a user (or the lab) needs to see. */
   components(): {
     name: string; type: string; isolation: string; unit: string; pid: number; uid: number; state: ChildState;
-    restarts: number; hangs: number; memoryBytes: number | undefined; memoryLimitHits: number | undefined; lastExit: string;
+    restarts: number; hangs: number; oomKills: number; memoryBytes: number | undefined; memoryLimitHits: number | undefined; lastExit: string;
   }[] {
     const out = [];
     for (const c of this.#children.values()) {
@@ -449,6 +475,7 @@ export class Init {
           state: c.state,
           restarts: c.restarts,
           hangs: c.hangs,
+          oomKills: c.oomKills,
           memoryBytes: c.cgroup?.usage(),
           memoryLimitHits: c.cgroup?.limitHits(),
           lastExit: c.lastExit,
@@ -487,12 +514,22 @@ export class Init {
       } catch (e) {
         out.push({
           unit: c.name, components: c.specs.map((x) => x.name), pid: c.pid, uid: c.uid, gid: -1, groups: [], capEff: '?', capBnd: '?',
-          noNewPrivs: false, seccomp: -1, netns: { own: false, interfaces: [] }, mntns: { own: false }, permission: [], fds: [],
+          noNewPrivs: false, seccomp: -1, netns: { own: false, interfaces: [] }, mntns: { own: false }, root: [], seccompFilters: 0, permission: [], fds: [],
           sessions: { shm: 0, socket: 0, tap: 0 }, violations: [`cannot inspect pid ${c.pid}: ${(e as Error).message}`],
         });
       }
     }
     return out;
+  }
+
+  /** One line per service (config `services`): pid, state, restarts, memory, health. */
+  services(): ServiceStatus[] {
+    return this.#services?.status() ?? [];
+  }
+
+  /** What every running service holds, from /proc, against what its config grants. */
+  auditServices(): ServiceAuditReport[] {
+    return this.#services?.audit() ?? [];
   }
 
   get ready(): boolean {
@@ -506,7 +543,10 @@ export class Init {
       [...this.#children.values()].map(async (c) => {
         if (c.state !== 'running') return;
         const r = await this.#request(c, { type: 'status', id: 0 }, timeoutMs);
-        if (r !== undefined && r.type === 'status') out.push(...r.components);
+        if (r !== undefined && r.type === 'status') {
+          const rss = rssBytes(c.pid);
+          out.push(...r.components.map((x) => ({ ...x, rssBytes: rss })));
+        }
       }),
     );
     return out.sort((a, b) => a.name.localeCompare(b.name));
@@ -639,6 +679,30 @@ export class Init {
     return { result: r.result, error: r.error };
   }
 
+  /**
+   * Fault injection (config debug.fault-injection): have the component's host
+   * carry out `kind` on the component's thread (src/core/fault.ts). Resolves
+   * once the host accepted; the fault follows ~50 ms later.
+   */
+  async fault(component: string, kind: unknown): Promise<FaultOutcome> {
+    const c = this.#unitOf(component);
+    const refused = checkFault(this.config.debug?.faultInjection === true, component, kind, {
+      known: this.config.components.some((x) => x.name === component),
+      state: c?.state,
+      memoryLimited: c?.cgroup !== undefined,
+      heartbeat: c !== undefined && Number.isFinite(c.heartbeatMs),
+    });
+    if (refused !== undefined) return refused;
+    if (c === undefined || !isFaultKind(kind)) return { status: 500, code: 'MG_INTERNAL', message: 'fault check inconsistent' };
+    const pid = c.pid;
+    const r = await this.#request(c, { type: 'fault', id: 0, component, kind }, 2000);
+    if (r === undefined) return { status: 504, code: 'MG_NO_ANSWER', message: `${component} did not answer within 2000 ms` };
+    if (r.type !== 'fault-done') return { status: 502, code: 'MG_COMPONENT', message: `${component}: ${r.type === 'fatal' ? r.message : 'unexpected answer'}` };
+    if (r.error !== undefined) return { status: 502, code: 'MG_COMPONENT', message: `${component}: ${r.error}` };
+    this.#log(`init: fault injection: ${kind} in ${component} (unit ${c.name}, pid ${pid})`);
+    return { status: 202, code: 'MG_FAULT_INJECTED', message: `${kind} injected into ${component} (unit ${c.name}, pid ${pid})`, unit: c.name, pid };
+  }
+
   async stop(): Promise<void> {
     if (this.#stopping) return;
     if (this.eve !== undefined) await this.eve.stop().catch(() => undefined);
@@ -664,6 +728,7 @@ export class Init {
       );
       this.#send(c, { type: 'stop' });
     }
+    if (this.#services !== undefined) exits.push(this.#services.stop());
     await Promise.all(exits);
     for (const s of this.#sessions) for (const fd of s.fds) closeSync(fd);
     this.#sessions = [];

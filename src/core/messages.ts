@@ -3,6 +3,7 @@
 // are inherited at spawn, the message only names them.
 import type { SessionGrant } from '../session/types.ts';
 import type { TraceReply, TraceRequest, TraceSettings } from '../trace/protocol.ts';
+import type { FaultKind } from './fault.ts';
 
 export interface ComponentGrant {
   name: string;
@@ -27,6 +28,8 @@ export type InitToHost =
   | { type: 'trace'; id: number; req: TraceRequest }
   | { type: 'query'; id: number; component: string; what: string; args: unknown }
   | { type: 'command'; id: number; component: string; what: string; args: unknown }
+  /** Fault injection (config debug.fault-injection, checked by init): carry out `kind` on the component's thread. */
+  | { type: 'fault'; id: number; component: string; kind: FaultKind }
   | { type: 'ping' }
   | { type: 'stop' };
 
@@ -40,7 +43,8 @@ export type HostToInit =
   | { type: 'reconfigure-done'; id: number; error?: string }
   | { type: 'trace'; id: number; reply: TraceReply }
   | { type: 'query-result'; id: number; result?: unknown; error?: string }
-  | { type: 'command-result'; id: number; result?: unknown; error?: string };
+  | { type: 'command-result'; id: number; result?: unknown; error?: string }
+  | { type: 'fault-done'; id: number; error?: string };
 
 export interface ComponentReport {
   name: string;
@@ -48,7 +52,8 @@ export interface ComponentReport {
   counters: Record<string, number>;
   sessions: Record<string, Record<string, number>>;
   loop: { turns: number; sleeps: number; idleNs: string; busyNs: string; yields: number };
-  rssBytes: number;
+  /** Resident memory of the component's process: init adds it from /proc (a component reads no path). */
+  rssBytes?: number;
 }
 
 /** fd number of the control channel in a component host (stdio index of 'ipc'). */

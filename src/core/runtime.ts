@@ -10,6 +10,8 @@ import type { SessionEnd } from '../session/types.ts';
 import { ThreadTrace } from '../trace/thread.ts';
 import { DEFAULT_TRACE_SETTINGS, emptyReply } from '../trace/protocol.ts';
 import type { TraceReply, TraceRequest } from '../trace/protocol.ts';
+import type { FaultKind } from './fault.ts';
+import { injectFault } from './fault-inject.ts';
 
 interface Hosted {
   grant: ComponentGrant;
@@ -93,7 +95,6 @@ export class Runtime {
         counters: h.counters.snapshot(),
         sessions,
         loop: { turns: st.turns, sleeps: st.sleeps, idleNs: st.idleNs.toString(), busyNs: st.busyNs.toString(), yields: st.yields },
-        rssBytes: process.memoryUsage.rss(),
       };
     });
   }
@@ -140,6 +141,13 @@ export class Runtime {
     } catch (e) {
       return { error: `${component}: ${e instanceof Error ? e.message : String(e)}` };
     }
+  }
+
+  /** Fault injection (init checked the config): schedule `kind` on this thread; returns an error text or undefined. */
+  fault(component: string, kind: FaultKind): string | undefined {
+    if (!this.#hosted.some((x) => x.grant.name === component)) return `no component ${component} here`;
+    injectFault(kind, component, makeLogger(component));
+    return undefined;
   }
 
   /** Reset this thread's end of a session after its peer restarted; returns an error text or undefined. */

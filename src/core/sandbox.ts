@@ -1,22 +1,30 @@
 // How init starts a component process with least privilege:
 //   unshare --net --mount      an empty network namespace (only a down `lo`) and
 //                              a private mount namespace
-//   tmpfs at CODE_DIR with     the project's code (src, node_modules,
-//   read-only binds            package.json), read-only, so the component can
-//                              read its code wherever the project lives (even
-//                              in a 0700 folder) and nothing else of it
+//   a new root (chroot)        a read-only tmpfs holding only the project's code
+//                              at CODE_DIR (src, node_modules, package.json,
+//                              read-only binds, so the component can read its
+//                              code wherever the project lives, even in a 0700
+//                              folder), the shared libraries node needs, four
+//                              /dev nodes, its own procfs (hidepid=invisible) and
+//                              the paths its grant names (sandbox-root.ts)
 //   setpriv                    its own non-root uid/gid, no groups, no
 //                              capabilities (ambient, inheritable, bounding),
 //                              no_new_privs
+//   preexec.ts                 a seccomp filter taking away io_uring, then exec:
 //   node --permission          file reads limited to the code (defence in depth:
 //                              a component with FFI can step around it)
-// and the component host installs a seccomp filter (src/core/seccomp.ts) that
-// takes away execve/fork before any component code runs. A service that serves
-// on its host's network (the file gateway in the dmz namespace) uses the same
-// sandbox with `keepNetwork`, its own read/write paths and `allowNet`.
+// and the component host installs a seccomp allow-list (src/core/seccomp.ts)
+// before any component code runs, and a second filter taking away every path
+// lookup once its components are loaded. A service that serves on its host's
+// network (the file gateway in the dmz namespace) uses the same sandbox with
+// `keepNetwork`, its own read/write paths, `allowNet`, and the `service`
+// seccomp profile.
 import { fileURLToPath } from 'node:url';
-import { dirname, relative, resolve, isAbsolute } from 'node:path';
-import { realpathSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve, isAbsolute } from 'node:path';
+import { existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { SANDBOX_ROOT, isFolder, rootLayout } from './sandbox-root.ts';
+import { noIoUringProgram } from './seccomp.ts';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const CODE_DIR = '/run/microgate/code';
@@ -44,6 +52,12 @@ export interface SandboxSpec {
   args?: string[];
   /** Allow network access under Node's permission model (--allow-net); with keepNetwork. */
   allowNet?: boolean;
+  /**
+   * Inherited fds beyond stdio the program must receive (init's IPC channel and
+   * the granted fds): node marks every inherited fd close-on-exec when it
+   * starts, so preexec.ts clears the flag on these before it execs.
+   */
+  passFds?: number[];
 }
 
 function inCode(p: string): string {
@@ -70,26 +84,89 @@ export function checkCodeReadable(): string | undefined {
   return undefined;
 }
 
+/** One fstab(5) line; blanks and backslashes in paths escaped as octal. */
+function fstabLine(src: string, dst: string, type: string, opts: string): string {
+  const esc = (p: string): string => p.replace(/[\\ \t\n]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
+  return `${esc(src)} ${esc(dst)} ${type} ${opts} 0 0`;
+}
+
+/** koffi's native addons (their shared libraries go into the root). */
+function koffiAddons(): string[] {
+  const base = resolve(ROOT, 'node_modules/@koromix');
+  const out: string[] = [];
+  if (!existsSync(base)) return out;
+  for (const pkg of readdirSync(base)) {
+    if (!pkg.startsWith('koffi-linux-')) continue;
+    for (const d of readdirSync(join(base, pkg))) {
+      const f = join(base, pkg, d, 'koffi.node');
+      if (existsSync(f)) out.push(f);
+    }
+  }
+  return out;
+}
+
+let setprivPath: string | undefined;
+function setpriv(): string {
+  setprivPath ??= ['/usr/bin/setpriv', '/bin/setpriv', '/usr/sbin/setpriv'].find((p) => existsSync(p)) ?? '/usr/bin/setpriv';
+  return setprivPath;
+}
+
 /** The command and arguments that start `spec.script` sandboxed. Init must run as root. */
 export function sandboxCommand(spec: SandboxSpec): { file: string; args: string[] } {
   const node = inCode(process.execPath);
   const script = inCode(spec.script);
   const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
   const root = realpathSync(ROOT);
-  // A private tmpfs at CODE_DIR holding read-only binds of exactly what the
-  // component needs. Binding the project folder itself would not do: it may
-  // be 0700 (a mktemp or home directory) and unreadable to the component's uid.
+  const R = SANDBOX_ROOT;
+  const layout = rootLayout({
+    node: realpathSync(process.execPath),
+    codeRoot: root,
+    addons: koffiAddons(),
+    setpriv: setpriv(),
+    read: spec.allowFsRead ?? [],
+    write: spec.allowFsWrite ?? [],
+    resolver: spec.keepNetwork === true,
+  });
+  // The code: binding the project folder itself would not do: it may be 0700
+  // (a mktemp or home directory) and unreadable to the component's uid.
   const parts = ['src', 'node_modules'];
+  const devs = ['null', 'zero', 'random', 'urandom'];
+  // Every mount point first (one mkdir, one touch), then every mount in one
+  // `mount -a` over a generated fstab: a handful of programs instead of one
+  // per mount keeps a restart fast.
+  const dirs = [
+    ...layout.dirs,
+    ...parts.map((p) => `${CODE_DIR}/${p}`),
+    '/dev',
+    '/proc',
+    ...layout.binds.filter(([p]) => isFolder(p)).map(([p]) => p),
+    ...layout.binds.filter(([p]) => !isFolder(p)).map(([p]) => dirname(p)),
+  ];
+  const files = [`${CODE_DIR}/package.json`, ...devs.map((d) => `/dev/${d}`), ...layout.binds.filter(([p]) => !isFolder(p)).map(([p]) => p)];
+  const fstab = [
+    ...[...parts, 'package.json'].map((p) => fstabLine(`${root}/${p}`, `${R}${CODE_DIR}/${p}`, 'none', 'bind,ro,nosuid,nodev')),
+    ...devs.map((d) => fstabLine(`/dev/${d}`, `${R}/dev/${d}`, 'none', 'bind,nosuid,noexec')),
+    fstabLine('proc', `${R}/proc`, 'proc', 'hidepid=invisible,nosuid,nodev,noexec'),
+    ...layout.binds.map(([p, w]) => fstabLine(p, R + p, 'none', w ? 'bind,nosuid,nodev,noexec' : 'bind,ro,nosuid,nodev')),
+  ];
+  const FSTAB = `${R}/.fstab`;
   const inner = [
     ...(spec.cgroupProcs !== undefined ? [`echo $$ > ${q(spec.cgroupProcs)}`] : []),
-    `mount -t tmpfs -o mode=755,size=64k microgate-code ${CODE_DIR}`,
-    `mkdir ${parts.map((p) => `${CODE_DIR}/${p}`).join(' ')}`,
-    `touch ${CODE_DIR}/package.json`,
-    ...[...parts, 'package.json'].map((p) => `mount --bind ${q(`${root}/${p}`)} ${CODE_DIR}/${p} && mount -o remount,bind,ro ${CODE_DIR}/${p}`),
-    `mount -o remount,ro ${CODE_DIR}`,
-    `cd /`,
+    `mkdir -p ${R}`,
+    `mount -t tmpfs -o mode=755,size=1m,nosuid microgate-root ${R}`,
+    `mkdir -p ${[...new Set(dirs)].map((d) => q(R + d)).join(' ')}`,
+    ...layout.links.map(([p, t]) => `ln -s ${q(t)} ${q(R + p)}`),
+    `touch ${[...new Set(files)].map((f) => q(R + f)).join(' ')}`,
+    `printf '%s\\n' ${fstab.map(q).join(' ')} > ${FSTAB}`,
+    `mount -a -T ${FSTAB}`,
+    `rm ${FSTAB}`,
+    `mount -o remount,ro,nosuid ${R}`,
+    // preexec.ts's own node must not take init's IPC channel: it is handed on under another name.
+    ...((spec.passFds ?? []).length > 0 ? [`export MG_PASS_FDS=${q((spec.passFds ?? []).join(' '))}`] : []),
+    `export MG_SECCOMP_EARLY=${noIoUringProgram()}`,
+    'if [ -n "${NODE_CHANNEL_FD-}" ]; then export MG_CHANNEL_FD="$NODE_CHANNEL_FD" MG_CHANNEL_MODE="${NODE_CHANNEL_SERIALIZATION_MODE-}"; unset NODE_CHANNEL_FD NODE_CHANNEL_SERIALIZATION_MODE; fi',
     [
-      'exec setpriv',
+      `exec chroot ${R} ${q(setpriv())}`,
       `--reuid=${spec.uid}`,
       `--regid=${spec.uid}`,
       '--clear-groups',
@@ -98,6 +175,8 @@ export function sandboxCommand(spec: SandboxSpec): { file: string; args: string[
       '--ambient-caps=-all',
       '--bounding-set=-all',
       '--',
+      q(node),
+      q(`${CODE_DIR}/src/core/preexec.ts`),
       q(node),
       '--permission',
       `--allow-fs-read=${CODE_DIR}/`,

@@ -10,6 +10,7 @@ import { openSessionEnd } from '../session/open.ts';
 import type { SessionEnd } from '../session/types.ts';
 import { drainFd } from '../session/ring.ts';
 import type { TraceReply, TraceRequest } from '../trace/protocol.ts';
+import type { FaultKind } from './fault.ts';
 
 export interface WorkerData {
   grant: ComponentGrant;
@@ -23,6 +24,9 @@ export type MainToWorker =
   | { type: 'trace'; id: number; req: TraceRequest }
   | { type: 'query'; id: number; what: string; args: unknown }
   | { type: 'command'; id: number; what: string; args: unknown }
+  | { type: 'fault'; id: number; kind: FaultKind }
+  /** The host's heartbeat: a worker that does not answer hangs (the host then stays silent to init). */
+  | { type: 'ping'; id: number }
   | { type: 'stop' };
 export type WorkerToMain =
   | { type: 'ready' }
@@ -32,7 +36,9 @@ export type WorkerToMain =
   | { type: 'reconfigure-done'; id: number; error?: string }
   | { type: 'trace'; id: number; reply: TraceReply }
   | { type: 'query-result'; id: number; result?: unknown; error?: string }
-  | { type: 'command-result'; id: number; result?: unknown; error?: string };
+  | { type: 'command-result'; id: number; result?: unknown; error?: string }
+  | { type: 'fault-done'; id: number; error?: string }
+  | { type: 'pong'; id: number };
 
 const port = parentPort;
 if (port === null) throw new Error('worker.ts runs only as a worker thread');
@@ -64,6 +70,12 @@ port.on('message', (m: MainToWorker) => {
       break;
     case 'command':
       send({ type: 'command-result', id: m.id, ...runtime.command(data.grant.name, m.what, m.args) });
+      break;
+    case 'fault':
+      send({ type: 'fault-done', id: m.id, error: runtime.fault(data.grant.name, m.kind) });
+      break;
+    case 'ping':
+      send({ type: 'pong', id: m.id });
       break;
     case 'stop':
       runtime.stop();

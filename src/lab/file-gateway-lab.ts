@@ -15,6 +15,12 @@
 // (root, group = the service's gid, 0750/0640: the service reads them,
 // `microgate users|publish --lab NAME` writes them), its own state in
 // STATE/file-gateway/state (the service's uid, 0700).
+//
+// With the microgate gateway the service is not started here: the lab's
+// gateway config declares it (`services`, fileGatewayServiceYaml) and init
+// starts, health-checks, restarts, audits and stops it; the lab only waits
+// until init reports it healthy. With the Linux gateway (no init) the lab
+// starts it itself, sandboxed the same way, and stops it by PID.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
@@ -37,6 +43,7 @@ export interface FileGatewayLabPlan {
   /** The service's own state (uid 0700): audit.jsonl, consumed.json. */
   stateDir: string;
   configFile: string;
+  /** The service's output with the Linux gateway (under microgate: init's gateway.log, lines [file-gateway]). */
   logFile: string;
   uid: number;
   nas: { netns: string; ip: string; port: number; dir: string; shareDir: string; url: string; readUser: string; writeUser: string; writePasswordFile: string };
@@ -217,8 +224,8 @@ function startDetached(file: string, args: string[], logFile: string): number {
   return child.pid;
 }
 
-/** Write the NAS (nginx) files and start it in the lan namespace. Resolves when it answers. */
-async function startNas(f: FileGatewayLabPlan): Promise<number> {
+/** Write the NAS's files (nginx config, certificate, accounts, share) and the file gateway's side of its account. */
+function writeNasFiles(f: FileGatewayLabPlan): void {
   const d = f.nas.dir;
   for (const sub of ['', 'tmp', 'root']) mkdirSync(join(d, sub), { recursive: true, mode: 0o755 });
   mkdirSync(f.nas.shareDir, { recursive: true, mode: 0o755 });
@@ -239,7 +246,11 @@ async function startNas(f: FileGatewayLabPlan): Promise<number> {
   // The file gateway's side of the NAS account: the password and the NAS's certificate to pin.
   writeFileSync(join(f.etcDir, 'nas.password'), `${readPw}\n`, { mode: 0o640 });
   writeFileSync(join(f.etcDir, 'nas-ca.crt'), readFileSync(join(d, 'nas.crt')), { mode: 0o640 });
+}
 
+/** Start the NAS (nginx, files of writeNasFiles) in the lan namespace. Resolves when it answers. */
+async function startNas(f: FileGatewayLabPlan): Promise<number> {
+  const d = f.nas.dir;
   const log = join(d, 'nginx.out');
   const pid = startDetached('ip', ['netns', 'exec', f.nas.netns, 'nginx', '-p', `${d}/`, '-c', join(d, 'nginx.conf'), '-e', join(d, 'error.log'), '-g', 'daemon off;'], log);
   const deadline = Date.now() + 10_000;
@@ -253,11 +264,12 @@ async function startNas(f: FileGatewayLabPlan): Promise<number> {
   }
 }
 
-/** Write the service's config and folders, and start it sandboxed in the dmz namespace. Resolves once it listens. */
+/** Linux gateway (no init): start the service sandboxed in the dmz namespace. Resolves once it listens. */
 async function startService(f: FileGatewayLabPlan): Promise<number> {
   mkdirSync(CODE_DIR, { recursive: true, mode: 0o755 });
   const cfg = loadFileGatewayConfig(f.configFile);
   const { file, args } = serviceCommand({ config: cfg, uid: f.uid, netns: f.service.netns });
+  writeFileSync(f.logFile, '');
   const pid = startDetached(file, args, f.logFile);
   const deadline = Date.now() + 20_000;
   for (;;) {
@@ -269,22 +281,36 @@ async function startService(f: FileGatewayLabPlan): Promise<number> {
   }
 }
 
+/** The memory limit of the lab's file gateway under init (its peak is ~190 MiB: README, Throughput). */
+export const SERVICE_MEMORY_MB = 512;
+
+/** The `services` entry of the lab's gateway config: init runs the file gateway in the dmz namespace. */
+export function fileGatewayServiceYaml(f: FileGatewayLabPlan): string {
+  return `services:
+  - name: file-gateway
+    kind: file-gateway
+    config: ${f.configFile}
+    netns: ${f.service.netns}
+    uid: ${f.uid}
+    memory-mb: ${SERVICE_MEMORY_MB}
+    restart: always
+`;
+}
+
 /**
- * Build the lab's file publication: folders, certificates, the NAS and the
- * service. Returns the processes started (their PIDs are the programs':
- * every wrapper execs), for the lab to record and stop.
+ * Before the gateway starts: folders, certificates, the NAS's files and the
+ * service's config and data (init validates the config when it loads its own).
  */
-export async function startFileGatewayLab(plan: LabPlan): Promise<{ name: string; pid: number }[]> {
+export function prepareFileGatewayLab(plan: LabPlan): void {
   const f = plan.fileGateway;
-  if (f === undefined) return [];
+  if (f === undefined) return;
   mkdirSync(f.dir, { recursive: true, mode: 0o755 });
   mkdirSync(f.etcDir, { recursive: true, mode: 0o750 });
   chownSync(f.etcDir, 0, f.uid);
   chmodSync(f.etcDir, 0o750);
   mkdirSync(f.stateDir, { recursive: true, mode: 0o700 });
   chownSync(f.stateDir, f.uid, f.uid);
-  writeFileSync(f.logFile, '');
-  const nas = await startNas(f);
+  writeNasFiles(f);
   selfSigned(join(f.etcDir, 'tls.crt'), join(f.etcDir, 'tls.key'), 'microgate files', f.publicIp);
   writeFileSync(f.configFile, fileGatewayConfigYaml(f), { mode: 0o640 });
   for (const name of [USERS_FILE, PUBLICATIONS_FILE]) {
@@ -295,8 +321,51 @@ export async function startFileGatewayLab(plan: LabPlan): Promise<{ name: string
     chownSync(join(f.etcDir, name), 0, f.uid);
     chmodSync(join(f.etcDir, name), 0o640);
   }
+}
+
+/**
+ * Once the hosts have their addresses: start the NAS, and the service itself
+ * when `startService` (the Linux gateway; under microgate init runs it).
+ * Returns the processes started (their PIDs are the programs': every wrapper
+ * execs), for the lab to record and stop.
+ */
+export async function startFileGatewayLab(plan: LabPlan, opts: { startService: boolean }): Promise<{ name: string; pid: number }[]> {
+  const f = plan.fileGateway;
+  if (f === undefined) return [];
+  const nas = await startNas(f);
+  if (!opts.startService) return [{ name: 'nas-nginx', pid: nas }];
   const svc = await startService(f);
   return [{ name: 'nas-nginx', pid: nas }, { name: 'file-gateway', pid: svc }];
+}
+
+/** A row of init's GET /status `services` (src/core/services.ts ServiceStatus). */
+export interface ServiceRow {
+  name: string; pid: number; state: string; restarts: number; memoryBytes?: number; memoryLimitMb?: number; lastExit: string; lastHealth: string;
+}
+
+/** The file gateway as init reports it (GET /status), or undefined when init does not answer. */
+export async function initService(controlPort: number, name = 'file-gateway'): Promise<ServiceRow | undefined> {
+  try {
+    const r = await fetch(`http://127.0.0.1:${controlPort}/status`, { signal: AbortSignal.timeout(2000) });
+    const body = (await r.json()) as { services?: ServiceRow[] };
+    return body.services?.find((s) => s.name === name);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Under microgate: wait until init reports the file gateway healthy (running); returns its PID. */
+export async function waitForInitService(controlPort: number, timeoutMs = 30_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  let last: ServiceRow | undefined;
+  for (;;) {
+    last = await initService(controlPort);
+    if (last?.state === 'running' && last.pid > 0) return last.pid;
+    if (Date.now() > deadline) {
+      throw new Error(`init did not report the file gateway healthy within ${timeoutMs} ms: ${last === undefined ? 'no answer' : `state ${last.state}, last exit "${last.lastExit}", last health check "${last.lastHealth}"`} (see gateway.log)`);
+    }
+    await sleep(100);
+  }
 }
 
 /** Where `microgate users|publish --lab NAME` finds the lab's file-gateway config. */

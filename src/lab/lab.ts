@@ -24,7 +24,7 @@ import { startLinuxGateway } from './linux-gateway.ts';
 import { startMicrogate, stopMicrogate, type MicrogateLabOptions } from './microgate-gateway.ts';
 import type { RouterSection } from './lab-policy.ts';
 import { remoteSitePlan, removeWireguardSockets, startRemoteSite, writeRemoteSiteKeys, type RemoteSiteOptions } from './remote-site.ts';
-import { fileGatewayPlan, startFileGatewayLab } from './file-gateway-lab.ts';
+import { fileGatewayPlan, prepareFileGatewayLab, startFileGatewayLab, waitForInitService } from './file-gateway-lab.ts';
 
 /** What `lab up --json` prints. */
 export interface LabInfo {
@@ -242,6 +242,12 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
         await createNetns(h.netns);
         await sysctl(h.netns, 'net.ipv4.ip_forward', 0);
       }
+      if (plan.fileGateway) {
+        prepareFileGatewayLab(plan);
+        // Under microgate, init starts the file gateway (gateway config `services`) before
+        // the lab gives the dmz host its address: let it bind that address already.
+        if (kind === 'microgate') await sysctl(plan.hosts.dmz.netns, 'net.ipv4.ip_nonlocal_bind', 1);
+      }
 
       let components: { name: string; pid: number }[] = [];
       if (plan.remote) writeRemoteSiteKeys(plan.remote);
@@ -269,7 +275,10 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
       }
       await waitForPing(plan.hosts.lan.netns, plan.gatewayAddresses.lan, opts.readyTimeoutMs ?? 10_000);
       if (plan.fileGateway) {
-        for (const p of await startFileGatewayLab(plan)) {
+        const started = await startFileGatewayLab(plan, { startService: kind === 'linux' });
+        // Under microgate init runs the service: wait until it reports it healthy (its PID as of now; /status has the current one).
+        if (kind === 'microgate') started.push({ name: 'file-gateway', pid: await waitForInitService(plan.controlPort) });
+        for (const p of started) {
           const id = await procIdentity(p.pid);
           if (id) state.processes.push({ name: p.name, ...id });
         }

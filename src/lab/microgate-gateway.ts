@@ -35,6 +35,7 @@ function indent(text: string, n: number): string {
 }
 import { ROOT } from '../core/sandbox.ts';
 import { remoteSiteGatewayYaml, withRemoteSiteRouter } from './remote-site.ts';
+import { fileGatewayServiceYaml } from './file-gateway-lab.ts';
 
 /** Each lab's components get uids of their own: 61000 + 16 * (hash of the lab name mod 4096). */
 export function labUidBase(name: string): number {
@@ -59,6 +60,8 @@ export interface MicrogateLabOptions {
   restart?: 'always' | 'on-failure' | 'never';
   /** Heartbeat interval, ms (default 1000; 0 off). */
   heartbeatMs?: number;
+  /** Accept fault injection on the control API (`debug: { fault-injection: true }`; default off; testing only). */
+  faultInjection?: boolean;
   /** Add the IDS: the router mirrors every domain to a `monitor` component (EVE log: STATE_DIR/eve.json). */
   monitor?: LabMonitorOptions;
 }
@@ -122,7 +125,7 @@ control:
   listen: 127.0.0.1:${plan.controlPort}
 sandbox:
   uid-base: ${labUidBase(plan.name)}
-devices:
+${opts.faultInjection === true ? 'debug:\n  fault-injection: true\n' : ''}devices:
   tap-wan: { kind: tap, ifname: ${plan.hosts.wan.ifname}, netns: ${plan.hosts.wan.netns}, offload: ${off} }
   tap-lan: { kind: tap, ifname: ${plan.hosts.lan.ifname}, netns: ${plan.hosts.lan.netns}, offload: ${off} }
   tap-dmz: { kind: tap, ifname: ${plan.hosts.dmz.ifname}, netns: ${plan.hosts.dmz.netns}, offload: ${off} }
@@ -139,7 +142,7 @@ ${rs?.components ?? ''}${monitorComponent}sessions:
   - { between: [drv-wan.nic, router.wan], transport: ${t}${slots} }
   - { between: [drv-lan.nic, router.lan], transport: ${t}${slots} }
   - { between: [drv-dmz.nic, router.dmz], transport: ${t}${slots} }
-${rs?.sessions ?? ''}${monitorSession}`;
+${rs?.sessions ?? ''}${monitorSession}${plan.fileGateway === undefined ? '' : fileGatewayServiceYaml(plan.fileGateway)}`;
 }
 
 interface StatusBody {

@@ -24,7 +24,7 @@ function int32(v: number): Uint8Array {
 }
 
 /** Run fn with the calling thread in network namespace `netns` (a name under /run/netns), then come back. */
-function inNetns<T>(netns: string | undefined, fn: () => T): T {
+export function inNetns<T>(netns: string | undefined, fn: () => T): T {
   if (netns === undefined) return fn();
   const home = openSync('/proc/self/ns/net', 'r');
   const there = openSync(`/run/netns/${netns}`, 'r');

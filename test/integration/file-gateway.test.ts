@@ -6,8 +6,10 @@
 // `microgate users|publish --lab` commands, files put on the NAS with WebDAV
 // PUT from the lan host. A headless Chromium (playwright-core driving the
 // Debian chromium binary inside the wan namespace) logs in, sees the list,
-// downloads and logs out. Every response of the suite is checked for
-// internal addresses and names.
+// downloads and logs out. init supervises the service (the lab's gateway
+// config declares it under `services`): the audit finds it within its grants,
+// and after a SIGKILL init restarts it and the public URL works again. Every
+// response of the suite is checked for internal addresses and names.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -17,7 +19,7 @@ import { once } from 'node:events';
 import { tmpdir, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { labDown, labUp, readLabState } from '../../src/lab/lab.ts';
-import type { FileGatewayLabPlan } from '../../src/lab/file-gateway-lab.ts';
+import { initService, type FileGatewayLabPlan } from '../../src/lab/file-gateway-lab.ts';
 import { ROOT } from '../../src/core/sandbox.ts';
 import { canRunLabs, nsExec, uniqueLabName } from './harness.ts';
 
@@ -33,6 +35,7 @@ let wan: string;
 let lan: string;
 let dmz: string;
 let servicePid: number;
+let controlPort: number;
 let tmp: string;
 let bigSha = '';
 const responses: string[] = [];
@@ -92,6 +95,7 @@ before(async () => {
   lan = st.plan.hosts.lan.netns;
   dmz = st.plan.hosts.dmz.netns;
   servicePid = st.processes.find((p) => p.name === 'file-gateway')!.pid;
+  controlPort = st.controlPort;
   // The wan host routes the inside prefixes at the gateway, so only the policy keeps it out.
   assert.equal((await nsExec(wan, 'ip', ['route', 'add', '198.18.0.0/16', 'via', st.plan.gatewayAddresses.wan])).code, 0);
   for (const [u, pw] of [['alice', PW], ['bob', PW]]) assert.equal(cli(['users', 'add', u, '--password-stdin'], `${pw}\n`).code, 0);
@@ -287,6 +291,46 @@ test('a real browser: log in, see the list, download, log out', { skip: skip || 
   } finally {
     await browser.close();
   }
+});
+
+test('init supervises the service: the audit finds it within its grants; SIGKILL -> restarted, sessions gone, the public URL works again', { skip }, async () => {
+  const audit = cli(['audit', '--json']);
+  const body = JSON.parse(audit.stdout) as { ok: boolean; services: { service: string; uid: number; netns: { name: string; configured: boolean }; permission: string[]; sockets: { listening: number; stdio: number }; violations: string[] }[] };
+  const a = body.services.find((x) => x.service === 'file-gateway');
+  assert.ok(a !== undefined, `the audit lists the service: ${audit.stdout.slice(0, 500)}`);
+  assert.deepEqual(a.violations, []);
+  assert.equal(audit.code, 0);
+  assert.equal(body.ok, true);
+  assert.equal(a.uid, f.uid);
+  assert.deepEqual(a.netns, { ...a.netns, name: dmz, configured: true });
+  assert.ok(a.permission.includes(`--allow-fs-write=${f.stateDir}/`) && a.permission.includes('--allow-net'));
+  assert.equal(a.sockets.listening, 2, 'https and the redirect');
+
+  const { jar } = await login('alice', PW);
+  const before = (await initService(controlPort))!;
+  assert.equal(before.state, 'running');
+  assert.equal(before.pid, servicePid);
+  assert.equal(before.memoryLimitMb, 512);
+  assert.ok(before.memoryBytes !== undefined && before.memoryBytes > 0, 'its memory cgroup accounts for it');
+  assert.match(readFileSync(`/proc/${before.pid}/cgroup`, 'utf8'), /microgate\.\d+\/svc-file-gateway/);
+  process.kill(before.pid, 'SIGKILL');
+  let after = before;
+  const t0 = Date.now();
+  while (Date.now() - t0 < 15_000 && !(after.state === 'running' && after.pid !== before.pid)) {
+    await new Promise((r) => setTimeout(r, 100));
+    after = (await initService(controlPort)) ?? after;
+  }
+  assert.ok(after.state === 'running' && after.pid !== before.pid, `restarted: ${JSON.stringify(after)}`);
+  assert.match(after.lastExit, /^signal SIGKILL at /);
+  assert.equal(after.restarts, before.restarts + 1);
+  process.stderr.write(`# file gateway back (healthy) ${Date.now() - t0} ms after SIGKILL\n`);
+  servicePid = after.pid;
+  assert.equal((await wanCurl(`${f.publicUrl}/`, [], jar)).status, 303, 'sessions live in the service: they ended with it');
+  const again = await login('alice', PW);
+  assert.equal(again.res.status, 303);
+  const doc = await wanCurl(`${f.publicUrl}/f/${pub.report.id}/report.txt`, [], again.jar);
+  assert.equal(doc.status, 200);
+  assert.equal(doc.body, 'the quarterly report\n');
 });
 
 test('no response of the suite names an internal address, host, path or the software', { skip }, () => {

@@ -141,6 +141,18 @@ test('without a session: / and /f/ID redirect to /login (the same for any ID); u
   assert.equal(r.headers['strict-transport-security'], 'max-age=31536000');
 });
 
+test("/healthz (init's health check): 200 \"ok\" without an account, nothing else; GET and HEAD only", async () => {
+  const r = await http('GET', '/healthz');
+  assert.equal(r.status, 200);
+  assert.equal(r.body.toString(), 'ok\n');
+  assert.equal(r.headers['content-type'], 'text/plain; charset=utf-8');
+  assert.equal(r.headers['cache-control'], 'no-store');
+  assert.equal(r.headers['set-cookie'], undefined, 'no session, no login cookie');
+  assert.equal((await http('HEAD', '/healthz')).status, 200);
+  assert.equal((await http('POST', '/healthz', { body: 'x=1' })).status, 405);
+  assert.equal((await http('GET', '/healthz/x')).status, 404);
+});
+
 test('login: CSRF token and same origin required; cookies are __Host-, Secure, HttpOnly, SameSite=Strict; logout needs the CSRF token', async () => {
   const jar = new Map<string, string>();
   const page = await http('GET', '/login', { jar });
@@ -292,7 +304,8 @@ test('brute force: an account locks after N failures (even with the right passwo
 });
 
 test('public link: works without an account until it expires; the token is stored only hashed', async () => {
-  const { p, token } = publish('docs/report.txt', { publicLink: true, expiresInMs: 1200 });
+  // Long enough to be valid for the first requests on a loaded machine; the test then waits it out.
+  const { p, token } = publish('docs/report.txt', { publicLink: true, expiresInMs: 3000 });
   assert.ok(token !== null && p.publicTokenHash !== token);
   await settle();
   const r = await http('GET', `/p/${token}/report.txt`);

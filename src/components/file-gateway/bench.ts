@@ -46,6 +46,7 @@ function rssMb(pid: number, field: 'VmRSS' | 'VmHWM'): number | undefined {
 
 export async function fileGatewayBench(lab: string, sizeMb: number, rounds = 3): Promise<BenchResult> {
   const { readLabState } = await import('../../lab/lab.ts');
+  const { initService } = await import('../../lab/file-gateway-lab.ts');
   const st = await readLabState(lab);
   const f = st?.plan.fileGateway;
   if (st === null || f === undefined) throw new Error(`lab ${lab} does not exist or was built without --file-gateway`);
@@ -65,7 +66,8 @@ export async function fileGatewayBench(lab: string, sizeMb: number, rounds = 3):
     p.publications.push(publication);
     writePublications(cfg, p);
   });
-  const svc = st.processes.find((p) => p.name === 'file-gateway')?.pid;
+  // Under microgate init runs the service (its PID changes when it restarts); with the Linux gateway the lab does.
+  const svc = st.gateway === 'microgate' ? (await initService(st.controlPort))?.pid : st.processes.find((p) => p.name === 'file-gateway')?.pid;
   try {
     await new Promise((r) => setTimeout(r, cfg.reloadMs * 2 + 200));
     const nasPw = readFileSync(join(f.etcDir, 'nas.password'), 'utf8').trim();

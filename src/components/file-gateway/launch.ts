@@ -19,6 +19,8 @@ export interface LaunchSpec {
   netns?: string;
   /** V8 heap limit, MiB (default 128: files are streamed, never held). */
   maxOldSpaceMb?: number;
+  /** A cgroup.procs file to join before node starts (init's memory limit for the service). */
+  cgroupProcs?: string;
 }
 
 const dir = (p: string): string => (p.endsWith('/') ? p : `${p}/`);
@@ -32,7 +34,10 @@ export function servicePermissions(cfg: FileGatewayConfig): { read: string[]; wr
   } else {
     read.push(dir(cfg.storage.root));
   }
-  return { read: [...new Set(read)], write: [dir(cfg.stateDir)] };
+  // A path inside a granted folder is covered by it (and the sandbox's root could not bind it inside the folder's read-only bind).
+  const uniq = [...new Set(read)];
+  const covered = (p: string): boolean => uniq.some((d) => d.endsWith('/') && d !== p && p.startsWith(d));
+  return { read: uniq.filter((p) => !covered(p)), write: [dir(cfg.stateDir)] };
 }
 
 /** The command (run as root) that starts the service sandboxed; it execs all the way down, so its PID is the service's. */
@@ -47,9 +52,13 @@ export function serviceCommand(spec: LaunchSpec): { file: string; args: string[]
     allowFsRead: perms.read,
     allowFsWrite: perms.write,
     args: ['--config', resolve(spec.config.file)],
+    cgroupProcs: spec.netns === undefined ? spec.cgroupProcs : undefined,
   });
   if (spec.netns === undefined) return sb;
-  return { file: 'ip', args: ['netns', 'exec', spec.netns, sb.file, ...sb.args] };
+  const inNetns = ['netns', 'exec', spec.netns, sb.file, ...sb.args];
+  if (spec.cgroupProcs === undefined) return { file: 'ip', args: inNetns };
+  // `ip netns exec` mounts a fresh /sys, without the cgroup tree: join the memory cgroup before it.
+  return { file: '/bin/sh', args: ['-c', 'echo $$ > "$0" && exec ip "$@"', spec.cgroupProcs, ...inNetns] };
 }
 
 /** Folders of a config that must exist before the service starts (for the admin's checks). */

@@ -2,8 +2,9 @@
 // sandboxed (launch.ts: own uid, no capabilities, no_new_privs, Node's
 // permission model reading only the code, its config and data and writing
 // only its state folder) inside the dmz network namespace, whose kernel
-// TCP/IP stack it serves on. First thing: a seccomp filter takes away
-// execve/fork, so even a compromised service cannot start programs.
+// TCP/IP stack it serves on. First thing: the seccomp allow-list of the
+// `service` profile (src/core/seccomp.ts): no execve/fork, no ptrace, mount,
+// setuid and the like, sockets of the Internet and Unix families only.
 // `microgate file-gateway serve --config FILE` runs the same thing in the
 // caller's process (for a service manager that sandboxes it itself).
 import { parseArgs } from 'node:util';
@@ -12,8 +13,8 @@ import { startService } from './service.ts';
 
 export async function serve(configFile: string, opts: { seccomp: boolean }): Promise<void> {
   if (opts.seccomp) {
-    const { denyProcessCreation } = await import('../../core/seccomp.ts');
-    denyProcessCreation();
+    const { installAllowList } = await import('../../core/seccomp.ts');
+    installAllowList('service');
   }
   const cfg = loadFileGatewayConfig(configFile);
   const log = (m: string): void => { process.stdout.write(`${new Date().toISOString()} ${m}\n`); };

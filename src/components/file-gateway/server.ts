@@ -63,7 +63,7 @@ type Route = { kind: 'page'; name: string } | { kind: 'file'; via: 'f' | 'p'; ke
 function route(url: string): Route | undefined {
   const q = url.indexOf('?');
   const path = q < 0 ? url : url.slice(0, q);
-  if (path === '/' || path === '/login' || path === '/logout' || path === '/assets/app.css') return { kind: 'page', name: path };
+  if (path === '/' || path === '/login' || path === '/logout' || path === '/assets/app.css' || path === '/healthz') return { kind: 'page', name: path };
   // /f/ID or /f/ID/NAME (NAME is cosmetic: one segment, ignored). Nothing else, no dot segments, no encoded slashes.
   const m = /^\/([fp])\/([A-Za-z0-9_-]{1,64})(?:\/[^/]*)?$/.exec(path);
   if (m === null) return undefined;
@@ -148,6 +148,12 @@ export class FileGateway {
       return this.#publicDownload(req, res, r.key, from, t0);
     }
     switch (r.name) {
+      case '/healthz':
+        // Liveness for init's health check (src/core/health-check.ts): no account, no state, says nothing but "ok".
+        if (method !== 'GET' && method !== 'HEAD') return this.#notAllowed(res, 'GET, HEAD');
+        res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', 'content-length': 3 });
+        res.end('ok\n');
+        return;
       case '/assets/app.css':
         if (method !== 'GET' && method !== 'HEAD') return this.#notAllowed(res, 'GET, HEAD');
         res.writeHead(200, { 'content-type': 'text/css; charset=utf-8', 'cache-control': 'public, max-age=3600', 'content-length': Buffer.byteLength(CSS) });
