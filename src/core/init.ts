@@ -272,7 +272,7 @@ export class Init {
   }
 
   #spawn(c: Child): void {
-    const { file, args } = sandboxCommand({ uid: c.uid, maxOldSpaceMb: this.config.sandbox.maxOldSpaceMb, script: HOST_SCRIPT, allowWorker: c.specs.some((x) => x.isolation === 'thread'), cgroupProcs: c.cgroup?.procsFile, passFds: [3, ...c.capFds.map((_, i) => 4 + i)] });
+    const { file, args } = sandboxCommand({ uid: c.uid, maxOldSpaceMb: this.config.sandbox.maxOldSpaceMb, script: HOST_SCRIPT, allowWorker: c.specs.some((x) => x.isolation === 'thread'), cgroupProcs: c.cgroup?.procsFile });
     const env: Record<string, string> = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', MG_COMPONENT: c.name };
     if (this.#noSeccomp) env.MG_NO_SECCOMP = '1';
     const proc = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc', ...c.capFds], env });

@@ -11,7 +11,8 @@
 //   setpriv                    its own non-root uid/gid, no groups, no
 //                              capabilities (ambient, inheritable, bounding),
 //                              no_new_privs
-//   preexec.ts                 a seccomp filter taking away io_uring, then exec:
+//   perl -e EARLY_FILTER_PERL  a seccomp filter taking away io_uring, then exec
+//                              (before node: libuv sets up a ring at start)
 //   node --permission          file reads limited to the code (defence in depth:
 //                              a component with FFI can step around it)
 // and the component host installs a seccomp allow-list (src/core/seccomp.ts)
@@ -52,12 +53,6 @@ export interface SandboxSpec {
   args?: string[];
   /** Allow network access under Node's permission model (--allow-net); with keepNetwork. */
   allowNet?: boolean;
-  /**
-   * Inherited fds beyond stdio the program must receive (init's IPC channel and
-   * the granted fds): node marks every inherited fd close-on-exec when it
-   * starts, so preexec.ts clears the flag on these before it execs.
-   */
-  passFds?: number[];
 }
 
 function inCode(p: string): string {
@@ -89,6 +84,22 @@ function fstabLine(src: string, dst: string, type: string, opts: string): string
   const esc = (p: string): string => p.replace(/[\\ \t\n]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
   return `${esc(src)} ${esc(dst)} ${type} ${opts} 0 0`;
 }
+
+/**
+ * The first seccomp filter, installed before node exists: libuv (1.52, in
+ * Node 26) sets up an io_uring ring while node starts, before any JavaScript
+ * runs, aborts when io_uring_enter is later refused, and ring operations pass
+ * no seccomp filter. So a ~3 ms perl step (perl-base is essential on Debian,
+ * and its `syscall` builtin needs no module) installs the program in
+ * MG_SECCOMP_EARLY (hex, seccomp.ts noIoUringProgram: io_uring_* -> ENOSYS,
+ * all else allowed) and execs chroot, setpriv and node, which inherit it; their
+ * libuv then falls back to plain epoll. It runs as root, which may install a
+ * filter without no_new_privs (setpriv sets that next).
+ */
+export const EARLY_FILTER_PERL =
+  'if (($ENV{MG_NO_SECCOMP} // "") ne "1") { my $f = pack("H*", $ENV{MG_SECCOMP_EARLY}); '
+  + 'syscall(317, 1, 0, pack("S x6 P", length($f) / 8, $f)) == 0 or die "microgate sandbox: seccomp: $!\n" } '
+  + 'delete $ENV{MG_SECCOMP_EARLY}; exec { $ARGV[0] } @ARGV or die "microgate sandbox: exec $ARGV[0]: $!\n"';
 
 /** koffi's native addons (their shared libraries go into the root). */
 function koffiAddons(): string[] {
@@ -161,12 +172,9 @@ export function sandboxCommand(spec: SandboxSpec): { file: string; args: string[
     `mount -a -T ${FSTAB}`,
     `rm ${FSTAB}`,
     `mount -o remount,ro,nosuid ${R}`,
-    // preexec.ts's own node must not take init's IPC channel: it is handed on under another name.
-    ...((spec.passFds ?? []).length > 0 ? [`export MG_PASS_FDS=${q((spec.passFds ?? []).join(' '))}`] : []),
-    `export MG_SECCOMP_EARLY=${noIoUringProgram()}`,
-    'if [ -n "${NODE_CHANNEL_FD-}" ]; then export MG_CHANNEL_FD="$NODE_CHANNEL_FD" MG_CHANNEL_MODE="${NODE_CHANNEL_SERIALIZATION_MODE-}"; unset NODE_CHANNEL_FD NODE_CHANNEL_SERIALIZATION_MODE; fi',
     [
-      `exec chroot ${R} ${q(setpriv())}`,
+      // perl (Debian's essential perl-base, ~3 ms) installs the no-io_uring filter and execs the rest.
+      `MG_SECCOMP_EARLY=${noIoUringProgram()} exec perl -e ${q(EARLY_FILTER_PERL)} chroot ${R} ${q(setpriv())}`,
       `--reuid=${spec.uid}`,
       `--regid=${spec.uid}`,
       '--clear-groups',
@@ -175,8 +183,6 @@ export function sandboxCommand(spec: SandboxSpec): { file: string; args: string[
       '--ambient-caps=-all',
       '--bounding-set=-all',
       '--',
-      q(node),
-      q(`${CODE_DIR}/src/core/preexec.ts`),
       q(node),
       '--permission',
       `--allow-fs-read=${CODE_DIR}/`,

@@ -20,9 +20,10 @@
 // libuv falls back to its thread pool) and so does clone3 (glibc then uses
 // clone, which is allowed for threads only).
 //
-// Before any of this, preexec.ts installs a filter that answers io_uring_*
-// with ENOSYS and execs node: libuv sets up an io_uring at start (before any
-// JavaScript runs), and ring operations would bypass every filter.
+// Before any of this, the sandbox (sandbox.ts, EARLY_FILTER_PERL) installs a
+// filter that answers io_uring_* with ENOSYS before node starts: libuv sets up
+// an io_uring at start (before any JavaScript runs), and ring operations would
+// bypass every filter.
 //
 // Once a component host has loaded its components' code it adds a second
 // filter (`forbidPathLookups`): no open, stat, access or readlink by path at
@@ -132,7 +133,7 @@ export function policy(profile: Profile, pid: number): Policy {
 }
 
 /**
- * The first filter, installed by preexec.ts before node starts the component
+ * The first filter, installed by the sandbox's perl step before node starts the component
  * host: no io_uring (libuv would set up a ring at start, before the allow-list,
  * and then need io_uring_enter; ring operations pass no seccomp filter).
  */
@@ -279,9 +280,9 @@ export function installAllowList(profile: Profile): void {
   install(policy(profile, process.pid));
 }
 
-/** The no-io-uring filter, base64 of its program: preexec.ts installs it (it loads nothing of ours, to start fast). */
+/** The no-io-uring filter's program in hex: the sandbox's perl step installs it (sandbox.ts EARLY_FILTER_PERL). */
 export function noIoUringProgram(): string {
-  return Buffer.from(programBytes(compile(noIoUringPolicy()))).toString('base64');
+  return Buffer.from(programBytes(compile(noIoUringPolicy()))).toString('hex');
 }
 
 /** Add the filter that takes away every path lookup (after the code is loaded). */

@@ -49,7 +49,7 @@ export interface ServiceAuditReport {
 
 /** TCP state LISTEN in /proc/net/tcp. */
 const TCP_LISTEN = '0A';
-/** As for components (audit.ts): epoll and eventfd, no io_uring (preexec.ts keeps libuv off it). */
+/** As for components (audit.ts): epoll and eventfd, no io_uring (the sandbox's first filter keeps libuv off it). */
 const ALLOWED_ANON = /^anon_inode:\[?(eventpoll|eventfd)\]?$/;
 
 /** "0280A8C0:1F90" (little-endian words) -> { host: '192.168.128.2', port: 8080 }; IPv4-mapped IPv6 as IPv4. */
@@ -141,7 +141,7 @@ function nsInode(link: string): number {
 
 export function auditService(x: ServiceAuditExpectation): ServiceAuditReport {
   const v: string[] = [];
-  // No io_uring (preexec.ts) and the `service` allow-list (main.ts); its root holds its grants.
+  // No io_uring (sandbox.ts) and the `service` allow-list (main.ts); its root holds its grants.
   const id = auditIdentity(x.pid, x.uid, 2, [...x.grants.read, ...x.grants.write], v);
   const { uid, gid, groups, capEff, capBnd, noNewPrivs, seccomp } = id;
 
