@@ -6,7 +6,10 @@
 //      off, aggregates only, full event rings, and aggregates timing 1 in 16
 //      spans, in the same run, alternating (the order rotates every round),
 //      plus the CPU time the gateway's processes spent per GB forwarded
-//      (steadier than throughput on a busy machine).
+//      (steadier than throughput on a busy machine). Besides the medians of
+//      each mode, the median of the per-round differences to "off" (each
+//      round measures every mode within seconds, so a load that comes and goes
+//      on a shared machine affects both sides of a difference alike).
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import hdr from 'hdr-histogram-js';
@@ -15,25 +18,31 @@ import type { TraceMode } from '../trace/tracer.ts';
 import { bucketOf, BUCKETS } from '../trace/histogram.ts';
 import { TraceClient } from '../trace/client.ts';
 import { labDown, labUp, readLabState } from '../lab/lab.ts';
+import { pathBench } from './trace-path.ts';
+import type { PathResult } from './trace-path.ts';
 import { iperf3 } from '../lab/traffic.ts';
 
-export const TRACE_BENCH_HELP = `Usage: microgate trace bench [--lab NAME] [--seconds S] [--rounds R] [--reverse] [--micro-only] [--json]
+export const TRACE_BENCH_HELP = `Usage: microgate trace bench [--lab NAME] [--seconds S] [--rounds R] [--modes LIST] [--reverse] [--micro-only] [--json]
 
 Measure what tracing costs:
   micro      ns per tracepoint (t() + span()) with tracing off / aggregates / events /
-             aggregates timing 1 in 16, the clock read alone, and per-value cost of the
-             histogram options
+             aggregates timing 1 in 16, per chained stage (span() from the previous
+             reading), the clock read alone, and per-value cost of the histogram options
+  path       CPU ns per packet forwarded in this process by the real router between two
+             simulated drivers (src/bench/trace-path.ts), tracing off / aggregates / events
   lab        iperf3 lan -> wan through microgate with tracing off / aggregates / events /
              aggregates timing 1 in 16, alternating in one run (order rotated each round);
-             Gbit/s and the gateway's CPU seconds per GB forwarded. Builds (and removes)
-             its own lab unless --lab.
+             Gbit/s and the gateway's CPU seconds per GB forwarded: the median of each
+             mode, and the median over rounds of each mode's difference to "off" in the
+             same round. Builds (and removes) its own lab unless --lab.
 
 Options:
   --lab NAME      use this running microgate lab (its tracing mode is restored to aggregates after)
   --seconds S     iperf3 seconds per run (default 5)
-  --rounds R      rounds of the three modes (default 3)
+  --rounds R      rounds of the modes (default 3)
+  --modes LIST    comma-separated subset of off,aggregates,events,aggr-1/16 (default all; off is always run)
   --reverse       wan -> lan instead (iperf3 -R)
-  --micro-only    skip the lab part
+  --micro-only    skip the lab part (micro and path only)
   --json          print the results as JSON
   -h, --help      this help`;
 
@@ -49,6 +58,8 @@ export type ConfigLabel = typeof CONFIGS[number]['label'];
 export interface MicroResult {
   clockNs: number;
   tracepointNs: Record<ConfigLabel, number>;
+  /** One stage of a chain: span() from the previous stage's reading (one clock read), aggregates and events. */
+  chainedStageNs: { aggregates: number; events: number };
   hdrRecordNs: number;
   bucketRecordNs: number;
 }
@@ -66,13 +77,35 @@ export interface LabResult {
   seconds: number;
   reverse: boolean;
   runs: LabRun[];
-  summary: { mode: ConfigLabel; medianGbitPerS: number; minGbitPerS: number; maxGbitPerS: number; vsOffPct: number; medianCpuSPerGB: number; cpuVsOffPct: number }[];
+  summary: {
+    mode: ConfigLabel;
+    medianGbitPerS: number;
+    minGbitPerS: number;
+    maxGbitPerS: number;
+    /** Median of this mode against the median of off. */
+    vsOffPct: number;
+    medianCpuSPerGB: number;
+    cpuVsOffPct: number;
+    /** Median over rounds of (this mode / off in the same round - 1). */
+    pairedVsOffPct: number;
+    pairedCpuVsOffPct: number;
+    /** Quartiles of the per-round differences (the spread the noise leaves). */
+    pairedVsOffIqrPct: [number, number];
+    pairedCpuVsOffIqrPct: [number, number];
+  }[];
 }
 
 function median(xs: number[]): number {
+  return quantile(xs, 0.5);
+}
+
+/** The q-quantile of xs, interpolated between the nearest ranks (NaN when empty). */
+function quantile(xs: number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
-  const n = s.length;
-  return n === 0 ? NaN : n % 2 === 1 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+  if (s.length === 0) return NaN;
+  const h = (s.length - 1) * q;
+  const lo = Math.floor(h);
+  return lo + 1 < s.length ? s[lo] + (h - lo) * (s[lo + 1] - s[lo]) : s[lo];
 }
 
 /** ns per iteration of `body`, best of `reps` runs of `n` iterations, minus an empty loop's. */
@@ -107,6 +140,21 @@ export function microBench(n = 2_000_000, reps = 5): MicroResult {
       return i & 1;
     });
   }
+  // Four stages in a chain: each span() starts at the previous one's reading.
+  const chained = (mode: TraceMode): number => {
+    const tr = new Tracer({ component: 'bench', mode });
+    const ids = [tr.proc('a'), tr.proc('b'), tr.proc('c'), tr.proc('d')];
+    return perOp(n / 4, reps, (i) => {
+      let t = tr.last();
+      if (t === 0) t = tr.t();
+      t = tr.span(ids[0], t);
+      t = tr.spanArg(ids[1], t, i);
+      t = tr.span(ids[2], t);
+      tr.span(ids[3], t);
+      return i & 1;
+    }) / 4;
+  };
+  const chainedStageNs = { aggregates: chained('aggregates'), events: chained('events') };
   const clockNs = perOp(n, reps, () => (performance.now() > 0 ? 1 : 0));
   const h = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 2 ** 42, numberOfSignificantValueDigits: 3 });
   const hdrRecordNs = perOp(n, reps, (i) => {
@@ -122,6 +170,7 @@ export function microBench(n = 2_000_000, reps = 5): MicroResult {
   return {
     clockNs: r(clockNs),
     tracepointNs: { off: r(tp.off!), aggregates: r(tp.aggregates!), events: r(tp.events!), 'aggr 1/16': r(tp['aggr 1/16']!) },
+    chainedStageNs: { aggregates: r(chainedStageNs.aggregates), events: r(chainedStageNs.events) },
     hdrRecordNs: r(hdrRecordNs),
     bucketRecordNs: r(bucketRecordNs),
   };
@@ -143,12 +192,12 @@ async function gatewayPids(client: TraceClient): Promise<number[]> {
   return [...new Set(s.components.map((c) => c.pid))].filter((p) => p > 0);
 }
 
-export async function labBench(o: { lab: string; seconds: number; rounds: number; reverse: boolean; log: (l: string) => void }): Promise<LabResult> {
+export async function labBench(o: { lab: string; seconds: number; rounds: number; reverse: boolean; modes?: readonly ConfigLabel[]; log: (l: string) => void }): Promise<LabResult> {
   const st = await readLabState(o.lab);
   if (st === null || st.info === null) throw new Error(`no lab "${o.lab}"`);
   const client = new TraceClient(`http://127.0.0.1:${st.controlPort}`);
   const info = st.info;
-  const modes = CONFIGS;
+  const modes = CONFIGS.filter((c) => c.label === 'off' || o.modes === undefined || o.modes.includes(c.label));
   const runs: LabRun[] = [];
   try {
     // One warm-up run, not counted.
@@ -174,19 +223,33 @@ export async function labBench(o: { lab: string; seconds: number; rounds: number
   const off = runs.filter((r) => r.mode === 'off');
   const offG = median(off.map((r) => r.gbitPerS));
   const offC = median(off.map((r) => r.cpuSPerGB));
+  const pct = (x: number): number => Math.round(x * 1000) / 10;
   const summary = modes.map(({ label: mode }) => {
     const rs = runs.filter((r) => r.mode === mode);
     const g = rs.map((r) => r.gbitPerS);
     const m = median(g);
     const c = median(rs.map((r) => r.cpuSPerGB));
+    // Paired: this mode against off of the same round.
+    const pg: number[] = [];
+    const pc: number[] = [];
+    for (const r of rs) {
+      const o = off.find((x) => x.round === r.round);
+      if (o === undefined) continue;
+      pg.push(r.gbitPerS / o.gbitPerS - 1);
+      pc.push(r.cpuSPerGB / o.cpuSPerGB - 1);
+    }
     return {
       mode,
       medianGbitPerS: m,
       minGbitPerS: Math.min(...g),
       maxGbitPerS: Math.max(...g),
-      vsOffPct: Math.round(((m - offG) / offG) * 1000) / 10,
+      vsOffPct: pct((m - offG) / offG),
       medianCpuSPerGB: c,
-      cpuVsOffPct: Math.round(((c - offC) / offC) * 1000) / 10,
+      cpuVsOffPct: pct((c - offC) / offC),
+      pairedVsOffPct: pct(median(pg)),
+      pairedCpuVsOffPct: pct(median(pc)),
+      pairedVsOffIqrPct: [pct(quantile(pg, 0.25)), pct(quantile(pg, 0.75))] as [number, number],
+      pairedCpuVsOffIqrPct: [pct(quantile(pc, 0.25)), pct(quantile(pc, 0.75))] as [number, number],
     };
   });
   return { seconds: o.seconds, reverse: o.reverse, runs, summary };
@@ -201,6 +264,7 @@ export async function traceBenchCommand(argv: string[]): Promise<number> {
       rounds: { type: 'string' },
       reverse: { type: 'boolean' },
       'micro-only': { type: 'boolean' },
+      modes: { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -219,6 +283,19 @@ export async function traceBenchCommand(argv: string[]): Promise<number> {
     process.stderr.write('microgate trace bench: --rounds: expected an integer from 1 to 100\n');
     return 2;
   }
+  let modes: ConfigLabel[] | undefined;
+  if (v.modes !== undefined) {
+    const known = new Map<string, ConfigLabel>(CONFIGS.map((c) => [c.label.replace(' ', '-'), c.label]));
+    modes = [];
+    for (const m of v.modes.split(',')) {
+      const l = known.get(m.trim());
+      if (l === undefined) {
+        process.stderr.write(`microgate trace bench: --modes: unknown mode "${m}"; expected a comma-separated subset of ${[...known.keys()].join(',')}\n`);
+        return 2;
+      }
+      modes.push(l);
+    }
+  }
   const log = (l: string): void => {
     if (!v.json) process.stdout.write(`${l}\n`);
   };
@@ -228,7 +305,13 @@ export async function traceBenchCommand(argv: string[]): Promise<number> {
   log(`  aggregates          ${micro.tracepointNs.aggregates.toFixed(1)} ns`);
   log(`  aggregates + events ${micro.tracepointNs.events.toFixed(1)} ns`);
   log(`  aggregates, 1 in 16 timed ${micro.tracepointNs['aggr 1/16'].toFixed(1)} ns (average)`);
+  log(`  one chained stage (span() from the previous reading): aggregates ${micro.chainedStageNs.aggregates.toFixed(1)} ns, aggregates + events ${micro.chainedStageNs.events.toFixed(1)} ns`);
   log(`  (one performance.now() ${micro.clockNs.toFixed(1)} ns; per value: hdr-histogram-js recordValue ${micro.hdrRecordNs.toFixed(1)} ns, own log-linear buckets ${micro.bucketRecordNs.toFixed(1)} ns)`);
+  const path: PathResult = pathBench();
+  const pn = path.nsPerPacket;
+  const vs = (x: number): string => `+${x - pn.off} ns = +${(((x - pn.off) / pn.off) * 100).toFixed(0)}%, ${((x - pn.off) / path.spansPerPacket).toFixed(0)} ns per tracepoint`;
+  log(`forwarding path in this process (drivers simulated, the router real; ${path.payload} B UDP, batches of ${path.batch}; CPU ns per packet, median of 7):`);
+  log(`  tracing off ${pn.off} ns; aggregates ${pn.aggregates} ns (${vs(pn.aggregates)}); aggregates + events ${pn.events} ns (${vs(pn.events)}); ${path.spansPerPacket} tracepoints per packet`);
   let lab: LabResult | undefined;
   if (!v['micro-only']) {
     if (process.getuid?.() !== 0) {
@@ -242,17 +325,20 @@ export async function traceBenchCommand(argv: string[]): Promise<number> {
         log(`building lab ${name} ...`);
         await labUp({ name, gateway: 'microgate' });
       }
-      log(`iperf3 ${v.reverse ? 'wan -> lan' : 'lan -> wan'}, ${seconds} s per run, ${rounds} rounds of ${CONFIGS.map((c) => c.label).join(' / ')} (rotating):`);
-      lab = await labBench({ lab: name, seconds, rounds, reverse: v.reverse === true, log });
+      log(`iperf3 ${v.reverse ? 'wan -> lan' : 'lan -> wan'}, ${seconds} s per run, ${rounds} rounds of ${CONFIGS.filter((c) => c.label === 'off' || modes === undefined || modes.includes(c.label)).map((c) => c.label).join(' / ')} (rotating):`);
+      lab = await labBench({ lab: name, seconds, rounds, reverse: v.reverse === true, modes, log });
     } finally {
       if (own) await labDown(name);
     }
     log('');
-    log('mode        median Gbit/s  (min - max)     vs off   gateway CPU s/GB  vs off');
+    const sg = (x: number): string => `${x >= 0 ? '+' : ''}${x.toFixed(1)}%`;
+    const iqr = (q: [number, number]): string => `[${sg(q[0])}, ${sg(q[1])}]`;
+    log('mode        median Gbit/s  (min - max)     vs off   gateway CPU s/GB  vs off   paired vs off: Gbit/s [quartiles]     CPU/GB [quartiles]');
     for (const s of lab.summary) {
-      log(`${s.mode.padEnd(10)}  ${s.medianGbitPerS.toFixed(2).padStart(12)}  (${s.minGbitPerS.toFixed(2)} - ${s.maxGbitPerS.toFixed(2)})  ${`${s.vsOffPct >= 0 ? '+' : ''}${s.vsOffPct.toFixed(1)}%`.padStart(7)}  ${s.medianCpuSPerGB.toFixed(3).padStart(16)}  ${`${s.cpuVsOffPct >= 0 ? '+' : ''}${s.cpuVsOffPct.toFixed(1)}%`.padStart(6)}`);
+      log(`${s.mode.padEnd(10)}  ${s.medianGbitPerS.toFixed(2).padStart(12)}  (${s.minGbitPerS.toFixed(2)} - ${s.maxGbitPerS.toFixed(2)})  ${sg(s.vsOffPct).padStart(7)}  ${s.medianCpuSPerGB.toFixed(3).padStart(16)}  ${sg(s.cpuVsOffPct).padStart(6)}  ${sg(s.pairedVsOffPct).padStart(21)} ${iqr(s.pairedVsOffIqrPct).padEnd(16)}  ${sg(s.pairedCpuVsOffPct).padStart(6)} ${iqr(s.pairedCpuVsOffIqrPct)}`);
     }
+    log('(paired: the median over rounds of each mode against off in the same round; quartiles of those per-round differences)');
   }
-  if (v.json) process.stdout.write(`${JSON.stringify({ micro, lab }, null, 2)}\n`);
+  if (v.json) process.stdout.write(`${JSON.stringify({ micro, path, lab }, null, 2)}\n`);
   return 0;
 }

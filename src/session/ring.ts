@@ -278,7 +278,7 @@ export class RingSource implements PacketSource {
           self.#tr.span(self.#pWakeRecv, t0);
         }
         if (Atomics.load(self.#ctl, H_GENERATION) !== self.#gen) self.resync();
-        return self.#reclaim();
+        return self.#reclaim(false);
       },
     };
   }
@@ -343,7 +343,8 @@ export class RingSource implements PacketSource {
   #alloc(): number {
     const ctl = this.#ctl;
     if (Atomics.load(ctl, H_GENERATION) !== this.#gen) this.resync();
-    if (Atomics.load(ctl, this.#ackHead) !== this.#ackNext) this.#reclaim();
+    // get_acked starts at alloc's start and alloc_packet ends with it (chained: no clock read of their own).
+    if (Atomics.load(ctl, this.#ackHead) !== this.#ackNext) this.#reclaim(true);
     if (this.#nfree === 0) {
       this.allocFail++;
       return -1;
@@ -401,16 +402,22 @@ export class RingSource implements PacketSource {
     Atomics.store(ctl, this.#subHead, head);
     this.batches++;
     if (Atomics.load(ctl, this.#subWait) !== 0 && Atomics.exchange(ctl, this.#subWait, 0) !== 0) {
-      const tw = tr.t();
+      // wakeup_send starts at flush's reading (two atomics ago) and flush ends with it.
+      const tw = tr.last();
       signalFd(this.#wakeFd);
       tr.span(this.#pWakeSend, tw);
       this.wakeups++;
+      tr.chain();
     }
     tr.spanArg(this.#pFlush, t0, batch);
   }
 
-  /** Take back every acknowledged slot; bogus acks are dropped and counted. Returns slots freed. */
-  #reclaim(): number {
+  /**
+   * Take back every acknowledged slot; bogus acks are dropped and counted.
+   * Returns slots freed. `inAlloc`: called at the start of alloc(), whose
+   * reading it starts from and whose span it ends.
+   */
+  #reclaim(inAlloc: boolean): number {
     const ctl = this.#ctl;
     const head = Atomics.load(ctl, this.#ackHead) | 0;
     let next = this.#ackNext;
@@ -423,7 +430,7 @@ export class RingSource implements PacketSource {
       Atomics.store(ctl, this.#ackTail, head);
       return 0;
     }
-    const t0 = this.#tr.t();
+    const t0 = inAlloc ? this.#tr.last() : this.#tr.t();
     const ent = this.#ackEnt;
     const mask = this.#mask;
     const size = this.slotSize;
@@ -456,6 +463,7 @@ export class RingSource implements PacketSource {
     Atomics.store(ctl, this.#ackTail, next);
     this.acks += got;
     this.#tr.spanArg(this.#pAcked, t0, got);
+    if (inAlloc) this.#tr.chain();
     return got;
   }
 
@@ -517,6 +525,14 @@ export class RingSink implements PacketSink {
   #pAck = 0;
   #pWakeSend = 0;
   #pWakeRecv = 0;
+  /**
+   * Chained tracepoints across this sink's calls (sinkPollable: clearWakeup,
+   * receive, flushAcks in a row): the reading that ended wakeup_recv and the
+   * one that ended receive's loop; the next call starts from it if it is
+   * still the tracer's latest reading, else reads the clock. 0: none.
+   */
+  #wokeAt = 0;
+  #ackAt = 0;
   #capture: PacketCapture | null = null;
 
   constructor(ctl: Int32Array, l: Layout, bulk: Uint8Array, address: number, submitRing: number, ackRing: number, wakeFd: number, ackFd: number) {
@@ -572,6 +588,9 @@ export class RingSink implements PacketSink {
 
   receive(fn: (offset: number, length: number) => void, max: number): number {
     const ctl = this.#ctl;
+    const woke = this.#wokeAt;
+    this.#wokeAt = 0;
+    this.#ackAt = 0;
     if (Atomics.load(ctl, H_GENERATION) !== this.#gen) this.resync();
     let next = this.#next;
     const head = Atomics.load(ctl, this.#subHead) | 0;
@@ -600,8 +619,11 @@ export class RingSink implements PacketSink {
     const capture = this.#capture;
     let delivered = 0;
     let bytes = 0;
-    // get_packet: from here (or the end of the previous packet's handling) until the descriptor is read and checked.
-    let t = tr.t();
+    // get_packet: from here (the end of wakeup_recv when just woken, or the end
+    // of the previous packet's handling) until the descriptor is read and
+    // checked. A handler that ends with a tracepoint calls tr.chain(), and the
+    // next get_packet starts from its reading.
+    let t = woke !== 0 && woke === tr.last() ? woke : tr.t();
     while (n > 0) {
       // Read each peer-written word once; check the local copies.
       const e = ent + ((next & mask) << 1);
@@ -634,6 +656,8 @@ export class RingSink implements PacketSink {
       this.packets += delivered;
       this.bytes += bytes;
       this.batches++;
+      // acknowledge_packet starts where the loop's last reading was taken.
+      this.#ackAt = t;
     }
     return delivered;
   }
@@ -645,25 +669,29 @@ export class RingSink implements PacketSink {
       return;
     }
     const h = this.#ackNext;
+    const from = this.#ackAt;
+    this.#ackAt = 0;
     if (h === this.#ackPublished) return;
     const tr = this.#tr;
-    const t0 = tr.t();
+    const t0 = from !== 0 && from === tr.last() ? from : tr.t();
     const n = (h - this.#ackPublished) >>> 0;
     this.acks += n;
     this.#ackPublished = h;
     Atomics.store(ctl, this.#ackHead, h);
     this.ackBatches++;
     if (Atomics.load(ctl, this.#ackWait) !== 0 && Atomics.exchange(ctl, this.#ackWait, 0) !== 0) {
-      const tw = tr.t();
+      const tw = tr.last();
       signalFd(this.#ackFd);
       tr.span(this.#pWakeSend, tw);
       this.wakeups++;
+      tr.chain();
     }
     tr.spanArg(this.#pAck, t0, n);
   }
 
   pending(): boolean {
     const ctl = this.#ctl;
+    this.#wokeAt = 0;
     if (Atomics.load(ctl, H_GENERATION) !== this.#gen) this.resync();
     return Atomics.load(ctl, this.#subHead) !== this.#next;
   }
@@ -683,7 +711,7 @@ export class RingSink implements PacketSink {
   clearWakeup(): void {
     const t0 = this.#tr.t();
     drainFd(this.fd);
-    this.#tr.span(this.#pWakeRecv, t0);
+    this.#wokeAt = this.#tr.span(this.#pWakeRecv, t0);
   }
 }
 

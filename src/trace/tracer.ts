@@ -13,15 +13,25 @@
 //   0 off         t() and span() are one field load and a branch: nothing else.
 //   1 aggregates  per procedure: count, sum, min, max (and when), a log-linear
 //                 histogram and the last few spikes; fixed arrays, no allocation.
-//   2 events      aggregates, plus every span into a fixed ring of events
-//                 (start, duration, procedure, argument); the oldest are
-//                 overwritten and the loss is counted.
+//   2 events      aggregates, plus every span into a fixed ring of 16-byte
+//                 events (start, duration, procedure, argument); the oldest
+//                 are overwritten and the loss is counted.
 // Nothing on the hot path allocates, throws or does I/O.
+//
+// Chaining: reading the clock is most of a tracepoint's cost (~38 ns of ~45-50),
+// so consecutive stages share readings. span() returns its end, the start of
+// the next stage; last() is the latest reading without reading the clock; and
+// chain() tells the next tracepoint of this tracer (t() or a span's end, often
+// in a callee such as a session's submit()) that nothing happens in between, so
+// it takes the latest reading instead of reading the clock; next() starts a
+// stage inside a chain that does not follow the previous one at once (it reads
+// the clock but makes no sampling decision). See README.md, "Chaining".
 //
 // Sampling (`sample` N, a power of two, default 1): every span is counted, but
 // only a random 1 in N is timed (t() reads the clock, else returns 0 and the
 // span only counts). A chain of spans started from an untimed t() stays
-// untimed, so a packet's stages are timed together. Means and percentiles are
+// untimed (last(), chained readings and next() follow it), so the stages of a
+// packet, or of a batch, are timed together. Means and percentiles are
 // those of the timed spans; max and spikes can only come from timed spans.
 import { threadId } from 'node:worker_threads';
 import { BUCKETS, bucketOf, bucketsToHdr, encodeHdr } from './histogram.ts';
@@ -41,15 +51,32 @@ export function levelMode(l: number): TraceMode {
   return l === LEVEL_OFF ? 'off' : l === LEVEL_AGGREGATES ? 'aggregates' : 'events';
 }
 
-/** Default events per ring (32 bytes each: 2 MiB). */
-export const DEFAULT_RING_EVENTS = 65536;
+/** Default events per ring (16 bytes each: 256 KiB, stays in L2). */
+export const DEFAULT_RING_EVENTS = 16384;
+/** Bytes per event: start (float64 ms), duration (uint32 ns), procedure (8 bits) and argument (24 bits). */
+export const EVENT_BYTES = 16;
+/** Procedures per tracer: an event keeps the id in 8 bits. */
+export const MAX_PROCS = 256;
+/** An event's duration saturates here (ns, ~4.3 s); the aggregates keep the exact value. */
+export const MAX_EVENT_DUR_NS = 0xffffffff;
+/** An event's argument saturates to this range (signed 24 bits); the aggregates do not keep arguments. */
+export const MAX_EVENT_ARG = 0x7fffff;
+export const MIN_EVENT_ARG = -0x800000;
 /** Spikes kept per procedure (the most recent). */
 export const SPIKES_KEPT = 8;
 /** A span is logged as a spike when longer than this many times the procedure's mean so far. */
 export const DEFAULT_SPIKE_FACTOR = 8;
 /** ...and only after this many spans (the mean must mean something). */
 const SPIKE_MIN_COUNT = 64;
-const EV_WORDS = 4;
+// Per procedure aggregates, one cache line each: [count (timed), sum ns, min, max, when max (ms), untimed count, spikes seen, -].
+const AGG = 8;
+const A_COUNT = 0;
+const A_SUM = 1;
+const A_MIN = 2;
+const A_MAX = 3;
+const A_MAX_AT = 4;
+const A_UNTIMED = 5;
+const A_SPIKES = 6;
 
 /** Largest sampling divisor. */
 export const MAX_SAMPLE = 1024;
@@ -118,6 +145,13 @@ export interface TracerSnapshot {
   events?: EventsSnapshot;
 }
 
+const now = performance.now.bind(performance);
+
+/** An event's argument, saturated to signed 24 bits. */
+function clampArg(a: number): number {
+  return a > MAX_EVENT_ARG ? MAX_EVENT_ARG : a < MIN_EVENT_ARG ? MIN_EVENT_ARG : a;
+}
+
 export class Tracer {
   readonly component: string;
   readonly thread: string;
@@ -129,20 +163,22 @@ export class Tracer {
   #names: string[] = [];
   #index = new Map<string, number>();
   #cap = 0;
-  /** Timed spans, and spans only counted (sampling). */
-  #count = new Float64Array(0);
-  #untimed = new Float64Array(0);
-  #sum = new Float64Array(0);
-  #min = new Float64Array(0);
-  #max = new Float64Array(0);
-  #maxAt = new Float64Array(0);
+  /** AGG numbers per procedure (A_COUNT, A_SUM, ...). */
+  #agg = new Float64Array(0);
   #hist = new Float64Array(0);
-  /** Per procedure SPIKES_KEPT pairs (t0 ms, duration ns), and how many were seen. */
+  /** Per procedure SPIKES_KEPT pairs (t0 ms, duration ns). */
   #spikes = new Float64Array(0);
-  #spikeN = new Float64Array(0);
-  #ev: Float64Array | null = null;
+  /**
+   * The event ring, one ArrayBuffer of EVENT_BYTES per event, two views:
+   * #evT[2i] the start (ms), #evW[4i + 2] the duration (ns), #evW[4i + 3]
+   * the argument (high 24 bits, signed) and the procedure (low 8 bits).
+   */
+  #evT: Float64Array | null = null;
+  #evW = new Uint32Array(0);
   /** The latest clock reading of t() or span() (0 after an untimed one). */
   #last = 0;
+  /** chain(): the next reading takes #last instead of the clock. */
+  #chain = false;
   /** Sampling: time a span when (random & mask) === 0; mask 0 times all. */
   #mask = 0;
   #rng = 0x9e3779b9;
@@ -159,9 +195,9 @@ export class Tracer {
     if (!Number.isInteger(n) || n < 16 || n > 1 << 24) throw new RangeError(`ringEvents must be an integer in 16..${1 << 24}, got ${n}`);
     this.ringEvents = n;
     this.#offsetNs = monotonicOffsetNs();
-    this.#since = performance.now();
+    this.#since = now();
     this.setSample(o.sample ?? 1);
-    if (this.level === LEVEL_EVENTS) this.#ev = new Float64Array(n * EV_WORDS);
+    if (this.level === LEVEL_EVENTS) this.#allocRing();
   }
 
   get mode(): TraceMode {
@@ -178,14 +214,17 @@ export class Tracer {
     this.#mask = n - 1;
   }
 
-  /** Register (or find) a procedure; keep the id for the hot path. */
+  /** Register (or find) a procedure; keep the id for the hot path. At most MAX_PROCS per tracer. */
   proc(name: string): number {
     const known = this.#index.get(name);
     if (known !== undefined) return known;
     const id = this.#names.length;
+    if (id >= MAX_PROCS) {
+      throw new RangeError(`tracer "${this.component}": cannot register procedure "${name}": at most ${MAX_PROCS} procedures per tracer (an event keeps the id in 8 bits)`);
+    }
     this.#names.push(name);
     this.#index.set(name, id);
-    if (id >= this.#cap) this.#grow(Math.max(16, this.#cap * 2));
+    if (id >= this.#cap) this.#grow(Math.min(MAX_PROCS, Math.max(16, this.#cap * 2)));
     return id;
   }
 
@@ -194,52 +233,56 @@ export class Tracer {
   }
 
   #grow(cap: number): void {
-    const g = (a: Float64Array<ArrayBuffer>, per: number, fill = 0): Float64Array<ArrayBuffer> => {
+    const g = (a: Float64Array<ArrayBuffer>, per: number): Float64Array<ArrayBuffer> => {
       const b = new Float64Array(cap * per);
-      if (fill !== 0) b.fill(fill);
       b.set(a);
       return b;
     };
-    this.#count = g(this.#count, 1);
-    this.#untimed = g(this.#untimed, 1);
-    this.#sum = g(this.#sum, 1);
-    this.#min = g(this.#min, 1, Infinity);
-    this.#max = g(this.#max, 1);
-    this.#maxAt = g(this.#maxAt, 1);
+    const agg = g(this.#agg, AGG);
+    for (let id = this.#cap; id < cap; id++) agg[id * AGG + A_MIN] = Infinity;
+    this.#agg = agg;
     this.#hist = g(this.#hist, BUCKETS);
     this.#spikes = g(this.#spikes, SPIKES_KEPT * 2);
-    this.#spikeN = g(this.#spikeN, 1);
     this.#cap = cap;
+  }
+
+  #allocRing(): void {
+    const b = new ArrayBuffer(this.ringEvents * EVENT_BYTES);
+    this.#evT = new Float64Array(b);
+    this.#evW = new Uint32Array(b);
   }
 
   /** Switch mode; `reset` also clears aggregates and events. Allocates the event ring on first use. */
   setMode(mode: TraceMode, reset = false): void {
     const l = modeLevel(mode);
-    if (l === LEVEL_EVENTS && this.#ev === null) this.#ev = new Float64Array(this.ringEvents * EV_WORDS);
+    if (l === LEVEL_EVENTS && this.#evT === null) this.#allocRing();
     if (reset) this.reset();
+    this.#chain = false;
+    this.#last = 0;
     this.level = l;
   }
 
   reset(): void {
-    this.#count.fill(0);
-    this.#untimed.fill(0);
-    this.#sum.fill(0);
-    this.#min.fill(Infinity);
-    this.#max.fill(0);
-    this.#maxAt.fill(0);
+    const agg = this.#agg;
+    agg.fill(0);
+    for (let id = 0; id < this.#cap; id++) agg[id * AGG + A_MIN] = Infinity;
     this.#hist.fill(0);
     this.#spikes.fill(0);
-    this.#spikeN.fill(0);
     this.#evPos = 0;
     this.#evTotal = 0;
-    this.#since = performance.now();
+    this.#chain = false;
+    this.#since = now();
   }
 
   // ---- hot path ---------------------------------------------------------------
 
-  /** The start of a span: performance.now() in ms, or 0 when tracing is off. */
+  /** The start of a span: performance.now() in ms (the latest reading after chain()), or 0 when tracing is off or the span is not timed. */
   t(): number {
     if (this.level === LEVEL_OFF) return 0;
+    if (this.#chain) {
+      this.#chain = false;
+      return this.#last;
+    }
     if (this.#mask !== 0) {
       // xorshift32: a sampling decision independent of the call pattern.
       let x = this.#rng;
@@ -249,7 +292,24 @@ export class Tracer {
       this.#rng = x;
       if ((x & this.#mask) !== 0) return (this.#last = 0);
     }
-    return (this.#last = performance.now());
+    return (this.#last = now());
+  }
+
+  /**
+   * The start of a span inside a chain, after other stages of the same packet
+   * or batch but not right after them (so not last()): reads the clock if the
+   * chain is timed, else returns 0. Unlike t() it makes no sampling decision
+   * of its own, so with sampling the stages of a chain are timed together;
+   * with every span timed it is t().
+   */
+  next(): number {
+    if (this.level === LEVEL_OFF) return 0;
+    if (this.#chain) {
+      this.#chain = false;
+      return this.#last;
+    }
+    if (this.#mask !== 0 && this.#last === 0) return 0;
+    return (this.#last = now());
   }
 
   /**
@@ -261,29 +321,41 @@ export class Tracer {
     return this.level !== LEVEL_OFF ? this.#last : 0;
   }
 
-  /** Record the span [t0, now) of procedure `id`; returns now (0 when off) to start the next span. */
-  span(id: number, t0: number): number {
-    if (this.level === LEVEL_OFF) return 0;
-    if (t0 === 0) {
-      // Not timed (sampling, or tracing switched on since t()): count it only.
-      this.#untimed[id]++;
-      return (this.#last = 0);
-    }
-    const now = (this.#last = performance.now());
-    this.#record(id, t0, (now - t0) * 1e6, 0);
-    return now;
+  /**
+   * Promise that the next tracepoint of this tracer follows at once: its
+   * reading (a t(), or the end of a span) takes the latest one instead of
+   * reading the clock. For a stage that ends where a callee's span starts (a
+   * session's alloc() or submit()), or an enclosing span that ends with its
+   * last stage. Used by the next tracepoint, whatever it is.
+   */
+  chain(): void {
+    if (this.level !== LEVEL_OFF) this.#chain = true;
   }
 
-  /** span() with an argument kept in the event (bytes, batch size, ...). */
+  /** Record the span [t0, now) of procedure `id`; returns now (0 when off) to start the next span. */
+  span(id: number, t0: number): number {
+    return this.spanArg(id, t0, 0);
+  }
+
+  /** span() with an argument kept in the event (bytes, batch size, ...; an integer, saturated to 24 bits signed in the event). */
   spanArg(id: number, t0: number, arg: number): number {
     if (this.level === LEVEL_OFF) return 0;
-    if (t0 === 0) {
-      this.#untimed[id]++;
+    let end: number;
+    if (this.#chain) {
+      this.#chain = false;
+      end = this.#last;
+    } else if (t0 !== 0) {
+      end = this.#last = now();
+    } else {
+      end = 0;
+    }
+    if (t0 === 0 || end === 0) {
+      // Not timed (sampling, or tracing switched on since t()): count it only.
+      this.#agg[id * AGG + A_UNTIMED]++;
       return (this.#last = 0);
     }
-    const now = (this.#last = performance.now());
-    this.#record(id, t0, (now - t0) * 1e6, arg);
-    return now;
+    this.#record(id, t0, (end - t0) * 1e6, arg);
+    return end;
   }
 
   /** Record a span measured elsewhere (start in performance.now() ms, duration in ns), e.g. a GC pause. */
@@ -292,30 +364,30 @@ export class Tracer {
   }
 
   #record(id: number, t0: number, d: number, arg: number): void {
-    const c = ++this.#count[id];
-    const sum = (this.#sum[id] += d);
-    if (d > this.#max[id]) {
-      this.#max[id] = d;
-      this.#maxAt[id] = t0;
+    const a = this.#agg;
+    const k = id * AGG;
+    const c = ++a[k + A_COUNT];
+    const sum = (a[k + A_SUM] += d);
+    if (d > a[k + A_MAX]) {
+      a[k + A_MAX] = d;
+      a[k + A_MAX_AT] = t0;
     }
-    if (d < this.#min[id]) this.#min[id] = d;
+    if (d < a[k + A_MIN]) a[k + A_MIN] = d;
     this.#hist[id * BUCKETS + bucketOf(d)]++;
     if (c > SPIKE_MIN_COUNT && d * c > this.spikeFactor * sum) {
-      const k = this.#spikeN[id]++;
-      const s = (id * SPIKES_KEPT + (k % SPIKES_KEPT)) * 2;
+      const n = a[k + A_SPIKES]++;
+      const s = (id * SPIKES_KEPT + (n % SPIKES_KEPT)) * 2;
       this.#spikes[s] = t0;
       this.#spikes[s + 1] = d;
     }
     if (this.level === LEVEL_EVENTS) {
-      const ev = this.#ev!;
-      let p = this.#evPos;
-      const i = p * EV_WORDS;
-      ev[i] = t0;
-      ev[i + 1] = d;
-      ev[i + 2] = id;
-      ev[i + 3] = arg;
-      if (++p === this.ringEvents) p = 0;
-      this.#evPos = p;
+      const p = this.#evPos;
+      this.#evT![p << 1] = t0;
+      const w = this.#evW;
+      const i = p << 2;
+      w[i + 2] = d < MAX_EVENT_DUR_NS ? d : MAX_EVENT_DUR_NS;
+      w[i + 3] = (clampArg(arg) << 8) | id;
+      this.#evPos = p + 1 === this.ringEvents ? 0 : p + 1;
       this.#evTotal++;
     }
   }
@@ -330,33 +402,35 @@ export class Tracer {
   /** Spans of procedure `name` counted so far, timed or not (0 if unknown): for tests and status. */
   count(name: string): number {
     const id = this.#index.get(name);
-    return id === undefined ? 0 : this.#count[id] + this.#untimed[id];
+    return id === undefined ? 0 : this.#agg[id * AGG + A_COUNT] + this.#agg[id * AGG + A_UNTIMED];
   }
 
   /** Events recorded since the last reset, and how many were overwritten. */
   eventStats(): { capacity: number; total: number; lost: number } {
-    return { capacity: this.#ev === null ? 0 : this.ringEvents, total: this.#evTotal, lost: Math.max(0, this.#evTotal - this.ringEvents) };
+    return { capacity: this.#evT === null ? 0 : this.ringEvents, total: this.#evTotal, lost: Math.max(0, this.#evTotal - this.ringEvents) };
   }
 
   snapshot(opts: { events?: boolean; maxEvents?: number } = {}): TracerSnapshot {
     const procs: ProcSnapshot[] = [];
+    const a = this.#agg;
     for (let id = 0; id < this.#names.length; id++) {
-      const n = this.#count[id];
+      const k = id * AGG;
+      const n = a[k + A_COUNT];
       const spikes: [number, number][] = [];
-      const seen = this.#spikeN[id];
+      const seen = a[k + A_SPIKES];
       const kept = Math.min(seen, SPIKES_KEPT);
-      for (let k = seen - kept; k < seen; k++) {
-        const s = (id * SPIKES_KEPT + (k % SPIKES_KEPT)) * 2;
+      for (let j = seen - kept; j < seen; j++) {
+        const s = (id * SPIKES_KEPT + (j % SPIKES_KEPT)) * 2;
         spikes.push([Math.round(this.toMonotonicNs(this.#spikes[s])), Math.round(this.#spikes[s + 1])]);
       }
       procs.push({
         name: this.#names[id],
-        count: n + this.#untimed[id],
+        count: n + a[k + A_UNTIMED],
         timed: n,
-        sumNs: Math.round(this.#sum[id]),
-        minNs: n === 0 ? 0 : Math.round(this.#min[id]),
-        maxNs: Math.round(this.#max[id]),
-        maxAtNs: n === 0 ? 0 : Math.round(this.toMonotonicNs(this.#maxAt[id])),
+        sumNs: Math.round(a[k + A_SUM]),
+        minNs: n === 0 ? 0 : Math.round(a[k + A_MIN]),
+        maxNs: Math.round(a[k + A_MAX]),
+        maxAtNs: n === 0 ? 0 : Math.round(this.toMonotonicNs(a[k + A_MAX_AT])),
         hdr: n === 0 ? '' : encodeHdr(bucketsToHdr(this.#hist, id * BUCKETS)),
         spikes,
         spikeCount: seen,
@@ -369,7 +443,7 @@ export class Tracer {
       tid: threadId,
       mode: this.mode,
       sinceNs: Math.round(this.toMonotonicNs(this.#since)),
-      nowNs: Math.round(this.toMonotonicNs(performance.now())),
+      nowNs: Math.round(this.toMonotonicNs(now())),
       spikeFactor: this.spikeFactor,
       sample: this.sample,
       procs,
@@ -381,19 +455,20 @@ export class Tracer {
   #eventsSnapshot(max: number): EventsSnapshot {
     const cap = this.ringEvents;
     const total = this.#evTotal;
-    const have = Math.min(total, this.#ev === null ? 0 : cap);
+    const evT = this.#evT;
+    const have = Math.min(total, evT === null ? 0 : cap);
     const take = Math.min(have, Math.max(0, Math.floor(max)));
-    const out: EventsSnapshot = { capacity: this.#ev === null ? 0 : cap, total, lost: Math.max(0, total - cap), t: [], dur: [], proc: [], arg: [] };
-    const ev = this.#ev;
-    if (ev === null || take === 0) return out;
+    const out: EventsSnapshot = { capacity: evT === null ? 0 : cap, total, lost: Math.max(0, total - cap), t: [], dur: [], proc: [], arg: [] };
+    if (evT === null || take === 0) return out;
+    const w = this.#evW;
     // The newest `take` events, oldest first.
     let p = (this.#evPos - take + cap) % cap;
     for (let k = 0; k < take; k++) {
-      const i = p * EV_WORDS;
-      out.t.push(Math.round(this.toMonotonicNs(ev[i])));
-      out.dur.push(Math.round(ev[i + 1]));
-      out.proc.push(ev[i + 2]);
-      out.arg.push(ev[i + 3]);
+      out.t.push(Math.round(this.toMonotonicNs(evT[p << 1])));
+      out.dur.push(w[(p << 2) + 2]);
+      const x = w[(p << 2) + 3];
+      out.proc.push(x & 0xff);
+      out.arg.push(x >> 8);
       if (++p === cap) p = 0;
     }
     return out;

@@ -21,7 +21,7 @@ sessions:
 `;
 
 test('trace: defaults to always-on aggregates; mode, ring size and sampling are read', () => {
-  assert.deepEqual(parseConfig(BODY, 'gw.yaml').trace, { mode: 'aggregates', ringEvents: 65536, sample: 16 });
+  assert.deepEqual(parseConfig(BODY, 'gw.yaml').trace, { mode: 'aggregates', ringEvents: 16384, sample: 16 });
   const c = parseConfig(`trace: { mode: events, ring-events: 1024, sample: 8 }\n${BODY}`, 'gw.yaml');
   assert.deepEqual(c.trace, { mode: 'events', ringEvents: 1024, sample: 8 });
 });

@@ -1,7 +1,8 @@
 // Tracer rings and aggregates, histogram buckets and percentiles, the report.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Tracer } from '../../src/trace/tracer.ts';
+import { DEFAULT_RING_EVENTS, EVENT_BYTES, MAX_EVENT_ARG, MAX_EVENT_DUR_NS, MAX_PROCS, MIN_EVENT_ARG, Tracer } from '../../src/trace/tracer.ts';
+import { DEFAULT_TRACE_SETTINGS } from '../../src/trace/protocol.ts';
 import { BUCKETS, bucketOf, bucketRange, bucketsToHdr, decodeHdr, encodeHdr, percentiles } from '../../src/trace/histogram.ts';
 import { buildReport, formatReport } from '../../src/trace/report.ts';
 
@@ -121,4 +122,135 @@ test('sampling: every span is counted, about 1 in N is timed, chained stages fol
   tr.reset();
   for (let i = 0; i < 10; i++) tr.span(a, tr.t());
   assert.equal(tr.snapshot().procs[0].timed, 10);
+});
+
+test('events are 16 bytes: a saturating 32-bit duration and 24-bit signed argument; aggregates keep the exact values', () => {
+  const tr = new Tracer({ component: 'c', mode: 'events', ringEvents: 16 });
+  const id = tr.proc('x');
+  const t = performance.now();
+  const cases: [dur: number, arg: number, wantDur: number, wantArg: number][] = [
+    [123.7, 65550, 123, 65550], // a GSO frame's bytes
+    [5e9, -11, MAX_EVENT_DUR_NS, -11], // 5 s saturates; -EAGAIN stays
+    [MAX_EVENT_DUR_NS, MAX_EVENT_ARG + 1, MAX_EVENT_DUR_NS, MAX_EVENT_ARG],
+    [0, -1e9, 0, MIN_EVENT_ARG],
+    [1, 1e12, 1, MAX_EVENT_ARG],
+    [7, MIN_EVENT_ARG, 7, MIN_EVENT_ARG],
+  ];
+  for (const [d, a] of cases) tr.record(id, t, d, a);
+  const s = tr.snapshot({ events: true });
+  assert.deepEqual(s.events!.dur, cases.map((c) => c[2]));
+  assert.deepEqual(s.events!.arg, cases.map((c) => c[3]));
+  assert.ok(s.events!.proc.every((p) => p === id));
+  assert.equal(s.procs[0].maxNs, 5e9, 'the aggregates keep the unsaturated duration');
+  assert.equal(s.procs[0].sumNs, Math.round(cases.reduce((x, c) => x + c[0], 0)));
+});
+
+test('procedure ids fit the event: the 257th procedure of a tracer is refused by name; ids stay right up to 255', () => {
+  const tr = new Tracer({ component: 'router', mode: 'events', ringEvents: 16 });
+  for (let i = 0; i < MAX_PROCS; i++) assert.equal(tr.proc(`p${i}`), i);
+  assert.equal(tr.proc('p255'), 255, 'a known name is found, not registered again');
+  assert.throws(() => tr.proc('one.too_many'), (e: Error) => e instanceof RangeError && /tracer "router".*"one\.too_many".*at most 256 procedures/.test(e.message));
+  tr.record(255, performance.now(), 10, -5);
+  tr.record(0, performance.now(), 10, 5);
+  const s = tr.snapshot({ events: true });
+  assert.deepEqual(s.events!.proc, [255, 0]);
+  assert.deepEqual(s.events!.arg, [-5, 5]);
+  assert.equal(s.procs[s.events!.proc[0]].name, 'p255');
+  assert.equal(s.procs.length, MAX_PROCS);
+});
+
+test('ring size: 16 bytes per event, default 16384 (256 KiB), the same default in the config settings', () => {
+  assert.equal(EVENT_BYTES, 16);
+  assert.equal(DEFAULT_RING_EVENTS, 16384);
+  assert.equal(DEFAULT_TRACE_SETTINGS.ringEvents, DEFAULT_RING_EVENTS);
+  const tr = new Tracer({ component: 'c', mode: 'aggregates' });
+  assert.equal(tr.eventStats().capacity, 0, 'no ring until events are switched on');
+  tr.setMode('events');
+  assert.equal(tr.eventStats().capacity, DEFAULT_RING_EVENTS);
+  assert.throws(() => new Tracer({ component: 'c', ringEvents: 15 }), /ringEvents must be an integer in 16\.\./);
+});
+
+test('chain(): the next reading (a t() or the end of a span) reuses the latest one; spans chain end to start', () => {
+  const tr = new Tracer({ component: 'c', mode: 'events', ringEvents: 64 });
+  const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((n) => tr.proc(n));
+  const t0 = tr.t();
+  const t1 = tr.span(a, t0);
+  assert.ok(t1 >= t0);
+  assert.equal(tr.last(), t1);
+  // Chained start: no clock read, exactly the end of a.
+  tr.chain();
+  assert.equal(tr.t(), t1);
+  // The flag is used once: the next t() reads the clock again.
+  const t2 = tr.t();
+  assert.ok(t2 >= t1);
+  // Chained end: b ends where the latest reading was (here t2).
+  tr.chain();
+  assert.equal(tr.spanArg(b, t1, 3), t2);
+  const t3 = tr.span(c, t2);
+  assert.ok(t3 >= t2);
+  const ev = tr.snapshot({ events: true }).events!;
+  assert.deepEqual(ev.proc, [a, b, c]);
+  // Contiguous: each event starts where the previous one ended (ns, rounded).
+  for (let i = 1; i < ev.t.length; i++) assert.ok(Math.abs(ev.t[i] - (ev.t[i - 1] + ev.dur[i - 1])) <= 2, `event ${i} starts where ${i - 1} ended`);
+  // Off: chain() is a no-op and switching modes drops a pending chain.
+  tr.setMode('off');
+  tr.chain();
+  tr.setMode('aggregates');
+  assert.ok(tr.t() > t3, 'a fresh reading after the mode change');
+  tr.chain();
+  tr.setMode('aggregates');
+  const t4 = tr.t();
+  assert.ok(t4 > 0 && t4 >= t3);
+  tr.span(d, t4);
+  assert.equal(tr.count('d'), 1);
+});
+
+test('chain() and sampling: a chain started untimed stays untimed, and a chained end after an untimed stage only counts', () => {
+  const tr = new Tracer({ component: 'c', mode: 'aggregates', sample: 1024 });
+  const a = tr.proc('a');
+  const b = tr.proc('b');
+  for (let i = 0; i < 4096; i++) {
+    const t0 = tr.t();
+    const t1 = tr.span(a, t0);
+    tr.chain();
+    const t2 = tr.t();
+    assert.equal(t2, t1);
+    tr.chain();
+    tr.span(b, t2);
+  }
+  const [pa, pb] = tr.snapshot().procs;
+  assert.equal(pa.count, 4096);
+  assert.equal(pb.count, 4096);
+  assert.equal(pb.timed, pa.timed, 'b is timed exactly when a was');
+  assert.ok(pa.timed < 40, `about 4 of 4096 timed (got ${pa.timed})`);
+  assert.ok(pb.minNs >= 0);
+});
+
+test('next(): a stage inside a chain is timed with the chain (no sampling decision of its own), and reads the clock', () => {
+  const tr = new Tracer({ component: 'c', mode: 'aggregates', sample: 16 });
+  const [head, mid, tail, whole] = ['head', 'mid', 'tail', 'whole'].map((n) => tr.proc(n));
+  for (let i = 0; i < 16000; i++) {
+    const t0 = tr.t();
+    tr.span(head, t0);
+    const tm = tr.next(); // some work after head, then mid starts
+    tr.span(mid, tm);
+    tr.chain();
+    const t3 = tr.t(); // chained: tail starts where mid ended
+    tr.span(tail, t3);
+    tr.chain();
+    tr.span(whole, t0); // ends where tail ended
+  }
+  const p = tr.snapshot().procs;
+  assert.ok(p[0].timed > 700 && p[0].timed < 1300, `about 1000 of 16000 chains timed (got ${p[0].timed})`);
+  for (const x of p) {
+    assert.equal(x.count, 16000);
+    assert.equal(x.timed, p[0].timed, `${x.name} is timed exactly when the chain's head was`);
+  }
+  // Every span timed: next() reads the clock like t().
+  const all = new Tracer({ component: 'c', mode: 'aggregates' });
+  const a = all.t();
+  const b = all.next();
+  assert.ok(a > 0 && b >= a);
+  all.setMode('off');
+  assert.equal(all.next(), 0);
 });

@@ -52,9 +52,13 @@ export default function create(env: ComponentEnv): Component {
     fd: tap,
     active: () => !blocked,
     run(): number {
+      // Chained tracepoints (src/trace/README.md): each stage starts at the
+      // previous one's reading (tr.chain() before a session call, tr.last()
+      // after one), so a stage costs one clock read.
       const tb = tr.t();
       let n = 0;
       while (n < RX_BUDGET) {
+        tr.chain(); // alloc_packet starts at rx_batch's start or the previous frame's last stage
         const off = out.alloc();
         if (off < 0) {
           blocked = true;
@@ -71,6 +75,7 @@ export default function create(env: ComponentEnv): Component {
           len += pad;
         }
         if (len < 0) {
+          tr.chain();
           out.release(off);
           if (len === -EAGAIN || len === -EINTR) break;
           c.add(dropRxErr);
@@ -78,16 +83,24 @@ export default function create(env: ComponentEnv): Component {
           break;
         }
         if (len < MIN_FRAME) {
+          tr.chain();
           out.release(off);
           c.add(dropRunt);
           continue;
         }
+        tr.chain();
         out.submit(off, len);
         c.add(rxFrames);
         c.add(rxBytes, len - VNET_HDR_LEN);
         n++;
       }
-      if (n > 0) out.flush();
+      // Every way out of the loop follows a session tracepoint: flush starts
+      // there, and rx_batch ends where the last stage ended.
+      if (n > 0) {
+        tr.chain();
+        out.flush();
+      }
+      tr.chain();
       tr.spanArg(pRx, tb, n);
       return n;
     },
@@ -116,6 +129,8 @@ export default function create(env: ComponentEnv): Component {
     if (pad !== 0) inBuf.copyWithin(off + pad, off, off + 10); // the 10-byte header right before the frame
     const w = writeAddr(tap, nic.in.address + off + pad, len - pad);
     tr.spanArg(pWrite, t0, len);
+    // The next frame's get_packet starts here.
+    tr.chain();
     if (w < 0) {
       if (w === -EAGAIN) c.add(dropTxBusy);
       else {

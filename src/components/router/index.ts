@@ -53,7 +53,10 @@ export default function create(env: ComponentEnv): Component {
           // The packet's handling starts where the session's get_packet tracepoint ended.
           const t0 = tr.last();
           router.receive(i, sink.buf, off, len);
+          // Ends at router.forward's reading when the packet was forwarded (it chained), else reads the clock.
           tr.spanArg(pPacket, t0, len);
+          // The next packet's get_packet starts here.
+          tr.chain();
         }, flush);
         pollables.push(p);
         env.ep.add(p);

@@ -679,7 +679,7 @@ export class Router {
       this.#icmpError(dom, buf, off, ip, ihl, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL);
       return this.#drop(D['ttl-exceeded']);
     }
-    const tc = this.#tr.t();
+    const tc = this.#tr.next();
     const c = this.#newConn(proto, dom, src, sport, dst, dport, out, verdict === POLICY_ACCEPT_NAT);
     this.#tr.span(this.#pConntrack, tc);
     if (c === undefined) return;
@@ -927,22 +927,30 @@ export class Router {
     if (len > port.slotSize) return this.#drop(D['egress-too-big']);
     const e = this.#nextHop(out, hop);
     if (e === undefined) return this.#drop(D['arp-cache-full']);
-    const tc = tr.t();
+    const tc = tr.next(); // mid-chain: timed (sampling) with the packet's other stages
     this.#track(c, dir, tcpFlags);
     tr.span(this.#pConntrack, tc);
     if (e.resolved) {
+      // Chained stages (see src/trace/README.md): each starts at the previous
+      // one's reading, so a stage costs one clock read. alloc_packet starts
+      // where conntrack ended, copy where alloc_packet ended, and so on.
+      tr.chain();
       const slot = port.alloc();
       if (slot < 0) return this.#drop(D['egress-full']);
       const b = port.buf;
-      const tp = tr.t();
+      const tp = tr.last();
       copyBytes.call(buf, b, slot, off, off + len);
       const tn = tr.spanArg(this.#pCopy, tp, len);
       this.#rewrite(b, slot + L3, ihl, proto, nSrc, nSport, nDst, nDport, needsCsum);
-      tr.span(this.#pNat, tn);
       writeEthHeader(b, slot + VNET_HDR_LEN, e.mac, this.#mac[out], ETHERTYPE_IPV4);
+      tr.span(this.#pNat, tn);
+      tr.chain();
       this.#submit(out, slot, len);
       this.#counters.add(this.#c.forwarded);
+      // router.forward ends with submit_packet, and router.packet (index.ts) with it.
+      tr.chain();
       tr.spanArg(this.#pForward, tf, len);
+      tr.chain();
       return;
     }
     // Resolving: keep a rewritten copy in the pool until the reply comes.
