@@ -62,7 +62,7 @@ interface Side {
   uplinkIp: string;
 }
 
-async function pair(opts: { underLoadB?: number; pskA?: string; pskB?: string } = {}) {
+async function pair(opts: { underLoadB?: number; pskA?: string; pskB?: string; resolveA?: boolean } = {}) {
   const kA = generatePrivateKey();
   const kB = generatePrivateKey();
   const clock = { t: 10_000 };
@@ -123,8 +123,8 @@ async function pair(opts: { underLoadB?: number; pskA?: string; pskB?: string } 
       if (moved === 0 && round > 3) return;
     }
   };
-  // Resolve gateways.
-  for (const s of delivered) s.t.tick();
+  // Resolve gateways (A's only when asked: resolveA false leaves it to the test).
+  for (const s of delivered) if (s !== A || opts.resolveA !== false) s.t.tick();
   await pump();
   return { A, B, clock, pump, deliver, out };
 }
@@ -170,6 +170,23 @@ test('handshake, then packets both ways; a replayed message is refused', async (
   assert.equal(out.A.length, 2);
   deliver(A, 'plain', ipFrame(plainMac(A), '198.18.0.2', '203.0.113.1', udp('nowhere')));
   assert.equal(A.counters.get('drop.no-peer'), 1);
+});
+
+test('an initiation built before the uplink gateway is resolved goes out when ARP resolves it, not 5 s later', async () => {
+  const { A, B, pump, deliver, out } = await pair({ resolveA: false });
+  const udp: L4 = { proto: 'udp', udp: { srcPort: 1111, dstPort: 2222, payload: new TextEncoder().encode('first') } };
+  deliver(A, 'plain', ipFrame(plainMac(A), '198.18.0.2', '198.18.64.2', udp));
+  await pump();
+  assert.equal(A.counters.get('handshake.initiation-held'), 1, 'held: no gateway MAC yet');
+  assert.equal(A.counters.get('handshake.initiation-sent'), 0);
+  assert.equal(A.counters.get('drop.uplink-unresolved'), 0, 'not dropped');
+  // A's ARP timer runs (the clock does not move: no retransmission is due); the reply resolves the gateway.
+  A.t.tick();
+  await pump();
+  assert.equal(A.counters.get('handshake.initiation-sent'), 1);
+  assert.equal(A.counters.get('handshake.completed'), 1);
+  assert.equal(B.counters.get('handshake.initiation-received'), 1);
+  assert.equal(out.B.length, 1, 'the staged packet arrived');
 });
 
 test('a TCP GSO super-frame is cut into checksummed segments within the MTU; SYN MSS is clamped', async () => {

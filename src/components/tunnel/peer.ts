@@ -52,6 +52,12 @@ export class Peer {
   handshakeIndex = 0;
   /** An initiation is being built (waiting for the keystore). */
   initiating = false;
+  /**
+   * An initiation built while the uplink's gateway was not yet resolved (a
+   * freshly started tunnel): sent as soon as ARP resolves it, not at the next
+   * retransmission 5 s later. Replaced by a newer initiation.
+   */
+  heldInitiation: Uint8Array | undefined = undefined;
   lastInitiationSent = -Infinity;
   attemptStart = 0;
   attempts = 0;

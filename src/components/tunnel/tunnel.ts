@@ -74,7 +74,7 @@ export type DropReason = typeof DROP_REASONS[number];
 
 export const COUNTERS = [
   'tx.packets', 'tx.bytes', 'rx.packets', 'rx.bytes', 'keepalive.sent', 'keepalive.received', 'gso.segments', 'mss.clamped',
-  'handshake.initiation-sent', 'handshake.initiation-received', 'handshake.response-sent', 'handshake.response-received',
+  'handshake.initiation-sent', 'handshake.initiation-held', 'handshake.initiation-received', 'handshake.response-sent', 'handshake.response-received',
   'handshake.completed', 'handshake.gave-up', 'cookie.reply-sent', 'cookie.reply-received', 'roamed', 'icmp.frag-needed-sent',
   'keypair.rotated', 'keypair.zeroed', 'staged', 'under-load',
 ] as const;
@@ -173,7 +173,9 @@ export class Tunnel {
     if (!link.forUs(buf, off)) return this.#dropped(D['eth-not-for-us']);
     const type = getU16(buf, off + VNET_HDR_LEN + 12);
     if (type === ETHERTYPE_ARP) {
+      const was = link.resolved;
       if (link.arpIn(buf, off, len, this.#now) === ARP_BAD) this.#drop(D['arp-bad']);
+      else if (!was && link.resolved && link === this.uplink) this.#sendHeld();
       return -1;
     }
     if (type !== ETHERTYPE_IPV4) return this.#dropped(D['eth-unsupported-type']);
@@ -742,11 +744,27 @@ export class Tunnel {
       peer.handshake = r.state;
       peer.handshakeIndex = localIndex;
       peer.cookies.addMacs(r.msg);
-      if (this.#sendHandshake(peer, r.msg)) this.#counters.add(this.#c['handshake.initiation-sent']);
+      if (!this.uplink.resolved && peer.endpointAddress >= 0) {
+        peer.heldInitiation = r.msg;
+        this.#counters.add(this.#c['handshake.initiation-held']);
+      } else {
+        peer.heldInitiation = undefined;
+        if (this.#sendHandshake(peer, r.msg)) this.#counters.add(this.#c['handshake.initiation-sent']);
+      }
       peer.keepaliveAt = 0;
       if (peer.cfg.persistentKeepalive > 0) peer.persistentAt = this.#now + peer.cfg.persistentKeepalive * 1000;
       this.flush();
     });
+  }
+
+  /** The uplink's gateway was just resolved: send the initiations built before. */
+  #sendHeld(): void {
+    for (const peer of this.peers) {
+      const msg = peer.heldInitiation;
+      if (msg === undefined) continue;
+      peer.heldInitiation = undefined;
+      if (this.#sendHandshake(peer, msg)) this.#counters.add(this.#c['handshake.initiation-sent']);
+    }
   }
 
   // ---- timers --------------------------------------------------------------
