@@ -15,6 +15,7 @@ import type { ChildProcess } from 'node:child_process';
 import { labDown, labUp, readLabState, type LabUpOptions } from '../../src/lab/lab.ts';
 import type { MicrogateLabOptions } from '../../src/lab/microgate-gateway.ts';
 import { RHOST } from '../../src/lab/remote-site.ts';
+import { LAN_HOST } from '../../src/lab/plan.ts';
 import { run } from '../../src/lab/netns.ts';
 import { canRunLabs, killChild, nsExec, spawnInNetns, waitForListen } from './harness.ts';
 
@@ -311,5 +312,23 @@ describe('the tunnel: a TCP flow to the remote site survives a SIGKILL of the tu
     assert.ok(t.counters['keystore.answers'] >= 1, JSON.stringify(t.counters));
     const now = await status(lab);
     assert.equal(now.find((c) => c.name === 'keystore')?.state, 'running');
+  });
+
+  test('when only the remote site sends, a restarted tunnel handshakes on its first packet for the lost keys', async () => {
+    const rhost = `mg-${lab.name}-rhost`;
+    assert.ok((await firstAnswer(rhost, LAN_HOST, 10)) !== undefined, 'remote host -> lan works before the kill');
+    const before = await status(lab);
+    const tunnel = before.find((c) => c.name === 'tunnel')!;
+    process.kill(tunnel.pid, 'SIGKILL');
+    const { at } = await waitRestarted(lab, 'tunnel', tunnel.pid);
+    // Nothing from the lan: wireguard-go keeps sending with the keys the old tunnel had.
+    const answered = await firstAnswer(rhost, LAN_HOST, 12);
+    assert.ok(answered !== undefined, 'remote host -> lan answers again');
+    process.stdout.write(`# peer-only traffic after a tunnel restart: answered ${answered - at} ms after the tunnel ran again\n`);
+    const t = (await reports(lab)).find((c) => c.name === 'tunnel')!;
+    assert.ok(t.counters['handshake.initiated-on-unknown'] >= 1, JSON.stringify(t.counters));
+    // wireguard-go alone would wait for its own timers (~15 s without an answer).
+    assert.ok(answered - at < 5000, `answered ${answered - at} ms after the restart`);
+    assertOthersUntouched(before, await status(lab), 'tunnel');
   });
 });

@@ -81,6 +81,15 @@ async function pair(opts: { underLoadB?: number; pskA?: string; pskB?: string; r
   };
   const psk = encodeKey(generatePrivateKey());
   const A = mk(kA, kB, '10.0.0.1', '10.0.0.2', '198.18.64.0/24', opts.pskA ?? psk);
+  /** A restarted: a new Tunnel with A's config and key and none of its state. */
+  const restartA = async (): Promise<void> => {
+    const n = mk(kA, kB, '10.0.0.1', '10.0.0.2', '198.18.64.0/24', opts.pskA ?? psk);
+    await n.t.init();
+    A.t = n.t;
+    A.plain = n.plain;
+    A.uplink = n.uplink;
+    A.counters = n.counters;
+  };
   const B = mk(kB, kA, '10.0.0.2', '10.0.0.1', '198.18.0.0/24', opts.pskB ?? psk, opts.underLoadB);
   await A.t.init();
   await B.t.init();
@@ -126,7 +135,7 @@ async function pair(opts: { underLoadB?: number; pskA?: string; pskB?: string; r
   // Resolve gateways (A's only when asked: resolveA false leaves it to the test).
   for (const s of delivered) if (s !== A || opts.resolveA !== false) s.t.tick();
   await pump();
-  return { A, B, clock, pump, deliver, out };
+  return { A, B, clock, pump, deliver, out, restartA };
 }
 
 /** A frame from the fake router: destination MAC of the receiving tunnel is not checked strictly (broadcast-like fake). */
@@ -187,6 +196,40 @@ test('an initiation built before the uplink gateway is resolved goes out when AR
   assert.equal(A.counters.get('handshake.completed'), 1);
   assert.equal(B.counters.get('handshake.initiation-received'), 1);
   assert.equal(out.B.length, 1, 'the staged packet arrived');
+});
+
+test('a restarted tunnel that gets data for keys it lost handshakes at once, when only the peer sends', async () => {
+  const { A, B, clock, pump, deliver, out, restartA } = await pair();
+  const udp = (text: string): L4 => ({ proto: 'udp', udp: { srcPort: 1111, dstPort: 2222, payload: new TextEncoder().encode(text) } });
+  deliver(A, 'plain', ipFrame(plainMac(A), '198.18.0.2', '198.18.64.2', udp('before')));
+  await pump();
+  assert.equal(out.B.length, 1);
+  // Initiation timestamps are whitened to ~16.8 ms (as WireGuard does): B takes a new
+  // initiation from A only with a later one, so the restart comes after that much real time.
+  await new Promise((r) => setTimeout(r, 40));
+  await restartA();
+  A.t.tick();
+  await pump(); // the new A resolves its gateways
+  clock.t += 1000;
+  // Only B sends, with the keys the old A had.
+  deliver(B, 'plain', ipFrame(plainMac(B), '198.18.64.2', '198.18.0.2', udp('after')));
+  const stale = B.uplink.sent.find((f) => f[12 + 14 + 20 + 8] === 4)!.slice();
+  await pump();
+  assert.equal(A.counters.get('drop.unknown-receiver'), 1);
+  assert.equal(A.counters.get('handshake.initiated-on-unknown'), 1);
+  assert.equal(A.counters.get('handshake.completed'), 1, 'A handshook with B without B noticing anything');
+  // B's next packet uses the new keys and arrives.
+  deliver(B, 'plain', ipFrame(plainMac(B), '198.18.64.2', '198.18.0.2', udp('again')));
+  await pump();
+  assert.equal(out.A.length, 1);
+  const got = decodeFrame(out.A[0]);
+  assert.ok(got.ok && got.value.kind === 'ipv4' && got.value.l4.proto === 'udp');
+  assert.equal(new TextDecoder().decode(got.value.l4.udp.payload), 'again');
+  // More data for the lost keys (now that A has keys again) starts no second handshake.
+  deliver(A, 'uplink', retarget(stale));
+  assert.equal(A.counters.get('drop.unknown-receiver'), 2);
+  assert.equal(A.counters.get('handshake.initiated-on-unknown'), 1);
+  assert.equal(A.counters.get('handshake.initiation-sent'), 1);
 });
 
 test('a TCP GSO super-frame is cut into checksummed segments within the MTU; SYN MSS is clamped', async () => {

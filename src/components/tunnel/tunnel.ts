@@ -75,7 +75,7 @@ export type DropReason = typeof DROP_REASONS[number];
 export const COUNTERS = [
   'tx.packets', 'tx.bytes', 'rx.packets', 'rx.bytes', 'keepalive.sent', 'keepalive.received', 'gso.segments', 'mss.clamped',
   'handshake.initiation-sent', 'handshake.initiation-held', 'handshake.initiation-received', 'handshake.response-sent', 'handshake.response-received',
-  'handshake.completed', 'handshake.gave-up', 'cookie.reply-sent', 'cookie.reply-received', 'roamed', 'icmp.frag-needed-sent',
+  'handshake.completed', 'handshake.gave-up', 'handshake.initiated-on-unknown', 'cookie.reply-sent', 'cookie.reply-received', 'roamed', 'icmp.frag-needed-sent',
   'keypair.rotated', 'keypair.zeroed', 'staged', 'under-load',
 ] as const;
 
@@ -476,7 +476,10 @@ export class Tunnel {
     if (n < TRANSPORT_HEADER_SIZE + TAG) return this.#drop(D['wg-bad-size']);
     const e = this.#index.get(u32le(buf, p + DATA_RECEIVER));
     const kp = e?.keypair;
-    if (kp === undefined) return this.#drop(D['unknown-receiver']);
+    if (kp === undefined) {
+      this.#unknownReceiver(src, sport);
+      return this.#drop(D['unknown-receiver']);
+    }
     const hi = u32le(buf, p + DATA_COUNTER + 4);
     if (hi >= 0x200000) return this.#drop(D['counter-too-big']);
     const counter = hi * TWO32 + u32le(buf, p + DATA_COUNTER);
@@ -755,6 +758,27 @@ export class Tunnel {
       if (peer.cfg.persistentKeepalive > 0) peer.persistentAt = this.#now + peer.cfg.persistentKeepalive * 1000;
       this.flush();
     });
+  }
+
+  /**
+   * Data for keys we do not have, from a peer's endpoint while we have no
+   * current keys with it: we lost them (a restart, or zeroed after silence)
+   * and the peer still sends with its old ones. Start a handshake at once
+   * instead of leaving the peer to notice (wireguard-go: ~15 s without an
+   * answer). The index alone names no peer, so only the endpoint is matched;
+   * #initiate allows one initiation per peer per rekey-timeout, so forged
+   * packets from that address cost at most that.
+   */
+  #unknownReceiver(src: number, sport: number): void {
+    for (const peer of this.peers) {
+      if (peer.current !== undefined || peer.endpointAddress < 0) continue;
+      if (peer.endpointAddress >>> 0 !== src || peer.endpointPort !== sport) continue;
+      if (!peer.initiating && this.#now - peer.lastInitiationSent >= this.cfg.timers.rekeyTimeoutMs) {
+        this.#counters.add(this.#c['handshake.initiated-on-unknown']);
+        this.#initiate(peer, false);
+      }
+      return;
+    }
   }
 
   /** The uplink's gateway was just resolved: send the initiations built before. */
