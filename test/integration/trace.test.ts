@@ -14,6 +14,7 @@ import { promisify } from 'node:util';
 import { labDown, labUp } from '../../src/lab/lab.ts';
 import type { LabInfo } from '../../src/lab/lab.ts';
 import { iperf3, ping } from '../../src/lab/traffic.ts';
+import { RHOST } from '../../src/lab/remote-site.ts';
 import { TraceClient, resolveControl } from '../../src/trace/client.ts';
 import type { ChromeTrace } from '../../src/trace/chrome.ts';
 import type { ReportRow } from '../../src/trace/report.ts';
@@ -142,6 +143,42 @@ test('the trace API refuses what it does not understand, with JSON errors', asyn
   await expect('/trace/start', { method: 'POST', body: JSON.stringify({ capture: 'router.nowhere' }) }, 404, 'MG_TRACE_NO_SESSION');
   await expect('/trace/mode', { method: 'POST', body: JSON.stringify({ mode: 'off', pad: 'x'.repeat(5000) }) }, 413, 'MG_BODY_TOO_LARGE');
   await expect('/trace/report?spike=0', {}, 400, 'MG_BAD_REQUEST');
+});
+
+test('the tunnel and the monitor trace their own stages: iperf3 to the remote site, mirrored to the monitor', async () => {
+  const n = `x${Math.random().toString(36).slice(2, 8)}`;
+  try {
+    const info = await labUp({ name: n, gateway: 'microgate', microgate: { monitor: {} }, remoteSite: {} });
+    const c = new TraceClient(await resolveControl({ lab: n }));
+    await c.start();
+    // lan -> remote host: router -> tunnel (encrypt) -> router -> wan; the answers come back and are decrypted.
+    const r = await iperf3({ serverNetns: `mg-${n}-rhost`, serverIp: RHOST, clientNetns: info.hosts.lan.netns, seconds: 1 });
+    assert.ok(r.bitsPerSecond > 0);
+    await c.stop();
+    const rep = await c.report();
+    const row = (comp: string, p: string) => rep.rows.find((x) => x.component === comp && x.procedure === p);
+    const stages: Record<string, string[]> = {
+      tunnel: [
+        'tunnel.plain_packet', 'tunnel.uplink_packet', 'tunnel.copy', 'tunnel.seal', 'tunnel.open',
+        ...['plain', 'uplink'].flatMap((port) => ['alloc_packet', 'submit_packet', 'get_packet', 'acknowledge_packet'].map((x) => `${port}.${x}`)),
+      ],
+      monitor: ['monitor.decode', 'monitor.detectors', 'monitor.inspect', 'mirror.get_packet', 'mirror.acknowledge_packet'],
+    };
+    for (const [comp, procs] of Object.entries(stages)) {
+      for (const p of procs) {
+        const x = row(comp, p);
+        assert.ok(x !== undefined && x.count > 0 && x.p50_ns > 0, `${comp} ${p} counted and timed (got ${JSON.stringify(x)})`);
+      }
+    }
+    // Each frame from the router's tunnel domain is one plain_packet; each is copied (or cut into segments) before sealing.
+    assert.equal(row('tunnel', 'tunnel.plain_packet')!.count, row('tunnel', 'plain.get_packet')!.count);
+    assert.equal(row('tunnel', 'tunnel.uplink_packet')!.count, row('tunnel', 'uplink.get_packet')!.count);
+    assert.ok(row('tunnel', 'tunnel.seal')!.count >= row('tunnel', 'tunnel.copy')!.count);
+    // The monitor decodes every mirrored frame it takes.
+    assert.equal(row('monitor', 'monitor.decode')!.count, row('monitor', 'mirror.get_packet')!.count);
+  } finally {
+    await labDown(n);
+  }
 });
 
 for (const isolation of ['thread', 'inline'] as const) {

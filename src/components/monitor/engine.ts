@@ -19,6 +19,7 @@ import type { ClassType } from './rules/classification.ts';
 import type { LoadResult } from './rules/parse.ts';
 import type { Rule } from './rules/rule.ts';
 import { Reassembler, Stream, STREAM_DEFAULTS, type StreamLimits } from './stream.ts';
+import { NO_TRACE, type Tracer } from '../../trace/tracer.ts';
 
 export type EveType = 'alert' | 'anomaly' | 'flow' | 'stats' | 'http' | 'arp';
 export const DEFAULT_EVE_TYPES: readonly EveType[] = ['alert', 'anomaly', 'flow', 'stats', 'http'];
@@ -38,6 +39,8 @@ export interface EngineOptions {
   emit: (line: string, type: EveType) => void;
   /** Called for every alert (after thresholds), e.g. for block feedback. */
   onAlert?: (rule: Rule, p: Packet) => void;
+  /** Tracepoints monitor.decode / monitor.detectors / monitor.inspect (default: none). */
+  tracer?: Tracer;
 }
 
 export class Engine {
@@ -56,6 +59,10 @@ export class Engine {
   };
   #nowMs = 0;
   #lastSweep = 0;
+  readonly #tr: Tracer;
+  readonly #pDecode: number;
+  readonly #pDetectors: number;
+  readonly #pInspect: number;
   readonly startedAt = Date.now();
   /** Counters, as Suricata's stats names them (decoder.*, detect.*, flow.*). */
   readonly stats = {
@@ -65,6 +72,10 @@ export class Engine {
 
   constructor(opts: EngineOptions) {
     this.#opts = opts;
+    const tr = (this.#tr = opts.tracer ?? NO_TRACE);
+    this.#pDecode = tr.proc('monitor.decode');
+    this.#pDetectors = tr.proc('monitor.detectors');
+    this.#pInspect = tr.proc('monitor.inspect');
     this.rules = opts.rules;
     this.#types = new Set(opts.eveTypes ?? DEFAULT_EVE_TYPES);
     this.detector = new Detector(opts.rules.rules);
@@ -90,10 +101,17 @@ export class Engine {
     p.domain = domain;
     p.txDir = txDir;
     this.#nowMs = tsSec * 1000 + tsUsec / 1000;
+    // Stages chained: decode (and counting), the scan/flood detectors, then
+    // defragmentation, flow, stream reassembly and rule matching.
+    const tr = this.#tr;
+    let t = tr.t();
     decode(p, linktype);
     this.#count(p);
+    t = tr.spanArg(this.#pDecode, t, len);
     this.detectors.observe(p, tsSec + tsUsec / 1e6);
+    t = tr.span(this.#pDetectors, t);
     this.#handle(p);
+    tr.span(this.#pInspect, t);
     if (this.#nowMs - this.#lastSweep >= 1000) {
       this.#lastSweep = this.#nowMs;
       this.flows.sweep(this.#nowMs);

@@ -50,6 +50,7 @@ export default function create(env: ComponentEnv): Component {
     short: env.counters.dropReason('mirror-too-short'),
   };
   const engine = new Engine({
+    tracer: env.trace,
     rules,
     classifications,
     flow: cfg.flow,

@@ -27,7 +27,7 @@ export default function create(env: ComponentEnv): Component {
   // The keystore's answers are shared secrets: the keys session refuses packet capture.
   Object.defineProperty(keys, 'capture', { value: undefined });
   const ks = new KeystoreClient(keys, env.counters);
-  const tunnel = new Tunnel(cfg, plain.out, uplink.out, ks, env.counters, { log: (m, f) => env.log.warn(m, f) });
+  const tunnel = new Tunnel(cfg, plain.out, uplink.out, ks, env.counters, { log: (m, f) => env.log.warn(m, f), tracer: env.trace });
   const pollables: Pollable[] = [];
   let timer: ReturnType<typeof setInterval> | undefined;
   let initTimer: ReturnType<typeof setTimeout> | undefined;

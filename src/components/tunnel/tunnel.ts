@@ -45,6 +45,7 @@ import {
 } from './noise.ts';
 import { Keypair, Peer } from './peer.ts';
 import { clampMss, completeChecksum, writeTcpSegment } from './segment.ts';
+import { NO_TRACE, type Tracer } from '../../trace/tracer.ts';
 
 /** Bytes in front of the IPv4 header in a frame: virtio_net_hdr + Ethernet. */
 const L3 = VNET_HDR_LEN + ETH_HLEN;
@@ -109,9 +110,26 @@ export class Tunnel {
   #hsCount = 0;
   #log: (msg: string, fields?: Record<string, unknown>) => void;
 
+  // Tracepoints: a frame from each side (from the end of the session's
+  // get_packet), the copy of a plaintext frame or segment into its uplink slot,
+  // the encryption in place, and the decryption (which writes the plaintext
+  // into its slot: the receive side's one copy).
+  readonly #tr: Tracer;
+  readonly #pPlain: number;
+  readonly #pUplink: number;
+  readonly #pCopy: number;
+  readonly #pSeal: number;
+  readonly #pOpen: number;
+
   constructor(cfg: TunnelConfig, plain: PacketSource, uplink: PacketSource, ks: TunnelStatic, counters: Counters,
-    opts: { clock?: () => number; log?: (msg: string, fields?: Record<string, unknown>) => void } = {}) {
+    opts: { clock?: () => number; log?: (msg: string, fields?: Record<string, unknown>) => void; tracer?: Tracer } = {}) {
     this.cfg = cfg;
+    const tr = (this.#tr = opts.tracer ?? NO_TRACE);
+    this.#pPlain = tr.proc('tunnel.plain_packet');
+    this.#pUplink = tr.proc('tunnel.uplink_packet');
+    this.#pCopy = tr.proc('tunnel.copy');
+    this.#pSeal = tr.proc('tunnel.seal');
+    this.#pOpen = tr.proc('tunnel.open');
     this.plain = new LinkHost(cfg.plain, plain);
     this.uplink = new LinkHost(cfg.uplink, uplink);
     this.#ks = ks;
@@ -192,6 +210,13 @@ export class Tunnel {
 
   /** One frame from the router's plaintext domain. */
   plainIn(buf: Uint8Array, off: number, len: number): void {
+    const tr = this.#tr;
+    const t0 = tr.last();
+    this.#plainIn(buf, off, len);
+    tr.spanArg(this.#pPlain, t0, len);
+  }
+
+  #plainIn(buf: Uint8Array, off: number, len: number): void {
     const D = this.#d;
     const ihl = this.#ipv4In(this.plain, buf, off, len);
     if (ihl < 0) return;
@@ -242,7 +267,9 @@ export class Tunnel {
           this.#drop(D['uplink-full']);
           break;
         }
+        const tc = this.#tr.next();
         const total = writeTcpSegment(buf, ip, ihl, thl, ip + hl, o, seg, o === 0, o + seg >= payloadLen, k, port.buf, slot + PT);
+        this.#tr.spanArg(this.#pCopy, tc, total);
         k++;
         this.#sealAndSend(peer, kp, slot, total);
       }
@@ -259,7 +286,9 @@ export class Tunnel {
     if (slot < 0) return this.#drop(D['uplink-full']);
     const b = port.buf;
     const p = slot + PT;
+    const tc = this.#tr.next();
     b.set(buf.subarray(ip, ip + ipLen), p);
+    this.#tr.spanArg(this.#pCopy, tc, ipLen);
     if ((buf[off] & VNET_F_NEEDS_CSUM) !== 0) {
       const start = getU16le(buf, off + VNET_CSUM_START) - ETH_HLEN;
       const field = getU16le(buf, off + VNET_CSUM_OFFSET);
@@ -280,7 +309,9 @@ export class Tunnel {
     const padded = plainLen === 0 ? 0 : paddedLength(plainLen, this.cfg.mtu);
     if (padded > plainLen) b.fill(0, slot + PT + plainLen, slot + PT + padded);
     const counter = kp.sendCounter++;
+    const ts = this.#tr.next();
     kp.send.seal(b, port.address, slot + PT, padded, counter);
+    this.#tr.spanArg(this.#pSeal, ts, padded);
     const w = slot + WG;
     b[w] = MSG_TRANSPORT;
     b[w + 1] = 0;
@@ -435,6 +466,13 @@ export class Tunnel {
 
   /** One frame from the router's uplink domain; `addr` is the address of buf[0] (or -1). */
   uplinkIn(buf: Uint8Array, addr: number, off: number, len: number): void {
+    const tr = this.#tr;
+    const t0 = tr.last();
+    this.#uplinkIn(buf, addr, off, len);
+    tr.spanArg(this.#pUplink, t0, len);
+  }
+
+  #uplinkIn(buf: Uint8Array, addr: number, off: number, len: number): void {
     const D = this.#d;
     const ihl = this.#ipv4In(this.uplink, buf, off, len);
     if (ihl < 0) return;
@@ -490,7 +528,10 @@ export class Tunnel {
     const slot = port.alloc();
     if (slot < 0) return this.#drop(D['plain-full']);
     const b = port.buf;
-    if (!kp.recv.open(buf, addr, p + TRANSPORT_HEADER_SIZE, ctLen, b, port.address, slot + L3, counter)) {
+    const to = this.#tr.next();
+    const opened = kp.recv.open(buf, addr, p + TRANSPORT_HEADER_SIZE, ctLen, b, port.address, slot + L3, counter);
+    this.#tr.spanArg(this.#pOpen, to, ctLen);
+    if (!opened) {
       port.release(slot);
       return this.#drop(D['decrypt-failed']);
     }
