@@ -6,7 +6,6 @@
 // test/integration/file-gateway.test.ts.)
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
@@ -18,6 +17,7 @@ import { hashPassword, type KdfParams } from '../../src/components/file-gateway/
 import { writeJsonAtomic } from '../../src/components/file-gateway/json-file.ts';
 import { createPublication, type Publication } from '../../src/components/file-gateway/publications.ts';
 import { startService, type RunningService } from '../../src/components/file-gateway/service.ts';
+import { fileGatewayDir } from './fixtures/file-gateway-dir.ts';
 
 const CHEAP: KdfParams = { m: 8192, t: 1, p: 1 };
 const PW = 'correct horse battery';
@@ -89,19 +89,7 @@ before(async () => {
   writeFileSync(join(dir, 'share', 'big.bin'), BIG);
   writeFileSync(join(dir, 'outside.txt'), 'outside the share\n');
   symlinkSync(join(dir, 'outside.txt'), join(dir, 'share', 'link-out.txt'));
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=test',
-    '-keyout', join(dir, 'tls.key'), '-out', join(dir, 'tls.crt')], { stdio: 'ignore' });
-  const yaml = `listen: 127.0.0.1:0
-tls: { cert: tls.crt, key: tls.key }
-storage: { kind: directory, root: share }
-data-dir: .
-state-dir: state
-login: { account-failures: 3, source-failures: 8, lockout-minutes: 1 }
-limits: { requests-per-second: 1000, burst: 1000, not-found-ms: 60, header-bytes: 4096 }
-reload-ms: 50
-`;
-  writeFileSync(join(dir, 'fg.yaml'), yaml);
-  cfg = parseFileGatewayConfig(yaml, join(dir, 'fg.yaml'));
+  cfg = fileGatewayDir(dir, { login: { accountFailures: 3, sourceFailures: 8 }, limits: { rps: 1000, notFoundMs: 60 } });
   const now = new Date().toISOString();
   writeJsonAtomic(join(dir, 'users.json'), {
     version: 1,
