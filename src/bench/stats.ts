@@ -20,6 +20,15 @@ export function median(xs: readonly number[]): number {
   return v.length % 2 === 1 ? v[m] : (v[m - 1] + v[m]) / 2;
 }
 
+/** The q-quantile (0..1) of the finite values, interpolated between the nearest ranks (NaN when none). */
+export function quantile(xs: readonly number[], q: number): number {
+  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  const h = (v.length - 1) * q;
+  const lo = Math.floor(h);
+  return lo + 1 < v.length ? v[lo] + (h - lo) * (v[lo + 1] - v[lo]) : v[lo];
+}
+
 export function summarize(xs: readonly number[]): Summary {
   const samples = xs.filter((x) => Number.isFinite(x));
   const missing = xs.length - samples.length;

@@ -21,6 +21,7 @@ import { labDown, labUp, readLabState } from '../lab/lab.ts';
 import { pathBench } from './trace-path.ts';
 import type { PathResult } from './trace-path.ts';
 import { iperf3 } from '../lab/traffic.ts';
+import { median, quantile } from './stats.ts';
 
 export const TRACE_BENCH_HELP = `Usage: microgate trace bench [--lab NAME] [--seconds S] [--rounds R] [--modes LIST] [--reverse] [--micro-only] [--json]
 
@@ -93,19 +94,6 @@ export interface LabResult {
     pairedVsOffIqrPct: [number, number];
     pairedCpuVsOffIqrPct: [number, number];
   }[];
-}
-
-function median(xs: number[]): number {
-  return quantile(xs, 0.5);
-}
-
-/** The q-quantile of xs, interpolated between the nearest ranks (NaN when empty). */
-function quantile(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  const h = (s.length - 1) * q;
-  const lo = Math.floor(h);
-  return lo + 1 < s.length ? s[lo] + (h - lo) * (s[lo + 1] - s[lo]) : s[lo];
 }
 
 /** ns per iteration of `body`, best of `reps` runs of `n` iterations, minus an empty loop's. */
@@ -192,12 +180,17 @@ async function gatewayPids(client: TraceClient): Promise<number[]> {
   return [...new Set(s.components.map((c) => c.pid))].filter((p) => p > 0);
 }
 
+/** The configurations a lab run measures: "off" and the chosen modes (all when none are chosen). */
+function benchConfigs(chosen: readonly ConfigLabel[] | undefined): typeof CONFIGS[number][] {
+  return CONFIGS.filter((c) => c.label === 'off' || chosen === undefined || chosen.includes(c.label));
+}
+
 export async function labBench(o: { lab: string; seconds: number; rounds: number; reverse: boolean; modes?: readonly ConfigLabel[]; log: (l: string) => void }): Promise<LabResult> {
   const st = await readLabState(o.lab);
   if (st === null || st.info === null) throw new Error(`no lab "${o.lab}"`);
   const client = new TraceClient(`http://127.0.0.1:${st.controlPort}`);
   const info = st.info;
-  const modes = CONFIGS.filter((c) => c.label === 'off' || o.modes === undefined || o.modes.includes(c.label));
+  const modes = benchConfigs(o.modes);
   const runs: LabRun[] = [];
   try {
     // One warm-up run, not counted.
@@ -325,7 +318,7 @@ export async function traceBenchCommand(argv: string[]): Promise<number> {
         log(`building lab ${name} ...`);
         await labUp({ name, gateway: 'microgate' });
       }
-      log(`iperf3 ${v.reverse ? 'wan -> lan' : 'lan -> wan'}, ${seconds} s per run, ${rounds} rounds of ${CONFIGS.filter((c) => c.label === 'off' || modes === undefined || modes.includes(c.label)).map((c) => c.label).join(' / ')} (rotating):`);
+      log(`iperf3 ${v.reverse ? 'wan -> lan' : 'lan -> wan'}, ${seconds} s per run, ${rounds} rounds of ${benchConfigs(modes).map((c) => c.label).join(' / ')} (rotating):`);
       lab = await labBench({ lab: name, seconds, rounds, reverse: v.reverse === true, modes, log });
     } finally {
       if (own) await labDown(name);

@@ -17,6 +17,7 @@ import { sinkPollable } from '../session/pollable.ts';
 import { encodeFrame } from '../net/frame.ts';
 import { Tracer } from '../trace/tracer.ts';
 import type { TraceMode } from '../trace/tracer.ts';
+import { median } from './stats.ts';
 
 export interface PathOptions {
   /** UDP payload bytes per packet (default 32000: near the ~35-60 KB GSO frames iperf3 sends through a lab). */
@@ -42,11 +43,6 @@ const MODES = ['off', 'aggregates', 'events'] as const satisfies readonly TraceM
 const SLOT = 65536;
 const HOST = '02:00:00:00:00:0a';
 const GW = '02:00:00:00:00:fe';
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
 
 export function pathBench(o: PathOptions = {}): PathResult {
   const payload = o.payload ?? 32000;

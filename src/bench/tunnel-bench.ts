@@ -19,6 +19,7 @@ import { labDown, labUp } from '../lab/lab.ts';
 import { ip, nsExec, stopProcesses, type ProcIdentity } from '../lab/netns.ts';
 import { RHOST, RSITE_ENDPOINT, startWireguardGo } from '../lab/remote-site.ts';
 import { iperf3 } from '../lab/traffic.ts';
+import { median } from './stats.ts';
 
 export const TUNNEL_BENCH_HELP = `Usage: microgate tunnel-bench [--seconds N] [--rounds N] [--name LAB] [--json]
 
@@ -44,11 +45,6 @@ interface Cell {
   direction: 'to-remote' | 'from-remote';
   gbps: number[];
   retransmits: number[];
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
 export async function tunnelBenchCommand(argv: string[]): Promise<number> {

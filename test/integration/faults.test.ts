@@ -298,8 +298,7 @@ describe('the tunnel: a TCP flow to the remote site survives a SIGKILL of the tu
     await waitRestarted(lab, 'keystore', ks.pid);
     assertOthersUntouched(before, await status(lab), 'keystore');
     // The tunnel keeps its session keys; a new tunnel has none and must ask the new keystore for a handshake.
-    const mid = await status(lab);
-    const tunnel = mid.find((c) => c.name === 'tunnel')!;
+    const tunnel = before.find((c) => c.name === 'tunnel')!;
     process.kill(tunnel.pid, 'SIGKILL');
     const { at } = await waitRestarted(lab, 'tunnel', tunnel.pid);
     const answered = await firstAnswer(lab.lan, RHOST, 10);

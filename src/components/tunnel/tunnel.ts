@@ -760,12 +760,16 @@ export class Tunnel {
   }
 
   /** Start a handshake with `peer` (rate-limited to one per rekey-timeout unless retrying). */
-  #initiate(peer: Peer, retry: boolean): void {
-    if (!this.ready) return;
+  /** Start building an initiation to `peer`; false when not now (not ready, one in progress, too soon, no endpoint). */
+  #initiate(peer: Peer, retry: boolean): boolean {
+    if (!this.ready) return false;
     const now = this.#now;
-    if (peer.initiating) return; // one initiation at a time: the packet that asked is staged
-    if (!retry && now - peer.lastInitiationSent < this.cfg.timers.rekeyTimeoutMs) return;
-    if (peer.endpointAddress < 0) return this.#drop(this.#d['no-endpoint']);
+    if (peer.initiating) return false; // one initiation at a time: the packet that asked is staged
+    if (!retry && now - peer.lastInitiationSent < this.cfg.timers.rekeyTimeoutMs) return false;
+    if (peer.endpointAddress < 0) {
+      this.#drop(this.#d['no-endpoint']);
+      return false;
+    }
     if (!retry) {
       peer.attempts = 0;
       peer.attemptStart = now;
@@ -799,6 +803,7 @@ export class Tunnel {
       if (peer.cfg.persistentKeepalive > 0) peer.persistentAt = this.#now + peer.cfg.persistentKeepalive * 1000;
       this.flush();
     });
+    return true;
   }
 
   /**
@@ -814,10 +819,7 @@ export class Tunnel {
     for (const peer of this.peers) {
       if (peer.current !== undefined || peer.endpointAddress < 0) continue;
       if (peer.endpointAddress >>> 0 !== src || peer.endpointPort !== sport) continue;
-      if (!peer.initiating && this.#now - peer.lastInitiationSent >= this.cfg.timers.rekeyTimeoutMs) {
-        this.#counters.add(this.#c['handshake.initiated-on-unknown']);
-        this.#initiate(peer, false);
-      }
+      if (this.#initiate(peer, false)) this.#counters.add(this.#c['handshake.initiated-on-unknown']);
       return;
     }
   }
