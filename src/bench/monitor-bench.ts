@@ -17,9 +17,9 @@ import { LINKTYPE_ETHERNET } from '../components/monitor/packet.ts';
 import { builtinClassifications } from '../components/monitor/rules/classification.ts';
 import { loadRules, type RuleSource } from '../components/monitor/rules/parse.ts';
 import { DEFAULT_ADDRESS_VARS, DEFAULT_PORT_VARS } from '../components/monitor/rules/vars.ts';
-import { ROOT } from '../core/sandbox.ts';
+import { ROOT } from '../init/sandbox.ts';
 
-const ET_DIR = resolve(ROOT, '..', 'shared', 'testdata', 'ids', 'et-open');
+const ET_DIR = resolve(ROOT, 'test', 'fixtures', 'ids', 'et-open');
 const PKT_RULE = /^\s*alert\s+(tcp|udp|icmp|ip|tcp-pkt|tcp-stream|pkthdr)\s/;
 
 export const MONITOR_BENCH_HELP = `Usage: microgate monitor-bench [--rules FILE]... [--seconds N] [--rounds N] [--no-forwarding] [--json]

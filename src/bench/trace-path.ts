@@ -8,9 +8,9 @@
 // result far less than it changes a lab's throughput. What it leaves out of
 // the lab: the entrypoints' poll(2) and their tracepoints, wake-ups between
 // processes, the kernel, and the acknowledgements of TCP in the other direction.
-import type { ComponentEnv } from '../core/component.ts';
-import type { Entrypoint, Pollable } from '../core/entrypoint.ts';
-import { Counters } from '../core/counters.ts';
+import type { ComponentEnv } from '../runtime/component.ts';
+import type { Entrypoint, Pollable } from '../runtime/entrypoint.ts';
+import { Counters } from '../runtime/counters.ts';
 import createRouter from '../components/router/index.ts';
 import { createLocalSession } from '../session/local.ts';
 import { sinkPollable } from '../session/pollable.ts';

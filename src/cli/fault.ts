@@ -4,7 +4,7 @@
 // --fault-injection`).
 import { parseArgs } from 'node:util';
 import { controlUrl } from './control-url.ts';
-import { FAULT_KINDS } from '../core/fault.ts';
+import { FAULT_KINDS } from '../init/fault.ts';
 
 export const FAULT_HELP = `Usage: microgate fault --component NAME --kind KIND [--lab NAME | --control URL] [--json]
 

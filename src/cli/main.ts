@@ -108,15 +108,15 @@ const commands: Record<string, { run: Handler; help: string }> = {
     help: 'Usage: microgate alerts [--lab NAME | --control URL] [--follow] [--all]',
   },
   users: {
-    run: async (argv) => (await import('../components/file-gateway/cli.ts')).usersCommand(argv),
+    run: async (argv) => (await import('./file-gateway.ts')).usersCommand(argv),
     help: 'Usage: microgate users add|passwd|remove|list [NAME] [--config FILE | --lab NAME]  (see --help)',
   },
   publish: {
-    run: async (argv) => (await import('../components/file-gateway/cli.ts')).publishCommand(argv),
+    run: async (argv) => (await import('./file-gateway.ts')).publishCommand(argv),
     help: 'Usage: microgate publish add PATH [--users a,b] [--expires 7d] [--once] [--public-link] | list | remove ID  (see --help)',
   },
   'file-gateway': {
-    run: async (argv) => (await import('../components/file-gateway/cli.ts')).fileGatewayCommand(argv),
+    run: async (argv) => (await import('./file-gateway.ts')).fileGatewayCommand(argv),
     help: 'Usage: microgate file-gateway serve|command|bench  (see --help)',
   },
   demo: {

@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runOffline } from '../components/monitor/offline.ts';
 import { builtinRulesText } from '../components/monitor/index.ts';
-import { runVerifyTest } from '../components/monitor/verify.ts';
+import { runVerifyTest } from './monitor-verify.ts';
 import { EVE_TYPES } from '../components/monitor/config.ts';
 import type { EveType } from '../components/monitor/engine.ts';
 import { controlUrl } from './control-url.ts';

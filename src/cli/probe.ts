@@ -1,11 +1,11 @@
 // `microgate probe`: try, from inside the sandbox init builds for a
-// component, what an intruder would (src/core/sandbox-probe.ts), and check
+// component, what an intruder would (src/init/sandbox-probe.ts), and check
 // that each try is stopped by the layer that must stop it. Exit 1 if anything
 // gets through: run it once on a new machine or kernel.
 import { parseArgs } from 'node:util';
-import { formatProbe, runProbe } from '../core/sandbox-probe-run.ts';
-import type { ProbeReport, Stage } from '../core/sandbox-probe-run.ts';
-import type { Profile } from '../core/seccomp.ts';
+import { formatProbe, runProbe } from '../init/sandbox-probe-run.ts';
+import type { ProbeReport, Stage } from '../init/sandbox-probe-run.ts';
+import type { Profile } from '../sys/seccomp.ts';
 
 export const PROBE_HELP = `Usage: microgate probe [--profile component|service|all] [--stage loaded|allow-list|all] [--uid UID] [--json]
 

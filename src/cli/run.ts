@@ -2,9 +2,10 @@
 // until SIGINT/SIGTERM.
 import { parseArgs } from 'node:util';
 import { writeFileSync } from 'node:fs';
-import { loadConfig, ConfigFileError } from '../core/config.ts';
-import { Init } from '../core/init.ts';
-import { startControl } from '../core/control.ts';
+import { loadConfig, ConfigFileError } from '../init/config.ts';
+import { Init } from '../init/init.ts';
+import { startControl } from '../init/control.ts';
+import { catalog } from './catalog.ts';
 
 export const RUN_HELP = `Usage: microgate run CONFIG [--control-port N] [--pid-file FILE]
 
@@ -44,7 +45,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   }
   let config;
   try {
-    config = loadConfig(positionals[0]);
+    config = loadConfig(positionals[0], catalog);
   } catch (e) {
     if (e instanceof ConfigFileError) {
       process.stderr.write(`microgate run: invalid config: ${e.message}\n`);

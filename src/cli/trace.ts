@@ -3,7 +3,8 @@
 // Exit codes: 0 success, 1 failure, 2 usage error.
 import { parseArgs } from 'node:util';
 import { writeFileSync } from 'node:fs';
-import { TraceClient, TraceClientError, resolveControl } from '../trace/client.ts';
+import { TraceClient, TraceClientError } from '../trace/client.ts';
+import { resolveControl } from './control-url.ts';
 import type { TraceStatusView } from '../trace/client.ts';
 import { formatReport } from '../trace/report.ts';
 import { TRACE_MODES } from '../trace/tracer.ts';

@@ -1,42 +1,12 @@
-// The component types init knows: where their code is, which device
+// The component types of this gateway (handed to init by the CLI, src/cli/catalog.ts): where their code is, which device
 // capabilities they need, which session ports they accept, and how their own
 // config section is validated before anything starts.
 import { monitorBlockMatcher, prepareMonitorConfig, validateMonitorConfig } from './monitor/config.ts';
-import type { EveBlockMatcher } from '../core/block-feedback.ts';
+import type { ComponentType } from '../runtime/component.ts';
 import { parseRouterConfig } from './router/config.ts';
 import { parseTunnelConfig } from './tunnel/config.ts';
 import { parseKeystoreConfig } from './keystore/config.ts';
 
-export interface ComponentType {
-  /** Module (relative to this folder) whose default export is a ComponentFactory. */
-  module: string;
-  /** Device capabilities the component must be granted (names in its `devices`). */
-  devices: readonly string[];
-  /** Session ports it accepts; undefined: any. */
-  ports?: readonly string[];
-  /** Ports that must be connected, derived from its config. */
-  requiredPorts?(config: unknown): string[];
-  /** Validate the component's config section; throws an error naming file:line and path. */
-  validate?(config: unknown, name: string, file: string, path: string): void;
-  /**
-   * init's part before start: the config section the component receives (e.g.
-   * with the text of files it names, which the component cannot read itself).
-   */
-  prepare?(config: unknown): unknown;
-  /**
-   * The component produces EVE records (Component.query("eve")): init collects
-   * them, serves them at GET /alerts and appends them to this file (undefined: memory only).
-   */
-  eveLog?(config: unknown): string | undefined;
-  /**
-   * Block feedback: which of its EVE records make init have the router
-   * blocklist their source (undefined: none). The router is the peer of the
-   * component's `mirror` session.
-   */
-  eveBlock?(config: unknown): EveBlockMatcher | undefined;
-  /** Isolations it may run with; undefined: any. (The keystore must be a process of its own.) */
-  isolations?: readonly ('process' | 'thread' | 'inline')[];
-}
 
 export const componentTypes: Record<string, ComponentType> = {
   tunnel: {

@@ -51,7 +51,7 @@ microgate variants (the benchmark compares them):
   --file-gateway     add the file publication: a WebDAV NAS (nginx) on the lan host, 198.18.0.2:8443,
                      and the file gateway in the dmz, reached from the wan at https://198.19.0.1
                      (forward 443 -> dmz:8443, 80 -> dmz:8080); manage it with "microgate users|publish
-                     --lab NAME" (see src/components/file-gateway/README.md)
+                     --lab NAME" (see src/services/file-gateway/README.md)
   -h, --help         this help`;
 
 const DOWN_HELP = `Usage: microgate lab down --name NAME

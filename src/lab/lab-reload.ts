@@ -1,7 +1,7 @@
 // `microgate reload --lab NAME`: a microgate lab's init re-reads gateway.yaml
 // (POST /reload on its control API, the same as SIGHUP); a Linux lab re-reads
 // router.yaml and loads the translated nftables ruleset. Both fail closed.
-import type { ReloadResult } from '../core/reload.ts';
+import type { ReloadResult } from '../init/reload.ts';
 import { readLabState } from './lab.ts';
 import { reloadLinuxGateway } from './linux-gateway.ts';
 

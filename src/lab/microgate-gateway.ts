@@ -33,7 +33,7 @@ function routerYaml(router: RouterSection): string {
 function indent(text: string, n: number): string {
   return text.trimEnd().split('\n').map((l) => `${' '.repeat(n)}${l}`).join('\n');
 }
-import { ROOT } from '../core/sandbox.ts';
+import { ROOT } from '../init/sandbox.ts';
 import { remoteSiteGatewayYaml, withRemoteSiteRouter } from './remote-site.ts';
 import { fileGatewayServiceYaml } from './file-gateway-lab.ts';
 

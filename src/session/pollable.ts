@@ -1,8 +1,10 @@
 // Glue between a packet sink and the entrypoint: one pollable that wakes on the
 // sink's signal, delivers a batch to the component, acknowledges it, then lets
 // the component flush what the batch produced (once per batch, not per packet).
-import type { Pollable } from '../core/entrypoint.ts';
-import type { PacketSink } from './types.ts';
+import type { PacketSink, Pollable } from './types.ts';
+
+export type { Pollable };
+
 
 export function sinkPollable(
   sink: PacketSink,

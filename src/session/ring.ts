@@ -9,13 +9,13 @@
 // packet bytes) is untrusted: each side keeps its geometry and its own indices
 // in local fields, reads a peer-written word once into a local, and checks it
 // before use. A hostile peer can hurt only the traffic it takes part in.
-import type { Pollable } from '../core/entrypoint.ts';
+import type { Pollable } from './pollable.ts';
 import type { PacketSink, PacketSource, SessionEnd } from './types.ts';
 import { mapAnonymous, readAddr, writeAddr } from '../sys/libc.ts';
 import { NO_TRACE } from '../trace/tracer.ts';
 import type { Tracer } from '../trace/tracer.ts';
-import { DIR_IN, DIR_OUT } from '../trace/capture.ts';
-import type { PacketCapture } from '../trace/capture.ts';
+import { DIR_IN, DIR_OUT } from './capture.ts';
+import type { PacketCapture } from './capture.ts';
 
 // ---- layout ------------------------------------------------------------------
 

@@ -6,14 +6,14 @@
 // its message was written.
 import { EAGAIN, EINTR, close as closeFd, mapAnonymous, readAddr, seqpacketPair, writeAddr } from '../sys/libc.ts';
 import type { Mapping } from '../sys/libc.ts';
-import type { Pollable } from '../core/entrypoint.ts';
+import type { Pollable } from './pollable.ts';
 import type { PacketSink, PacketSource, SessionEnd, SessionGrant } from './types.ts';
 import { SLOT_ALLOCATED, SLOT_FREE, SLOT_IN_FLIGHT, sessionLayout } from './ring.ts';
 import type { OpenOptions, SessionOptions, SessionResources } from './shm.ts';
 import { NO_TRACE } from '../trace/tracer.ts';
 import type { Tracer } from '../trace/tracer.ts';
-import { DIR_IN, DIR_OUT } from '../trace/capture.ts';
-import type { PacketCapture } from '../trace/capture.ts';
+import { DIR_IN, DIR_OUT } from './capture.ts';
+import type { PacketCapture } from './capture.ts';
 
 /** Create the socketpair of one session: side a gets fds[0], side b fds[1]. */
 export function createSocketSession(opts: SessionOptions): SessionResources {

@@ -6,12 +6,27 @@
 //
 // Every transport (shared memory, socket copy, in-process) implements these
 // interfaces, so components are the same code whatever isolates them.
-import type { Pollable } from '../core/entrypoint.ts';
 import type { Tracer } from '../trace/tracer.ts';
-import type { PacketCapture } from '../trace/capture.ts';
+import type { PacketCapture } from './capture.ts';
+
+/** Anything the entrypoint loop (src/runtime/entrypoint.ts) polls and runs. */
+export interface Pollable {
+  /** The fd to poll for readability, or -1. */
+  readonly fd: number;
+  /** When false, the fd is not polled (e.g. a source waiting for buffer space). */
+  active?(): boolean;
+  /** Cheap check for work that needs no fd readiness (e.g. a non-empty ring). */
+  pending?(): boolean;
+  /** Before sleeping: enable the peer's wake-up; return true if work arrived meanwhile. */
+  arm?(): boolean;
+  /** After waking: the peer need not signal any more. */
+  disarm?(): void;
+  /** Do one batch of work; `readable` says the fd was reported ready. Returns units of work done. */
+  run(readable: boolean): number;
+}
 
 /** Bytes of virtio_net_hdr in front of every frame on a Nic session. */
-export const VNET_HDR_LEN = 12;
+export { VNET_HDR_LEN } from '../net/vnet.ts';
 
 /** The sending half of one direction. Only one thread uses it. */
 export interface PacketSource {

@@ -1,6 +1,6 @@
 // x86-64 system call numbers (arch/x86/entry/syscalls/syscall_64.tbl; taken
 // from Debian 12's /usr/include/x86_64-linux-gnu/asm/unistd_64.h) of the calls
-// the seccomp policies (src/core/seccomp.ts) name.
+// the seccomp policies (src/sys/seccomp.ts) name.
 export const SYSCALLS_X86_64 = {
   read: 0,
   write: 1,

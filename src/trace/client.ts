@@ -1,7 +1,6 @@
-// A client of the trace endpoints (src/trace/http.ts), for the CLI, the
-// benchmarks and tests: find a gateway's control API (a lab's, or a URL),
-// drive tracing, fetch reports and exports.
-import { readLabState } from '../lab/lab.ts';
+// A client of the trace endpoints (src/init/trace-http.ts), for the CLI, the
+// benchmarks and tests: drive tracing, fetch reports and exports. It is given the control API's base
+// URL (finding a lab's is the caller's job: src/cli/control-url.ts).
 import type { TraceReport } from './report.ts';
 import type { TraceMode, TracerSnapshot } from './tracer.ts';
 
@@ -14,28 +13,6 @@ export class TraceClientError extends Error {
     this.status = status;
     this.code = code;
   }
-}
-
-export const DEFAULT_CONTROL = 'http://127.0.0.1:7460';
-
-/** The control API base URL: a lab's (from its state), a URL given, or the config default. */
-export async function resolveControl(opts: { lab?: string; control?: string }): Promise<string> {
-  if (opts.lab !== undefined && opts.control !== undefined) throw new TraceClientError(0, 'MG_USAGE', 'give --lab or --control, not both');
-  if (opts.lab !== undefined) {
-    const st = await readLabState(opts.lab);
-    if (st === null) throw new TraceClientError(0, 'MG_NO_LAB', `no lab "${opts.lab}" (see microgate lab status)`);
-    if (st.gateway !== 'microgate' || !st.controlPort) throw new TraceClientError(0, 'MG_NO_LAB', `lab "${opts.lab}" runs the ${st.gateway} gateway: nothing to trace`);
-    return `http://127.0.0.1:${st.controlPort}`;
-  }
-  const url = opts.control ?? process.env.MICROGATE_CONTROL ?? DEFAULT_CONTROL;
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new TraceClientError(0, 'MG_USAGE', `--control: not a URL: ${url}`);
-  }
-  if (u.protocol !== 'http:') throw new TraceClientError(0, 'MG_USAGE', `--control: expected an http:// URL (got ${url})`);
-  return url.replace(/\/+$/, '');
 }
 
 export interface StartOptions {

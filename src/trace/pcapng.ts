@@ -4,7 +4,7 @@
 // Enhanced Packet Block per packet with its direction in epb_flags. Readable
 // by Wireshark, tshark and tcpdump.
 import { Buffer } from 'node:buffer';
-import type { CaptureSnapshot } from './capture.ts';
+import type { CaptureSnapshot } from './protocol.ts';
 
 const BT_SHB = 0x0a0d0d0a;
 const BT_IDB = 0x00000001;

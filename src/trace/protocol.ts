@@ -1,8 +1,31 @@
 // What init asks of every component thread about tracing, and what comes
 // back (JSON over the control channel; relayed to worker threads by the host).
-import type { CaptureSnapshot } from './capture.ts';
 import type { LoopStats } from './report.ts';
 import type { TraceMode, TracerSnapshot } from './tracer.ts';
+
+/** One packet a session capture recorded (src/session/capture.ts). */
+export interface CapturedPacket {
+  /** CLOCK_MONOTONIC ns. */
+  tNs: number;
+  dir: 'in' | 'out';
+  /** Length of the Ethernet frame on the session (a GSO frame can be up to 64 KiB). */
+  origLen: number;
+  /** The first min(origLen, snaplen) bytes, base64. */
+  data: string;
+}
+
+export interface CaptureSnapshot {
+  component: string;
+  session: string;
+  snaplen: number;
+  /** Packets recorded since the capture started, and how many were overwritten. */
+  total: number;
+  lost: number;
+  /** ns to add to tNs for Unix time (a decimal string: it exceeds 2^53). */
+  unixOffsetNs: string;
+  packets: CapturedPacket[];
+}
+
 
 /** Tracing settings of a gateway (config `trace:`), handed to every component. */
 export interface TraceSettings {

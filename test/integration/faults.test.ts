@@ -1,7 +1,7 @@
 // Fault isolation with real faults (issue 9, item 1): a component's own
 // uncaught exception, its memory-limit breach (the kernel's OOM killer) and a
 // hang, injected through the control API on the component's own thread
-// (config `debug: { fault-injection: true }`, src/core/fault.ts), in process
+// (config `debug: { fault-injection: true }`, src/init/fault.ts), in process
 // and thread isolation; then connection state across a restart of the monitor
 // and of the tunnel (SIGKILL while a TCP flow runs). Each fault must leave
 // every other unit as it was (same PIDs, no restarts), init must restart the

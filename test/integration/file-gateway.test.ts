@@ -20,7 +20,7 @@ import { tmpdir, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { labDown, labUp, readLabState } from '../../src/lab/lab.ts';
 import { initService, type FileGatewayLabPlan } from '../../src/lab/file-gateway-lab.ts';
-import { ROOT } from '../../src/core/sandbox.ts';
+import { ROOT } from '../../src/init/sandbox.ts';
 import { canRunLabs, nsExec, uniqueLabName } from './harness.ts';
 
 const tools = ['nginx', 'curl', 'openssl'].every((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status === 0);

@@ -1,5 +1,5 @@
 // Hostile traffic against a live lab (issue 9): a corpus of malformed frames
-// (the suricata-verify captures in ../shared/testdata/ids, as captured and
+// (the suricata-verify captures in test/fixtures/ids, as captured and
 // re-addressed to the router, plus scapy-built malformed packets) replayed
 // from the wan host: no crash, no restart, and every frame the driver read is
 // accounted for by the router as forwarded, answered, queued or dropped with a
@@ -16,7 +16,7 @@ import { labDown, labUp, readLabState, type LabInfo } from '../../src/lab/lab.ts
 import { canRunLabs, killChild, nsExec, ping, spawnInNetns, uniqueLabName, waitForListen } from './harness.ts';
 
 const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
-const CORPUS = join(REPO, '..', 'shared', 'testdata', 'ids');
+const CORPUS = join(REPO, 'test', 'fixtures', 'ids');
 const REPLAY = join(REPO, 'test', 'integration', 'fixtures', 'replay.py');
 const PYTHON = '/usr/bin/python3'; // Debian's python3 with python3-scapy (scripts/setup.sh)
 const skip = !canRunLabs() ? 'needs root' : !existsSync(PYTHON) ? 'needs /usr/bin/python3 with scapy' : false;

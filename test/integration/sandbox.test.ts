@@ -1,13 +1,13 @@
-// The sandbox, tried from inside: the probe (src/core/sandbox-probe.ts) runs
+// The sandbox, tried from inside: the probe (src/init/sandbox-probe.ts) runs
 // in exactly the sandbox init builds for a component (or the file gateway
 // service), with the same seccomp filters, and tries what an intruder would:
 // open files, write its code, open sockets, exec, fork, signal init, ptrace,
 // mount, setuid, unshare. Every try must be stopped by the layer named in
-// src/core/sandbox-probe-run.ts, with that layer's error.
+// src/init/sandbox-probe-run.ts, with that layer's error.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { runProbe } from '../../src/core/sandbox-probe-run.ts';
-import type { ProbeReport } from '../../src/core/sandbox-probe-run.ts';
+import { runProbe } from '../../src/init/sandbox-probe-run.ts';
+import type { ProbeReport } from '../../src/init/sandbox-probe-run.ts';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (builds namespaces and drops privileges)' : false;
 const uid = 61000 + Math.floor(Math.random() * 900);

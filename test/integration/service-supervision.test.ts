@@ -1,4 +1,4 @@
-// init's supervision of a service (src/core/services.ts) with a stand-in
+// init's supervision of a service (src/init/services.ts) with a stand-in
 // service kind: a tiny HTTP server in a network namespace of its own, started
 // with `ip netns exec` like the file gateway. Health checks go into that
 // namespace; a hung service (SIGSTOP) is killed after 5 failed checks and
@@ -8,9 +8,10 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createNetns, deleteNetns, netnsPids } from '../../src/lab/netns.ts';
-import { serviceKinds, type ServiceKind } from '../../src/components/services.ts';
-import { ServiceSupervisor, type ServiceStatus } from '../../src/core/services.ts';
-import type { ServiceSpec } from '../../src/core/service-config.ts';
+import type { ServiceKind } from '../../src/init/service-kind.ts';
+import { serviceKinds } from '../../src/services/index.ts';
+import { ServiceSupervisor, type ServiceStatus } from '../../src/init/services.ts';
+import type { ServiceSpec } from '../../src/init/service-config.ts';
 import { canRunLabs, uniqueLabName } from './harness.ts';
 
 const skip = canRunLabs() ? false : 'needs root (network namespaces)';
@@ -67,7 +68,7 @@ after(async () => {
 });
 
 test('health-checked in its namespace; hung (SIGSTOP): killed after 5 failed checks and restarted; SIGKILL: restarted; stop: SIGTERM by PID', { skip }, async () => {
-  const sup = new ServiceSupervisor([spec()], { log, cgroups: undefined });
+  const sup = new ServiceSupervisor([spec()], { log, kinds: serviceKinds, cgroups: undefined });
   try {
     sup.start();
     const first = await until(sup, (s) => s.state === 'running', 10_000);
@@ -98,7 +99,7 @@ test('health-checked in its namespace; hung (SIGSTOP): killed after 5 failed che
 });
 
 test('restart policy never: a killed service stays failed; a config that does not load: retried with back-off', { skip }, async () => {
-  const never = new ServiceSupervisor([spec({ restart: 'never' })], { log, cgroups: undefined });
+  const never = new ServiceSupervisor([spec({ restart: 'never' })], { log, kinds: serviceKinds, cgroups: undefined });
   try {
     never.start();
     const s = await until(never, (x) => x.state === 'running', 10_000);
@@ -109,7 +110,7 @@ test('restart policy never: a killed service stays failed; a config that does no
   } finally {
     await never.stop();
   }
-  const broken = new ServiceSupervisor([spec({ configFile: '/nonexistent/broken.yaml' })], { log, cgroups: undefined });
+  const broken = new ServiceSupervisor([spec({ configFile: '/nonexistent/broken.yaml' })], { log, kinds: serviceKinds, cgroups: undefined });
   try {
     broken.start();
     const s = await until(broken, (x) => x.restarts >= 2, 5000);

@@ -15,7 +15,8 @@ import { labDown, labUp } from '../../src/lab/lab.ts';
 import type { LabInfo } from '../../src/lab/lab.ts';
 import { iperf3, ping } from '../../src/lab/traffic.ts';
 import { RHOST } from '../../src/lab/remote-site.ts';
-import { TraceClient, resolveControl } from '../../src/trace/client.ts';
+import { TraceClient } from '../../src/trace/client.ts';
+import { resolveControl } from '../../src/cli/control-url.ts';
 import type { ChromeTrace } from '../../src/trace/chrome.ts';
 import type { ReportRow } from '../../src/trace/report.ts';
 

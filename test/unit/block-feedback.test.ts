@@ -5,8 +5,8 @@
 // reload, never taking the router's own addresses.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigError } from '../../src/core/component.ts';
-import { BlockFeedback, type BlockRequest } from '../../src/core/block-feedback.ts';
+import { ConfigError } from '../../src/runtime/component.ts';
+import { BlockFeedback, type BlockRequest } from '../../src/init/block-feedback.ts';
 import { monitorBlockMatcher, parseMonitorConfig, validateMonitorConfig } from '../../src/components/monitor/config.ts';
 import { parseBlockCommand } from '../../src/components/router/block-command.ts';
 import { parseRouterConfig } from '../../src/components/router/config.ts';

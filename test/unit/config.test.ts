@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseConfig, parsePath, ConfigFileError, DEFAULTS } from '../../src/core/config.ts';
+import { parseConfig, parsePath, ConfigFileError, DEFAULTS } from '../../src/init/config.ts';
+import { catalog } from '../../src/cli/catalog.ts';
 
 const GOOD = `devices:
   tap-lan: { ifname: mgxl }
@@ -20,7 +21,7 @@ sessions:
 `;
 
 test('a good config gets its defaults', () => {
-  const c = parseConfig(GOOD, 'gw.yaml');
+  const c = parseConfig(GOOD, 'gw.yaml', catalog);
   assert.equal(c.control.port, DEFAULTS.controlPort);
   assert.equal(c.control.host, '127.0.0.1');
   assert.equal(c.sandbox.uidBase, DEFAULTS.uidBase);
@@ -34,7 +35,7 @@ test('a good config gets its defaults', () => {
 });
 
 function rejects(text: string, re: RegExp): void {
-  assert.throws(() => parseConfig(text, 'gw.yaml'), (e: unknown) => {
+  assert.throws(() => parseConfig(text, 'gw.yaml', catalog), (e: unknown) => {
     assert.ok(e instanceof ConfigFileError, String(e));
     assert.match(e.message, re);
     return true;

@@ -7,11 +7,12 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { ConfigFileError, parseConfig } from '../../src/core/config.ts';
-import { topologyChange } from '../../src/core/reload.ts';
-import { checkFault, FAULT_KINDS } from '../../src/core/fault.ts';
-import { Init } from '../../src/core/init.ts';
-import { startControl, type ControlServer } from '../../src/core/control.ts';
+import { ConfigFileError, parseConfig } from '../../src/init/config.ts';
+import { topologyChange } from '../../src/init/reload.ts';
+import { checkFault, FAULT_KINDS } from '../../src/init/fault.ts';
+import { Init } from '../../src/init/init.ts';
+import { startControl, type ControlServer } from '../../src/init/control.ts';
+import { catalog } from '../../src/cli/catalog.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/microgate', import.meta.url));
 
@@ -31,21 +32,21 @@ function withDebug(debug: string): string {
 }
 
 test('config: debug.fault-injection is off by default, a boolean, and the only key of debug', () => {
-  assert.equal(parseConfig(BASE, 'g.yaml').debug?.faultInjection, false);
-  assert.equal(parseConfig(withDebug('  fault-injection: true'), 'g.yaml').debug?.faultInjection, true);
-  assert.equal(parseConfig(withDebug('  fault-injection: false'), 'g.yaml').debug?.faultInjection, false);
-  assert.throws(() => parseConfig(withDebug('  fault-injection: yes please'), 'g.yaml'), (e: unknown) => {
+  assert.equal(parseConfig(BASE, 'g.yaml', catalog).debug?.faultInjection, false);
+  assert.equal(parseConfig(withDebug('  fault-injection: true'), 'g.yaml', catalog).debug?.faultInjection, true);
+  assert.equal(parseConfig(withDebug('  fault-injection: false'), 'g.yaml', catalog).debug?.faultInjection, false);
+  assert.throws(() => parseConfig(withDebug('  fault-injection: yes please'), 'g.yaml', catalog), (e: unknown) => {
     assert.ok(e instanceof ConfigFileError);
     assert.equal(e.message, 'g.yaml:2: debug.fault-injection: expected true or false (got "yes please")');
     return true;
   });
-  assert.throws(() => parseConfig(withDebug('  fault-injections: true'), 'g.yaml'), /^ConfigFileError: g\.yaml:2: debug\.fault-injections: unknown key; expected one of fault-injection$/);
-  assert.throws(() => parseConfig('debug: true\n' + BASE, 'g.yaml'), /g\.yaml:1: debug: expected a mapping \(got true\)/);
-  assert.throws(() => parseConfig('debugging: {}\n' + BASE, 'g.yaml'), /debugging: unknown key; expected one of .*debug/);
+  assert.throws(() => parseConfig(withDebug('  fault-injections: true'), 'g.yaml', catalog), /^ConfigFileError: g\.yaml:2: debug\.fault-injections: unknown key; expected one of fault-injection$/);
+  assert.throws(() => parseConfig('debug: true\n' + BASE, 'g.yaml', catalog), /g\.yaml:1: debug: expected a mapping \(got true\)/);
+  assert.throws(() => parseConfig('debugging: {}\n' + BASE, 'g.yaml', catalog), /debugging: unknown key; expected one of .*debug/);
 });
 
 test('config: a reload cannot switch fault injection on or off', () => {
-  const why = topologyChange(parseConfig(BASE, 'g.yaml'), parseConfig(withDebug('  fault-injection: true'), 'g.yaml'));
+  const why = topologyChange(parseConfig(BASE, 'g.yaml', catalog), parseConfig(withDebug('  fault-injection: true'), 'g.yaml', catalog));
   assert.match(why ?? '', /^debug changed: .*restart the gateway/);
 });
 
@@ -75,8 +76,8 @@ let off: ControlServer;
 let on: ControlServer;
 
 before(async () => {
-  off = await startControl(new Init(parseConfig(BASE, 'off.yaml'), { log: () => undefined }), '127.0.0.1', 0);
-  on = await startControl(new Init(parseConfig(withDebug('  fault-injection: true'), 'on.yaml'), { log: () => undefined }), '127.0.0.1', 0);
+  off = await startControl(new Init(parseConfig(BASE, 'off.yaml', catalog), { log: () => undefined }), '127.0.0.1', 0);
+  on = await startControl(new Init(parseConfig(withDebug('  fault-injection: true'), 'on.yaml', catalog), { log: () => undefined }), '127.0.0.1', 0);
 });
 
 after(async () => {

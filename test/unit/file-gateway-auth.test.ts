@@ -5,10 +5,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { argon2id } from '@noble/hashes/argon2.js';
-import { hashPassword, needsRehash, parseHash, verifyPassword } from '../../src/components/file-gateway/kdf.ts';
-import { SessionTable, cookie, parseCookies, safeEqual } from '../../src/components/file-gateway/sessions.ts';
-import { Gate, LoginThrottle, RequestBuckets } from '../../src/components/file-gateway/rate-limit.ts';
-import { passwordProblem, usernameProblem, parseUsersFile } from '../../src/components/file-gateway/users.ts';
+import { hashPassword, needsRehash, parseHash, verifyPassword } from '../../src/services/file-gateway/kdf.ts';
+import { SessionTable, cookie, parseCookies, safeEqual } from '../../src/services/file-gateway/sessions.ts';
+import { Gate, LoginThrottle, RequestBuckets } from '../../src/services/file-gateway/rate-limit.ts';
+import { passwordProblem, usernameProblem, parseUsersFile } from '../../src/services/file-gateway/users.ts';
 
 const CHEAP = { m: 8192, t: 1, p: 1 };
 

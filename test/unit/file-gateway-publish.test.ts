@@ -5,14 +5,14 @@
 // permissions.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { baseName, normalizeSharePath, shareUrl } from '../../src/components/file-gateway/paths.ts';
+import { baseName, normalizeSharePath, shareUrl } from '../../src/services/file-gateway/paths.ts';
 import {
   EMPTY_CONSUMED, PublicationIndex, createPublication, inactiveReason, parseDuration, parsePublicationsFile, tokenHash, userMayRead,
-} from '../../src/components/file-gateway/publications.ts';
-import { ifRangeAllows, makeEtag, noneMatch, parseRange } from '../../src/components/file-gateway/range.ts';
-import { contentDisposition, contentType } from '../../src/components/file-gateway/mime.ts';
-import { parseFileGatewayConfig } from '../../src/components/file-gateway/config.ts';
-import { servicePermissions } from '../../src/components/file-gateway/launch.ts';
+} from '../../src/services/file-gateway/publications.ts';
+import { ifRangeAllows, makeEtag, noneMatch, parseRange } from '../../src/services/file-gateway/range.ts';
+import { contentDisposition, contentType } from '../../src/services/file-gateway/mime.ts';
+import { parseFileGatewayConfig } from '../../src/services/file-gateway/config.ts';
+import { servicePermissions } from '../../src/services/file-gateway/launch.ts';
 import { fileGatewayPlan, withFileGatewayRouter } from '../../src/lab/file-gateway-lab.ts';
 import { labRouterConfig } from '../../src/lab/lab-policy.ts';
 import { makePlan } from '../../src/lab/plan.ts';

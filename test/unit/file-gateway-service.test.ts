@@ -12,11 +12,11 @@ import { request } from 'node:https';
 import { connect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseFileGatewayConfig, type FileGatewayConfig } from '../../src/components/file-gateway/config.ts';
-import { hashPassword, type KdfParams } from '../../src/components/file-gateway/kdf.ts';
-import { writeJsonAtomic } from '../../src/components/file-gateway/json-file.ts';
-import { createPublication, type Publication } from '../../src/components/file-gateway/publications.ts';
-import { startService, type RunningService } from '../../src/components/file-gateway/service.ts';
+import { parseFileGatewayConfig, type FileGatewayConfig } from '../../src/services/file-gateway/config.ts';
+import { hashPassword, type KdfParams } from '../../src/services/file-gateway/kdf.ts';
+import { writeJsonAtomic } from '../../src/services/file-gateway/json-file.ts';
+import { createPublication, type Publication } from '../../src/services/file-gateway/publications.ts';
+import { startService, type RunningService } from '../../src/services/file-gateway/service.ts';
 import { fileGatewayDir } from './fixtures/file-gateway-dir.ts';
 
 const CHEAP: KdfParams = { m: 8192, t: 1, p: 1 };

@@ -14,10 +14,10 @@ import { connect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { hashPassword, type KdfParams } from '../../src/components/file-gateway/kdf.ts';
-import { writeJsonAtomic } from '../../src/components/file-gateway/json-file.ts';
-import { createPublication } from '../../src/components/file-gateway/publications.ts';
-import { startService, type RunningService } from '../../src/components/file-gateway/service.ts';
+import { hashPassword, type KdfParams } from '../../src/services/file-gateway/kdf.ts';
+import { writeJsonAtomic } from '../../src/services/file-gateway/json-file.ts';
+import { createPublication } from '../../src/services/file-gateway/publications.ts';
+import { startService, type RunningService } from '../../src/services/file-gateway/service.ts';
 import { fileGatewayDir } from './fixtures/file-gateway-dir.ts';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x6d67) | 0;

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { ConfigFileError, parseConfig } from '../../src/core/config.ts';
+import { ConfigFileError, parseConfig } from '../../src/init/config.ts';
 import { Engine } from '../../src/components/monitor/engine.ts';
 import { builtinRulesText } from '../../src/components/monitor/index.ts';
 import { LINKTYPE_ETHERNET } from '../../src/components/monitor/packet.ts';
@@ -15,10 +15,11 @@ import { builtinClassifications, parseClassifications } from '../../src/componen
 import { loadRules } from '../../src/components/monitor/rules/parse.ts';
 import { PcreError, parsePcre } from '../../src/components/monitor/rules/pcre.ts';
 import { DEFAULT_ADDRESS_VARS, DEFAULT_PORT_VARS } from '../../src/components/monitor/rules/vars.ts';
-import { ifRangeAllows, noneMatch, parseRange } from '../../src/components/file-gateway/range.ts';
-import { parseCookies } from '../../src/components/file-gateway/sessions.ts';
-import { normalizeSharePath } from '../../src/components/file-gateway/paths.ts';
+import { ifRangeAllows, noneMatch, parseRange } from '../../src/services/file-gateway/range.ts';
+import { parseCookies } from '../../src/services/file-gateway/sessions.ts';
+import { normalizeSharePath } from '../../src/services/file-gateway/paths.ts';
 import { encodeFrame } from '../../src/net/frame.ts';
+import { catalog } from '../../src/cli/catalog.ts';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x6d67) | 0;
 const runs = (n: number): fc.Parameters<unknown> => ({ numRuns: Math.round(n * Number(process.env.FUZZ_SCALE ?? 1)), seed: SEED });
@@ -64,7 +65,7 @@ const YAML_TOKENS = [':', '- ', '{', '}', '[', ']', ',', '\n', '  ', '"', "'", '
 
 function onlyConfigFileError(text: string): void {
   try {
-    parseConfig(text, 'gw.yaml');
+    parseConfig(text, 'gw.yaml', catalog);
   } catch (e) {
     assert.ok(e instanceof ConfigFileError, `parseConfig threw ${(e as Error)?.constructor?.name}: ${(e as Error)?.message}\n--- input ---\n${text}`);
     assert.ok(e.message.startsWith('gw.yaml'), `the error names the file: ${e.message}`);
@@ -78,7 +79,7 @@ test('fuzz: parseConfig on mutated configs throws nothing but ConfigFileError', 
 test('found by fuzzing: a YAML alias without its anchor, or an alias bomb, is a ConfigFileError', () => {
   const bomb = ['a: &a [x, x, x, x, x, x, x, x, x]', ...'bcde'.split('').map((k, i) => `${k}: &${k} [${Array(9).fill(`*${'abcde'[i]}`).join(', ')}]`), `f: [${Array(9).fill('*e').join(', ')}]`].join('\n');
   for (const [text, msg] of [['*!', /Unresolved alias/], ['components: *nope', /Unresolved alias/], [bomb, /Excessive alias count/]] as const) {
-    assert.throws(() => parseConfig(text, 'gw.yaml'), (e: unknown) => e instanceof ConfigFileError && /^gw\.yaml: .*YAML error: /.test(e.message) && msg.test(e.message));
+    assert.throws(() => parseConfig(text, 'gw.yaml', catalog), (e: unknown) => e instanceof ConfigFileError && /^gw\.yaml: .*YAML error: /.test(e.message) && msg.test(e.message));
   }
 });
 

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Counters } from '../../src/core/counters.ts';
+import { Counters } from '../../src/runtime/counters.ts';
 import { parseTunnelConfig } from '../../src/components/tunnel/config.ts';
 import { Tunnel, type TunnelStatic } from '../../src/components/tunnel/tunnel.ts';
 import { mac1Key } from '../../src/components/tunnel/cookie.ts';

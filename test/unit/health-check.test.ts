@@ -1,4 +1,4 @@
-// init's health check of a service (src/core/health-check.ts) against local
+// init's health check of a service (src/init/health-check.ts) against local
 // servers: 200 is healthy; any other status, garbage, a refused connection,
 // a server that never answers and a TLS mismatch are problems named as such,
 // each within the timeout, never a rejection.
@@ -11,7 +11,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkHealth } from '../../src/core/health-check.ts';
+import { checkHealth } from '../../src/init/health-check.ts';
 
 let dir: string;
 let https: HttpServer;

@@ -20,11 +20,11 @@ import { parsePcre } from '../../src/components/monitor/rules/pcre.ts';
 import { addrMatch4, DEFAULT_ADDRESS_VARS, DEFAULT_PORT_VARS, parseAddr, parsePort, portMatch } from '../../src/components/monitor/rules/vars.ts';
 import { parseMonitorConfig } from '../../src/components/monitor/config.ts';
 import { Mirror, parseMirrorConfig } from '../../src/components/router/mirror.ts';
-import { Counters } from '../../src/core/counters.ts';
-import { ConfigError } from '../../src/core/component.ts';
+import { Counters } from '../../src/runtime/counters.ts';
+import { ConfigError } from '../../src/runtime/component.ts';
 
 const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
-const IDS = join(REPO, '..', 'shared', 'testdata', 'ids');
+const IDS = join(REPO, 'test', 'fixtures', 'ids');
 const VARS = { ...DEFAULT_ADDRESS_VARS, ...DEFAULT_PORT_VARS };
 
 // ---- frames ------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-// The suricata-verify tests (written by others, in ../shared/testdata/ids):
+// The suricata-verify tests (written by others; copied from the project's shared test data into test/fixtures/ids, licences kept):
 // our engine runs each capture with its rules and our EVE output is held
 // against the test's own test.yaml checks.
 import { test } from 'node:test';
@@ -6,16 +6,25 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runVerifyTest } from '../../src/components/monitor/verify.ts';
+import { runVerifyTest } from '../../src/cli/monitor-verify.ts';
 
 const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
-const ROOT = join(REPO, '..', 'shared', 'testdata', 'ids', 'suricata-verify');
+const ROOT = join(REPO, 'test', 'fixtures', 'ids', 'suricata-verify');
 const CLASSIFICATION = join(ROOT, 'classification.config');
 
 /** Tests we know we cannot pass yet, and why (reported as todo, never silently). */
 const KNOWN: Record<string, string> = {
   'firewall_ruletype-firewall-03-ruleset-vs-ping': 'needs Suricata firewall mode and the HAVE_JA3 feature (not implemented)',
   'firewall_tcp-session-decode-malformed-ipv4': 'its shell check reads Suricata firewall mode\'s firewall.json rule analysis (not produced); every EVE check passes',
+  // Application-layer keywords and logs not built yet (issue 18):
+  'detect-bytetest-03': 'needs the DNS parser and dns EVE records (byte_test on DNS payloads)',
+  'detect-dotprefix-01': 'needs dns.query with dotprefix (DNS parser not built)',
+  'detect-dotprefix-02': 'needs dns.query with dotprefix (DNS parser not built)',
+  'http-request-header-multi': 'needs http.request_header over repeated header lines',
+  'test-bsize-values-2': 'needs bsize with range operators (<=, >=)',
+  'tls-alpn-log-detect-02': 'needs the TLS parser (ALPN in tls EVE records and tls.alpn)',
+  // IPv6 (issue 15):
+  'iponly-ipv6-range-01': 'needs IPv6 decoding and IPv6 address ranges in rules',
 };
 
 const dirs = existsSync(ROOT)

@@ -1,8 +1,9 @@
 // What init's reload may apply: only components' config sections.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseConfig } from '../../src/core/config.ts';
-import { changedComponents, topologyChange } from '../../src/core/reload.ts';
+import { parseConfig } from '../../src/init/config.ts';
+import { changedComponents, topologyChange } from '../../src/init/reload.ts';
+import { catalog } from '../../src/cli/catalog.ts';
 
 const BASE = `
 devices:
@@ -23,14 +24,14 @@ sessions:
 `;
 
 test('reload: a changed router section is applicable; devices, sessions and components are not', () => {
-  const cur = parseConfig(BASE, 'g.yaml');
-  assert.equal(topologyChange(cur, parseConfig(BASE, 'g.yaml')), undefined);
-  assert.deepEqual(changedComponents(cur, parseConfig(BASE, 'g.yaml')), []);
-  const policy = parseConfig(BASE.replace('ip: [{ to: wan }]', 'ip: [{ to: wan }], default: reject'), 'g.yaml');
+  const cur = parseConfig(BASE, 'g.yaml', catalog);
+  assert.equal(topologyChange(cur, parseConfig(BASE, 'g.yaml', catalog)), undefined);
+  assert.deepEqual(changedComponents(cur, parseConfig(BASE, 'g.yaml', catalog)), []);
+  const policy = parseConfig(BASE.replace('ip: [{ to: wan }]', 'ip: [{ to: wan }], default: reject'), 'g.yaml', catalog);
   assert.equal(topologyChange(cur, policy), undefined);
   assert.deepEqual(changedComponents(cur, policy), [2]);
-  assert.match(topologyChange(cur, parseConfig(BASE.replace('netns: mg-x-lan', 'netns: mg-y-lan'), 'g.yaml')) ?? '', /^devices changed/);
-  assert.match(topologyChange(cur, parseConfig(BASE.replace('between: [drv-lan.nic, router.lan] }', 'between: [drv-lan.nic, router.lan], slots: 64 }'), 'g.yaml')) ?? '', /^sessions changed/);
-  assert.match(topologyChange(cur, parseConfig(BASE.replace('type: router\n', 'type: router\n    isolation: thread\n'), 'g.yaml')) ?? '', /components\[2\] changed outside its config section/);
-  assert.match(topologyChange(cur, parseConfig(`control: { listen: 127.0.0.1:7999 }\n${BASE}`, 'g.yaml')) ?? '', /^control changed/);
+  assert.match(topologyChange(cur, parseConfig(BASE.replace('netns: mg-x-lan', 'netns: mg-y-lan'), 'g.yaml', catalog)) ?? '', /^devices changed/);
+  assert.match(topologyChange(cur, parseConfig(BASE.replace('between: [drv-lan.nic, router.lan] }', 'between: [drv-lan.nic, router.lan], slots: 64 }'), 'g.yaml', catalog)) ?? '', /^sessions changed/);
+  assert.match(topologyChange(cur, parseConfig(BASE.replace('type: router\n', 'type: router\n    isolation: thread\n'), 'g.yaml', catalog)) ?? '', /components\[2\] changed outside its config section/);
+  assert.match(topologyChange(cur, parseConfig(`control: { listen: 127.0.0.1:7999 }\n${BASE}`, 'g.yaml', catalog)) ?? '', /^control changed/);
 });

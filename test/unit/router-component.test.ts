@@ -2,9 +2,9 @@
 // transport: the same rings as shm): what index.ts adds to the logic.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigError, type ComponentEnv } from '../../src/core/component.ts';
-import { Counters } from '../../src/core/counters.ts';
-import type { Entrypoint, Pollable } from '../../src/core/entrypoint.ts';
+import { ConfigError, type ComponentEnv } from '../../src/runtime/component.ts';
+import { Counters } from '../../src/runtime/counters.ts';
+import type { Entrypoint, Pollable } from '../../src/runtime/entrypoint.ts';
 import create from '../../src/components/router/index.ts';
 import { createLocalSession } from '../../src/session/local.ts';
 import type { SessionEnd } from '../../src/session/types.ts';

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigError } from '../../src/core/component.ts';
+import { ConfigError } from '../../src/runtime/component.ts';
 import { DEFAULTS, deriveMac, parseRouterConfig } from '../../src/components/router/config.ts';
 import { formatMac } from '../../src/net/addr.ts';
 

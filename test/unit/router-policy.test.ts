@@ -4,7 +4,7 @@
 // quotas, the drop log and reconfiguration, driven with crafted frames.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigError } from '../../src/core/component.ts';
+import { ConfigError } from '../../src/runtime/component.ts';
 import { parseRouterConfig } from '../../src/components/router/config.ts';
 import { Blocklist } from '../../src/components/router/blocklist.ts';
 import { TokenBuckets } from '../../src/components/router/rate-limit.ts';

@@ -3,7 +3,7 @@
 // and the config errors.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Counters } from '../../src/core/counters.ts';
+import { Counters } from '../../src/runtime/counters.ts';
 import { parseRouterConfig } from '../../src/components/router/config.ts';
 import { Router, type EgressPort } from '../../src/components/router/router.ts';
 import { formatMac } from '../../src/net/addr.ts';

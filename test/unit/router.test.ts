@@ -1,7 +1,7 @@
 // The router's logic driven with crafted frames through fake egress ports.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Counters } from '../../src/core/counters.ts';
+import { Counters } from '../../src/runtime/counters.ts';
 import { parseRouterConfig, type RouterConfig } from '../../src/components/router/config.ts';
 import { DROP_REASONS, Router, type EgressPort } from '../../src/components/router/router.ts';
 import { formatMac, parseIpv4 } from '../../src/net/addr.ts';

@@ -2,8 +2,8 @@
 // same instructions: what each profile lets through.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { KILL_CALLS, compile, evaluate, noIoUringPolicy, pathLookupPolicy, policy } from '../../src/core/seccomp.ts';
-import type { Policy } from '../../src/core/seccomp.ts';
+import { KILL_CALLS, compile, evaluate, noIoUringPolicy, pathLookupPolicy, policy } from '../../src/sys/seccomp.ts';
+import type { Policy } from '../../src/sys/seccomp.ts';
 import { SYSCALLS_X86_64 as NR } from '../../src/sys/syscalls.ts';
 
 const PID = 4242;

@@ -1,4 +1,4 @@
-// The privilege audit of a service (src/core/service-audit.ts), held against a
+// The privilege audit of a service (src/init/service-audit.ts), held against a
 // plain, unsandboxed child process: everything it holds beyond what the
 // expectation grants is a violation, and granting it makes that violation go.
 import { after, before, test } from 'node:test';
@@ -8,8 +8,8 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { auditService, decodeProcAddress, type ServiceAuditExpectation } from '../../src/core/service-audit.ts';
-import { CODE_DIR } from '../../src/core/sandbox.ts';
+import { auditService, decodeProcAddress, type ServiceAuditExpectation } from '../../src/init/service-audit.ts';
+import { CODE_DIR } from '../../src/init/sandbox.ts';
 
 let dir: string;
 let child: ChildProcess;

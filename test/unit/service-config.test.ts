@@ -1,4 +1,4 @@
-// The gateway config's `services` section (src/core/service-config.ts): defaults,
+// The gateway config's `services` section (src/init/service-config.ts): defaults,
 // and every error naming the file, the line, the path and what was expected,
 // including errors in the service's own config file.
 import { after, test } from 'node:test';
@@ -6,12 +6,13 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseConfig, ConfigFileError } from '../../src/core/config.ts';
-import { SERVICE_DEFAULTS } from '../../src/core/service-config.ts';
-import { topologyChange } from '../../src/core/reload.ts';
-import { serviceKinds } from '../../src/components/services.ts';
-import { servicePermissions } from '../../src/components/file-gateway/launch.ts';
-import type { FileGatewayConfig } from '../../src/components/file-gateway/config.ts';
+import { parseConfig, ConfigFileError } from '../../src/init/config.ts';
+import { SERVICE_DEFAULTS } from '../../src/init/service-config.ts';
+import { topologyChange } from '../../src/init/reload.ts';
+import { serviceKinds } from '../../src/services/index.ts';
+import { servicePermissions } from '../../src/services/file-gateway/launch.ts';
+import type { FileGatewayConfig } from '../../src/services/file-gateway/config.ts';
+import { catalog } from '../../src/cli/catalog.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'mg-svc-config-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -55,7 +56,7 @@ const SERVICE = `services:
 const GW = join(dir, 'gw.yaml');
 
 function rejects(text: string, re: RegExp): void {
-  assert.throws(() => parseConfig(text, GW), (e: unknown) => {
+  assert.throws(() => parseConfig(text, GW, catalog), (e: unknown) => {
     assert.ok(e instanceof ConfigFileError, String(e));
     assert.match(e.message, re);
     return true;
@@ -63,25 +64,25 @@ function rejects(text: string, re: RegExp): void {
 }
 
 test('a service gets its defaults; its config path is relative to the gateway config', () => {
-  const c = parseConfig(BASE + SERVICE, GW);
+  const c = parseConfig(BASE + SERVICE, GW, catalog);
   assert.equal(c.services?.length, 1);
   const s = c.services![0];
   assert.deepEqual(s, {
     name: 'file-gateway', kind: 'file-gateway', configFile: join(dir, 'fg.yaml'), netns: 'mg-x-dmz', uid: 61015,
     memoryMb: undefined, restart: 'always', heartbeatMs: SERVICE_DEFAULTS.heartbeatMs, path: 'services[0]',
   });
-  assert.deepEqual(parseConfig(BASE, GW).services, [], 'no section: no services');
-  const full = parseConfig(BASE + SERVICE + '    memory-mb: 384\n    restart: on-failure\n    heartbeat-ms: 0\n', GW).services![0];
+  assert.deepEqual(parseConfig(BASE, GW, catalog).services, [], 'no section: no services');
+  const full = parseConfig(BASE + SERVICE + '    memory-mb: 384\n    restart: on-failure\n    heartbeat-ms: 0\n', GW, catalog).services![0];
   assert.equal(full.memoryMb, 384);
   assert.equal(full.restart, 'on-failure');
   assert.equal(full.heartbeatMs, 0);
 });
 
 test('a reload cannot change services (they hold a running process): refused with the reason', () => {
-  const cur = parseConfig(BASE + SERVICE, GW);
-  assert.equal(topologyChange(cur, parseConfig(BASE + SERVICE, GW)), undefined);
-  assert.match(topologyChange(cur, parseConfig(BASE + SERVICE + '    memory-mb: 384\n', GW)) ?? '', /^services changed: .*restart the gateway/);
-  assert.match(topologyChange(cur, parseConfig(BASE, GW)) ?? '', /^services changed/);
+  const cur = parseConfig(BASE + SERVICE, GW, catalog);
+  assert.equal(topologyChange(cur, parseConfig(BASE + SERVICE, GW, catalog)), undefined);
+  assert.match(topologyChange(cur, parseConfig(BASE + SERVICE + '    memory-mb: 384\n', GW, catalog)) ?? '', /^services changed: .*restart the gateway/);
+  assert.match(topologyChange(cur, parseConfig(BASE, GW, catalog)) ?? '', /^services changed/);
 });
 
 test('services: errors name the file, the line, the path and what was expected', () => {

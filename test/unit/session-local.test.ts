@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { createLocalSession } from '../../src/session/local.ts';
 import { openSessionEnd } from '../../src/session/open.ts';
 import { createSessionResources } from '../../src/session/create.ts';
-import { Entrypoint } from '../../src/core/entrypoint.ts';
+import { Entrypoint } from '../../src/runtime/entrypoint.ts';
 import { ringCases } from './fixtures/ring-cases.ts';
 import { runTraffic } from './fixtures/session-traffic.ts';
 

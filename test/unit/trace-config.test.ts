@@ -1,7 +1,8 @@
 // The gateway config's `trace:` section.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseConfig } from '../../src/core/config.ts';
+import { parseConfig } from '../../src/init/config.ts';
+import { catalog } from '../../src/cli/catalog.ts';
 
 const BODY = `devices:
   tap-lan: { ifname: mgxl }
@@ -21,14 +22,14 @@ sessions:
 `;
 
 test('trace: defaults to always-on aggregates; mode, ring size and sampling are read', () => {
-  assert.deepEqual(parseConfig(BODY, 'gw.yaml').trace, { mode: 'aggregates', ringEvents: 16384, sample: 16 });
-  const c = parseConfig(`trace: { mode: events, ring-events: 1024, sample: 8 }\n${BODY}`, 'gw.yaml');
+  assert.deepEqual(parseConfig(BODY, 'gw.yaml', catalog).trace, { mode: 'aggregates', ringEvents: 16384, sample: 16 });
+  const c = parseConfig(`trace: { mode: events, ring-events: 1024, sample: 8 }\n${BODY}`, 'gw.yaml', catalog);
   assert.deepEqual(c.trace, { mode: 'events', ringEvents: 1024, sample: 8 });
 });
 
 test('trace: bad values name the line, the path and what was expected', () => {
   const bad = (section: string, re: RegExp): void => {
-    assert.throws(() => parseConfig(`${section}\n${BODY}`, 'gw.yaml'), (e: Error) => {
+    assert.throws(() => parseConfig(`${section}\n${BODY}`, 'gw.yaml', catalog), (e: Error) => {
       assert.match(e.message, re);
       return true;
     });

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DIR_IN, DIR_OUT, PacketCapture } from '../../src/trace/capture.ts';
+import { DIR_IN, DIR_OUT, PacketCapture } from '../../src/session/capture.ts';
 import { readPcapng, toPcapng } from '../../src/trace/pcapng.ts';
 import { toChromeTrace } from '../../src/trace/chrome.ts';
 import { Tracer } from '../../src/trace/tracer.ts';

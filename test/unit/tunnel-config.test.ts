@@ -4,8 +4,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseTunnelConfig } from '../../src/components/tunnel/config.ts';
 import { encodeKey, generatePrivateKey, publicKeyOf } from '../../src/components/keystore/keys.ts';
-import { parseConfig } from '../../src/core/config.ts';
+import { parseConfig } from '../../src/init/config.ts';
 import { paddedLength, PROTOCOL } from '../../src/components/tunnel/messages.ts';
+import { catalog } from '../../src/cli/catalog.ts';
 
 const PEER = encodeKey(publicKeyOf(generatePrivateKey()));
 const src = { file: 'gw.yaml', path: 'components[4].config' };
@@ -67,10 +68,10 @@ components:
 `;
 
 test('gateway config: a file device for the keystore; relative paths and shared isolation refused', () => {
-  const c = parseConfig(GW('  wg-key: { kind: file, path: /etc/microgate/wg.key }'), 'gw.yaml');
+  const c = parseConfig(GW('  wg-key: { kind: file, path: /etc/microgate/wg.key }'), 'gw.yaml', catalog);
   assert.equal(c.files?.get('wg-key')?.filePath, '/etc/microgate/wg.key');
   assert.equal(c.components[0].devices['private-key'], 'wg-key');
-  assert.throws(() => parseConfig(GW('  wg-key: { kind: file, path: wg.key }'), 'gw.yaml'), /devices\.wg-key\.path: expected an absolute file path/);
-  assert.throws(() => parseConfig(GW('  wg-key: { kind: file, path: /k, ifname: x }'), 'gw.yaml'), /devices\.wg-key\.ifname: unknown key/);
-  assert.throws(() => parseConfig(GW('  wg-key: { kind: file, path: /k }', ', isolation: thread'), 'gw.yaml'), /components\[0\]\.isolation: expected one of process/);
+  assert.throws(() => parseConfig(GW('  wg-key: { kind: file, path: wg.key }'), 'gw.yaml', catalog), /devices\.wg-key\.path: expected an absolute file path/);
+  assert.throws(() => parseConfig(GW('  wg-key: { kind: file, path: /k, ifname: x }'), 'gw.yaml', catalog), /devices\.wg-key\.ifname: unknown key/);
+  assert.throws(() => parseConfig(GW('  wg-key: { kind: file, path: /k }', ', isolation: thread'), 'gw.yaml', catalog), /components\[0\]\.isolation: expected one of process/);
 });

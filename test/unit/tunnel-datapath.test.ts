@@ -5,7 +5,7 @@
 // be dropped with a reason.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Counters } from '../../src/core/counters.ts';
+import { Counters } from '../../src/runtime/counters.ts';
 import { parseTunnelConfig } from '../../src/components/tunnel/config.ts';
 import { Tunnel, type TunnelStatic } from '../../src/components/tunnel/tunnel.ts';
 import { encodeKey, generatePrivateKey, privateKeyObject, publicKeyOf, x25519 } from '../../src/components/keystore/keys.ts';

@@ -1,6 +1,6 @@
 // The keystore's config section: it has no settings of its own (its key file
 // is the `file` device granted as "private-key"); anything else is an error.
-import { ConfigError } from '../../core/component.ts';
+import { ConfigError } from '../../runtime/component.ts';
 
 export function parseKeystoreConfig(raw: unknown, source: { file: string; path: string }): Record<string, never> {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {

@@ -7,9 +7,9 @@
 // sends, logs or reports the private key.
 import { closeSync, readSync } from 'node:fs';
 import type { KeyObject } from 'node:crypto';
-import type { Component, ComponentEnv } from '../../core/component.ts';
+import type { Component, ComponentEnv } from '../../runtime/component.ts';
 import { parseKeystoreConfig } from './config.ts';
-import type { Pollable } from '../../core/entrypoint.ts';
+import type { Pollable } from '../../runtime/entrypoint.ts';
 import { sinkPollable } from '../../session/pollable.ts';
 import type { SessionEnd } from '../../session/types.ts';
 import { decodeKey, encodeKey, privateKeyObject, rawPublicKey, x25519 } from './keys.ts';

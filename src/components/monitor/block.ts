@@ -3,9 +3,9 @@
 // how long; `block-exempt` lists prefixes that are never blocked. The monitor
 // itself sends nothing: init reads its EVE records and matches them here
 // (blockMatcher, through the registry), then commands the router
-// (src/core/block-feedback.ts).
+// (src/init/block-feedback.ts).
 import { parseIpv4, parseIpv4Cidr, prefixMask } from '../../net/addr.ts';
-import type { BlockRequest, EveBlockMatcher } from '../../core/block-feedback.ts';
+import type { BlockRequest, EveBlockMatcher } from '../../runtime/component.ts';
 import { DECODER_EVENTS } from './events.ts';
 import { MAX_BLOCK_SECONDS } from '../router/block-command.ts';
 import type { ClassType } from './rules/classification.ts';

@@ -4,7 +4,7 @@
 // them when it starts the component (prepareMonitorConfig) and hands their
 // text over in the config under `rule-texts` / `classification-text`.
 import { readFileSync } from 'node:fs';
-import { ConfigError } from '../../core/component.ts';
+import { ConfigError } from '../../runtime/component.ts';
 import { DEFRAG_DEFAULTS, type DefragLimits } from './defrag.ts';
 import { DETECTOR_DEFAULTS, type DetectorConfig } from './detectors.ts';
 import type { EveType } from './engine.ts';
@@ -12,7 +12,7 @@ import { FLOW_DEFAULTS, type FlowLimits } from './flow.ts';
 import { STREAM_DEFAULTS, type StreamLimits } from './stream.ts';
 import { blockMatcher, blockNeedsTypes, parseBlockExempt, parseBlockRules, type BlockExempt, type BlockRule } from './block.ts';
 import { builtinClassifications, parseClassifications, type ClassType } from './rules/classification.ts';
-import type { EveBlockMatcher } from '../../core/block-feedback.ts';
+import type { EveBlockMatcher } from '../../runtime/component.ts';
 
 export const EVE_TYPES: readonly EveType[] = ['alert', 'anomaly', 'flow', 'stats', 'http', 'arp'];
 

@@ -8,8 +8,8 @@
 import { readFileSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { isMainThread } from 'node:worker_threads';
-import { ConfigError, type Component, type ComponentEnv } from '../../core/component.ts';
-import type { Pollable } from '../../core/entrypoint.ts';
+import { ConfigError, type Component, type ComponentEnv } from '../../runtime/component.ts';
+import type { Pollable } from '../../runtime/entrypoint.ts';
 import { sinkPollable } from '../../session/pollable.ts';
 import { parseMonitorConfig } from './config.ts';
 import { Engine, type EveType } from './engine.ts';

@@ -2,8 +2,8 @@
 // It holds exactly two capabilities: the TAP fd (opened and configured by
 // init) and its session end. Frames go straight from read(2) into a session
 // slot and from a session slot into write(2): no copy in JavaScript.
-import type { Component, ComponentEnv } from '../../core/component.ts';
-import type { Pollable } from '../../core/entrypoint.ts';
+import type { Component, ComponentEnv } from '../../runtime/component.ts';
+import type { Pollable } from '../../runtime/entrypoint.ts';
 import { sinkPollable } from '../../session/pollable.ts';
 import { VNET_HDR_LEN } from '../../session/types.ts';
 import { EAGAIN, EINTR, readAddr, writeAddr } from '../../sys/libc.ts';

@@ -1,7 +1,7 @@
 // Small helpers shared by the router's config parsers (config.ts, policy-config.ts):
 // a Checker that throws ConfigErrors naming the exact path and what was
 // expected, and the path / value formatting those messages use.
-import { ConfigError } from '../../core/component.ts';
+import { ConfigError } from '../../runtime/component.ts';
 
 const NAME_RE = /^[A-Za-z][A-Za-z0-9_-]*$/;
 

@@ -3,8 +3,8 @@
 // pollable delivers batches; each packet is copied once from the ingress
 // sink's buffer into a slot of the egress source; after the batch every egress
 // that got packets is flushed once. A timer drives ARP retries and expiry.
-import { ConfigError, type Component, type ComponentEnv } from '../../core/component.ts';
-import type { Pollable } from '../../core/entrypoint.ts';
+import { ConfigError, type Component, type ComponentEnv } from '../../runtime/component.ts';
+import type { Pollable } from '../../runtime/entrypoint.ts';
 import { sinkPollable } from '../../session/pollable.ts';
 import type { SessionEnd } from '../../session/types.ts';
 import { parseRouterConfig } from './config.ts';

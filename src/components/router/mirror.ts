@@ -9,8 +9,8 @@
 // little-endian, unused on Nic sessions) carries the domain index in bits
 // 0..14 and the direction in bit 15 (0 received, 1 sent).
 import { Buffer } from 'node:buffer';
-import type { Counters } from '../../core/counters.ts';
-import { ConfigError } from '../../core/component.ts';
+import type { Counters } from '../../runtime/counters.ts';
+import { ConfigError } from '../../runtime/component.ts';
 import type { EgressPort } from './router.ts';
 
 export const MIRROR_PORT = 'mirror';

@@ -14,7 +14,7 @@
 // batch), not per packet.
 import type { Mirror } from './mirror.ts';
 import { Buffer } from 'node:buffer';
-import type { Counters } from '../../core/counters.ts';
+import type { Counters } from '../../runtime/counters.ts';
 import { NO_TRACE } from '../../trace/tracer.ts';
 import type { Tracer } from '../../trace/tracer.ts';
 import {

@@ -1,6 +1,6 @@
 // The tunnel's config section: validated once, defaults stated here and in
 // README.md. Every mistake is a ConfigError naming the exact path.
-import { ConfigError } from '../../core/component.ts';
+import { ConfigError } from '../../runtime/component.ts';
 import {
   broadcastOf, formatIpv4, inPrefix, isLocalUnicastMacByte, networkOf, parseIpv4, parseIpv4Cidr, parseMacPrefix, prefixMask,
 } from '../../net/addr.ts';

@@ -5,8 +5,8 @@
 //   keys    message session to the keystore (X25519 with the static key, the public key)
 // One sink pollable per session; each batch is flushed once; a timer runs
 // the protocol's timers and ARP.
-import type { Component, ComponentEnv } from '../../core/component.ts';
-import type { Pollable } from '../../core/entrypoint.ts';
+import type { Component, ComponentEnv } from '../../runtime/component.ts';
+import type { Pollable } from '../../runtime/entrypoint.ts';
 import { sinkPollable } from '../../session/pollable.ts';
 import { parseTunnelConfig } from './config.ts';
 import { KeystoreClient } from './keystore-client.ts';

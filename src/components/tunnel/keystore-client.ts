@@ -3,8 +3,8 @@
 // request the keystore does not answer within `timeoutMs` (it restarted, or
 // it hangs) resolves undefined, as does one that finds no free slot: the
 // handshake that asked fails and its timers retry.
-import type { Counters } from '../../core/counters.ts';
-import type { Pollable } from '../../core/entrypoint.ts';
+import type { Counters } from '../../runtime/counters.ts';
+import type { Pollable } from '../../runtime/entrypoint.ts';
 import { sinkPollable } from '../../session/pollable.ts';
 import type { SessionEnd } from '../../session/types.ts';
 import {

@@ -17,7 +17,7 @@
 // wait for the keystore; everything they decide is re-checked when the
 // answer comes (the handshake may have been superseded meanwhile).
 import { randomInt } from 'node:crypto';
-import type { Counters } from '../../core/counters.ts';
+import type { Counters } from '../../runtime/counters.ts';
 import { formatIpv4 } from '../../net/addr.ts';
 import { getI32, getU16, getU16le, setU16, setU32 } from '../../net/bytes.ts';
 import { partialChecksum4 } from '../../net/checksum.ts';

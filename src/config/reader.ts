@@ -1,0 +1,122 @@
+// The one config reader: YAML text in, values read out with their path and
+// source line, and one error class whose message names the file, the line,
+// the path inside the document and what was expected, e.g.
+//   gateway.yaml:14: components[1].isolation: expected one of process, thread, inline (got "proces")
+// init's gateway config, every component's section and every service's own
+// file are read with it.
+import { LineCounter, parseDocument, isNode } from 'yaml';
+
+export class ConfigFileError extends Error {
+  readonly code = 'MG_CONFIG_INVALID';
+  readonly file: string;
+  readonly path: string;
+  constructor(file: string, line: number | undefined, path: string, expected: string) {
+    super(`${file}${line !== undefined ? `:${line}` : ''}: ${path || '(top level)'}: ${expected}`);
+    this.name = 'ConfigFileError';
+    this.file = file;
+    this.path = path;
+  }
+}
+
+export type Obj = Record<string, unknown>;
+
+/** Reads values out of a parsed document, tracking paths and source lines for errors. */
+export class Reader {
+  readonly file: string;
+  #lineOf: (path: (string | number)[]) => number | undefined;
+  constructor(file: string, lineOf: (path: (string | number)[]) => number | undefined) {
+    this.file = file;
+    this.#lineOf = lineOf;
+  }
+
+  /** The source line of a path (or of its nearest ancestor in the document). */
+  line(path: (string | number)[]): number | undefined {
+    return this.#lineOf(path);
+  }
+
+  fail(path: (string | number)[], expected: string): never {
+    throw new ConfigFileError(this.file, this.#lineOf(path), fmtPath(path), expected);
+  }
+
+  obj(v: unknown, path: (string | number)[], known: readonly string[]): Obj {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) this.fail(path, `expected a mapping${got(v)}`);
+    for (const k of Object.keys(v as Obj)) {
+      if (!known.includes(k)) this.fail([...path, k], `unknown key; expected one of ${known.join(', ')}`);
+    }
+    return v as Obj;
+  }
+
+  str(v: unknown, path: (string | number)[], re?: RegExp, what = 'a string'): string {
+    if (typeof v !== 'string' || (re !== undefined && !re.test(v))) this.fail(path, `expected ${what}${got(v)}`);
+    return v;
+  }
+
+  int(v: unknown, path: (string | number)[], min: number, max: number): number {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+      this.fail(path, `expected an integer from ${min} to ${max}${got(v)}`);
+    }
+    return v;
+  }
+
+  bool(v: unknown, path: (string | number)[]): boolean {
+    if (typeof v !== 'boolean') this.fail(path, `expected true or false${got(v)}`);
+    return v;
+  }
+
+  oneOf<T extends string>(v: unknown, path: (string | number)[], options: readonly T[]): T {
+    if (typeof v !== 'string' || !(options as readonly string[]).includes(v)) {
+      this.fail(path, `expected one of ${options.join(', ')}${got(v)}`);
+    }
+    return v as T;
+  }
+}
+
+export function got(v: unknown): string {
+  if (v === undefined) return ' (missing)';
+  const s = JSON.stringify(v);
+  return ` (got ${s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s})`;
+}
+
+export function fmtPath(path: (string | number)[]): string {
+  let out = '';
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out === '' ? p : `.${p}`;
+  return out;
+}
+
+/** "components[2].config.domains.lan" -> ['components', 2, 'config', 'domains', 'lan'] */
+export function parsePath(path: string): (string | number)[] {
+  const out: (string | number)[] = [];
+  const re = /([^.[\]]+)|\[(\d+)\]|\["((?:[^"\\]|\\.)*)"\]/g;
+  for (let m = re.exec(path); m !== null; m = re.exec(path)) {
+    if (m[1] !== undefined) out.push(m[1]);
+    else if (m[2] !== undefined) out.push(Number(m[2]));
+    else out.push(JSON.parse(`"${m[3]}"`) as string);
+  }
+  return out;
+}
+
+/** A YAML document parsed into plain values, with a Reader that knows its lines. */
+export function parseYaml(text: string, file: string): { value: unknown; r: Reader } {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0];
+    const line = e.linePos?.[0]?.line ?? lc.linePos(e.pos[0]).line;
+    throw new ConfigFileError(file, line, '', `YAML syntax error: ${e.message.split('\n')[0]}`);
+  }
+  const lineOf = (path: (string | number)[]): number | undefined => {
+    for (let n = path.length; n >= 0; n--) {
+      const node = doc.getIn(path.slice(0, n), true);
+      if (isNode(node) && node.range) return lc.linePos(node.range[0]).line;
+    }
+    return undefined;
+  };
+  const r: Reader = new Reader(file, lineOf);
+  let value: unknown;
+  try {
+    value = doc.toJS(); // throws on an alias without its anchor, or too many alias expansions
+  } catch (e) {
+    throw new ConfigFileError(file, undefined, '', `YAML error: ${(e as Error).message.split('\n')[0]}`);
+  }
+  return { value, r };
+}

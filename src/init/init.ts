@@ -1,0 +1,738 @@
+// init: the supervisor, like Genode's core + init. It holds every capability
+// (TAP fds, session memory and wake-up fds), starts each component sandboxed
+// and hands it only its own ends at spawn, restarts what dies (resetting the
+// survivors' ends of its sessions first), and stops everything on request.
+import { EveCollector, type EveSource } from './eve-collector.ts';
+import { BlockFeedback } from './block-feedback.ts';
+import { spawn, execFile } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, closeSync, readdirSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
+import { resolve } from 'node:path';
+import type { ComponentSpec, GatewayConfig, SessionSpec } from './config.ts';
+import { loadConfig } from './config.ts';
+import { changedComponents, topologyChange, type ReloadResult } from './reload.ts';
+import { CODE_DIR, ROOT, checkCodeReadable, sandboxCommand } from './sandbox.ts';
+import { rssBytes } from './procfs.ts';
+import { FIRST_CAP_FD } from '../runtime/messages.ts';
+import type { ComponentGrant, ComponentReport, HostToInit, InitToHost } from '../runtime/messages.ts';
+import type { SessionGrant } from '../session/types.ts';
+import { createSessionResources } from '../session/create.ts';
+import { openTap } from '../sys/tap.ts';
+import { openPacketSocket } from '../sys/packet.ts';
+import { openFileDevice } from './file-device.ts';
+import { setCloexec } from '../sys/libc.ts';
+import { emptyReply, mergeReplies } from '../trace/protocol.ts';
+import type { TraceReply, TraceRequest } from '../trace/protocol.ts';
+import { MemoryCgroups } from './cgroup.ts';
+import { auditUnit } from './audit.ts';
+import { ServiceSupervisor, checkServiceNamespaces, type ServiceStatus } from './services.ts';
+import type { ServiceAuditReport } from './service-audit.ts';
+import type { AuditReport } from './audit.ts';
+import type { CgroupUnit } from './cgroup.ts';
+import { checkFault, isFaultKind, type FaultOutcome } from './fault.ts';
+
+const run = promisify(execFile);
+const HOST_SCRIPT = resolve(ROOT, 'src/runtime/host.ts');
+/** The unit that hosts every `thread` and `inline` component. */
+const SHARED_HOST = 'host';
+
+export type ChildState = 'starting' | 'running' | 'restarting' | 'stopped' | 'failed';
+
+interface SessionRes {
+  spec: SessionSpec;
+  /** fds held by init; both sides inherit all of them. */
+  fds: number[];
+  grants: [Omit<SessionGrant, 'name' | 'fds'> & { fds: number[] }, Omit<SessionGrant, 'name' | 'fds'> & { fds: number[] }];
+}
+
+/** One sandboxed process: a `process` component alone, or the shared host of all `thread`/`inline` ones. */
+interface Child {
+  /** The unit's name: the component's name, or "host" for the shared host. */
+  name: string;
+  specs: ComponentSpec[];
+  uid: number;
+  proc: ChildProcess | undefined;
+  pid: number;
+  state: ChildState;
+  restarts: number;
+  startedAt: number;
+  /** init-side fds, in the order they appear at FIRST_CAP_FD... in the child. */
+  capFds: number[];
+  grants: ComponentGrant[];
+  pending: Map<number, (m: HostToInit) => void>;
+  restartTimer: NodeJS.Timeout | undefined;
+  lastExit: string;
+  /** Memory cgroup of the unit, when any of its components has a limit. */
+  cgroup: CgroupUnit | undefined;
+  /** Heartbeat: interval (0 off), time of the last answer, timer. */
+  heartbeatMs: number;
+  lastPong: number;
+  heartbeatTimer: NodeJS.Timeout | undefined;
+  hangs: number;
+  /** Deaths by the kernel's OOM killer at the cgroup limit; the group's oom_kill count when the process started. */
+  oomKills: number;
+  oomKillsAtSpawn: number;
+}
+
+export interface InitOptions {
+  log?: (line: string) => void;
+  /** Skip the seccomp filter in components (debugging only). */
+  noSeccomp?: boolean;
+}
+
+export class Init {
+  readonly config: GatewayConfig;
+  #log: (line: string) => void;
+  #noSeccomp: boolean;
+  #tapFds = new Map<string, number>();
+  /** Link devices whose frames carry a virtio-net header other than 12 bytes. */
+  #vnetHdrLen = new Map<string, number>();
+  #sessions: SessionRes[] = [];
+  #children = new Map<string, Child>();
+  #stopping = false;
+  #nextId = 1;
+  #cgroups: MemoryCgroups | undefined;
+  /** The services of config `services` (services.ts), once the components run. */
+  #services: ServiceSupervisor | undefined;
+  readonly startedAt = Date.now();
+
+  constructor(config: GatewayConfig, opts: InitOptions = {}) {
+    this.config = config;
+    this.#log = opts.log ?? ((l) => process.stdout.write(`${l}\n`));
+    this.#noSeccomp = opts.noSeccomp ?? false;
+  }
+
+  /** Create devices and sessions, start every component; resolves when all are ready. */
+  async start(timeoutMs = 20000): Promise<void> {
+    if (process.getuid?.() !== 0) throw new Error('init must run as root: it creates TAP devices and sandboxes components');
+    // Whatever init inherited from its own parent (beyond stdio) must not leak
+    // into components: only the fds init hands out are their capabilities.
+    for (const name of readdirSync('/proc/self/fd')) {
+      const fd = Number(name);
+      if (fd > 2) setCloexec(fd);
+    }
+    const unreadable = checkCodeReadable();
+    if (unreadable !== undefined) throw new Error(unreadable);
+    checkServiceNamespaces(this.config);
+    mkdirSync(CODE_DIR, { recursive: true, mode: 0o755 });
+    try {
+      await this.#createDevices();
+      this.#createSessions();
+      if ([...this.config.components, ...(this.config.services ?? [])].some((c) => c.memoryMb !== undefined)) {
+        this.#cgroups = new MemoryCgroups();
+        if (this.#cgroups.problem !== undefined) {
+          throw new Error(`memory limits are configured but cannot be enforced: ${this.#cgroups.problem}`);
+        }
+      }
+      const shared = this.config.components.filter((c) => c.isolation !== 'process');
+      for (const spec of this.config.components) {
+        if (spec.isolation === 'process') this.#children.set(spec.name, this.#prepareChild(spec.name, [spec], this.config.sandbox.uidBase + spec.index));
+      }
+      if (shared.length > 0) {
+        this.#children.set(SHARED_HOST, this.#prepareChild(SHARED_HOST, shared, this.config.sandbox.uidBase + this.config.components.length));
+      }
+      const ready = [...this.#children.values()].map((c) => this.#waitState(c, 'running', timeoutMs));
+      for (const c of this.#children.values()) this.#spawn(c);
+      await Promise.all(ready);
+      this.#startEveCollector();
+      // Services start once the components run; init.ready does not wait for them (their state is in /status).
+      if ((this.config.services ?? []).length > 0) {
+        this.#services = new ServiceSupervisor(this.config.services ?? [], { log: this.#log, kinds: this.config.catalog.serviceKinds, cgroups: this.#cgroups, noSeccomp: this.#noSeccomp });
+        this.#services.start();
+      }
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
+  }
+
+  async #createDevices(): Promise<void> {
+    for (const dev of this.config.devices.values()) {
+      if (dev.kind === 'packet') {
+        if (dev.netns !== undefined && !existsSync(`/run/netns/${dev.netns}`)) {
+          throw new Error(`${this.config.file}: ${dev.path}.netns: network namespace "${dev.netns}" does not exist`);
+        }
+        try {
+          const ps = openPacketSocket(dev.ifname, dev.netns, dev.vnetHdr);
+          this.#tapFds.set(dev.name, ps.fd);
+          this.#vnetHdrLen.set(dev.name, ps.vnetHdrLen);
+        } catch (e) {
+          throw new Error(`${this.config.file}: ${dev.path}: cannot attach to interface "${dev.ifname}": ${(e as Error).message}`);
+        }
+        this.#log(`init: device ${dev.name}: packet socket on ${dev.ifname}${dev.netns ? ` in netns ${dev.netns}` : ''}, ${this.#vnetHdrLen.get(dev.name)}-byte virtio-net headers`);
+        continue;
+      }
+      if (existsSync(`/sys/class/net/${dev.ifname}`)) {
+        throw new Error(`${this.config.file}: ${dev.path}.ifname: interface "${dev.ifname}" already exists; init creates its own TAP devices`);
+      }
+      if (dev.netns !== undefined && !existsSync(`/run/netns/${dev.netns}`)) {
+        throw new Error(`${this.config.file}: ${dev.path}.netns: network namespace "${dev.netns}" does not exist`);
+      }
+      const fd = openTap(dev.ifname, dev.offload);
+      this.#tapFds.set(dev.name, fd);
+      if (dev.netns !== undefined) {
+        await run('ip', ['link', 'set', 'dev', dev.ifname, 'netns', dev.netns]);
+      }
+      this.#log(`init: device ${dev.name}: TAP ${dev.ifname}${dev.netns ? ` in netns ${dev.netns}` : ''}, offload ${dev.offload ? 'on' : 'off'}`);
+    }
+    // File devices (e.g. a key): opened, never read; the fd is granted like a TAP's.
+    for (const dev of this.config.files?.values() ?? []) {
+      this.#tapFds.set(dev.name, openFileDevice(dev, this.config.file));
+      this.#log(`init: device ${dev.name}: file ${dev.filePath} (opened read-only, not read)`);
+    }
+  }
+
+  #createSessions(): void {
+    const iso = new Map(this.config.components.map((c) => [c.name, c.isolation]));
+    this.config.sessions.forEach((spec, i) => {
+      if (iso.get(spec.a.component) === 'inline' && iso.get(spec.b.component) === 'inline') {
+        // Both ends on one thread of the shared host: plain memory, no fds.
+        const g = { transport: 'local' as const, slots: spec.slots, slotSize: spec.slotSize, fds: [] as number[], key: `s${i}` };
+        this.#sessions.push({ spec, fds: [], grants: [{ ...g, side: 0 }, { ...g, side: 1 }] });
+        return;
+      }
+      const res = createSessionResources(spec.transport, { slots: spec.slots, slotSize: spec.slotSize });
+      this.#sessions.push({ spec, fds: res.fds, grants: res.grants });
+    });
+  }
+
+  #prepareChild(name: string, specs: ComponentSpec[], uid: number): Child {
+    const capFds: number[] = [];
+    const childFd = (initFd: number): number => {
+      let i = capFds.indexOf(initFd);
+      if (i < 0) {
+        capFds.push(initFd);
+        i = capFds.length - 1;
+      }
+      return FIRST_CAP_FD + i;
+    };
+    const grants = specs.map((spec): ComponentGrant => {
+      const fds: Record<string, number> = {};
+      const vnetHdrLen: Record<string, number> = {};
+      for (const [cap, dev] of Object.entries(spec.devices)) {
+        fds[cap] = childFd(this.#tapFds.get(dev)!);
+        const h = this.#vnetHdrLen.get(dev);
+        if (h !== undefined) vnetHdrLen[cap] = h;
+      }
+      const sessions: SessionGrant[] = [];
+      for (const s of this.#sessions) {
+        for (const side of [0, 1] as const) {
+          const ep = side === 0 ? s.spec.a : s.spec.b;
+          if (ep.component !== spec.name) continue;
+          const g = s.grants[side];
+          sessions.push({ ...g, name: ep.port, fds: g.fds.map(childFd) });
+        }
+      }
+      return {
+        name: spec.name,
+        type: spec.type,
+        isolation: spec.isolation,
+        module: this.config.catalog.componentTypes[spec.type].module,
+        config: this.config.catalog.componentTypes[spec.type].prepare?.(spec.config) ?? spec.config,
+        configSource: { file: this.config.file, path: `${spec.path}.config` },
+        sessions,
+        fds,
+        vnetHdrLen,
+        trace: this.config.trace,
+      };
+    });
+    return {
+      name,
+      specs,
+      uid,
+      proc: undefined,
+      pid: 0,
+      state: 'starting',
+      restarts: 0,
+      startedAt: 0,
+      capFds,
+      grants,
+      pending: new Map(),
+      restartTimer: undefined,
+      lastExit: '',
+      cgroup: this.#unitCgroup(name, specs),
+      heartbeatMs: Math.min(...specs.map((x) => (x.heartbeatMs === 0 ? Infinity : x.heartbeatMs))),
+      lastPong: 0,
+      heartbeatTimer: undefined,
+      hangs: 0,
+      oomKills: 0,
+      oomKillsAtSpawn: 0,
+    };
+  }
+
+  #unitCgroup(name: string, specs: ComponentSpec[]): CgroupUnit | undefined {
+    const limited = specs.filter((x) => x.memoryMb !== undefined);
+    if (limited.length === 0 || this.#cgroups === undefined) return undefined;
+    // A shared host gets the sum of its components' limits (and their V8 heaps' default for the rest).
+    const mb = limited.reduce((a, x) => a + (x.memoryMb ?? 0), 0) + (specs.length - limited.length) * this.config.sandbox.maxOldSpaceMb;
+    return this.#cgroups.unit(name, mb);
+  }
+
+  #spawn(c: Child): void {
+    const { file, args } = sandboxCommand({ uid: c.uid, maxOldSpaceMb: this.config.sandbox.maxOldSpaceMb, script: HOST_SCRIPT, allowWorker: c.specs.some((x) => x.isolation === 'thread'), cgroupProcs: c.cgroup?.procsFile });
+    const env: Record<string, string> = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', MG_COMPONENT: c.name };
+    if (this.#noSeccomp) env.MG_NO_SECCOMP = '1';
+    const proc = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc', ...c.capFds], env });
+    c.proc = proc;
+    c.pid = proc.pid ?? 0;
+    c.state = c.restarts === 0 ? 'starting' : 'restarting';
+    c.startedAt = Date.now();
+    c.oomKillsAtSpawn = c.cgroup?.oomKills() ?? NaN;
+    for (const stream of [proc.stdout, proc.stderr]) {
+      if (stream === null) continue;
+      createInterface({ input: stream }).on('line', (l) => this.#log(`[${c.name}] ${l}`));
+    }
+    proc.on('message', (m) => this.#onMessage(c, proc, m as HostToInit));
+    proc.on('error', (e) => this.#log(`init: ${c.name}: spawn failed: ${e.message}`));
+    proc.on('exit', (code, signal) => this.#onExit(c, proc, code, signal));
+  }
+
+  #onMessage(c: Child, proc: ChildProcess, m: HostToInit): void {
+    if (c.proc !== proc) return;
+    switch (m.type) {
+      case 'hello':
+        c.pid = m.pid;
+        void this.#bootstrap(c, proc);
+        break;
+      case 'ready':
+        c.state = 'running';
+        this.#startHeartbeat(c, proc);
+        this.#log(`init: ${c.name} running (pid ${c.pid}, uid ${c.uid}${c.restarts ? `, restart ${c.restarts}` : ''})`);
+        this.#notify();
+        break;
+      case 'fatal':
+        c.lastExit = m.message;
+        this.#log(`init: ${c.name} failed to start: ${m.message}`);
+        break;
+      case 'pong':
+        c.lastPong = Date.now();
+        break;
+      case 'status':
+      case 'session-reset-done':
+      case 'reconfigure-done':
+      case 'trace':
+      case 'query-result':
+      case 'command-result':
+      case 'fault-done': {
+        const cb = c.pending.get(m.id);
+        if (cb !== undefined) {
+          c.pending.delete(m.id);
+          cb(m);
+        }
+        break;
+      }
+    }
+  }
+
+  /** Before a restarted component attaches, the survivors reset their ends of its sessions. */
+  async #bootstrap(c: Child, proc: ChildProcess): Promise<void> {
+    if (c.restarts > 0) {
+      const mine = new Set(c.specs.map((x) => x.name));
+      for (const s of this.#sessions) {
+        for (const [me, peer] of [[s.spec.a, s.spec.b], [s.spec.b, s.spec.a]] as const) {
+          if (!mine.has(me.component) || mine.has(peer.component)) continue;
+          const pc = this.#unitOf(peer.component);
+          if (pc === undefined || pc.state !== 'running') continue;
+          const r = await this.#request(pc, { type: 'session-reset', id: 0, component: peer.component, session: peer.port }, 2000);
+          if (r === undefined || (r.type === 'session-reset-done' && r.error)) {
+            this.#log(`init: ${peer.component}.${peer.port}: session reset failed${r === undefined ? ' (no answer)' : `: ${(r as { error?: string }).error}`}`);
+          }
+        }
+      }
+    }
+    if (c.proc !== proc) return;
+    this.#send(c, { type: 'bootstrap', components: c.grants });
+  }
+
+  #unitOf(component: string): Child | undefined {
+    for (const c of this.#children.values()) if (c.specs.some((x) => x.name === component)) return c;
+    return undefined;
+  }
+
+  /** Ask the unit for a pong every heartbeatMs; five silent intervals in a row mean it hangs: kill it (the exit handler restarts it). */
+  #startHeartbeat(c: Child, proc: ChildProcess): void {
+    if (!Number.isFinite(c.heartbeatMs)) return;
+    c.lastPong = Date.now();
+    if (c.heartbeatTimer !== undefined) clearInterval(c.heartbeatTimer);
+    c.heartbeatTimer = setInterval(() => {
+      if (c.proc !== proc || this.#stopping) return;
+      if (Date.now() - c.lastPong > 5 * c.heartbeatMs) {
+        c.hangs++;
+        this.#log(`init: ${c.name} (pid ${c.pid}) missed 5 heartbeats (${5 * c.heartbeatMs} ms): killing it`);
+        c.lastPong = Date.now();
+        proc.kill('SIGKILL');
+        return;
+      }
+      this.#send(c, { type: 'ping' });
+    }, c.heartbeatMs);
+    c.heartbeatTimer.unref();
+  }
+
+  #onExit(c: Child, proc: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    if (c.proc !== proc) return;
+    c.proc = undefined;
+    if (c.heartbeatTimer !== undefined) clearInterval(c.heartbeatTimer);
+    c.heartbeatTimer = undefined;
+    for (const cb of c.pending.values()) cb({ type: 'fatal', message: 'component exited' });
+    c.pending.clear();
+    // The kernel's verdict: a SIGKILL while the group's oom_kill count rose is the memory limit.
+    const oom = signal === 'SIGKILL' && c.cgroup !== undefined && c.cgroup.oomKills() > c.oomKillsAtSpawn;
+    if (oom) c.oomKills++;
+    const how = oom
+      ? 'killed: memory limit (the kernel\'s OOM killer, SIGKILL)'
+      : signal === 'SIGSYS'
+        ? 'signal SIGSYS (killed by its seccomp filter: a forbidden system call)'
+        : signal !== null ? `signal ${signal}` : `exit code ${code}`;
+    c.lastExit = `${how} at ${new Date().toISOString()}`;
+    if (this.#stopping) {
+      c.state = 'stopped';
+      this.#notify();
+      return;
+    }
+    // Restart policy: the strictest of the unit's components wins (never > on-failure > always).
+    const policies = c.specs.map((x) => x.restart);
+    const policy = policies.includes('never') ? 'never' : policies.includes('on-failure') ? 'on-failure' : 'always';
+    if (policy === 'never' || (policy === 'on-failure' && code === 0 && signal === null)) {
+      c.state = 'failed';
+      this.#log(`init: ${c.name} (pid ${c.pid}) ended with ${how}; restart policy "${policy}": not restarted (its sessions stay down: the gateway drops what would cross it)`);
+      this.#notify();
+      return;
+    }
+    // Crash loops back off: immediately after a long run, up to 5 s when it keeps dying.
+    const ranMs = Date.now() - c.startedAt;
+    const delay = ranMs > 10000 ? 50 : Math.min(5000, 100 * 2 ** Math.min(c.restarts, 6));
+    c.state = 'restarting';
+    c.restarts++;
+    this.#log(`init: ${c.name} (pid ${c.pid}) ${oom ? 'was' : 'died with'} ${how}; restarting in ${delay} ms`);
+    c.restartTimer = setTimeout(() => {
+      c.restartTimer = undefined;
+      if (!this.#stopping) this.#spawn(c);
+    }, delay);
+    this.#notify();
+  }
+
+  #send(c: Child, m: InitToHost): void {
+    const p = c.proc;
+    if (p !== undefined && p.connected) p.send(m);
+  }
+
+  #request(c: Child, m: InitToHost & { id: number }, timeoutMs: number): Promise<HostToInit | undefined> {
+    const id = this.#nextId++;
+    return new Promise((resolveP) => {
+      const t = setTimeout(() => {
+        c.pending.delete(id);
+        resolveP(undefined);
+      }, timeoutMs);
+      c.pending.set(id, (r) => {
+        clearTimeout(t);
+        resolveP(r);
+      });
+      this.#send(c, { ...m, id } as InitToHost);
+    });
+  }
+
+  #waiters: (() => void)[] = [];
+  #notify(): void {
+    const w = this.#waiters;
+    this.#waiters = [];
+    for (const f of w) f();
+  }
+
+  #waitState(c: Child, state: ChildState, timeoutMs: number): Promise<void> {
+    return new Promise((resolveP, reject) => {
+      const deadline = Date.now() + timeoutMs;
+      const check = (): void => {
+        if (c.state === state) return resolveP();
+        if (this.#stopping) return reject(new Error('init is stopping'));
+        if (Date.now() > deadline) {
+          return reject(new Error(`${c.name} did not become ${state} within ${timeoutMs} ms${c.lastExit ? ` (last exit: ${c.lastExit})` : ''}`));
+        }
+        this.#waiters.push(check);
+        setTimeout(() => this.#notify(), 200).unref();
+      };
+      check();
+    });
+  }
+
+  /** One line per component: what a user (or the lab) needs to see. */
+  components(): {
+    name: string; type: string; isolation: string; unit: string; pid: number; uid: number; state: ChildState;
+    restarts: number; hangs: number; oomKills: number; memoryBytes: number | undefined; memoryLimitHits: number | undefined; lastExit: string;
+  }[] {
+    const out = [];
+    for (const c of this.#children.values()) {
+      for (const spec of c.specs) {
+        out.push({
+          name: spec.name,
+          type: spec.type,
+          isolation: spec.isolation,
+          unit: c.name,
+          pid: c.pid,
+          uid: c.uid,
+          state: c.state,
+          restarts: c.restarts,
+          hangs: c.hangs,
+          oomKills: c.oomKills,
+          memoryBytes: c.cgroup?.usage(),
+          memoryLimitHits: c.cgroup?.limitHits(),
+          lastExit: c.lastExit,
+        });
+      }
+    }
+    return out.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** What every running unit holds, from /proc, against what the config grants it. */
+  audit(): AuditReport[] {
+    const out: AuditReport[] = [];
+    for (const c of this.#children.values()) {
+      if (c.state !== 'running' || c.pid === 0) continue;
+      const mine = new Set(c.specs.map((x) => x.name));
+      let shm = 0;
+      let sockets = 0;
+      for (const s of this.#sessions) {
+        const ends = [s.spec.a.component, s.spec.b.component].filter((n) => mine.has(n)).length;
+        if (ends === 0) continue;
+        if (s.grants[0].transport === 'shm') shm++;
+        else if (s.grants[0].transport === 'socket') sockets += ends;
+      }
+      try {
+        out.push(auditUnit({
+          unit: c.name,
+          components: c.specs.map((x) => x.name),
+          pid: c.pid,
+          uid: c.uid,
+          taps: c.specs.reduce((a, x) => a + Object.values(x.devices).filter((d) => this.config.devices.get(d)?.kind === 'tap').length, 0),
+          packets: c.specs.reduce((a, x) => a + Object.values(x.devices).filter((d) => this.config.devices.get(d)?.kind === 'packet').length, 0),
+          shmSessions: shm,
+          socketSessions: sockets,
+          allowWorker: c.specs.some((x) => x.isolation === 'thread'),
+        }));
+      } catch (e) {
+        out.push({
+          unit: c.name, components: c.specs.map((x) => x.name), pid: c.pid, uid: c.uid, gid: -1, groups: [], capEff: '?', capBnd: '?',
+          noNewPrivs: false, seccomp: -1, netns: { own: false, interfaces: [] }, mntns: { own: false }, root: [], seccompFilters: 0, permission: [], fds: [],
+          sessions: { shm: 0, socket: 0, tap: 0 }, violations: [`cannot inspect pid ${c.pid}: ${(e as Error).message}`],
+        });
+      }
+    }
+    return out;
+  }
+
+  /** One line per service (config `services`): pid, state, restarts, memory, health. */
+  services(): ServiceStatus[] {
+    return this.#services?.status() ?? [];
+  }
+
+  /** What every running service holds, from /proc, against what its config grants. */
+  auditServices(): ServiceAuditReport[] {
+    return this.#services?.audit() ?? [];
+  }
+
+  get ready(): boolean {
+    return !this.#stopping && [...this.#children.values()].every((c) => c.state === 'running');
+  }
+
+  /** Ask every running component for its report (counters, sessions, status). */
+  async reports(timeoutMs = 1000): Promise<ComponentReport[]> {
+    const out: ComponentReport[] = [];
+    await Promise.all(
+      [...this.#children.values()].map(async (c) => {
+        if (c.state !== 'running') return;
+        const r = await this.#request(c, { type: 'status', id: 0 }, timeoutMs);
+        if (r !== undefined && r.type === 'status') {
+          const rss = rssBytes(c.pid);
+          out.push(...r.components.map((x) => ({ ...x, rssBytes: rss })));
+        }
+      }),
+    );
+    return out.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /**
+   * Send a trace request to every running unit (each relays it to its worker
+   * threads) and merge the answers; a unit that does not answer is named in errors.
+   */
+  async trace(req: TraceRequest, timeoutMs = 8000): Promise<TraceReply> {
+    const replies: TraceReply[] = [];
+    await Promise.all(
+      [...this.#children.values()].map(async (c) => {
+        if (c.state !== 'running') {
+          replies.push({ ...emptyReply(), errors: [`${c.name} is ${c.state}`] });
+          return;
+        }
+        const r = await this.#request(c, { type: 'trace', id: 0, req }, timeoutMs);
+        if (r !== undefined && r.type === 'trace') replies.push(r.reply);
+        else replies.push({ ...emptyReply(), errors: [`${c.name} did not answer the trace request within ${timeoutMs} ms`] });
+      }),
+    );
+    const out = mergeReplies(replies);
+    out.tracers.sort((a, b) => a.component.localeCompare(b.component));
+    return out;
+  }
+
+  #reloading = false;
+
+  /**
+   * Re-read and validate the whole config file, then apply the changed
+   * `config` sections: first every changed component checks its new section
+   * (dry run), and only if all agree is any applied. An invalid file, a change
+   * outside components' config sections, a component type that cannot be
+   * reconfigured or a component that is not running changes nothing.
+   */
+  async reload(): Promise<ReloadResult> {
+    if (this.#reloading) return { ok: false, changed: [], message: 'a reload is already in progress' };
+    if (this.#stopping) return { ok: false, changed: [], message: 'init is stopping' };
+    this.#reloading = true;
+    try {
+      let next: GatewayConfig;
+      try {
+        next = loadConfig(this.config.file, this.config.catalog);
+      } catch (e) {
+        return { ok: false, changed: [], message: `invalid config, nothing changed: ${e instanceof Error ? e.message : String(e)}` };
+      }
+      const why = topologyChange(this.config, next);
+      if (why !== undefined) return { ok: false, changed: [], message: `${this.config.file}: ${why}; nothing changed` };
+      const changed = changedComponents(this.config, next);
+      if (changed.length === 0) return { ok: true, changed: [], message: 'no component config changed' };
+      const plan: { spec: ComponentSpec; unit: Child; config: unknown }[] = [];
+      for (const i of changed) {
+        const spec = this.config.components[i];
+        const unit = this.#unitOf(spec.name);
+        if (unit === undefined || unit.state !== 'running') {
+          return { ok: false, changed: [], message: `${spec.name} is ${unit?.state ?? 'not running'}: cannot reconfigure it now; nothing changed` };
+        }
+        plan.push({ spec, unit, config: next.components[i].config });
+      }
+      const ask = async (p: typeof plan[number], dryRun: boolean): Promise<string | undefined> => {
+        const r = await this.#request(p.unit, { type: 'reconfigure', id: 0, component: p.spec.name, config: p.config, dryRun }, 5000);
+        if (r === undefined) return `${p.spec.name} did not answer`;
+        if (r.type !== 'reconfigure-done') return `${p.spec.name}: ${r.type === 'fatal' ? r.message : 'unexpected answer'}`;
+        return r.error;
+      };
+      for (const p of plan) {
+        const err = await ask(p, true);
+        if (err !== undefined) return { ok: false, changed: [], message: `${p.spec.path}.config: ${err}; nothing changed` };
+      }
+      const done: string[] = [];
+      for (const p of plan) {
+        const err = await ask(p, false);
+        if (err !== undefined) {
+          return { ok: false, changed: done, message: `${p.spec.path}.config: ${err} (applied before it: ${done.join(', ') || 'none'})` };
+        }
+        // A later restart of the component starts from the new section.
+        p.spec.config = p.config;
+        for (const g of p.unit.grants) if (g.name === p.spec.name) g.config = p.config;
+        done.push(p.spec.name);
+      }
+      this.#log(`init: reloaded ${this.config.file}: new config in force for ${done.join(', ')}`);
+      return { ok: true, changed: done, message: `new config in force for ${done.join(', ')}` };
+    } finally {
+      this.#reloading = false;
+    }
+  }
+
+  /** Stop every component (stop message, then SIGKILL by PID after 2 s), release devices. */
+  /** Components that produce EVE records (the monitor): init fetches them into its log files and memory. */
+  eve: EveCollector | undefined;
+
+  #startEveCollector(): void {
+    const sources = this.config.components
+      .filter((s) => this.config.catalog.componentTypes[s.type].eveLog !== undefined)
+      .map((s): EveSource => {
+        const src: EveSource = { component: s.name, file: this.config.catalog.componentTypes[s.type].eveLog?.(s.config) };
+        // Block feedback: the router at the other end of the component's mirror session.
+        const matcher = this.config.catalog.componentTypes[s.type].eveBlock?.(s.config);
+        if (matcher !== undefined) {
+          const sess = this.config.sessions.find((x) => (x.a.component === s.name && x.a.port === 'mirror') || (x.b.component === s.name && x.b.port === 'mirror'));
+          const router = sess === undefined ? undefined : sess.a.component === s.name ? sess.b.component : sess.a.component;
+          if (router === undefined) this.#log(`init: ${s.name}: block entries ignored: no mirror session names the router to block at`);
+          else src.feedback = new BlockFeedback(router, matcher, (c, what, args) => this.command(c, what, args), { log: this.#log });
+        }
+        return src;
+      });
+    if (sources.length > 0) this.eve = new EveCollector((c, what, args) => this.query(c, what, args), sources, { log: this.#log });
+  }
+
+  /** Ask a component a read-only question (Component.query). */
+  async query(component: string, what: string, args: unknown, timeoutMs = 2000): Promise<{ result?: unknown; error?: string }> {
+    const c = this.#unitOf(component);
+    if (c === undefined) return { error: `no component ${component}` };
+    if (c.state !== 'running') return { error: `${component} is ${c.state}` };
+    const r = await this.#request(c, { type: 'query', id: 0, component, what, args }, timeoutMs);
+    if (r === undefined) return { error: `${component} did not answer within ${timeoutMs} ms` };
+    if (r.type !== 'query-result') return { error: `${component}: ${r.type === 'fatal' ? r.message : 'unexpected answer'}` };
+    return { result: r.result, error: r.error };
+  }
+
+  /** Have a component carry out a command that changes its run-time state (Component.command). */
+  async command(component: string, what: string, args: unknown, timeoutMs = 2000): Promise<{ result?: unknown; error?: string }> {
+    const c = this.#unitOf(component);
+    if (c === undefined) return { error: `no component ${component}` };
+    if (c.state !== 'running') return { error: `${component} is ${c.state}` };
+    const r = await this.#request(c, { type: 'command', id: 0, component, what, args }, timeoutMs);
+    if (r === undefined) return { error: `${component} did not answer within ${timeoutMs} ms` };
+    if (r.type !== 'command-result') return { error: `${component}: ${r.type === 'fatal' ? r.message : 'unexpected answer'}` };
+    return { result: r.result, error: r.error };
+  }
+
+  /**
+   * Fault injection (config debug.fault-injection): have the component's host
+   * carry out `kind` on the component's thread (src/init/fault.ts). Resolves
+   * once the host accepted; the fault follows ~50 ms later.
+   */
+  async fault(component: string, kind: unknown): Promise<FaultOutcome> {
+    const c = this.#unitOf(component);
+    const refused = checkFault(this.config.debug?.faultInjection === true, component, kind, {
+      known: this.config.components.some((x) => x.name === component),
+      state: c?.state,
+      memoryLimited: c?.cgroup !== undefined,
+      heartbeat: c !== undefined && Number.isFinite(c.heartbeatMs),
+    });
+    if (refused !== undefined) return refused;
+    if (c === undefined || !isFaultKind(kind)) return { status: 500, code: 'MG_INTERNAL', message: 'fault check inconsistent' };
+    const pid = c.pid;
+    const r = await this.#request(c, { type: 'fault', id: 0, component, kind }, 2000);
+    if (r === undefined) return { status: 504, code: 'MG_NO_ANSWER', message: `${component} did not answer within 2000 ms` };
+    if (r.type !== 'fault-done') return { status: 502, code: 'MG_COMPONENT', message: `${component}: ${r.type === 'fatal' ? r.message : 'unexpected answer'}` };
+    if (r.error !== undefined) return { status: 502, code: 'MG_COMPONENT', message: `${component}: ${r.error}` };
+    this.#log(`init: fault injection: ${kind} in ${component} (unit ${c.name}, pid ${pid})`);
+    return { status: 202, code: 'MG_FAULT_INJECTED', message: `${kind} injected into ${component} (unit ${c.name}, pid ${pid})`, unit: c.name, pid };
+  }
+
+  async stop(): Promise<void> {
+    if (this.#stopping) return;
+    if (this.eve !== undefined) await this.eve.stop().catch(() => undefined);
+    this.#stopping = true;
+    this.#notify();
+    const exits: Promise<void>[] = [];
+    for (const c of this.#children.values()) {
+      if (c.restartTimer !== undefined) clearTimeout(c.restartTimer);
+      if (c.heartbeatTimer !== undefined) clearInterval(c.heartbeatTimer);
+      const p = c.proc;
+      if (p === undefined || p.exitCode !== null || p.signalCode !== null) {
+        c.state = 'stopped';
+        continue;
+      }
+      exits.push(
+        new Promise<void>((resolveP) => {
+          const kill = setTimeout(() => p.kill('SIGKILL'), 2000);
+          p.once('exit', () => {
+            clearTimeout(kill);
+            resolveP();
+          });
+        }),
+      );
+      this.#send(c, { type: 'stop' });
+    }
+    if (this.#services !== undefined) exits.push(this.#services.stop());
+    await Promise.all(exits);
+    for (const s of this.#sessions) for (const fd of s.fds) closeSync(fd);
+    this.#sessions = [];
+    for (const fd of this.#tapFds.values()) closeSync(fd);
+    this.#tapFds.clear();
+    this.#cgroups?.cleanup();
+  }
+}

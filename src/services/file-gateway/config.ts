@@ -1,0 +1,227 @@
+// The file gateway's config file (YAML): where it listens, its certificate,
+// its storage, where its data (users, publications) and its own state live,
+// and its limits. Defaults are stated once, in DEFAULTS, and documented in
+// README.md. Relative paths are resolved against the config file's folder.
+// Errors name the file, the line, the path and what was expected.
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { isIP } from 'node:net';
+import { LineCounter, isNode, parseDocument } from 'yaml';
+import { ConfigFileError, fmtPath } from '../../init/config.ts';
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+export interface WebdavStorageConfig {
+  kind: 'webdav';
+  /** The share's base URL, ending in '/': http(s)://HOST[:PORT]/PATH/ */
+  url: string;
+  /** PEM file of the certificate(s) the storage server's certificate must chain to (https). */
+  ca: string | undefined;
+  user: string | undefined;
+  /** File holding the storage account's password (first line). */
+  passwordFile: string | undefined;
+  /** Parallel connections to the storage server (default 16). */
+  maxConnections: number;
+}
+
+export interface DirectoryStorageConfig {
+  kind: 'directory';
+  /** The share's root folder (a share mounted on the host). */
+  root: string;
+}
+
+export type StorageConfig = WebdavStorageConfig | DirectoryStorageConfig;
+
+export interface FileGatewayConfig {
+  file: string;
+  listen: ListenAddress;
+  /** Plain-HTTP listener that only redirects to HTTPS (optional). */
+  redirectListen: ListenAddress | undefined;
+  /** The public origin redirects point to (e.g. https://files.example.org); default: the request's Host. */
+  publicUrl: string | undefined;
+  tls: { cert: string; key: string };
+  storage: StorageConfig;
+  /** users.json and publications.json: written by `microgate users|publish` (root), only read by the service. */
+  dataDir: string;
+  /** audit.jsonl and consumed.json: the only place the service writes. */
+  stateDir: string;
+  session: { idleMs: number; maxMs: number; maxSessions: number };
+  login: { accountFailures: number; sourceFailures: number; windowMs: number; lockoutMs: number; concurrentChecks: number };
+  limits: {
+    headerBytes: number;
+    requestsPerSecond: number;
+    burst: number;
+    connectionsPerSource: number;
+    /** Every "not found" answer of /f/ and /p/ takes at least this long, so timing says nothing. */
+    notFoundMs: number;
+  };
+  /** How often the data files are checked for changes (ms). */
+  reloadMs: number;
+}
+
+export const DEFAULTS = {
+  idleMinutes: 30,
+  maxHours: 12,
+  maxSessions: 10_000,
+  accountFailures: 5,
+  sourceFailures: 20,
+  windowMinutes: 15,
+  lockoutMinutes: 15,
+  concurrentChecks: 2,
+  headerBytes: 8192,
+  requestsPerSecond: 20,
+  burst: 100,
+  connectionsPerSource: 32,
+  notFoundMs: 100,
+  reloadMs: 500,
+  maxConnections: 16,
+} as const;
+
+type Obj = Record<string, unknown>;
+type Path = (string | number)[];
+
+class Reader {
+  readonly file: string;
+  readonly base: string;
+  #lineOf: (path: Path) => number | undefined;
+  constructor(file: string, lineOf: (path: Path) => number | undefined) {
+    this.file = file;
+    this.base = dirname(resolve(file));
+    this.#lineOf = lineOf;
+  }
+  fail(path: Path, expected: string): never {
+    throw new ConfigFileError(this.file, this.#lineOf(path), fmtPath(path), expected);
+  }
+  obj(v: unknown, path: Path, known: readonly string[]): Obj {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) this.fail(path, `expected a mapping${got(v)}`);
+    for (const k of Object.keys(v as Obj)) {
+      if (!known.includes(k)) this.fail([...path, k], `unknown key; expected one of ${known.join(', ')}`);
+    }
+    return v as Obj;
+  }
+  str(v: unknown, path: Path, re?: RegExp, what = 'a string'): string {
+    if (typeof v !== 'string' || v === '' || (re !== undefined && !re.test(v))) this.fail(path, `expected ${what}${got(v)}`);
+    return v;
+  }
+  file_(v: unknown, path: Path): string {
+    const s = this.str(v, path, undefined, 'a file path');
+    return isAbsolute(s) ? s : resolve(this.base, s);
+  }
+  int(v: unknown, path: Path, min: number, max: number, dflt: number): number {
+    if (v === undefined) return dflt;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) this.fail(path, `expected an integer from ${min} to ${max}${got(v)}`);
+    return v;
+  }
+  listen(v: unknown, path: Path): ListenAddress {
+    const s = this.str(v, path, undefined, 'ADDRESS:PORT, e.g. 0.0.0.0:8443');
+    const m = /^(.+):(\d{1,5})$/.exec(s);
+    const port = m === null ? NaN : Number(m[2]);
+    const host = m === null ? '' : m[1].replace(/^\[(.*)\]$/, '$1');
+    if (m === null || isIP(host) === 0 || port > 65535) this.fail(path, `expected ADDRESS:PORT with an IP address and a port from 0 (any free one) to 65535${got(v)}`);
+    return { host, port };
+  }
+}
+
+function got(v: unknown): string {
+  if (v === undefined) return ' (missing)';
+  const s = JSON.stringify(v);
+  return ` (got ${s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s})`;
+}
+
+export function loadFileGatewayConfig(file: string): FileGatewayConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigFileError(file, undefined, '', `cannot read the file: ${(e as Error).message}`);
+  }
+  return parseFileGatewayConfig(text, file);
+}
+
+const TOP = ['listen', 'redirect-listen', 'public-url', 'tls', 'storage', 'data-dir', 'state-dir', 'session', 'login', 'limits', 'reload-ms'] as const;
+
+export function parseFileGatewayConfig(text: string, file: string): FileGatewayConfig {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0];
+    throw new ConfigFileError(file, lc.linePos(e.pos[0]).line, '', `YAML syntax error: ${e.message.split('\n')[0]}`);
+  }
+  const lineOf = (path: Path): number | undefined => {
+    for (let n = path.length; n >= 0; n--) {
+      const node = doc.getIn(path.slice(0, n), true);
+      if (isNode(node) && node.range) return lc.linePos(node.range[0]).line;
+    }
+    return undefined;
+  };
+  const r = new Reader(file, lineOf);
+  const root = r.obj(doc.toJS(), [], TOP);
+
+  const tls = r.obj(root.tls, ['tls'], ['cert', 'key']);
+  const storage = parseStorage(r, root.storage);
+  let publicUrl: string | undefined;
+  if (root['public-url'] !== undefined) {
+    const s = r.str(root['public-url'], ['public-url'], /^https:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/, 'an origin like https://files.example.org (no path)');
+    publicUrl = s;
+  }
+  const sess = root.session === undefined ? {} : r.obj(root.session, ['session'], ['idle-minutes', 'max-hours', 'max-sessions']);
+  const login = root.login === undefined ? {} : r.obj(root.login, ['login'], ['account-failures', 'source-failures', 'window-minutes', 'lockout-minutes', 'concurrent-checks']);
+  const lim = root.limits === undefined ? {} : r.obj(root.limits, ['limits'], ['header-bytes', 'requests-per-second', 'burst', 'connections-per-source', 'not-found-ms']);
+  const MIN = 60_000;
+  return {
+    file,
+    listen: r.listen(root.listen, ['listen']),
+    redirectListen: root['redirect-listen'] === undefined ? undefined : r.listen(root['redirect-listen'], ['redirect-listen']),
+    publicUrl,
+    tls: { cert: r.file_(tls.cert, ['tls', 'cert']), key: r.file_(tls.key, ['tls', 'key']) },
+    storage,
+    dataDir: r.file_(root['data-dir'], ['data-dir']),
+    stateDir: r.file_(root['state-dir'], ['state-dir']),
+    session: {
+      idleMs: r.int(sess['idle-minutes'], ['session', 'idle-minutes'], 1, 24 * 60, DEFAULTS.idleMinutes) * MIN,
+      maxMs: r.int(sess['max-hours'], ['session', 'max-hours'], 1, 24 * 30, DEFAULTS.maxHours) * 60 * MIN,
+      maxSessions: r.int(sess['max-sessions'], ['session', 'max-sessions'], 1, 1_000_000, DEFAULTS.maxSessions),
+    },
+    login: {
+      accountFailures: r.int(login['account-failures'], ['login', 'account-failures'], 1, 1000, DEFAULTS.accountFailures),
+      sourceFailures: r.int(login['source-failures'], ['login', 'source-failures'], 1, 100_000, DEFAULTS.sourceFailures),
+      windowMs: r.int(login['window-minutes'], ['login', 'window-minutes'], 1, 24 * 60, DEFAULTS.windowMinutes) * MIN,
+      lockoutMs: r.int(login['lockout-minutes'], ['login', 'lockout-minutes'], 1, 24 * 60, DEFAULTS.lockoutMinutes) * MIN,
+      concurrentChecks: r.int(login['concurrent-checks'], ['login', 'concurrent-checks'], 1, 64, DEFAULTS.concurrentChecks),
+    },
+    limits: {
+      headerBytes: r.int(lim['header-bytes'], ['limits', 'header-bytes'], 1024, 65536, DEFAULTS.headerBytes),
+      requestsPerSecond: r.int(lim['requests-per-second'], ['limits', 'requests-per-second'], 1, 100_000, DEFAULTS.requestsPerSecond),
+      burst: r.int(lim.burst, ['limits', 'burst'], 1, 100_000, DEFAULTS.burst),
+      connectionsPerSource: r.int(lim['connections-per-source'], ['limits', 'connections-per-source'], 1, 100_000, DEFAULTS.connectionsPerSource),
+      notFoundMs: r.int(lim['not-found-ms'], ['limits', 'not-found-ms'], 0, 10_000, DEFAULTS.notFoundMs),
+    },
+    reloadMs: r.int(root['reload-ms'], ['reload-ms'], 50, 60_000, DEFAULTS.reloadMs),
+  };
+}
+
+function parseStorage(r: Reader, v: unknown): StorageConfig {
+  const path = ['storage'];
+  const kind = r.obj(v, path, ['kind', 'url', 'ca', 'user', 'password-file', 'max-connections', 'root']).kind;
+  if (kind === 'directory') {
+    const o = r.obj(v, path, ['kind', 'root']);
+    return { kind, root: r.file_(o.root, [...path, 'root']) };
+  }
+  if (kind !== 'webdav') r.fail([...path, 'kind'], `expected one of webdav, directory${got(kind)}`);
+  const o = r.obj(v, path, ['kind', 'url', 'ca', 'user', 'password-file', 'max-connections']);
+  const url = r.str(o.url, [...path, 'url'], /^https?:\/\/[^/?#\s]+\/([^?#\s]*\/)?$/, 'an http:// or https:// URL of the share ending in "/"');
+  if ((o.user === undefined) !== (o['password-file'] === undefined)) {
+    r.fail([...path, o.user === undefined ? 'user' : 'password-file'], 'expected user and password-file together (or neither)');
+  }
+  return {
+    kind,
+    url,
+    ca: o.ca === undefined ? undefined : r.file_(o.ca, [...path, 'ca']),
+    user: o.user === undefined ? undefined : r.str(o.user, [...path, 'user'], /^[^:\s]{1,64}$/, 'a user name without ":" or spaces'),
+    passwordFile: o['password-file'] === undefined ? undefined : r.file_(o['password-file'], [...path, 'password-file']),
+    maxConnections: r.int(o['max-connections'], [...path, 'max-connections'], 1, 256, DEFAULTS.maxConnections),
+  };
+}
