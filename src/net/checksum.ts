@@ -155,3 +155,13 @@ export function pseudoSum4At(buf: Uint8Array, ipOff: number, protocol: number, l
 export function partialChecksum4(src: number, dst: number, protocol: number, l4Length: number): number {
   return fold(pseudoSum4(src, dst, protocol, l4Length));
 }
+
+/**
+ * Unfolded sum of the IPv6 pseudo header (RFC 8200 8.1: source, destination,
+ * upper-layer length, next header) read from an IPv6 header at `ipOff`.
+ */
+export function pseudoSum6At(buf: Uint8Array, ipOff: number, protocol: number, l4Length: number): number {
+  let s = protocol + (l4Length >>> 16) + (l4Length & 0xffff);
+  for (let i = ipOff + 8; i < ipOff + 40; i += 2) s += (buf[i] << 8) | buf[i + 1];
+  return s;
+}
