@@ -23,6 +23,7 @@ Commands:
   bench                microgate against Linux side by side: throughput, latency, charts
   monitor              the IDS engine offline over a pcap (like suricata -r), suricata-verify runner
   monitor-bench        IDS inspection rate with ET Open rules; forwarding with the monitor on vs off
+  pcre-bench           the IDS's regex engines (V8 vs RE2) on the ET Open / suricata-verify pcre options
   alerts               the monitor's EVE alerts from a running gateway (--follow)
   users                the file gateway's accounts: add, passwd, remove, list
   publish              the files the file gateway serves: add PATH, list, remove ID
@@ -98,6 +99,10 @@ const commands: Record<string, { run: Handler; help: string }> = {
   monitor: {
     run: async (argv) => (await import('./monitor.ts')).monitorCommand(argv),
     help: 'Usage: microgate monitor --pcap FILE [--rules FILE]... [--eve OUT] | --verify DIR  (see --help)',
+  },
+  'pcre-bench': {
+    run: async (argv) => (await import('../bench/pcre-bench.ts')).pcreBenchCommand(argv),
+    help: 'Usage: microgate pcre-bench [--rounds N] [--json]',
   },
   'monitor-bench': {
     run: async (argv) => (await import('../bench/monitor-bench.ts')).monitorBenchCommand(argv),

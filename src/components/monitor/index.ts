@@ -16,6 +16,7 @@ import { Engine, type EveType } from './engine.ts';
 import { LINKTYPE_ETHERNET } from './packet.ts';
 import { builtinClassifications, parseClassifications } from './rules/classification.ts';
 import { loadRules, type RuleSource } from './rules/parse.ts';
+import type { Rule } from './rules/rule.ts';
 import { DEFAULT_ADDRESS_VARS, DEFAULT_PORT_VARS } from './rules/vars.ts';
 import { EveRing } from './ring.ts';
 
@@ -125,6 +126,7 @@ export default function create(env: ComponentEnv): Component {
         detectors: engine.detectors.counters,
         detect: { ...engine.detector.counters, prefilterTableBytes: engine.detector.prefilterBytes },
         eve: { seq: ring.seq, capacity: ring.capacity, overwritten: ring.overwritten },
+        pcre: pcreStatus(rules.rules, false),
       };
     },
     query(what: string, args: unknown): unknown {
@@ -132,6 +134,7 @@ export default function create(env: ComponentEnv): Component {
         const since = typeof (args as { since?: unknown })?.since === 'number' ? (args as { since: number }).since : 0;
         return ring.since(since);
       }
+      if (what === 'pcre') return pcreStatus(rules.rules, true);
       if (what === 'rule-errors') return rules.errors.map((e) => ({ file: e.file, line: e.line, sid: e.sid, reason: e.reason }));
       throw new Error(`unknown query "${what}" (the monitor answers eve, rule-errors)`);
     },
@@ -140,4 +143,29 @@ export default function create(env: ComponentEnv): Component {
       if (pollable !== undefined) env.ep.remove(pollable);
     },
   };
+}
+
+/**
+ * The pcre engines' counters: totals per engine, and per rule (rules on the
+ * linear engine only, or every rule with a pcre when `all`).
+ */
+export function pcreStatus(rules: readonly Rule[], all: boolean): Record<string, unknown> {
+  const total = { v8: { patterns: 0, evaluations: 0, bytes: 0, work: 0 }, linear: { patterns: 0, evaluations: 0, bytes: 0, work: 0 } };
+  const perRule: Record<string, unknown>[] = [];
+  for (const r of rules) {
+    for (const items of r.buffers.values()) {
+      for (const it of items) {
+        if (it.k !== 'pcre') continue;
+        const t = total[it.spec.engine];
+        t.patterns++;
+        t.evaluations += it.spec.stats.evaluations;
+        t.bytes += it.spec.stats.bytes;
+        t.work += it.spec.stats.work;
+        if (all || it.spec.engine === 'linear') {
+          perRule.push({ sid: r.sid, pcre: it.spec.source, engine: it.spec.engine, why: it.spec.why, workPerByte: it.spec.workPerByte, ...it.spec.stats });
+        }
+      }
+    }
+  }
+  return { ...total, rules: perRule };
 }

@@ -5,6 +5,7 @@
 // the content before it is tried again at its next occurrence (bounded by a
 // step budget, like Suricata's inspection recursion limit).
 import type { ByteExtractItem, ByteJumpItem, ByteTestItem, ContentItem, Item } from '../rules/rule.ts';
+import { pcreSearch } from '../rules/pcre.ts';
 import { numTest } from '../rules/rule.ts';
 
 const FOLD = new Uint8Array(256);
@@ -59,10 +60,10 @@ export class Inspector {
         const from = it.spec.relative ? prev : 0;
         if (from > this.#len) return it.spec.negated;
         const sub = latin1.decode(this.#b.subarray(this.#base + from, this.#base + this.#len));
-        const m = it.spec.re.exec(sub);
-        if (it.spec.negated) return m === null && this.#run(i + 1, prev, maxEnd);
-        if (m === null) return false;
-        const e = from + m.index + m[0].length;
+        const end = pcreSearch(it.spec, sub);
+        if (it.spec.negated) return end < 0 && this.#run(i + 1, prev, maxEnd);
+        if (end < 0) return false;
+        const e = from + end;
         return this.#run(i + 1, e, Math.max(maxEnd, e));
       }
       case 'byte_test':
