@@ -6,8 +6,26 @@ import { loadConfig, ConfigFileError } from '../init/config.ts';
 import { Init } from '../init/init.ts';
 import { startControl } from '../init/control.ts';
 import { catalog } from './catalog.ts';
+import { RotatingFile } from '../sys/rotating-file.ts';
 
-export const RUN_HELP = `Usage: microgate run CONFIG [--control-port N] [--pid-file FILE]
+/** init's log lines: to stdout, or to a rotating file (falling back to stderr when it cannot be written). */
+function logWriter(file: string | undefined): (line: string) => void {
+  if (file === undefined) return (l) => process.stdout.write(`${l}\n`);
+  const out = new RotatingFile(file, { mode: 0o600 });
+  let failing = false;
+  return (l) => {
+    try {
+      out.write(`${l}\n`);
+      failing = false;
+    } catch (e) {
+      if (!failing) process.stderr.write(`init: cannot write ${file}: ${(e as Error).message}\n`);
+      failing = true;
+      process.stderr.write(`${l}\n`);
+    }
+  };
+}
+
+export const RUN_HELP = `Usage: microgate run CONFIG [--control-port N] [--pid-file FILE] [--log FILE]
 
 Start the gateway described by CONFIG (YAML; see docs/CONFIG.md): create its
 devices and sessions, start every component sandboxed, serve the control API on
@@ -19,6 +37,9 @@ config sections; an invalid or unappliable config changes nothing.
 Options:
   --control-port N   override control.listen's port (0 picks a free one)
   --pid-file FILE    write init's PID to FILE once ready
+  --log FILE         write init's log (and its components' and services' output)
+                     to FILE instead of stdout, rotated at 16 MiB with 4 old
+                     files kept (FILE.1 ... FILE.4)
   --no-seccomp       do not install the seccomp filter in components (debugging)
   -h, --help         this help
 
@@ -31,6 +52,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     options: {
       'control-port': { type: 'string' },
       'pid-file': { type: 'string' },
+      log: { type: 'string' },
       'no-seccomp': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -61,13 +83,14 @@ export async function runCommand(argv: string[]): Promise<number> {
     }
     config.control.port = p;
   }
-  const init = new Init(config, { noSeccomp: values['no-seccomp'] === true });
+  const say = logWriter(values.log);
+  const init = new Init(config, { noSeccomp: values['no-seccomp'] === true, log: say });
   let stopping: Promise<void> | undefined;
   const stop = (sig: string): void => {
     if (stopping) return;
-    process.stdout.write(`init: ${sig}: stopping\n`);
+    say(`init: ${sig}: stopping`);
     stopping = init.stop().then(() => {
-      process.stdout.write('init: stopped\n');
+      say('init: stopped');
       process.exit(0);
     });
   };
@@ -76,18 +99,20 @@ export async function runCommand(argv: string[]): Promise<number> {
   // SIGHUP: re-read the config file and apply changed component sections (fail closed).
   process.on('SIGHUP', () => {
     if (stopping) return;
-    process.stdout.write('init: SIGHUP: reloading the config\n');
-    void init.reload().then((r) => process.stdout.write(`init: reload ${r.ok ? 'done' : 'refused'}: ${r.message}\n`));
+    say('init: SIGHUP: reloading the config');
+    void init.reload().then((r) => say(`init: reload ${r.ok ? 'done' : 'refused'}: ${r.message}`));
   });
   try {
     await init.start();
   } catch (e) {
-    process.stderr.write(`microgate run: ${e instanceof Error ? e.message : String(e)}\n`);
+    const m = `microgate run: ${e instanceof Error ? e.message : String(e)}`;
+    say(m);
+    process.stderr.write(`${m}\n`);
     return 1;
   }
   const control = await startControl(init, config.control.host, config.control.port);
   if (values['pid-file'] !== undefined) writeFileSync(values['pid-file'], `${process.pid}\n`);
-  process.stdout.write(`init: ready: ${config.components.length} components; control API http://${config.control.host}:${control.port}/status\n`);
+  say(`init: ready: ${config.components.length} components; control API http://${config.control.host}:${control.port}/status`);
   await new Promise<never>(() => {});
   return 0;
 }

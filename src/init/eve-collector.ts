@@ -4,9 +4,10 @@
 // component itself can write nowhere) and keeps the last `keep` lines in
 // memory for the control API (`GET /alerts?since=N`), numbered by its own
 // sequence, so readers survive a restarted component. New lines also go to the
-// source's block feedback, if it has one (block-feedback.ts).
-import { appendFileSync, mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+// source's block feedback, if it has one (block-feedback.ts). The log files
+// rotate at LOG_MAX_BYTES (16 MiB), LOG_KEEP (4) old ones kept (eve.json.1 ...),
+// src/sys/rotating-file.ts.
+import { RotatingFile, type RotatingFileOptions } from '../sys/rotating-file.ts';
 
 export interface EveSource {
   component: string;
@@ -20,6 +21,8 @@ type Query = (component: string, what: string, args: unknown) => Promise<{ resul
 
 interface Cursor {
   src: EveSource;
+  /** Its log file, opened at the first line. */
+  out: RotatingFile | undefined;
   /** The component's own sequence number last read; resets when it restarts. */
   since: number;
   missed: number;
@@ -38,12 +41,14 @@ export class EveCollector {
   #busy = false;
   readonly #log: (line: string) => void;
 
-  constructor(query: Query, sources: EveSource[], opts: { intervalMs?: number; keep?: number; log?: (l: string) => void } = {}) {
+  readonly #rotate: RotatingFileOptions;
+
+  constructor(query: Query, sources: EveSource[], opts: { intervalMs?: number; keep?: number; log?: (l: string) => void; rotate?: RotatingFileOptions } = {}) {
     this.#query = query;
-    this.#cursors = sources.map((src) => ({ src, since: 0, missed: 0, errors: 0, lastError: '' }));
+    this.#cursors = sources.map((src) => ({ src, out: undefined, since: 0, missed: 0, errors: 0, lastError: '' }));
     this.#keep = opts.keep ?? 10000;
     this.#log = opts.log ?? (() => {});
-    for (const s of sources) if (s.file !== undefined) mkdirSync(dirname(s.file), { recursive: true });
+    this.#rotate = opts.rotate ?? {};
     this.#timer = setInterval(() => void this.collect(), opts.intervalMs ?? 500);
     this.#timer.unref();
   }
@@ -72,7 +77,8 @@ export class EveCollector {
         if (res.lines.length === 0) continue;
         if (c.src.file !== undefined) {
           try {
-            appendFileSync(c.src.file, `${res.lines.join('\n')}\n`);
+            c.out ??= new RotatingFile(c.src.file, this.#rotate);
+            c.out.write(`${res.lines.join('\n')}\n`);
           } catch (e) {
             c.errors++;
             c.lastError = `cannot append to ${c.src.file}: ${(e as Error).message}`;
@@ -100,7 +106,7 @@ export class EveCollector {
 
   status(): Record<string, unknown>[] {
     return this.#cursors.map((c) => ({
-      component: c.src.component, file: c.src.file ?? null, since: c.since, missed: c.missed, errors: c.errors, lastError: c.lastError,
+      component: c.src.component, file: c.src.file ?? null, fileBytes: c.out?.size ?? 0, rotations: c.out?.counters.rotations ?? 0, since: c.since, missed: c.missed, errors: c.errors, lastError: c.lastError,
       ...(c.src.feedback !== undefined ? { block: c.src.feedback.status() } : {}),
     }));
   }
@@ -109,5 +115,9 @@ export class EveCollector {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
     await this.collect();
+    for (const c of this.#cursors) {
+      c.out?.close();
+      c.out = undefined;
+    }
   }
 }

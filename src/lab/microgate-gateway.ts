@@ -173,14 +173,17 @@ export async function startMicrogate(plan: LabPlan, opts: MicrogateLabOptions = 
   const configFile = join(plan.stateDir, 'gateway.yaml');
   // 0600: with a remote site the tunnel's section holds a preshared key.
   writeFileSync(configFile, labGatewayConfig(plan, opts, router), { mode: 0o600 });
+  // init writes its log itself, rotated (16 MiB, 4 old files: src/sys/rotating-file.ts);
+  // stdout/stderr keep only what bypasses it (Node's own warnings, a crash trace).
   const logFile = join(plan.stateDir, 'gateway.log');
-  const log = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [resolve(ROOT, 'src/cli/main.ts'), 'run', configFile], {
+  const outFile = join(plan.stateDir, 'gateway.out');
+  const out = openSync(outFile, 'a');
+  const child = spawn(process.execPath, [resolve(ROOT, 'src/cli/main.ts'), 'run', configFile, '--log', logFile], {
     detached: true,
-    stdio: ['ignore', log, log],
+    stdio: ['ignore', out, out],
     cwd: ROOT,
   });
-  closeSync(log);
+  closeSync(out);
   child.unref();
   const pid = child.pid;
   if (pid === undefined) throw new Error('could not start microgate init');
@@ -191,12 +194,14 @@ export async function startMicrogate(plan: LabPlan, opts: MicrogateLabOptions = 
     if (!alive(pid) || Date.now() > deadline) {
       if (alive(pid)) await stopMicrogate(plan, pid);
       let tail = '';
-      try {
-        tail = readFileSync(logFile, 'utf8').trim().split('\n').slice(-8).join('\n');
-      } catch {
-        // no log
+      for (const f of [logFile, outFile]) {
+        try {
+          tail += readFileSync(f, 'utf8').trim().split('\n').slice(-8).join('\n') + '\n';
+        } catch {
+          // no such file
+        }
       }
-      throw new Error(`microgate init ${alive(pid) ? 'did not get ready within 30 s' : 'exited'}; last lines of ${logFile}:\n${tail}`);
+      throw new Error(`microgate init ${alive(pid) ? 'did not get ready within 30 s' : 'exited'}; last lines of ${logFile} and ${outFile}:\n${tail}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }

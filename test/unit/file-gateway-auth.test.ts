@@ -1,13 +1,13 @@
 // The file gateway's authentication pieces: Argon2id hashes (interoperable
 // PHC strings), sessions (expiry, password change, bounded table), cookies,
-// CSRF token comparison, login throttling with lockout per account and per
-// source, the per-source request bucket, and the password-check gate.
+// CSRF token comparison, login throttling per (account, source) and per
+// source with growing delays and bounded memory, the per-source request bucket, and the password-check gate.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { argon2id } from '@noble/hashes/argon2.js';
 import { hashPassword, needsRehash, parseHash, verifyPassword } from '../../src/services/file-gateway/kdf.ts';
 import { SessionTable, cookie, parseCookies, safeEqual } from '../../src/services/file-gateway/sessions.ts';
-import { Gate, LoginThrottle, RequestBuckets } from '../../src/services/file-gateway/rate-limit.ts';
+import { Gate, LoginThrottle, RequestBuckets, sourceKey } from '../../src/services/file-gateway/rate-limit.ts';
 import { passwordProblem, usernameProblem, parseUsersFile } from '../../src/services/file-gateway/users.ts';
 
 const CHEAP = { m: 8192, t: 1, p: 1 };
@@ -77,33 +77,60 @@ test('cookies: parse only well-formed values; our Set-Cookie is Secure, HttpOnly
   assert.equal(safeEqual('abc', 'abcd'), false);
 });
 
-test('login throttle: N failures lock the account (any name) for the lockout, per source too; success clears the account; the window forgets', () => {
-  const t = new LoginThrottle({ accountFailures: 3, sourceFailures: 5, windowMs: 10_000, lockoutMs: 60_000 });
+test('login throttle: per (account, source) with doubling delays up to a cap; another source logs in at once; per-source delays; success clears the pair; the window forgets', () => {
+  const t = new LoginThrottle({ freeFailures: 3, sourceFailures: 10, delayMs: 1000, maxDelayMs: 8000, windowMs: 60_000 });
   assert.deepEqual(t.check('alice', '1.1.1.1', 0), { locked: false });
-  t.fail('alice', '1.1.1.1', 1);
-  t.fail('alice', '2.2.2.2', 2);
-  assert.deepEqual(t.fail('alice', '3.3.3.3', 3), { account: true, source: false });
-  const v = t.check('alice', '4.4.4.4', 4);
-  assert.ok(v.locked && v.by === 'account' && v.retryAfterMs === 59_999);
-  assert.equal(t.check('alice', '4.4.4.4', 60_004).locked, false, 'the lockout ends');
-  // The window: two failures, then a long pause, then two more: no lock.
-  t.fail('nobody', '5.5.5.5', 100_000);
-  t.fail('nobody', '5.5.5.5', 100_001);
-  t.fail('nobody', '6.6.6.6', 120_000);
-  t.fail('nobody', '6.6.6.6', 120_001);
-  assert.equal(t.check('nobody', '7.7.7.7', 120_002).locked, false);
-  // Success clears the account's count.
-  t.fail('bob', '8.8.8.8', 200_000);
-  t.fail('bob', '8.8.8.8', 200_001);
-  t.succeed('bob');
-  t.fail('bob', '8.8.8.8', 200_002);
-  assert.equal(t.check('bob', '9.9.9.9', 200_003).locked, false);
-  // The source: 5 failures over any names lock it for every name.
-  for (let i = 0; i < 4; i++) t.fail(`u${i}`, '10.0.0.1', 300_000 + i);
-  assert.equal(t.failSource('10.0.0.1', 300_010), true);
-  const s = t.check('fresh', '10.0.0.1', 300_011);
+  for (let i = 0; i < 3; i++) assert.deepEqual(t.fail('alice', '1.1.1.1', i), { pairDelayMs: 0, sourceDelayMs: 0 });
+  // From the 4th failure on: 1 s, 2 s, 4 s, 8 s, then capped at 8 s.
+  let now = 10;
+  for (const want of [1000, 2000, 4000, 8000, 8000]) {
+    assert.equal(t.fail('alice', '1.1.1.1', now).pairDelayMs, want);
+    const v = t.check('alice', '1.1.1.1', now + 1);
+    assert.ok(v.locked && v.by === 'account-source' && v.retryAfterMs === want - 1, JSON.stringify(v));
+    now += want;
+    assert.equal(t.check('alice', '1.1.1.1', now).locked, false, 'the delay ends');
+  }
+  // The attacker's failures never delay the owner elsewhere: no lockout of the account.
+  assert.deepEqual(t.check('alice', '2.2.2.2', now), { locked: false });
+  // Nor another account from the attacker's source (until the source's own limit).
+  assert.deepEqual(t.check('bob', '1.1.1.1', now), { locked: false });
+  // Success clears the pair (not the source's count).
+  t.succeed('alice', '1.1.1.1');
+  assert.equal(t.fail('alice', '1.1.1.1', now).pairDelayMs, 0, 'counting starts again for the pair');
+  // The source: 8 + 1 = 9 failures so far; the 10th is free, the 11th starts its delay (any name, or a wrong token).
+  assert.equal(t.fail('x1', '1.1.1.1', now + 1).sourceDelayMs, 0);
+  assert.equal(t.failSource('1.1.1.1', now + 2), 1000);
+  const s = t.check('fresh', '1.1.1.1', now + 3);
   assert.ok(s.locked && s.by === 'source');
-  assert.ok(t.sourceLockedFor('10.0.0.1', 300_011) > 0);
+  assert.ok(t.sourceLockedFor('1.1.1.1', now + 3) > 0);
+  assert.equal(t.sourceLockedFor('3.3.3.3', now + 3), 0);
+  // The window: a pair with no failure for windowMs is forgotten.
+  for (let i = 0; i < 4; i++) t.fail('carol', '4.4.4.4', 100_000 + i);
+  assert.ok(t.check('carol', '4.4.4.4', 100_004).locked);
+  assert.equal(t.fail('carol', '4.4.4.4', 100_003 + 60_001).pairDelayMs, 0, 'forgotten after the window');
+});
+
+test('login throttle: memory is bounded per source and in all, the least recently failing forgotten; IPv6 counted per /64', () => {
+  const t = new LoginThrottle({ freeFailures: 1, sourceFailures: 1_000_000, delayMs: 1000, maxDelayMs: 1000, windowMs: 3_600_000, maxTracked: 200, maxPerSource: 10 });
+  // One source spraying 50 names keeps at most 10 pairs (plus its own entry).
+  for (let i = 0; i < 50; i++) t.fail(`user${i}`, '5.5.5.5', i);
+  assert.equal(t.size, 11);
+  assert.equal(t.fail('user49', '5.5.5.5', 100).pairDelayMs, 1000, 'recent pairs are remembered');
+  assert.equal(t.fail('user0', '5.5.5.5', 101).pairDelayMs, 0, 'the oldest pair was forgotten');
+  // Many sources: never more than maxTracked entries.
+  for (let i = 0; i < 1000; i++) t.fail('victim', `10.0.${i >> 8}.${i & 255}`, 1000 + i);
+  assert.ok(t.size <= 200, `size ${t.size}`);
+  assert.equal(t.fail('victim', '10.0.3.231', 3000).pairDelayMs, 1000, 'the most recent sources are remembered');
+  assert.equal(t.fail('victim', '10.0.0.0', 3001).pairDelayMs, 0, 'the oldest were forgotten');
+  // IPv6: every address of one /64 is one source.
+  assert.equal(sourceKey('2001:db8:1:2:aaaa::1'), '2001:db8:1:2::/64');
+  assert.equal(sourceKey('2001:db8:1:2::ffff'), '2001:db8:1:2::/64');
+  assert.equal(sourceKey('::1'), '0:0:0:0::/64');
+  assert.equal(sourceKey('192.0.2.7'), '192.0.2.7');
+  const u = new LoginThrottle({ freeFailures: 1, sourceFailures: 100, delayMs: 1000, maxDelayMs: 1000, windowMs: 60_000 });
+  u.fail('alice', '2001:db8:1:2::1', 0);
+  assert.equal(u.fail('alice', '2001:db8:1:2::2', 1).pairDelayMs, 1000, 'another address of the same /64 is the same source');
+  assert.deepEqual(u.check('alice', '2001:db8:1:3::1', 2), { locked: false }, 'another /64 is not');
 });
 
 test('request buckets: burst, then the rate; per source; bounded', () => {

@@ -120,7 +120,7 @@ state-dir: /var/lib/fg
   assert.equal(ok.tls.cert, '/etc/mg/c.pem');
   assert.equal(ok.tls.key, '/k.pem');
   assert.equal(ok.dataDir, '/etc/mg/data');
-  assert.equal(ok.login.accountFailures, 5);
+  assert.deepEqual(ok.login, { freeFailures: 3, sourceFailures: 20, delayMs: 1000, maxDelayMs: 900_000, windowMs: 3_600_000, maxTracked: 100_000, maxPerSource: 100, concurrentChecks: 2 });
   assert.equal(ok.limits.notFoundMs, 100);
   const base = 'listen: 10.0.0.1:443\ntls: { cert: c, key: k }\ndata-dir: d\nstate-dir: s\n';
   for (const [text, re] of [
@@ -131,6 +131,9 @@ state-dir: /var/lib/fg
     [`${base}storage: { kind: directory, root: r }\ncolour: red\n`, /colour: unknown key/],
     [base.replace('10.0.0.1:443', 'nas.local:443') + 'storage: { kind: directory, root: r }\n', /fg\.yaml:1: listen: expected ADDRESS:PORT/],
     [`${base}storage: { kind: directory, root: r }\npublic-url: https://x.org/path\n`, /public-url: expected an origin/],
+    [`${base}storage: { kind: directory, root: r }\nlogin: { account-failures: 5 }\n`, /fg\.yaml:6: login\.account-failures: no longer exists: failed logins are counted per \(account, source\)/],
+    [`${base}storage: { kind: directory, root: r }\nlogin: { max-delay-seconds: 7200, window-minutes: 60 }\n`, /login\.window-minutes: expected at least max-delay-seconds \(7200 s\)/],
+    [`${base}storage: { kind: directory, root: r }\nlogin: { delay-seconds: 60, max-delay-seconds: 30 }\n`, /login\.delay-seconds: expected at most max-delay-seconds/],
   ] as const) {
     assert.throws(() => parseFileGatewayConfig(text, '/etc/mg/fg.yaml'), re, text);
   }

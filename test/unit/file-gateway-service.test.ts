@@ -1,15 +1,17 @@
 // The file gateway as a client sees it, over real HTTPS on loopback with the
-// local-folder storage: login and sessions, CSRF, lockouts, downloads with
+// local-folder storage: login and sessions, CSRF, login delays, downloads with
 // Range / ETag, publication rules (unpublished = expired = consumed = never
-// existed), public links, traversal attempts, limits, and that no response
+// existed; once-links used up at the start, even by two racing requests),
+// the TLS suites, public links, traversal attempts, limits, and that no response
 // names anything inside. (The same against the lab's NAS through the gateway:
 // test/integration/file-gateway.test.ts.)
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
-import { connect } from 'node:tls';
+import { connect, createServer as createTlsServer } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseFileGatewayConfig, type FileGatewayConfig } from '../../src/services/file-gateway/config.ts';
@@ -89,7 +91,7 @@ before(async () => {
   writeFileSync(join(dir, 'share', 'big.bin'), BIG);
   writeFileSync(join(dir, 'outside.txt'), 'outside the share\n');
   symlinkSync(join(dir, 'outside.txt'), join(dir, 'share', 'link-out.txt'));
-  cfg = fileGatewayDir(dir, { login: { accountFailures: 3, sourceFailures: 8 }, limits: { rps: 1000, notFoundMs: 60 } });
+  cfg = fileGatewayDir(dir, { login: { freeFailures: 3, sourceFailures: 8 }, limits: { rps: 1000, notFoundMs: 60 } });
   const now = new Date().toISOString();
   writeJsonAtomic(join(dir, 'users.json'), {
     version: 1,
@@ -268,27 +270,90 @@ test('traversal: dot segments, encoded dots and slashes, backslashes, absolute a
   }
 });
 
-test('brute force: an account locks after N failures (even with the right password then), the lock is per account; wrong public-link tokens count against the source', async () => {
-  // From a source address of its own (127.0.0.5), so its lockout leaves the other tests alone.
+test('brute force: failures delay only that (account, source) pair, growing; the owner from another source logs in at once; the source has its own limit, which wrong public-link tokens count toward', async () => {
+  // From a source address of its own (127.0.0.5), so its delays leave the other tests alone.
   const from = '127.0.0.5';
-  for (let i = 0; i < cfg.login.accountFailures; i++) {
+  for (let i = 0; i < cfg.login.freeFailures + 1; i++) {
     const { res } = await login('carol', 'wrong password!', undefined, from);
     assert.equal(res.status, 401);
     assert.match(res.text, /Wrong user name or password/);
   }
-  const locked = await login('carol', PW, undefined, from);
-  assert.equal(locked.res.status, 429);
-  assert.ok(Number(locked.res.headers['retry-after']) > 0);
-  assert.equal((await login('carol', PW)).res.status, 429, 'the account is locked from every source');
+  const delayed = await login('carol', PW, undefined, from);
+  assert.equal(delayed.res.status, 429, 'the pair waits, even with the right password');
+  const wait = Number(delayed.res.headers['retry-after']);
+  assert.ok(wait >= 1 && wait <= cfg.login.delayMs / 1000, `retry-after ${wait}`);
+  assert.equal((await login('carol', PW)).res.status, 303, 'the owner, from another source, logs in at once');
   // Unknown accounts answer exactly like known ones.
   const ghost = await login('nobody', 'wrong password!', undefined, from);
   assert.equal(ghost.res.status, 401);
-  assert.equal((await login('alice', PW, undefined, from)).res.status, 303, 'other accounts still log in');
-  // The source: 3 + 1 failures so far, plus wrong tokens, reach source-failures (8).
+  assert.equal((await login('alice', PW, undefined, from)).res.status, 303, 'other accounts from the same source still log in');
+  // The source: 4 + 1 failures so far; wrong tokens make 6, 7, 8 (source-failures: free) and the 9th starts its delay.
   for (let i = 0; i < 4; i++) assert.equal((await http('GET', `/p/${'A'.repeat(43)}`, { from })).status, 404);
-  assert.equal((await login('alice', PW, undefined, from)).res.status, 429, 'the source is locked out');
+  assert.equal((await login('alice', PW, undefined, from)).res.status, 429, 'the source waits');
   assert.equal((await http('GET', `/p/${'B'.repeat(43)}`, { from })).status, 429);
-  assert.equal((await login('alice', PW)).res.status, 303, 'other sources are not');
+  assert.equal((await login('alice', PW)).res.status, 303, 'other sources do not');
+});
+
+test('once: used up when the download starts (a download broken off cannot be repeated); of two concurrent requests exactly one gets it', async () => {
+  const { jar } = await login('alice', PW);
+  const broken = publish('big.bin', { once: true }).p;
+  const raced = publish('big.bin', { once: true }).p;
+  await settle();
+  // Read the first bytes, then hang up.
+  const got = await new Promise<number>((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path: `/f/${broken.id}`, headers: { cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; ') }, rejectUnauthorized: false, agent: false }, (res) => {
+      assert.equal(res.statusCode, 200);
+      res.once('data', (c: Buffer) => {
+        req.destroy();
+        resolve(c.length);
+      });
+    });
+    req.on('error', (e) => (req.destroyed ? undefined : reject(e)));
+    req.end();
+  });
+  assert.ok(got > 0 && got < BIG.length);
+  assert.equal((await http('GET', `/f/${broken.id}`, { jar })).status, 404, 'broken off: still used up');
+  const [a, b] = await Promise.all([http('GET', `/f/${raced.id}`, { jar }), http('GET', `/f/${raced.id}`, { jar })]);
+  assert.deepEqual([a.status, b.status].sort(), [200, 404]);
+  const won = a.status === 200 ? a : b;
+  assert.equal(sha(won.body), sha(BIG), 'the winner gets the whole file');
+  assert.equal((await http('GET', `/f/${raced.id}`, { jar })).status, 404);
+  const consumed = JSON.parse(readFileSync(join(cfg.stateDir, 'consumed.json'), 'utf8')) as { consumed: Record<string, string> };
+  assert.ok(consumed.consumed[broken.id] !== undefined && consumed.consumed[raced.id] !== undefined, 'recorded in consumed.json');
+});
+
+/** The cipher `openssl s_client` negotiates with `port` (null: the handshake failed). Asynchronous: the servers run in this process. */
+function negotiated(p: number, args: string[]): Promise<string | null> {
+  return new Promise((resolve) => {
+    const c = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${p}`, '-servername', 'test', ...args], { stdio: ['pipe', 'pipe', 'ignore'] });
+    let out = '';
+    c.stdout.on('data', (d: Buffer) => { out += d.toString('latin1'); });
+    const timer = setTimeout(() => c.kill('SIGKILL'), 10_000);
+    c.on('close', (code) => {
+      clearTimeout(timer);
+      const m = /Cipher is (\S+)/.exec(out);
+      resolve(code === 0 && m !== null && m[1] !== '(NONE)' ? m[1] : null);
+    });
+    c.stdin.end();
+  });
+}
+
+test('TLS: 1.3, and 1.2 only with ECDHE and AEAD suites: CBC-SHA1 (ECDHE-ECDSA-AES128-SHA) and TLS 1.1 are refused', async () => {
+  // Control: a server with Node's defaults accepts the CBC-SHA1 suite, so the refusal below is ours.
+  const ctl = createTlsServer({ key: readFileSync(join(dir, 'tls.key')), cert: readFileSync(join(dir, 'tls.crt')) }, (s) => s.end());
+  await new Promise<void>((r) => ctl.listen(0, '127.0.0.1', r));
+  try {
+    const ctlPort = (ctl.address() as { port: number }).port;
+    assert.equal(await negotiated(ctlPort, ['-tls1_2', '-cipher', 'ECDHE-ECDSA-AES128-SHA']), 'ECDHE-ECDSA-AES128-SHA', 'control server');
+  } finally {
+    ctl.close();
+  }
+  assert.equal(await negotiated(port, ['-tls1_2', '-cipher', 'ECDHE-ECDSA-AES128-SHA']), null);
+  assert.equal(await negotiated(port, ['-tls1_2', '-cipher', 'ECDHE-ECDSA-AES256-SHA384:ECDHE-ECDSA-AES128-SHA256']), null, 'CBC with SHA-2 too');
+  assert.equal(await negotiated(port, ['-tls1_1']), null);
+  assert.equal(await negotiated(port, ['-tls1_2', '-cipher', 'ECDHE-ECDSA-AES128-GCM-SHA256']), 'ECDHE-ECDSA-AES128-GCM-SHA256');
+  assert.equal(await negotiated(port, ['-tls1_2', '-cipher', 'ECDHE-ECDSA-CHACHA20-POLY1305']), 'ECDHE-ECDSA-CHACHA20-POLY1305');
+  assert.match(await negotiated(port, ['-tls1_3']) ?? '', /^TLS_AES_256_GCM_SHA384$|^TLS_CHACHA20_POLY1305_SHA256$|^TLS_AES_128_GCM_SHA256$/);
 });
 
 test('public link: works without an account until it expires; the token is stored only hashed', async () => {

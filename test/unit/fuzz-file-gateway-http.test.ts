@@ -72,7 +72,7 @@ before(async () => {
   writeFileSync(join(dir, 'share', 'docs', 'report.txt'), 'the quarterly report\n');
   writeFileSync(join(dir, 'share', 'big.bin'), Buffer.alloc(200_000, 7));
   // Limits high enough that the fuzzer mostly reaches the handlers (429 and lockouts are still allowed answers).
-  const cfg = fileGatewayDir(dir, { login: { accountFailures: 1000, sourceFailures: 100000 }, limits: { rps: 100000, notFoundMs: 1 } });
+  const cfg = fileGatewayDir(dir, { login: { freeFailures: 1000, sourceFailures: 100000 }, limits: { rps: 100000, notFoundMs: 1 } });
   const now = new Date().toISOString();
   writeJsonAtomic(join(dir, 'users.json'), { version: 1, users: { alice: { hash: await hashPassword(PW, CHEAP), created: now, updated: now } } });
   const a = createPublication({ path: 'docs/report.txt', publicLink: true });

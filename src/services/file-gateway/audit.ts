@@ -1,8 +1,10 @@
 // The audit log: one JSON object per line in STATE_DIR/audit.jsonl, appended
 // as things happen: who (user, or null), what (event, publication, file),
 // when, from where (source address), how many bytes, and the result.
-// Internal: it may name share paths; it is never served.
-import { createWriteStream, type WriteStream } from 'node:fs';
+// Internal: it may name share paths; it is never served. Bounded: the file
+// rotates at LOG_MAX_BYTES (16 MiB) keeping LOG_KEEP (4) old files
+// (audit.jsonl.1 ... .4), see src/sys/rotating-file.ts.
+import { RotatingFile, type RotatingFileOptions } from '../../sys/rotating-file.ts';
 
 export interface AuditEvent {
   event: 'login' | 'logout' | 'download' | 'public-download' | 'rate-limited' | 'csrf' | 'list';
@@ -18,14 +20,14 @@ export interface AuditEvent {
 }
 
 export class AuditLog {
-  #out: WriteStream | undefined;
+  #out: RotatingFile | undefined;
   #sink: ((line: string) => void) | undefined;
+  #failed = false;
 
-  /** Append to `file`, or hand each line to `sink` (tests). */
-  constructor(target: { file: string } | { sink: (line: string) => void }) {
+  /** Append to `file` (rotating), or hand each line to `sink` (tests). */
+  constructor(target: { file: string; rotate?: RotatingFileOptions } | { sink: (line: string) => void }) {
     if ('file' in target) {
-      this.#out = createWriteStream(target.file, { flags: 'a', mode: 0o600 });
-      this.#out.on('error', (e) => process.stderr.write(`file-gateway: audit log: ${e.message}\n`));
+      this.#out = new RotatingFile(target.file, { mode: 0o600, ...target.rotate });
     } else {
       this.#sink = target.sink;
     }
@@ -33,11 +35,23 @@ export class AuditLog {
 
   write(e: AuditEvent, now: number = Date.now()): void {
     const line = JSON.stringify({ time: new Date(now).toISOString(), ...e }) + '\n';
-    if (this.#sink !== undefined) this.#sink(line);
-    else this.#out?.write(line);
+    if (this.#sink !== undefined) {
+      this.#sink(line);
+      return;
+    }
+    try {
+      this.#out?.write(line);
+      this.#failed = false;
+    } catch (err) {
+      // Reported once per run of failures, never fatal to the request.
+      if (!this.#failed) process.stderr.write(`file-gateway: audit log: ${(err as Error).message}\n`);
+      this.#failed = true;
+    }
   }
 
   close(): Promise<void> {
-    return new Promise((r) => (this.#out === undefined ? r() : this.#out.end(r)));
+    this.#out?.close();
+    this.#out = undefined;
+    return Promise.resolve();
   }
 }

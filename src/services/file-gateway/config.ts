@@ -49,7 +49,17 @@ export interface FileGatewayConfig {
   /** audit.jsonl and consumed.json: the only place the service writes. */
   stateDir: string;
   session: { idleMs: number; maxMs: number; maxSessions: number };
-  login: { accountFailures: number; sourceFailures: number; windowMs: number; lockoutMs: number; concurrentChecks: number };
+  /** Failed logins: per (account, source) and per source, growing delays (rate-limit.ts). */
+  login: {
+    freeFailures: number;
+    sourceFailures: number;
+    delayMs: number;
+    maxDelayMs: number;
+    windowMs: number;
+    maxTracked: number;
+    maxPerSource: number;
+    concurrentChecks: number;
+  };
   limits: {
     headerBytes: number;
     requestsPerSecond: number;
@@ -66,10 +76,13 @@ export const DEFAULTS = {
   idleMinutes: 30,
   maxHours: 12,
   maxSessions: 10_000,
-  accountFailures: 5,
+  freeFailures: 3,
   sourceFailures: 20,
-  windowMinutes: 15,
-  lockoutMinutes: 15,
+  delaySeconds: 1,
+  maxDelaySeconds: 900,
+  windowMinutes: 60,
+  maxTracked: 100_000,
+  maxPerSource: 100,
   concurrentChecks: 2,
   headerBytes: 8192,
   requestsPerSecond: 20,
@@ -168,10 +181,16 @@ export function parseFileGatewayConfig(text: string, file: string): FileGatewayC
     publicUrl = s;
   }
   const sess = root.session === undefined ? {} : r.obj(root.session, ['session'], ['idle-minutes', 'max-hours', 'max-sessions']);
-  const login = root.login === undefined ? {} : r.obj(root.login, ['login'], ['account-failures', 'source-failures', 'window-minutes', 'lockout-minutes', 'concurrent-checks']);
+  const LOGIN_KEYS = ['free-failures', 'source-failures', 'delay-seconds', 'max-delay-seconds', 'window-minutes', 'max-tracked', 'max-per-source', 'concurrent-checks'];
+  for (const old of ['account-failures', 'lockout-minutes']) {
+    if (root.login !== null && typeof root.login === 'object' && old in root.login) {
+      r.fail(['login', old], `no longer exists: failed logins are counted per (account, source) with growing delays, so nobody can lock an account out; expected ${LOGIN_KEYS.join(', ')}`);
+    }
+  }
+  const login = root.login === undefined ? {} : r.obj(root.login, ['login'], LOGIN_KEYS);
   const lim = root.limits === undefined ? {} : r.obj(root.limits, ['limits'], ['header-bytes', 'requests-per-second', 'burst', 'connections-per-source', 'not-found-ms']);
   const MIN = 60_000;
-  return {
+  const cfg: FileGatewayConfig = {
     file,
     listen: r.listen(root.listen, ['listen']),
     redirectListen: root['redirect-listen'] === undefined ? undefined : r.listen(root['redirect-listen'], ['redirect-listen']),
@@ -186,10 +205,13 @@ export function parseFileGatewayConfig(text: string, file: string): FileGatewayC
       maxSessions: r.int(sess['max-sessions'], ['session', 'max-sessions'], 1, 1_000_000, DEFAULTS.maxSessions),
     },
     login: {
-      accountFailures: r.int(login['account-failures'], ['login', 'account-failures'], 1, 1000, DEFAULTS.accountFailures),
+      freeFailures: r.int(login['free-failures'], ['login', 'free-failures'], 0, 1000, DEFAULTS.freeFailures),
       sourceFailures: r.int(login['source-failures'], ['login', 'source-failures'], 1, 100_000, DEFAULTS.sourceFailures),
-      windowMs: r.int(login['window-minutes'], ['login', 'window-minutes'], 1, 24 * 60, DEFAULTS.windowMinutes) * MIN,
-      lockoutMs: r.int(login['lockout-minutes'], ['login', 'lockout-minutes'], 1, 24 * 60, DEFAULTS.lockoutMinutes) * MIN,
+      delayMs: r.int(login['delay-seconds'], ['login', 'delay-seconds'], 1, 3600, DEFAULTS.delaySeconds) * 1000,
+      maxDelayMs: r.int(login['max-delay-seconds'], ['login', 'max-delay-seconds'], 1, 24 * 3600, DEFAULTS.maxDelaySeconds) * 1000,
+      windowMs: r.int(login['window-minutes'], ['login', 'window-minutes'], 1, 7 * 24 * 60, DEFAULTS.windowMinutes) * MIN,
+      maxTracked: r.int(login['max-tracked'], ['login', 'max-tracked'], 100, 10_000_000, DEFAULTS.maxTracked),
+      maxPerSource: r.int(login['max-per-source'], ['login', 'max-per-source'], 1, 10_000, DEFAULTS.maxPerSource),
       concurrentChecks: r.int(login['concurrent-checks'], ['login', 'concurrent-checks'], 1, 64, DEFAULTS.concurrentChecks),
     },
     limits: {
@@ -201,6 +223,10 @@ export function parseFileGatewayConfig(text: string, file: string): FileGatewayC
     },
     reloadMs: r.int(root['reload-ms'], ['reload-ms'], 50, 60_000, DEFAULTS.reloadMs),
   };
+  // A delay must end before its entry may be forgotten.
+  if (cfg.login.windowMs < cfg.login.maxDelayMs) r.fail(['login', 'window-minutes'], `expected at least max-delay-seconds (${cfg.login.maxDelayMs / 1000} s), so a delay ends before its failures are forgotten (got ${cfg.login.windowMs / MIN})`);
+  if (cfg.login.delayMs > cfg.login.maxDelayMs) r.fail(['login', 'delay-seconds'], `expected at most max-delay-seconds (${cfg.login.maxDelayMs / 1000}) (got ${cfg.login.delayMs / 1000})`);
+  return cfg;
 }
 
 function parseStorage(r: Reader, v: unknown): StorageConfig {

@@ -33,8 +33,12 @@ export interface GatewayDeps {
   users: () => UsersFile;
   publications: () => PublicationIndex;
   consumed: () => ConsumedFile;
-  /** Record that a once-publication's download completed. */
-  markConsumed: (id: string) => void;
+  /**
+   * Use up a once-publication as its download starts: true when this call
+   * consumed it, false when it already was. Synchronous: the check and the
+   * mark cannot interleave with another request's.
+   */
+  claimOnce: (id: string) => boolean;
   audit: AuditLog;
   /** A valid Argon2id hash checked for unknown users, so they cost the same time as known ones. */
   dummyHash: string;
@@ -86,7 +90,6 @@ export class FileGateway {
   #c: FileGatewayConfig;
   #gate: Gate;
   #now: () => number;
-  #inFlightOnce = new Set<string>();
 
   constructor(deps: GatewayDeps) {
     this.#d = deps;
@@ -246,7 +249,7 @@ export class FileGateway {
     const password = form.get('password') ?? '';
     const verdict = this.throttle.check(user, from, t0);
     if (verdict.locked) {
-      this.#d.audit.write({ event: 'login', result: `locked-${verdict.by}`, user, from, status: 429 }, t0);
+      this.#d.audit.write({ event: 'login', result: `delayed-${verdict.by}`, user, from, status: 429, detail: `retry after ${verdict.retryAfterMs} ms` }, t0);
       return this.#loginForm(res, 429, 'Too many failed sign-in attempts. Try again later.', '', { 'retry-after': String(Math.ceil(verdict.retryAfterMs / 1000)) });
     }
     const release = await this.#gate.enter();
@@ -265,11 +268,12 @@ export class FileGateway {
     }
     const now = this.#now();
     if (!ok) {
-      const locked = this.throttle.fail(user, from, now);
-      this.#d.audit.write({ event: 'login', result: 'failed', user, from, status: 401, ...(locked.account || locked.source ? { detail: `locked ${[locked.account ? 'account' : '', locked.source ? 'source' : ''].filter(Boolean).join('+')}` } : {}) }, now);
+      const d = this.throttle.fail(user, from, now);
+      const delays = [d.pairDelayMs > 0 ? `account+source wait ${d.pairDelayMs} ms` : '', d.sourceDelayMs > 0 ? `source wait ${d.sourceDelayMs} ms` : ''].filter(Boolean).join(', ');
+      this.#d.audit.write({ event: 'login', result: 'failed', user, from, status: 401, ...(delays !== '' ? { detail: delays } : {}) }, now);
       return this.#loginForm(res, 401, 'Wrong user name or password.', user);
     }
-    this.throttle.succeed(user);
+    this.throttle.succeed(user, from);
     const { id } = this.sessions.create(user, hashFingerprint(record!.hash), now);
     this.#d.audit.write({ event: 'login', result: 'ok', user, from, status: 303 }, now);
     this.#redirect(res, '/', { 'set-cookie': [cookie(SESSION_COOKIE, id), cookie(LOGIN_COOKIE, '', 0)] });
@@ -369,7 +373,7 @@ export class FileGateway {
       res.end();
       return;
     }
-    // A once-publication is served whole (no ranges), to one download at a time.
+    // A once-publication is served whole (no ranges).
     const ifRange = req.headers['if-range'];
     const range = p.once || !ifRangeAllows(typeof ifRange === 'string' ? ifRange : undefined, etag, lastModified) ? { kind: 'none' as const } : parseRange(req.headers.range, info.size);
     if (range.kind === 'unsatisfiable') {
@@ -389,36 +393,33 @@ export class FileGateway {
       res.end();
       return;
     }
-    if (p.once) {
-      if (this.#inFlightOnce.has(p.id)) {
-        this.#d.audit.write({ ...base, result: 'once-busy', status: 404 }, t0);
-        return this.#notFound(res, t0);
-      }
-      this.#inFlightOnce.add(p.id);
+    const stream = info.size === 0 ? undefined : await this.#d.storage.open(p.path, info, r);
+    if (stream === undefined && info.size !== 0) {
+      this.#d.audit.write({ ...base, result: 'changed-in-storage', status: 404 }, t0);
+      return this.#notFound(res, t0);
     }
-    try {
-      const stream = info.size === 0 ? undefined : await this.#d.storage.open(p.path, info, r);
-      if (stream === undefined && info.size !== 0) {
-        this.#d.audit.write({ ...base, result: 'changed-in-storage', status: 404 }, t0);
-        return this.#notFound(res, t0);
-      }
-      res.writeHead(status, headers);
-      let bytes = 0;
-      if (stream === undefined) {
-        res.end();
-      } else {
-        stream.on('data', (c: Buffer) => { bytes += c.length; });
-        try {
-          await pipeline(stream, res);
-        } catch (e) {
-          this.#d.audit.write({ ...base, result: 'aborted', status, bytes, range: r === undefined ? null : `${r.start}-${r.end}`, detail: (e as NodeJS.ErrnoException).code ?? 'error' }, this.#now());
-          return;
-        }
-      }
-      if (p.once) this.#d.markConsumed(p.id);
-      this.#d.audit.write({ ...base, result: 'ok', status, bytes, range: r === undefined ? null : `${r.start}-${r.end}` }, this.#now());
-    } finally {
-      this.#inFlightOnce.delete(p.id);
+    // A once-publication is used up when its download starts, not when it
+    // ends (a client that breaks off cannot repeat it). Claimed synchronously,
+    // between the check and the first byte, so of two concurrent requests
+    // exactly one gets it.
+    if (p.once && !this.#d.claimOnce(p.id)) {
+      stream?.destroy();
+      this.#d.audit.write({ ...base, result: 'consumed', status: 404 }, t0);
+      return this.#notFound(res, t0);
     }
+    res.writeHead(status, headers);
+    let bytes = 0;
+    if (stream === undefined) {
+      res.end();
+    } else {
+      stream.on('data', (c: Buffer) => { bytes += c.length; });
+      try {
+        await pipeline(stream, res);
+      } catch (e) {
+        this.#d.audit.write({ ...base, result: 'aborted', status, bytes, range: r === undefined ? null : `${r.start}-${r.end}`, detail: (e as NodeJS.ErrnoException).code ?? 'error' }, this.#now());
+        return;
+      }
+    }
+    this.#d.audit.write({ ...base, result: 'ok', status, bytes, range: r === undefined ? null : `${r.start}-${r.end}` }, this.#now());
   }
 }

@@ -20,6 +20,23 @@ import { FileGateway } from './server.ts';
 import { openStorage, type Storage } from './storage.ts';
 import { EMPTY_USERS, parseUsersFile, type UsersFile } from './users.ts';
 
+/**
+ * TLS 1.3, and TLS 1.2 only with ECDHE key exchange and AEAD ciphers (GCM,
+ * ChaCha20-Poly1305): no CBC, no SHA-1 MACs, no static RSA key exchange.
+ * Stated explicitly rather than left to OpenSSL's and Node's defaults.
+ */
+export const TLS_POLICY = {
+  minVersion: 'TLSv1.2',
+  maxVersion: 'TLSv1.3',
+  ciphers: [
+    'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256', 'TLS_AES_128_GCM_SHA256',
+    'ECDHE-ECDSA-AES256-GCM-SHA384', 'ECDHE-RSA-AES256-GCM-SHA384',
+    'ECDHE-ECDSA-CHACHA20-POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305',
+    'ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256',
+  ].join(':'),
+  honorCipherOrder: true,
+} as const;
+
 export const USERS_FILE = 'users.json';
 export const PUBLICATIONS_FILE = 'publications.json';
 export const CONSUMED_FILE = 'consumed.json';
@@ -125,13 +142,17 @@ export async function startService(cfg: FileGatewayConfig, opts: ServiceOptions 
     users: () => users.value,
     publications: () => index,
     consumed: () => consumed,
-    markConsumed: (id) => {
+    claimOnce: (id) => {
+      // Synchronous from the check to the mark: no other request runs in between.
+      if (consumed.consumed[id] !== undefined) return false;
       consumed = { version: 1, consumed: { ...consumed.consumed, [id]: new Date().toISOString() } };
       try {
         writeJsonAtomic(consumedFile, consumed, { mode: 0o600 });
       } catch (e) {
+        // Still consumed in memory; a restart would forget it, so say so.
         log(`file-gateway: cannot record a consumed publication: ${(e as Error).message}`);
       }
+      return true;
     },
     audit,
     dummyHash,
@@ -156,7 +177,7 @@ export async function startService(cfg: FileGatewayConfig, opts: ServiceOptions 
     ...limits,
     key: readFileSync(cfg.tls.key),
     cert: readFileSync(cfg.tls.cert),
-    minVersion: 'TLSv1.2',
+    ...TLS_POLICY,
   }, (req, res) => gateway.handle(req, res));
   https.setTimeout(120_000);
   https.on('clientError', clientError);
