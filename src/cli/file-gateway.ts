@@ -35,7 +35,7 @@ Which files of the share the file gateway serves: nothing else is ever visible.
   add PATH [--users a,b] [--expires 7d] [--once] [--public-link] [--name FILE] [--no-check] [--json]
         PATH: a file, relative to the share's root. --users: only these accounts (default: every account).
         --expires: 90s, 30m, 12h, 7d, 2w (up to 366d; default never, 7d with --public-link).
-        --once: gone after one complete download. --public-link: also a link that works without an
+        --once: gone after one download (used up when it starts). --public-link: also a link that works without an
         account until it expires (its token is printed once and stored only as a hash).
         --name: the file name downloads carry (default PATH's last segment).
         --no-check: do not look the file up in the storage first.

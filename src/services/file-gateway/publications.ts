@@ -20,7 +20,7 @@ export interface Publication {
   created: string;
   /** ISO time; null: never. */
   expires: string | null;
-  /** Served to one complete download, then gone. */
+  /** Served to one download (used up when it starts), then gone. */
   once: boolean;
   /** SHA-256 (base64url) of the public link's token; null: no public link. */
   publicTokenHash: string | null;
