@@ -3,7 +3,8 @@
 // Aho-Corasick prefilter against a naive search, defragmentation (teardrop,
 // ping of death), TCP reassembly across segments, thresholds and flowbits,
 // the behavioural detectors, pcap reading, config errors, and the router's
-// mirror (a full mirror drops and counts, it never blocks).
+// mirror (a full mirror drops and counts, it never blocks), and a packet
+// crafted for a pathological pcre (linear work, counted).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
@@ -11,7 +12,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AhoCorasick } from '../../src/components/monitor/detect/ac.ts';
 import { Engine } from '../../src/components/monitor/engine.ts';
-import { builtinRulesText } from '../../src/components/monitor/index.ts';
+import { builtinRulesText, pcreStatus } from '../../src/components/monitor/index.ts';
 import { LINKTYPE_ETHERNET } from '../../src/components/monitor/packet.ts';
 import { readCapture } from '../../src/components/monitor/pcap.ts';
 import { builtinClassifications } from '../../src/components/monitor/rules/classification.ts';
@@ -293,4 +294,27 @@ test('router mirror: copies and tags frames, drops and counts when the monitor i
   assert.equal(counters.get('drop.mirror-full'), 1);
   assert.equal(buf[256 + 10] | (buf[256 + 11] << 8), 1); // rx on domain 1
   assert.equal(buf[0 + 10] | (buf[0 + 11] << 8), 1 | 0x8000); // tx on domain 1
+});
+
+test('attack: a packet built for a pathological pcre costs the engine linear work (counted), and the rule still matches what it should', () => {
+  const rules = 'alert tcp-pkt any any -> any any (msg:"evil pcre"; content:"aaaa"; pcre:"/(?:[a-z0-9]++)+;/"; sid:7;)\n';
+  const r = loadRules([{ name: 't.rules', text: rules }], { vars: VARS, classifications: builtinClassifications() });
+  const events: Record<string, unknown>[] = [];
+  const e = new Engine({
+    rules: r, classifications: builtinClassifications(), midstream: false,
+    eveTypes: ['alert'], eve: { pktSrc: 'wire/pcap', pcapFilename: '', domains: ['lan', 'wan'], packetBytes: 0 },
+    emit: (l) => events.push(JSON.parse(l) as Record<string, unknown>),
+  });
+  const t0 = performance.now();
+  // 1400 bytes of [a-z] then "!;": V8's backtracking on the greedy translation would take longer than the universe's age.
+  feed(e, eth(ipv4({ proto: 6 }, tcp(40000, 80, 0x18, 1, text(`${'a'.repeat(1400)}!;`)))));
+  const ms = performance.now() - t0;
+  assert.equal(events.length, 0);
+  feed(e, eth(ipv4({ proto: 6 }, tcp(40001, 80, 0x18, 1, text('xx aaaab9; yy')))));
+  assert.deepEqual(events.map((x) => (x.alert as { signature_id: number }).signature_id), [7]);
+  const st = pcreStatus(r.rules, false) as { linear: { evaluations: number; bytes: number; work: number }; rules: { sid: number; workPerByte: number }[] };
+  assert.equal(st.linear.evaluations, 2);
+  assert.equal(st.linear.bytes, 1402 + 13);
+  assert.equal(st.linear.work, (1402 + 13) * st.rules[0].workPerByte);
+  assert.ok(ms < 2000, `backstop: ${ms.toFixed(0)} ms`);
 });
