@@ -30,6 +30,11 @@ test('backtracking bound: ways and steps per byte of known shapes', () => {
   assert.equal(backtracking('x.*y').stepsPerByte, Infinity);
   assert.equal(backtracking('((a{0,20}){0,20}){0,20}').stepsPerByte, Infinity, 'nested bounded repeats overflow to unbounded');
   assert.ok(backtracking('(a)\\1').backrefs && backtracking('(?<n>a)\\k<n>').backrefs);
+  // A back reference compares up to its group's longest text.
+  assert.equal(backtracking('([a-z]{2,9})x\\1').stepsPerByte, 8 * (9 + 1 + 9));
+  assert.equal(backtracking('(?<n>abc)\\k<n>').depth, 6);
+  assert.equal(backtracking('(a+)\\1').stepsPerByte, Infinity);
+  assert.equal(backtracking('(a\\1)').stepsPerByte, Infinity, 'a reference inside its own group');
   assert.ok(backtracking('a(?=b)').lookaround && backtracking('(?<!a)b').lookaround);
   assert.equal(backtracking('a{x').stepsPerByte, 3, 'a "{" that is no quantifier is a literal');
 });

@@ -10,9 +10,8 @@
 // path in atom visits (sum over a sequence, max over alternatives, n times the
 // body for {m,n}). So one start position costs at most ways * depth steps, and
 // a search over n bytes at most n * ways * depth: `stepsPerByte`. Look-arounds
-// count like groups (they run their body); back references like one atom that
-// may compare up to the whole input (so a pattern with them is charged the
-// input length again, see `backrefs`).
+// count like groups (they run their body); a back reference like an atom that
+// compares as many characters as its group can hold (the group's depth).
 //
 // Conservative on purpose: a pattern it calls bounded is bounded; many that it
 // calls unbounded (every `.*`) run fine in V8 too, but cannot be proven to here
@@ -44,7 +43,7 @@ export function backtracking(src: string): Backtracking {
   const n = p.alternation();
   if (p.i < src.length) throw new Error(`unbalanced ")" at ${p.i}`);
   const ways = n.ways;
-  const stepsPerByte = ways >= CAP || !Number.isFinite(ways) ? Infinity : Math.min(Infinity, ways * Math.max(1, n.depth));
+  const stepsPerByte = !Number.isFinite(ways) || !Number.isFinite(n.depth) ? Infinity : capMul(ways, Math.max(1, n.depth));
   return { ways, depth: n.depth, stepsPerByte, backrefs: p.backrefs, lookaround: p.lookaround };
 }
 
@@ -52,6 +51,9 @@ class Parser {
   i = 0;
   backrefs = false;
   lookaround = false;
+  /** Longest text each capturing group can hold (by number, 1-based), and the numbers of named ones. */
+  readonly groupDepth: number[] = [0];
+  readonly groupName = new Map<string, number>();
   readonly s: string;
   constructor(s: string) {
     this.s = s;
@@ -86,20 +88,27 @@ class Parser {
     const ch = s[this.i];
     if (ch === '(') {
       this.i++;
+      let capture = true;
       if (s[this.i] === '?') {
         const rest = s.slice(this.i + 1, this.i + 4);
+        capture = false;
         if (rest.startsWith(':')) this.i += 2;
         else if (rest.startsWith('=') || rest.startsWith('!')) { this.lookaround = true; this.i += 2; }
         else if (rest.startsWith('<=') || rest.startsWith('<!')) { this.lookaround = true; this.i += 3; }
         else if (rest.startsWith('<')) {
           const end = s.indexOf('>', this.i);
           if (end < 0) throw new Error('unterminated group name');
+          this.groupName.set(s.slice(this.i + 2, end), this.groupDepth.length);
+          capture = true;
           this.i = end + 1;
         } else throw new Error(`unknown group syntax "(?${rest}"`);
       }
+      const n = this.groupDepth.length;
+      if (capture) this.groupDepth.push(Infinity); // a reference from inside its own group: unbounded
       const inner = this.alternation();
       if (s[this.i] !== ')') throw new Error('missing ")"');
       this.i++;
+      if (capture) this.groupDepth[n] = inner.depth;
       return inner;
     }
     if (ch === '[') {
@@ -117,14 +126,16 @@ class Parser {
       if (nx === 'k' && s[this.i + 2] === '<') {
         const end = s.indexOf('>', this.i);
         this.backrefs = true;
+        const n = this.groupName.get(s.slice(this.i + 3, end));
         this.i = end < 0 ? s.length : end + 1;
-        return { ways: 1, depth: 1 };
+        return { ways: 1, depth: this.#refDepth(n) };
       }
       if (nx >= '1' && nx <= '9') {
         this.backrefs = true;
+        const start = this.i + 1;
         this.i += 2;
         while (this.i < s.length && s[this.i] >= '0' && s[this.i] <= '9') this.i++;
-        return { ways: 1, depth: 1 };
+        return { ways: 1, depth: this.#refDepth(Number(s.slice(start, this.i))) };
       }
       if (nx === 'x') { this.i += 4; return { ways: 1, depth: 1 }; }
       if (nx === 'u') { this.i += 6; return { ways: 1, depth: 1 }; }
@@ -135,6 +146,12 @@ class Parser {
     if (ch === '*' || ch === '+' || ch === '?') throw new Error(`nothing to repeat at ${this.i}`);
     this.i++;
     return { ways: 1, depth: 1 };
+  }
+
+  /** A back reference compares up to its group's length (a group not yet closed or unknown: unbounded). */
+  #refDepth(n: number | undefined): number {
+    if (n === undefined || n >= this.groupDepth.length) return Infinity;
+    return Math.max(1, this.groupDepth[n]);
   }
 
   quantified(a: Node): Node {
