@@ -8,9 +8,9 @@
 // Anything else JavaScript cannot express is an error that names the construct.
 //
 // Two engines, chosen per pattern at load (pcre-bound.ts proves the bound):
-// V8's RegExp (backtracking; 10-450x faster than RE2 on the fixtures' patterns,
-// `microgate pcre-bench`) when its worst
-// case is at most V8_MAX_STEPS_PER_BYTE steps per input byte; otherwise RE2's
+// V8's RegExp (backtracking; 10-450x faster than RE2 on the fixtures'
+// patterns, `microgate pcre-bench`) when its worst case is at most
+// V8_MAX_STEPS_PER_BYTE steps per input byte; otherwise RE2's
 // linear-time automaton (npm `re2js`), whose work per byte is bounded by its
 // program size. A pattern RE2 cannot express (back references, look-arounds)
 // and V8 cannot run within the bound is refused with an error saying so: no
