@@ -440,17 +440,39 @@ export class Init {
     for (const f of w) f();
   }
 
+  /**
+   * Resolves when `c` reaches `state`: checked on every #notify and every
+   * 200 ms. Each waiter keeps at most one timer and one place in #waiters
+   * (a timer per check, each waking every waiter, multiplied the timers by the
+   * number of waiters every 200 ms: with 5 components starting slowly, init's
+   * event loop drowned in them and no component became running in time).
+   */
   #waitState(c: Child, state: ChildState, timeoutMs: number): Promise<void> {
     return new Promise((resolveP, reject) => {
       const deadline = Date.now() + timeoutMs;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      let done = false;
+      const finish = (e?: Error): void => {
+        done = true;
+        if (timer !== undefined) clearTimeout(timer);
+        if (e === undefined) resolveP();
+        else reject(e);
+      };
       const check = (): void => {
-        if (c.state === state) return resolveP();
-        if (this.#stopping) return reject(new Error('init is stopping'));
+        if (done) return;
+        if (c.state === state) return finish();
+        if (this.#stopping) return finish(new Error('init is stopping'));
         if (Date.now() > deadline) {
-          return reject(new Error(`${c.name} did not become ${state} within ${timeoutMs} ms${c.lastExit ? ` (last exit: ${c.lastExit})` : ''}`));
+          return finish(new Error(`${c.name} did not become ${state} within ${timeoutMs} ms${c.lastExit ? ` (last exit: ${c.lastExit})` : ''}`));
         }
-        this.#waiters.push(check);
-        setTimeout(() => this.#notify(), 200).unref();
+        if (!this.#waiters.includes(check)) this.#waiters.push(check);
+        if (timer === undefined) {
+          timer = setTimeout(() => {
+            timer = undefined;
+            check();
+          }, 200);
+          timer.unref();
+        }
       };
       check();
     });
