@@ -8,11 +8,12 @@ export const AUDIT_HELP = `Usage: microgate audit [--lab NAME | --control URL] [
 
 Read every running component's process (as init sees it in /proc) and check it
 against the config: its own non-root uid and gid, no groups, no capabilities,
-no_new_privs, a seccomp filter, its own network namespace with only lo, its own
+no_new_privs, not dumpable (PR_SET_DUMPABLE 0: no process of its uid can
+read its memory), a seccomp filter, its own network namespace with only lo, its own
 mount namespace, Node's permission model with no extra grants, and no open fd
 beyond its granted TAP devices and sessions. Every running service (config
 \`services\`, e.g. the file gateway) likewise: its uid, no groups or
-capabilities, no_new_privs, seccomp, the configured network namespace, exactly
+capabilities, no_new_privs, not dumpable, seccomp, the configured network namespace, exactly
 its config's permission grants, and no fd beyond stdio, its listening and
 accepted sockets, connections to its storage and files under its grants.
 
@@ -29,6 +30,7 @@ interface Unit {
   components: string[];
   pid: number;
   uid: number;
+  dumpable: number;
   netns: { own: boolean; interfaces: string[] };
   permission: string[];
   fds: { fd: number; target: string }[];
@@ -41,6 +43,7 @@ interface Service {
   kind: string;
   pid: number;
   uid: number;
+  dumpable: number;
   netns: { name: string; configured: boolean; interfaces: string[] };
   permission: string[];
   fds: { fd: number; target: string }[];
@@ -65,12 +68,12 @@ export async function auditCommand(argv: string[]): Promise<number> {
     return body.ok ? 0 : 1;
   }
   for (const u of body.units) {
-    process.stdout.write(`${u.unit} (${u.components.join(', ')}): pid ${u.pid}, uid ${u.uid}, netns ${u.netns.own ? 'own' : 'SHARED'} [${u.netns.interfaces.join(' ')}], `
+    process.stdout.write(`${u.unit} (${u.components.join(', ')}): pid ${u.pid}, uid ${u.uid}, dumpable=${u.dumpable}, netns ${u.netns.own ? 'own' : 'SHARED'} [${u.netns.interfaces.join(' ')}], `
       + `${u.fds.length} fds (${u.sessions.tap} TAP, ${u.sessions.shm} shm sessions, ${u.sessions.socket} socket sessions), ${u.permission.join(' ')}\n`);
     for (const v of u.violations) process.stdout.write(`  VIOLATION: ${v}\n`);
   }
   for (const s of body.services ?? []) {
-    process.stdout.write(`service ${s.service} (${s.kind}): pid ${s.pid}, uid ${s.uid}, netns ${s.netns.configured ? s.netns.name : `NOT ${s.netns.name}`} [${s.netns.interfaces.join(' ')}], `
+    process.stdout.write(`service ${s.service} (${s.kind}): pid ${s.pid}, uid ${s.uid}, dumpable=${s.dumpable}, netns ${s.netns.configured ? s.netns.name : `NOT ${s.netns.name}`} [${s.netns.interfaces.join(' ')}], `
       + `${s.fds.length} fds (${s.sockets.listening} listening, ${s.sockets.accepted} accepted, ${s.sockets.upstream} to its storage), ${s.permission.join(' ')}\n`);
     for (const v of s.violations) process.stdout.write(`  VIOLATION: ${v}\n`);
   }

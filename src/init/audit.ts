@@ -28,6 +28,8 @@ export interface AuditReport {
   capEff: string;
   capBnd: string;
   noNewPrivs: boolean;
+  /** 0: not dumpable (PR_SET_DUMPABLE 0), as required. */
+  dumpable: number;
   seccomp: number;
   netns: { own: boolean; interfaces: string[] };
   mntns: { own: boolean };
@@ -80,9 +82,23 @@ export interface SandboxIdentity {
   noNewPrivs: boolean;
   seccomp: number;
   seccompFilters: number;
+  /** PR_GET_DUMPABLE as seen from outside (dumpable()): 0 expected. */
+  dumpable: number;
   mntns: { own: boolean };
   /** The top-level entries of its root filesystem (its own tmpfs, not init's /). */
   root: string[];
+}
+
+/**
+ * Whether process `pid` (not root) is dumpable, read from outside: the kernel
+ * makes the files under /proc/PID root's when the process is not dumpable
+ * (task_dump_owner; the /proc/PID folder itself keeps its first owner), and
+ * its own uid's otherwise. 1 dumpable, 0 not;
+ * for a root process it cannot tell and says 1 (a component never runs as root).
+ */
+export function dumpable(pid: number, uid: number): number {
+  const owner = statSync(`/proc/${pid}/status`).uid;
+  return owner === 0 && uid !== 0 ? 0 : 1;
 }
 
 /**
@@ -101,6 +117,7 @@ export function auditIdentity(pid: number, uid: number, minFilters: number, gran
     noNewPrivs: st.get('NoNewPrivs') === '1',
     seccomp: Number(st.get('Seccomp')),
     seccompFilters: Number(st.get('Seccomp_filters') ?? NaN),
+    dumpable: 1,
     mntns: { own: readlinkSync(`/proc/${pid}/ns/mnt`) !== readlinkSync('/proc/self/ns/mnt') },
     root: [],
   };
@@ -111,6 +128,8 @@ export function auditIdentity(pid: number, uid: number, minFilters: number, gran
   if (!/^0+$/.test(id.capEff)) v.push(`effective capabilities ${id.capEff}`);
   if (!/^0+$/.test(id.capBnd)) v.push(`bounding capabilities ${id.capBnd}`);
   if (!id.noNewPrivs) v.push('no_new_privs is not set');
+  id.dumpable = dumpable(pid, id.uid);
+  if (id.dumpable !== 0) v.push('dumpable (PR_SET_DUMPABLE is not 0): a process of its uid could read its memory through /proc/PID/mem');
   if (id.seccomp !== 2) v.push(`seccomp mode ${id.seccomp}, expected 2 (filter)`);
   else if (!(id.seccompFilters >= minFilters)) v.push(`${id.seccompFilters} seccomp filter(s), expected ${minFilters}`);
   if (!id.mntns.own) v.push("shares init's mount namespace");
@@ -127,7 +146,7 @@ export function auditUnit(x: AuditExpectation): AuditReport {
   const v: string[] = [];
   // No io_uring, the allow-list and, once loaded, no path lookups (seccomp.ts).
   const id = auditIdentity(x.pid, x.uid, 3, [], v);
-  const { uid, gid, groups, capEff, capBnd, noNewPrivs, seccomp } = id;
+  const { uid, gid, groups, capEff, capBnd, noNewPrivs, seccomp, dumpable: dump } = id;
 
   const ownNet = readlinkSync(`/proc/${x.pid}/ns/net`) !== readlinkSync('/proc/self/ns/net');
   const ifs = interfaces(x.pid);
@@ -180,6 +199,7 @@ export function auditUnit(x: AuditExpectation): AuditReport {
     capEff,
     capBnd,
     noNewPrivs,
+    dumpable: dump,
     seccomp,
     netns: { own: ownNet, interfaces: ifs },
     mntns: id.mntns,

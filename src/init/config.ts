@@ -13,6 +13,7 @@ import { ConfigError } from '../runtime/component.ts';
 import { TRACE_MODES } from '../trace/tracer.ts';
 import { DEFAULT_TRACE_SETTINGS } from '../trace/protocol.ts';
 import type { TraceSettings } from '../trace/protocol.ts';
+import { rangeProblem } from './uid-check.ts';
 import { parseServices, RESTART_POLICIES, type RestartPolicy, type ServiceSpec } from './service-config.ts';
 
 export { RESTART_POLICIES, type RestartPolicy };
@@ -92,7 +93,8 @@ export interface GatewayConfig {
   /** The component types and service kinds it was validated against (init is handed them with it). */
   catalog: Catalog;
   control: { host: string; port: number };
-  sandbox: { uidBase: number; maxOldSpaceMb: number };
+  /** The reserved uid range uidBase .. uidBase + uidCount - 1: components, the shared host and services run as uids of it. */
+  sandbox: { uidBase: number; uidCount: number; maxOldSpaceMb: number };
   /** Tracing at start (config `trace:`); absent means DEFAULT_TRACE_SETTINGS. */
   trace?: TraceSettings;
   /** Debugging aids (config `debug:`); absent means all off. */
@@ -109,7 +111,10 @@ export interface GatewayConfig {
 export const DEFAULTS = {
   controlHost: '127.0.0.1',
   controlPort: 7460,
-  uidBase: 61000,
+  // 66000-66063: above useradd's (1000-60000) and systemd's dynamic users
+  // (61184-65519), below the subordinate ranges (100000 and up), clear of 65534.
+  uidBase: 66000,
+  uidCount: 64,
   maxOldSpaceMb: 256,
   transport: 'shm' as SessionTransport,
   slots: 256,
@@ -151,10 +156,13 @@ export function parseConfig(text: string, file: string, catalog: Catalog): Gatew
     }
   }
 
-  const sandbox = { uidBase: DEFAULTS.uidBase, maxOldSpaceMb: DEFAULTS.maxOldSpaceMb };
+  const sandbox = { uidBase: DEFAULTS.uidBase, uidCount: DEFAULTS.uidCount, maxOldSpaceMb: DEFAULTS.maxOldSpaceMb };
   if (root.sandbox !== undefined) {
-    const s = r.obj(root.sandbox, ['sandbox'], ['uid-base', 'max-old-space-mb']);
+    const s = r.obj(root.sandbox, ['sandbox'], ['uid-base', 'uid-count', 'max-old-space-mb']);
     if (s['uid-base'] !== undefined) sandbox.uidBase = r.int(s['uid-base'], ['sandbox', 'uid-base'], 1000, 2 ** 31 - 1024);
+    if (s['uid-count'] !== undefined) sandbox.uidCount = r.int(s['uid-count'], ['sandbox', 'uid-count'], 2, 65536);
+    const bad = rangeProblem(sandbox.uidBase, sandbox.uidBase + sandbox.uidCount - 1);
+    if (bad !== undefined) r.fail(['sandbox', s['uid-count'] !== undefined ? 'uid-count' : 'uid-base'], `a uid range of its own (${bad})`);
     if (s['max-old-space-mb'] !== undefined) sandbox.maxOldSpaceMb = r.int(s['max-old-space-mb'], ['sandbox', 'max-old-space-mb'], 32, 16384);
   }
 
@@ -254,10 +262,15 @@ export function parseConfig(text: string, file: string, catalog: Catalog): Gatew
     byName.set(name, spec);
   });
 
+  // Every component, and the shared host, needs a uid of the range: uid-base + index, uid-base + the number of components.
+  if (components.length + 1 > sandbox.uidCount) {
+    r.fail(['sandbox', 'uid-count'], `at least ${components.length + 1} (a uid for each of the ${components.length} components and one for the shared host; got ${sandbox.uidCount})`);
+  }
   const services = parseServices(r, root.services, {
     serviceKinds: catalog.serviceKinds,
     file, componentNames: components.map((c) => c.name), restartPolicies: RESTART_POLICIES,
     componentUids: { first: sandbox.uidBase, last: sandbox.uidBase + components.length },
+    range: { first: sandbox.uidBase, last: sandbox.uidBase + sandbox.uidCount - 1 },
   });
 
   const sessions: SessionSpec[] = [];

@@ -32,6 +32,7 @@ import type { ServiceAuditReport } from './service-audit.ts';
 import type { AuditReport } from './audit.ts';
 import type { CgroupUnit } from './cgroup.ts';
 import { checkFault, isFaultKind, type FaultOutcome } from './fault.ts';
+import { checkUidRange } from './uid-check.ts';
 
 const run = promisify(execFile);
 const HOST_SCRIPT = resolve(ROOT, 'src/runtime/host.ts');
@@ -115,6 +116,10 @@ export class Init {
     }
     const unreadable = checkCodeReadable();
     if (unreadable !== undefined) throw new Error(unreadable);
+    // Components, the shared host and services run as uids of the reserved range: nothing else may use it.
+    const { uidBase, uidCount } = this.config.sandbox;
+    const taken = checkUidRange(uidBase, uidBase + uidCount - 1, `${this.config.file}: sandbox: the reserved uid range (uid-base ${uidBase}, uid-count ${uidCount})`);
+    if (taken !== undefined) throw new Error(`${taken}; refusing to start: choose another sandbox.uid-base, or free these uids`);
     checkServiceNamespaces(this.config);
     mkdirSync(CODE_DIR, { recursive: true, mode: 0o755 });
     try {
@@ -535,7 +540,7 @@ export class Init {
       } catch (e) {
         out.push({
           unit: c.name, components: c.specs.map((x) => x.name), pid: c.pid, uid: c.uid, gid: -1, groups: [], capEff: '?', capBnd: '?',
-          noNewPrivs: false, seccomp: -1, netns: { own: false, interfaces: [] }, mntns: { own: false }, root: [], seccompFilters: 0, permission: [], fds: [],
+          noNewPrivs: false, dumpable: -1, seccomp: -1, netns: { own: false, interfaces: [] }, mntns: { own: false }, root: [], seccompFilters: 0, permission: [], fds: [],
           sessions: { shm: 0, socket: 0, tap: 0 }, violations: [`cannot inspect pid ${c.pid}: ${(e as Error).message}`],
         });
       }

@@ -38,6 +38,7 @@ export function expectations(profile: Profile, stage: Stage): Record<string, str
     'clone a process': ['EPERM'],
     'kill pid 1': ['EPERM'],
     io_uring_setup: ['ENOSYS'],
+    'prctl PR_SET_DUMPABLE 1': ['EPERM'],
   };
   for (const t of Object.keys(FATAL_TRIES)) e[t] = ['SIGSYS'];
   return e;

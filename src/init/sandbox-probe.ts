@@ -17,6 +17,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import koffi from 'koffi';
 import { forbidPathLookups, installAllowList } from '../sys/seccomp.ts';
+import { setNotDumpable } from '../sys/libc.ts';
 import type { Profile } from '../sys/seccomp.ts';
 import { SYSCALLS_X86_64 as NR } from '../sys/syscalls.ts';
 
@@ -96,6 +97,8 @@ export const TRIES: Record<string, () => TryResult> = {
   'clone a process': () => raw('clone a process', guardChild(sysInt(NR.clone, SIGCHLD, 0, 0))),
   'kill pid 1': () => raw('kill pid 1', sysInt(NR.kill, 1, 0, 0)),
   'io_uring_setup': () => raw('io_uring_setup', sysPtr(NR.io_uring_setup, 8, new Uint8Array(120), 0)),
+  // Made non-dumpable before the filters (as the host does), it cannot make itself dumpable again.
+  'prctl PR_SET_DUMPABLE 1': () => raw('prctl PR_SET_DUMPABLE 1', sysInt(NR.prctl, 4 /* PR_SET_DUMPABLE */, 1, 0)),
 };
 
 /** Tries the filter answers by killing the process: one per process. */
@@ -112,7 +115,8 @@ function main(): void {
   if (profile !== 'component' && profile !== 'service') throw new Error(`--profile: component or service, not ${profile}`);
   const stage = values.stage ?? 'loaded';
   if (stage !== 'allow-list' && stage !== 'loaded') throw new Error(`--stage: allow-list or loaded, not ${stage}`);
-  // As the component host does: the allow-list first, the path filter once "loaded".
+  // As the component host does: not dumpable, the allow-list, the path filter once "loaded".
+  setNotDumpable();
   installAllowList(profile);
   if (stage === 'loaded' && profile === 'component') forbidPathLookups();
   const names = values.try !== undefined ? [values.try] : Object.keys(TRIES);

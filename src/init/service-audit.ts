@@ -34,6 +34,8 @@ export interface ServiceAuditReport {
   capEff: string;
   capBnd: string;
   noNewPrivs: boolean;
+  /** 0: not dumpable (PR_SET_DUMPABLE 0), as required. */
+  dumpable: number;
   seccomp: number;
   /** name: the configured namespace; configured: the process is in it; interfaces: of the namespace it is in. */
   netns: { name: string; configured: boolean; interfaces: string[] };
@@ -143,7 +145,7 @@ export function auditService(x: ServiceAuditExpectation): ServiceAuditReport {
   const v: string[] = [];
   // No io_uring (sandbox.ts) and the `service` allow-list (main.ts); its root holds its grants.
   const id = auditIdentity(x.pid, x.uid, 2, [...x.grants.read, ...x.grants.write], v);
-  const { uid, gid, groups, capEff, capBnd, noNewPrivs, seccomp } = id;
+  const { uid, gid, groups, capEff, capBnd, noNewPrivs, seccomp, dumpable } = id;
 
   // The network namespace: the configured one (the inode of /run/netns/NAME), never init's.
   const mine = nsInode(readlinkSync(`/proc/${x.pid}/ns/net`));
@@ -221,6 +223,7 @@ export function auditService(x: ServiceAuditExpectation): ServiceAuditReport {
     capEff,
     capBnd,
     noNewPrivs,
+    dumpable,
     seccomp,
     netns: { name: x.netns, configured, interfaces },
     mntns: id.mntns,

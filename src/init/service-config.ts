@@ -42,6 +42,8 @@ export interface ServiceContext {
   componentNames: string[];
   /** uids the components run as (uid-base + i, and + n for the shared host). */
   componentUids: { first: number; last: number };
+  /** The reserved range (sandbox.uid-base, uid-count): a service's uid must be in it. */
+  range: { first: number; last: number };
   serviceKinds: Readonly<Record<string, ServiceKind>>;
   restartPolicies: readonly RestartPolicy[];
 }
@@ -76,6 +78,9 @@ export function parseServices(r: Reader, value: unknown, ctx: ServiceContext): S
     if (why !== undefined) r.fail([...p, 'config'], `a ${kind} config init can supervise: ${configFile}: ${why}`);
     const netns = r.str(s.netns, [...p, 'netns'], NETNS_RE, 'the name of the network namespace it serves in');
     const uid = r.int(s.uid, [...p, 'uid'], 1000, 2 ** 31 - 2);
+    if (uid < ctx.range.first || uid > ctx.range.last) {
+      r.fail([...p, 'uid'], `a uid of the sandbox's reserved range ${ctx.range.first}-${ctx.range.last} (sandbox.uid-base, uid-count; got ${uid})`);
+    }
     if (uid >= ctx.componentUids.first && uid <= ctx.componentUids.last) {
       r.fail([...p, 'uid'], `a uid no component runs as (components use ${ctx.componentUids.first}-${ctx.componentUids.last}: sandbox.uid-base + their index)`);
     }

@@ -307,7 +307,7 @@ export class ServiceSupervisor {
       } catch (e) {
         out.push({
           service: u.spec.name, kind: u.spec.kind, pid: u.pid, uid: u.spec.uid, gid: -1, groups: [], capEff: '?', capBnd: '?',
-          noNewPrivs: false, seccomp: -1, netns: { name: u.spec.netns, configured: false, interfaces: [] }, mntns: { own: false },
+          noNewPrivs: false, dumpable: -1, seccomp: -1, netns: { name: u.spec.netns, configured: false, interfaces: [] }, mntns: { own: false },
           root: [], seccompFilters: 0, permission: [], fds: [], sockets: { listening: 0, accepted: 0, upstream: 0, stdio: 0 },
           violations: [`cannot inspect pid ${u.pid}: ${(e as Error).message}`],
         });

@@ -31,7 +31,6 @@ import { loadFileGatewayConfig } from '../services/file-gateway/config.ts';
 import { serviceCommand } from '../services/file-gateway/launch.ts';
 import { writeJsonAtomic } from '../services/file-gateway/json-file.ts';
 import { PUBLICATIONS_FILE, USERS_FILE } from '../services/file-gateway/service.ts';
-import { labUidBase } from './microgate-gateway.ts';
 import { nsExec } from './netns.ts';
 import type { LabPlan } from './plan.ts';
 import type { RouterSection } from './lab-policy.ts';
@@ -67,7 +66,7 @@ export function fileGatewayPlan(plan: LabPlan): FileGatewayLabPlan {
     stateDir: join(dir, 'state'),
     configFile: join(dir, 'etc', 'file-gateway.yaml'),
     logFile: join(dir, 'file-gateway.log'),
-    uid: labUidBase(plan.name) + 15,
+    uid: plan.uidBase + 15,
     nas: {
       netns: plan.hosts.lan.netns, ip: nasIp, port: NAS_PORT, dir: nasDir, shareDir: join(nasDir, 'root', 'share'),
       url: `https://${nasIp}:${NAS_PORT}/share/`, readUser: 'filegw', writeUser: 'lanuser', writePasswordFile: join(nasDir, 'lanuser.password'),

@@ -22,6 +22,7 @@ import {
 } from './plan.ts';
 import { startLinuxGateway } from './linux-gateway.ts';
 import { startMicrogate, stopMicrogate, type MicrogateLabOptions } from './microgate-gateway.ts';
+import { allocateLabUids, releaseLabUids } from './uid-alloc.ts';
 import type { RouterSection } from './lab-policy.ts';
 import { remoteSitePlan, removeWireguardSockets, startRemoteSite, writeRemoteSiteKeys, type RemoteSiteOptions } from './remote-site.ts';
 import { fileGatewayPlan, prepareFileGatewayLab, startFileGatewayLab, waitForInitService } from './file-gateway-lab.ts';
@@ -201,15 +202,24 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
   if (leftovers.length) {
     throw new Error(`lab ${name} exists (${leftovers.join(', ')}): run "microgate lab down --name ${name}" first`);
   }
-  const plan = await makePlan(name, kind);
-  if (opts.remoteSite !== undefined) plan.remote = remoteSitePlan(plan, opts.remoteSite);
-  if (opts.fileGateway) plan.fileGateway = fileGatewayPlan(plan);
+  const stateDir = labStateDir(name);
   try {
-    await mkdir(plan.stateDir); // not recursive: the lock against a second labUp of the same name
+    await mkdir(stateDir); // not recursive: the lock against a second labUp of the same name
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw new Error(`lab ${name} exists (${plan.stateDir}): run "microgate lab down --name ${name}" first`);
+      throw new Error(`lab ${name} exists (${stateDir}): run "microgate lab down --name ${name}" first`);
     }
+    throw e;
+  }
+  let plan: LabPlan;
+  try {
+    // A uid range of its own, allocated (uid-alloc.ts): no other lab, user or process has any of it.
+    plan = await makePlan(name, kind, allocateLabUids(name));
+    if (opts.remoteSite !== undefined) plan.remote = remoteSitePlan(plan, opts.remoteSite);
+    if (opts.fileGateway) plan.fileGateway = fileGatewayPlan(plan);
+  } catch (e) {
+    releaseLabUids(name);
+    await rm(stateDir, { recursive: true, force: true });
     throw e;
   }
 
@@ -397,6 +407,7 @@ export async function labDown(name: string): Promise<LabDownResult> {
   if (problems.length) {
     throw new Error(`lab ${name}: tear-down incomplete: ${problems.join('; ')} (state kept in ${stateDir})`);
   }
+  releaseLabUids(name);
   await rm(stateDir, { recursive: true, force: true });
   result.stateRemoved = true;
   return result;

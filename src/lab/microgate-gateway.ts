@@ -36,13 +36,8 @@ function indent(text: string, n: number): string {
 import { ROOT } from '../init/sandbox.ts';
 import { remoteSiteGatewayYaml, withRemoteSiteRouter } from './remote-site.ts';
 import { fileGatewayServiceYaml } from './file-gateway-lab.ts';
+import { LAB_UID_COUNT } from './uid-alloc.ts';
 
-/** Each lab's components get uids of their own: 61000 + 16 * (hash of the lab name mod 4096). */
-export function labUidBase(name: string): number {
-  let h = 2166136261;
-  for (const ch of name) h = Math.imul(h ^ ch.charCodeAt(0), 16777619) >>> 0;
-  return 61000 + 16 * (h % 4096);
-}
 
 /** How microgate is built in a lab: the variants the benchmark compares. */
 export interface MicrogateLabOptions {
@@ -124,7 +119,8 @@ export function labGatewayConfig(plan: LabPlan, opts: MicrogateLabOptions = {}, 
 control:
   listen: 127.0.0.1:${plan.controlPort}
 sandbox:
-  uid-base: ${labUidBase(plan.name)}
+  uid-base: ${plan.uidBase}
+  uid-count: ${LAB_UID_COUNT}
 ${opts.faultInjection === true ? 'debug:\n  fault-injection: true\n' : ''}devices:
   tap-wan: { kind: tap, ifname: ${plan.hosts.wan.ifname}, netns: ${plan.hosts.wan.netns}, offload: ${off} }
   tap-lan: { kind: tap, ifname: ${plan.hosts.lan.ifname}, netns: ${plan.hosts.lan.netns}, offload: ${off} }

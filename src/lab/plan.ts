@@ -59,6 +59,8 @@ export interface LabPlan {
   stateDir: string;
   /** A free loopback TCP port for the gateway's control API (microgate's init). */
   controlPort: number;
+  /** The first uid of the lab's allocated range (uid-alloc.ts): components at uidBase + index, the file gateway at + 15. */
+  uidBase: number;
   hosts: { wan: HostPlan; lan: HostPlan; dmz: HostPlan };
   /** The gateway's address on each side (the lan and dmz hosts' default routes point at theirs). */
   gatewayAddresses: { wan: string; lan: string; dmz: string };
@@ -132,8 +134,8 @@ export function pickFreePort(): Promise<number> {
   });
 }
 
-/** Compute the plan of lab `name` (validates the name and kind; touches nothing but a probe socket). */
-export async function makePlan(name: string, kind: GatewayKind): Promise<LabPlan> {
+/** Compute the plan of lab `name` with the uid range it was allocated (validates the name and kind; touches nothing but a probe socket). */
+export async function makePlan(name: string, kind: GatewayKind, uidBase: number): Promise<LabPlan> {
   validateLabName(name);
   validateGatewayKind(kind);
   const plan: LabPlan = {
@@ -141,6 +143,7 @@ export async function makePlan(name: string, kind: GatewayKind): Promise<LabPlan
     kind,
     stateDir: labStateDir(name),
     controlPort: await pickFreePort(),
+    uidBase,
     hosts: {
       wan: { netns: netnsName(name, 'wan'), ifname: ifName(name, 'w'), ip: WAN_HOST, prefixLen: PREFIX_LEN },
       lan: { netns: netnsName(name, 'lan'), ifname: ifName(name, 'l'), ip: LAN_HOST, prefixLen: PREFIX_LEN, gateway: LAN_GATEWAY },

@@ -1,5 +1,6 @@
-// The component host: the program init starts in a sandbox. It installs its
-// seccomp allow-list (seccomp.ts) before anything else, says hello, receives its
+// The component host: the program init starts in a sandbox. It makes itself
+// non-dumpable (PR_SET_DUMPABLE 0: no other process of its uid can read its
+// memory) and installs its seccomp allow-list (seccomp.ts) before anything else, says hello, receives its
 // grants in one bootstrap message, and runs the components:
 //   - `process` and `inline` components on this thread's entrypoint (a
 //     process-isolated component is alone in its host),
@@ -17,7 +18,7 @@ import type { MainToWorker, WorkerData, WorkerToMain } from './worker.ts';
 import { openSessionEnd } from '../session/open.ts';
 import { createLocalSession } from '../session/local.ts';
 import type { SessionEnd } from '../session/types.ts';
-import { eventfd } from '../sys/libc.ts';
+import { eventfd, setNotDumpable } from '../sys/libc.ts';
 import { signalFd } from '../session/ring.ts';
 import { mergeReplies } from '../trace/protocol.ts';
 import type { FaultKind } from './fault-inject.ts';
@@ -239,6 +240,8 @@ function main(): void {
     process.stderr.write('microgate host: must be started by init (no control channel)\n');
     process.exit(2);
   }
+  // Before any input: no process of its uid may read its memory (/proc/PID/mem) or trace it.
+  setNotDumpable();
   if (process.env.MG_NO_SECCOMP !== '1') installAllowList('component');
   process.on('message', (m) => onMessage(m as InitToHost));
   process.on('disconnect', () => process.exit(0)); // init is gone: so are we

@@ -60,6 +60,7 @@ const _socket = lib.func('int socket(int domain, int type, int protocol)');
 const _bind = lib.func('int bind(int fd, const void *addr, unsigned int len)');
 const _setsockopt = lib.func('int setsockopt(int fd, int level, int name, const void *val, unsigned int len)');
 const _setns = lib.func('int setns(int fd, int nstype)');
+const _unshare = lib.func('int unshare(int flags)');
 const _ifNameToIndex = lib.func('unsigned int if_nametoindex(const char *name)');
 
 /** An error from a libc call, with the errno and the call that failed. */
@@ -224,6 +225,11 @@ export function setns(fd: number, nstype: number): void {
   check('setns', _setns(fd, nstype) as number);
 }
 
+/** unshare(2): give the calling thread new namespaces (e.g. CLONE_NEWNET: a network namespace of its own). */
+export function unshare(flags: number): void {
+  check('unshare', _unshare(flags) as number);
+}
+
 /** The index of a network interface in the calling thread's namespace, or 0. */
 export function ifNameToIndex(name: string): number {
   return _ifNameToIndex(name) as number;
@@ -231,6 +237,21 @@ export function ifNameToIndex(name: string): number {
 
 export function prctl(option: number, a2 = 0, a3 = 0, a4 = 0, a5 = 0): number {
   return check(`prctl(${option})`, _prctl(option, a2, a3, a4, a5) as number);
+}
+
+const PR_GET_DUMPABLE = 3;
+const PR_SET_DUMPABLE = 4;
+
+/**
+ * PR_SET_DUMPABLE 0: no core dump, and /proc/PID of this process becomes
+ * root's, so no other process of the same uid may ptrace it or open its
+ * /proc/PID/mem, maps, environ or fds (only root, i.e. init, still can). Every
+ * component host and service calls it first thing: exec(2) of node had set it
+ * back to 1. The seccomp allow-list then refuses PR_SET_DUMPABLE, so it stays 0.
+ */
+export function setNotDumpable(): void {
+  prctl(PR_SET_DUMPABLE, 0);
+  if (prctl(PR_GET_DUMPABLE) !== 0) throw new Error('prctl(PR_SET_DUMPABLE, 0) did not take');
 }
 
 /** syscall(2) with two integers and a pointer (enough for seccomp(2)). */

@@ -9,6 +9,7 @@ import { labCommand } from '../../src/lab/cli.ts';
 import { labDown, labStatus, labUp, statePath, type LabState } from '../../src/lab/lab.ts';
 import { linuxGatewayCounters } from '../../src/lab/linux-gateway.ts';
 import { createNetns, ip, sysctlGet } from '../../src/lab/netns.ts';
+import { LAB_UID_FIRST } from '../../src/lab/uid-alloc.ts';
 import { labStateDir, makePlan, validateLabName } from '../../src/lab/plan.ts';
 import {
   canRunLabs, iperf3Pair, killChild, labLeftovers, nsExec, ping, spawnInNetns, uniqueLabName,
@@ -45,7 +46,7 @@ test('lab names are validated', () => {
 });
 
 test('plan: names fit the kernel limits and the RFC 2544 ranges', async () => {
-  const p = await makePlan('abcdefgh', 'linux');
+  const p = await makePlan('abcdefgh', 'linux', LAB_UID_FIRST);
   assert.equal(p.hosts.lan.netns, 'mg-abcdefgh-lan');
   assert.equal(p.hosts.wan.netns, 'mg-abcdefgh-wan');
   assert.equal(p.linux?.gwNetns, 'mg-abcdefgh-gw');
@@ -58,7 +59,7 @@ test('plan: names fit the kernel limits and the RFC 2544 ranges', async () => {
   assert.equal(p.hosts.lan.gateway, LAN_GW);
   assert.equal(p.hosts.wan.gateway, undefined);
   assert.ok(p.controlPort > 0);
-  assert.equal((await makePlan('x', 'microgate')).linux, undefined);
+  assert.equal((await makePlan('x', 'microgate', LAB_UID_FIRST)).linux, undefined);
 });
 
 test('cli: usage errors exit 2, help exits 0', async () => {

@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import { createNetns, deleteNetns, ip, nsExec } from '../../src/lab/netns.ts';
 import { ping, iperf3 } from '../../src/lab/traffic.ts';
 import { pickFreePort } from '../../src/lab/plan.ts';
+import { findFreeUidRange } from '../../src/init/uid-check.ts';
 
 const id = Math.random().toString(36).slice(2, 7);
 const namespaces: string[] = [];
@@ -45,7 +46,7 @@ for (const hdr of [12, 10] as const) test(`a gateway attached to existing interf
   const port = await pickFreePort();
   const config = join(dir, `gateway${hdr}.yaml`);
   writeFileSync(config, `control: { listen: 127.0.0.1:${port} }
-sandbox: { uid-base: ${62000 + Math.floor(Math.random() * 1000) * 8} }
+sandbox: { uid-base: ${findFreeUidRange(99000, 99999, 64).first} }
 devices:
   port-a: { kind: packet, ifname: mgpk${id2}A, netns: ${ns.nic}, vnet-hdr: ${hdr} }
   port-b: { kind: packet, ifname: mgpk${id2}B, netns: ${ns.nic}, vnet-hdr: ${hdr} }

@@ -27,6 +27,7 @@ test('a loaded component: Node, the path filter and the allow-list stop every tr
   assert.equal(v['fork'], 'EPERM');
   assert.equal(v['kill pid 1'], 'EPERM');
   assert.equal(v['io_uring_setup'], 'ENOSYS');
+  assert.equal(v['prctl PR_SET_DUMPABLE 1'], 'EPERM', 'non-dumpable for good: the allow-list refuses PR_SET_DUMPABLE');
   assert.equal(v['ptrace attach to init'], 'SIGSYS');
   assert.equal(v['mount a tmpfs'], 'SIGSYS');
   assert.equal(v['setuid 0'], 'SIGSYS');

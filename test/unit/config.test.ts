@@ -25,6 +25,7 @@ test('a good config gets its defaults', () => {
   assert.equal(c.control.port, DEFAULTS.controlPort);
   assert.equal(c.control.host, '127.0.0.1');
   assert.equal(c.sandbox.uidBase, DEFAULTS.uidBase);
+  assert.equal(c.sandbox.uidCount, DEFAULTS.uidCount);
   assert.equal(c.devices.get('tap-lan')?.offload, true);
   assert.equal(c.devices.get('tap-wan')?.offload, false);
   assert.deepEqual(c.components.map((x) => x.isolation), ['process', 'thread', 'process']);
@@ -55,6 +56,10 @@ test('errors name the file, the line, the path and what was expected', () => {
   rejects(GOOD + 'extra: 1\n', /^gw\.yaml:16: extra: unknown key/);
   rejects('components: [', /^gw\.yaml:1: \(top level\): YAML syntax error/);
   rejects('control: { listen: 10.0.0.1:80 }\ncomponents: []\n', /control\.listen: expected a loopback address/);
+  // The reserved uid range: never nobody (65534), room for every component and the shared host.
+  rejects('sandbox: { uid-base: 65500, uid-count: 64 }\n' + GOOD, /^gw\.yaml:1: sandbox\.uid-count: a uid range of its own \(the range 65500-65563 holds 65534, which is nobody\/nogroup\)/);
+  rejects('sandbox: { uid-base: 65534 }\n' + GOOD, /sandbox\.uid-base: a uid range of its own \(the range 65534-65597 holds 65534/);
+  rejects('sandbox: { uid-base: 70000, uid-count: 3 }\n' + GOOD, /sandbox\.uid-count: at least 4 \(a uid for each of the 3 components and one for the shared host; got 3\)/);
 });
 
 test('parsePath splits config paths', () => {

@@ -15,6 +15,7 @@ import { parseFileGatewayConfig } from '../../src/services/file-gateway/config.t
 import { servicePermissions } from '../../src/services/file-gateway/launch.ts';
 import { fileGatewayPlan, withFileGatewayRouter } from '../../src/lab/file-gateway-lab.ts';
 import { labRouterConfig } from '../../src/lab/lab-policy.ts';
+import { LAB_UID_FIRST } from '../../src/lab/uid-alloc.ts';
 import { makePlan } from '../../src/lab/plan.ts';
 import { parseRouterConfig } from '../../src/components/router/config.ts';
 
@@ -152,7 +153,7 @@ state-dir: /var/lib/fg
 });
 
 test('lab policy with the file gateway: wan 443 and 80 forwarded to the dmz service, dmz reaches only the NAS port in the lan; valid router config', async () => {
-  const plan = await makePlan('fgunit', 'microgate');
+  const plan = await makePlan('fgunit', 'microgate', LAB_UID_FIRST);
   const without = labRouterConfig(plan);
   plan.fileGateway = fileGatewayPlan(plan);
   const r = labRouterConfig(plan) as { domains: Record<string, Record<string, unknown>> };

@@ -94,6 +94,7 @@ test('services: errors name the file, the line, the path and what was expected',
   rejects(BASE + SERVICE + SERVICE.replace('services:\n', '').replace('uid: 61015', 'uid: 61016'), /:19: services\[1\]\.name: a unique name \("file-gateway" is used twice\)/);
   rejects(BASE + SERVICE + SERVICE.replace('services:\n', '').replace('name: file-gateway', 'name: fg2'), /:23: services\[1\]\.uid: a uid of its own \(61015 is also services\[0\]\.uid\)/);
   rejects(BASE + SERVICE.replace('uid: 61015', 'uid: 61001'), /:18: services\[0\]\.uid: a uid no component runs as \(components use 61000-61002: sandbox\.uid-base \+ their index\)/);
+  rejects(BASE + SERVICE.replace('uid: 61015', 'uid: 61064'), /:18: services\[0\]\.uid: a uid of the sandbox's reserved range 61000-61063 \(sandbox\.uid-base, uid-count; got 61064\)/);
   rejects(BASE + SERVICE.replace('uid: 61015', 'uid: 0'), /:18: services\[0\]\.uid: expected an integer from 1000 to /);
   rejects(BASE + SERVICE.replace('    uid: 61015\n', ''), /services\[0\]\.uid: expected an integer from 1000 to \d+ \(missing\)/);
   rejects(BASE + SERVICE.replace('netns: mg-x-dmz', 'netns: "../x"'), /:17: services\[0\]\.netns: expected the name of the network namespace it serves in \(got "\.\.\/x"\)/);

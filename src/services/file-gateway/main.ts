@@ -2,7 +2,8 @@
 // sandboxed (launch.ts: own uid, no capabilities, no_new_privs, Node's
 // permission model reading only the code, its config and data and writing
 // only its state folder) inside the dmz network namespace, whose kernel
-// TCP/IP stack it serves on. First thing: the seccomp allow-list of the
+// TCP/IP stack it serves on. First thing: PR_SET_DUMPABLE 0 (no process of
+// its uid can read its memory through /proc/PID/mem), then the seccomp allow-list of the
 // `service` profile (src/sys/seccomp.ts): no execve/fork, no ptrace, mount,
 // setuid and the like, sockets of the Internet and Unix families only.
 // `microgate file-gateway serve --config FILE` runs the same thing in the
@@ -12,6 +13,9 @@ import { loadFileGatewayConfig } from './config.ts';
 import { startService } from './service.ts';
 
 export async function serve(configFile: string, opts: { seccomp: boolean }): Promise<void> {
+  // Before any input: no process of its uid may read its memory (sessions, the NAS password) or trace it.
+  const { setNotDumpable } = await import('../../sys/libc.ts');
+  setNotDumpable();
   if (opts.seccomp) {
     const { installAllowList } = await import('../../sys/seccomp.ts');
     installAllowList('service');
