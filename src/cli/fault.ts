@@ -22,6 +22,10 @@ Kinds:
              (needs heartbeat-ms above 0)
   forbidden-call  ptrace of init through a raw system call, around Node: the
              seccomp filter kills the process (lastExit "signal SIGSYS ...")
+  escape-link  in a nic-driver on a packet link: send a frame on, and set
+             promiscuous, every interface index but its own (its own first, the
+             control); logs "fault injection: escape-link: {...}" (init's log)
+             with what worked where; the driver runs on (needs a packet device)
 
 init restarts the failed unit by its restart policy; the control API's GET
 /status shows its restarts, hangs, oomKills and lastExit ("killed: memory limit

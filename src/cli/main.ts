@@ -18,7 +18,7 @@ Commands:
   trace start|stop|report|export|...   profile a running gateway (tracepoints, Table-1 reports, Perfetto, pcapng)
   audit                check every component's privileges against its config
   probe                try from inside a component's sandbox what an intruder would; all must be stopped
-  fault                make one component fail (throw, allocate, hang, forbidden-call) to test fault isolation
+  fault                make one component fail (throw, allocate, hang, forbidden-call, escape-link) to test fault isolation
   soak --minutes N     mixed traffic and component kills in a lab, then leak and loss checks
   bench                microgate against Linux side by side: throughput, latency, charts
   monitor              the IDS engine offline over a pcap (like suricata -r), suricata-verify runner
@@ -66,7 +66,7 @@ const commands: Record<string, { run: Handler; help: string }> = {
   },
   fault: {
     run: async (argv) => (await import('./fault.ts')).faultCommand(argv),
-    help: 'Usage: microgate fault --component NAME --kind throw|allocate|hang|forbidden-call [--lab NAME | --control URL] [--json]  (see --help)',
+    help: 'Usage: microgate fault --component NAME --kind throw|allocate|hang|forbidden-call|escape-link [--lab NAME | --control URL] [--json]  (see --help)',
   },
   bench: {
     run: async (argv) => (await import('./bench.ts')).benchCommand(argv),

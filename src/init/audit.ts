@@ -13,9 +13,19 @@ export interface AuditExpectation {
   taps: number;
   /** Link devices that are AF_PACKET sockets (they show as sockets). */
   packets: number;
+  /** Each packet device: its interface and what init finds in the network namespace its socket lives in. */
+  links?: PacketLinkView[];
   shmSessions: number;
   socketSessions: number;
   allowWorker: boolean;
+}
+
+/** A packet device as the audit sees it: the namespace of its socket must hold only lo and its interface. */
+export interface PacketLinkView {
+  device: string;
+  ifname: string;
+  /** The interfaces of the link's own network namespace. */
+  netnsInterfaces: string[];
 }
 
 export interface AuditReport {
@@ -40,6 +50,8 @@ export interface AuditReport {
   permission: string[];
   fds: { fd: number; target: string }[];
   sessions: { shm: number; socket: number; tap: number };
+  /** Its packet devices and their namespaces. */
+  links: PacketLinkView[];
   violations: string[];
 }
 
@@ -189,6 +201,11 @@ export function auditUnit(x: AuditExpectation): AuditReport {
   if (sockets > grantedSockets) v.push(`${sockets} sockets open, the config grants ${grantedSockets} (stdio, control, socket sessions, packet devices)`);
   if (taps > x.taps) v.push(`${taps} TAP fds open, the config grants ${x.taps}`);
   if (memfds > x.shmSessions) v.push(`${memfds} session memfds open, the config grants ${x.shmSessions}`);
+  for (const l of x.links ?? []) {
+    const extra = l.netnsInterfaces.filter((i) => i !== 'lo' && i !== l.ifname);
+    if (extra.length > 0) v.push(`packet device ${l.device}: its socket's network namespace holds ${extra.join(', ')} besides ${l.ifname}: the driver could send there`);
+    if (!l.netnsInterfaces.includes(l.ifname)) v.push(`packet device ${l.device}: ${l.ifname} is not in its socket's network namespace`);
+  }
   return {
     unit: x.unit,
     components: x.components,
@@ -208,6 +225,7 @@ export function auditUnit(x: AuditExpectation): AuditReport {
     permission,
     fds,
     sessions: { shm: memfds, socket: Math.max(0, sockets - 3 - x.packets), tap: taps },
+    links: x.links ?? [],
     violations: v,
   };
 }

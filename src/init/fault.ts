@@ -5,7 +5,8 @@
 // component's own thread (src/runtime/fault-inject.ts). It exists to prove fault
 // isolation honestly: a real uncaught exception, a real memory-limit breach the
 // kernel answers with an OOM kill, a real hang, a real forbidden system call
-// (ptrace of init, which the seccomp allow-list answers by killing the process).
+// (ptrace of init, which the seccomp allow-list answers by killing the process),
+// a real attempt of a packet driver to send on other interfaces (escape-link).
 
 import { FAULT_KINDS, isFaultKind, type FaultKind } from '../runtime/fault-inject.ts';
 
@@ -31,6 +32,8 @@ export interface FaultTarget {
   memoryLimited: boolean;
   /** The unit has a heartbeat (needed for `hang` to end). */
   heartbeat: boolean;
+  /** The component holds a `kind: packet` device (needed for `escape-link`). */
+  packetLink: boolean;
 }
 
 /** The refusal when the config does not enable fault injection. */
@@ -44,7 +47,8 @@ export const FAULT_DISABLED: FaultOutcome = {
  * Check a fault request against the config and the target; undefined when it
  * may be carried out, else the refusal (403 not enabled, 404 unknown
  * component, 400 unknown kind, 409 not possible now: not running, `allocate`
- * without a memory limit, `hang` without a heartbeat).
+ * without a memory limit, `hang` without a heartbeat, `escape-link` without a
+ * packet device).
  */
 export function checkFault(enabled: boolean, component: string, kind: unknown, target: FaultTarget): FaultOutcome | undefined {
   if (!enabled) return FAULT_DISABLED;
@@ -59,6 +63,9 @@ export function checkFault(enabled: boolean, component: string, kind: unknown, t
       code: 'MG_NO_MEMORY_LIMIT',
       message: `${component} has no memory limit (memory-mb): "allocate" would take the machine's memory, not its own; refused`,
     };
+  }
+  if (kind === 'escape-link' && !target.packetLink) {
+    return { status: 409, code: 'MG_NO_PACKET_LINK', message: `${component} holds no packet device (kind: packet): "escape-link" tries to leave one; refused` };
   }
   if (kind === 'hang' && !target.heartbeat) {
     return { status: 409, code: 'MG_NO_HEARTBEAT', message: `${component} has no heartbeat (heartbeat-ms: 0): nothing would end a hang; refused` };

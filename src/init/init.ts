@@ -20,7 +20,7 @@ import type { ComponentGrant, ComponentReport, HostToInit, InitToHost } from '..
 import type { SessionGrant } from '../session/types.ts';
 import { createSessionResources } from '../session/create.ts';
 import { openTap } from '../sys/tap.ts';
-import { openPacketSocket } from '../sys/packet.ts';
+import { confinePacketLink, type PacketLink } from './packet-link.ts';
 import { openFileDevice } from './file-device.ts';
 import { setCloexec } from '../sys/libc.ts';
 import { emptyReply, mergeReplies } from '../trace/protocol.ts';
@@ -88,6 +88,8 @@ export class Init {
   #log: (line: string) => void;
   #noSeccomp: boolean;
   #tapFds = new Map<string, number>();
+  /** `kind: packet` devices, each in a network namespace of its own (packet-link.ts); their fds are in #tapFds too. */
+  #packetLinks = new Map<string, PacketLink>();
   /** Link devices whose frames carry a virtio-net header other than 12 bytes. */
   #vnetHdrLen = new Map<string, number>();
   #sessions: SessionRes[] = [];
@@ -160,13 +162,15 @@ export class Init {
           throw new Error(`${this.config.file}: ${dev.path}.netns: network namespace "${dev.netns}" does not exist`);
         }
         try {
-          const ps = openPacketSocket(dev.ifname, dev.netns, dev.vnetHdr);
-          this.#tapFds.set(dev.name, ps.fd);
-          this.#vnetHdrLen.set(dev.name, ps.vnetHdrLen);
+          // The interface goes into a network namespace of its own, where its socket is made: the driver can reach no other.
+          const link = confinePacketLink(dev.ifname, dev.netns, dev.vnetHdr);
+          this.#packetLinks.set(dev.name, link);
+          this.#tapFds.set(dev.name, link.fd);
+          this.#vnetHdrLen.set(dev.name, link.vnetHdrLen);
         } catch (e) {
           throw new Error(`${this.config.file}: ${dev.path}: cannot attach to interface "${dev.ifname}": ${(e as Error).message}`);
         }
-        this.#log(`init: device ${dev.name}: packet socket on ${dev.ifname}${dev.netns ? ` in netns ${dev.netns}` : ''}, ${this.#vnetHdrLen.get(dev.name)}-byte virtio-net headers`);
+        this.#log(`init: device ${dev.name}: packet socket on ${dev.ifname} (moved from ${dev.netns ? `netns ${dev.netns}` : "init's netns"} into a network namespace of its own), ${this.#vnetHdrLen.get(dev.name)}-byte virtio-net headers`);
         continue;
       }
       if (existsSync(`/sys/class/net/${dev.ifname}`)) {
@@ -533,6 +537,10 @@ export class Init {
           uid: c.uid,
           taps: c.specs.reduce((a, x) => a + Object.values(x.devices).filter((d) => this.config.devices.get(d)?.kind === 'tap').length, 0),
           packets: c.specs.reduce((a, x) => a + Object.values(x.devices).filter((d) => this.config.devices.get(d)?.kind === 'packet').length, 0),
+          links: c.specs.flatMap((x) => Object.values(x.devices)).flatMap((d) => {
+            const l = this.#packetLinks.get(d);
+            return l === undefined ? [] : [{ device: d, ifname: l.ifname, netnsInterfaces: l.interfaces() }];
+          }),
           shmSessions: shm,
           socketSessions: sockets,
           allowWorker: c.specs.some((x) => x.isolation === 'thread'),
@@ -541,7 +549,7 @@ export class Init {
         out.push({
           unit: c.name, components: c.specs.map((x) => x.name), pid: c.pid, uid: c.uid, gid: -1, groups: [], capEff: '?', capBnd: '?',
           noNewPrivs: false, dumpable: -1, seccomp: -1, netns: { own: false, interfaces: [] }, mntns: { own: false }, root: [], seccompFilters: 0, permission: [], fds: [],
-          sessions: { shm: 0, socket: 0, tap: 0 }, violations: [`cannot inspect pid ${c.pid}: ${(e as Error).message}`],
+          sessions: { shm: 0, socket: 0, tap: 0 }, links: [], violations: [`cannot inspect pid ${c.pid}: ${(e as Error).message}`],
         });
       }
     }
@@ -717,6 +725,7 @@ export class Init {
       state: c?.state,
       memoryLimited: c?.cgroup !== undefined,
       heartbeat: c !== undefined && Number.isFinite(c.heartbeatMs),
+      packetLink: Object.values(this.config.components.find((x) => x.name === component)?.devices ?? {}).some((d) => this.config.devices.get(d)?.kind === 'packet'),
     });
     if (refused !== undefined) return refused;
     if (c === undefined || !isFaultKind(kind)) return { status: 500, code: 'MG_INTERNAL', message: 'fault check inconsistent' };
@@ -758,8 +767,19 @@ export class Init {
     await Promise.all(exits);
     for (const s of this.#sessions) for (const fd of s.fds) closeSync(fd);
     this.#sessions = [];
-    for (const fd of this.#tapFds.values()) closeSync(fd);
+    for (const [name, fd] of this.#tapFds) {
+      const link = this.#packetLinks.get(name);
+      if (link === undefined) {
+        closeSync(fd);
+        continue;
+      }
+      // Back where it came from, up or down as it was.
+      const problem = link.release();
+      if (problem !== undefined) this.#log(`init: device ${name}: ${problem}`);
+      else this.#log(`init: device ${name}: interface ${link.ifname} moved back to ${link.home !== undefined ? `netns ${link.home}` : "init's netns"}`);
+    }
     this.#tapFds.clear();
+    this.#packetLinks.clear();
     this.#cgroups?.cleanup();
   }
 }

@@ -12,12 +12,18 @@
 //   forbidden-call  what an intruder would try: ptrace(PTRACE_ATTACH) of its
 //             parent (init) straight through syscall(2), around Node; the
 //             seccomp allow-list kills the whole process with SIGSYS
+//   escape-link  what an intruder in a nic-driver on a packet link would try:
+//             with its AF_PACKET socket, send a frame (ethertype 0x88b5, local
+//             experimental) to every interface index 1-65535 and set each
+//             promiscuous (PACKET_ADD_MEMBERSHIP); its own interface first, as
+//             the control. It logs one line, `fault injection: escape-link:
+//             {...}`: what worked where, and the errors. The component runs on.
 import type { Logger } from './component.ts';
-import { syscallPtr } from '../sys/libc.ts';
+import { getsockname, sendTo, setsockopt, SysError, syscallPtr } from '../sys/libc.ts';
 import { SYSCALLS_X86_64 } from '../sys/syscalls.ts';
 
 /** The faults a test may inject (config `debug: { fault-injection: true }`; init's checks: src/init/fault.ts). */
-export const FAULT_KINDS = ['throw', 'allocate', 'hang', 'forbidden-call'] as const;
+export const FAULT_KINDS = ['throw', 'allocate', 'hang', 'forbidden-call', 'escape-link'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 export function isFaultKind(v: unknown): v is FaultKind {
@@ -47,8 +53,79 @@ function allocateStep(log: Logger, step: number): void {
   setImmediate(() => allocateStep(log, step + 1));
 }
 
+/** The link device a component holds (its `tap` fd), for `escape-link`. */
+export interface FaultLink {
+  fd: number;
+  /** virtio-net header length on the fd (a packet socket with PACKET_VNET_HDR wants one before each frame). */
+  vnetHdrLen: number;
+}
+
+const ERRNO: Record<number, string> = { 1: 'EPERM', 6: 'ENXIO', 11: 'EAGAIN', 19: 'ENODEV', 22: 'EINVAL', 88: 'ENOTSOCK', 100: 'ENETDOWN', 105: 'ENOBUFS' };
+const errName = (e: number): string => ERRNO[e] ?? `errno ${e}`;
+
+/** What escape-link found: the control on its own interface, and every other index where something worked. */
+export interface EscapeReport {
+  own: number;
+  ownSend: string;
+  ownPromisc: string;
+  tried: number;
+  sentOn: number[];
+  promiscOn: number[];
+  errors: Record<string, number>;
+}
+
+/** Try to send on, and set promiscuous, every interface index but its own (and its own, the control). */
+export function escapeLink(link: FaultLink, maxIndex = 65535): EscapeReport {
+  const AF_PACKET = 17;
+  const SOL_PACKET = 263;
+  const PACKET_ADD_MEMBERSHIP = 1;
+  const PACKET_MR_PROMISC = 1;
+  const ETHERTYPE = 0x88b5;
+  const name = new Uint8Array(20);
+  getsockname(link.fd, name);
+  const own = new DataView(name.buffer).getInt32(4, true);
+  const frame = new Uint8Array(link.vnetHdrLen + 60); // zeroed virtio-net header: no offload
+  frame.fill(0xff, link.vnetHdrLen, link.vnetHdrLen + 6);
+  frame.set([0x02, 0, 0, 0, 0x0e, 0x5c], link.vnetHdrLen + 6);
+  frame[link.vnetHdrLen + 12] = ETHERTYPE >> 8;
+  frame[link.vnetHdrLen + 13] = ETHERTYPE & 0xff;
+  const sll = new Uint8Array(20); // struct sockaddr_ll
+  const s = new DataView(sll.buffer);
+  s.setUint16(0, AF_PACKET, true);
+  s.setUint16(2, ((ETHERTYPE & 0xff) << 8) | (ETHERTYPE >> 8), true);
+  sll[11] = 6;
+  sll.fill(0xff, 12, 18);
+  const mreq = new Uint8Array(16); // struct packet_mreq
+  const m = new DataView(mreq.buffer);
+  m.setUint16(4, PACKET_MR_PROMISC, true);
+  const send = (i: number): string => {
+    s.setInt32(4, i, true);
+    const r = sendTo(link.fd, frame, sll);
+    return r >= 0 ? 'ok' : errName(-r);
+  };
+  const promisc = (i: number): string => {
+    m.setInt32(0, i, true);
+    try {
+      setsockopt(link.fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq);
+      return 'ok';
+    } catch (e) {
+      return e instanceof SysError ? errName(e.errno) : String(e);
+    }
+  };
+  const r: EscapeReport = { own, ownSend: send(own), ownPromisc: promisc(own), tried: 0, sentOn: [], promiscOn: [], errors: {} };
+  for (let i = 1; i <= maxIndex; i++) {
+    if (i === own) continue;
+    r.tried++;
+    for (const [what, out] of [[send(i), r.sentOn], [promisc(i), r.promiscOn]] as const) {
+      if (what === 'ok') out.push(i);
+      else r.errors[what] = (r.errors[what] ?? 0) + 1;
+    }
+  }
+  return r;
+}
+
 /** Schedule `kind` on this thread for component `name` (returns at once). */
-export function injectFault(kind: FaultKind, name: string, log: Logger): void {
+export function injectFault(kind: FaultKind, name: string, log: Logger, link?: FaultLink): void {
   log.warn(`fault injection: ${kind}`, { component: name });
   setTimeout(() => {
     switch (kind) {
@@ -69,6 +146,17 @@ export function injectFault(kind: FaultKind, name: string, log: Logger): void {
             // Only reached when the filter did not kill the process: the call failed some other way.
             log.error(`fault injection: ptrace of init was not killed by the seccomp filter: ${(e as Error).message}`);
           }
+        });
+        break;
+      case 'escape-link':
+        setImmediate(() => {
+          if (link === undefined) {
+            log.error('fault injection: escape-link: this component holds no link device');
+            return;
+          }
+          const r = escapeLink(link);
+          const escaped = r.sentOn.length > 0 || r.promiscOn.length > 0;
+          (escaped ? log.error : log.warn)(`fault injection: escape-link: ${JSON.stringify(r)}`);
         });
         break;
       case 'hang':

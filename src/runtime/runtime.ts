@@ -145,8 +145,10 @@ export class Runtime {
 
   /** Fault injection (init checked the config): schedule `kind` on this thread; returns an error text or undefined. */
   fault(component: string, kind: FaultKind): string | undefined {
-    if (!this.#hosted.some((x) => x.grant.name === component)) return `no component ${component} here`;
-    injectFault(kind, component, makeLogger(component));
+    const h = this.#hosted.find((x) => x.grant.name === component);
+    if (h === undefined) return `no component ${component} here`;
+    const tap = h.grant.fds.tap;
+    injectFault(kind, component, makeLogger(component), tap === undefined ? undefined : { fd: tap, vnetHdrLen: h.grant.vnetHdrLen?.tap ?? 12 });
     return undefined;
   }
 

@@ -60,6 +60,8 @@ const _socket = lib.func('int socket(int domain, int type, int protocol)');
 const _bind = lib.func('int bind(int fd, const void *addr, unsigned int len)');
 const _setsockopt = lib.func('int setsockopt(int fd, int level, int name, const void *val, unsigned int len)');
 const _setns = lib.func('int setns(int fd, int nstype)');
+const _sendto = lib.func('long sendto(int fd, const void *buf, size_t len, int flags, const void *addr, unsigned int addrlen)');
+const _getsockname = lib.func('int getsockname(int fd, _Out_ uint8_t *addr, _Inout_ uint32_t *len)');
 const _unshare = lib.func('int unshare(int flags)');
 const _ifNameToIndex = lib.func('unsigned int if_nametoindex(const char *name)');
 
@@ -218,6 +220,19 @@ export function bind(fd: number, addr: Uint8Array): void {
 
 export function setsockopt(fd: number, level: number, name: number, value: Uint8Array): void {
   check(`setsockopt(${level}, ${name})`, _setsockopt(fd, level, name, value, value.byteLength) as number);
+}
+
+/** sendto(2) of a JS buffer to `addr` (a struct sockaddr); returns bytes sent, or -errno. */
+export function sendTo(fd: number, buf: Uint8Array, addr: Uint8Array): number {
+  const r = Number(_sendto(fd, buf, buf.byteLength, 0, addr, addr.byteLength));
+  return r < 0 ? -koffi.errno() : r;
+}
+
+/** getsockname(2) into `out` (a struct sockaddr buffer); returns its length. */
+export function getsockname(fd: number, out: Uint8Array): number {
+  const len = [out.byteLength];
+  check('getsockname', _getsockname(fd, out, len) as number);
+  return len[0];
 }
 
 /** setns(2): move the calling thread into the namespace behind fd. */

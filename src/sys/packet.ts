@@ -2,8 +2,8 @@
 // handed to a nic-driver as its link fd, like a TAP fd. With PACKET_VNET_HDR
 // every frame carries the same 12-byte virtio_net_hdr as on a TAP, so GSO/GRO
 // super-frames and checksum offload cross whole and the driver is unchanged.
-import { openSync, closeSync } from 'node:fs';
-import { bind, ifNameToIndex, setns, setsockopt, socket, SOCK_CLOEXEC, SOCK_NONBLOCK } from './libc.ts';
+import { openSync, closeSync, readFileSync } from 'node:fs';
+import { bind, ifNameToIndex, setns, setsockopt, socket, unshare, SOCK_CLOEXEC, SOCK_NONBLOCK } from './libc.ts';
 
 const AF_PACKET = 17;
 const SOCK_RAW = 3;
@@ -23,34 +23,69 @@ function int32(v: number): Uint8Array {
   return b;
 }
 
-/** Run fn with the calling thread in network namespace `netns` (a name under /run/netns), then come back. */
-export function inNetns<T>(netns: string | undefined, fn: () => T): T {
-  if (netns === undefined) return fn();
-  const home = openSync('/proc/self/ns/net', 'r');
-  const there = openSync(`/run/netns/${netns}`, 'r');
+/** Run fn with the calling thread in the network namespace behind `nsFd`, then come back. */
+export function inNetnsFd<T>(nsFd: number, fn: () => T): T {
+  const home = openSync('/proc/thread-self/ns/net', 'r');
   try {
-    setns(there, CLONE_NEWNET);
+    setns(nsFd, CLONE_NEWNET);
     try {
       return fn();
     } finally {
       setns(home, CLONE_NEWNET);
     }
   } finally {
-    closeSync(there);
     closeSync(home);
   }
 }
 
+/** Run fn with the calling thread in network namespace `netns` (a name under /run/netns; undefined: where it is), then come back. */
+export function inNetns<T>(netns: string | undefined, fn: () => T): T {
+  if (netns === undefined) return fn();
+  const there = openSync(`/run/netns/${netns}`, 'r');
+  try {
+    return inNetnsFd(there, fn);
+  } finally {
+    closeSync(there);
+  }
+}
+
 /**
- * A non-blocking, close-on-exec AF_PACKET socket bound to `ifname` (in
- * `netns`, or init's own namespace), promiscuous, with virtio-net headers, not
- * reading back its own transmissions. The socket stays in the interface's
- * namespace wherever the fd goes.
+ * A new network namespace, empty but for a down `lo`, held only by the
+ * returned fd (close-on-exec): no name under /run/netns, no process in it. It
+ * lives while the fd or a socket made in it is open. The calling thread
+ * makes it (unshare) and goes back to its own at once.
  */
-export function openPacketSocket(ifname: string, netns: string | undefined, wantHdrLen: 10 | 12 = 12): { fd: number; vnetHdrLen: number } {
-  return inNetns(netns, () => {
+export function newNetns(): number {
+  const home = openSync('/proc/thread-self/ns/net', 'r');
+  try {
+    unshare(CLONE_NEWNET);
+    try {
+      return openSync('/proc/thread-self/ns/net', 'r');
+    } finally {
+      setns(home, CLONE_NEWNET);
+    }
+  } finally {
+    closeSync(home);
+  }
+}
+
+/** The interfaces of the network namespace behind `nsFd` (from its /proc/net/dev). */
+export function netnsInterfaces(nsFd: number): string[] {
+  return inNetnsFd(nsFd, () => readFileSync('/proc/thread-self/net/dev', 'utf8'))
+    .split('\n').slice(2).map((l) => l.split(':')[0].trim()).filter((n) => n !== '');
+}
+
+/**
+ * A non-blocking, close-on-exec AF_PACKET socket bound to `ifname` in the
+ * network namespace behind `nsFd`, promiscuous, with virtio-net headers, not
+ * reading back its own transmissions. The socket stays in that namespace
+ * wherever the fd goes: it can reach no interface of any other (init gives a
+ * packet link a namespace of its own: src/init/packet-link.ts).
+ */
+export function openPacketSocket(ifname: string, nsFd: number, wantHdrLen: 10 | 12 = 12): { fd: number; vnetHdrLen: number } {
+  return inNetnsFd(nsFd, () => {
     const ifindex = ifNameToIndex(ifname);
-    if (ifindex === 0) throw new Error(`no interface "${ifname}"${netns ? ` in network namespace ${netns}` : ''}`);
+    if (ifindex === 0) throw new Error(`no interface "${ifname}" in the link's network namespace`);
     const proto = ((ETH_P_ALL & 0xff) << 8) | (ETH_P_ALL >> 8); // htons
     const fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, proto);
     try {

@@ -1,17 +1,26 @@
 // nic-driver on an existing interface through an AF_PACKET socket (instead of
-// a TAP): two hosts, each joined by a veth pair to a "nic" namespace where
-// init attaches to the gateway ends; microgate routes and NATs between them.
+// a TAP): two hosts, each joined by a veth pair to a "nic" namespace where the
+// gateway's ends are; microgate routes and NATs between them. init gives each
+// packet link a network namespace of its own (src/init/packet-link.ts): the
+// attack (fault kind escape-link: the driver itself, in its sandbox, sends on
+// and sets promiscuous every interface index) reaches nothing but its own link,
+// while the same attempt from a socket in the shared "nic" namespace (the old
+// layout, the control) does reach a bystander interface there. Also: a process
+// with a component's uid cannot read its memory; the audit says dumpable=0.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, openSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { createNetns, deleteNetns, ip, nsExec } from '../../src/lab/netns.ts';
+import { createNetns, deleteNetns, ip, listLinks, nsExec, sysctl } from '../../src/lab/netns.ts';
 import { ping, iperf3 } from '../../src/lab/traffic.ts';
 import { pickFreePort } from '../../src/lab/plan.ts';
 import { findFreeUidRange } from '../../src/init/uid-check.ts';
+import { openPacketSocket } from '../../src/sys/packet.ts';
+import { escapeLink, type EscapeReport } from '../../src/runtime/fault-inject.ts';
+import { readMemAs } from './mem-read.ts';
 
 const id = Math.random().toString(36).slice(2, 7);
 const namespaces: string[] = [];
@@ -29,27 +38,69 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-for (const hdr of [12, 10] as const) test(`a gateway attached to existing interfaces by AF_PACKET (${hdr}-byte virtio-net headers) forwards ping and iperf3 both ways`, async () => {
+/** tx packets and promiscuity of a link, from `ip -s -d -j`. */
+async function linkStats(ifname: string, netns: string): Promise<{ tx: number; promiscuity: number }> {
+  const { stdout } = await ip(['-s', '-d', '-j', 'link', 'show', 'dev', ifname], netns);
+  const l = (JSON.parse(stdout) as { promiscuity: number; stats64: { tx: { packets: number } } }[])[0];
+  return { tx: l.stats64.tx.packets, promiscuity: l.promiscuity };
+}
+
+interface AuditBody {
+  ok: boolean;
+  units: { unit: string; pid: number; uid: number; dumpable: number; violations: string[]; links: { device: string; ifname: string; netnsInterfaces: string[] }[] }[];
+}
+
+for (const hdr of [12, 10] as const) test(`a gateway attached to existing interfaces by AF_PACKET (${hdr}-byte virtio-net headers): each link in a namespace of its own, forwarding both ways, no escape, moved back at stop`, async (t) => {
   const ns = { a: `mg-pk${id}${hdr}-a`, b: `mg-pk${id}${hdr}-b`, nic: `mg-pk${id}${hdr}-n` };
   namespaces.push(...Object.values(ns));
   const id2 = `${id}${hdr === 12 ? 'x' : 'y'}`;
+  const A = `mgpk${id2}A`;
+  const B = `mgpk${id2}B`;
+  const C = `mgpk${id2}C`; // a bystander in the nic namespace: no driver may reach it
   for (const n of Object.values(ns)) await createNetns(n);
   // veth pairs: host end in a/b, gateway end in the nic namespace (no address there: microgate owns it).
-  await ip(['link', 'add', `mgpk${id2}a`, 'netns', ns.a, 'type', 'veth', 'peer', 'name', `mgpk${id2}A`, 'netns', ns.nic]);
-  await ip(['link', 'add', `mgpk${id2}b`, 'netns', ns.b, 'type', 'veth', 'peer', 'name', `mgpk${id2}B`, 'netns', ns.nic]);
-  for (const l of [`mgpk${id2}A`, `mgpk${id2}B`]) await ip(['link', 'set', l, 'up'], ns.nic);
+  await ip(['link', 'add', `mgpk${id2}a`, 'netns', ns.a, 'type', 'veth', 'peer', 'name', A, 'netns', ns.nic]);
+  await ip(['link', 'add', `mgpk${id2}b`, 'netns', ns.b, 'type', 'veth', 'peer', 'name', B, 'netns', ns.nic]);
+  await ip(['link', 'add', `mgpk${id2}c`, 'netns', ns.b, 'type', 'veth', 'peer', 'name', C, 'netns', ns.nic]);
+  // No IPv6 on the bystander: nothing of the kernel's own sends on it, so its tx counter counts only intruders.
+  await sysctl(ns.nic, `net.ipv6.conf.${C}.disable_ipv6`, 1);
+  for (const l of [A, B, C]) await ip(['link', 'set', l, 'up'], ns.nic);
+  await ip(['link', 'set', `mgpk${id2}c`, 'up'], ns.b);
   await ip(['addr', 'add', '198.18.0.2/24', 'dev', `mgpk${id2}a`], ns.a);
   await ip(['link', 'set', `mgpk${id2}a`, 'up'], ns.a);
   await ip(['route', 'add', 'default', 'via', '198.18.0.1'], ns.a);
   await ip(['addr', 'add', '198.19.0.2/24', 'dev', `mgpk${id2}b`], ns.b);
   await ip(['link', 'set', `mgpk${id2}b`, 'up'], ns.b);
+  const index = async (n: string): Promise<number> => (await listLinks(ns.nic)).find((l) => l.ifname === n)!.ifindex;
+  const cIndex = await index(C);
+
+  let control: EscapeReport | undefined;
+  if (hdr === 12) {
+    // The control: a packet socket on A made in the shared nic namespace (how init made it before) reaches C and B.
+    const nicFd = openSync(`/run/netns/${ns.nic}`, 'r');
+    const ps = openPacketSocket(A, nicFd, 12);
+    closeSync(nicFd);
+    try {
+      control = escapeLink({ fd: ps.fd, vnetHdrLen: ps.vnetHdrLen }, 256);
+    } finally {
+      closeSync(ps.fd);
+    }
+    assert.equal(control.ownSend, 'ok');
+    assert.ok(control.sentOn.includes(cIndex) && control.sentOn.includes(await index(B)), `the control must reach C and B: ${JSON.stringify(control)}`);
+    assert.ok(control.promiscOn.includes(cIndex));
+    t.diagnostic(`control (socket in the shared namespace): ${JSON.stringify(control)}`);
+  }
+  const before = await linkStats(C, ns.nic);
+  assert.equal(before.promiscuity, 0, 'the control socket is closed: its promiscuous membership went with it');
+
   const port = await pickFreePort();
   const config = join(dir, `gateway${hdr}.yaml`);
   writeFileSync(config, `control: { listen: 127.0.0.1:${port} }
 sandbox: { uid-base: ${findFreeUidRange(99000, 99999, 64).first} }
+debug: { fault-injection: true }
 devices:
-  port-a: { kind: packet, ifname: mgpk${id2}A, netns: ${ns.nic}, vnet-hdr: ${hdr} }
-  port-b: { kind: packet, ifname: mgpk${id2}B, netns: ${ns.nic}, vnet-hdr: ${hdr} }
+  port-a: { kind: packet, ifname: ${A}, netns: ${ns.nic}, vnet-hdr: ${hdr} }
+  port-b: { kind: packet, ifname: ${B}, netns: ${ns.nic}, vnet-hdr: ${hdr} }
 components:
   - { name: drv-a, type: nic-driver, devices: { tap: port-a } }
   - { name: drv-b, type: nic-driver, devices: { tap: port-b } }
@@ -70,9 +121,10 @@ sessions:
   init.stdout!.on('data', (d: Buffer) => (log += d.toString()));
   init.stderr!.on('data', (d: Buffer) => (log += d.toString()));
   const t0 = Date.now();
-  while (!log.includes('init: ready') && init.exitCode === null && Date.now() - t0 < 20000) await new Promise((r) => setTimeout(r, 100));
+  while (!log.includes('init: ready') && init.exitCode === null && Date.now() - t0 < 30000) await new Promise((r) => setTimeout(r, 100));
   assert.ok(log.includes('init: ready'), `init did not get ready:\n${log}`);
-  assert.match(log, new RegExp(`packet socket on mgpk\\w+A in netns \\S+, ${hdr}-byte virtio-net headers`));
+  assert.match(log, new RegExp(`packet socket on ${A} \\(moved from netns ${ns.nic} into a network namespace of its own\\), ${hdr}-byte virtio-net headers`));
+  assert.deepEqual((await listLinks(ns.nic)).map((l) => l.ifname).sort(), [C, 'lo'].sort(), 'A and B left the shared namespace');
 
   assert.equal((await ping(ns.a, '198.18.0.1')).received, 3);
   assert.equal((await ping(ns.a, '198.19.0.2')).received, 3);
@@ -82,8 +134,77 @@ sessions:
   // Nothing new gets in from b (it routes a's prefix at the gateway, as an attacker would).
   await nsExec(ns.b, 'ip', ['route', 'add', '198.18.0.0/24', 'via', '198.19.0.1']);
   assert.equal((await ping(ns.b, '198.18.0.2', { count: 2, timeoutS: 1 })).received, 0);
-  // The audit counts the packet sockets as granted devices.
-  const r = await fetch(`http://127.0.0.1:${port}/audit`);
-  const audit = (await r.json()) as { ok: boolean; units: { unit: string; violations: string[] }[] };
+
+  // The audit: packet sockets counted as granted devices, each link's namespace holding lo and the link only, nothing dumpable.
+  const audit = (await (await fetch(`http://127.0.0.1:${port}/audit`)).json()) as AuditBody;
   assert.equal(audit.ok, true, JSON.stringify(audit.units.map((u) => [u.unit, u.violations])));
+  const drvA = audit.units.find((u) => u.unit === 'drv-a')!;
+  assert.deepEqual(drvA.links, [{ device: 'port-a', ifname: A, netnsInterfaces: ['lo', A] }]);
+  for (const u of audit.units) assert.equal(u.dumpable, 0, `${u.unit} must not be dumpable`);
+  // A process with the router's uid cannot read the router's memory.
+  const router = audit.units.find((u) => u.unit === 'router')!;
+  const mem = await readMemAs(router.uid, router.pid);
+  assert.deepEqual([mem.ok, mem.error], [false, 'EACCES'], `reading the router's memory as its uid ${router.uid}`);
+
+  if (hdr === 12) {
+    // The attack, from inside drv-a's sandbox with its own socket: every interface index, send and promiscuous.
+    const r = await fetch(`http://127.0.0.1:${port}/components/drv-a/fault`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"kind":"escape-link"}' });
+    assert.equal(r.status, 202, await r.text());
+    const t1 = Date.now();
+    let m: RegExpExecArray | null = null;
+    while ((m = /fault injection: escape-link: (\{.*\})/.exec(log)) === null && Date.now() - t1 < 30000) await new Promise((res) => setTimeout(res, 100));
+    assert.ok(m !== null, `no escape-link report in the log:\n${log.slice(-2000)}`);
+    const esc = JSON.parse(m[1]) as EscapeReport;
+    t.diagnostic(`escape-link inside drv-a (${Date.now() - t1} ms to the report): ${JSON.stringify(esc)}`);
+    assert.equal(esc.ownSend, 'ok', 'the control inside: it can send on its own link');
+    assert.equal(esc.ownPromisc, 'ok');
+    assert.equal(esc.tried, 65534);
+    // Index 1 is the lo of its own namespace (down: nothing to send on; promiscuous there changes nothing).
+    assert.deepEqual(esc.sentOn, [], `sent on other interfaces: ${JSON.stringify(esc)}`);
+    assert.ok(esc.promiscOn.every((i) => i === 1), `promiscuous elsewhere: ${JSON.stringify(esc)}`);
+    const afterAttack = await linkStats(C, ns.nic);
+    assert.equal(afterAttack.tx, before.tx, 'nothing went out on the bystander');
+    assert.equal(afterAttack.promiscuity, 0, 'the bystander is not promiscuous');
+    assert.equal((await ping(ns.a, '198.19.0.2')).received, 3, 'the driver runs on and forwards');
+  }
+
+  // A clean stop moves both interfaces back, up as they were.
+  const exited = new Promise((res) => init.once('exit', res));
+  init.kill('SIGTERM');
+  await exited;
+  const home = await listLinks(ns.nic);
+  for (const l of [A, B]) assert.ok(home.find((x) => x.ifname === l)?.flags.includes('UP'), `${l} back in ${ns.nic} and up: ${JSON.stringify(home)}`);
+  assert.match(log, new RegExp(`interface ${A} moved back to netns ${ns.nic}`));
+});
+
+test('a packet device with an address is refused before anything moves', async () => {
+  const nsn = `mg-pk${id}-r`;
+  namespaces.push(nsn);
+  await createNetns(nsn);
+  const L = `mgpk${id}rA`;
+  await ip(['link', 'add', L, 'netns', nsn, 'type', 'veth', 'peer', 'name', `mgpk${id}ra`, 'netns', nsn]);
+  await ip(['addr', 'add', '192.0.2.1/24', 'dev', L], nsn);
+  const config = join(dir, 'refused.yaml');
+  writeFileSync(config, `control: { listen: 127.0.0.1:0 }
+sandbox: { uid-base: ${findFreeUidRange(99000, 99999, 64).first} }
+devices:
+  port-a: { kind: packet, ifname: ${L}, netns: ${nsn} }
+components:
+  - { name: drv-a, type: nic-driver, devices: { tap: port-a } }
+  - name: router
+    type: router
+    config: { domains: { lan: { address: 198.18.0.1/24 } } }
+sessions:
+  - { between: [drv-a.nic, router.lan] }
+`);
+  const root = resolve(import.meta.dirname, '../..');
+  const init = spawn(process.execPath, [join(root, 'src/cli/main.ts'), 'run', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  inits.push(init);
+  let out = '';
+  init.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  init.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const code = await new Promise((res) => init.once('exit', res));
+  assert.notEqual(code, 0);
+  assert.match(out, new RegExp(`refused\\.yaml: devices\\.port-a: cannot attach to interface "${L}": interface "${L}" has the address 192\\.0\\.2\\.1/24: a packet device must carry none`));
+  assert.ok((await listLinks(nsn)).some((l) => l.ifname === L), 'it stays where it was');
 });

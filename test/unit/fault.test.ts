@@ -50,15 +50,15 @@ test('config: a reload cannot switch fault injection on or off', () => {
   assert.match(why ?? '', /^debug changed: .*restart the gateway/);
 });
 
-test('checkFault: 403 when off, 404 unknown component, 400 unknown kind, 409 not running, allocate without a memory limit, hang without a heartbeat', () => {
-  const running = { known: true, state: 'running', memoryLimited: true, heartbeat: true };
+test('checkFault: 403 when off, 404 unknown component, 400 unknown kind, 409 not running, allocate without a memory limit, hang without a heartbeat, escape-link without a packet device', () => {
+  const running = { known: true, state: 'running', memoryLimited: true, heartbeat: true, packetLink: true };
   assert.equal(checkFault(false, 'router', 'throw', running)?.status, 403);
   assert.match(checkFault(false, 'router', 'throw', running)?.message ?? '', /debug: \{ fault-injection: true \}/);
-  assert.equal(checkFault(true, 'nope', 'throw', { known: false, state: undefined, memoryLimited: false, heartbeat: false })?.status, 404);
+  assert.equal(checkFault(true, 'nope', 'throw', { known: false, state: undefined, memoryLimited: false, heartbeat: false, packetLink: false })?.status, 404);
   for (const bad of ['explode', undefined, 3, ['throw']]) {
     const r = checkFault(true, 'router', bad, running);
     assert.equal(r?.status, 400, String(bad));
-    assert.match(r?.message ?? '', /kind must be one of throw, allocate, hang, forbidden-call/);
+    assert.match(r?.message ?? '', /kind must be one of throw, allocate, hang, forbidden-call, escape-link/);
   }
   assert.equal(checkFault(true, 'router', 'throw', { ...running, state: 'restarting' })?.status, 409);
   const noLimit = checkFault(true, 'router', 'allocate', { ...running, memoryLimited: false });
@@ -66,6 +66,8 @@ test('checkFault: 403 when off, 404 unknown component, 400 unknown kind, 409 not
   assert.equal(noLimit?.code, 'MG_NO_MEMORY_LIMIT');
   const noHeartbeat = checkFault(true, 'router', 'hang', { ...running, heartbeat: false });
   assert.deepEqual([noHeartbeat?.status, noHeartbeat?.code], [409, 'MG_NO_HEARTBEAT']);
+  const noLink = checkFault(true, 'router', 'escape-link', { ...running, packetLink: false });
+  assert.deepEqual([noLink?.status, noLink?.code], [409, 'MG_NO_PACKET_LINK']);
   assert.equal(checkFault(true, 'router', 'throw', { ...running, heartbeat: false }), undefined);
   for (const kind of FAULT_KINDS) assert.equal(checkFault(true, 'router', kind, running), undefined);
   assert.equal(checkFault(true, 'router', 'throw', { ...running, memoryLimited: false }), undefined);
@@ -150,7 +152,7 @@ test('microgate fault: usage errors exit 2, a refusal exits 1 with the gateway\'
   assert.equal(r.code, 2);
   r = await fault('--component', 'router', '--kind', 'boom');
   assert.equal(r.code, 2);
-  assert.match(r.err, /--kind must be one of throw, allocate, hang, forbidden-call \(got "boom"\)/);
+  assert.match(r.err, /--kind must be one of throw, allocate, hang, forbidden-call, escape-link \(got "boom"\)/);
   r = await fault('--component', 'router', '--kind', 'throw', '--control', `http://127.0.0.1:${off.port}`);
   assert.equal(r.code, 1);
   assert.match(r.err, /microgate fault: fault injection is off/);
