@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { formatProbe, runProbe } from '../init/sandbox-probe-run.ts';
 import type { ProbeReport, Stage } from '../init/sandbox-probe-run.ts';
 import type { Profile } from '../sys/seccomp.ts';
+import { findFreeUidRange } from '../init/uid-check.ts';
 
 export const PROBE_HELP = `Usage: microgate probe [--profile component|service|all] [--stage loaded|allow-list|all] [--uid UID] [--json]
 
@@ -23,7 +24,8 @@ Options:
   --profile P   component (default), service (the file gateway's), or all
   --stage S     loaded (default: as a running component), allow-list (while its
                 code loads: shows the root filesystem layer), or all
-  --uid UID     the unprivileged uid to run as (default 65533)
+  --uid UID     the unprivileged uid to run as (default: the first uid of
+                99000-99999 nothing on the machine uses, src/init/uid-check.ts)
   --json        print the reports as JSON
   -h, --help    this help
 
@@ -35,7 +37,7 @@ export async function probeCommand(argv: string[]): Promise<number> {
     options: {
       profile: { type: 'string', default: 'component' },
       stage: { type: 'string', default: 'loaded' },
-      uid: { type: 'string', default: '65533' },
+      uid: { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -52,7 +54,7 @@ export async function probeCommand(argv: string[]): Promise<number> {
   };
   if (profiles.some((p) => p !== 'component' && p !== 'service')) return usage(`--profile: component, service or all, not "${values.profile}"`);
   if (stages.some((s) => s !== 'loaded' && s !== 'allow-list')) return usage(`--stage: loaded, allow-list or all, not "${values.stage}"`);
-  const uid = Number(values.uid);
+  const uid = values.uid === undefined ? findFreeUidRange(99000, 99999, 1).first : Number(values.uid);
   if (!Number.isInteger(uid) || uid < 1 || uid > 0xfffffffe) return usage(`--uid: a non-root uid, not "${values.uid}"`);
   const reports: ProbeReport[] = [];
   for (const profile of profiles) {

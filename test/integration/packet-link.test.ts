@@ -50,7 +50,7 @@ interface AuditBody {
   units: { unit: string; pid: number; uid: number; dumpable: number; violations: string[]; links: { device: string; ifname: string; netnsInterfaces: string[] }[] }[];
 }
 
-for (const hdr of [12, 10] as const) test(`a gateway attached to existing interfaces by AF_PACKET (${hdr}-byte virtio-net headers): each link in a namespace of its own, forwarding both ways, no escape, moved back at stop`, async (t) => {
+for (const hdr of [12, 10] as const) test(`a gateway attached to existing interfaces by AF_PACKET (${hdr}-byte virtio-net headers): each link in a namespace of its own, forwarding both ways, no escape; ${hdr === 12 ? 'moved back at a clean stop' : 'deleted with its peer (veth) when init is killed'}`, async (t) => {
   const ns = { a: `mg-pk${id}${hdr}-a`, b: `mg-pk${id}${hdr}-b`, nic: `mg-pk${id}${hdr}-n` };
   namespaces.push(...Object.values(ns));
   const id2 = `${id}${hdr === 12 ? 'x' : 'y'}`;
@@ -168,13 +168,28 @@ sessions:
     assert.equal((await ping(ns.a, '198.19.0.2')).received, 3, 'the driver runs on and forwards');
   }
 
-  // A clean stop moves both interfaces back, up as they were.
   const exited = new Promise((res) => init.once('exit', res));
-  init.kill('SIGTERM');
-  await exited;
-  const home = await listLinks(ns.nic);
-  for (const l of [A, B]) assert.ok(home.find((x) => x.ifname === l)?.flags.includes('UP'), `${l} back in ${ns.nic} and up: ${JSON.stringify(home)}`);
-  assert.match(log, new RegExp(`interface ${A} moved back to netns ${ns.nic}`));
+  if (hdr === 12) {
+    // A clean stop moves both interfaces back, up as they were.
+    init.kill('SIGTERM');
+    await exited;
+    const home = await listLinks(ns.nic);
+    for (const l of [A, B]) assert.ok(home.find((x) => x.ifname === l)?.flags.includes('UP'), `${l} back in ${ns.nic} and up: ${JSON.stringify(home)}`);
+    assert.match(log, new RegExp(`interface ${A} moved back to netns ${ns.nic}`));
+  } else {
+    // init killed: its components leave with it, the links' namespaces end, and the kernel deletes a veth with its peer.
+    init.kill('SIGKILL');
+    await exited;
+    const pids = audit.units.map((u) => u.pid);
+    const gone = async (): Promise<boolean> => {
+      const alive = pids.filter((p) => { try { process.kill(p, 0); return true; } catch { return false; } });
+      const links = [...(await listLinks(ns.nic)), ...(await listLinks(ns.a))].map((l) => l.ifname);
+      return alive.length === 0 && !links.includes(A) && !links.includes(`mgpk${id2}a`);
+    };
+    const t2 = Date.now();
+    while (!(await gone()) && Date.now() - t2 < 10000) await new Promise((res) => setTimeout(res, 200));
+    assert.ok(await gone(), `after SIGKILL of init: components ${pids.join(',')} gone, ${A} and its peer deleted: ${JSON.stringify(await listLinks(ns.nic))}`);
+  }
 });
 
 test('a packet device with an address is refused before anything moves', async () => {

@@ -8,9 +8,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runProbe } from '../../src/init/sandbox-probe-run.ts';
 import type { ProbeReport } from '../../src/init/sandbox-probe-run.ts';
+import { findFreeUidRange } from '../../src/init/uid-check.ts';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (builds namespaces and drops privileges)' : false;
-const uid = 61000 + Math.floor(Math.random() * 900);
+const uid = skip ? 0 : findFreeUidRange(99000, 99999, 1).first;
 
 function verdicts(r: ProbeReport): Record<string, string> {
   return Object.fromEntries(r.checks.map((c) => [c.try, c.got]));
