@@ -10,8 +10,9 @@ Read every running component's process (as init sees it in /proc) and check it
 against the config: its own non-root uid and gid, no groups, no capabilities,
 no_new_privs, not dumpable (PR_SET_DUMPABLE 0: no process of its uid can
 read its memory), a seccomp filter, its own network namespace with only lo, its own
-mount namespace, Node's permission model with no extra grants, and no open fd
-beyond its granted TAP devices and sessions. Every running service (config
+mount namespace, Node's permission model with no extra grants, no open fd
+beyond its granted TAP devices and sessions, and for each packet device a
+network namespace of its own holding only lo and its interface. Every running service (config
 \`services\`, e.g. the file gateway) likewise: its uid, no groups or
 capabilities, no_new_privs, not dumpable, seccomp, the configured network namespace, exactly
 its config's permission grants, and no fd beyond stdio, its listening and
@@ -35,6 +36,7 @@ interface Unit {
   permission: string[];
   fds: { fd: number; target: string }[];
   sessions: { shm: number; socket: number; tap: number };
+  links?: { device: string; ifname: string; netnsInterfaces: string[] }[];
   violations: string[];
 }
 
@@ -70,6 +72,7 @@ export async function auditCommand(argv: string[]): Promise<number> {
   for (const u of body.units) {
     process.stdout.write(`${u.unit} (${u.components.join(', ')}): pid ${u.pid}, uid ${u.uid}, dumpable=${u.dumpable}, netns ${u.netns.own ? 'own' : 'SHARED'} [${u.netns.interfaces.join(' ')}], `
       + `${u.fds.length} fds (${u.sessions.tap} TAP, ${u.sessions.shm} shm sessions, ${u.sessions.socket} socket sessions), ${u.permission.join(' ')}\n`);
+    for (const l of u.links ?? []) process.stdout.write(`  packet device ${l.device}: ${l.ifname}, its socket's network namespace holds [${l.netnsInterfaces.join(' ')}]\n`);
     for (const v of u.violations) process.stdout.write(`  VIOLATION: ${v}\n`);
   }
   for (const s of body.services ?? []) {
