@@ -120,7 +120,7 @@ export class Init {
     if (unreadable !== undefined) throw new Error(unreadable);
     // Components, the shared host and services run as uids of the reserved range: nothing else may use it.
     const { uidBase, uidCount } = this.config.sandbox;
-    const taken = checkUidRange(uidBase, uidBase + uidCount - 1, `${this.config.file}: sandbox: the reserved uid range (uid-base ${uidBase}, uid-count ${uidCount})`);
+    const taken = checkUidRange(uidBase, uidBase + uidCount - 1, `${this.config.file}: sandbox.uid-base, uid-count: the reserved uid range`);
     if (taken !== undefined) throw new Error(`${taken}; refusing to start: choose another sandbox.uid-base, or free these uids`);
     checkServiceNamespaces(this.config);
     mkdirSync(CODE_DIR, { recursive: true, mode: 0o755 });

@@ -122,7 +122,7 @@ export function checkUidRange(first: number, last: number, what: string, sources
   if (bad !== undefined) return `${what}: ${bad}`;
   const uses = uidsInUse(first, last, sources, new Set([process.pid]));
   if (uses.length === 0) return undefined;
-  const shown = uses.slice(0, 3).map((u) => `uid ${u.uid} is in use: ${u.where}`).join('; ');
+  const shown = uses.slice(0, 3).map((u) => u.where).join('; ');
   return `${what} (${first}-${last}) is not free: ${shown}${uses.length > 3 ? `; and ${uses.length - 3} more` : ''}`;
 }
 

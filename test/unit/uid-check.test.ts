@@ -40,7 +40,7 @@ test('each kind of use is found and named with its file and line', () => {
     `66030 ${s.subuid}:1 (gives "carol" the subordinate uids 66030-66034)`,
   ]);
   const err = checkUidRange(66000, 66063, 'gw.yaml: sandbox', s);
-  assert.match(err ?? '', /^gw\.yaml: sandbox \(66000-66063\) is not free: uid 66000 is in use: .*subgid.*; uid 66003 is in use: .*alice.*; uid 66010 .*; and 2 more$/);
+  assert.match(err ?? '', /^gw\.yaml: sandbox \(66000-66063\) is not free: \S*subgid\S*:1 \(gives "dave" the subordinate gids 60000-66000\); \S*passwd\S*:2 \(user "alice" has uid 66003\); \S*passwd\S*:3 \(user "bob" has primary gid 66010\); and 2 more$/);
   assert.equal(checkUidRange(66100, 66163, 'x', s), undefined, 'a range nobody uses is free');
   assert.match(checkUidRange(65500, 65599, 'x', s) ?? '', /holds 65534, which is nobody/);
 });
@@ -51,7 +51,39 @@ test('a running process with a uid of the range is found', { skip: process.getui
   try {
     await new Promise((r) => setTimeout(r, 300));
     const err = checkUidRange(uid, uid, 'sandbox', sources({}, '/proc'));
-    assert.match(err ?? '', new RegExp(`uid ${uid} is in use: process ${c.pid} \\(sleep\\) runs with uid ${uid}`));
+    assert.ok((err ?? '').includes(`process ${c.pid} (sleep) runs with uid ${uid}`), String(err));
+  } finally {
+    c.kill('SIGKILL');
+    await once(c, 'exit');
+  }
+});
+
+test('init refuses to start when its range is in use, naming the uid and the process, before it creates anything', { skip: process.getuid?.() !== 0 ? 'needs root (init)' : false }, async () => {
+  const { parseConfig } = await import('../../src/init/config.ts');
+  const { Init } = await import('../../src/init/init.ts');
+  const { catalog } = await import('../../src/cli/catalog.ts');
+  const base = findFreeUidRange(99000, 99999, 64).first;
+  const c = spawn('setpriv', [`--reuid=${base + 1}`, `--regid=${base + 1}`, '--clear-groups', 'sleep', '30'], { stdio: 'ignore' });
+  try {
+    await new Promise((r) => setTimeout(r, 300));
+    const cfg = parseConfig(`sandbox: { uid-base: ${base} }
+devices:
+  tap-lan: { ifname: mguidx0 }
+components:
+  - { name: drv-lan, type: nic-driver, devices: { tap: tap-lan } }
+  - name: router
+    type: router
+    config: { domains: { lan: { address: 198.18.0.1/24 } } }
+sessions:
+  - { between: [drv-lan.nic, router.lan] }
+`, 'gw.yaml', catalog);
+    const lines: string[] = [];
+    await assert.rejects(new Init(cfg, { log: (l) => lines.push(l) }).start(), (e: Error) => {
+      assert.ok(e.message.startsWith(`gw.yaml: sandbox.uid-base, uid-count: the reserved uid range (${base}-${base + 63}) is not free: process ${c.pid} (sleep) runs with uid ${base + 1}`), e.message);
+      assert.ok(e.message.endsWith('refusing to start: choose another sandbox.uid-base, or free these uids'), e.message);
+      return true;
+    });
+    assert.equal(lines.filter((l) => l.includes('device')).length, 0, 'no device was created');
   } finally {
     c.kill('SIGKILL');
     await once(c, 'exit');
