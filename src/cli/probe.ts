@@ -16,7 +16,8 @@ capabilities, no_new_privs, Node's permission model, the seccomp allow-list,
 and once loaded the filter that forbids every path lookup) and try: read and
 write files through Node and through raw system calls, open /proc of other
 processes, open Internet and packet sockets, exec, fork, clone a process,
-signal pid 1, io_uring, ptrace init, mount, setuid 0, unshare. Each must be
+signal pid 1, io_uring, make itself dumpable again (it is made non-dumpable
+first, as a component is), ptrace init, mount, setuid 0, unshare. Each must be
 stopped by its layer (ERR_ACCESS_DENIED, ENOENT, EPERM, ENOSYS, or the
 process killed with SIGSYS). Needs root, as init does.
 
