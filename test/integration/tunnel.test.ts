@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { labDown, labUp, readLabState } from '../../src/lab/lab.ts';
 import { RHOST, RSITE_ENDPOINT, WG_PORT, WG_TUNNEL } from '../../src/lab/remote-site.ts';
 import { decodeKey } from '../../src/components/keystore/keys.ts';
+import { readMemAs } from './mem-read.ts';
 import { canRunLabs, iperf3Pair, killChild, nsExec, ping, spawnInNetns } from './harness.ts';
 
 const LAN_HOST = '198.18.0.2';
@@ -224,6 +225,10 @@ test('the static key is readable by the keystore only, and in no other process m
   const ksPid = pids.get('keystore')!;
   const r = await nsExec(lan, 'setpriv', [`--reuid=${tunnelUid}`, `--regid=${tunnelUid}`, '--clear-groups', 'ls', `/proc/${ksPid}/fd/`]);
   assert.notEqual(r.code, 0, 'the tunnel uid listed the keystore fds');
+  // Not even a process of the keystore's own uid can read its memory: it is not dumpable (PR_SET_DUMPABLE 0).
+  const ksUid = status.components.find((c) => c.name === 'keystore')!.uid;
+  const mem = await readMemAs(ksUid, ksPid);
+  assert.deepEqual([mem.ok, mem.error], [false, 'EACCES'], `reading the keystore's memory as its own uid ${ksUid}`);
   // Scan memory as root: the raw key must be in the keystore (the scanner works) and nowhere else.
   const b64 = Buffer.from(keyText);
   const found = (pid: number): boolean => scanMemory(pid, [Buffer.from(key), b64]);
