@@ -267,3 +267,23 @@ export function parseRouterConfig(raw: unknown, componentName: string, source: C
     mirror: parseMirrorConfig(root.mirror, domains.map((d) => d.name), source.file, at('mirror')),
   };
 }
+
+/** Why `next` cannot replace `cur` at run time (live state depends on it), or undefined. */
+export function structuralChange(cur: RouterConfig, next: RouterConfig): string | undefined {
+  if (cur.domains.length !== next.domains.length || cur.domains.some((d, i) => d.name !== next.domains[i].name)) {
+    return `the domains (${cur.domains.map((d) => d.name).join(', ')}) cannot change at run time: they are the router's sessions; restart the gateway`;
+  }
+  for (let i = 0; i < cur.domains.length; i++) {
+    const a = cur.domains[i];
+    const b = next.domains[i];
+    if (a.address !== b.address || a.prefix !== b.prefix) return `domains.${a.name}.address cannot change at run time (connections and ARP entries depend on it); restart the gateway`;
+    if (a.gateway !== b.gateway) return `domains.${a.name}.gateway cannot change at run time; restart the gateway`;
+    if (a.mac.join(',') !== b.mac.join(',')) return 'mac-prefix cannot change at run time (hosts cache the MACs); restart the gateway';
+  }
+  if (cur.conntrack.max !== next.conntrack.max) return 'conntrack.max cannot change at run time (the table is allocated once); restart the gateway';
+  if (cur.arp.pendingPool !== next.arp.pendingPool) return 'arp.pending-pool cannot change at run time; restart the gateway';
+  if (cur.natPorts.first !== next.natPorts.first || cur.natPorts.last !== next.natPorts.last) {
+    return 'nat-ports cannot change at run time (live connections hold ports of it); restart the gateway';
+  }
+  return undefined;
+}

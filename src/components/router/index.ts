@@ -7,8 +7,8 @@ import { ConfigError, type Component, type ComponentEnv } from '../../runtime/co
 import type { Pollable } from '../../runtime/entrypoint.ts';
 import { sinkPollable } from '../../session/pollable.ts';
 import type { SessionEnd } from '../../session/types.ts';
-import { parseRouterConfig } from './config.ts';
-import { Router, structuralChange } from './router.ts';
+import { parseRouterConfig, structuralChange } from './config.ts';
+import { Router } from './router.ts';
 import { NO_TRACE } from '../../trace/tracer.ts';
 import { Mirror, MIRROR_PORT } from './mirror.ts';
 import { parseBlockCommand } from './block-command.ts';
@@ -37,6 +37,8 @@ export default function create(env: ComponentEnv): Component {
   }
   const mirror = cfg.mirror === undefined || mirrorEnd === undefined ? undefined
     : new Mirror(cfg.mirror, cfg.domains.map((d) => d.name), mirrorEnd.out, env.counters);
+  // Both directions of a session have one slot size, so the router's private
+  // packet buffer (the largest egress slot) holds any frame an ingress slot can.
   const router = new Router(cfg, ends.map((e) => e.out), env.counters, { tracer: tr, log: (line) => env.log.info(line), mirror });
   // router.packet: one packet's whole handling (parse to submit, or to its drop).
   const pPacket = tr.proc('router.packet');

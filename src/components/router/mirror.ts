@@ -11,7 +11,7 @@
 import { Buffer } from 'node:buffer';
 import type { Counters } from '../../runtime/counters.ts';
 import { ConfigError } from '../../runtime/component.ts';
-import type { EgressPort } from './router.ts';
+import type { EgressPort } from './types.ts';
 
 export const MIRROR_PORT = 'mirror';
 
