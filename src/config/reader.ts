@@ -38,8 +38,9 @@ export class Reader {
     throw new ConfigFileError(this.file, this.#lineOf(path), fmtPath(path), expected);
   }
 
-  obj(v: unknown, path: (string | number)[], known: readonly string[]): Obj {
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) this.fail(path, `expected a mapping${got(v)}`);
+  /** A mapping with only `known` keys; `what` names it in the error (default "a mapping"). */
+  obj(v: unknown, path: (string | number)[], known: readonly string[], what = 'a mapping'): Obj {
+    if (!isObj(v)) this.fail(path, `expected ${what}${got(v)}`);
     for (const k of Object.keys(v as Obj)) {
       if (!known.includes(k)) this.fail([...path, k], `unknown key; expected one of ${known.join(', ')}`);
     }
@@ -51,15 +52,25 @@ export class Reader {
     return v;
   }
 
-  int(v: unknown, path: (string | number)[], min: number, max: number): number {
+  /** An integer in [min, max]; with `def`, a missing value (undefined) is def. */
+  int(v: unknown, path: (string | number)[], min: number, max: number, def?: number): number {
+    if (v === undefined && def !== undefined) return def;
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
       this.fail(path, `expected an integer from ${min} to ${max}${got(v)}`);
     }
     return v;
   }
 
-  bool(v: unknown, path: (string | number)[]): boolean {
+  /** true or false; with `def`, a missing value (undefined) is def. */
+  bool(v: unknown, path: (string | number)[], def?: boolean): boolean {
+    if (v === undefined && def !== undefined) return def;
     if (typeof v !== 'boolean') this.fail(path, `expected true or false${got(v)}`);
+    return v;
+  }
+
+  /** A list; `example` shows one in the error ("expected a list like [1, 2]"). */
+  list(v: unknown, path: (string | number)[], example: string): unknown[] {
+    if (!Array.isArray(v)) this.fail(path, `expected a list like ${example}${got(v)}`);
     return v;
   }
 
@@ -77,10 +88,36 @@ export function got(v: unknown): string {
   return ` (got ${s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s})`;
 }
 
-export function fmtPath(path: (string | number)[]): string {
+export function isObj(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Keys written bare in a path; any other key is quoted, e.g. domains["my lan"] (parsePath reads both back). */
+const BARE_KEY = /^[A-Za-z][A-Za-z0-9_-]*$/;
+
+/** ['components', 2, 'config', 'my lan'] -> 'components[2].config["my lan"]' */
+export function fmtPath(path: readonly (string | number)[]): string {
   let out = '';
-  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out === '' ? p : `.${p}`;
+  for (const p of path) {
+    if (typeof p === 'number') out += `[${p}]`;
+    else if (!BARE_KEY.test(p)) out += `[${JSON.stringify(p)}]`;
+    else out += out === '' ? p : `.${p}`;
+  }
   return out;
+}
+
+/** A port or a port range: 5000, "5000", "49152-65535" (1 to 65535, first <= last), or undefined. */
+export function parsePortRange(v: unknown): { first: number; last: number } | undefined {
+  if (typeof v === 'number') {
+    return Number.isInteger(v) && v >= 1 && v <= 65535 ? { first: v, last: v } : undefined;
+  }
+  if (typeof v !== 'string') return undefined;
+  const m = /^\s*([0-9]{1,5})\s*(?:-\s*([0-9]{1,5})\s*)?$/.exec(v);
+  if (m === null) return undefined;
+  const first = Number(m[1]);
+  const last = Number(m[2] ?? m[1]);
+  if (first < 1 || last > 65535 || first > last) return undefined;
+  return { first, last };
 }
 
 /** "components[2].config.domains.lan" -> ['components', 2, 'config', 'domains', 'lan'] */

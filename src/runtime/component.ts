@@ -5,6 +5,7 @@ import type { Counters } from './counters.ts';
 import type { Entrypoint } from './entrypoint.ts';
 import type { SessionEnd } from '../session/types.ts';
 import type { Tracer } from '../trace/tracer.ts';
+import { fmtPath, parsePath, Reader } from '../config/reader.ts';
 
 export interface Logger {
   info(msg: string, fields?: Record<string, unknown>): void;
@@ -74,6 +75,22 @@ export class ConfigError extends Error {
     this.file = file;
     this.path = path;
     this.expected = expected;
+  }
+}
+
+/**
+ * The config reader (src/config/reader.ts) for a component's section, which
+ * sits at `source.path` in `source.file`: its errors are ConfigErrors (init
+ * adds the source line). `base` is that path as keys, to extend.
+ */
+export class SectionReader extends Reader {
+  readonly base: (string | number)[];
+  constructor(source: { file: string; path: string }) {
+    super(source.file, () => undefined);
+    this.base = parsePath(source.path);
+  }
+  override fail(path: (string | number)[], expected: string): never {
+    throw new ConfigError(this.file, fmtPath(path), expected);
   }
 }
 

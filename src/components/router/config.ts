@@ -7,7 +7,8 @@ import {
   broadcastOf, formatIpv4, inPrefix, isLocalUnicastMacByte, networkOf, parseIpv4, parseIpv4Cidr,
   parseMacPrefix, prefixesOverlap, prefixMask,
 } from '../../net/addr.ts';
-import { Checker, got, isRecord, keyPath, parsePortRange } from './config-check.ts';
+import { fmtPath, got, isObj, parsePortRange } from '../../config/reader.ts';
+import { SectionReader } from '../../runtime/component.ts';
 import { type DomainInfo, type DomainPolicy, parsePolicies, POLICY_KEYS } from './policy-config.ts';
 
 export const DEFAULTS = {
@@ -112,10 +113,9 @@ export function deriveMac(prefix: Uint8Array, component: string, domain: string,
  * sits in the gateway config (e.g. "components[2].config"); error paths extend it.
  */
 export function parseRouterConfig(raw: unknown, componentName: string, source: ConfigSource): RouterConfig {
-  const c: Checker = new Checker(source.file);
-  const base = source.path;
-  const at = (...keys: string[]): string => keys.reduce((p, k) => keyPath(p, k), base);
-  const root = c.record(raw, base, ['domains', 'mac-prefix', 'arp', 'conntrack', 'nat-ports', 'verify-checksums', 'log', 'mirror'],
+  const c: SectionReader = new SectionReader(source);
+  const at = (...keys: (string | number)[]): (string | number)[] => [...c.base, ...keys];
+  const root = c.obj(raw, c.base, ['domains', 'mac-prefix', 'arp', 'conntrack', 'nat-ports', 'verify-checksums', 'log', 'mirror'],
     'a mapping with at least "domains"');
 
   // mac-prefix
@@ -130,7 +130,7 @@ export function parseRouterConfig(raw: unknown, componentName: string, source: C
 
   // domains, first pass: addresses
   const rawDomains = root.domains;
-  if (!isRecord(rawDomains) || Object.keys(rawDomains).length === 0) {
+  if (!isObj(rawDomains) || Object.keys(rawDomains).length === 0) {
     c.fail(at('domains'), `expected a mapping of domain name to domain settings, at least one domain${got(rawDomains)}`);
   }
   const names = Object.keys(rawDomains);
@@ -140,7 +140,7 @@ export function parseRouterConfig(raw: unknown, componentName: string, source: C
   for (const name of names) {
     const p = at('domains', name);
     if (!DOMAIN_RE.test(name)) c.fail(p, 'expected a domain name (it is the session port name) of lower-case letters, digits and "-", starting with a letter, at most 32');
-    const d = c.record(rawDomains[name], p, ['address', 'gateway', 'forward', 'routes', ...POLICY_KEYS], 'a mapping with "address"');
+    const d = c.obj(rawDomains[name], p, ['address', 'gateway', 'forward', 'routes', ...POLICY_KEYS], 'a mapping with "address"');
     const cidr = typeof d.address === 'string' ? parseIpv4Cidr(d.address) : undefined;
     if (cidr === undefined || cidr.prefix < 1 || cidr.prefix > 30) {
       c.fail(at('domains', name, 'address'), `expected an IPv4 address with prefix like 198.18.0.1/24 (prefix 1 to 30)${got(d.address)}`);
@@ -176,7 +176,7 @@ export function parseRouterConfig(raw: unknown, componentName: string, source: C
   const macs = new Set<string>();
   const takenRoutes: (StaticRoute & { domain: string })[] = [];
   drafts.forEach((d, index) => {
-    const routes = parseRoutes(d.raw.routes, at('domains', d.name, 'routes'), d, drafts, takenRoutes, (p, e) => c.fail(p, e));
+    const routes = parseRoutes(d.raw.routes, at('domains', d.name, 'routes'), d, drafts, takenRoutes, c);
     for (const r of routes) takenRoutes.push({ ...r, domain: d.name });
     let mac = deriveMac(macPrefix, componentName, d.name);
     for (let attempt = 1; macs.has(mac.join(',')) && attempt < 100; attempt++) mac = deriveMac(macPrefix, componentName, d.name, attempt);
@@ -186,15 +186,15 @@ export function parseRouterConfig(raw: unknown, componentName: string, source: C
       const fp = at('domains', d.name, 'forward');
       if (!Array.isArray(d.rawForward)) c.fail(fp, `expected a list of rules like [{ to: wan, nat: true }]${got(d.rawForward)}`);
       d.rawForward.forEach((r: unknown, i: number) => {
-        const rp = `${fp}[${i}]`;
-        const rule = c.record(r, rp, ['to', 'nat'], 'a rule like { to: wan, nat: true }');
+        const rp = [...fp, i];
+        const rule = c.obj(r, rp, ['to', 'nat'], 'a rule like { to: wan, nat: true }');
         const to = rule.to;
         const toIndex = typeof to === 'string' ? names.indexOf(to) : -1;
         if (typeof to !== 'string' || toIndex < 0 || to === d.name) {
-          c.fail(`${rp}.to`, `expected the name of another domain (one of: ${names.filter((n) => n !== d.name).join(', ') || 'none'})${got(to)}`);
+          c.fail([...rp, 'to'], `expected the name of another domain (one of: ${names.filter((n) => n !== d.name).join(', ') || 'none'})${got(to)}`);
         }
-        if (forward.some((f) => f.to === toIndex)) c.fail(`${rp}.to`, `expected each target once; "${to}" is listed twice`);
-        forward.push({ to: toIndex, toName: to, nat: c.bool(rule.nat, `${rp}.nat`, false) });
+        if (forward.some((f) => f.to === toIndex)) c.fail([...rp, 'to'], `expected each target once; "${to}" is listed twice`);
+        forward.push({ to: toIndex, toName: to, nat: c.bool(rule.nat, [...rp, 'nat'], false) });
       });
     }
     domains.push({
@@ -214,28 +214,28 @@ export function parseRouterConfig(raw: unknown, componentName: string, source: C
 
   // arp
   const A = DEFAULTS.arp;
-  const arpRaw = root.arp === undefined ? {} : c.record(root.arp, at('arp'),
+  const arpRaw = root.arp === undefined ? {} : c.obj(root.arp, at('arp'),
     ['timeout-s', 'retry-ms', 'max-tries', 'max-pending', 'pending-pool'], 'a mapping');
   const arp = {
-    timeoutMs: c.int(arpRaw['timeout-s'], at('arp', 'timeout-s'), A.timeoutS, 1, 86400) * 1000,
-    retryMs: c.int(arpRaw['retry-ms'], at('arp', 'retry-ms'), A.retryMs, 10, 60000),
-    maxTries: c.int(arpRaw['max-tries'], at('arp', 'max-tries'), A.maxTries, 1, 100),
-    maxPending: c.int(arpRaw['max-pending'], at('arp', 'max-pending'), A.maxPending, 0, 4096),
-    pendingPool: c.int(arpRaw['pending-pool'], at('arp', 'pending-pool'), A.pendingPool, 0, 65536),
+    timeoutMs: c.int(arpRaw['timeout-s'], at('arp', 'timeout-s'), 1, 86400, A.timeoutS) * 1000,
+    retryMs: c.int(arpRaw['retry-ms'], at('arp', 'retry-ms'), 10, 60000, A.retryMs),
+    maxTries: c.int(arpRaw['max-tries'], at('arp', 'max-tries'), 1, 100, A.maxTries),
+    maxPending: c.int(arpRaw['max-pending'], at('arp', 'max-pending'), 0, 4096, A.maxPending),
+    pendingPool: c.int(arpRaw['pending-pool'], at('arp', 'pending-pool'), 0, 65536, A.pendingPool),
   };
 
   // conntrack
   const T = DEFAULTS.conntrack;
-  const ctRaw = root.conntrack === undefined ? {} : c.record(root.conntrack, at('conntrack'),
+  const ctRaw = root.conntrack === undefined ? {} : c.obj(root.conntrack, at('conntrack'),
     ['max', 'tcp-established-s', 'tcp-transitory-s', 'tcp-closed-s', 'udp-s', 'icmp-s'], 'a mapping');
   const day = 86400 * 7;
   const conntrack = {
-    max: c.int(ctRaw.max, at('conntrack', 'max'), T.max, 1, 1 << 20),
-    tcpEstablishedMs: c.int(ctRaw['tcp-established-s'], at('conntrack', 'tcp-established-s'), T.tcpEstablishedS, 1, day) * 1000,
-    tcpTransitoryMs: c.int(ctRaw['tcp-transitory-s'], at('conntrack', 'tcp-transitory-s'), T.tcpTransitoryS, 1, day) * 1000,
-    tcpClosedMs: c.int(ctRaw['tcp-closed-s'], at('conntrack', 'tcp-closed-s'), T.tcpClosedS, 1, day) * 1000,
-    udpMs: c.int(ctRaw['udp-s'], at('conntrack', 'udp-s'), T.udpS, 1, day) * 1000,
-    icmpMs: c.int(ctRaw['icmp-s'], at('conntrack', 'icmp-s'), T.icmpS, 1, day) * 1000,
+    max: c.int(ctRaw.max, at('conntrack', 'max'), 1, 1 << 20, T.max),
+    tcpEstablishedMs: c.int(ctRaw['tcp-established-s'], at('conntrack', 'tcp-established-s'), 1, day, T.tcpEstablishedS) * 1000,
+    tcpTransitoryMs: c.int(ctRaw['tcp-transitory-s'], at('conntrack', 'tcp-transitory-s'), 1, day, T.tcpTransitoryS) * 1000,
+    tcpClosedMs: c.int(ctRaw['tcp-closed-s'], at('conntrack', 'tcp-closed-s'), 1, day, T.tcpClosedS) * 1000,
+    udpMs: c.int(ctRaw['udp-s'], at('conntrack', 'udp-s'), 1, day, T.udpS) * 1000,
+    icmpMs: c.int(ctRaw['icmp-s'], at('conntrack', 'icmp-s'), 1, day, T.icmpS) * 1000,
   };
 
   // nat-ports
@@ -254,8 +254,8 @@ export function parseRouterConfig(raw: unknown, componentName: string, source: C
   const policies = parsePolicies(c, infos, natPorts);
 
   // log
-  const logRaw = root.log === undefined ? {} : c.record(root.log, at('log'), ['drops-per-s'], 'a mapping like { drops-per-s: 10 }');
-  const logDropsPerS = c.int(logRaw['drops-per-s'], at('log', 'drops-per-s'), DEFAULTS.logDropsPerS, 0, 10000);
+  const logRaw = root.log === undefined ? {} : c.obj(root.log, at('log'), ['drops-per-s'], 'a mapping like { drops-per-s: 10 }');
+  const logDropsPerS = c.int(logRaw['drops-per-s'], at('log', 'drops-per-s'), 0, 10000, DEFAULTS.logDropsPerS);
 
   return {
     domains: domains.map((d, i) => ({ ...d, policy: policies[i] })),
@@ -264,7 +264,7 @@ export function parseRouterConfig(raw: unknown, componentName: string, source: C
     conntrack,
     natPorts,
     verifyChecksums: c.bool(root['verify-checksums'], at('verify-checksums'), DEFAULTS.verifyChecksums),
-    mirror: parseMirrorConfig(root.mirror, domains.map((d) => d.name), source.file, at('mirror')),
+    mirror: parseMirrorConfig(root.mirror, domains.map((d) => d.name), source.file, fmtPath(at('mirror'))),
   };
 }
 

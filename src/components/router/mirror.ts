@@ -9,8 +9,9 @@
 // little-endian, unused on Nic sessions) carries the domain index in bits
 // 0..14 and the direction in bit 15 (0 received, 1 sent).
 import { Buffer } from 'node:buffer';
+import { got } from '../../config/reader.ts';
 import type { Counters } from '../../runtime/counters.ts';
-import { ConfigError } from '../../runtime/component.ts';
+import { SectionReader } from '../../runtime/component.ts';
 import type { EgressPort } from './types.ts';
 
 export const MIRROR_PORT = 'mirror';
@@ -24,33 +25,28 @@ export interface MirrorConfig {
 
 const copyBytes = Buffer.prototype.copy;
 
-/** Parse the router's `mirror` key: `{ domains: [wan, lan], direction: both|rx|tx }`. */
+/**
+ * Parse the router's `mirror` key: `{ domains: [wan, lan], direction: both|rx|tx }`;
+ * `path` is where it sits in `file` (errors are ConfigErrors naming it).
+ */
 export function parseMirrorConfig(raw: unknown, domainNames: readonly string[], file: string, path: string): MirrorConfig | undefined {
   if (raw === undefined) return undefined;
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    throw new ConfigError(file, path, `expected a mapping like { domains: [wan, lan] } (got ${JSON.stringify(raw)})`);
-  }
-  const r = raw as Record<string, unknown>;
-  for (const k of Object.keys(r)) {
-    if (k !== 'domains' && k !== 'direction') throw new ConfigError(file, `${path}.${k}`, 'unknown key; expected one of domains, direction');
-  }
-  if (!Array.isArray(r.domains) || r.domains.length === 0) {
-    throw new ConfigError(file, `${path}.domains`, `expected a non-empty list of domain names (one of: ${domainNames.join(', ')}) (got ${JSON.stringify(r.domains)})`);
+  const r: SectionReader = new SectionReader({ file, path });
+  const at = r.base;
+  const m = r.obj(raw, at, ['domains', 'direction'], 'a mapping like { domains: [wan, lan] }');
+  const names = domainNames.join(', ');
+  if (!Array.isArray(m.domains) || m.domains.length === 0) {
+    r.fail([...at, 'domains'], `expected a non-empty list of domain names (one of: ${names})${got(m.domains)}`);
   }
   const seen = new Set<string>();
-  r.domains.forEach((d, i) => {
-    if (typeof d !== 'string' || !domainNames.includes(d)) {
-      throw new ConfigError(file, `${path}.domains[${i}]`, `expected the name of a domain (one of: ${domainNames.join(', ')}) (got ${JSON.stringify(d)})`);
-    }
-    if (seen.has(d)) throw new ConfigError(file, `${path}.domains[${i}]`, `expected each domain once; "${d}" is listed twice`);
+  (m.domains as unknown[]).forEach((d, i) => {
+    if (typeof d !== 'string' || !domainNames.includes(d)) r.fail([...at, 'domains', i], `expected the name of a domain (one of: ${names})${got(d)}`);
+    if (seen.has(d)) r.fail([...at, 'domains', i], `expected each domain once; "${d}" is listed twice`);
     seen.add(d);
   });
-  const dir = r.direction ?? 'both';
-  if (dir !== 'both' && dir !== 'rx' && dir !== 'tx') {
-    throw new ConfigError(file, `${path}.direction`, `expected one of both, rx, tx (got ${JSON.stringify(dir)})`);
-  }
+  const dir = m.direction === undefined ? 'both' : r.oneOf(m.direction, [...at, 'direction'], ['both', 'rx', 'tx']);
   if (domainNames.includes(MIRROR_PORT)) {
-    throw new ConfigError(file, `${path}`, `a domain named "${MIRROR_PORT}" clashes with the mirror session's port; rename the domain`);
+    r.fail(at, `a domain named "${MIRROR_PORT}" clashes with the mirror session's port; rename the domain`);
   }
   return { domains: domainNames.filter((n) => seen.has(n)), rx: dir !== 'tx', tx: dir !== 'rx' };
 }

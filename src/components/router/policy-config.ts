@@ -7,7 +7,10 @@
 import {
   formatIpv4, formatMac, inPrefix, parseIpv4, parseIpv4Cidr, parseMac, prefixesOverlap, prefixMask,
 } from '../../net/addr.ts';
-import { type Checker, got, isRecord, keyPath, parsePortRange } from './config-check.ts';
+import { fmtPath, got, isObj, parsePath, parsePortRange, type Reader } from '../../config/reader.ts';
+
+/** A path inside the config document, as keys (src/config/reader.ts). */
+export type Path = (string | number)[];
 
 export type RuleAction = 'accept' | 'drop' | 'reject';
 export const RULE_ACTIONS: readonly RuleAction[] = ['accept', 'drop', 'reject'];
@@ -123,7 +126,7 @@ export interface DomainInfo {
   /** The domain's raw config mapping. */
   readonly raw: Record<string, unknown>;
   /** Path of the domain's mapping. */
-  readonly path: string;
+  readonly path: Path;
 }
 
 /** Keys of a domain mapping that belong to the policy. */
@@ -155,7 +158,7 @@ function ruleText(proto: RuleProto, dst: number, prefix: number, ports: readonly
 }
 
 /** "198.18.0.0/24" or "198.18.0.7" (= /32): a network address with host bits zero. */
-function parsePrefix(c: Checker, v: unknown, path: string): { net: number; prefix: number } {
+function parsePrefix(c: Reader, v: unknown, path: Path): { net: number; prefix: number } {
   if (typeof v !== 'string') c.fail(path, `expected an IPv4 prefix like 198.18.0.0/24 or an address like 198.18.0.7${got(v)}`);
   const cidr = v.includes('/') ? parseIpv4Cidr(v) : (() => {
     const a = parseIpv4(v);
@@ -167,7 +170,7 @@ function parsePrefix(c: Checker, v: unknown, path: string): { net: number; prefi
   return { net, prefix: cidr.prefix };
 }
 
-function parsePorts(c: Checker, v: unknown, path: string): PortRange[] | null {
+function parsePorts(c: Reader, v: unknown, path: Path): PortRange[] | null {
   const what = 'ports: any, a port (80), a range ("8000-8099") or a list of them ([80, 443, "8000-8099"])';
   if (v === 'any') return null;
   if (v === undefined) c.fail(path, `expected ${what}${got(v)}`);
@@ -175,7 +178,7 @@ function parsePorts(c: Checker, v: unknown, path: string): PortRange[] | null {
   if (items.length === 0) c.fail(path, `expected ${what}${got(v)}`);
   const out: PortRange[] = [];
   items.forEach((item: unknown, i: number) => {
-    const p = Array.isArray(v) ? `${path}[${i}]` : path;
+    const p = Array.isArray(v) ? [...path, i] : path;
     const r = parsePortRange(item);
     if (r === undefined) c.fail(p, `expected a port 1 to 65535 or a range "A-B" with A <= B${got(item)}`);
     for (const o of out) {
@@ -186,7 +189,7 @@ function parsePorts(c: Checker, v: unknown, path: string): PortRange[] | null {
   return out.sort((a, b) => a.first - b.first);
 }
 
-function domainIndex(c: Checker, v: unknown, path: string, all: readonly DomainInfo[], self: DomainInfo, what: string): number {
+function domainIndex(c: Reader, v: unknown, path: Path, all: readonly DomainInfo[], self: DomainInfo, what: string): number {
   const i = typeof v === 'string' ? all.findIndex((d) => d.name === v) : -1;
   if (i < 0 || i === self.index) {
     c.fail(path, `expected ${what}: the name of another domain (one of: ${all.filter((d) => d !== self).map((d) => d.name).join(', ') || 'none'})${got(v)}`);
@@ -206,32 +209,32 @@ function routedText(to: DomainInfo): string {
   return to.gateway >= 0 ? `addresses outside the other domains' prefixes and ${cidrText(to.network, to.prefix)}` : cidrText(to.network, to.prefix);
 }
 
-function parseRules(c: Checker, self: DomainInfo, all: readonly DomainInfo[], proto: RuleProto, raw: unknown, out: PolicyRule[]): void {
-  const lp = keyPath(self.path, proto);
+function parseRules(c: Reader, self: DomainInfo, all: readonly DomainInfo[], proto: RuleProto, raw: unknown, out: PolicyRule[]): void {
+  const lp = [...self.path, proto];
   const example = proto === 'tcp' || proto === 'udp' ? `[{ dst: 0.0.0.0/0, ports: [80, 443], to: wan }]` : `[{ dst: 0.0.0.0/0, to: wan }]`;
   c.list(raw, lp, example).forEach((r: unknown, i: number) => {
-    const rp = `${lp}[${i}]`;
+    const rp = [...lp, i];
     const known = proto === 'tcp' || proto === 'udp' ? ['dst', 'ports', 'to', 'action'] : ['dst', 'to', 'action'];
-    const rule = c.record(r, rp, known, `a rule like ${example.slice(1, -1)}`);
+    const rule = c.obj(r, rp, known, `a rule like ${example.slice(1, -1)}`);
     const action = rule.action === undefined ? 'accept' : rule.action;
     if (typeof action !== 'string' || !(RULE_ACTIONS as readonly string[]).includes(action)) {
-      c.fail(`${rp}.action`, `expected one of ${RULE_ACTIONS.join(', ')}${got(rule.action)}`);
+      c.fail([...rp, 'action'], `expected one of ${RULE_ACTIONS.join(', ')}${got(rule.action)}`);
     }
-    const { net, prefix } = rule.dst === undefined ? { net: 0, prefix: 0 } : parsePrefix(c, rule.dst, `${rp}.dst`);
-    const ports = proto === 'tcp' || proto === 'udp' ? parsePorts(c, rule.ports, `${rp}.ports`) : null;
+    const { net, prefix } = rule.dst === undefined ? { net: 0, prefix: 0 } : parsePrefix(c, rule.dst, [...rp, 'dst']);
+    const ports = proto === 'tcp' || proto === 'udp' ? parsePorts(c, rule.ports, [...rp, 'ports']) : null;
     let to = -1;
     let toName: string | null = null;
     if (rule.to !== undefined || action === 'accept') {
-      to = domainIndex(c, rule.to, `${rp}.to`, all, self, action === 'accept' ? 'the domain an accepted connection goes to' : 'the domain the rule is limited to');
+      to = domainIndex(c, rule.to, [...rp, 'to'], all, self, action === 'accept' ? 'the domain an accepted connection goes to' : 'the domain the rule is limited to');
       toName = all[to].name;
       if (!reachable(net, prefix, all[to], all)) {
-        c.fail(`${rp}.dst`, `expected a destination that can be routed to domain "${toName}" (it gets ${routedText(all[to])}); ${cidrText(net, prefix)} never is, so the rule could never match`);
+        c.fail([...rp, 'dst'], `expected a destination that can be routed to domain "${toName}" (it gets ${routedText(all[to])}); ${cidrText(net, prefix)} never is, so the rule could never match`);
       }
     } else if (prefix >= self.prefix && inPrefix(net, self.network, self.mask)) {
-      c.fail(`${rp}.dst`, `expected a destination outside the domain's own prefix ${cidrText(self.network, self.prefix)}: traffic inside a domain never crosses the router, so the rule could never match`);
+      c.fail([...rp, 'dst'], `expected a destination outside the domain's own prefix ${cidrText(self.network, self.prefix)}: traffic inside a domain never crosses the router, so the rule could never match`);
     }
     out.push({
-      proto, action: action as RuleAction, dst: net, dstPrefix: prefix, ports, to, toName, domain: self.index, path: rp,
+      proto, action: action as RuleAction, dst: net, dstPrefix: prefix, ports, to, toName, domain: self.index, path: fmtPath(rp),
       text: ruleText(proto, net, prefix, ports, toName, action as RuleAction),
     });
   });
@@ -242,7 +245,7 @@ function parseRules(c: Checker, self: DomainInfo, all: readonly DomainInfo[], pr
  * outcomes, and exact duplicates, are errors: the evaluation order (longest
  * prefix, then narrowest port range) could not tell them apart, or one is dead.
  */
-function checkConflicts(c: Checker, rules: readonly PolicyRule[]): void {
+function checkConflicts(c: Reader, rules: readonly PolicyRule[]): void {
   const ranges = (r: PolicyRule): readonly PortRange[] => r.ports ?? [{ first: 0, last: 65535 }];
   for (let j = 0; j < rules.length; j++) {
     const b = rules[j];
@@ -259,120 +262,120 @@ function checkConflicts(c: Checker, rules: readonly PolicyRule[]): void {
           if (nested) continue; // the narrower range wins
           if (same && !equal) continue; // partial overlap, same outcome: harmless
           const where = `${b.proto} to ${cidrText(b.dst, b.dstPrefix)}${b.ports === null && a.ports === null ? '' : ` port ${portsText([{ first: Math.max(ra.first, rb.first), last: Math.min(ra.last, rb.last) }])}`}`;
-          if (same) c.fail(b.path, `expected each rule once; this one duplicates ${a.path} (${where})`);
-          c.fail(b.path, `expected rules that do not contradict each other: this one and ${a.path} both match ${where} with the same prefix length and ${equal ? 'the same' : 'partly overlapping'} ports, but ${b.action}${b.toName ? ` to ${b.toName}` : ''} vs ${a.action}${a.toName ? ` to ${a.toName}` : ''}; make one prefix or port range narrower, or remove one`);
+          if (same) c.fail(parsePath(b.path), `expected each rule once; this one duplicates ${a.path} (${where})`);
+          c.fail(parsePath(b.path), `expected rules that do not contradict each other: this one and ${a.path} both match ${where} with the same prefix length and ${equal ? 'the same' : 'partly overlapping'} ports, but ${b.action}${b.toName ? ` to ${b.toName}` : ''} vs ${a.action}${a.toName ? ` to ${a.toName}` : ''}; make one prefix or port range narrower, or remove one`);
         }
       }
     }
   }
 }
 
-function parseForwards(c: Checker, self: DomainInfo, all: readonly DomainInfo[], proto: 'tcp' | 'udp', raw: unknown,
+function parseForwards(c: Reader, self: DomainInfo, all: readonly DomainInfo[], proto: 'tcp' | 'udp', raw: unknown,
   natPorts: PortRange, out: PortForward[]): void {
-  const lp = keyPath(self.path, `${proto}-forward`);
+  const lp = [...self.path, `${proto}-forward`];
   const example = '[{ port: 80, to: dmz, host: 198.18.128.2, host-port: 8080 }]';
   c.list(raw, lp, example).forEach((r: unknown, i: number) => {
-    const rp = `${lp}[${i}]`;
-    const f = c.record(r, rp, ['port', 'to', 'host', 'host-port'], `a port forward like ${example.slice(1, -1)}`);
-    if (f.port === undefined) c.fail(`${rp}.port`, `expected the port on the router's address ${formatIpv4(self.address)}${got(f.port)}`);
-    const port = c.int(f.port, `${rp}.port`, 0, 1, 65535);
+    const rp = [...lp, i];
+    const f = c.obj(r, rp, ['port', 'to', 'host', 'host-port'], `a port forward like ${example.slice(1, -1)}`);
+    if (f.port === undefined) c.fail([...rp, 'port'], `expected the port on the router's address ${formatIpv4(self.address)}${got(f.port)}`);
+    const port = c.int(f.port, [...rp, 'port'], 1, 65535, 0);
     if (port >= natPorts.first && port <= natPorts.last) {
-      c.fail(`${rp}.port`, `expected a port outside nat-ports (${natPorts.first}-${natPorts.last}), which masquerading hands out on the router's addresses${got(port)}`);
+      c.fail([...rp, 'port'], `expected a port outside nat-ports (${natPorts.first}-${natPorts.last}), which masquerading hands out on the router's addresses${got(port)}`);
     }
     if (proto === 'udp' && port === DHCP_SERVER_PORT && self.raw['dhcp-server'] !== undefined) {
-      c.fail(`${rp}.port`, `expected a port other than 67: this domain runs the DHCP server there`);
+      c.fail([...rp, 'port'], `expected a port other than 67: this domain runs the DHCP server there`);
     }
     const dup = out.find((o) => o.proto === proto && o.port === port);
-    if (dup !== undefined) c.fail(`${rp}.port`, `expected each ${proto} port once; ${port} is forwarded by ${dup.path} already`);
-    const to = domainIndex(c, f.to, `${rp}.to`, all, self, 'the domain of the host');
+    if (dup !== undefined) c.fail([...rp, 'port'], `expected each ${proto} port once; ${port} is forwarded by ${dup.path} already`);
+    const to = domainIndex(c, f.to, [...rp, 'to'], all, self, 'the domain of the host');
     const td = all[to];
     const host = typeof f.host === 'string' ? parseIpv4(f.host) : undefined;
     if (host === undefined || !inPrefix(host, td.network, td.mask) || host === td.network || host === td.broadcast || host === td.address) {
-      c.fail(`${rp}.host`, `expected a host address in domain "${td.name}" (${cidrText(td.network, td.prefix)}, not the router's ${formatIpv4(td.address)})${got(f.host)}`);
+      c.fail([...rp, 'host'], `expected a host address in domain "${td.name}" (${cidrText(td.network, td.prefix)}, not the router's ${formatIpv4(td.address)})${got(f.host)}`);
     }
-    const hostPort = c.int(f['host-port'], `${rp}.host-port`, port, 1, 65535);
-    out.push({ proto, port, to, toName: td.name, host, hostPort, path: rp });
+    const hostPort = c.int(f['host-port'], [...rp, 'host-port'], 1, 65535, port);
+    out.push({ proto, port, to, toName: td.name, host, hostPort, path: fmtPath(rp) });
   });
 }
 
-function parseBlocklist(c: Checker, self: DomainInfo, raw: unknown): BlockEntry[] {
-  const lp = keyPath(self.path, 'blocklist');
+function parseBlocklist(c: Reader, self: DomainInfo, raw: unknown): BlockEntry[] {
+  const lp = [...self.path, 'blocklist'];
   const out: BlockEntry[] = [];
   c.list(raw, lp, '[203.0.113.7, 198.51.100.0/24, { prefix: 192.0.2.0/24, for-s: 600 }]').forEach((e: unknown, i: number) => {
-    const ep = `${lp}[${i}]`;
+    const ep = [...lp, i];
     let prefixRaw: unknown = e;
     let untilMs: number | undefined;
     let forMs: number | undefined;
     let pp = ep;
-    if (isRecord(e)) {
-      const r = c.record(e, ep, ['prefix', 'for-s', 'until'], 'an address, a prefix or { prefix, for-s | until }');
+    if (isObj(e)) {
+      const r = c.obj(e, ep, ['prefix', 'for-s', 'until'], 'an address, a prefix or { prefix, for-s | until }');
       prefixRaw = r.prefix;
-      pp = `${ep}.prefix`;
-      if (r['for-s'] !== undefined && r.until !== undefined) c.fail(`${ep}.until`, 'expected either for-s or until, not both');
-      if (r['for-s'] !== undefined) forMs = c.int(r['for-s'], `${ep}.for-s`, 0, 1, 86400 * 365) * 1000;
+      pp = [...ep, 'prefix'];
+      if (r['for-s'] !== undefined && r.until !== undefined) c.fail([...ep, 'until'], 'expected either for-s or until, not both');
+      if (r['for-s'] !== undefined) forMs = c.int(r['for-s'], [...ep, 'for-s'], 1, 86400 * 365, 0) * 1000;
       if (r.until !== undefined) {
         const t = typeof r.until === 'string' ? Date.parse(r.until) : r.until instanceof Date ? r.until.getTime() : NaN;
-        if (!Number.isFinite(t)) c.fail(`${ep}.until`, `expected a date and time like "2030-01-31T12:00:00Z"${got(r.until)}`);
+        if (!Number.isFinite(t)) c.fail([...ep, 'until'], `expected a date and time like "2030-01-31T12:00:00Z"${got(r.until)}`);
         untilMs = t;
       }
     }
     const { net, prefix } = parsePrefix(c, prefixRaw, pp);
     const dup = out.find((o) => o.network === net && o.prefix === prefix);
     if (dup !== undefined) c.fail(pp, `expected each prefix once; ${cidrText(net, prefix)} is listed at ${dup.path} already`);
-    out.push({ network: net, prefix, untilMs, forMs, path: ep, text: cidrText(net, prefix) });
+    out.push({ network: net, prefix, untilMs, forMs, path: fmtPath(ep), text: cidrText(net, prefix) });
   });
   return out;
 }
 
-function parseLimits(c: Checker, self: DomainInfo, raw: unknown): LimitsSpec {
-  const lp = keyPath(self.path, 'limits');
-  const l = c.record(raw, lp, ['new-per-source', 'new-per-source-burst', 'new-total', 'new-total-burst'], 'a mapping like { new-per-source: 50 }');
-  const perSource = c.int(l['new-per-source'], `${lp}.new-per-source`, 0, 0, 1_000_000);
-  const total = c.int(l['new-total'], `${lp}.new-total`, 0, 0, 10_000_000);
-  const perSourceBurst = c.int(l['new-per-source-burst'], `${lp}.new-per-source-burst`, Math.max(1, perSource * 2), 1, 2_000_000);
-  const totalBurst = c.int(l['new-total-burst'], `${lp}.new-total-burst`, Math.max(1, total * 2), 1, 20_000_000);
-  if (l['new-per-source-burst'] !== undefined && perSource === 0) c.fail(`${lp}.new-per-source-burst`, 'expected new-per-source too (a burst without a rate limits nothing)');
-  if (l['new-total-burst'] !== undefined && total === 0) c.fail(`${lp}.new-total-burst`, 'expected new-total too (a burst without a rate limits nothing)');
+function parseLimits(c: Reader, self: DomainInfo, raw: unknown): LimitsSpec {
+  const lp = [...self.path, 'limits'];
+  const l = c.obj(raw, lp, ['new-per-source', 'new-per-source-burst', 'new-total', 'new-total-burst'], 'a mapping like { new-per-source: 50 }');
+  const perSource = c.int(l['new-per-source'], [...lp, 'new-per-source'], 0, 1_000_000, 0);
+  const total = c.int(l['new-total'], [...lp, 'new-total'], 0, 10_000_000, 0);
+  const perSourceBurst = c.int(l['new-per-source-burst'], [...lp, 'new-per-source-burst'], 1, 2_000_000, Math.max(1, perSource * 2));
+  const totalBurst = c.int(l['new-total-burst'], [...lp, 'new-total-burst'], 1, 20_000_000, Math.max(1, total * 2));
+  if (l['new-per-source-burst'] !== undefined && perSource === 0) c.fail([...lp, 'new-per-source-burst'], 'expected new-per-source too (a burst without a rate limits nothing)');
+  if (l['new-total-burst'] !== undefined && total === 0) c.fail([...lp, 'new-total-burst'], 'expected new-total too (a burst without a rate limits nothing)');
   return { newPerSource: perSource, newPerSourceBurst: perSourceBurst, newTotal: total, newTotalBurst: totalBurst };
 }
 
-function parseDhcp(c: Checker, self: DomainInfo, raw: unknown): DhcpSpec {
-  const dp = keyPath(self.path, 'dhcp-server');
-  const d = c.record(raw, dp, ['range', 'lease-s', 'offer-s', 'dns', 'static'], 'a mapping like { range: 198.18.0.100-198.18.0.199 }');
+function parseDhcp(c: Reader, self: DomainInfo, raw: unknown): DhcpSpec {
+  const dp = [...self.path, 'dhcp-server'];
+  const d = c.obj(raw, dp, ['range', 'lease-s', 'offer-s', 'dns', 'static'], 'a mapping like { range: 198.18.0.100-198.18.0.199 }');
   const inside = (ip: number): boolean => inPrefix(ip, self.network, self.mask) && ip !== self.network && ip !== self.broadcast && ip !== self.address;
   const m = typeof d.range === 'string' ? /^\s*([0-9.]+)\s*-\s*([0-9.]+)\s*$/.exec(d.range) : null;
   const first = m === null ? undefined : parseIpv4(m[1]);
   const last = m === null ? undefined : parseIpv4(m[2]);
   if (first === undefined || last === undefined || first > last || !inside(first) || !inside(last) ||
     (self.address >= first && self.address <= last)) {
-    c.fail(`${dp}.range`, `expected "FIRST-LAST" host addresses of ${cidrText(self.network, self.prefix)}, FIRST <= LAST, not including the router's ${formatIpv4(self.address)}${got(d.range)}`);
+    c.fail([...dp, 'range'], `expected "FIRST-LAST" host addresses of ${cidrText(self.network, self.prefix)}, FIRST <= LAST, not including the router's ${formatIpv4(self.address)}${got(d.range)}`);
   }
-  if (last - first >= 65536) c.fail(`${dp}.range`, `expected at most 65536 addresses${got(d.range)}`);
-  const leaseMs = c.int(d['lease-s'], `${dp}.lease-s`, POLICY_DEFAULTS.dhcp.leaseS, 60, 86400 * 365) * 1000;
-  const offerMs = c.int(d['offer-s'], `${dp}.offer-s`, POLICY_DEFAULTS.dhcp.offerS, 1, 600) * 1000;
+  if (last - first >= 65536) c.fail([...dp, 'range'], `expected at most 65536 addresses${got(d.range)}`);
+  const leaseMs = c.int(d['lease-s'], [...dp, 'lease-s'], 60, 86400 * 365, POLICY_DEFAULTS.dhcp.leaseS) * 1000;
+  const offerMs = c.int(d['offer-s'], [...dp, 'offer-s'], 1, 600, POLICY_DEFAULTS.dhcp.offerS) * 1000;
   const dns: number[] = [];
   if (d.dns !== undefined) {
-    c.list(d.dns, `${dp}.dns`, '[198.18.0.1]').forEach((v: unknown, i: number) => {
+    c.list(d.dns, [...dp, 'dns'], '[198.18.0.1]').forEach((v: unknown, i: number) => {
       const a = typeof v === 'string' ? parseIpv4(v) : undefined;
-      if (a === undefined) c.fail(`${dp}.dns[${i}]`, `expected an IPv4 address${got(v)}`);
+      if (a === undefined) c.fail([...dp, 'dns', i], `expected an IPv4 address${got(v)}`);
       dns.push(a);
     });
-    if (dns.length > 8) c.fail(`${dp}.dns`, 'expected at most 8 DNS servers');
+    if (dns.length > 8) c.fail([...dp, 'dns'], 'expected at most 8 DNS servers');
   }
   const statics: DhcpStaticLease[] = [];
   if (d.static !== undefined) {
-    c.list(d.static, `${dp}.static`, '[{ mac: "02:00:00:00:00:0a", ip: 198.18.0.50 }]').forEach((v: unknown, i: number) => {
-      const sp = `${dp}.static[${i}]`;
-      const s = c.record(v, sp, ['mac', 'ip'], 'a static lease like { mac: "02:00:00:00:00:0a", ip: 198.18.0.50 }');
+    c.list(d.static, [...dp, 'static'], '[{ mac: "02:00:00:00:00:0a", ip: 198.18.0.50 }]').forEach((v: unknown, i: number) => {
+      const sp = [...dp, 'static', i];
+      const s = c.obj(v, sp, ['mac', 'ip'], 'a static lease like { mac: "02:00:00:00:00:0a", ip: 198.18.0.50 }');
       const mac = typeof s.mac === 'string' ? parseMac(s.mac) : undefined;
-      if (mac === undefined || (mac[0] & 1) !== 0) c.fail(`${sp}.mac`, `expected a unicast MAC address like "02:00:00:00:00:0a"${got(s.mac)}`);
+      if (mac === undefined || (mac[0] & 1) !== 0) c.fail([...sp, 'mac'], `expected a unicast MAC address like "02:00:00:00:00:0a"${got(s.mac)}`);
       const ip = typeof s.ip === 'string' ? parseIpv4(s.ip) : undefined;
-      if (ip === undefined || !inside(ip)) c.fail(`${sp}.ip`, `expected a host address of ${cidrText(self.network, self.prefix)} other than the router's${got(s.ip)}`);
+      if (ip === undefined || !inside(ip)) c.fail([...sp, 'ip'], `expected a host address of ${cidrText(self.network, self.prefix)} other than the router's${got(s.ip)}`);
       const dupMac = statics.find((o) => formatMac(o.mac) === formatMac(mac));
-      if (dupMac !== undefined) c.fail(`${sp}.mac`, `expected each MAC once; ${formatMac(mac)} has a lease at ${dupMac.path} already`);
+      if (dupMac !== undefined) c.fail([...sp, 'mac'], `expected each MAC once; ${formatMac(mac)} has a lease at ${dupMac.path} already`);
       const dupIp = statics.find((o) => o.ip === ip);
-      if (dupIp !== undefined) c.fail(`${sp}.ip`, `expected each address once; ${formatIpv4(ip)} is leased at ${dupIp.path} already`);
-      statics.push({ mac, ip, path: sp });
+      if (dupIp !== undefined) c.fail([...sp, 'ip'], `expected each address once; ${formatIpv4(ip)} is leased at ${dupIp.path} already`);
+      statics.push({ mac, ip, path: fmtPath(sp) });
     });
   }
   return { first, last, leaseMs, offerMs, dns, static: statics };
@@ -382,7 +385,7 @@ function parseDhcp(c: Checker, self: DomainInfo, raw: unknown): DhcpSpec {
  * The policies of all domains, in domain order. `natPorts` is the router's
  * masquerading range (forwarded ports must lie outside it).
  */
-export function parsePolicies(c: Checker, domains: readonly DomainInfo[], natPorts: PortRange): DomainPolicy[] {
+export function parsePolicies(c: Reader, domains: readonly DomainInfo[], natPorts: PortRange): DomainPolicy[] {
   const rulesOf: PolicyRule[][] = [];
   const natFrom: { from: Set<number>; explicit: Set<number>; portsPerSource: number }[] = [];
   const out: { defaultAction: RuleAction; forwards: PortForward[]; blocklist: BlockEntry[]; limits: LimitsSpec; dhcp: DhcpSpec | null }[] = [];
@@ -393,7 +396,7 @@ export function parsePolicies(c: Checker, domains: readonly DomainInfo[], natPor
     let defaultAction: RuleAction = POLICY_DEFAULTS.defaultAction;
     if (raw.default !== undefined) {
       if (typeof raw.default !== 'string' || !(RULE_ACTIONS as readonly string[]).includes(raw.default)) {
-        c.fail(keyPath(d.path, 'default'), `expected one of ${RULE_ACTIONS.join(', ')}${got(raw.default)}`);
+        c.fail([...d.path, 'default'], `expected one of ${RULE_ACTIONS.join(', ')}${got(raw.default)}`);
       }
       defaultAction = raw.default as RuleAction;
     }
@@ -403,7 +406,7 @@ export function parsePolicies(c: Checker, domains: readonly DomainInfo[], natPor
     d.forward.forEach((f, i) => {
       rules.push({
         proto: 'ip', action: 'accept', dst: 0, dstPrefix: 0, ports: null, to: f.to, toName: f.toName, domain: d.index,
-        path: `${keyPath(d.path, 'forward')}[${i}]`, text: ruleText('ip', 0, 0, null, f.toName, 'accept'),
+        path: fmtPath([...d.path, 'forward', i]), text: ruleText('ip', 0, 0, null, f.toName, 'accept'),
       });
     });
     checkConflicts(c, rules);
@@ -415,15 +418,15 @@ export function parsePolicies(c: Checker, domains: readonly DomainInfo[], natPor
 
     const nat = { from: new Set<number>(), explicit: new Set<number>(), portsPerSource: POLICY_DEFAULTS.portsPerSource(rangeSize) };
     if (raw.nat !== undefined) {
-      const np = keyPath(d.path, 'nat');
-      const n = c.record(raw.nat, np, ['from', 'ports-per-source'], 'a mapping like { from: [lan], ports-per-source: 1024 }');
-      c.list(n.from, `${np}.from`, '[lan, dmz]').forEach((v: unknown, i: number) => {
-        const idx = domainIndex(c, v, `${np}.from[${i}]`, domains, d, 'a domain whose connections into this one are masqueraded');
-        if (nat.from.has(idx)) c.fail(`${np}.from[${i}]`, `expected each domain once; "${domains[idx].name}" is listed twice`);
+      const np = [...d.path, 'nat'];
+      const n = c.obj(raw.nat, np, ['from', 'ports-per-source'], 'a mapping like { from: [lan], ports-per-source: 1024 }');
+      c.list(n.from, [...np, 'from'], '[lan, dmz]').forEach((v: unknown, i: number) => {
+        const idx = domainIndex(c, v, [...np, 'from', i], domains, d, 'a domain whose connections into this one are masqueraded');
+        if (nat.from.has(idx)) c.fail([...np, 'from', i], `expected each domain once; "${domains[idx].name}" is listed twice`);
         nat.from.add(idx);
         nat.explicit.add(idx);
       });
-      nat.portsPerSource = c.int(n['ports-per-source'], `${np}.ports-per-source`, nat.portsPerSource, 0, 65535);
+      nat.portsPerSource = c.int(n['ports-per-source'], [...np, 'ports-per-source'], 0, 65535, nat.portsPerSource);
     }
     natFrom.push(nat);
 
@@ -443,7 +446,7 @@ export function parsePolicies(c: Checker, domains: readonly DomainInfo[], natPor
       const t = natFrom[f.to];
       if (f.nat) t.from.add(d.index);
       else if (t.explicit.has(d.index)) {
-        c.fail(`${keyPath(d.path, 'forward')}[${i}].nat`, `expected true: domain "${f.toName}" masquerades connections from "${d.name}" (its nat.from lists it)`);
+        c.fail([...d.path, 'forward', i, 'nat'], `expected true: domain "${f.toName}" masquerades connections from "${d.name}" (its nat.from lists it)`);
       }
     });
   }

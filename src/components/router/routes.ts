@@ -9,6 +9,7 @@
 // decides what may enter it), and a domain without a gateway accepts sources
 // from its routed prefixes too (anti-spoofing). Prefixes must not overlap any
 // domain's prefix or another route, so a lookup has exactly one answer.
+import { got, type Reader } from '../../config/reader.ts';
 import { formatIpv4, inPrefix, networkOf, parseIpv4, parseIpv4Cidr, prefixesOverlap, prefixMask } from '../../net/addr.ts';
 
 export interface StaticRoute {
@@ -25,48 +26,41 @@ interface DomainLike {
   readonly prefix: number;
 }
 
-function got(v: unknown): string {
-  if (v === undefined) return ' (missing)';
-  const s = JSON.stringify(v);
-  return ` (got ${s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s})`;
-}
-
 /**
- * Parse one domain's `routes` (path: where it sits). `all` are every domain
- * (for overlap checks), `taken` the routes of domains parsed before.
+ * Parse one domain's `routes` (path: where it sits), reading with r. `all`
+ * are every domain (for overlap checks), `taken` the routes of domains parsed before.
  */
 export function parseRoutes(
-  raw: unknown, path: string, domain: DomainLike, all: readonly DomainLike[], taken: readonly (StaticRoute & { domain: string })[],
-  fail: (path: string, expected: string) => never,
+  raw: unknown, path: (string | number)[], domain: DomainLike, all: readonly DomainLike[], taken: readonly (StaticRoute & { domain: string })[],
+  r: Reader,
 ): StaticRoute[] {
   if (raw === undefined) return [];
-  if (!Array.isArray(raw)) fail(path, `expected a list like [{ prefix: 198.18.64.0/24, via: 198.18.255.2 }]${got(raw)}`);
+  const fail = (p: (string | number)[], expected: string): never => r.fail(p, expected);
+  const list = r.list(raw, path, '[{ prefix: 198.18.64.0/24, via: 198.18.255.2 }]');
   const out: StaticRoute[] = [];
   const dNet = networkOf(domain.address, domain.prefix);
   const dMask = prefixMask(domain.prefix);
-  (raw as unknown[]).forEach((r, i) => {
-    const p = `${path}[${i}]`;
-    if (typeof r !== 'object' || r === null || Array.isArray(r)) fail(p, `expected a route like { prefix: 198.18.64.0/24, via: 198.18.255.2 }${got(r)}`);
-    const o = r as Record<string, unknown>;
-    for (const k of Object.keys(o)) if (k !== 'prefix' && k !== 'via') fail(`${p}.${k}`, 'unknown key; expected one of prefix, via');
+  list.forEach((v, i) => {
+    const p = [...path, i];
+    const o = r.obj(v, p, ['prefix', 'via'], 'a route like { prefix: 198.18.64.0/24, via: 198.18.255.2 }');
     const c = typeof o.prefix === 'string' ? parseIpv4Cidr(o.prefix) : undefined;
-    if (c === undefined || c.prefix < 1) fail(`${p}.prefix`, `expected an IPv4 prefix like 198.18.64.0/24 (length 1 to 32)${got(o.prefix)}`);
+    if (c === undefined || c.prefix < 1) fail([...p, 'prefix'], `expected an IPv4 prefix like 198.18.64.0/24 (length 1 to 32)${got(o.prefix)}`);
     const cc = c as { address: number; prefix: number };
     const network = networkOf(cc.address, cc.prefix);
-    if (network !== cc.address) fail(`${p}.prefix`, `expected a network address (${formatIpv4(network)}/${cc.prefix})${got(o.prefix)}`);
+    if (network !== cc.address) fail([...p, 'prefix'], `expected a network address (${formatIpv4(network)}/${cc.prefix})${got(o.prefix)}`);
     for (const d of all) {
       if (prefixesOverlap(network, cc.prefix, d.address, d.prefix)) {
-        fail(`${p}.prefix`, `expected a prefix that does not overlap domain "${d.name}" (${formatIpv4(networkOf(d.address, d.prefix))}/${d.prefix})`);
+        fail([...p, 'prefix'], `expected a prefix that does not overlap domain "${d.name}" (${formatIpv4(networkOf(d.address, d.prefix))}/${d.prefix})`);
       }
     }
     for (const t of [...taken, ...out.map((x) => ({ ...x, domain: domain.name }))]) {
       if (prefixesOverlap(network, cc.prefix, t.network, t.prefix)) {
-        fail(`${p}.prefix`, `expected a prefix that does not overlap the route ${formatIpv4(t.network)}/${t.prefix} of domain "${t.domain}"`);
+        fail([...p, 'prefix'], `expected a prefix that does not overlap the route ${formatIpv4(t.network)}/${t.prefix} of domain "${t.domain}"`);
       }
     }
     const via = typeof o.via === 'string' ? parseIpv4(o.via) : undefined;
     if (via === undefined || !inPrefix(via, dNet, dMask) || via === domain.address || via === dNet) {
-      fail(`${p}.via`, `expected a next hop inside ${formatIpv4(dNet)}/${domain.prefix} other than the router's own address${got(o.via)}`);
+      fail([...p, 'via'], `expected a next hop inside ${formatIpv4(dNet)}/${domain.prefix} other than the router's own address${got(o.via)}`);
     }
     out.push({ network, prefix: cc.prefix, mask: prefixMask(cc.prefix), via: via as number });
   });
