@@ -14,6 +14,7 @@ import assert from 'node:assert/strict';
 import { Counters } from '../../src/runtime/counters.ts';
 import { parseRouterConfig } from '../../src/components/router/config.ts';
 import { Mirror } from '../../src/components/router/mirror.ts';
+import { copyFrame, words } from '../../src/components/router/packet.ts';
 import { Router } from '../../src/components/router/router.ts';
 import { formatMac } from '../../src/net/addr.ts';
 import { decodeFrame, encodeFrame, type L4 } from '../../src/net/frame.ts';
@@ -155,6 +156,19 @@ test('a hostile driver rewriting its ingress slot mid-packet cannot change what 
       const hostile = run(echoToRouter, moment, tamper);
       assert.deepEqual(hostile.lan, honest.lan, `echo reply, ${tamper} at ${moment}`);
       assert.deepEqual(hostile.counters, honest.counters, `counters, ${tamper} at ${moment}`);
+    }
+  }
+});
+
+test('copyFrame copies exactly the frame, word by word or natively, and nothing past it', () => {
+  const src = Uint8Array.from({ length: 4096 }, (_, i) => (i * 7 + 3) & 0xff);
+  const src32 = words(src);
+  for (const len of [1, 3, 4, 5, 60, 63, 256, 257, 1514]) {
+    for (const [so, d] of [[0, 0], [512, 1024], [513, 1024], [512, 1026]]) {
+      const dst = new Uint8Array(4096).fill(0xee);
+      copyFrame(src, src32, so, dst, words(dst), d, len);
+      assert.deepEqual(dst.subarray(d, d + len), src.subarray(so, so + len), `len ${len} from ${so} to ${d}`);
+      assert.ok(dst.subarray(0, d).every((x) => x === 0xee) && dst.subarray(d + len).every((x) => x === 0xee), `nothing else written: len ${len} from ${so} to ${d}`);
     }
   }
 });

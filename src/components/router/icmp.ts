@@ -138,7 +138,7 @@ export class Icmp {
     if (e === undefined) return;
     // Outer IP header: ICMP has no pseudo header, so the ICMP checksum is untouched by it.
     ipv4DecrementTtl(b, L3);
-    rewriteAddrs(b, L3, p.ihl, IPPROTO_ICMP, -1, nSrc, getU16(b, ricmp + 4), nDst, 0, true, 0);
+    rewriteAddrs(b, L3, p.ihl, IPPROTO_ICMP, -1, nSrc, getU16(b, ricmp + 4), nDst, 0, true, -1);
     // Quoted packet: it travelled the other direction, translated; give it the
     // addresses and ports its recipient knows. Its L4 checksum only when the quote holds it.
     const qcOff = iproto === IPPROTO_TCP && avail < iihl + TCP_CHECKSUM + 2 ? -1 : l4ChecksumAt(iproto, ril4);

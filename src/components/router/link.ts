@@ -22,7 +22,7 @@ import { ArpCache, type ArpEntry, PendingPool } from './arp-cache.ts';
 import type { RouterConfig } from './config.ts';
 import type { CounterName, Drops } from './drops.ts';
 import type { Mirror } from './mirror.ts';
-import { L3, type Packet } from './packet.ts';
+import { copyFrame, L3, type Packet, words } from './packet.ts';
 import type { Routing } from './routing.ts';
 import type { EgressPort } from './types.ts';
 
@@ -44,6 +44,8 @@ export class Link {
   /** Private buffer the router builds its own frames in (ARP, ICMP, resets, DHCP) before copying them out. */
   readonly own: Uint8Array;
   readonly #ports: readonly EgressPort[];
+  /** The egress buffers as 32-bit words (copyFrame). */
+  readonly #out32: (Int32Array | undefined)[];
   readonly #dirty: Uint8Array;
   readonly #txId: Int32Array;
   readonly #counters: Counters;
@@ -61,6 +63,7 @@ export class Link {
     this.macs = cfg.domains.map((d) => d.mac);
     this.caches = cfg.domains.map(() => new ArpCache());
     this.#ports = ports;
+    this.#out32 = ports.map((p) => words(p.buf));
     this.#dirty = new Uint8Array(ports.length);
     this.#txId = Int32Array.from(cfg.domains, (d) => counters.define(`tx.${d.name}`));
     let slotSize = 0;
@@ -178,7 +181,7 @@ export class Link {
         return false;
       }
       const tp = tr.last();
-      copyBytes.call(b, port.buf, slot, 0, len);
+      copyFrame(b, this.#pkt.buf32, 0, port.buf, this.#out32[out], slot, len);
       tr.spanArg(this.#pCopy, tp, len);
       tr.chain(); // submit_packet starts where the copy ended
       this.#submit(out, slot, b, 0, len);

@@ -25,7 +25,7 @@ export function l4ChecksumAt(proto: number, l4: number): number {
  *
  * enc: a checksum that covers these bytes as well (the ICMP error quoting
  * this packet); every 16-bit change is applied to it, and it is returned.
- * Pass 0 and ignore the result when there is none.
+ * Pass -1 when there is none (forwarding): it is then left alone.
  */
 export function rewriteAddrs(b: Uint8Array, ip: number, ihl: number, proto: number, cOff: number,
   nSrc: number, nSport: number, nDst: number, nDport: number, partial: boolean, enc: number): number {
@@ -43,7 +43,7 @@ export function rewriteAddrs(b: Uint8Array, ip: number, ihl: number, proto: numb
   if (oSrc !== nSrc) {
     setU32(b, ip + IP_SRC, nSrc);
     ipc = update32(ipc, oSrc, nSrc);
-    enc = update32(enc, oSrc, nSrc);
+    if (enc >= 0) enc = update32(enc, oSrc, nSrc);
     if (!icmp && !l4None) {
       l4c = partial ? partialUpdate32(l4c, oSrc, nSrc) : update32(l4c, oSrc, nSrc);
       l4Changed = true;
@@ -52,7 +52,7 @@ export function rewriteAddrs(b: Uint8Array, ip: number, ihl: number, proto: numb
   if (oDst !== nDst) {
     setU32(b, ip + IP_DST, nDst);
     ipc = update32(ipc, oDst, nDst);
-    enc = update32(enc, oDst, nDst);
+    if (enc >= 0) enc = update32(enc, oDst, nDst);
     if (!icmp && !l4None) {
       l4c = partial ? partialUpdate32(l4c, oDst, nDst) : update32(l4c, oDst, nDst);
       l4Changed = true;
@@ -60,14 +60,14 @@ export function rewriteAddrs(b: Uint8Array, ip: number, ihl: number, proto: numb
   }
   if (ipc !== ipcOld) {
     setU16(b, ip + IP_CHECKSUM, ipc);
-    enc = update16(enc, ipcOld, ipc);
+    if (enc >= 0) enc = update16(enc, ipcOld, ipc);
   }
   const ports = !partial && !l4None;
   if (icmp) {
     const id = getU16(b, l4 + 4);
     if (id !== nSport) {
       setU16(b, l4 + 4, nSport);
-      enc = update16(enc, id, nSport);
+      if (enc >= 0) enc = update16(enc, id, nSport);
       if (ports) {
         l4c = update16(l4c, id, nSport);
         l4Changed = true;
@@ -77,7 +77,7 @@ export function rewriteAddrs(b: Uint8Array, ip: number, ihl: number, proto: numb
     const sp = getU16(b, l4);
     if (sp !== nSport) {
       setU16(b, l4, nSport);
-      enc = update16(enc, sp, nSport);
+      if (enc >= 0) enc = update16(enc, sp, nSport);
       if (ports) {
         l4c = update16(l4c, sp, nSport);
         l4Changed = true;
@@ -86,7 +86,7 @@ export function rewriteAddrs(b: Uint8Array, ip: number, ihl: number, proto: numb
     const dp = getU16(b, l4 + 2);
     if (dp !== nDport) {
       setU16(b, l4 + 2, nDport);
-      enc = update16(enc, dp, nDport);
+      if (enc >= 0) enc = update16(enc, dp, nDport);
       if (ports) {
         l4c = update16(l4c, dp, nDport);
         l4Changed = true;
@@ -97,7 +97,7 @@ export function rewriteAddrs(b: Uint8Array, ip: number, ihl: number, proto: numb
     if (proto === IPPROTO_UDP && !partial && l4c === 0) l4c = 0xffff;
     if (l4c !== l4cOld) {
       setU16(b, cOff, l4c);
-      enc = update16(enc, l4cOld, l4c);
+      if (enc >= 0) enc = update16(enc, l4cOld, l4c);
     }
   }
   return enc;

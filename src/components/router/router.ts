@@ -51,7 +51,7 @@ import { Icmp } from './icmp.ts';
 import { Link } from './link.ts';
 import type { Mirror } from './mirror.ts';
 import { NAT_QUOTA_EXCEEDED, NatBook } from './nat.ts';
-import { L3, Packet } from './packet.ts';
+import { copyFrame, L3, Packet, words } from './packet.ts';
 import { Policy, POLICY_ACCEPT, POLICY_ACCEPT_NAT, POLICY_DROP, POLICY_REJECT } from './policy.ts';
 import { TCP_RESET_LEN, writeTcpReset } from './reject.ts';
 import { l4ChecksumAt, rewriteAddrs } from './rewrite.ts';
@@ -90,6 +90,9 @@ export class Router {
   #now: number;
   readonly #n: number;
   readonly #rxId: Int32Array;
+  /** Per domain: the ingress buffer last seen and its 32-bit view (for copyFrame). */
+  readonly #inBuf: (Uint8Array | undefined)[];
+  readonly #in32: (Int32Array | undefined)[];
   /** The packet being handled: the private copy and what is known of it (reused for every packet). */
   readonly #pkt: Packet;
   readonly #rt: Routing;
@@ -130,6 +133,8 @@ export class Router {
     this.#now = this.#clock();
     this.#n = cfg.domains.length;
     this.#rxId = Int32Array.from(cfg.domains, (d) => counters.define(`rx.${d.name}`));
+    this.#inBuf = new Array<Uint8Array | undefined>(this.#n).fill(undefined);
+    this.#in32 = new Array<Int32Array | undefined>(this.#n).fill(undefined);
     let slotSize = 0;
     for (const p of ports) slotSize = Math.max(slotSize, p.slotSize);
     this.#pkt = new Packet(Math.max(slotSize, opts.maxFrame ?? 0));
@@ -207,7 +212,11 @@ export class Router {
       p.has = false;
       return dr.drop(D['egress-too-big']);
     }
-    copyBytes.call(buf, b, 0, off, off + len);
+    if (buf !== this.#inBuf[dom]) { // a session's buffer stays the same: this happens once
+      this.#inBuf[dom] = buf;
+      this.#in32[dom] = words(buf);
+    }
+    copyFrame(buf, this.#in32[dom], off, b, p.buf32, 0, len);
     p.has = true;
     if (this.#mirror !== undefined) this.#mirror.rx(dom, b, 0, len);
     if (len < L3) return dr.drop(D['eth-truncated']);
@@ -490,7 +499,7 @@ export class Router {
     const tn = tr.span(this.#pConntrack, tc);
     ipv4DecrementTtl(b, L3);
     rewriteAddrs(b, L3, p.ihl, p.proto, l4ChecksumAt(p.proto, p.l4),
-      dir === 0 ? c.rDst : c.oDst, dir === 0 ? c.rDport : c.oDport, nDst, dir === 0 ? c.rSport : c.oSport, p.needsCsum, 0);
+      dir === 0 ? c.rDst : c.oDst, dir === 0 ? c.rDport : c.oDport, nDst, dir === 0 ? c.rSport : c.oSport, p.needsCsum, -1);
     tr.span(this.#pNat, tn);
     // Chained stages (see src/trace/README.md): alloc_packet starts where nat
     // ended, the copy where alloc_packet ended, submit_packet where the copy did.
