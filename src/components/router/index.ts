@@ -1,8 +1,9 @@
 // The router component: one Nic session per domain (the session's port name is
 // the domain's name), the Router logic in between. Per domain one sink
-// pollable delivers batches; each packet is copied once from the ingress
-// sink's buffer into a slot of the egress source; after the batch every egress
-// that got packets is flushed once. A timer drives ARP retries and expiry.
+// pollable delivers batches; the router copies each packet out of the ingress
+// sink's buffer into private memory (it decides only on that copy) and the
+// result into a slot of the egress source; after the batch every egress that
+// got packets is flushed once. A timer drives ARP retries and expiry.
 import { ConfigError, type Component, type ComponentEnv } from '../../runtime/component.ts';
 import type { Pollable } from '../../runtime/entrypoint.ts';
 import { sinkPollable } from '../../session/pollable.ts';
