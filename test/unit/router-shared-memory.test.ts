@@ -172,3 +172,17 @@ test('copyFrame copies exactly the frame, word by word or natively, and nothing 
     }
   }
 });
+
+test('a frame longer than the private buffer (the largest slot) is dropped before it is copied, and counted', () => {
+  const cfg = parseRouterConfig(CONFIG, 'router', { file: 'test.yaml', path: 'components[0].config' });
+  const counters = new Counters();
+  const lan = new FakePort(8, 2048);
+  const wan = new FakePort(8, 2048);
+  const router = new Router(cfg, [lan, wan], counters, { clock: () => 1_000_000 });
+  const ingress = new Uint8Array(8192).fill(0x45);
+  router.receive(0, ingress, 0, 4096);
+  router.flush();
+  assert.equal(counters.snapshot()['drop.egress-too-big'], 1);
+  assert.equal(counters.snapshot()['domain.lan.drop.egress-too-big'], 1);
+  assert.equal(lan.take().length + wan.take().length, 0);
+});
