@@ -8,7 +8,8 @@
 // the frame (its mirror copy allocates a mirror slot), after parsing (the
 // router's first tracepoint span), and when the router allocates the egress
 // slot. Each time it either rewrites what matters (UDP -> TCP, port 53 -> 22,
-// IHL 5 -> 6, another destination) or poisons the whole slot.
+// IHL 5 -> 6, another destination) or poisons the whole slot. The last test
+// does it through the real component over in-process sessions.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Counters } from '../../src/runtime/counters.ts';
@@ -19,6 +20,10 @@ import { Router } from '../../src/components/router/router.ts';
 import { formatMac } from '../../src/net/addr.ts';
 import { decodeFrame, encodeFrame, type L4 } from '../../src/net/frame.ts';
 import { Tracer } from '../../src/trace/tracer.ts';
+import createRouter from '../../src/components/router/index.ts';
+import type { ComponentEnv } from '../../src/runtime/component.ts';
+import type { Entrypoint, Pollable } from '../../src/runtime/entrypoint.ts';
+import { createLocalSession } from '../../src/session/local.ts';
 import { FakePort } from './fixtures/router-rig.ts';
 
 const LAN_HOST = '02:00:00:00:00:0a';
@@ -185,4 +190,86 @@ test('a frame longer than the private buffer (the largest slot) is dropped befor
   assert.equal(counters.snapshot()['drop.egress-too-big'], 1);
   assert.equal(counters.snapshot()['domain.lan.drop.egress-too-big'], 1);
   assert.equal(lan.take().length + wan.take().length, 0);
+});
+
+// The same attack through the real component: in-process sessions (the rings
+// and slots of the shm transport), the lan driver's slot rewritten at the
+// router's first tracepoint after it parsed the frame.
+function componentRun(hostile: boolean): { wan: Uint8Array[]; counters: Record<string, number> } {
+  const [dl, rl] = createLocalSession({ slots: 8, slotSize: 4096, names: ['nic', 'lan'] });
+  const [dw, rw] = createLocalSession({ slots: 8, slotSize: 4096, names: ['nic', 'wan'] });
+  const tracer = new HookedTracer({ component: 'router', mode: 'off' });
+  const pollables: Pollable[] = [];
+  const quiet = (): void => undefined;
+  const counters = new Counters();
+  const env: ComponentEnv = {
+    name: 'router',
+    config: CONFIG,
+    configSource: { file: 'test.yaml', path: 'components[0].config' },
+    sessions: new Map([['lan', rl], ['wan', rw]]),
+    fds: {},
+    ep: { add: (p: Pollable) => pollables.push(p), remove: quiet, kick: quiet } as unknown as Entrypoint,
+    counters,
+    log: { info: quiet, warn: quiet, error: quiet },
+    trace: tracer,
+  };
+  const router = createRouter(env);
+  router.start();
+  try {
+    const st = router.status() as { domains: { mac: string }[] };
+    const [lanMac, wanMac] = [st.domains[0].mac, st.domains[1].mac];
+    const pump = (): void => {
+      for (let k = 0; k < 4; k++) for (const p of pollables) if (p.pending?.() === true) p.run(false);
+    };
+    const take = (e: typeof dl): Uint8Array[] => {
+      const got: Uint8Array[] = [];
+      e.in.receive((off, len) => got.push(e.in.buf.slice(off, off + len)), 64);
+      e.in.flushAcks();
+      return got;
+    };
+    const send = (e: typeof dl, pkt: Uint8Array): number => {
+      const s = e.out.alloc();
+      e.out.buf.set(pkt, s);
+      e.out.submit(s, pkt.length);
+      e.out.flush();
+      return s;
+    };
+    send(dw, encodeFrame({ kind: 'arp', eth: { dst: wanMac, src: WAN_GW }, arp: { op: 'reply', senderMac: WAN_GW, senderIp: '198.19.0.254', targetMac: wanMac, targetIp: '198.19.0.1' } }));
+    pump();
+    take(dw);
+    const frame = udp53.slice();
+    frame.set(macBytes(lanMac), 12);
+    let slot = -1;
+    let struck = false;
+    if (hostile) {
+      tracer.onSpan = (): void => {
+        if (struck || slot < 0) return;
+        struck = true;
+        const b = dl.out.buf; // the lan driver's view of the slot the router is handling
+        b[slot + ETH + 9] = 6; // TCP
+        b[slot + ETH + 20 + 2] = 0; // port 22
+        b[slot + ETH + 20 + 3] = 22;
+        b.fill(0xaa, slot + ETH + 28, slot + frame.length); // and the payload
+      };
+    }
+    slot = send(dl, frame);
+    pump();
+    if (hostile) assert.ok(struck, 'the hostile driver struck');
+    const kept: Record<string, number> = {};
+    for (const [k, v] of Object.entries(counters.snapshot())) if (k.startsWith('drop.') || k.startsWith('conntrack.') || k === 'forwarded') kept[k] = v;
+    return { wan: take(dw), counters: kept };
+  } finally {
+    router.stop?.();
+    for (const e of [dl, rl, dw, rw]) e.close();
+  }
+}
+
+test('the router component over in-process sessions: a lan driver rewriting its slot after the router parsed the frame changes nothing it forwards', () => {
+  const honest = componentRun(false);
+  assert.equal(honest.wan.length, 1);
+  const d = decodeFrame(honest.wan[0]);
+  assert.ok(d.ok && d.value.kind === 'ipv4' && d.value.l4.proto === 'udp' && d.value.l4.udp.dstPort === 53);
+  const hostile = componentRun(true);
+  assert.deepEqual(hostile.wan, honest.wan, 'the forwarded frame');
+  assert.deepEqual(hostile.counters, honest.counters, 'the decision and drop counters');
 });
