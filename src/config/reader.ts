@@ -3,8 +3,8 @@
 // the path inside the document and what was expected, e.g.
 //   gateway.yaml:14: components[1].isolation: expected one of process, thread, inline (got "proces")
 // init's gateway config, every component's section and every service's own
-// file are read with it.
-import { LineCounter, parseDocument, isNode } from 'yaml';
+// file are read with it. The YAML parser itself is yaml.ts (parseYaml), so a
+// component that only reads its already-parsed section never loads it.
 
 export class ConfigFileError extends Error {
   readonly code = 'MG_CONFIG_INVALID';
@@ -130,30 +130,4 @@ export function parsePath(path: string): (string | number)[] {
     else out.push(JSON.parse(`"${m[3]}"`) as string);
   }
   return out;
-}
-
-/** A YAML document parsed into plain values, with a Reader that knows its lines. */
-export function parseYaml(text: string, file: string): { value: unknown; r: Reader } {
-  const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
-  if (doc.errors.length > 0) {
-    const e = doc.errors[0];
-    const line = e.linePos?.[0]?.line ?? lc.linePos(e.pos[0]).line;
-    throw new ConfigFileError(file, line, '', `YAML syntax error: ${e.message.split('\n')[0]}`);
-  }
-  const lineOf = (path: (string | number)[]): number | undefined => {
-    for (let n = path.length; n >= 0; n--) {
-      const node = doc.getIn(path.slice(0, n), true);
-      if (isNode(node) && node.range) return lc.linePos(node.range[0]).line;
-    }
-    return undefined;
-  };
-  const r: Reader = new Reader(file, lineOf);
-  let value: unknown;
-  try {
-    value = doc.toJS(); // throws on an alias without its anchor, or too many alias expansions
-  } catch (e) {
-    throw new ConfigFileError(file, undefined, '', `YAML error: ${(e as Error).message.split('\n')[0]}`);
-  }
-  return { value, r };
 }

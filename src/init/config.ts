@@ -5,7 +5,8 @@
 //   gateway.yaml:14: components[1].isolation: expected one of process, thread, inline (got "proces")
 // Defaults are stated once, here, and documented in docs/CONFIG.md.
 import { readFileSync } from 'node:fs';
-import { ConfigFileError, fmtPath, got, parsePath, parseYaml, Reader, type Obj } from '../config/reader.ts';
+import { ConfigFileError, fmtPath, got, parsePath, Reader, type Obj } from '../config/reader.ts';
+import { parseYaml } from '../config/yaml.ts';
 
 export { ConfigFileError, fmtPath, parsePath, Reader };
 import type { Catalog } from './service-kind.ts';
