@@ -171,7 +171,7 @@ const ROUTER_CONFIG = {
 const DOMAINS = ['lan', 'dmz', 'wan'] as const;
 
 /** Everything the router counts for a frame that it took in. */
-const OUTCOMES = /^(drop\.[a-z0-9-]+|forwarded|arp\.queued|arp\.learned|arp\.refreshed|arp\.reply-sent|icmp\.echo-reply-sent|dhcp\.[a-z]+)$/;
+const OUTCOMES = /^(drop\.[a-z0-9-]+|forwarded|frag\.held|arp\.queued|arp\.learned|arp\.refreshed|arp\.reply-sent|icmp\.echo-reply-sent|dhcp\.[a-z]+)$/;
 
 function outcomes(r: Rig): number {
   let n = 0;

@@ -673,8 +673,9 @@ test('malformed frames: each a counted drop with its reason, nothing sent, nothi
     ['ip-broadcast', mod(good, (b) => { b[42] = 255; b[43] = 255; b[44] = 255; b[45] = 255; fixIp(b); })],
     ['ip-broadcast', mod(good, (b) => { b[42] = 198; b[43] = 18; b[44] = 0; b[45] = 255; fixIp(b); })],
     ['ip-broadcast', mod(good, (b) => { b[12] = 0xff; b[13] = 0xff; b[14] = 0xff; b[15] = 0xff; b[16] = 0xff; b[17] = 0xff; })],
-    ['ip-fragment', mod(good, (b) => { b[32] = 0x20; fixIp(b); })],
-    ['ip-fragment', mod(good, (b) => { b[33] = 0x10; fixIp(b); })],
+    // A first fragment (MF) whose payload is no multiple of 8; a fragment reaching past 65535 bytes.
+    ['frag-bad-length', mod(good, (b) => { b[32] = 0x20; fixIp(b); })],
+    ['frag-too-big', mod(good, (b) => { b[32] = 0x1f; b[33] = 0xff; fixIp(b); })],
     ['ip-unsupported-protocol', mod(good, (b) => { b[35] = 47; fixIp(b); })],
     ['udp-truncated', mod(good, (b) => { b[28] = 0; b[29] = 27; fixIp(b); })],
     ['udp-bad-length', mod(good, (b) => { b[26 + 25] = 200; })],

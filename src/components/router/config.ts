@@ -18,6 +18,8 @@ export const DEFAULTS = {
   natPorts: { first: 49152, last: 65535 },
   verifyChecksums: true,
   logDropsPerS: 0,
+  mtu: 1500,
+  fragments: { maxDatagrams: 64, perSource: 16, maxFragments: 64, timeoutS: 30 },
 } as const;
 
 /** A policy entry: new connections from the owning domain may go to `to`. */
@@ -47,6 +49,10 @@ export interface DomainConfig {
   readonly routes?: readonly StaticRoute[];
   /** Rules, forwards, NAT, blocklist, limits, DHCP server (policy-config.ts). */
   readonly policy: DomainPolicy;
+  /** The link MTU: the largest IP packet sent on this domain (bigger ones are fragmented, or refused with DF). */
+  readonly mtu: number;
+  /** Clamp the MSS option of TCP SYNs entering or leaving this domain to what its MTU carries. */
+  readonly mssClamp: boolean;
 }
 
 export interface RouterConfig {
@@ -67,6 +73,13 @@ export interface RouterConfig {
     readonly icmpMs: number;
   };
   readonly natPorts: { readonly first: number; readonly last: number };
+  /** IPv4 reassembly bounds (reassembly.ts). */
+  readonly fragments: {
+    readonly maxDatagrams: number;
+    readonly maxPerSource: number;
+    readonly maxFragments: number;
+    readonly timeoutMs: number;
+  };
   readonly verifyChecksums: boolean;
   /** Drop log: at most this many log lines per second (0: none). */
   readonly logDropsPerS: number;
@@ -115,7 +128,7 @@ export function deriveMac(prefix: Uint8Array, component: string, domain: string,
 export function parseRouterConfig(raw: unknown, componentName: string, source: ConfigSource): RouterConfig {
   const c: SectionReader = new SectionReader(source);
   const at = (...keys: (string | number)[]): (string | number)[] => [...c.base, ...keys];
-  const root = c.obj(raw, c.base, ['domains', 'mac-prefix', 'arp', 'conntrack', 'nat-ports', 'verify-checksums', 'log', 'mirror'],
+  const root = c.obj(raw, c.base, ['domains', 'mac-prefix', 'arp', 'conntrack', 'nat-ports', 'fragments', 'verify-checksums', 'log', 'mirror'],
     'a mapping with at least "domains"');
 
   // mac-prefix
@@ -140,7 +153,7 @@ export function parseRouterConfig(raw: unknown, componentName: string, source: C
   for (const name of names) {
     const p = at('domains', name);
     if (!DOMAIN_RE.test(name)) c.fail(p, 'expected a domain name (it is the session port name) of lower-case letters, digits and "-", starting with a letter, at most 32');
-    const d = c.obj(rawDomains[name], p, ['address', 'gateway', 'forward', 'routes', ...POLICY_KEYS], 'a mapping with "address"');
+    const d = c.obj(rawDomains[name], p, ['address', 'gateway', 'forward', 'routes', 'mtu', 'mss-clamp', ...POLICY_KEYS], 'a mapping with "address"');
     const cidr = typeof d.address === 'string' ? parseIpv4Cidr(d.address) : undefined;
     if (cidr === undefined || cidr.prefix < 1 || cidr.prefix > 30) {
       c.fail(at('domains', name, 'address'), `expected an IPv4 address with prefix like 198.18.0.1/24 (prefix 1 to 30)${got(d.address)}`);
@@ -209,6 +222,9 @@ export function parseRouterConfig(raw: unknown, componentName: string, source: C
       mac,
       forward,
       routes,
+      // 68: the smallest MTU every IPv4 host must accept (RFC 791); 65535: the largest IPv4 packet.
+      mtu: c.int(d.raw.mtu, at('domains', d.name, 'mtu'), 68, 65535, DEFAULTS.mtu),
+      mssClamp: c.bool(d.raw['mss-clamp'], at('domains', d.name, 'mss-clamp'), false),
     });
   });
 
@@ -246,6 +262,17 @@ export function parseRouterConfig(raw: unknown, componentName: string, source: C
     natPorts = r;
   }
 
+  // fragments (IPv4 reassembly bounds)
+  const F = DEFAULTS.fragments;
+  const fRaw = root.fragments === undefined ? {} : c.obj(root.fragments, at('fragments'),
+    ['max-datagrams', 'per-source', 'max-fragments', 'timeout-s'], 'a mapping like { max-datagrams: 64, per-source: 16 }');
+  const fragments = {
+    maxDatagrams: c.int(fRaw['max-datagrams'], at('fragments', 'max-datagrams'), 1, 4096, F.maxDatagrams),
+    maxPerSource: c.int(fRaw['per-source'], at('fragments', 'per-source'), 1, 4096, F.perSource),
+    maxFragments: c.int(fRaw['max-fragments'], at('fragments', 'max-fragments'), 2, 8192, F.maxFragments),
+    timeoutMs: c.int(fRaw['timeout-s'], at('fragments', 'timeout-s'), 1, 120, F.timeoutS) * 1000,
+  };
+
   // policies (rules, forwards, NAT, blocklists, limits, DHCP), cross-checked against every domain
   const infos: DomainInfo[] = domains.map((d, i) => ({
     name: d.name, index: d.index, address: d.address, prefix: d.prefix, network: d.network, mask: d.mask,
@@ -263,6 +290,7 @@ export function parseRouterConfig(raw: unknown, componentName: string, source: C
     arp,
     conntrack,
     natPorts,
+    fragments,
     verifyChecksums: c.bool(root['verify-checksums'], at('verify-checksums'), DEFAULTS.verifyChecksums),
     mirror: parseMirrorConfig(root.mirror, domains.map((d) => d.name), source.file, fmtPath(at('mirror'))),
   };
@@ -282,6 +310,11 @@ export function structuralChange(cur: RouterConfig, next: RouterConfig): string 
   }
   if (cur.conntrack.max !== next.conntrack.max) return 'conntrack.max cannot change at run time (the table is allocated once); restart the gateway';
   if (cur.arp.pendingPool !== next.arp.pendingPool) return 'arp.pending-pool cannot change at run time; restart the gateway';
+  const f = cur.fragments;
+  const g = next.fragments;
+  if (f.maxDatagrams !== g.maxDatagrams || f.maxPerSource !== g.maxPerSource || f.maxFragments !== g.maxFragments || f.timeoutMs !== g.timeoutMs) {
+    return 'fragments cannot change at run time (datagrams in reassembly hold buffers sized by it); restart the gateway';
+  }
   if (cur.natPorts.first !== next.natPorts.first || cur.natPorts.last !== next.natPorts.last) {
     return 'nat-ports cannot change at run time (live connections hold ports of it); restart the gateway';
   }

@@ -16,7 +16,9 @@ export const DROP_REASONS = [
   'arp-cache-full', 'arp-pending-full', 'arp-pool-exhausted', 'arp-unresolved',
   // IPv4
   'ip-truncated', 'ip-bad-version', 'ip-bad-ihl', 'ip-bad-length', 'ip-bad-checksum',
-  'ip-bad-source', 'ip-spoofed-source', 'ip-broadcast', 'ip-fragment', 'ip-unsupported-protocol',
+  'ip-bad-source', 'ip-spoofed-source', 'ip-broadcast', 'ip-unsupported-protocol',
+  // IPv4 fragments (reassembly.ts) and the egress MTU (mtu.ts)
+  'frag-overlap', 'frag-too-big', 'frag-table-full', 'frag-source-limit', 'frag-too-many', 'frag-bad-length', 'frag-needed',
   // L4
   'tcp-truncated', 'tcp-bad-offset', 'tcp-bad-checksum',
   'udp-truncated', 'udp-bad-length', 'udp-bad-checksum',
@@ -41,6 +43,7 @@ export const COUNTERS = [
   'conntrack.port-forwarded', 'conntrack.reload-removed', 'policy.reloads', 'tcp.reset-sent',
   'dhcp.discover', 'dhcp.request', 'dhcp.decline', 'dhcp.release', 'dhcp.inform', 'dhcp.offer', 'dhcp.ack', 'dhcp.nak',
   'block.added', 'block.refused', 'block.expired', 'block.conns-removed',
+  'frag.held', 'frag.reassembled', 'frag.timeout', 'frag.sent', 'tcp.mss-clamped',
 ] as const;
 
 export type CounterName = typeof COUNTERS[number];

@@ -59,8 +59,10 @@ export class Icmp {
     writeIpv4Header(b, rip, IPV4_HLEN + l4Len, IPPROTO_ICMP, this.#rt.addr[addrDom], p.src, 64, getU16(buf, L3 + 4), 0, buf[L3 + 1]);
     copyBytes.call(buf, b, ricmp, p.l4, p.l4 + l4Len);
     b[ricmp] = ICMP_ECHO_REPLY;
-    if (p.needsCsum) icmpSetChecksum(b, ricmp, l4Len);
-    else setU16(b, ricmp + 2, update16(getU16(b, ricmp + 2), ICMP_ECHO_REQUEST << 8, ICMP_ECHO_REPLY << 8));
+    const updated = update16(getU16(b, ricmp + 2), ICMP_ECHO_REQUEST << 8, ICMP_ECHO_REPLY << 8);
+    // RFC 1624's update gives 0x0000 where an all-zero reply needs 0xffff (found by fuzzing): compute that one in full.
+    if (p.needsCsum || updated === 0) icmpSetChecksum(b, ricmp, l4Len);
+    else setU16(b, ricmp + 2, updated);
     if (link.sendOwn(dom, ETH_HLEN + IPV4_HLEN + l4Len)) this.#counters.add(this.#c['icmp.echo-reply-sent']);
   }
 
@@ -69,7 +71,7 @@ export class Icmp {
    * from the router's address in p.dom, quoting the IP header + 8 bytes.
    * Callers never pass ICMP errors, broadcasts or later fragments.
    */
-  error(p: Packet, type: number, code: number): void {
+  error(p: Packet, type: number, code: number, rest = 0): void {
     const link = this.#link;
     const dom = p.dom;
     const buf = p.buf;
@@ -86,7 +88,7 @@ export class Icmp {
     writeIpv4Header(b, rip, IPV4_HLEN + icmpLen, IPPROTO_ICMP, this.#rt.addr[dom], p.src);
     b[ricmp] = type;
     b[ricmp + 1] = code;
-    setU32(b, ricmp + 4, 0);
+    setU32(b, ricmp + 4, rest); // fragmentation needed: the next-hop MTU in the low 16 bits (RFC 1191)
     copyBytes.call(buf, b, ricmp + ICMP_HLEN, L3, L3 + quote);
     icmpSetChecksum(b, ricmp, icmpLen);
     if (link.sendOwn(dom, ETH_HLEN + IPV4_HLEN + icmpLen)) this.#counters.add(this.#c['icmp.error-sent']);

@@ -18,6 +18,8 @@ import {
 import { getI32, setU16 } from '../../net/bytes.ts';
 import { ETH_HLEN, ETH_MIN_FRAME, ETHERTYPE_ARP, ETHERTYPE_IPV4, writeEthHeader, writeMacBytes } from '../../net/ethernet.ts';
 import { VNET_HDR_LEN, vnetClear } from '../../net/vnet.ts';
+import { fragmentCount, writeIpv4Fragment } from '../../net/ipv4-frag.ts';
+import { completeChecksum } from './mtu.ts';
 import { ArpCache, type ArpEntry, PendingPool } from './arp-cache.ts';
 import type { RouterConfig } from './config.ts';
 import type { CounterName, Drops } from './drops.ts';
@@ -39,6 +41,8 @@ export class Link {
   arpCfg: RouterConfig['arp'];
   /** The router's MAC per domain. */
   readonly macs: readonly Uint8Array[];
+  /** Per domain: the link MTU (larger IPv4 packets leave as fragments; the router refused DF ones). */
+  readonly mtu: Int32Array;
   readonly caches: ArpCache[];
   readonly pool: PendingPool;
   /** Private buffer the router builds its own frames in (ARP, ICMP, resets, DHCP) before copying them out. */
@@ -61,6 +65,7 @@ export class Link {
     counters: Counters, c: Record<CounterName, number>, mirror: Mirror | undefined, tr: Tracer, pCopy: number) {
     this.arpCfg = cfg.arp;
     this.macs = cfg.domains.map((d) => d.mac);
+    this.mtu = Int32Array.from(cfg.domains, (d) => d.mtu);
     this.caches = cfg.domains.map(() => new ArpCache());
     this.#ports = ports;
     this.#out32 = ports.map((p) => words(p.buf));
@@ -172,6 +177,7 @@ export class Link {
     const b = this.#pkt.buf;
     if (e.resolved) {
       writeEthHeader(b, VNET_HDR_LEN, e.mac, this.macs[out], ETHERTYPE_IPV4);
+      if (len - L3 > this.mtu[out] && (b[1] & 0x7f) === 0) return this.#sendFragments(out, b, len);
       const tr = this.#tr;
       tr.chain(); // alloc_packet starts where the previous stage ended
       const port = this.#ports[out];
@@ -201,6 +207,33 @@ export class Link {
     e.queue.push(id);
     e.queueLen.push(len);
     this.#counters.add(this.#c['arp.queued']);
+    return true;
+  }
+
+  /**
+   * Send the IPv4 packet src[0, len) (vnet + Ethernet header written) to dom
+   * as fragments of at most the domain's MTU, each built in `own` and copied
+   * out. The router checked DF before (a DF packet never gets here). Counted:
+   * forwarded once, frag.sent per fragment.
+   */
+  #sendFragments(dom: number, src: Uint8Array, len: number): boolean {
+    completeChecksum(src, len);
+    const ihl = (src[L3] & 0x0f) << 2;
+    const total = len - L3;
+    const mtu = this.mtu[dom];
+    const n = fragmentCount(ihl, total, mtu);
+    if (n === 0 || !this.ownFrame(dom, ETH_HLEN + mtu)) {
+      if (n === 0) this.#drops.drop(this.#drops.id['egress-too-big']);
+      return false;
+    }
+    const own = this.own;
+    copyBytes.call(src, own, VNET_HDR_LEN, VNET_HDR_LEN, L3); // Ethernet header
+    for (let k = 0; k < n; k++) {
+      const fl = writeIpv4Fragment(src, L3, ihl, total, mtu, k, own, L3);
+      if (!this.send(dom, own, 0, VNET_HDR_LEN + this.pad(own, VNET_HDR_LEN, ETH_HLEN + fl))) return false;
+      this.#counters.add(this.#c['frag.sent']);
+    }
+    this.#counters.add(this.#c.forwarded);
     return true;
   }
 
@@ -273,7 +306,10 @@ export class Link {
       const id = e.queue[i];
       const pb = pool.buf(id);
       writeEthHeader(pb, VNET_HDR_LEN, e.mac, this.macs[dom], ETHERTYPE_IPV4);
-      if (this.send(dom, pb, 0, e.queueLen[i])) {
+      const len = e.queueLen[i];
+      if (len - L3 > this.mtu[dom] && (pb[1] & 0x7f) === 0) {
+        if (this.#sendFragments(dom, pb, len)) this.#counters.add(this.#c['arp.released']);
+      } else if (this.send(dom, pb, 0, len)) {
         this.#counters.add(this.#c['arp.released']);
         this.#counters.add(this.#c.forwarded);
       }

@@ -29,7 +29,7 @@ import { getI32, getU16, getU16le, setU16 } from '../../net/bytes.ts';
 import { ETH_HLEN, ETHERTYPE_ARP, ETHERTYPE_IPV4, writeMacBytes } from '../../net/ethernet.ts';
 import {
   ICMP_ADMIN_PROHIBITED, ICMP_DEST_UNREACH, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMP_EXC_TTL, ICMP_HLEN, ICMP_NET_UNREACH,
-  ICMP_PARAM_PROBLEM, ICMP_PORT_UNREACH, ICMP_TIME_EXCEEDED, icmpChecksumOk,
+  ICMP_FRAG_NEEDED, ICMP_PARAM_PROBLEM, ICMP_PORT_UNREACH, ICMP_TIME_EXCEEDED, icmpChecksumOk,
 } from '../../net/icmp.ts';
 import {
   checkIpv4, IP_DST, IP_ERR_CHECKSUM, IP_ERR_IHL, IP_ERR_LENGTH, IP_ERR_TRUNCATED, IP_ERR_VERSION,
@@ -41,7 +41,7 @@ import {
 import { checkUdp, UDP_CHECKSUM, UDP_ERR_CHECKSUM, UDP_ERR_LENGTH, UDP_OK } from '../../net/udp.ts';
 import {
   VNET_CSUM_OFFSET, VNET_CSUM_START, VNET_F_DATA_VALID, VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4, VNET_GSO_UDP, VNET_HDR_LEN,
-  vnetGsoKnown,
+  vnetClear, vnetGsoKnown,
 } from '../../net/vnet.ts';
 import { type RouterConfig, structuralChange } from './config.ts';
 import { type Conn, ConnTable } from './conntrack.ts';
@@ -55,6 +55,8 @@ import { copyFrame, L3, Packet, words } from './packet.ts';
 import { Policy, POLICY_ACCEPT, POLICY_ACCEPT_NAT, POLICY_DROP, POLICY_REJECT } from './policy.ts';
 import { TCP_RESET_LEN, writeTcpReset } from './reject.ts';
 import { l4ChecksumAt, rewriteAddrs } from './rewrite.ts';
+import { Ipv4Reassembler, REASM_DONE, REASM_DROP_REASONS, REASM_HELD } from './reassembly.ts';
+import { clampMss, egressFit, FIT_FRAGMENT, FIT_OK } from './mtu.ts';
 import { Routing } from './routing.ts';
 import { RuntimeBlocks } from './runtime-blocks.ts';
 import { routerStatus } from './status.ts';
@@ -62,6 +64,7 @@ import { connTimeout, initialState, track } from './tracking.ts';
 import type { EgressPort } from './types.ts';
 
 export { COUNTERS, DROP_REASONS, type DropReason } from './drops.ts';
+import type { DropReason } from './drops.ts';
 export type { EgressPort } from './types.ts';
 export { structuralChange } from './config.ts';
 
@@ -105,6 +108,11 @@ export class Router {
   readonly #rtBlocks = new RuntimeBlocks();
   readonly #ct: ConnTable;
   readonly #nat: NatBook;
+  /** Per domain: its MTU, and whether it clamps the MSS of TCP SYNs. */
+  readonly #mtu: Int32Array;
+  readonly #mssClamp: Uint8Array;
+  /** IPv4 datagrams being rebuilt from fragments (policy and NAT need the transport header). */
+  readonly #reasm: Ipv4Reassembler;
   #lastSweep = 0;
   /** Per domain: its DHCP server, if it runs one. */
   readonly #dhcp: (DhcpServer | undefined)[];
@@ -149,6 +157,9 @@ export class Router {
     this.#nat = new NatBook(this.#n, cfg.natPorts.first, cfg.natPorts.last);
     this.#ct.onRemove = (c) => this.#nat.release(c);
     this.#icmp = new Icmp(this.#link, this.#rt, this.#ct, this.#drops, counters, this.#c);
+    this.#reasm = new Ipv4Reassembler(cfg.fragments);
+    this.#mtu = this.#link.mtu;
+    this.#mssClamp = Uint8Array.from(cfg.domains, (d) => (d.mssClamp ? 1 : 0));
   }
 
   /** The index of a domain by name, or -1. */
@@ -181,6 +192,7 @@ export class Router {
       for (const s of this.#dhcp) s?.sweep(now);
       this.#drops.refill();
       this.#counters.add(this.#c['conntrack.expired'], this.#ct.sweep(now));
+      this.#counters.add(this.#c['frag.timeout'], this.#reasm.expire(now));
     }
   }
 
@@ -257,12 +269,12 @@ export class Router {
     // A domain without the default route only speaks for its own prefix.
     if (rt.gw[dom] === -1 && (src & rt.mask[dom]) !== rt.net[dom] && rt.routeIn(dom, src) < 0) return dr.drop(D['ip-spoofed-source']);
     if (dst === -1 || isMulticastIpv4(dst) || dst === rt.bcast[dom]) return dr.drop(D['ip-broadcast']);
-    if (ipv4IsFragment(b, L3)) return dr.drop(D['ip-fragment']);
     if (this.#policy.blocked(dom, src, this.#now)) return dr.drop(D.blocklisted);
     if (this.#rtBlocks.has(src, this.#now)) {
       this.#rtBlocks.hit(src);
       return dr.drop(D.blocklisted);
     }
+    if (ipv4IsFragment(b, L3)) return this.#fragmentIn(p, ihl);
 
     const proto = p.proto = b[L3 + 9];
     const l4 = p.l4 = L3 + ihl;
@@ -490,6 +502,18 @@ export class Router {
       return this.#drops.drop(this.#drops.id['ttl-exceeded']);
     }
     const out = dir === 0 ? c.outDom : c.inDom;
+    // Too big for the egress link: DF (or a TCP super-frame whose segments do not fit) gets
+    // "fragmentation needed" with the link's MTU; otherwise the link cuts it into fragments.
+    const mtu = this.#mtu[out];
+    const fit = egressFit(b, L3, p.len - L3, p.ihl, p.proto, p.l4, mtu);
+    if (fit !== FIT_OK && fit !== FIT_FRAGMENT) {
+      this.#icmp.error(p, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, mtu);
+      return this.#drops.drop(this.#drops.id['frag-needed']);
+    }
+    if (p.proto === IPPROTO_TCP && (p.tcpFlags & TCP_SYN) !== 0 && (this.#mssClamp[out] !== 0 || this.#mssClamp[p.dom] !== 0) &&
+      clampMss(b, p.l4, p.l4Len, Math.min(mtu, this.#mtu[p.dom]) - 40, !p.needsCsum)) {
+      this.#counters.add(this.#c['tcp.mss-clamped']);
+    }
     // The packet leaves as the other direction's key, reversed.
     const nDst = dir === 0 ? c.rSrc : c.oSrc;
     const e = this.#link.hopEntry(out, nDst, p.len);
@@ -509,6 +533,32 @@ export class Router {
       tr.spanArg(this.#pForward, tf, p.len);
       tr.chain();
     }
+  }
+
+  // ---- IPv4 fragments --------------------------------------------------------------
+
+  /**
+   * A fragment (in the private copy): held until its datagram is complete,
+   * then the whole datagram replaces it in the private copy and goes through
+   * the IPv4 path like any packet (policy and NAT see the transport header).
+   */
+  #fragmentIn(p: Packet, ihl: number): void {
+    const dr = this.#drops;
+    const b = p.buf;
+    if ((b[1] & 0x7f) !== 0) return dr.drop(dr.id['vnet-bad-gso']); // a fragment is never a super-frame
+    const r = this.#reasm.offer(b, L3, ihl, getU16(b, L3 + 2), this.#now);
+    if (r === REASM_HELD) {
+      this.#counters.add(this.#c['frag.held']);
+      return;
+    }
+    if (r !== REASM_DONE) return dr.drop(dr.id[REASM_DROP_REASONS[r] as DropReason]);
+    const n = this.#reasm.outLength;
+    if (L3 + n > b.length) return dr.drop(dr.id['egress-too-big']);
+    copyBytes.call(this.#reasm.out, b, L3, 0, n);
+    vnetClear(b, 0); // no offload metadata: the sender's checksum covers the whole datagram
+    p.len = L3 + n;
+    this.#counters.add(this.#c['frag.reassembled']);
+    this.#ipIn(p);
   }
 
   // ---- DHCP server -----------------------------------------------------------------
@@ -600,6 +650,10 @@ export class Router {
       else cur.update(spec);
     }
     this.#drops.setRate(next.logDropsPerS);
+    for (const d of next.domains) {
+      this.#mtu[d.index] = d.mtu;
+      this.#mssClamp[d.index] = d.mssClamp ? 1 : 0;
+    }
     const stale: Conn[] = [];
     for (const c of this.#ct.live()) if (!this.#stillPermitted(c)) stale.push(c);
     for (const c of stale) this.#ct.remove(c);
