@@ -24,6 +24,7 @@ Commands:
   monitor              the IDS engine offline over a pcap (like suricata -r), suricata-verify runner
   monitor-bench        IDS inspection rate with ET Open rules; forwarding with the monitor on vs off
   pcre-bench           the IDS's regex engines (V8 vs RE2) on the ET Open / suricata-verify pcre options
+  hash-bench           conntrack lookups under a hash-flooding attack: chosen vs random keys, old vs keyed hash
   alerts               the monitor's EVE alerts from a running gateway (--follow)
   users                the file gateway's accounts: add, passwd, remove, list
   publish              the files the file gateway serves: add PATH, list, remove ID
@@ -107,6 +108,10 @@ const commands: Record<string, { run: Handler; help: string }> = {
   'monitor-bench': {
     run: async (argv) => (await import('../bench/monitor-bench.ts')).monitorBenchCommand(argv),
     help: 'Usage: microgate monitor-bench [--rules FILE]... [--seconds N] [--rounds N] [--no-forwarding] [--json]',
+  },
+  'hash-bench': {
+    run: async (argv) => (await import('../bench/hash-bench.ts')).hashBenchCommand(argv),
+    help: 'Usage: microgate hash-bench [--connections N] [--probes N] [--rounds N] [--json]',
   },
   alerts: {
     run: async (argv) => (await import('./monitor.ts')).alertsCommand(argv),

@@ -36,7 +36,7 @@ test('a minimal config gets the documented defaults', () => {
   assert.deepEqual(wan.forward, []);
   assert.deepEqual(c.arp, { timeoutMs: 300_000, retryMs: 1000, maxTries: 3, maxPending: 32, pendingPool: 64 });
   assert.deepEqual(c.conntrack, {
-    max: 16384, tcpEstablishedMs: 7_200_000, tcpTransitoryMs: 30_000, tcpClosedMs: 10_000, udpMs: 60_000, icmpMs: 10_000,
+    max: 16384, perSource: 4096, maxProbe: 64, tcpEstablishedMs: 7_200_000, tcpTransitoryMs: 30_000, tcpClosedMs: 10_000, udpMs: 60_000, icmpMs: 10_000,
   });
   assert.deepEqual(c.natPorts, { first: 49152, last: 65535 });
   assert.equal(c.verifyChecksums, true);

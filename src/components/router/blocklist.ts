@@ -2,10 +2,17 @@
 // it?" without allocating: one open-addressing table per distinct prefix
 // length (keys are the masked addresses), probed longest length first. A
 // lookup costs one hash probe per distinct length in the set (at most 33).
-// Adding happens on the control plane (config, reload) and may reallocate.
+// Adding happens on the control plane (config, reload, block feedback) and
+// may reallocate (the load stays <= 1/2).
+//
+// Entries can come from packets (block feedback blocks the sources of alerts,
+// which an attacker chooses), and every packet's source is looked up: the
+// hash is keyed with the process's secret (src/net/keyed-hash.ts), so chosen
+// entries do not pile up in one probe run that every lookup would walk.
+import { khash2 } from '../../net/keyed-hash.ts';
 
-function hash(key: number): number {
-  return Math.imul(key ^ (key >>> 16), 0x45d9f3b) ^ (key >>> 13);
+function hash(key: number, length: number): number {
+  return khash2(key, length);
 }
 
 class LengthTable {
@@ -25,7 +32,7 @@ class LengthTable {
   /** Slot of key, or -1. */
   find(key: number): number {
     const cap = this.keys.length - 1;
-    let i = hash(key) & cap;
+    let i = hash(key, this.length) & cap;
     for (;;) {
       if (this.used[i] === 0) return -1;
       if (this.keys[i] === key) return i;
@@ -35,7 +42,7 @@ class LengthTable {
   put(key: number, expires: number): void {
     if ((this.count + 1) * 2 > this.keys.length) this.#grow();
     const cap = this.keys.length - 1;
-    let i = hash(key) & cap;
+    let i = hash(key, this.length) & cap;
     while (this.used[i] !== 0 && this.keys[i] !== key) i = (i + 1) & cap;
     if (this.used[i] === 0) this.count++;
     this.used[i] = 1;

@@ -14,7 +14,7 @@ import { type DomainInfo, type DomainPolicy, parsePolicies, POLICY_KEYS } from '
 export const DEFAULTS = {
   macPrefix: '02',
   arp: { timeoutS: 300, retryMs: 1000, maxTries: 3, maxPending: 32, pendingPool: 64 },
-  conntrack: { max: 16384, tcpEstablishedS: 7200, tcpTransitoryS: 30, tcpClosedS: 10, udpS: 60, icmpS: 10 },
+  conntrack: { max: 16384, perSource: 4096, maxProbe: 64, tcpEstablishedS: 7200, tcpTransitoryS: 30, tcpClosedS: 10, udpS: 60, icmpS: 10 },
   natPorts: { first: 49152, last: 65535 },
   verifyChecksums: true,
   logDropsPerS: 0,
@@ -66,6 +66,10 @@ export interface RouterConfig {
   };
   readonly conntrack: {
     readonly max: number;
+    /** Connections one source address may hold per ingress domain (0: no limit). */
+    readonly perSource: number;
+    /** Slots a key may lie from its home slot in the index (conntrack.ts). */
+    readonly maxProbe: number;
     readonly tcpEstablishedMs: number;
     readonly tcpTransitoryMs: number;
     readonly tcpClosedMs: number;
@@ -243,10 +247,12 @@ export function parseRouterConfig(raw: unknown, componentName: string, source: C
   // conntrack
   const T = DEFAULTS.conntrack;
   const ctRaw = root.conntrack === undefined ? {} : c.obj(root.conntrack, at('conntrack'),
-    ['max', 'tcp-established-s', 'tcp-transitory-s', 'tcp-closed-s', 'udp-s', 'icmp-s'], 'a mapping');
+    ['max', 'per-source', 'max-probe', 'tcp-established-s', 'tcp-transitory-s', 'tcp-closed-s', 'udp-s', 'icmp-s'], 'a mapping');
   const day = 86400 * 7;
   const conntrack = {
     max: c.int(ctRaw.max, at('conntrack', 'max'), 1, 1 << 20, T.max),
+    perSource: c.int(ctRaw['per-source'], at('conntrack', 'per-source'), 0, 1 << 20, T.perSource),
+    maxProbe: c.int(ctRaw['max-probe'], at('conntrack', 'max-probe'), 8, 1024, T.maxProbe),
     tcpEstablishedMs: c.int(ctRaw['tcp-established-s'], at('conntrack', 'tcp-established-s'), 1, day, T.tcpEstablishedS) * 1000,
     tcpTransitoryMs: c.int(ctRaw['tcp-transitory-s'], at('conntrack', 'tcp-transitory-s'), 1, day, T.tcpTransitoryS) * 1000,
     tcpClosedMs: c.int(ctRaw['tcp-closed-s'], at('conntrack', 'tcp-closed-s'), 1, day, T.tcpClosedS) * 1000,
@@ -309,6 +315,9 @@ export function structuralChange(cur: RouterConfig, next: RouterConfig): string 
     if (a.mac.join(',') !== b.mac.join(',')) return 'mac-prefix cannot change at run time (hosts cache the MACs); restart the gateway';
   }
   if (cur.conntrack.max !== next.conntrack.max) return 'conntrack.max cannot change at run time (the table is allocated once); restart the gateway';
+  if (cur.conntrack.perSource !== next.conntrack.perSource || cur.conntrack.maxProbe !== next.conntrack.maxProbe) {
+    return 'conntrack.per-source and conntrack.max-probe cannot change at run time (live connections were placed under them); restart the gateway';
+  }
   if (cur.arp.pendingPool !== next.arp.pendingPool) return 'arp.pending-pool cannot change at run time; restart the gateway';
   const f = cur.fragments;
   const g = next.fragments;

@@ -7,7 +7,16 @@
 //
 // A key is (protocol, domain, src, sport, dst, dport); for ICMP echo both
 // "ports" are the echo identifier.
+//
+// Packets choose keys, so the index resists hash flooding (issue 13): keys are
+// hashed with HalfSipHash-1-3 under the process's random secret
+// (src/net/keyed-hash.ts), a key lives at most `maxProbe` slots from its home
+// slot (a connection that cannot be placed within it is refused, so no lookup
+// ever scans further), and one source address (per ingress domain) holds at
+// most `perSource` connections.
 import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from '../../net/ipv4.ts';
+import { khash4 } from '../../net/keyed-hash.ts';
+import { KeyedCounts } from '../../net/keyed-counts.ts';
 
 // States (TCP ones follow the handshake; UDP / ICMP only note a reply).
 export const CT_TCP_SYN_SENT = 1;
@@ -60,7 +69,17 @@ export class Conn {
   h1 = 0;
 }
 
+/** The keyed hash of a connection key (this process's secret). */
 export function ctHash(proto: number, dom: number, src: number, sport: number, dst: number, dport: number): number {
+  return khash4((proto << 8) | dom, src, dst, (sport << 16) | dport);
+}
+
+/**
+ * The hash this table used before issue 13: no secret, so anyone can compute
+ * it and build keys that share a home slot. Kept for `microgate hash-bench`,
+ * which reproduces the attack; `legacyHash: true` tables use it.
+ */
+export function ctHashLegacy(proto: number, dom: number, src: number, sport: number, dst: number, dport: number): number {
   let h = Math.imul(src ^ 0x9e3779b9, 0x85ebca6b);
   h = Math.imul(h ^ (h >>> 13) ^ dst, 0xc2b2ae35);
   h = Math.imul(h ^ (h >>> 16) ^ ((sport << 16) | dport), 0x85ebca6b);
@@ -68,34 +87,72 @@ export function ctHash(proto: number, dom: number, src: number, sport: number, d
   return (h ^ (h >>> 16)) >>> 0;
 }
 
+export interface ConnTableOptions {
+  /** Slots a key may lie from its home slot (default CT_DEFAULT_MAX_PROBE). */
+  maxProbe?: number;
+  /** Connections one source address may hold per ingress domain (0: no limit; default none). */
+  perSource?: number;
+  /** The old unkeyed hash and unbounded probing (benchmarks only: the attack's baseline). */
+  legacyHash?: boolean;
+}
+
+/**
+ * Default probe bound. At the highest load (1/2) random keys need far fewer:
+ * filling 16384 connections (32768 keys in 65536 slots) puts the farthest key
+ * about 20 slots from home (test/unit/router-conntrack-hash.test.ts).
+ */
+export const CT_DEFAULT_MAX_PROBE = 64;
+
+/** What link() says. */
+export const CT_LINKED = 0;
+/** No free slot within maxProbe of a key's home slot. */
+export const CT_REFUSED_PROBE = 1;
+/** The source already holds perSource connections. */
+export const CT_REFUSED_SOURCE = 2;
+
 export class ConnTable {
   readonly max: number;
+  readonly maxProbe: number;
+  readonly perSource: number;
+  readonly #legacy: boolean;
   #conns: Conn[] = [];
   #free: Conn[] = [];
   #index: Int32Array;
   #mask: number;
   #count = 0;
+  /** Live connections by (original source, ingress domain); undefined without a per-source limit. */
+  readonly #bySource: KeyedCounts | undefined;
   /** Called when a connection leaves the table (to free its NAT port). */
   onRemove: ((c: Conn) => void) | undefined;
 
-  constructor(max: number) {
+  constructor(max: number, opts: ConnTableOptions = {}) {
     this.max = max;
+    this.#legacy = opts.legacyHash === true;
+    this.maxProbe = this.#legacy ? Infinity : opts.maxProbe ?? CT_DEFAULT_MAX_PROBE;
+    this.perSource = opts.perSource ?? 0;
     let size = 16;
     while (size < max * 4) size *= 2; // two keys per connection, load <= 1/2
     this.#index = new Int32Array(size);
     this.#mask = size - 1;
+    // Every live connection has one source: max distinct sources at most.
+    this.#bySource = this.perSource > 0 ? new KeyedCounts(max, this.maxProbe === Infinity ? 64 : this.maxProbe) : undefined;
   }
 
   get count(): number {
     return this.#count;
   }
 
+  #hash(proto: number, dom: number, src: number, sport: number, dst: number, dport: number): number {
+    return this.#legacy ? ctHashLegacy(proto, dom, src, sport, dst, dport) : ctHash(proto, dom, src, sport, dst, dport);
+  }
+
   /** Find a key: returns slot * 2 + direction (0 original, 1 reply), or -1. */
   lookup(proto: number, dom: number, src: number, sport: number, dst: number, dport: number): number {
     const idx = this.#index;
     const mask = this.#mask;
-    let i = ctHash(proto, dom, src, sport, dst, dport) & mask;
-    for (;;) {
+    const maxProbe = this.maxProbe;
+    let i = this.#hash(proto, dom, src, sport, dst, dport) & mask;
+    for (let p = 0; p < maxProbe; p++) {
       const v = idx[i];
       if (v === 0) return -1;
       const ref = v - 1;
@@ -107,6 +164,37 @@ export class ConnTable {
       }
       i = (i + 1) & mask;
     }
+    return -1;
+  }
+
+  /** Would a new connection from src arriving on dom exceed the per-source limit? */
+  sourceFull(dom: number, src: number): boolean {
+    return this.#bySource !== undefined && this.#bySource.get(src, dom) >= this.perSource;
+  }
+
+  /** Connections src holds on dom (counted only with a per-source limit; else 0). */
+  sourceCount(dom: number, src: number): number {
+    return this.#bySource === undefined ? 0 : this.#bySource.get(src, dom);
+  }
+
+  /**
+   * The longest distance (slots) of any key from its home slot: what a miss
+   * costs at worst. For tests and status; walks the whole index.
+   */
+  longestProbe(): number {
+    const idx = this.#index;
+    const mask = this.#mask;
+    let worst = 0;
+    for (let i = 0; i < idx.length; i++) {
+      const v = idx[i];
+      if (v === 0) continue;
+      const r = v - 1;
+      const c = this.#conns[r >>> 1];
+      const home = ((r & 1) === 0 ? c.h0 : c.h1) & mask;
+      const d = (i - home) & mask;
+      if (d + 1 > worst) worst = d + 1;
+    }
+    return worst;
   }
 
   conn(slot: number): Conn {
@@ -137,21 +225,45 @@ export class ConnTable {
     if (!c.live) this.#free.push(c);
   }
 
-  /** Make an acquired, filled-in Conn findable by both keys (the caller checked neither exists). */
-  link(c: Conn): void {
-    c.h0 = ctHash(c.proto, c.inDom, c.oSrc, c.oSport, c.oDst, c.oDport);
-    c.h1 = ctHash(c.proto, c.outDom, c.rSrc, c.rSport, c.rDst, c.rDport);
-    this.#place(c.slot * 2, c.h0);
-    this.#place(c.slot * 2 + 1, c.h1);
+  /**
+   * Make an acquired, filled-in Conn findable by both keys (the caller checked
+   * neither exists). Returns CT_LINKED, or why it was refused (the Conn is
+   * then not in the table: abandon() it): CT_REFUSED_SOURCE (the source holds
+   * perSource connections) or CT_REFUSED_PROBE (no free slot within maxProbe).
+   */
+  link(c: Conn): number {
+    const bySource = this.#bySource;
+    if (bySource !== undefined && bySource.get(c.oSrc, c.inDom) >= this.perSource) return CT_REFUSED_SOURCE;
+    c.h0 = this.#hash(c.proto, c.inDom, c.oSrc, c.oSport, c.oDst, c.oDport);
+    c.h1 = this.#hash(c.proto, c.outDom, c.rSrc, c.rSport, c.rDst, c.rDport);
+    if (!this.#place(c.slot * 2, c.h0)) return CT_REFUSED_PROBE;
+    if (!this.#place(c.slot * 2 + 1, c.h1)) {
+      this.#unplace(c.slot * 2, c.h0);
+      return CT_REFUSED_PROBE;
+    }
+    if (bySource !== undefined && !bySource.inc(c.oSrc, c.inDom)) {
+      this.#unplace(c.slot * 2, c.h0);
+      this.#unplace(c.slot * 2 + 1, c.h1);
+      return CT_REFUSED_PROBE;
+    }
     c.live = true;
     this.#count++;
+    return CT_LINKED;
   }
 
-  #place(ref: number, h: number): void {
+  #place(ref: number, h: number): boolean {
     const idx = this.#index;
-    let i = h & this.#mask;
-    while (idx[i] !== 0) i = (i + 1) & this.#mask;
-    idx[i] = ref + 1;
+    const mask = this.#mask;
+    const maxProbe = this.maxProbe;
+    let i = h & mask;
+    for (let p = 0; p < maxProbe; p++) {
+      if (idx[i] === 0) {
+        idx[i] = ref + 1;
+        return true;
+      }
+      i = (i + 1) & mask;
+    }
+    return false;
   }
 
   #unplace(ref: number, h: number): void {
@@ -188,6 +300,7 @@ export class ConnTable {
     if (!c.live) return;
     this.#unplace(c.slot * 2, c.h0);
     this.#unplace(c.slot * 2 + 1, c.h1);
+    this.#bySource?.dec(c.oSrc, c.inDom);
     c.live = false;
     this.#count--;
     this.#free.push(c);

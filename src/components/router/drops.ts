@@ -28,7 +28,7 @@ export const DROP_REASONS = [
   // forwarding and policy
   'no-route', 'hairpin', 'no-rule', 'tcp-new-not-syn', 'icmp-new-not-echo',
   'blocklisted', 'rate-limited', 'policy-denied', 'rejected', 'nat-quota-exceeded',
-  'conntrack-full', 'conntrack-collision', 'nat-ports-exhausted',
+  'conntrack-full', 'conntrack-collision', 'conntrack-source-limit', 'conntrack-probe-limit', 'nat-ports-exhausted',
   'ttl-exceeded', 'egress-full', 'egress-too-big',
   // DHCP server
   'dhcp-malformed', 'dhcp-pool-exhausted', 'dhcp-not-ours',

@@ -2,8 +2,11 @@
 // domain and protocol: ports, or ICMP identifiers, of `nat-ports`) and how
 // many ports each source address holds per (target, protocol), for
 // `nat.ports-per-source`. Touched when a masqueraded connection is created or
-// removed, never for the packets of a tracked connection.
+// removed, never for the packets of a tracked connection. The counts live in a
+// keyed hash table (src/net/keyed-counts.ts), not a JS Map: V8 hashes number
+// keys without a seed, and sources choose their addresses.
 import { IPPROTO_TCP, IPPROTO_UDP } from '../../net/ipv4.ts';
+import { KeyedCounts } from '../../net/keyed-counts.ts';
 import { type Conn, type ConnTable, PortPool } from './conntrack.ts';
 
 /** alloc(): the source holds its quota of ports already. */
@@ -19,18 +22,20 @@ export class NatBook {
   readonly #first: number;
   readonly #last: number;
   readonly #pools: (PortPool | undefined)[];
-  /** NAT ports held by (target domain, protocol, source address). */
-  readonly #held = new Map<number, number>();
+  /** NAT ports held by (source address; target domain and protocol). */
+  readonly #held: KeyedCounts;
 
-  constructor(domains: number, first: number, last: number) {
+  /** `capacity`: distinct (source, target, protocol) keys at most (one per masqueraded connection: conntrack.max). */
+  constructor(domains: number, first: number, last: number, capacity = 16384, maxProbe = 64) {
     this.#first = first;
     this.#last = last;
     this.#pools = new Array<PortPool | undefined>(domains * 3).fill(undefined);
+    this.#held = new KeyedCounts(capacity, maxProbe);
   }
 
-  /** Key of #held: source address, target domain and protocol in one exact number. */
-  #key(dom: number, proto: number, src: number): number {
-    return (src >>> 0) * 1024 + dom * 3 + protoIndex(proto);
+  /** Second key word of #held (the first is the source address). */
+  #key(dom: number, proto: number): number {
+    return dom * 3 + protoIndex(proto);
   }
 
   #pool(dom: number, proto: number): PortPool {
@@ -50,7 +55,7 @@ export class NatBook {
    * NAT_QUOTA_EXCEEDED or NAT_EXHAUSTED when there is none.
    */
   alloc(ct: ConnTable, proto: number, outDom: number, src: number, remote: number, remotePort: number, addr: number, quota: number): number {
-    if (quota > 0 && (this.#held.get(this.#key(outDom, proto, src)) ?? 0) >= quota) return NAT_QUOTA_EXCEEDED;
+    if (quota > 0 && this.#held.get(src, this.#key(outDom, proto)) >= quota) return NAT_QUOTA_EXCEEDED;
     const port = this.#pool(outDom, proto).allocFor(ct, proto, outDom, remote, remotePort, addr);
     return port < 0 ? NAT_EXHAUSTED : port;
   }
@@ -60,19 +65,15 @@ export class NatBook {
     this.#pool(outDom, proto).free(port);
   }
 
-  /** The connection got its port: count it against its source. */
-  hold(outDom: number, proto: number, src: number): void {
-    const k = this.#key(outDom, proto, src);
-    this.#held.set(k, (this.#held.get(k) ?? 0) + 1);
+  /** The connection got its port: count it against its source. False when the key finds no slot within the probe bound (remove the connection). */
+  hold(outDom: number, proto: number, src: number): boolean {
+    return this.#held.inc(src, this.#key(outDom, proto));
   }
 
   /** A connection is gone: free its port and its count (no-op when not masqueraded). */
   release(c: Conn): void {
     if (!c.nat) return;
     this.#pool(c.outDom, c.proto).free(c.rDport);
-    const k = this.#key(c.outDom, c.proto, c.oSrc);
-    const held = (this.#held.get(k) ?? 0) - 1;
-    if (held > 0) this.#held.set(k, held);
-    else this.#held.delete(k);
+    this.#held.dec(c.oSrc, this.#key(c.outDom, c.proto));
   }
 }

@@ -2,7 +2,10 @@
 // or a fixed array of buckets indexed by a hash of the source address (per
 // source). Sources whose hashes collide share a bucket: memory stays fixed
 // whatever the number of sources (a random-source flood cannot grow it), at
-// the price of limiting colliding sources together. No allocation per call.
+// the price of limiting colliding sources together. The hash is keyed with
+// the process's secret (src/net/keyed-hash.ts), so nobody can pick source
+// addresses that land in a victim's bucket to drain it. No allocation per call.
+import { khash1 } from '../../net/keyed-hash.ts';
 
 export class TokenBuckets {
   /** Tokens per millisecond. */
@@ -24,9 +27,7 @@ export class TokenBuckets {
 
   /** Take one token for `key` at `now` (ms); false when its bucket is empty. */
   admit(key: number, now: number): boolean {
-    let h = Math.imul(key ^ (key >>> 15), 0x2c1b3c6d);
-    h = Math.imul(h ^ (h >>> 12), 0x297a2d39) ^ (h >>> 15);
-    const i = h & this.#mask;
+    const i = this.#mask === 0 ? 0 : khash1(key) & this.#mask;
     let t = this.#tokens[i] + (now - this.#last[i]) * this.#rate;
     if (t > this.#burst) t = this.#burst;
     this.#last[i] = now;

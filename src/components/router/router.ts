@@ -44,7 +44,7 @@ import {
   vnetClear, vnetGsoKnown,
 } from '../../net/vnet.ts';
 import { type RouterConfig, structuralChange } from './config.ts';
-import { type Conn, ConnTable } from './conntrack.ts';
+import { type Conn, ConnTable, CT_LINKED } from './conntrack.ts';
 import { DHCP_MALFORMED, DHCP_POOL_EXHAUSTED, DHCP_SILENT, DHCP_TYPE_NAMES, DhcpServer, isDhcpToServer } from './dhcp-server.ts';
 import { type CounterName, defineCounters, Drops } from './drops.ts';
 import { Icmp } from './icmp.ts';
@@ -153,8 +153,8 @@ export class Router {
     this.#link.now = this.#now;
     this.#policy = new Policy(cfg, this.#now);
     this.#dhcp = cfg.domains.map((d) => (d.policy.dhcp === null ? undefined : new DhcpServer(d.policy.dhcp, d.address, d.mask, d.mac)));
-    this.#ct = new ConnTable(cfg.conntrack.max);
-    this.#nat = new NatBook(this.#n, cfg.natPorts.first, cfg.natPorts.last);
+    this.#ct = new ConnTable(cfg.conntrack.max, { perSource: cfg.conntrack.perSource, maxProbe: cfg.conntrack.maxProbe });
+    this.#nat = new NatBook(this.#n, cfg.natPorts.first, cfg.natPorts.last, cfg.conntrack.max, cfg.conntrack.maxProbe);
     this.#ct.onRemove = (c) => this.#nat.release(c);
     this.#icmp = new Icmp(this.#link, this.#rt, this.#ct, this.#drops, counters, this.#c);
     this.#reasm = new Ipv4Reassembler(cfg.fragments);
@@ -394,6 +394,10 @@ export class Router {
     const icmp = proto === IPPROTO_ICMP;
     let rDst = p.src;
     let rDport = p.sport;
+    if (ct.sourceFull(p.dom, p.src)) {
+      dr.drop(D['conntrack-source-limit']);
+      return undefined;
+    }
     if (nat) {
       rDst = this.#rt.addr[outDom];
       rDport = this.#nat.alloc(ct, proto, outDom, p.src, dnatHost, icmp ? -1 : dnatPort, rDst, this.#policy.natPortsPerSource[outDom]);
@@ -430,8 +434,17 @@ export class Router {
     c.nat = nat;
     c.created = this.#now;
     c.expires = this.#now + connTimeout(c, this.cfg.conntrack);
-    ct.link(c);
-    if (nat) this.#nat.hold(outDom, proto, p.src);
+    if (ct.link(c) !== CT_LINKED) { // only the probe bound is left to refuse it (sourceFull above)
+      if (nat) this.#nat.unalloc(outDom, proto, rDport);
+      ct.abandon(c);
+      dr.drop(D['conntrack-probe-limit']);
+      return undefined;
+    }
+    if (nat && !this.#nat.hold(outDom, proto, p.src)) { // no slot within the probe bound
+      ct.remove(c); // frees its NAT port
+      dr.drop(D['conntrack-probe-limit']);
+      return undefined;
+    }
     this.#counters.add(this.#c['conntrack.new']);
     return c;
   }

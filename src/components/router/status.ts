@@ -78,6 +78,7 @@ export function routerStatus(s: StatusSource): Record<string, unknown> {
     arpPending: { pool: s.pending.slots, inUse: s.pending.inUse },
     conntrack: {
       count: s.ct.count, max: s.ct.max, byProto: summary,
+      perSource: s.ct.perSource, maxProbe: s.ct.maxProbe, longestProbe: s.ct.longestProbe(),
       timeoutsS: Object.fromEntries(Object.entries(cfg.conntrack).filter(([k]) => k.endsWith('Ms')).map(([k, v]) => [k.slice(0, -2), v / 1000])),
     },
     connections,
