@@ -1,9 +1,12 @@
 // A fixed-capacity table of counters keyed by two 32-bit words (e.g. a source
 // address and a domain), for per-source limits on the tables packets fill:
 // open addressing over typed arrays, keyed hashing (keyed-hash.ts, secret per
-// process), linear probing bounded to `maxProbe` slots (an increment that
-// finds no slot within it is refused, never a long scan), backward-shift
-// deletion when a count drops to zero. Allocates nothing after construction.
+// process), linear probing bounded to `maxProbe` slots (a new key that finds
+// no slot within it is refused, never a long scan), backward-shift deletion
+// when a count drops to zero. Each key present has a stable id in
+// [0, capacity) while its count is above zero, so callers can keep per-key
+// data (e.g. list heads) in arrays of their own. Allocates nothing after
+// construction.
 //
 // Unlike a JS Map keyed by numbers (V8 hashes numbers without a seed, so
 // chosen keys can share a bucket chain), nobody can choose keys that collide.
@@ -13,11 +16,16 @@ export class KeyedCounts {
   /** Distinct keys held at most. */
   readonly capacity: number;
   readonly maxProbe: number;
+  /** Index slot -> id + 1 (0: empty). */
+  readonly #idx: Int32Array;
+  readonly #mask: number;
+  // Per id: the key, its hash, its count (0: id free).
   readonly #a: Int32Array;
   readonly #b: Int32Array;
-  /** 0: empty slot. */
+  readonly #h: Int32Array;
   readonly #n: Int32Array;
-  readonly #mask: number;
+  readonly #freeIds: Int32Array;
+  #freeTop: number;
   #size = 0;
 
   /** Room for `capacity` distinct keys (the index is at least twice as large). */
@@ -27,10 +35,15 @@ export class KeyedCounts {
     this.maxProbe = maxProbe;
     let size = 16;
     while (size < capacity * 2) size *= 2;
-    this.#a = new Int32Array(size);
-    this.#b = new Int32Array(size);
-    this.#n = new Int32Array(size);
+    this.#idx = new Int32Array(size);
     this.#mask = size - 1;
+    this.#a = new Int32Array(capacity);
+    this.#b = new Int32Array(capacity);
+    this.#h = new Int32Array(capacity);
+    this.#n = new Int32Array(capacity);
+    this.#freeIds = new Int32Array(capacity);
+    for (let i = 0; i < capacity; i++) this.#freeIds[i] = capacity - 1 - i;
+    this.#freeTop = capacity;
   }
 
   /** Keys with a count above zero. */
@@ -38,72 +51,102 @@ export class KeyedCounts {
     return this.#size;
   }
 
-  #find(a: number, b: number): number {
+  /** The id of (a, b) (int32 or u32 alike), or -1 when absent. */
+  idOf(a: number, b: number): number {
+    a |= 0;
+    b |= 0;
+    const idx = this.#idx;
     const mask = this.#mask;
     let i = khash2(a, b) & mask;
     for (let p = 0; p < this.maxProbe; p++) {
-      if (this.#n[i] === 0) return -1;
-      if (this.#a[i] === a && this.#b[i] === b) return i;
+      const v = idx[i];
+      if (v === 0) return -1;
+      const id = v - 1;
+      if (this.#a[id] === a && this.#b[id] === b) return id;
       i = (i + 1) & mask;
     }
     return -1;
   }
 
-  /** The count of (a, b) (int32 or u32 alike), 0 when absent. */
+  /** The count of (a, b), 0 when absent. */
   get(a: number, b: number): number {
-    const i = this.#find(a | 0, b | 0);
-    return i < 0 ? 0 : this.#n[i];
+    const id = this.idOf(a, b);
+    return id < 0 ? 0 : this.#n[id];
   }
 
-  /** Add one to (a, b); false (nothing changed) when the key is new and no slot is free within maxProbe or the table holds `capacity` keys. */
-  inc(a: number, b: number): boolean {
+  /** The count of an id (0 when free). */
+  countOf(id: number): number {
+    return this.#n[id];
+  }
+
+  /**
+   * Add one to (a, b); returns its id, or -1 (nothing changed) when the key is
+   * new and no slot is free within maxProbe or `capacity` keys are held.
+   */
+  inc(a: number, b: number): number {
     a |= 0;
     b |= 0;
+    const idx = this.#idx;
     const mask = this.#mask;
-    let i = khash2(a, b) & mask;
+    const h = khash2(a, b);
+    let i = h & mask;
     for (let p = 0; p < this.maxProbe; p++) {
-      const n = this.#n[i];
-      if (n === 0) {
-        if (this.#size >= this.capacity) return false;
-        this.#a[i] = a;
-        this.#b[i] = b;
-        this.#n[i] = 1;
+      const v = idx[i];
+      if (v === 0) {
+        if (this.#freeTop === 0) return -1;
+        const id = this.#freeIds[--this.#freeTop];
+        this.#a[id] = a;
+        this.#b[id] = b;
+        this.#h[id] = h;
+        this.#n[id] = 1;
+        idx[i] = id + 1;
         this.#size++;
-        return true;
+        return id;
       }
-      if (this.#a[i] === a && this.#b[i] === b) {
-        this.#n[i] = n + 1;
-        return true;
+      const id = v - 1;
+      if (this.#a[id] === a && this.#b[id] === b) {
+        this.#n[id]++;
+        return id;
       }
       i = (i + 1) & mask;
     }
-    return false;
+    return -1;
   }
 
-  /** Take one from (a, b); at zero the key leaves the table. */
+  /** Take one from (a, b); at zero the key leaves the table and its id is free. */
   dec(a: number, b: number): void {
-    let i = this.#find(a | 0, b | 0);
-    if (i < 0) return;
-    if (--this.#n[i] > 0) return;
+    a |= 0;
+    b |= 0;
+    const idx = this.#idx;
+    const mask = this.#mask;
+    let i = khash2(a, b) & mask;
+    let id = -1;
+    for (let p = 0; p < this.maxProbe; p++) {
+      const v = idx[i];
+      if (v === 0) return;
+      if (this.#a[v - 1] === a && this.#b[v - 1] === b) {
+        id = v - 1;
+        break;
+      }
+      i = (i + 1) & mask;
+    }
+    if (id < 0) return;
+    if (--this.#n[id] > 0) return;
     this.#size--;
+    this.#freeIds[this.#freeTop++] = id;
     // Backward-shift deletion: move later entries of the run back so every
     // key stays within its probe range from its home slot.
-    const mask = this.#mask;
-    const A = this.#a;
-    const B = this.#b;
-    const N = this.#n;
     for (;;) {
-      N[i] = 0;
+      idx[i] = 0;
       let j = i;
       for (;;) {
         j = (j + 1) & mask;
-        if (N[j] === 0) return;
-        const home = khash2(A[j], B[j]) & mask;
+        const v = idx[j];
+        if (v === 0) return;
+        const home = this.#h[v - 1] & mask;
         const stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
         if (!stays) {
-          A[i] = A[j];
-          B[i] = B[j];
-          N[i] = N[j];
+          idx[i] = v;
           i = j;
           break;
         }
@@ -113,7 +156,10 @@ export class KeyedCounts {
 
   /** Forget every key. */
   clear(): void {
+    this.#idx.fill(0);
     this.#n.fill(0);
+    for (let i = 0; i < this.capacity; i++) this.#freeIds[i] = this.capacity - 1 - i;
+    this.#freeTop = this.capacity;
     this.#size = 0;
   }
 }

@@ -170,8 +170,13 @@ test('KeyedCounts agrees with a Map model through random increments and decremen
     const key = `${a}/${b}`;
     if (rnd(2) === 0) {
       const was = model.get(key) ?? 0;
-      const ok = k.inc(a, b);
-      if (ok) model.set(key, was + 1);
+      const id = k.inc(a, b);
+      if (id >= 0) {
+        model.set(key, was + 1);
+        assert.equal(k.idOf(a, b), id);
+        assert.ok(id < 300);
+        assert.equal(k.countOf(id), was + 1);
+      }
       else assert.equal(was, 0, 'only a new key may be refused');
     } else {
       k.dec(a, b);

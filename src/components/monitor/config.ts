@@ -118,16 +118,20 @@ export function parseMonitorConfig(raw: unknown, source: { file: string; path: s
     vars[k] = String(v);
   }
   const domains = c.strList(root.domains, at('domains'));
-  const fl = c.obj(root.flow, at('flow'), ['max', 'new-timeout-s', 'established-timeout-s', 'closed-timeout-s']);
+  const fl = c.obj(root.flow, at('flow'), ['max', 'max-per-source', 'new-timeout-s', 'established-timeout-s', 'closed-timeout-s']);
+  const flowMax = c.int(fl.max, at('flow', 'max'), FLOW_DEFAULTS.max, 16, 1 << 22);
   const flow: FlowLimits = {
-    max: c.int(fl.max, at('flow', 'max'), FLOW_DEFAULTS.max, 16, 1 << 22),
+    max: flowMax,
+    // Default: a quarter of max (the documented default 16384 of 65536).
+    maxPerSource: c.int(fl['max-per-source'], at('flow', 'max-per-source'), Math.max(1, flowMax >> 2), 1, flowMax),
     newMs: c.int(fl['new-timeout-s'], at('flow', 'new-timeout-s'), FLOW_DEFAULTS.newMs / 1000, 1, 86400) * 1000,
     establishedMs: c.int(fl['established-timeout-s'], at('flow', 'established-timeout-s'), FLOW_DEFAULTS.establishedMs / 1000, 1, 86400) * 1000,
     closedMs: c.int(fl['closed-timeout-s'], at('flow', 'closed-timeout-s'), FLOW_DEFAULTS.closedMs / 1000, 1, 86400) * 1000,
   };
-  const df = c.obj(root.defrag, at('defrag'), ['max-trackers', 'max-bytes', 'max-fragments', 'timeout-s']);
+  const df = c.obj(root.defrag, at('defrag'), ['max-trackers', 'max-trackers-per-source', 'max-bytes', 'max-fragments', 'timeout-s']);
   const defrag: DefragLimits = {
     maxTrackers: c.int(df['max-trackers'], at('defrag', 'max-trackers'), DEFRAG_DEFAULTS.maxTrackers, 1, 1 << 20),
+    maxTrackersPerSource: c.int(df['max-trackers-per-source'], at('defrag', 'max-trackers-per-source'), DEFRAG_DEFAULTS.maxTrackersPerSource, 1, 1 << 20),
     maxBytes: c.int(df['max-bytes'], at('defrag', 'max-bytes'), DEFRAG_DEFAULTS.maxBytes, 65536, 1 << 30),
     maxFragments: c.int(df['max-fragments'], at('defrag', 'max-fragments'), DEFRAG_DEFAULTS.maxFragments, 2, 8192),
     timeoutMs: c.int(df['timeout-s'], at('defrag', 'timeout-s'), DEFRAG_DEFAULTS.timeoutMs / 1000, 1, 3600) * 1000,
@@ -139,7 +143,7 @@ export function parseMonitorConfig(raw: unknown, source: { file: string; path: s
     maxSegments: c.int(sr['max-segments'], at('stream', 'max-segments'), STREAM_DEFAULTS.maxSegments, 1, 65536),
     memcap: c.int(sr.memcap, at('stream', 'memcap'), STREAM_DEFAULTS.memcap, 1 << 20, 1 << 30),
   };
-  const dt = c.obj(root.detectors, at('detectors'), ['port-scan', 'syn-flood', 'arp-spoof', 'max-tracked']);
+  const dt = c.obj(root.detectors, at('detectors'), ['port-scan', 'syn-flood', 'arp-spoof', 'max-tracked', 'max-tracked-per-source']);
   const ps = c.obj(dt['port-scan'], at('detectors', 'port-scan'), ['enabled', 'ports', 'seconds']);
   const sf = c.obj(dt['syn-flood'], at('detectors', 'syn-flood'), ['enabled', 'rate', 'seconds']);
   const as = c.obj(dt['arp-spoof'], at('detectors', 'arp-spoof'), ['enabled', 'binding-s']);
@@ -160,6 +164,7 @@ export function parseMonitorConfig(raw: unknown, source: { file: string; path: s
       bindingS: c.int(as['binding-s'], at('detectors', 'arp-spoof', 'binding-s'), D.arpSpoof.bindingS, 1, 86400 * 7),
     },
     maxTracked: c.int(dt['max-tracked'], at('detectors', 'max-tracked'), D.maxTracked, 16, 1 << 22),
+    maxTrackedPerSource: c.int(dt['max-tracked-per-source'], at('detectors', 'max-tracked-per-source'), D.maxTrackedPerSource, 1, 1 << 22),
   };
   const ev = c.obj(root.eve, at('eve'), ['ring', 'types', 'packet-bytes']);
   const types = ev.types === undefined ? [...DEFAULTS.eveTypes] : c.strList(ev.types, at('eve', 'types'));

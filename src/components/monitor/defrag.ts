@@ -6,18 +6,23 @@
 // ipv{4,6}.frag_pkt_too_large (ping of death) and is not kept. Limits:
 // `maxTrackers` datagrams in progress, `maxBytes` fragment bytes held in all,
 // `maxFragments` per datagram, `timeoutMs` of inactivity; whatever exceeds a
-// limit is dropped and counted.
+// limit is dropped and counted. One source address holds at most
+// `maxTrackersPerSource` datagrams in progress: a new one past it evicts that
+// source's oldest (counted `sourceEvicted`), so a fragment flood from one
+// sender cannot fill the trackers and leave everyone else's fragments
+// unreassembled (an evasion), and cannot shield its own later datagrams either.
 import { EV } from './events.ts';
 import type { Packet } from './packet.ts';
 
 export interface DefragLimits {
   maxTrackers: number;
+  maxTrackersPerSource: number;
   maxBytes: number;
   maxFragments: number;
   timeoutMs: number;
 }
 
-export const DEFRAG_DEFAULTS: DefragLimits = { maxTrackers: 4096, maxBytes: 16 << 20, maxFragments: 256, timeoutMs: 60_000 };
+export const DEFRAG_DEFAULTS: DefragLimits = { maxTrackers: 4096, maxTrackersPerSource: 256, maxBytes: 16 << 20, maxFragments: 256, timeoutMs: 60_000 };
 
 interface Frag {
   off: number;
@@ -27,6 +32,8 @@ interface Frag {
 
 interface Tracker {
   key: string;
+  /** The source address (text), its group in #bySource. */
+  source: string;
   ver: number;
   /** Header bytes to put in front of the rebuilt payload: v4 the first fragment's header, v6 the unfragmentable part. */
   hdr: Uint8Array | null;
@@ -47,6 +54,7 @@ export interface DefragCounters {
   tooLarge: number;
   timeouts: number;
   trackersFull: number;
+  sourceEvicted: number;
   memcap: number;
   tooManyFragments: number;
 }
@@ -54,9 +62,11 @@ export interface DefragCounters {
 export class Defrag {
   readonly limits: DefragLimits;
   readonly counters: DefragCounters = {
-    fragments: 0, reassembled: 0, overlaps: 0, tooLarge: 0, timeouts: 0, trackersFull: 0, memcap: 0, tooManyFragments: 0,
+    fragments: 0, reassembled: 0, overlaps: 0, tooLarge: 0, timeouts: 0, trackersFull: 0, sourceEvicted: 0, memcap: 0, tooManyFragments: 0,
   };
   #trackers = new Map<string, Tracker>();
+  /** Trackers by source address, oldest first. */
+  readonly #bySource = new Map<string, Set<Tracker>>();
   #bytes = 0;
 
   constructor(limits: DefragLimits = DEFRAG_DEFAULTS) {
@@ -89,11 +99,17 @@ export class Defrag {
       c.tooLarge++;
       return null;
     }
+    const source = v6 ? hex(b, p.src6, 16) : String(p.src4 >>> 0);
     const key = v6
-      ? `6|${hex(b, p.src6, 16)}|${hex(b, p.dst6, 16)}|${p.ipId}|${p.proto}`
+      ? `6|${source}|${hex(b, p.dst6, 16)}|${p.ipId}|${p.proto}`
       : `4|${p.src4}|${p.dst4}|${p.ipId}|${p.proto}`;
     let t = this.#trackers.get(key);
     if (t === undefined) {
+      const mine = this.#bySource.get(source);
+      if (mine !== undefined && mine.size >= this.limits.maxTrackersPerSource) {
+        c.sourceEvicted++;
+        this.#remove(mine.values().next().value as Tracker);
+      }
       if (this.#trackers.size >= this.limits.maxTrackers) {
         this.sweep(nowMs);
         if (this.#trackers.size >= this.limits.maxTrackers) {
@@ -101,8 +117,14 @@ export class Defrag {
           return null;
         }
       }
-      t = { key, ver: p.ipVer, hdr: null, nextHeader: p.proto, frags: [], total: -1, bytes: 0, lastSeen: nowMs, overlap: false };
+      t = { key, source, ver: p.ipVer, hdr: null, nextHeader: p.proto, frags: [], total: -1, bytes: 0, lastSeen: nowMs, overlap: false };
       this.#trackers.set(key, t);
+      let set = this.#bySource.get(source);
+      if (set === undefined) {
+        set = new Set();
+        this.#bySource.set(source, set);
+      }
+      set.add(t);
     }
     t.lastSeen = nowMs;
     if (t.frags.length >= this.limits.maxFragments) {
@@ -194,6 +216,11 @@ export class Defrag {
   #remove(t: Tracker): void {
     this.#bytes -= t.bytes;
     this.#trackers.delete(t.key);
+    const set = this.#bySource.get(t.source);
+    if (set !== undefined) {
+      set.delete(t);
+      if (set.size === 0) this.#bySource.delete(t.source);
+    }
   }
 
   /** Drop trackers idle for longer than the timeout. */

@@ -4,7 +4,11 @@
 // claiming an IPv4 address already bound to another MAC in the same domain).
 // Each raises an event on the packet that crosses its threshold (mg.*), at
 // most once per window per key; state is bounded (`maxTracked` keys each,
-// oldest evicted).
+// oldest evicted) and per sender (`maxTrackedPerSource` keys per source
+// address for scans, per destination address for floods, per MAC for ARP
+// bindings: past it that sender's oldest key goes), so nobody can flush the
+// state gathered about someone else by sending many keys of their own.
+import { BoundedMap } from './bounded-map.ts';
 import { EV } from './events.ts';
 import { PROTO_TCP, PROTO_UDP, type Packet } from './packet.ts';
 
@@ -13,6 +17,7 @@ export interface DetectorConfig {
   synFlood: { enabled: boolean; rate: number; seconds: number };
   arpSpoof: { enabled: boolean; bindingS: number };
   maxTracked: number;
+  maxTrackedPerSource: number;
 }
 
 export const DETECTOR_DEFAULTS: DetectorConfig = {
@@ -20,6 +25,7 @@ export const DETECTOR_DEFAULTS: DetectorConfig = {
   synFlood: { enabled: true, rate: 200, seconds: 1 },
   arpSpoof: { enabled: true, bindingS: 600 },
   maxTracked: 16384,
+  maxTrackedPerSource: 1024,
 };
 
 interface ScanState {
@@ -39,23 +45,30 @@ interface Binding {
   seen: number;
 }
 
-/** A Map that forgets its oldest entries past `max`. */
-function bounded<K, V>(m: Map<K, V>, max: number): void {
-  while (m.size > max) {
-    const k = m.keys().next().value as K;
-    m.delete(k);
-  }
-}
-
 export class Detectors {
   readonly cfg: DetectorConfig;
-  readonly #scans = new Map<string, ScanState>();
-  readonly #floods = new Map<string, FloodState>();
-  readonly #arp = new Map<string, Binding>();
+  readonly #scans: BoundedMap<ScanState>;
+  readonly #floods: BoundedMap<FloodState>;
+  readonly #arp: BoundedMap<Binding>;
   readonly counters = { portScans: 0, synFloods: 0, arpSpoofs: 0 };
 
   constructor(cfg: DetectorConfig = DETECTOR_DEFAULTS) {
     this.cfg = cfg;
+    const per = Math.min(cfg.maxTrackedPerSource, cfg.maxTracked);
+    this.#scans = new BoundedMap(cfg.maxTracked, per);
+    this.#floods = new BoundedMap(cfg.maxTracked, per);
+    this.#arp = new BoundedMap(cfg.maxTracked, per);
+  }
+
+  /** Keys evicted: the whole table was full / their sender's share was. */
+  get evictions(): { evicted: number; sourceEvicted: number } {
+    let evicted = 0;
+    let sourceEvicted = 0;
+    for (const m of [this.#scans, this.#floods, this.#arp]) {
+      evicted += m.counters.evicted;
+      sourceEvicted += m.counters.groupEvicted;
+    }
+    return { evicted, sourceEvicted };
   }
 
   /** Look at a decoded packet at time nowS (seconds); may add mg.* events to it. */
@@ -84,8 +97,7 @@ export class Detectors {
     if (s === undefined || nowS - s.start > c.seconds) {
       if (s !== undefined) this.#scans.delete(key);
       s = { start: nowS, ports: new Set(), fired: false };
-      this.#scans.set(key, s);
-      bounded(this.#scans, this.cfg.maxTracked);
+      this.#scans.set(key, String(p.src4 >>> 0), s);
     }
     if (s.fired) return;
     s.ports.add(p.dp | (p.proto << 16));
@@ -104,8 +116,7 @@ export class Detectors {
     if (s === undefined || nowS - s.start > c.seconds) {
       if (s !== undefined) this.#floods.delete(key);
       s = { start: nowS, count: 0, fired: false };
-      this.#floods.set(key, s);
-      bounded(this.#floods, this.cfg.maxTracked);
+      this.#floods.set(key, String(p.dst4 >>> 0), s);
     }
     s.count++;
     if (!s.fired && s.count >= c.rate * c.seconds) {
@@ -130,14 +141,13 @@ export class Detectors {
       return; // the first binding stays: the claim is the anomaly
     }
     if (known !== undefined) this.#arp.delete(key);
-    this.#arp.set(key, { mac: macText, seen: nowS });
-    bounded(this.#arp, this.cfg.maxTracked);
+    this.#arp.set(key, macText, { mac: macText, seen: nowS });
   }
 
   /** Bindings learned (for status). */
   arpBindings(): { domain: number; ip: string; mac: string }[] {
     const out = [];
-    for (const [k, v] of this.#arp) {
+    for (const [k, v] of this.#arp.entries()) {
       const [d, ipn] = k.split('|').map(Number);
       out.push({ domain: d, ip: `${ipn >>> 24}.${(ipn >>> 16) & 255}.${(ipn >>> 8) & 255}.${ipn & 255}`, mac: v.mac.replace(/(..)(?!$)/g, '$1:') });
     }

@@ -427,11 +427,13 @@ export class Engine {
         defrag: {
           ipv4: { fragments: this.defrag.counters.fragments, reassembled: this.defrag.counters.reassembled },
           max_trackers_reached: this.defrag.counters.trackersFull, memcap_exceeded: this.defrag.counters.memcap,
+          source_evicted: this.defrag.counters.sourceEvicted,
           overlaps: this.defrag.counters.overlaps, too_large: this.defrag.counters.tooLarge, timeouts: this.defrag.counters.timeouts,
         },
         flow: {
           total: this.flows.counters.created, active: this.flows.count, timeouts: this.flows.counters.timeouts,
-          evicted: this.flows.counters.evicted,
+          evicted: this.flows.counters.evicted, source_evicted: this.flows.counters.sourceEvicted,
+          chain_full: this.flows.counters.chainFull,
         },
         tcp: {
           segments: this.stream.counters.segments, retransmissions: this.stream.counters.retransmissions,
@@ -442,6 +444,8 @@ export class Engine {
         detect: {
           alert: s.alerts,
           alerts_suppressed: this.detector.counters.suppressed,
+          thresholds_evicted: this.detector.counters.thresholdsEvicted,
+          detectors_evicted: this.detectors.evictions.evicted, detectors_source_evicted: this.detectors.evictions.sourceEvicted,
           engines: [{ id: 0, rules_loaded: this.rules.rules.length, rules_failed: this.rules.errors.length, rules_skipped: this.rules.skipped.length }],
         },
         ips: { accepted: s.pkts, blocked: 0, rejected: 0, replaced: 0 },

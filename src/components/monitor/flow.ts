@@ -1,8 +1,18 @@
 // Flows: bidirectional, keyed like Suricata's (addresses, ports, protocol,
 // VLAN; ICMP keyed by type pairs so an echo and its reply share a flow).
 // The table is bounded (`max` flows): when full, the least recently used flow
-// is evicted (and counted). Lookup hashes the tuple into a Map of numeric
-// buckets chained through the flows: nothing is allocated for a known flow.
+// is evicted (and counted). Lookup hashes the tuple into a fixed array of
+// buckets (at least `max`) chained through the flows: nothing is allocated
+// for a known flow.
+//
+// Packets choose the tuples, so the table resists hash flooding (issue 13):
+// the hash is keyed with the process's secret (src/net/keyed-hash.ts), a
+// bucket's chain holds at most MAX_CHAIN flows (a new flow beyond it is not
+// tracked, counted `chainFull`), and one client address (per VLAN) holds at
+// most `maxPerSource` flows: past it, that source's least recently used flow
+// is evicted (counted `sourceEvicted`), never another source's.
+import { khash2, khash3, khashBytes } from '../../net/keyed-hash.ts';
+import { KeyedCounts } from '../../net/keyed-counts.ts';
 import { PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, type Packet } from './packet.ts';
 import type { Stream } from './stream.ts';
 
@@ -21,11 +31,17 @@ export const TCP_CLOSED = 5;
 
 export class Flow {
   id = 0;
+  /** Its bucket in the table. */
   hash = 0;
   next: Flow | null = null;
   // LRU list
   prev: Flow | null = null;
   after: Flow | null = null;
+  /** Client address key (v4 address, v6 a keyed hash of it) and its id in the per-source table; LRU list of that source. */
+  srcKey = 0;
+  srcId = -1;
+  srcPrev: Flow | null = null;
+  srcAfter: Flow | null = null;
 
   ipVer = 4;
   proto = 0;
@@ -71,13 +87,15 @@ export class Flow {
 
 export interface FlowLimits {
   max: number;
+  /** Flows one client address (per VLAN) holds at most; past it its least recently used flow is evicted. */
+  maxPerSource: number;
   /** Idle timeouts, ms. */
   newMs: number;
   establishedMs: number;
   closedMs: number;
 }
 
-export const FLOW_DEFAULTS: FlowLimits = { max: 65536, newMs: 30_000, establishedMs: 300_000, closedMs: 10_000 };
+export const FLOW_DEFAULTS: FlowLimits = { max: 65536, maxPerSource: 16384, newMs: 30_000, establishedMs: 300_000, closedMs: 10_000 };
 
 /** Reply types of ICMP request types (Suricata's ICMPV4_GET... counterpart), both ways. */
 function icmpCounterpart(v6: boolean, t: number): number {
@@ -107,9 +125,17 @@ function icmpCounterpart(v6: boolean, t: number): number {
   }
 }
 
+/** Flows one hash bucket chains at most (random keys: a handful at full load). */
+export const MAX_CHAIN = 32;
+
 export class FlowTable {
   readonly limits: FlowLimits;
-  #buckets = new Map<number, Flow>();
+  readonly #buckets: (Flow | null)[];
+  readonly #mask: number;
+  /** Flows per (client address key, VLAN); ids index #srcHead / #srcTail. */
+  readonly #sources: KeyedCounts;
+  readonly #srcHead: (Flow | null)[];
+  readonly #srcTail: (Flow | null)[];
   #count = 0;
   #head: Flow | null = null; // least recently used
   #tail: Flow | null = null;
@@ -117,10 +143,17 @@ export class FlowTable {
   #idBase: number;
   /** Called when a flow leaves the table (timeout, eviction, end of input). */
   onEnd: ((f: Flow, reason: string) => void) | null = null;
-  readonly counters = { created: 0, evicted: 0, timeouts: 0 };
+  readonly counters = { created: 0, evicted: 0, timeouts: 0, sourceEvicted: 0, chainFull: 0 };
 
   constructor(limits: FlowLimits = FLOW_DEFAULTS, idSeed = 0x5eed) {
     this.limits = limits;
+    let size = 16;
+    while (size < limits.max) size *= 2;
+    this.#buckets = new Array<Flow | null>(size).fill(null);
+    this.#mask = size - 1;
+    this.#sources = new KeyedCounts(limits.max, 64);
+    this.#srcHead = new Array<Flow | null>(limits.max).fill(null);
+    this.#srcTail = new Array<Flow | null>(limits.max).fill(null);
     // Flow ids look like Suricata's: large, distinct per run.
     this.#idBase = (idSeed * 2654435761) % 1e12 * 1000;
   }
@@ -141,13 +174,16 @@ export class FlowTable {
       sp = p.icmpType < 0 ? 0 : p.icmpType;
       dp = icmpCounterpart(v6, sp);
     }
-    // Symmetric hash of the tuple.
-    let ha = v6 ? hashBytes(b, p.src6, 16) : p.src4 | 0;
-    let hb = v6 ? hashBytes(b, p.dst6, 16) : p.dst4 | 0;
-    ha = Math.imul(ha ^ sp, 0x9e3779b1);
-    hb = Math.imul(hb ^ dp, 0x9e3779b1);
-    const h = ((ha ^ hb) + Math.imul(p.proto + (p.vlan0 << 8), 0x85ebca6b)) | 0;
-    for (let f = this.#buckets.get(h) ?? null; f !== null; f = f.next) {
+    // Symmetric keyed hash of the tuple: each end hashed alone, combined by
+    // operations that do not care about the order.
+    const srcKey = v6 ? khashBytes(b, p.src6, 16, 6) : p.src4 | 0;
+    const ha = v6 ? khash2(srcKey, sp) : khash2(p.src4, sp);
+    const hb = v6 ? khash2(khashBytes(b, p.dst6, 16, 6), dp) : khash2(p.dst4, dp);
+    const h = khash3(ha ^ hb, (ha + hb) | 0, p.proto | (p.vlan0 << 8));
+    const bucket = h & this.#mask;
+    let chain = 0;
+    for (let f = this.#buckets[bucket]; f !== null; f = f.next) {
+      chain++;
       if (f.proto !== p.proto || f.ipVer !== p.ipVer || f.vlan !== p.vlan0) continue;
       let dir = -1;
       if (f.sp === sp && f.dp === dp && sameAddr(f, p, true)) dir = 0;
@@ -158,10 +194,38 @@ export class FlowTable {
       p.toServer = dir === 0;
       return f;
     }
+    if (chain >= MAX_CHAIN) {
+      this.counters.chainFull++;
+      return null;
+    }
+    // The client of a new flow is the sender, except at a SYN/ACK (swapped below).
+    const synAck = p.proto === PROTO_TCP && (p.tcpFlags & 0x12) === 0x12;
+    const cKey = synAck ? (v6 ? khashBytes(b, p.dst6, 16, 6) : p.dst4 | 0) : srcKey;
+    const cVlan = p.vlan0 | (v6 ? 0x10000 : 0);
+    let sid = this.#sources.idOf(cKey, cVlan);
+    if (sid >= 0 && this.#sources.countOf(sid) >= this.limits.maxPerSource) {
+      const old = this.#srcHead[sid];
+      if (old !== null) {
+        this.counters.sourceEvicted++;
+        this.#remove(old, 'forced');
+      }
+    }
     if (this.#count >= this.limits.max) this.#evictOne();
+    sid = this.#sources.inc(cKey, cVlan);
+    if (sid < 0) {
+      this.counters.chainFull++;
+      return null;
+    }
     const f = new Flow();
     f.id = this.#idBase + this.#nextId++;
-    f.hash = h;
+    f.hash = bucket;
+    f.srcKey = cKey;
+    f.srcId = sid;
+    f.srcAfter = null;
+    f.srcPrev = this.#srcTail[sid];
+    if (f.srcPrev !== null) f.srcPrev.srcAfter = f;
+    else this.#srcHead[sid] = f;
+    this.#srcTail[sid] = f;
     f.ipVer = p.ipVer;
     f.proto = p.proto;
     f.vlan = p.vlan0;
@@ -177,15 +241,15 @@ export class FlowTable {
     f.startSec = p.tsSec;
     f.startUsec = p.tsUsec;
     f.lastMs = nowMs;
-    f.next = this.#buckets.get(h) ?? null;
-    this.#buckets.set(h, f);
+    f.next = this.#buckets[bucket];
+    this.#buckets[bucket] = f;
     this.#append(f);
     this.#count++;
     this.counters.created++;
     p.flow = f;
     p.toServer = true;
     // A connection picked up at its SYN/ACK: the sender is the server.
-    if (p.proto === PROTO_TCP && (p.tcpFlags & 0x12) === 0x12) {
+    if (synAck) {
       this.#swap(f);
       p.toServer = false;
     }
@@ -232,6 +296,17 @@ export class FlowTable {
     while (this.#head !== null) this.#remove(this.#head, reason);
   }
 
+  /** The longest bucket chain (for tests and status; walks every bucket). */
+  longestChain(): number {
+    let worst = 0;
+    for (let f of this.#buckets) {
+      let n = 0;
+      for (; f !== null; f = f.next) n++;
+      if (n > worst) worst = n;
+    }
+    return worst;
+  }
+
   *all(): Iterable<Flow> {
     for (let f = this.#head; f !== null; f = f.after) yield f;
   }
@@ -245,17 +320,26 @@ export class FlowTable {
 
   #remove(f: Flow, reason: string): void {
     // unlink from bucket chain
-    let cur = this.#buckets.get(f.hash) ?? null;
+    let cur = this.#buckets[f.hash];
     let prev: Flow | null = null;
     while (cur !== null && cur !== f) {
       prev = cur;
       cur = cur.next;
     }
     if (cur !== null) {
-      if (prev === null) {
-        if (f.next === null) this.#buckets.delete(f.hash);
-        else this.#buckets.set(f.hash, f.next);
-      } else prev.next = f.next;
+      if (prev === null) this.#buckets[f.hash] = f.next;
+      else prev.next = f.next;
+    }
+    // unlink from its source's list
+    const sid = f.srcId;
+    if (sid >= 0) {
+      if (f.srcPrev !== null) f.srcPrev.srcAfter = f.srcAfter;
+      else this.#srcHead[sid] = f.srcAfter;
+      if (f.srcAfter !== null) f.srcAfter.srcPrev = f.srcPrev;
+      else this.#srcTail[sid] = f.srcPrev;
+      f.srcPrev = f.srcAfter = null;
+      f.srcId = -1;
+      this.#sources.dec(f.srcKey, f.ipVer === 6 ? f.vlan | 0x10000 : f.vlan);
     }
     // unlink from LRU
     if (f.prev !== null) f.prev.after = f.after;
@@ -276,6 +360,16 @@ export class FlowTable {
   }
 
   #touch(f: Flow): void {
+    const sid = f.srcId;
+    if (sid >= 0 && this.#srcTail[sid] !== f) {
+      if (f.srcPrev !== null) f.srcPrev.srcAfter = f.srcAfter;
+      else this.#srcHead[sid] = f.srcAfter;
+      (f.srcAfter as Flow).srcPrev = f.srcPrev;
+      f.srcAfter = null;
+      f.srcPrev = this.#srcTail[sid];
+      (f.srcPrev as Flow).srcAfter = f;
+      this.#srcTail[sid] = f;
+    }
     if (this.#tail === f) return;
     if (f.prev !== null) f.prev.after = f.after;
     else this.#head = f.after;
@@ -283,12 +377,6 @@ export class FlowTable {
     f.prev = f.after = null;
     this.#append(f);
   }
-}
-
-function hashBytes(b: Uint8Array, off: number, n: number): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < n; i++) h = Math.imul(h ^ b[off + i], 0x01000193);
-  return h;
 }
 
 function sameAddr(f: Flow, p: Packet, forward: boolean): boolean {

@@ -241,7 +241,7 @@ export class ConnTable {
       this.#unplace(c.slot * 2, c.h0);
       return CT_REFUSED_PROBE;
     }
-    if (bySource !== undefined && !bySource.inc(c.oSrc, c.inDom)) {
+    if (bySource !== undefined && bySource.inc(c.oSrc, c.inDom) < 0) {
       this.#unplace(c.slot * 2, c.h0);
       this.#unplace(c.slot * 2 + 1, c.h1);
       return CT_REFUSED_PROBE;

@@ -67,7 +67,7 @@ export class NatBook {
 
   /** The connection got its port: count it against its source. False when the key finds no slot within the probe bound (remove the connection). */
   hold(outDom: number, proto: number, src: number): boolean {
-    return this.#held.inc(src, this.#key(outDom, proto));
+    return this.#held.inc(src, this.#key(outDom, proto)) >= 0;
   }
 
   /** A connection is gone: free its port and its count (no-op when not masqueraded). */

@@ -12,6 +12,9 @@ import { addrMatch4, addrMatch6, portMatch } from '../rules/vars.ts';
 import { PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, type Packet } from '../packet.ts';
 import { FLOW_ESTABLISHED, TCP_CLOSED, TCP_CLOSING, TCP_ESTABLISHED, TCP_SYN_RECV, TCP_SYN_SENT, type Flow } from '../flow.ts';
 
+/** Threshold / detection_filter states (by_src, by_dst, by_both) held at most. */
+export const MAX_THRESHOLD_KEYS = 100_000;
+
 const G_TCP = 0;
 const G_UDP = 1;
 const G_ICMP = 2;
@@ -76,7 +79,7 @@ export class Detector {
   readonly #rank: Int32Array;
   readonly #thresholds = new Map<string, { start: number; count: number }>();
   readonly matches: Match[] = [];
-  readonly counters = { packets: 0, candidates: 0, matches: 0, suppressed: 0, prefilterBytes: 0 };
+  readonly counters = { packets: 0, candidates: 0, matches: 0, suppressed: 0, prefilterBytes: 0, thresholdsEvicted: 0 };
 
   constructor(rules: Rule[]) {
     this.rules = rules;
@@ -353,7 +356,7 @@ export class Detector {
       if (st === undefined) {
         st = { start: nowS, count: 0 };
         this.#thresholds.set(key, st);
-        if (this.#thresholds.size > 100_000) this.#expireThresholds(nowS);
+        if (this.#thresholds.size > MAX_THRESHOLD_KEYS) this.#expireThresholds(nowS);
       }
     }
     if (t.seconds > 0 && nowS - st.start >= t.seconds) {
@@ -374,8 +377,21 @@ export class Detector {
     }
   }
 
+  /**
+   * Forget threshold state older than an hour; if that is not enough (keys
+   * come from packet addresses: a spoofed-source flood makes new ones at
+   * will), the oldest down to 90% of the bound, counted, so the map never
+   * grows past it and this walk runs once per 10% of new keys, not per key.
+   */
   #expireThresholds(nowS: number): void {
     for (const [k, v] of this.#thresholds) if (nowS - v.start > 3600) this.#thresholds.delete(k);
+    if (this.#thresholds.size <= MAX_THRESHOLD_KEYS * 0.9) return;
+    const target = Math.floor(MAX_THRESHOLD_KEYS * 0.9);
+    for (const k of this.#thresholds.keys()) {
+      if (this.#thresholds.size <= target) break;
+      this.#thresholds.delete(k);
+      this.counters.thresholdsEvicted++;
+    }
   }
 }
 
