@@ -130,8 +130,12 @@ test('probing is bounded: a key with no free slot within maxProbe is refused, ne
   for (const c of linked) assert.equal(t.lookup(IPPROTO_TCP, WAN, 1, c.oSport, FWD_ADDR, 80), c.slot * 2);
   const linkedPorts = new Set(linked.map((c) => c.oSport));
   for (const k of keys) if (!linkedPorts.has(k.sport)) assert.equal(t.lookup(IPPROTO_TCP, WAN, 1, k.sport, FWD_ADDR, 80), -1);
-  // Removing frees the run: a refused key now fits.
+  // Removal keeps the rest findable and within the bound; once the run is gone a refused key fits.
   t.remove(linked[0]);
+  for (const c of linked.slice(1)) assert.equal(t.lookup(IPPROTO_TCP, WAN, 1, c.oSport, FWD_ADDR, 80), c.slot * 2);
+  assert.ok(t.longestProbe() <= 8);
+  for (const c of linked.slice(1)) t.remove(c);
+  assert.equal(t.count, 0);
   const again = fillForward(t, [keys.find((k) => !linkedPorts.has(k.sport))!]);
   assert.equal(again.linked.length, 1);
 });
@@ -253,4 +257,30 @@ test('config: conntrack.per-source and max-probe are checked, with their default
   assert.equal(d.conntrack.maxProbe, 64);
   assert.throws(() => parseRouterConfig({ ...base, conntrack: { 'per-source': -1 } }, 'router', src), /conntrack\.per-source/);
   assert.throws(() => parseRouterConfig({ ...base, conntrack: { 'max-probe': 2 } }, 'router', src), /conntrack\.max-probe: .*8/);
+});
+
+// ---- ARP cache ----------------------------------------------------------------------------
+
+test('ARP cache: a keyed index (no Map), full at ARP_MAX_ENTRIES, deletion while iterating', async () => {
+  const { ArpCache, ARP_MAX_ENTRIES } = await import('../../src/components/router/arp-cache.ts');
+  const c = new ArpCache();
+  const base = 0x0a000000;
+  for (let i = 0; i < ARP_MAX_ENTRIES; i++) assert.ok(c.add(base + i * 7) !== undefined);
+  assert.equal(c.add(base - 1), undefined);
+  assert.equal(c.entries.size, ARP_MAX_ENTRIES);
+  assert.equal(c.get((base + 70) | 0)?.ip, base + 70);
+  assert.equal(c.get(base + 71), undefined);
+  let n = 0;
+  for (const e of c.entries.values()) {
+    if ((n++ & 1) === 0) c.delete(e);
+  }
+  assert.equal(n, ARP_MAX_ENTRIES);
+  assert.equal(c.entries.size, ARP_MAX_ENTRIES / 2);
+  let found = 0;
+  for (let i = 0; i < ARP_MAX_ENTRIES; i++) if (c.get(base + i * 7) !== undefined) found++;
+  assert.equal(found, ARP_MAX_ENTRIES / 2);
+  assert.ok(c.add(base - 1) !== undefined);
+  c.entries.clear();
+  assert.equal(c.entries.size, 0);
+  assert.equal(c.get(base - 1), undefined);
 });

@@ -5,7 +5,14 @@
 // resolved. A resolved entry past its expiry stays usable while a refresh
 // request is out (so traffic does not stall every timeout); if the refresh
 // gets no answer within max-tries requests the entry goes away.
+//
+// Entries are found through a keyed hash index (src/net/keyed-counts.ts), not
+// a JS Map: V8 hashes number keys without a seed, and the addresses here come
+// from packets (a host can make the router resolve addresses of its choosing),
+// so a Map would let chosen addresses share one bucket chain that every
+// forwarded packet's lookup walks.
 import { Buffer } from 'node:buffer';
+import { KeyedCounts } from '../../net/keyed-counts.ts';
 
 export class ArpEntry {
   readonly ip: number;
@@ -29,24 +36,68 @@ export class ArpEntry {
 /** Entries per domain at most; beyond it nothing new is learned or resolved until entries expire. */
 export const ARP_MAX_ENTRIES = 4096;
 
+/** The entries of one cache: a keyed index from address to a stable id, and the entries by id. */
+export class ArpEntries {
+  readonly #index = new KeyedCounts(ARP_MAX_ENTRIES, 64);
+  readonly #byId: (ArpEntry | undefined)[] = new Array<ArpEntry | undefined>(ARP_MAX_ENTRIES).fill(undefined);
+
+  get size(): number {
+    return this.#index.size;
+  }
+
+  /** The entry of ip (int32 or u32). Nothing allocated. */
+  get(ip: number): ArpEntry | undefined {
+    const id = this.#index.idOf(ip, 0);
+    return id < 0 ? undefined : this.#byId[id];
+  }
+
+  /** Add e (its address must be absent); false when full or no slot is within the probe bound. */
+  add(e: ArpEntry): boolean {
+    const id = this.#index.inc(e.ip, 0);
+    if (id < 0) return false;
+    this.#byId[id] = e;
+    return true;
+  }
+
+  delete(ip: number): boolean {
+    const id = this.#index.idOf(ip, 0);
+    if (id < 0) return false;
+    this.#byId[id] = undefined;
+    this.#index.dec(ip, 0);
+    return true;
+  }
+
+  /** Every entry; deleting the current one while iterating is allowed. */
+  *values(): IterableIterator<ArpEntry> {
+    const byId = this.#byId;
+    for (let i = 0; i < byId.length; i++) {
+      const e = byId[i];
+      if (e !== undefined) yield e;
+    }
+  }
+
+  clear(): void {
+    this.#index.clear();
+    this.#byId.fill(undefined);
+  }
+}
+
 export class ArpCache {
-  /** By address as a signed int32 (a Smi key: no allocation on lookup). */
-  readonly entries = new Map<number, ArpEntry>();
+  readonly entries = new ArpEntries();
 
   get(ip: number): ArpEntry | undefined {
-    return this.entries.get(ip | 0);
+    return this.entries.get(ip);
   }
 
   /** A new entry, or undefined when the cache is full. */
   add(ip: number): ArpEntry | undefined {
     if (this.entries.size >= ARP_MAX_ENTRIES) return undefined;
     const e = new ArpEntry(ip);
-    this.entries.set(ip | 0, e);
-    return e;
+    return this.entries.add(e) ? e : undefined;
   }
 
   delete(e: ArpEntry): void {
-    this.entries.delete(e.ip | 0);
+    this.entries.delete(e.ip);
   }
 }
 
