@@ -284,3 +284,20 @@ test('ARP cache: a keyed index (no Map), full at ARP_MAX_ENTRIES, deletion while
   assert.equal(c.entries.size, 0);
   assert.equal(c.get(base - 1), undefined);
 });
+
+// ---- the benchmark's plumbing (its counts, not its times) ----------------------------------
+
+test('hash-bench: all four tables filled, the old one piled up under chosen keys, the keyed one not', async () => {
+  const { hashBench, formatHashBench } = await import('../../src/bench/hash-bench.ts');
+  const r = hashBench(512, 32, 1);
+  assert.equal(r.rows.length, 4);
+  for (const row of r.rows) {
+    assert.equal(row.connections, 512);
+    assert.equal(row.refused, 0);
+    assert.ok(Number.isFinite(row.missNs) && Number.isFinite(row.hitNs));
+  }
+  const row = (hash: string, keys: string) => r.rows.find((x) => x.hash === hash && x.keys === keys)!;
+  assert.ok(row('legacy', 'chosen').longestProbe >= 512);
+  assert.ok(row('keyed', 'chosen').longestProbe <= 64);
+  assert.match(formatHashBench(r, 32, 1), /chosen \/ random, miss: old [\d.]+x, keyed [\d.]+x/);
+});
