@@ -8,7 +8,8 @@
 //   prerouting (dstnat): tcp-forward / udp-forward as DNAT to the router's own address
 //   forward:            established/related; invalid; then per ingress domain a chain:
 //                       rate limits; new TCP that is no bare SYN; non-echo ICMP and other
-//                       protocols; NAT quotas; port-forward accepts; the rules in microgate's
+//                       protocols; connections per source (conntrack.per-source); NAT
+//                       quotas; port-forward accepts; the rules in microgate's
 //                       evaluation order (protocol rules by prefix and port range, then ip
 //                       rules); the default action
 //   input:              echo requests to the router's address in the ingress domain, and to
@@ -148,6 +149,11 @@ export function nftRuleset(cfg: RouterConfig, opts: NftPolicyOptions): string {
     c.push('tcp flags & (fin | syn | rst | ack) != syn counter drop comment "tcp-new-not-syn"');
     c.push('meta l4proto icmp icmp type != echo-request counter drop comment "icmp-new-not-echo"');
     c.push('meta l4proto != { tcp, udp, icmp } counter drop comment "ip-unsupported-protocol"');
+    // Connections per source on this ingress domain (conntrack.per-source).
+    if (cfg.conntrack.perSource > 0) {
+      sets.push(`\tset ctsrc_${d.name} {\n\t\ttype ipv4_addr\n\t\tsize 65536\n\t\tflags dynamic\n\t}`);
+      c.push(`add @ctsrc_${d.name} { ip saddr ct count over ${cfg.conntrack.perSource} } counter drop comment "conntrack-source-limit"`);
+    }
     // NAT quotas: per target domain and protocol, for the domains it masquerades.
     for (const o of doms) {
       const nat = o.policy.nat;

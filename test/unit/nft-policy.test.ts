@@ -42,7 +42,7 @@ function chain(text: string, name: string): string[] {
 test('nft translation: rules in microgate\'s evaluation order, then the default', () => {
   const cfg = parseRouterConfig(CFG, 'router', { file: 't.yaml', path: '' });
   const text = nftRuleset(cfg, { table: 'mg', ifnames: IF, now: 0 });
-  const lan = chain(text, 'from_lan').filter((l) => !/tcp-new-not-syn|icmp-new-not-echo|unsupported|nat-quota/.test(l));
+  const lan = chain(text, 'from_lan').filter((l) => !/tcp-new-not-syn|icmp-new-not-echo|unsupported|nat-quota|conntrack-source-limit/.test(l));
   assert.deepEqual(lan, [
     'meta l4proto tcp ip daddr 203.0.113.0/24 tcp dport 25 oifname "vW" accept comment "lan.tcp[2]"',
     'meta l4proto tcp tcp dport 25 counter drop comment "policy-denied"',
@@ -54,6 +54,8 @@ test('nft translation: rules in microgate\'s evaluation order, then the default'
     'meta l4proto udp counter reject with icmp type port-unreachable comment "rejected"',
     'meta l4proto icmp counter reject with icmp type admin-prohibited comment "rejected"',
   ]);
+  assert.ok(chain(text, 'from_lan').includes('add @ctsrc_lan { ip saddr ct count over 4096 } counter drop comment "conntrack-source-limit"'));
+  assert.ok(!nftRuleset(parseRouterConfig({ ...CFG, conntrack: { 'per-source': 0 } }, 'router', { file: 't.yaml', path: '' }), { table: 'mg', ifnames: IF, now: 0 }).includes('ctsrc_'));
   assert.ok(chain(text, 'from_lan').includes('oifname "vW" meta l4proto tcp add @natq_wan_tcp { ip saddr ct count over 100 } counter drop comment "nat-quota-exceeded"'));
   const wan = chain(text, 'from_wan');
   assert.deepEqual(wan.slice(0, 2), [
