@@ -301,3 +301,27 @@ test('hash-bench: all four tables filled, the old one piled up under chosen keys
   assert.ok(row('keyed', 'chosen').longestProbe <= 64);
   assert.match(formatHashBench(r, 32, 1), /chosen \/ random, miss: old [\d.]+x, keyed [\d.]+x/);
 });
+
+// ---- run-time blocks ------------------------------------------------------------------------
+
+test('run-time blocks: a keyed index (no Map), full at MAX_RUNTIME_BLOCKS, hits counted, expiry swept', async () => {
+  const { RuntimeBlocks, MAX_RUNTIME_BLOCKS } = await import('../../src/components/router/runtime-blocks.ts');
+  const b = new RuntimeBlocks();
+  const base = 0xcb000000;
+  for (let i = 0; i < MAX_RUNTIME_BLOCKS; i++) assert.ok(b.add(base + i, i < 100 ? 1000 : 60_000, 'test', 0));
+  assert.equal(b.add(0xc0000201, 1000, 'one too many', 0), false);
+  assert.ok(b.add(base + 5, 2000, 'again', 0), 'refreshing a held address is no new entry');
+  assert.equal(b.size, MAX_RUNTIME_BLOCKS);
+  assert.ok(b.has((base + 7) | 0, 10));
+  assert.ok(!b.has(base - 1, 10));
+  b.hit((base + 7) | 0);
+  b.hit(base + 7);
+  assert.equal(b.entries().find((e) => e.ip === base + 7)?.drops, 2);
+  // Past 1 s: the first 100 expire except the refreshed one; has() says no before the sweep already.
+  assert.ok(!b.has(base + 1, 1500));
+  assert.ok(b.has(base + 5, 1500));
+  assert.equal(b.sweep(1500), 99);
+  assert.equal(b.size, MAX_RUNTIME_BLOCKS - 99);
+  assert.ok(b.add(0xc0000201, 1000, 'room again', 1500));
+  assert.equal(b.entries().find((e) => e.ip === base + 5)?.times, 2);
+});

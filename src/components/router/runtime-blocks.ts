@@ -2,9 +2,16 @@
 // on command (init's block feedback from the monitor), apart from the
 // config's blocklists so a reload keeps them. Checked on every domain for the
 // source address, before connection tracking, like a config blocklist entry
-// (drops counted as `blocklisted`). A lookup is one hash probe (Blocklist);
-// expired entries are swept on the router's timer.
-import { Blocklist } from './blocklist.ts';
+// (drops counted as `blocklisted`). Expired entries are swept on the router's
+// timer.
+//
+// The addresses are the sources of alerts, which a sender can choose (spoofed
+// packets that trigger rules), and every packet from a blocked source is
+// looked up and counted: entries are found through a keyed hash index
+// (src/net/keyed-counts.ts, bounded probing), not a JS Map (V8 hashes number
+// keys without a seed, so chosen addresses could share one bucket chain).
+// A lookup is one bounded probe run, nothing allocated.
+import { KeyedCounts } from '../../net/keyed-counts.ts';
 
 /** Entries held at most: a block beyond it is refused. */
 export const MAX_RUNTIME_BLOCKS = 16384;
@@ -24,42 +31,50 @@ export interface RuntimeBlock {
 }
 
 export class RuntimeBlocks {
-  #set = new Blocklist();
-  readonly #entries = new Map<number, RuntimeBlock>();
+  readonly #index = new KeyedCounts(MAX_RUNTIME_BLOCKS, 64);
+  readonly #byId: (RuntimeBlock | undefined)[] = new Array<RuntimeBlock | undefined>(MAX_RUNTIME_BLOCKS).fill(undefined);
   /** Earliest expiry among the entries (Infinity: none). */
   #next = Infinity;
 
   get size(): number {
-    return this.#entries.size;
+    return this.#index.size;
   }
 
-  /** Block ip (u32) until now + ms; a second block of the same address replaces the first's expiry and reason. Returns false when full. */
+  /**
+   * Block ip (u32) until now + ms; a second block of the same address replaces
+   * the first's expiry and reason. Returns false when full (MAX_RUNTIME_BLOCKS,
+   * or no index slot within the probe bound).
+   */
   add(ip: number, ms: number, reason: string, now: number): boolean {
     const expires = now + ms;
-    let e = this.#entries.get(ip);
+    let id = this.#index.idOf(ip, 0);
+    let e = id < 0 ? undefined : this.#byId[id];
     if (e === undefined) {
-      if (this.#entries.size >= MAX_RUNTIME_BLOCKS) return false;
-      e = { ip, expires, added: now, reason, drops: 0, times: 0 };
-      this.#entries.set(ip, e);
+      if (this.#index.size >= MAX_RUNTIME_BLOCKS) return false;
+      id = this.#index.inc(ip, 0);
+      if (id < 0) return false;
+      e = { ip: ip >>> 0, expires, added: now, reason, drops: 0, times: 0 };
+      this.#byId[id] = e;
     }
     e.expires = expires;
     e.added = now;
     e.reason = reason;
     e.times++;
-    this.#set.add(ip, 32, expires);
     if (expires < this.#next) this.#next = expires;
     return true;
   }
 
   /** Is src (int32 or u32) blocked at now? Hot path: nothing allocated. */
   has(src: number, now: number): boolean {
-    return this.#entries.size > 0 && this.#set.has(src, now);
+    if (this.#index.size === 0) return false;
+    const id = this.#index.idOf(src, 0);
+    return id >= 0 && (this.#byId[id] as RuntimeBlock).expires > now;
   }
 
   /** Count a drop against src's entry (only called after has() said yes). */
   hit(src: number): void {
-    const e = this.#entries.get(src >>> 0);
-    if (e !== undefined) e.drops++;
+    const id = this.#index.idOf(src, 0);
+    if (id >= 0) (this.#byId[id] as RuntimeBlock).drops++;
   }
 
   /** Forget expired entries; returns how many. */
@@ -67,23 +82,24 @@ export class RuntimeBlocks {
     if (now < this.#next) return 0;
     let n = 0;
     let next = Infinity;
-    for (const [ip, e] of this.#entries) {
+    const byId = this.#byId;
+    for (let id = 0; id < byId.length; id++) {
+      const e = byId[id];
+      if (e === undefined) continue;
       if (e.expires <= now) {
-        this.#entries.delete(ip);
+        byId[id] = undefined;
+        this.#index.dec(e.ip, 0);
         n++;
       } else if (e.expires < next) {
         next = e.expires;
       }
     }
     this.#next = next;
-    // The hash set cannot delete: build it again from what is left.
-    const set = new Blocklist();
-    for (const e of this.#entries.values()) set.add(e.ip, 32, e.expires);
-    this.#set = set;
     return n;
   }
 
+  /** Every entry, by index slot (not in the order they were added). */
   entries(): RuntimeBlock[] {
-    return [...this.#entries.values()];
+    return this.#byId.filter((e): e is RuntimeBlock => e !== undefined);
   }
 }
