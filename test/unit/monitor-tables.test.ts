@@ -189,3 +189,26 @@ test('config: flow.max-per-source, defrag.max-trackers-per-source, detectors.max
   assert.throws(() => parseMonitorConfig({ defrag: { 'max-trackers-per-source': 0 } }, src), /defrag\.max-trackers-per-source/);
   assert.throws(() => parseMonitorConfig({ detectors: { 'max-tracked-per-source': 'x' } }, src), /detectors\.max-tracked-per-source/);
 });
+
+test('flows: IPv6 tuples hash by their full addresses, both directions meet, the per-source limit applies', async () => {
+  const { LINKTYPE_IPV6 } = await import('../../src/components/monitor/packet.ts');
+  const v6 = (src: number[], dst: number[], sp: number, dp: number): Packet => {
+    const b = Uint8Array.from([0x60, 0, 0, 0, 0, 8, 17, 64, ...src, ...dst, sp >> 8, sp & 255, dp >> 8, dp & 255, 0, 8, 0, 0]);
+    const p = new Packet();
+    p.reset(b, 0, b.length);
+    decode(p, LINKTYPE_IPV6);
+    return p;
+  };
+  const addr = (last: number, first = 0x20): number[] => [first, 0x01, 0x0d, 0xb8, ...new Array(11).fill(0), last];
+  const t = new FlowTable({ ...FLOW_DEFAULTS, max: 256, maxPerSource: 8 });
+  const f = t.lookup(v6(addr(1), addr(2), 5000, 53), 1000);
+  assert.ok(f !== null && f.ipVer === 6);
+  const back = v6(addr(2), addr(1), 53, 5000);
+  assert.equal(t.lookup(back, 1001), f);
+  assert.equal(back.toServer, false);
+  // Addresses differing only in their first byte are different flows.
+  assert.notEqual(t.lookup(v6(addr(1, 0x30), addr(2), 5000, 53), 1002), f);
+  for (let i = 0; i < 50; i++) t.lookup(v6(addr(9), addr(2), 6000 + i, 53), 1003 + i);
+  assert.equal(t.count, 2 + 8);
+  assert.equal(t.counters.sourceEvicted, 42);
+});
