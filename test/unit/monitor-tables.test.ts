@@ -212,3 +212,36 @@ test('flows: IPv6 tuples hash by their full addresses, both directions meet, the
   assert.equal(t.count, 2 + 8);
   assert.equal(t.counters.sourceEvicted, 42);
 });
+
+test('rule thresholds: one source reaching many destinations evicts only its own by_dst state, counted', async () => {
+  const { Engine } = await import('../../src/components/monitor/engine.ts');
+  const { loadRules } = await import('../../src/components/monitor/rules/parse.ts');
+  const { builtinClassifications } = await import('../../src/components/monitor/rules/classification.ts');
+  const { DEFAULT_ADDRESS_VARS, DEFAULT_PORT_VARS } = await import('../../src/components/monitor/rules/vars.ts');
+  const { MAX_THRESHOLD_KEYS_PER_SOURCE } = await import('../../src/components/monitor/detect/detect.ts');
+  const rules = loadRules([{ name: 't.rules', text: 'alert udp any any -> any any (msg:"lim"; content:"X"; threshold:type limit, track by_dst, count 1, seconds 3600; sid:40;)' }],
+    { vars: { ...DEFAULT_ADDRESS_VARS, ...DEFAULT_PORT_VARS }, classifications: builtinClassifications() });
+  assert.equal(rules.errors.length, 0);
+  let alerts = 0;
+  const e = new Engine({
+    rules, classifications: builtinClassifications(), midstream: false, eveTypes: ['alert'],
+    eve: { pktSrc: 'wire/pcap', pcapFilename: '', domains: [], packetBytes: 0 },
+    emit: (l) => {
+      if (l.includes('"event_type":"alert"')) alerts++;
+    },
+  });
+  const send = (src: number, dst: number): void => {
+    const b = Uint8Array.from(ipv4(src, dst, 17, [0, 9, 0, 9, 0, 9, 0, 0, 0x58]));
+    e.process(b, 0, b.length, LINKTYPE_IPV4, 1_700_000_000, 0, 0, -1);
+  };
+  const n = MAX_THRESHOLD_KEYS_PER_SOURCE + 500;
+  send(B, SERVER);
+  assert.equal(alerts, 1);
+  for (let i = 0; i < n; i++) send(A, 0x0a000000 + i);
+  assert.equal(alerts, 1 + n);
+  assert.equal(e.detector.thresholdsEvicted, 500);
+  send(B, SERVER); // B's state survived: still limited
+  assert.equal(alerts, 1 + n);
+  send(A, 0x0a000000); // A's oldest went: it alerts again
+  assert.equal(alerts, 2 + n);
+});

@@ -444,7 +444,7 @@ export class Engine {
         detect: {
           alert: s.alerts,
           alerts_suppressed: this.detector.counters.suppressed,
-          thresholds_evicted: this.detector.counters.thresholdsEvicted,
+          thresholds_evicted: this.detector.thresholdsEvicted,
           detectors_evicted: this.detectors.evictions.evicted, detectors_source_evicted: this.detectors.evictions.sourceEvicted,
           engines: [{ id: 0, rules_loaded: this.rules.rules.length, rules_failed: this.rules.errors.length, rules_skipped: this.rules.skipped.length }],
         },

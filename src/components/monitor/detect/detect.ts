@@ -4,6 +4,7 @@
 // in rule order (flowbit setters first) against the header, flow and
 // payload conditions. Thresholds, detection filters and flowbits keep state
 // per rule, per address or per flow.
+import { BoundedMap } from '../bounded-map.ts';
 import { AhoCorasick } from './ac.ts';
 import { Inspector } from './inspect.ts';
 import { numTest } from '../rules/rule.ts';
@@ -14,6 +15,8 @@ import { FLOW_ESTABLISHED, TCP_CLOSED, TCP_CLOSING, TCP_ESTABLISHED, TCP_SYN_REC
 
 /** Threshold / detection_filter states (by_src, by_dst, by_both) held at most. */
 export const MAX_THRESHOLD_KEYS = 100_000;
+/** ... of them created by packets of one source address (by_dst keys: one per destination it reaches). */
+export const MAX_THRESHOLD_KEYS_PER_SOURCE = 10_000;
 
 const G_TCP = 0;
 const G_UDP = 1;
@@ -77,9 +80,20 @@ export class Detector {
   #ncand = 0;
   /** Sort rank: flowbit setters before everything else, then load order. */
   readonly #rank: Int32Array;
-  readonly #thresholds = new Map<string, { start: number; count: number }>();
+  /**
+   * Bounded in total and per packet source (keys come from packet addresses:
+   * a spoofed-source flood makes new ones at will); the oldest go first,
+   * counted in `thresholdsEvicted`. The map never grows past the bound and
+   * no new key walks it.
+   */
+  readonly #thresholds = new BoundedMap<{ start: number; count: number }>(MAX_THRESHOLD_KEYS, MAX_THRESHOLD_KEYS_PER_SOURCE);
   readonly matches: Match[] = [];
-  readonly counters = { packets: 0, candidates: 0, matches: 0, suppressed: 0, prefilterBytes: 0, thresholdsEvicted: 0 };
+  readonly counters = { packets: 0, candidates: 0, matches: 0, suppressed: 0, prefilterBytes: 0 };
+
+  /** Threshold states evicted (the map full, or the source's share of it). */
+  get thresholdsEvicted(): number {
+    return this.#thresholds.counters.evicted + this.#thresholds.counters.groupEvicted;
+  }
 
   constructor(rules: Rule[]) {
     this.rules = rules;
@@ -355,8 +369,7 @@ export class Detector {
       st = this.#thresholds.get(key);
       if (st === undefined) {
         st = { start: nowS, count: 0 };
-        this.#thresholds.set(key, st);
-        if (this.#thresholds.size > MAX_THRESHOLD_KEYS) this.#expireThresholds(nowS);
+        this.#thresholds.set(key, src, st);
       }
     }
     if (t.seconds > 0 && nowS - st.start >= t.seconds) {
@@ -377,22 +390,6 @@ export class Detector {
     }
   }
 
-  /**
-   * Forget threshold state older than an hour; if that is not enough (keys
-   * come from packet addresses: a spoofed-source flood makes new ones at
-   * will), the oldest down to 90% of the bound, counted, so the map never
-   * grows past it and this walk runs once per 10% of new keys, not per key.
-   */
-  #expireThresholds(nowS: number): void {
-    for (const [k, v] of this.#thresholds) if (nowS - v.start > 3600) this.#thresholds.delete(k);
-    if (this.#thresholds.size <= MAX_THRESHOLD_KEYS * 0.9) return;
-    const target = Math.floor(MAX_THRESHOLD_KEYS * 0.9);
-    for (const k of this.#thresholds.keys()) {
-      if (this.#thresholds.size <= target) break;
-      this.#thresholds.delete(k);
-      this.counters.thresholdsEvicted++;
-    }
-  }
 }
 
 function groupsOfRule(r: Rule): number[] {
