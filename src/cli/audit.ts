@@ -38,6 +38,7 @@ interface Unit {
   sessions: { shm: number; socket: number; tap: number };
   links?: { device: string; ifname: string; netnsInterfaces: string[] }[];
   violations: string[];
+  channel?: { violations: number; lastViolation: string };
 }
 
 interface Service {
@@ -74,6 +75,7 @@ export async function auditCommand(argv: string[]): Promise<number> {
       + `${u.fds.length} fds (${u.sessions.tap} TAP, ${u.sessions.shm} shm sessions, ${u.sessions.socket} socket sessions), ${u.permission.join(' ')}\n`);
     for (const l of u.links ?? []) process.stdout.write(`  packet device ${l.device}: ${l.ifname}, its socket's network namespace holds [${l.netnsInterfaces.join(' ')}]\n`);
     for (const v of u.violations) process.stdout.write(`  VIOLATION: ${v}\n`);
+    if ((u.channel?.violations ?? 0) > 0) process.stdout.write(`  control channel: ${u.channel?.violations} processes killed for protocol violations (last: ${u.channel?.lastViolation})\n`);
   }
   for (const s of body.services ?? []) {
     process.stdout.write(`service ${s.service} (${s.kind}): pid ${s.pid}, uid ${s.uid}, dumpable=${s.dumpable}, netns ${s.netns.configured ? s.netns.name : `NOT ${s.netns.name}`} [${s.netns.interfaces.join(' ')}], `

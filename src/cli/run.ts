@@ -5,6 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { loadConfig, ConfigFileError } from '../init/config.ts';
 import { Init } from '../init/init.ts';
 import { startControl } from '../init/control.ts';
+import { installCrashHandlers } from '../init/crash.ts';
 import { catalog } from './catalog.ts';
 import { RotatingFile } from '../sys/rotating-file.ts';
 
@@ -43,7 +44,9 @@ Options:
   --no-seccomp       do not install the seccomp filter in components (debugging)
   -h, --help         this help
 
-Exit codes: 0 stopped by a signal, 1 failed to start, 2 bad usage or config.`;
+Exit codes: 0 stopped by a signal, 1 failed to start, 2 bad usage or config,
+70 an unexpected error in init (it stopped every component and service first;
+a supervisor such as contrib/systemd/microgate.service starts it again).`;
 
 export async function runCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -85,6 +88,8 @@ export async function runCommand(argv: string[]): Promise<number> {
   }
   const say = logWriter(values.log);
   const init = new Init(config, { noSeccomp: values['no-seccomp'] === true, log: say });
+  // An error of init's own that nothing caught: stop everything and exit non-zero (src/init/crash.ts).
+  installCrashHandlers(() => init.stop(), say);
   let stopping: Promise<void> | undefined;
   const stop = (sig: string): void => {
     if (stopping) return;

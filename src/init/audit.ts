@@ -53,6 +53,8 @@ export interface AuditReport {
   /** Its packet devices and their namespaces. */
   links: PacketLinkView[];
   violations: string[];
+  /** The unit's control channel (filled in by init): processes killed for protocol violations, the last reason. */
+  channel?: { violations: number; lastViolation: string };
 }
 
 export function status(pid: number): Map<string, string> {

@@ -6,6 +6,7 @@
 // matches refresh the block only once less than half of it is left, so a
 // flood of alerts costs a few commands, not one per alert.
 
+import { escapeText } from './host-messages.ts';
 import type { BlockRequest, EveBlockMatcher } from '../runtime/component.ts';
 
 export type { BlockRequest, EveBlockMatcher };
@@ -88,15 +89,15 @@ export class BlockFeedback {
         const r = await this.#command(this.router, 'block', { ip: b.ip, seconds: b.seconds, reason: b.reason });
         if (r.error === undefined) {
           this.stats.sent++;
-          this.#log(`init: ${this.router}: blocked ${b.ip} for ${b.seconds} s (${b.reason})`);
+          this.#log(`init: ${this.router}: blocked ${b.ip} for ${b.seconds} s (${escapeText(b.reason)})`);
           continue;
         }
         // The router refused (its own address...) or did not answer: try again on the next match.
         this.#until.delete(b.ip);
         if (/did not answer|is (?:starting|stopped|restarting|failed)|no component/.test(r.error)) this.stats.errors++;
         else this.stats.refused++;
-        this.stats.lastError = r.error;
-        this.#log(`init: ${this.router}: block ${b.ip} not applied: ${r.error}`);
+        this.stats.lastError = r.error.slice(0, 300);
+        this.#log(`init: ${this.router}: block ${b.ip} not applied: ${escapeText(r.error)}`);
       }
     } finally {
       this.#sending = undefined;

@@ -46,7 +46,7 @@ function readJsonObject(req: IncomingMessage, max: number): Promise<Record<strin
   });
 }
 
-/** POST /components/NAME/fault {"kind": "throw"|"allocate"|"hang"}: fault injection (src/init/fault.ts). */
+/** POST /components/NAME/fault {"kind": "throw"|"allocate"|"hang"|"forbidden-call"|"hostile", "attack": A (hostile only)}: fault injection (src/init/fault.ts). */
 async function handleFault(init: Init, req: IncomingMessage, res: ServerResponse, component: string): Promise<void> {
   if (req.method !== 'POST') return error(res, 405, 'MG_METHOD', `${req.method} is not allowed on /components/${component}/fault; use POST`);
   if (init.config.debug?.faultInjection !== true) return error(res, FAULT_DISABLED.status, FAULT_DISABLED.code, FAULT_DISABLED.message);
@@ -55,11 +55,11 @@ async function handleFault(init: Init, req: IncomingMessage, res: ServerResponse
   if (type !== 'application/json') return error(res, 415, 'MG_CONTENT_TYPE', 'the body must be sent as content-type application/json');
   const body = await readJsonObject(req, MAX_FAULT_BODY);
   if (typeof body === 'string') return error(res, 400, 'MG_BAD_BODY', body);
-  const extra = Object.keys(body).filter((k) => k !== 'kind');
-  if (extra.length > 0) return error(res, 400, 'MG_BAD_BODY', `unknown key ${JSON.stringify(extra[0])} in the body; expected only "kind"`);
-  const r = await init.fault(component, body.kind);
+  const extra = Object.keys(body).filter((k) => k !== 'kind' && k !== 'attack');
+  if (extra.length > 0) return error(res, 400, 'MG_BAD_BODY', `unknown key ${JSON.stringify(extra[0])} in the body; expected "kind" (and "attack" for kind "hostile")`);
+  const r = await init.fault(component, body.kind, body.attack);
   if (r.status !== 202) return error(res, r.status, r.code, r.message);
-  reply(res, 202, { ok: true, component, kind: body.kind, unit: r.unit, pid: r.pid, message: r.message });
+  reply(res, 202, { ok: true, component, kind: body.kind, ...(body.attack !== undefined ? { attack: body.attack } : {}), unit: r.unit, pid: r.pid, message: r.message });
 }
 
 export interface ControlServer {

@@ -7,6 +7,12 @@
 // source's block feedback, if it has one (block-feedback.ts). The log files
 // rotate at LOG_MAX_BYTES (16 MiB), LOG_KEEP (4) old ones kept (eve.json.1 ...),
 // src/sys/rotating-file.ts.
+//
+// The answer comes from a component that may be compromised: it is checked
+// (checkEveAnswer) before anything is written or kept. An answer of the wrong
+// shape (no `lines`, a line that is not one JSON object on one line, more
+// lines than asked, ...) is refused, counted and handed to `offend` (init kills
+// and restarts the component); nothing of it reaches the log or the feedback.
 import { RotatingFile, type RotatingFileOptions } from '../sys/rotating-file.ts';
 
 export interface EveSource {
@@ -19,6 +25,37 @@ export interface EveSource {
 
 type Query = (component: string, what: string, args: unknown) => Promise<{ result?: unknown; error?: string }>;
 
+/** Most lines one answer may carry, and the longest line (an EVE record), in characters. */
+export const MAX_EVE_LINES = 100000;
+export const MAX_EVE_LINE = 256 * 1024;
+
+export interface EveAnswer { seq: number; lines: string[]; missed: number }
+
+/** The checked answer to query "eve", or what is wrong with it. */
+export function checkEveAnswer(v: unknown): EveAnswer | string {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return 'the answer is not an object';
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (k !== 'seq' && k !== 'lines' && k !== 'missed') return `the answer has an unknown key ${JSON.stringify(k.slice(0, 40))}`;
+  if (typeof o.seq !== 'number' || !Number.isSafeInteger(o.seq) || o.seq < 0) return 'seq must be a non-negative integer';
+  if (typeof o.missed !== 'number' || !Number.isSafeInteger(o.missed) || o.missed < 0) return 'missed must be a non-negative integer';
+  if (!Array.isArray(o.lines)) return 'lines must be an array';
+  if (o.lines.length > MAX_EVE_LINES) return `more than ${MAX_EVE_LINES} lines`;
+  for (let i = 0; i < o.lines.length; i++) {
+    const l: unknown = o.lines[i];
+    if (typeof l !== 'string' || l.length > MAX_EVE_LINE) return `lines[${i}] must be a string of at most ${MAX_EVE_LINE} characters`;
+    // One record per line: JSON.stringify never writes a raw line break, so one here forges records in the log.
+    if (/[\r\n\u2028\u2029]/.test(l)) return `lines[${i}] holds a line break`;
+    let rec: unknown;
+    try {
+      rec = JSON.parse(l);
+    } catch {
+      return `lines[${i}] is not JSON`;
+    }
+    if (rec === null || typeof rec !== 'object' || Array.isArray(rec)) return `lines[${i}] is not a JSON object`;
+  }
+  return { seq: o.seq, lines: o.lines as string[], missed: o.missed };
+}
+
 interface Cursor {
   src: EveSource;
   /** Its log file, opened at the first line. */
@@ -28,6 +65,8 @@ interface Cursor {
   missed: number;
   errors: number;
   lastError: string;
+  /** Answers refused for their shape. */
+  refused: number;
 }
 
 export class EveCollector {
@@ -40,12 +79,14 @@ export class EveCollector {
   #timer: ReturnType<typeof setInterval> | undefined;
   #busy = false;
   readonly #log: (line: string) => void;
+  readonly #offend: (component: string, why: string) => void;
 
   readonly #rotate: RotatingFileOptions;
 
-  constructor(query: Query, sources: EveSource[], opts: { intervalMs?: number; keep?: number; log?: (l: string) => void; rotate?: RotatingFileOptions } = {}) {
+  constructor(query: Query, sources: EveSource[], opts: { intervalMs?: number; keep?: number; log?: (l: string) => void; rotate?: RotatingFileOptions; offend?: (component: string, why: string) => void } = {}) {
     this.#query = query;
-    this.#cursors = sources.map((src) => ({ src, out: undefined, since: 0, missed: 0, errors: 0, lastError: '' }));
+    this.#cursors = sources.map((src) => ({ src, out: undefined, since: 0, missed: 0, errors: 0, lastError: '', refused: 0 }));
+    this.#offend = opts.offend ?? (() => {});
     this.#keep = opts.keep ?? 10000;
     this.#log = opts.log ?? (() => {});
     this.#rotate = opts.rotate ?? {};
@@ -62,10 +103,17 @@ export class EveCollector {
         const r = await this.#query(c.src.component, 'eve', { since: c.since });
         if (r.error !== undefined || r.result === undefined) {
           c.errors++;
-          c.lastError = r.error ?? 'no answer';
+          c.lastError = (r.error ?? 'no answer').slice(0, 300);
           continue;
         }
-        const res = r.result as { seq: number; lines: string[]; missed: number };
+        const res = checkEveAnswer(r.result);
+        if (typeof res === 'string') {
+          c.refused++;
+          c.errors++;
+          c.lastError = `answer refused: ${res}`;
+          this.#offend(c.src.component, `its answer to query "eve" is refused: ${res}`);
+          continue;
+        }
         if (res.seq < c.since) {
           // The component restarted: its numbering starts again.
           c.since = 0;
@@ -106,7 +154,7 @@ export class EveCollector {
 
   status(): Record<string, unknown>[] {
     return this.#cursors.map((c) => ({
-      component: c.src.component, file: c.src.file ?? null, fileBytes: c.out?.size ?? 0, rotations: c.out?.counters.rotations ?? 0, since: c.since, missed: c.missed, errors: c.errors, lastError: c.lastError,
+      component: c.src.component, file: c.src.file ?? null, fileBytes: c.out?.size ?? 0, rotations: c.out?.counters.rotations ?? 0, since: c.since, missed: c.missed, errors: c.errors, refused: c.refused, lastError: c.lastError,
       ...(c.src.feedback !== undefined ? { block: c.src.feedback.status() } : {}),
     }));
   }

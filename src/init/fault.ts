@@ -6,11 +6,13 @@
 // isolation honestly: a real uncaught exception, a real memory-limit breach the
 // kernel answers with an OOM kill, a real hang, a real forbidden system call
 // (ptrace of init, which the seccomp allow-list answers by killing the process),
-// a real attempt of a packet driver to send on other interfaces (escape-link).
+// a real attempt of a packet driver to send on other interfaces (escape-link),
+// and a compromised component (`hostile` with an `attack`: garbage into every
+// fd it holds, src/runtime/hostile.ts), which init answers by killing it.
 
-import { FAULT_KINDS, isFaultKind, type FaultKind } from '../runtime/fault-inject.ts';
+import { FAULT_KINDS, HOSTILE_ATTACKS, isFaultKind, isHostileAttack, type FaultKind, type HostileAttack } from '../runtime/fault-inject.ts';
 
-export { FAULT_KINDS, isFaultKind, type FaultKind };
+export { FAULT_KINDS, HOSTILE_ATTACKS, isFaultKind, isHostileAttack, type FaultKind, type HostileAttack };
 
 /** What a fault request got: an HTTP status, a stable code and a message. */
 export interface FaultOutcome {
@@ -50,12 +52,16 @@ export const FAULT_DISABLED: FaultOutcome = {
  * without a memory limit, `hang` without a heartbeat, `escape-link` without a
  * packet device).
  */
-export function checkFault(enabled: boolean, component: string, kind: unknown, target: FaultTarget): FaultOutcome | undefined {
+export function checkFault(enabled: boolean, component: string, kind: unknown, target: FaultTarget, attack?: unknown): FaultOutcome | undefined {
   if (!enabled) return FAULT_DISABLED;
   if (!target.known) return { status: 404, code: 'MG_NO_COMPONENT', message: `no component "${component}" in this gateway` };
   if (!isFaultKind(kind)) {
     return { status: 400, code: 'MG_BAD_FAULT', message: `kind must be one of ${FAULT_KINDS.join(', ')} (got ${kind === undefined ? 'nothing' : JSON.stringify(kind)})` };
   }
+  if (kind === 'hostile' && !isHostileAttack(attack)) {
+    return { status: 400, code: 'MG_BAD_FAULT', message: `kind "hostile" needs an attack, one of ${HOSTILE_ATTACKS.join(', ')} (got ${attack === undefined ? 'nothing' : JSON.stringify(attack)})` };
+  }
+  if (kind !== 'hostile' && attack !== undefined) return { status: 400, code: 'MG_BAD_FAULT', message: `only kind "hostile" takes an attack` };
   if (target.state !== 'running') return { status: 409, code: 'MG_NOT_RUNNING', message: `${component} is ${target.state ?? 'not started'}; try again when it runs` };
   if (kind === 'allocate' && !target.memoryLimited) {
     return {

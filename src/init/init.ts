@@ -7,7 +7,7 @@ import { BlockFeedback } from './block-feedback.ts';
 import { spawn, execFile } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, closeSync, readdirSync } from 'node:fs';
-import { createInterface } from 'node:readline';
+import type { Socket } from 'node:net';
 import { promisify } from 'node:util';
 import { resolve } from 'node:path';
 import type { ComponentSpec, GatewayConfig, SessionSpec } from './config.ts';
@@ -16,6 +16,9 @@ import { changedComponents, topologyChange, type ReloadResult } from './reload.t
 import { CODE_DIR, ROOT, checkCodeReadable, sandboxCommand } from './sandbox.ts';
 import { rssBytes } from './procfs.ts';
 import { FIRST_CAP_FD } from '../runtime/messages.ts';
+import { FrameDecoder, MAX_HOST_FRAME, encodeFrame } from '../runtime/channel.ts';
+import { REPLY_TO, escapeText, isViolation, parseHostMessage, type Violation } from './host-messages.ts';
+import { logLines } from './log-lines.ts';
 import type { ComponentGrant, ComponentReport, HostToInit, InitToHost } from '../runtime/messages.ts';
 import type { SessionGrant } from '../session/types.ts';
 import { createSessionResources } from '../session/create.ts';
@@ -31,13 +34,15 @@ import { ServiceSupervisor, checkServiceNamespaces, type ServiceStatus } from '.
 import type { ServiceAuditReport } from './service-audit.ts';
 import type { AuditReport } from './audit.ts';
 import type { CgroupUnit } from './cgroup.ts';
-import { checkFault, isFaultKind, type FaultOutcome } from './fault.ts';
+import { checkFault, isFaultKind, isHostileAttack, type FaultOutcome } from './fault.ts';
 import { checkUidRange } from './uid-check.ts';
 
 const run = promisify(execFile);
 const HOST_SCRIPT = resolve(ROOT, 'src/runtime/host.ts');
 /** The unit that hosts every `thread` and `inline` component. */
 const SHARED_HOST = 'host';
+/** Timed-out request ids remembered per process (late replies to them are dropped quietly). */
+const EXPIRED_KEPT = 256;
 
 export type ChildState = 'starting' | 'running' | 'restarting' | 'stopped' | 'failed';
 
@@ -62,7 +67,25 @@ interface Child {
   /** init-side fds, in the order they appear at FIRST_CAP_FD... in the child. */
   capFds: number[];
   grants: ComponentGrant[];
-  pending: Map<number, (m: HostToInit) => void>;
+  /** Open requests of the running process: the reply type each expects, and who waits. */
+  pending: Map<number, { expect: HostToInit['type']; cb: (m: HostToInit) => void }>;
+  /** The running process's control channel (its fd 3), and what init reads from it. */
+  channel: Socket | undefined;
+  decoder: FrameDecoder | undefined;
+  /** Where the conversation with the running process is: hello expected, bootstrap sent (ready or fatal expected), running. */
+  phase: 'hello' | 'bootstrap' | 'running';
+  /** Heartbeat requests not answered yet (a pong beyond them answers nothing). */
+  pingsOut: number;
+  /** Ids of requests that timed out (the last EXPIRED_KEPT): a late reply to one is dropped, not a violation. */
+  expired: number[];
+  lateReplies: number;
+  /** Processes killed for breaking the control channel's protocol, and the last reason. */
+  violations: number;
+  lastViolation: string;
+  /** Set when init kills the running process for a violation (its exit is reported so). */
+  killedFor: string | undefined;
+  /** The bootstrap went out to the running process ("ready" is expected only after it). */
+  bootstrapSent: boolean;
   restartTimer: NodeJS.Timeout | undefined;
   lastExit: string;
   /** Memory cgroup of the unit, when any of its components has a limit. */
@@ -259,6 +282,16 @@ export class Init {
       capFds,
       grants,
       pending: new Map(),
+      channel: undefined,
+      decoder: undefined,
+      phase: 'hello',
+      pingsOut: 0,
+      expired: [],
+      lateReplies: 0,
+      violations: 0,
+      lastViolation: '',
+      killedFor: undefined,
+      bootstrapSent: false,
       restartTimer: undefined,
       lastExit: '',
       cgroup: this.#unitCgroup(name, specs),
@@ -283,39 +316,86 @@ export class Init {
     const { file, args } = sandboxCommand({ uid: c.uid, maxOldSpaceMb: this.config.sandbox.maxOldSpaceMb, script: HOST_SCRIPT, allowWorker: c.specs.some((x) => x.isolation === 'thread'), cgroupProcs: c.cgroup?.procsFile });
     const env: Record<string, string> = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', MG_COMPONENT: c.name };
     if (this.#noSeccomp) env.MG_NO_SECCOMP = '1';
-    const proc = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc', ...c.capFds], env });
+    // fd 3: the control channel, a socket pair (framed messages, src/runtime/channel.ts); no Node IPC.
+    const proc = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe', 'pipe', ...c.capFds], env });
     c.proc = proc;
+    // The pid init spawned (the sandbox's programs exec one another: it is the host's); never one a host names.
     c.pid = proc.pid ?? 0;
     c.state = c.restarts === 0 ? 'starting' : 'restarting';
     c.startedAt = Date.now();
     c.oomKillsAtSpawn = c.cgroup?.oomKills() ?? NaN;
+    c.phase = 'hello';
+    c.pingsOut = 0;
+    c.expired = [];
+    c.killedFor = undefined;
+    c.bootstrapSent = false;
     for (const stream of [proc.stdout, proc.stderr]) {
       if (stream === null) continue;
-      createInterface({ input: stream }).on('line', (l) => this.#log(`[${c.name}] ${l}`));
+      logLines(stream, (l) => this.#log(`[${c.name}] ${l}`));
     }
-    proc.on('message', (m) => this.#onMessage(c, proc, m as HostToInit));
+    const channel = proc.stdio[3] as Socket | null;
+    if (channel !== null) {
+      c.channel = channel;
+      const decoder = new FrameDecoder(MAX_HOST_FRAME, (payload) => {
+        const m = parseHostMessage(payload);
+        if (isViolation(m)) this.#offend(c, proc, m);
+        else this.#onMessage(c, proc, m);
+      });
+      c.decoder = decoder;
+      channel.on('data', (chunk: Buffer) => {
+        const bad = decoder.push(chunk);
+        if (bad !== undefined && bad.code !== 'stopped') this.#offend(c, proc, { code: bad.code, message: bad.message });
+      });
+      // A dead host's channel ends or fails; its exit (below) is what init acts on.
+      channel.on('error', () => undefined);
+    }
     proc.on('error', (e) => this.#log(`init: ${c.name}: spawn failed: ${e.message}`));
     proc.on('exit', (code, signal) => this.#onExit(c, proc, code, signal));
   }
 
+  /**
+   * The running process of `c` broke the control channel's protocol (a bad
+   * frame or message, or one that fits no open request): read nothing more
+   * from it, count it, kill it by the pid init spawned. Its exit restarts it
+   * per its restart policy, like any other death.
+   */
+  #offend(c: Child, proc: ChildProcess, v: Violation): void {
+    if (c.proc !== proc || c.killedFor !== undefined) return;
+    c.decoder?.stop();
+    c.violations++;
+    const why = `${v.code}: ${escapeText(v.message, 200)}`;
+    c.lastViolation = `${why} at ${new Date().toISOString()}`;
+    c.killedFor = `killed by init: control channel violation (${why})`;
+    this.#log(`init: ${c.name} (pid ${c.pid}) broke the control channel protocol: ${why}; killing it`);
+    proc.kill('SIGKILL');
+  }
+
   #onMessage(c: Child, proc: ChildProcess, m: HostToInit): void {
-    if (c.proc !== proc) return;
+    if (c.proc !== proc || c.killedFor !== undefined) return;
+    const unexpected = (what: string): void => this.#offend(c, proc, { code: 'unexpected', message: what });
     switch (m.type) {
       case 'hello':
-        c.pid = m.pid;
+        // Its pid is not taken: init knows the pid it spawned.
+        if (c.phase !== 'hello') return unexpected(`"hello" ${c.phase === 'running' ? 'while running' : 'twice'}`);
+        c.phase = 'bootstrap';
         void this.#bootstrap(c, proc);
         break;
       case 'ready':
+        if (c.phase !== 'bootstrap' || !c.bootstrapSent) return unexpected(`"ready" ${c.phase === 'running' ? 'twice' : 'before its bootstrap'}`);
+        c.phase = 'running';
         c.state = 'running';
         this.#startHeartbeat(c, proc);
         this.#log(`init: ${c.name} running (pid ${c.pid}, uid ${c.uid}${c.restarts ? `, restart ${c.restarts}` : ''})`);
         this.#notify();
         break;
       case 'fatal':
-        c.lastExit = m.message;
-        this.#log(`init: ${c.name} failed to start: ${m.message}`);
+        if (c.phase === 'running') return unexpected('"fatal" while running (a host reports start failures only; a running one just exits)');
+        c.lastExit = escapeText(m.message);
+        this.#log(`init: ${c.name} failed to start: ${c.lastExit}`);
         break;
       case 'pong':
+        if (c.pingsOut === 0) return this.#offend(c, proc, { code: 'reply-to-nothing', message: '"pong" without a heartbeat request open' });
+        c.pingsOut--;
         c.lastPong = Date.now();
         break;
       case 'status':
@@ -325,14 +405,38 @@ export class Init {
       case 'query-result':
       case 'command-result':
       case 'fault-done': {
-        const cb = c.pending.get(m.id);
-        if (cb !== undefined) {
-          c.pending.delete(m.id);
-          cb(m);
+        const open = c.pending.get(m.id);
+        if (open === undefined) {
+          if (c.expired.includes(m.id)) {
+            c.lateReplies++;
+            return;
+          }
+          return this.#offend(c, proc, { code: 'reply-to-nothing', message: `"${m.type}" for request ${m.id}, which init never sent it` });
         }
+        if (open.expect !== m.type) return this.#offend(c, proc, { code: 'wrong-reply', message: `"${m.type}" answering a request that expects "${open.expect}"` });
+        if (m.type === 'status') {
+          const mine = new Set(c.specs.map((x) => x.name));
+          const foreign = m.components.find((r) => !mine.has(r.name));
+          if (foreign !== undefined) return this.#offend(c, proc, { code: 'wrong-reply', message: `a report for ${JSON.stringify(foreign.name.slice(0, 40))}, not a component of ${c.name}` });
+        }
+        c.pending.delete(m.id);
+        open.cb(m);
         break;
       }
     }
+  }
+
+  /**
+   * A reply passed the channel's checks but its content is wrong for what was
+   * asked (e.g. an EVE answer without lines, eve-collector.ts): the same
+   * verdict as a bad message. True when a running unit was killed.
+   */
+  offend(component: string, message: string): boolean {
+    const c = this.#unitOf(component);
+    const proc = c?.proc;
+    if (c === undefined || proc === undefined || c.killedFor !== undefined) return false;
+    this.#offend(c, proc, { code: 'bad-result', message: `${component}: ${message}` });
+    return true;
   }
 
   /** Before a restarted component attaches, the survivors reset their ends of its sessions. */
@@ -346,12 +450,13 @@ export class Init {
           if (pc === undefined || pc.state !== 'running') continue;
           const r = await this.#request(pc, { type: 'session-reset', id: 0, component: peer.component, session: peer.port }, 2000);
           if (r === undefined || (r.type === 'session-reset-done' && r.error)) {
-            this.#log(`init: ${peer.component}.${peer.port}: session reset failed${r === undefined ? ' (no answer)' : `: ${(r as { error?: string }).error}`}`);
+            this.#log(`init: ${peer.component}.${peer.port}: session reset failed${r === undefined ? ' (no answer)' : `: ${escapeText((r as { error?: string }).error ?? '')}`}`);
           }
         }
       }
     }
-    if (c.proc !== proc) return;
+    if (c.proc !== proc || c.killedFor !== undefined) return;
+    c.bootstrapSent = true;
     this.#send(c, { type: 'bootstrap', components: c.grants });
   }
 
@@ -374,6 +479,7 @@ export class Init {
         proc.kill('SIGKILL');
         return;
       }
+      c.pingsOut++;
       this.#send(c, { type: 'ping' });
     }, c.heartbeatMs);
     c.heartbeatTimer.unref();
@@ -382,14 +488,20 @@ export class Init {
   #onExit(c: Child, proc: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
     if (c.proc !== proc) return;
     c.proc = undefined;
+    c.decoder?.stop();
+    c.decoder = undefined;
+    c.channel?.destroy();
+    c.channel = undefined;
     if (c.heartbeatTimer !== undefined) clearInterval(c.heartbeatTimer);
     c.heartbeatTimer = undefined;
-    for (const cb of c.pending.values()) cb({ type: 'fatal', message: 'component exited' });
+    for (const p of c.pending.values()) p.cb({ type: 'fatal', message: 'component exited' });
     c.pending.clear();
     // The kernel's verdict: a SIGKILL while the group's oom_kill count rose is the memory limit.
     const oom = signal === 'SIGKILL' && c.cgroup !== undefined && c.cgroup.oomKills() > c.oomKillsAtSpawn;
     if (oom) c.oomKills++;
-    const how = oom
+    const how = c.killedFor !== undefined && signal === 'SIGKILL'
+      ? c.killedFor
+      : oom
       ? 'killed: memory limit (the kernel\'s OOM killer, SIGKILL)'
       : signal === 'SIGSYS'
         ? 'signal SIGSYS (killed by its seccomp filter: a forbidden system call)'
@@ -423,20 +535,26 @@ export class Init {
   }
 
   #send(c: Child, m: InitToHost): void {
-    const p = c.proc;
-    if (p !== undefined && p.connected) p.send(m);
+    const ch = c.channel;
+    if (c.proc !== undefined && ch !== undefined && ch.writable && !ch.destroyed) ch.write(encodeFrame(m));
   }
 
   #request(c: Child, m: InitToHost & { id: number }, timeoutMs: number): Promise<HostToInit | undefined> {
     const id = this.#nextId++;
     return new Promise((resolveP) => {
       const t = setTimeout(() => {
-        c.pending.delete(id);
+        if (c.pending.delete(id)) {
+          c.expired.push(id);
+          if (c.expired.length > EXPIRED_KEPT) c.expired.shift();
+        }
         resolveP(undefined);
       }, timeoutMs);
-      c.pending.set(id, (r) => {
-        clearTimeout(t);
-        resolveP(r);
+      c.pending.set(id, {
+        expect: REPLY_TO[m.type as keyof typeof REPLY_TO],
+        cb: (r) => {
+          clearTimeout(t);
+          resolveP(r);
+        },
       });
       this.#send(c, { ...m, id } as InitToHost);
     });
@@ -491,6 +609,7 @@ export class Init {
   components(): {
     name: string; type: string; isolation: string; unit: string; pid: number; uid: number; state: ChildState;
     restarts: number; hangs: number; oomKills: number; memoryBytes: number | undefined; memoryLimitHits: number | undefined; lastExit: string;
+    channel: { violations: number; lastViolation: string; lateReplies: number };
   }[] {
     const out = [];
     for (const c of this.#children.values()) {
@@ -509,6 +628,7 @@ export class Init {
           memoryBytes: c.cgroup?.usage(),
           memoryLimitHits: c.cgroup?.limitHits(),
           lastExit: c.lastExit,
+          channel: { violations: c.violations, lastViolation: c.lastViolation, lateReplies: c.lateReplies },
         });
       }
     }
@@ -529,8 +649,9 @@ export class Init {
         if (s.grants[0].transport === 'shm') shm++;
         else if (s.grants[0].transport === 'socket') sockets += ends;
       }
+      const channel = { violations: c.violations, lastViolation: c.lastViolation };
       try {
-        out.push(auditUnit({
+        out.push({ ...auditUnit({
           unit: c.name,
           components: c.specs.map((x) => x.name),
           pid: c.pid,
@@ -544,12 +665,12 @@ export class Init {
           shmSessions: shm,
           socketSessions: sockets,
           allowWorker: c.specs.some((x) => x.isolation === 'thread'),
-        }));
+        }), channel });
       } catch (e) {
         out.push({
           unit: c.name, components: c.specs.map((x) => x.name), pid: c.pid, uid: c.uid, gid: -1, groups: [], capEff: '?', capBnd: '?',
           noNewPrivs: false, dumpable: -1, seccomp: -1, netns: { own: false, interfaces: [] }, mntns: { own: false }, root: [], seccompFilters: 0, permission: [], fds: [],
-          sessions: { shm: 0, socket: 0, tap: 0 }, links: [], violations: [`cannot inspect pid ${c.pid}: ${(e as Error).message}`],
+          sessions: { shm: 0, socket: 0, tap: 0 }, links: [], violations: [`cannot inspect pid ${c.pid}: ${(e as Error).message}`], channel,
         });
       }
     }
@@ -688,7 +809,9 @@ export class Init {
         }
         return src;
       });
-    if (sources.length > 0) this.eve = new EveCollector((c, what, args) => this.query(c, what, args), sources, { log: this.#log });
+    if (sources.length > 0) {
+      this.eve = new EveCollector((c, what, args) => this.query(c, what, args), sources, { log: this.#log, offend: (c, why) => this.offend(c, why) });
+    }
   }
 
   /** Ask a component a read-only question (Component.query). */
@@ -718,7 +841,7 @@ export class Init {
    * carry out `kind` on the component's thread (src/init/fault.ts). Resolves
    * once the host accepted; the fault follows ~50 ms later.
    */
-  async fault(component: string, kind: unknown): Promise<FaultOutcome> {
+  async fault(component: string, kind: unknown, attack?: unknown): Promise<FaultOutcome> {
     const c = this.#unitOf(component);
     const refused = checkFault(this.config.debug?.faultInjection === true, component, kind, {
       known: this.config.components.some((x) => x.name === component),
@@ -726,15 +849,15 @@ export class Init {
       memoryLimited: c?.cgroup !== undefined,
       heartbeat: c !== undefined && Number.isFinite(c.heartbeatMs),
       packetLink: Object.values(this.config.components.find((x) => x.name === component)?.devices ?? {}).some((d) => this.config.devices.get(d)?.kind === 'packet'),
-    });
+    }, attack);
     if (refused !== undefined) return refused;
-    if (c === undefined || !isFaultKind(kind)) return { status: 500, code: 'MG_INTERNAL', message: 'fault check inconsistent' };
+    if (c === undefined || !isFaultKind(kind) || (attack !== undefined && !isHostileAttack(attack))) return { status: 500, code: 'MG_INTERNAL', message: 'fault check inconsistent' };
     const pid = c.pid;
-    const r = await this.#request(c, { type: 'fault', id: 0, component, kind }, 2000);
+    const r = await this.#request(c, { type: 'fault', id: 0, component, kind, ...(attack !== undefined ? { attack } : {}) }, 2000);
     if (r === undefined) return { status: 504, code: 'MG_NO_ANSWER', message: `${component} did not answer within 2000 ms` };
     if (r.type !== 'fault-done') return { status: 502, code: 'MG_COMPONENT', message: `${component}: ${r.type === 'fatal' ? r.message : 'unexpected answer'}` };
     if (r.error !== undefined) return { status: 502, code: 'MG_COMPONENT', message: `${component}: ${r.error}` };
-    this.#log(`init: fault injection: ${kind} in ${component} (unit ${c.name}, pid ${pid})`);
+    this.#log(`init: fault injection: ${kind}${attack !== undefined ? ` ${attack}` : ''} in ${component} (unit ${c.name}, pid ${pid})`);
     return { status: 202, code: 'MG_FAULT_INJECTED', message: `${kind} injected into ${component} (unit ${c.name}, pid ${pid})`, unit: c.name, pid };
   }
 

@@ -10,7 +10,10 @@
 //                              the paths its grant names (sandbox-root.ts)
 //   setpriv                    its own non-root uid/gid, no groups, no
 //                              capabilities (ambient, inheritable, bounding),
-//                              no_new_privs
+//                              no_new_privs, and SIGKILL when init dies
+//                              (pdeathsig: every program of the chain execs
+//                              the next, so init is the parent; no component
+//                              or service outlives init, however init ends)
 //   perl -e EARLY_FILTER_PERL  a seccomp filter taking away io_uring, then exec
 //                              (before node: libuv sets up a ring at start)
 //   node --permission          file reads limited to the code (defence in depth:
@@ -182,6 +185,7 @@ export function sandboxCommand(spec: SandboxSpec): { file: string; args: string[
       '--inh-caps=-all',
       '--ambient-caps=-all',
       '--bounding-set=-all',
+      '--pdeathsig=SIGKILL',
       '--',
       q(node),
       '--permission',

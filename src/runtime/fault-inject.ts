@@ -18,12 +18,18 @@
 //             promiscuous (PACKET_ADD_MEMBERSHIP); its own interface first, as
 //             the control. It logs one line, `fault injection: escape-link:
 //             {...}`: what worked where, and the errors. The component runs on.
+//   hostile   attacker code writing garbage into the fds the component holds
+//             (its control channel to init, its session rings and eventfds),
+//             one named attack per request (hostile.ts)
 import type { Logger } from './component.ts';
 import { getsockname, sendTo, setsockopt, SysError, syscallPtr } from '../sys/libc.ts';
 import { SYSCALLS_X86_64 } from '../sys/syscalls.ts';
+import { runHostile, type HostileAttack, type HostileTarget } from './hostile.ts';
+
+export { HOSTILE_ATTACKS, isHostileAttack, type HostileAttack } from './hostile.ts';
 
 /** The faults a test may inject (config `debug: { fault-injection: true }`; init's checks: src/init/fault.ts). */
-export const FAULT_KINDS = ['throw', 'allocate', 'hang', 'forbidden-call', 'escape-link'] as const;
+export const FAULT_KINDS = ['throw', 'allocate', 'hang', 'forbidden-call', 'escape-link', 'hostile'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 export function isFaultKind(v: unknown): v is FaultKind {
@@ -124,11 +130,14 @@ export function escapeLink(link: FaultLink, maxIndex = 65535): EscapeReport {
   return r;
 }
 
-/** Schedule `kind` on this thread for component `name` (returns at once). */
-export function injectFault(kind: FaultKind, name: string, log: Logger, link?: FaultLink): void {
-  log.warn(`fault injection: ${kind}`, { component: name });
+/** Schedule `kind` on this thread for component `name` (returns at once); `escape-link` uses the link, `hostile` needs its attack and target. */
+export function injectFault(kind: FaultKind, name: string, log: Logger, link?: FaultLink, hostile?: { attack: HostileAttack; target: HostileTarget }): void {
+  log.warn(`fault injection: ${kind}${hostile ? ` ${hostile.attack}` : ''}`, { component: name });
   setTimeout(() => {
     switch (kind) {
+      case 'hostile':
+        if (hostile !== undefined) runHostile(hostile.attack, name, hostile.target);
+        break;
       case 'throw':
         setImmediate(() => {
           throw new Error(`fault injection: an uncaught exception in component ${name}`);

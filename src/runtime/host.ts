@@ -9,10 +9,13 @@
 // memory of this process); all others come as inherited fds.
 // It answers init's status and session-reset requests between turns.
 import { Worker } from 'node:worker_threads';
+import { Socket } from 'node:net';
+import { fstatSync } from 'node:fs';
 import { forbidPathLookups, installAllowList } from '../sys/seccomp.ts';
 import { Entrypoint } from './entrypoint.ts';
 import { Runtime } from './runtime.ts';
 import { CONTROL_FD } from './messages.ts';
+import { FrameDecoder, MAX_INIT_FRAME, encodeFrame } from './channel.ts';
 import type { ComponentGrant, ComponentReport, HostToInit, InitToHost } from './messages.ts';
 import type { MainToWorker, WorkerData, WorkerToMain } from './worker.ts';
 import { openSessionEnd } from '../session/open.ts';
@@ -21,7 +24,7 @@ import type { SessionEnd } from '../session/types.ts';
 import { eventfd, setNotDumpable } from '../sys/libc.ts';
 import { signalFd } from '../session/ring.ts';
 import { mergeReplies } from '../trace/protocol.ts';
-import type { FaultKind } from './fault-inject.ts';
+import type { FaultKind, HostileAttack } from './fault-inject.ts';
 import type { TraceReply, TraceRequest } from '../trace/protocol.ts';
 
 interface HostedWorker {
@@ -35,9 +38,11 @@ const ep = new Entrypoint({ controlFd: CONTROL_FD });
 const runtime = new Runtime(ep, { unit: process.env.MG_COMPONENT ?? 'host', thread: 'main' });
 const workers: HostedWorker[] = [];
 let nextId = 1;
+/** The control channel to init (fd CONTROL_FD, a socket; framed messages, channel.ts). */
+let channel: Socket | undefined;
 
 function send(m: HostToInit): void {
-  if (process.send !== undefined && process.connected) process.send(m);
+  if (channel !== undefined && channel.writable) channel.write(encodeFrame(m));
 }
 
 function ask(w: HostedWorker, m: MainToWorker & { id: number }, timeoutMs = 1000): Promise<WorkerToMain | undefined> {
@@ -167,10 +172,10 @@ async function command(component: string, what: string, args: unknown): Promise<
   return r.type === 'command-result' ? { result: r.result, error: r.error } : { error: 'unexpected answer' };
 }
 
-async function fault(component: string, kind: FaultKind): Promise<string | undefined> {
+async function fault(component: string, kind: FaultKind, attack: HostileAttack | undefined): Promise<string | undefined> {
   const w = workers.find((x) => x.name === component);
-  if (w === undefined) return runtime.fault(component, kind);
-  const r = await ask(w, { type: 'fault', id: 0, kind });
+  if (w === undefined) return runtime.fault(component, kind, attack);
+  const r = await ask(w, { type: 'fault', id: 0, kind, attack });
   if (r === undefined) return `thread component ${component} did not answer`;
   return r.type === 'fault-done' ? r.error : 'unexpected answer';
 }
@@ -222,7 +227,7 @@ function onMessage(m: InitToHost): void {
       void command(m.component, m.what, m.args).then((r) => send({ type: 'command-result', id: m.id, ...r }));
       break;
     case 'fault':
-      void fault(m.component, m.kind).then((error) => send({ type: 'fault-done', id: m.id, error }));
+      void fault(m.component, m.kind, m.attack).then((error) => send({ type: 'fault-done', id: m.id, error }));
       break;
     case 'stop':
       stopping = true;
@@ -236,15 +241,33 @@ function onMessage(m: InitToHost): void {
 }
 
 function main(): void {
-  if (process.send === undefined) {
-    process.stderr.write('microgate host: must be started by init (no control channel)\n');
+  let isSocket = false;
+  try {
+    isSocket = fstatSync(CONTROL_FD).isSocket();
+  } catch {
+    // no fd 3
+  }
+  if (!isSocket) {
+    process.stderr.write(`microgate host: must be started by init (no control channel on fd ${CONTROL_FD})\n`);
     process.exit(2);
   }
   // Before any input: no process of its uid may read its memory (/proc/PID/mem) or trace it.
   setNotDumpable();
+  // Opened before the allow-list: wrapping an fd asks what it is (getsockopt, getsockname).
+  channel = new Socket({ fd: CONTROL_FD, readable: true, writable: true });
+  const decoder = new FrameDecoder(MAX_INIT_FRAME, (payload) => onMessage(JSON.parse(payload.toString('utf8')) as InitToHost));
+  channel.on('data', (chunk: Buffer) => {
+    const bad = decoder.push(chunk);
+    if (bad !== undefined) {
+      process.stderr.write(`host: control channel from init broken: ${bad.message}\n`);
+      process.exit(70);
+    }
+  });
+  // init is gone (or closed the channel): so are we.
+  channel.on('end', () => process.exit(0));
+  channel.on('close', () => process.exit(0));
+  channel.on('error', () => process.exit(0));
   if (process.env.MG_NO_SECCOMP !== '1') installAllowList('component');
-  process.on('message', (m) => onMessage(m as InitToHost));
-  process.on('disconnect', () => process.exit(0)); // init is gone: so are we
   send({ type: 'hello', pid: process.pid });
 }
 

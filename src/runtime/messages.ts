@@ -1,9 +1,10 @@
-// Messages between init and a component host over the control channel (Node
-// IPC, JSON). Everything a component is granted arrives in `bootstrap`; fds
+// Messages between init and a component host over the control channel (a
+// socket at CONTROL_FD, length-prefixed JSON frames: channel.ts; init checks
+// every message a host sends: src/init/host-messages.ts). Everything a component is granted arrives in `bootstrap`; fds
 // are inherited at spawn, the message only names them.
 import type { SessionGrant } from '../session/types.ts';
 import type { TraceReply, TraceRequest, TraceSettings } from '../trace/protocol.ts';
-import type { FaultKind } from './fault-inject.ts';
+import type { FaultKind, HostileAttack } from './fault-inject.ts';
 
 export interface ComponentGrant {
   name: string;
@@ -29,7 +30,7 @@ export type InitToHost =
   | { type: 'query'; id: number; component: string; what: string; args: unknown }
   | { type: 'command'; id: number; component: string; what: string; args: unknown }
   /** Fault injection (config debug.fault-injection, checked by init): carry out `kind` on the component's thread. */
-  | { type: 'fault'; id: number; component: string; kind: FaultKind }
+  | { type: 'fault'; id: number; component: string; kind: FaultKind; attack?: HostileAttack }
   | { type: 'ping' }
   | { type: 'stop' };
 

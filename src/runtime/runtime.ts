@@ -6,12 +6,14 @@ import { Counters } from './counters.ts';
 import type { Entrypoint } from './entrypoint.ts';
 import type { Component, ComponentEnv, ComponentFactory, Logger } from './component.ts';
 import type { ComponentGrant, ComponentReport } from './messages.ts';
+import { CONTROL_FD } from './messages.ts';
 import type { SessionEnd } from '../session/types.ts';
 import { ThreadTrace } from './trace-thread.ts';
 import { DEFAULT_TRACE_SETTINGS, emptyReply } from '../trace/protocol.ts';
 import type { TraceReply, TraceRequest } from '../trace/protocol.ts';
 import type { FaultKind } from './fault-inject.ts';
 import { injectFault } from './fault-inject.ts';
+import { forgedAnswers, type HostileAttack } from './hostile.ts';
 
 interface Hosted {
   grant: ComponentGrant;
@@ -122,6 +124,12 @@ export class Runtime {
     const h = this.#hosted.find((x) => x.grant.name === component);
     if (h === undefined) return { error: `no component ${component} here` };
     if (h.component.query === undefined) return { error: `component ${component} (${h.grant.type}) answers no queries` };
+    // Fault injection `hostile` (eve-no-lines): a forged answer in place of the component's own.
+    if (forgedAnswers.has(what)) {
+      const result = forgedAnswers.get(what);
+      forgedAnswers.delete(what);
+      return { result };
+    }
     try {
       return { result: h.component.query(what, args) };
     } catch (e) {
@@ -144,11 +152,15 @@ export class Runtime {
   }
 
   /** Fault injection (init checked the config): schedule `kind` on this thread; returns an error text or undefined. */
-  fault(component: string, kind: FaultKind): string | undefined {
+  fault(component: string, kind: FaultKind, attack?: HostileAttack): string | undefined {
     const h = this.#hosted.find((x) => x.grant.name === component);
     if (h === undefined) return `no component ${component} here`;
+    if (kind === 'hostile' && attack === undefined) return 'a hostile fault needs its attack';
     const tap = h.grant.fds.tap;
-    injectFault(kind, component, makeLogger(component), tap === undefined ? undefined : { fd: tap, vnetHdrLen: h.grant.vnetHdrLen?.tap ?? 12 });
+    injectFault(kind, component, makeLogger(component), tap === undefined ? undefined : { fd: tap, vnetHdrLen: h.grant.vnetHdrLen?.tap ?? 12 }, attack === undefined ? undefined : {
+      attack,
+      target: { controlFd: CONTROL_FD, deviceFds: Object.values(h.grant.fds), sessionFds: h.grant.sessions.map((s) => s.fds), sessions: h.sessions },
+    });
     return undefined;
   }
 

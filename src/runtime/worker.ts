@@ -10,7 +10,7 @@ import { openSessionEnd } from '../session/open.ts';
 import type { SessionEnd } from '../session/types.ts';
 import { drainFd } from '../session/ring.ts';
 import type { TraceReply, TraceRequest } from '../trace/protocol.ts';
-import type { FaultKind } from './fault-inject.ts';
+import type { FaultKind, HostileAttack } from './fault-inject.ts';
 
 export interface WorkerData {
   grant: ComponentGrant;
@@ -24,7 +24,7 @@ export type MainToWorker =
   | { type: 'trace'; id: number; req: TraceRequest }
   | { type: 'query'; id: number; what: string; args: unknown }
   | { type: 'command'; id: number; what: string; args: unknown }
-  | { type: 'fault'; id: number; kind: FaultKind }
+  | { type: 'fault'; id: number; kind: FaultKind; attack?: HostileAttack }
   /** The host's heartbeat: a worker that does not answer hangs (the host then stays silent to init). */
   | { type: 'ping'; id: number }
   | { type: 'stop' };
@@ -72,7 +72,7 @@ port.on('message', (m: MainToWorker) => {
       send({ type: 'command-result', id: m.id, ...runtime.command(data.grant.name, m.what, m.args) });
       break;
     case 'fault':
-      send({ type: 'fault-done', id: m.id, error: runtime.fault(data.grant.name, m.kind) });
+      send({ type: 'fault-done', id: m.id, error: runtime.fault(data.grant.name, m.kind, m.attack) });
       break;
     case 'ping':
       send({ type: 'pong', id: m.id });

@@ -140,6 +140,21 @@ export function ringWords(l: Layout, ring: number): { head: number; tail: number
  * generation. Called by the surviving side's reset() while its peer is dead
  * or not yet attached; the partner notices the new generation and re-reads.
  */
+/**
+ * Write the header's geometry words back from `l` (all but the generation):
+ * a peer that died may have overwritten them, and the restarted one checks
+ * them when it attaches (checkSessionMemory). The survivor does this in its
+ * reset, before the new peer attaches.
+ */
+export function restoreSessionHeader(ctl: Int32Array, l: Layout): void {
+  const words: [number, number][] = [
+    [H_VERSION, LAYOUT_VERSION], [H_SLOTS, l.slots], [H_SLOT_SIZE, l.slotSize], [H_RING_CAP, l.ringCap],
+    [H_HEADER_BYTES, l.headerBytes], [H_BULK_BYTES, l.bulkBytes], [H_BULK0, l.bulkOff[0]], [H_BULK1, l.bulkOff[1]],
+  ];
+  for (const [i, v] of words) Atomics.store(ctl, i, v);
+  Atomics.store(ctl, H_MAGIC, MAGIC);
+}
+
 export function resetSessionMemory(ctl: Int32Array): void {
   for (let r = 0; r < 4; r++) {
     Atomics.store(ctl, ringWord(r, R_HEAD), 0);
@@ -806,6 +821,7 @@ export class RingEnd implements SessionEnd {
    */
   reset(): void {
     if (this.#closed) return;
+    restoreSessionHeader(this.ctl, this.layout);
     resetSessionMemory(this.ctl);
     this.out.resync();
     this.in.resync();
