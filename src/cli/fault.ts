@@ -4,9 +4,9 @@
 // --fault-injection`).
 import { parseArgs } from 'node:util';
 import { controlUrl } from './control-url.ts';
-import { FAULT_KINDS } from '../init/fault.ts';
+import { FAULT_KINDS, HOSTILE_ATTACKS } from '../init/fault.ts';
 
-export const FAULT_HELP = `Usage: microgate fault --component NAME --kind KIND [--lab NAME | --control URL] [--json]
+export const FAULT_HELP = `Usage: microgate fault --component NAME --kind KIND [--attack A] [--lab NAME | --control URL] [--json]
 
 Make one component of a running gateway fail, on its own thread, for testing
 fault isolation (docs/RELIABILITY.md). Only when the gateway's config enables
@@ -26,6 +26,11 @@ Kinds:
              promiscuous, every interface index but its own (its own first, the
              control); logs "fault injection: escape-link: {...}" (init's log)
              with what worked where; the driver runs on (needs a packet device)
+  hostile    a compromised component: --attack A writes garbage into the fds it
+             holds (its control channel to init, its session rings, eventfds);
+             init kills it (lastExit "killed by init: control channel
+             violation ...", counted in /status channel.violations);
+             docs/SECURITY.md. Attacks: ${HOSTILE_ATTACKS.join(', ')}
 
 init restarts the failed unit by its restart policy; the control API's GET
 /status shows its restarts, hangs, oomKills and lastExit ("killed: memory limit
@@ -34,6 +39,7 @@ init restarts the failed unit by its restart policy; the control API's GET
 Options:
   --component NAME  the component (as in the config's components list)
   --kind KIND       ${FAULT_KINDS.join(', ')}
+  --attack A        with --kind hostile: which attack
   --lab NAME        lab NAME's gateway
   --control URL     the gateway whose control API is at URL (default http://127.0.0.1:7460)
   --json            print the answer as JSON
@@ -49,7 +55,7 @@ export async function faultCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      component: { type: 'string' }, kind: { type: 'string' }, lab: { type: 'string' }, control: { type: 'string' },
+      component: { type: 'string' }, kind: { type: 'string' }, attack: { type: 'string' }, lab: { type: 'string' }, control: { type: 'string' },
       json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
   });
@@ -60,11 +66,13 @@ export async function faultCommand(argv: string[]): Promise<number> {
   if (values.component === undefined) throw usage('--component NAME is required');
   if (values.kind === undefined) throw usage(`--kind is required: one of ${FAULT_KINDS.join(', ')}`);
   if (!(FAULT_KINDS as readonly string[]).includes(values.kind)) throw usage(`--kind must be one of ${FAULT_KINDS.join(', ')} (got ${JSON.stringify(values.kind)})`);
+  if (values.kind === 'hostile' && values.attack === undefined) throw usage(`--kind hostile needs --attack: one of ${HOSTILE_ATTACKS.join(', ')}`);
+  if (values.attack !== undefined && values.kind !== 'hostile') throw usage('--attack goes with --kind hostile only');
   const base = await controlUrl(values.lab, values.control);
   const r = await fetch(`${base}/components/${encodeURIComponent(values.component)}/fault`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ kind: values.kind }),
+    body: JSON.stringify({ kind: values.kind, ...(values.attack !== undefined ? { attack: values.attack } : {}) }),
     signal: AbortSignal.timeout(5000),
   });
   const body = (await r.json()) as { ok?: boolean; message?: string; error?: { code: string; message: string } };

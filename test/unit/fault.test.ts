@@ -69,7 +69,7 @@ test('checkFault: 403 when off, 404 unknown component, 400 unknown kind, 409 not
   const noLink = checkFault(true, 'router', 'escape-link', { ...running, packetLink: false });
   assert.deepEqual([noLink?.status, noLink?.code], [409, 'MG_NO_PACKET_LINK']);
   assert.equal(checkFault(true, 'router', 'throw', { ...running, heartbeat: false }), undefined);
-  for (const kind of FAULT_KINDS) assert.equal(checkFault(true, 'router', kind, running), undefined);
+  for (const kind of FAULT_KINDS) assert.equal(checkFault(true, 'router', kind, running, kind === 'hostile' ? 'null-line' : undefined), undefined);
   assert.equal(checkFault(true, 'router', 'throw', { ...running, memoryLimited: false }), undefined);
 });
 
@@ -115,7 +115,7 @@ test('POST /components/NAME/fault: refused with a specific error for every bad r
   r = await post(on, '/components/drv-wan/fault', '["throw"]');
   assert.equal(r.status, 400);
   r = await post(on, '/components/drv-wan/fault', '{"kind":"throw","delay":5}');
-  assert.deepEqual([r.status, r.body.error.message], [400, 'unknown key "delay" in the body; expected only "kind"']);
+  assert.deepEqual([r.status, r.body.error.message], [400, 'unknown key "delay" in the body; expected "kind" (and "attack" for kind "hostile")']);
   r = await post(on, '/components/drv-wan/fault', JSON.stringify({ kind: 'x'.repeat(2000) }));
   assert.deepEqual([r.status, r.body.error.message], [400, 'the body is larger than 1024 bytes']);
   r = await post(on, '/components/nope/fault', '{"kind":"throw"}');
@@ -152,7 +152,7 @@ test('microgate fault: usage errors exit 2, a refusal exits 1 with the gateway\'
   assert.equal(r.code, 2);
   r = await fault('--component', 'router', '--kind', 'boom');
   assert.equal(r.code, 2);
-  assert.match(r.err, /--kind must be one of throw, allocate, hang, forbidden-call, escape-link \(got "boom"\)/);
+  assert.match(r.err, /--kind must be one of throw, allocate, hang, forbidden-call, escape-link, hostile \(got "boom"\)/);
   r = await fault('--component', 'router', '--kind', 'throw', '--control', `http://127.0.0.1:${off.port}`);
   assert.equal(r.code, 1);
   assert.match(r.err, /microgate fault: fault injection is off/);
