@@ -37,8 +37,8 @@ export function checkEveAnswer(v: unknown): EveAnswer | string {
   const o = v as Record<string, unknown>;
   for (const k of Object.keys(o)) if (k !== 'seq' && k !== 'lines' && k !== 'missed') return `the answer has an unknown key ${JSON.stringify(k.slice(0, 40))}`;
   if (typeof o.seq !== 'number' || !Number.isSafeInteger(o.seq) || o.seq < 0) return 'seq must be a non-negative integer';
-  if (typeof o.missed !== 'number' || !Number.isSafeInteger(o.missed) || o.missed < 0) return 'missed must be a non-negative integer';
   if (!Array.isArray(o.lines)) return 'lines must be an array';
+  if (typeof o.missed !== 'number' || !Number.isSafeInteger(o.missed) || o.missed < 0) return 'missed must be a non-negative integer';
   if (o.lines.length > MAX_EVE_LINES) return `more than ${MAX_EVE_LINES} lines`;
   for (let i = 0; i < o.lines.length; i++) {
     const l: unknown = o.lines[i];
