@@ -766,7 +766,8 @@ export class Init {
         const r = await this.#request(p.unit, { type: 'reconfigure', id: 0, component: p.spec.name, config: p.config, dryRun }, 5000);
         if (r === undefined) return `${p.spec.name} did not answer`;
         if (r.type !== 'reconfigure-done') return `${p.spec.name}: ${r.type === 'fatal' ? r.message : 'unexpected answer'}`;
-        return r.error;
+        // The component's own words: one line, bounded (they reach init's log through the reload result).
+        return r.error === undefined ? undefined : escapeText(r.error);
       };
       for (const p of plan) {
         const err = await ask(p, true);

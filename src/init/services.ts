@@ -10,7 +10,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createInterface } from 'node:readline';
+import { logLines } from './log-lines.ts';
 import type { ServiceKind } from './service-kind.ts';
 import type { ServicePlan } from './service-kind.ts';
 import type { CgroupUnit, MemoryCgroups } from './cgroup.ts';
@@ -173,7 +173,8 @@ export class ServiceSupervisor {
     u.oomKillsAtSpawn = u.cgroup?.oomKills() ?? NaN;
     for (const stream of [proc.stdout, proc.stderr]) {
       if (stream === null) continue;
-      createInterface({ input: stream }).on('line', (l) => this.#log(`[${u.spec.name}] ${l}`));
+      // Bounded, escaped lines: a service that never writes a newline costs init 4 KiB (log-lines.ts).
+      logLines(stream, (l) => this.#log(`[${u.spec.name}] ${l}`));
     }
     proc.on('error', (e) => {
       this.#log(`init: service ${u.spec.name}: ${e.message}`);
