@@ -89,6 +89,7 @@ function traceReply(v: unknown): void {
   if (!isObj(st) || !Array.isArray(st.tracers) || !st.tracers.every(isObj) || !Array.isArray(st.captures) || !st.captures.every(isObj)) {
     fail('"trace".reply.status must be {tracers: [...], captures: [...]}');
   }
+  for (const x of [...st.tracers, ...st.captures] as Obj[]) text(x.component, '"trace".reply.status.*[].component');
   if (typeof v.matched !== 'number') fail('"trace".reply.matched must be a number');
   if (!Array.isArray(v.errors)) fail('"trace".reply.errors must be an array of strings');
   v.errors.forEach((e, i) => text(e, `"trace".reply.errors[${i}]`));

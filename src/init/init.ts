@@ -419,6 +419,15 @@ export class Init {
           const foreign = m.components.find((r) => !mine.has(r.name));
           if (foreign !== undefined) return this.#offend(c, proc, { code: 'wrong-reply', message: `a report for ${JSON.stringify(foreign.name.slice(0, 40))}, not a component of ${c.name}` });
         }
+        if (m.type === 'trace') {
+          // Names must be the unit's own; pids are the one init spawned, whatever the component says.
+          const mine = new Set(c.specs.map((x) => x.name));
+          const r = m.reply as unknown as { tracers: { component: string; pid: number }[]; captures: { component: string }[]; status: { tracers: { component: string; pid: number }[]; captures: { component: string }[] } };
+          const all = [...r.tracers, ...r.captures, ...r.status.tracers, ...r.status.captures];
+          const foreign = all.find((x) => !mine.has(x.component));
+          if (foreign !== undefined) return this.#offend(c, proc, { code: 'wrong-reply', message: `trace data for ${JSON.stringify(String(foreign.component).slice(0, 40))}, not a component of ${c.name}` });
+          for (const t of [...r.tracers, ...r.status.tracers]) t.pid = c.pid;
+        }
         c.pending.delete(m.id);
         open.cb(m);
         break;
