@@ -42,6 +42,8 @@ Options:
                      to FILE instead of stdout, rotated at 16 MiB with 4 old
                      files kept (FILE.1 ... FILE.4)
   --no-seccomp       do not install the seccomp filter in components (debugging)
+  --start-timeout-s N  how long every component may take to start (default 20, or
+                     the environment's MG_START_TIMEOUT_S: labs on a loaded machine)
   -h, --help         this help
 
 Exit codes: 0 stopped by a signal, 1 failed to start, 2 bad usage or config,
@@ -57,6 +59,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       'pid-file': { type: 'string' },
       log: { type: 'string' },
       'no-seccomp': { type: 'boolean' },
+      'start-timeout-s': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -86,6 +89,11 @@ export async function runCommand(argv: string[]): Promise<number> {
     }
     config.control.port = p;
   }
+  const startTimeoutS = Number(values['start-timeout-s'] ?? process.env.MG_START_TIMEOUT_S ?? '20');
+  if (!Number.isInteger(startTimeoutS) || startTimeoutS < 1 || startTimeoutS > 3600) {
+    process.stderr.write('microgate run: --start-timeout-s (or MG_START_TIMEOUT_S): expected whole seconds, 1-3600\n');
+    return 2;
+  }
   const say = logWriter(values.log);
   const init = new Init(config, { noSeccomp: values['no-seccomp'] === true, log: say });
   // An error of init's own that nothing caught: stop everything and exit non-zero (src/init/crash.ts).
@@ -108,7 +116,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     void init.reload().then((r) => say(`init: reload ${r.ok ? 'done' : 'refused'}: ${r.message}`));
   });
   try {
-    await init.start();
+    await init.start(startTimeoutS * 1000);
   } catch (e) {
     const m = `microgate run: ${e instanceof Error ? e.message : String(e)}`;
     say(m);

@@ -183,7 +183,9 @@ export async function startMicrogate(plan: LabPlan, opts: MicrogateLabOptions = 
   child.unref();
   const pid = child.pid;
   if (pid === undefined) throw new Error('could not start microgate init');
-  const deadline = Date.now() + 30000;
+  // init's own start timeout (MG_START_TIMEOUT_S, default 20 s; `microgate run`) and 10 s more.
+  const waitS = 10 + (Number(process.env.MG_START_TIMEOUT_S) || 20);
+  const deadline = Date.now() + 1000 * waitS;
   for (;;) {
     const s = await getStatus(plan.controlPort);
     if (s?.ready) return { initPid: pid, components: s.components.map((c) => ({ name: c.name, pid: c.pid })) };
@@ -197,7 +199,7 @@ export async function startMicrogate(plan: LabPlan, opts: MicrogateLabOptions = 
           // no such file
         }
       }
-      throw new Error(`microgate init ${alive(pid) ? 'did not get ready within 30 s' : 'exited'}; last lines of ${logFile} and ${outFile}:\n${tail}`);
+      throw new Error(`microgate init ${alive(pid) ? `did not get ready within ${waitS} s` : 'exited'}; last lines of ${logFile} and ${outFile}:\n${tail}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -126,6 +126,8 @@ async function attackAndRecover(component: string, attack: string, code: RegExp)
 
 describe('a compromised component cannot take init down', { skip }, () => {
   before(async () => {
+    // A loaded machine (2 cores shared by many) can take longer than init's default 20 s to start five sandboxes.
+    process.env.MG_START_TIMEOUT_S ??= '60';
     try {
       await labUp({ name: NAME, gateway: 'microgate', microgate: { faultInjection: true, monitor: {} } });
     } catch (e) {
