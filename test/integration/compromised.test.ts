@@ -84,10 +84,10 @@ function rssKb(pid: number): number {
   return m === null ? 0 : Number(m[1]);
 }
 
+/** The process runs (a zombie has died: only its parent, or pid 1 once its parent is gone, has yet to reap it). */
 function alive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1][0] !== 'Z';
   } catch {
     return false;
   }
