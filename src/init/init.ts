@@ -420,8 +420,9 @@ export class Init {
           if (foreign !== undefined) return this.#offend(c, proc, { code: 'wrong-reply', message: `a report for ${JSON.stringify(foreign.name.slice(0, 40))}, not a component of ${c.name}` });
         }
         if (m.type === 'trace') {
-          // Names must be the unit's own; pids are the one init spawned, whatever the component says.
-          const mine = new Set(c.specs.map((x) => x.name));
+          // Names must be the unit's own (its components, or the unit: a shared host's entrypoint traces as "host");
+          // pids are the one init spawned, whatever the component says.
+          const mine = new Set([c.name, ...c.specs.map((x) => x.name)]);
           const r = m.reply as unknown as { tracers: { component: string; pid: number }[]; captures: { component: string }[]; status: { tracers: { component: string; pid: number }[]; captures: { component: string }[] } };
           const all = [...r.tracers, ...r.captures, ...r.status.tracers, ...r.status.captures];
           const foreign = all.find((x) => !mine.has(x.component));
