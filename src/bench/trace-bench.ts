@@ -1,5 +1,5 @@
 // `microgate trace bench`: what tracing costs.
-//   1. In this process: the ns of one tracepoint (t() + span()) with tracing
+//   1. In this process: the ns of one tracepoint (begin() + end()) with tracing
 //      off, aggregates only and full event rings; the clock alone; and the
 //      histogram libraries' per-value cost that decided the design.
 //   2. Through a lab: iperf3 throughput lan -> wan with the gateway's tracing
@@ -26,8 +26,8 @@ import { median, quantile } from './stats.ts';
 export const TRACE_BENCH_HELP = `Usage: microgate trace bench [--lab NAME] [--seconds S] [--rounds R] [--modes LIST] [--reverse] [--micro-only] [--json]
 
 Measure what tracing costs:
-  micro      ns per tracepoint (t() + span()) with tracing off / aggregates / events /
-             aggregates timing 1 in 16, per chained stage (span() from the previous
+  micro      ns per tracepoint (begin() + end()) with tracing off / aggregates / events /
+             aggregates timing 1 in 16, per chained stage (end() from the previous
              reading), the clock read alone, and per-value cost of the histogram options
   path       CPU ns per packet forwarded in this process by the real router between two
              simulated drivers (src/bench/trace-path.ts), tracing off / aggregates / events
@@ -59,7 +59,7 @@ export type ConfigLabel = typeof CONFIGS[number]['label'];
 export interface MicroResult {
   clockNs: number;
   tracepointNs: Record<ConfigLabel, number>;
-  /** One stage of a chain: span() from the previous stage's reading (one clock read), aggregates and events. */
+  /** One stage of a chain: end() from the previous stage's reading (one clock read), aggregates and events. */
   chainedStageNs: { aggregates: number; events: number };
   hdrRecordNs: number;
   bucketRecordNs: number;
@@ -123,22 +123,22 @@ export function microBench(n = 2_000_000, reps = 5): MicroResult {
     const tr = new Tracer({ component: 'bench', mode: c.mode, sample: c.sample });
     const id = tr.proc('bench.op');
     tp[c.label] = perOp(n, reps, (i) => {
-      const t0 = tr.t();
-      tr.span(id, t0);
+      const t0 = tr.begin();
+      tr.end(id, t0);
       return i & 1;
     });
   }
-  // Four stages in a chain: each span() starts at the previous one's reading.
+  // Four stages in a chain: each end() starts at the next stage from the previous one's reading.
   const chained = (mode: TraceMode): number => {
     const tr = new Tracer({ component: 'bench', mode });
     const ids = [tr.proc('a'), tr.proc('b'), tr.proc('c'), tr.proc('d')];
     return perOp(n / 4, reps, (i) => {
-      let t = tr.last();
-      if (t === 0) t = tr.t();
-      t = tr.span(ids[0], t);
-      t = tr.spanArg(ids[1], t, i);
-      t = tr.span(ids[2], t);
-      tr.span(ids[3], t);
+      let t = tr.latest();
+      if (t === 0) t = tr.begin();
+      t = tr.end(ids[0], t);
+      t = tr.end(ids[1], t, i);
+      t = tr.end(ids[2], t);
+      tr.end(ids[3], t);
       return i & 1;
     }) / 4;
   };
@@ -293,12 +293,12 @@ export async function traceBenchCommand(argv: string[]): Promise<number> {
     if (!v.json) process.stdout.write(`${l}\n`);
   };
   const micro = microBench();
-  log('tracepoint cost (t() + span(), in this process; best of 5 x 2M):');
+  log('tracepoint cost (begin() + end(), in this process; best of 5 x 2M):');
   log(`  tracing off         ${micro.tracepointNs.off.toFixed(1)} ns`);
   log(`  aggregates          ${micro.tracepointNs.aggregates.toFixed(1)} ns`);
   log(`  aggregates + events ${micro.tracepointNs.events.toFixed(1)} ns`);
   log(`  aggregates, 1 in 16 timed ${micro.tracepointNs['aggr 1/16'].toFixed(1)} ns (average)`);
-  log(`  one chained stage (span() from the previous reading): aggregates ${micro.chainedStageNs.aggregates.toFixed(1)} ns, aggregates + events ${micro.chainedStageNs.events.toFixed(1)} ns`);
+  log(`  one chained stage (end() from the previous reading): aggregates ${micro.chainedStageNs.aggregates.toFixed(1)} ns, aggregates + events ${micro.chainedStageNs.events.toFixed(1)} ns`);
   log(`  (one performance.now() ${micro.clockNs.toFixed(1)} ns; per value: hdr-histogram-js recordValue ${micro.hdrRecordNs.toFixed(1)} ns, own log-linear buckets ${micro.bucketRecordNs.toFixed(1)} ns)`);
   const path: PathResult = pathBench();
   const pn = path.nsPerPacket;

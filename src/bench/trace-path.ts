@@ -1,6 +1,6 @@
 // The tracing cost of the forwarding path, measured in one process: what
-// `microgate trace bench` reports as "path". Two simulated nic-drivers (with
-// the real driver's tracepoints, chained the same way) and the real router
+// `microgate trace bench` reports as "path". Two simulated nic-drivers (traced
+// the way the real driver is: by their session ends and traceRuns) and the real router
 // component, over in-process sessions (the same rings as shm), forward UDP
 // packets lan -> wan in batches; each driver "reads" and "writes" a packet by
 // copying it, as read(2)/write(2) on the TAP would. Measured in CPU time of
@@ -13,7 +13,7 @@ import type { Entrypoint, Pollable } from '../runtime/entrypoint.ts';
 import { Counters } from '../runtime/counters.ts';
 import createRouter from '../components/router/index.ts';
 import { createLocalSession } from '../session/local.ts';
-import { sinkPollable } from '../session/pollable.ts';
+import { sinkPollable, traceRuns } from '../session/pollable.ts';
 import { encodeFrame } from '../net/frame.ts';
 import { Tracer } from '../trace/tracer.ts';
 import type { TraceMode } from '../trace/tracer.ts';
@@ -113,35 +113,33 @@ export function pathBench(o: PathOptions = {}): PathResult {
       drain();
       if (counters.get('forwarded') !== 1) throw new Error('trace bench path: the router did not forward the first packet');
 
-      // The drivers, with the nic-driver's tracepoints (src/components/nic-driver/index.ts).
-      const pRead = tl.proc('driver.read');
-      const pRx = tl.proc('driver.rx_batch');
-      const pWrite = tw.proc('driver.write');
+      // The drivers, traced as the nic-driver is (src/components/nic-driver/index.ts):
+      // the session ends time the fill and the handler, traceRuns the batch.
       const out = dl.out;
+      out.traceFill('driver.read');
+      let rxCount = 0;
+      const rxPollable = traceRuns(tl, 'driver.rx_batch', {
+        fd: -1,
+        run(): number {
+          for (let i = 0; i < rxCount; i++) {
+            const off = out.alloc();
+            if (off < 0) throw new Error('trace bench path: no free slot');
+            out.buf.set(udp, off);
+            out.submit(off, udp.length);
+          }
+          out.flush();
+          return rxCount;
+        },
+      }, true);
       const rxLan = (n: number): void => {
-        const tb = tl.t();
-        for (let i = 0; i < n; i++) {
-          tl.chain();
-          const off = out.alloc();
-          if (off < 0) throw new Error('trace bench path: no free slot');
-          const t0 = tl.last();
-          out.buf.set(udp, off);
-          tl.spanArg(pRead, t0, udp.length);
-          tl.chain();
-          out.submit(off, udp.length);
-        }
-        tl.chain();
-        out.flush();
-        tl.chain();
-        tl.spanArg(pRx, tb, n);
+        rxCount = n;
+        rxPollable.run(false);
       };
       const scratch = new Uint8Array(SLOT);
       const wanIn = dw.in;
+      wanIn.traceHandler('driver.write');
       const txWan = sinkPollable(wanIn, (off, len) => {
-        const t0 = tw.last();
         scratch.set(wanIn.buf.subarray(off, off + len));
-        tw.spanArg(pWrite, t0, len);
-        tw.chain();
       });
       const routerLan = pollables[0];
       const round = (): number => {

@@ -100,7 +100,7 @@ export class Entrypoint {
     const ps = this.#pollables;
     const view = this.#pview;
     const tr = this.#tr;
-    tr.span(this.#pOutside, this.#lastEnd);
+    tr.end(this.#pOutside, this.#lastEnd);
     const started = process.hrtime.bigint();
     const deadline = started + BigInt(this.#yieldEveryMs * 1_000_000);
     let busy = true;
@@ -140,9 +140,9 @@ export class Entrypoint {
         this.stats.sleeps++;
         t0 = process.hrtime.bigint();
       }
-      const tp = tr.t();
+      const tp = tr.begin();
       const r = poll(this.#pfds, n, timeout);
-      tr.spanArg(timeout > 0 ? this.#pWait : this.#pPoll, tp, r);
+      tr.end(timeout > 0 ? this.#pWait : this.#pPoll, tp, r);
       if (timeout > 0) idleNs += process.hrtime.bigint() - t0;
       if (armed) {
         for (let i = 0; i < ps.length; i++) {
@@ -177,7 +177,7 @@ export class Entrypoint {
     this.stats.idleNs += idleNs;
     this.stats.busyNs += now - started - idleNs;
     this.stats.yields++;
-    this.#lastEnd = tr.t();
+    this.#lastEnd = tr.begin();
     if (this.#running) {
       this.#scheduled = true;
       setImmediate(this.#turn);

@@ -1,7 +1,11 @@
 // Glue between a packet sink and the entrypoint: one pollable that wakes on the
 // sink's signal, delivers a batch to the component, acknowledges it, then lets
 // the component flush what the batch produced (once per batch, not per packet).
+// And traceRuns(): a pollable's batches timed as one procedure, so the
+// component's code needs no tracepoint for them.
 import type { PacketSink, Pollable } from './types.ts';
+import { NO_TRACE } from '../trace/tracer.ts';
+import type { Tracer } from '../trace/tracer.ts';
 
 export type { Pollable };
 
@@ -28,4 +32,27 @@ export function sinkPollable(
       return n;
     },
   };
+}
+
+/**
+ * Time every run() of `p` as one span of procedure `name` on `tr` (argument:
+ * the work run() returned): a component's batch, timed from outside its code.
+ * `chained`: run() starts and ends with a tracepoint of `tr` (a session call
+ * such as alloc() first, flush() or release() last), so the batch's span
+ * starts where the first one starts and ends where the last one ends,
+ * without clock readings of its own. Returns `p`, whose run() it wraps.
+ */
+export function traceRuns(tr: Tracer, name: string, p: Pollable, chained = false): Pollable {
+  if (tr === NO_TRACE) return p;
+  const id = tr.proc(name);
+  const run = p.run;
+  p.run = (readable: boolean): number => {
+    const t0 = tr.begin();
+    if (chained) tr.chainNext();
+    const n = run.call(p, readable);
+    if (chained) tr.chainNext();
+    tr.end(id, t0, n);
+    return n;
+  };
+  return p;
 }

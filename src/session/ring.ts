@@ -255,6 +255,16 @@ export class RingSource implements PacketSource {
   #pAcked = 0;
   #pWakeSend = 0;
   #pWakeRecv = 0;
+  /**
+   * traceFill(): the owner's work on a slot, from the end of alloc() to the
+   * start of submit() or release(), as one procedure (-1: none); the reading
+   * that ended the last alloc() (its start) and the last submit() or
+   * release() (where the next alloc() starts). 0: none.
+   */
+  #fillName: string | null = null;
+  #pFill = -1;
+  #allocEnd = 0;
+  #doneEnd = 0;
   #capture: PacketCapture | null = null;
 
   constructor(ctl: Int32Array, l: Layout, bulk: Uint8Array, address: number, submitRing: number, ackRing: number, wakeFd: number, spaceFd: number) {
@@ -288,9 +298,9 @@ export class RingSource implements PacketSource {
       disarm: () => self.#disarmSpace(),
       run: (readable: boolean) => {
         if (readable) {
-          const t0 = self.#tr.t();
+          const t0 = self.#tr.begin();
           drainFd(self.#spaceFd);
-          self.#tr.span(self.#pWakeRecv, t0);
+          self.#tr.end(self.#pWakeRecv, t0);
         }
         if (Atomics.load(self.#ctl, H_GENERATION) !== self.#gen) self.resync();
         return self.#reclaim(false);
@@ -307,7 +317,13 @@ export class RingSource implements PacketSource {
     this.#pAcked = tr.proc(`${port}.get_acked`);
     this.#pWakeSend = tr.proc(`${port}.wakeup_send`);
     this.#pWakeRecv = tr.proc(`${port}.wakeup_recv`);
+    if (this.#fillName !== null) this.#pFill = tr.proc(this.#fillName);
     this.#tr = tr;
+  }
+
+  traceFill(name: string): void {
+    this.#fillName = name;
+    if (this.#tr !== NO_TRACE) this.#pFill = this.#tr.proc(name);
   }
 
   /** Copy every submitted packet into `c` (null: stop). */
@@ -349,9 +365,14 @@ export class RingSource implements PacketSource {
 
   alloc(): number {
     const tr = this.#tr;
-    const t0 = tr.t();
+    const filling = this.#pFill >= 0;
+    // A filling owner's loop is alloc, fill, submit: an alloc() right after
+    // the previous submit() (no tracepoint between) starts at its reading.
+    if (filling && this.#doneEnd !== 0 && this.#doneEnd === tr.latest()) tr.chainNext();
+    const t0 = tr.begin();
     const off = this.#alloc();
-    tr.span(this.#pAlloc, t0);
+    const end = tr.end(this.#pAlloc, t0);
+    if (filling) this.#allocEnd = off >= 0 ? end : 0;
     return off;
   }
 
@@ -376,15 +397,26 @@ export class RingSource implements PacketSource {
   }
 
   release(offset: number): void {
-    const t0 = this.#tr.t();
+    const tr = this.#tr;
+    const t0 = tr.begin();
+    if (this.#pFill >= 0) this.#endFill(t0, 0);
     const s = this.#slotOf(offset, 'release');
     this.#state[s] = SLOT_FREE;
     this.#free[this.#nfree++] = s;
-    this.#tr.span(this.#pRelease, t0);
+    const end = tr.end(this.#pRelease, t0);
+    if (this.#pFill >= 0) this.#doneEnd = end;
+  }
+
+  /** The fill of the slot alloc() last handed out ends where submit() or release() starts. */
+  #endFill(t: number, arg: number): void {
+    this.#tr.endAt(this.#pFill, this.#allocEnd, t, arg);
+    this.#allocEnd = 0;
   }
 
   submit(offset: number, length: number): void {
-    const t0 = this.#tr.t();
+    const tr = this.#tr;
+    const t0 = tr.begin();
+    if (this.#pFill >= 0) this.#endFill(t0, length);
     const s = this.#slotOf(offset, 'submit');
     if (!(length >= 1 && length <= this.slotSize) || (length | 0) !== length) throw new RangeError(`submit: length ${length} not in 1..${this.slotSize}`);
     this.#state[s] = SLOT_IN_FLIGHT;
@@ -395,7 +427,8 @@ export class RingSource implements PacketSource {
     this.#head = (this.#head + 1) | 0;
     this.packets++;
     this.bytes += length;
-    this.#tr.spanArg(this.#pSubmit, t0, length);
+    const end = tr.end(this.#pSubmit, t0, length);
+    if (this.#pFill >= 0) this.#doneEnd = end;
     if (this.#capture !== null) this.#capture.record(this.buf, offset, length, DIR_OUT);
   }
 
@@ -409,7 +442,9 @@ export class RingSource implements PacketSource {
     const head = this.#head;
     if (head === this.#published) return;
     const tr = this.#tr;
-    const t0 = tr.t();
+    // A filling owner's flush right after its last submit() starts there.
+    if (this.#pFill >= 0 && this.#doneEnd !== 0 && this.#doneEnd === tr.latest()) tr.chainNext();
+    const t0 = tr.begin();
     const batch = (head - this.#published) >>> 0;
     this.#published = head;
     // Descriptors were written with plain stores; this seq-cst store publishes
@@ -418,13 +453,13 @@ export class RingSource implements PacketSource {
     this.batches++;
     if (Atomics.load(ctl, this.#subWait) !== 0 && Atomics.exchange(ctl, this.#subWait, 0) !== 0) {
       // wakeup_send starts at flush's reading (two atomics ago) and flush ends with it.
-      const tw = tr.last();
+      const tw = tr.latest();
       signalFd(this.#wakeFd);
-      tr.span(this.#pWakeSend, tw);
+      tr.end(this.#pWakeSend, tw);
       this.wakeups++;
-      tr.chain();
+      tr.chainNext();
     }
-    tr.spanArg(this.#pFlush, t0, batch);
+    tr.end(this.#pFlush, t0, batch);
   }
 
   /**
@@ -445,7 +480,7 @@ export class RingSource implements PacketSource {
       Atomics.store(ctl, this.#ackTail, head);
       return 0;
     }
-    const t0 = inAlloc ? this.#tr.last() : this.#tr.t();
+    const t0 = inAlloc ? this.#tr.latest() : this.#tr.begin();
     const ent = this.#ackEnt;
     const mask = this.#mask;
     const size = this.slotSize;
@@ -477,8 +512,8 @@ export class RingSource implements PacketSource {
     this.#ackNext = next;
     Atomics.store(ctl, this.#ackTail, next);
     this.acks += got;
-    this.#tr.spanArg(this.#pAcked, t0, got);
-    if (inAlloc) this.#tr.chain();
+    this.#tr.end(this.#pAcked, t0, got);
+    if (inAlloc) this.#tr.chainNext();
     return got;
   }
 
@@ -548,6 +583,9 @@ export class RingSink implements PacketSink {
    */
   #wokeAt = 0;
   #ackAt = 0;
+  /** traceHandler(): each packet's handling, from get_packet's end to the next reading, as one procedure (-1: none). */
+  #handlerName: string | null = null;
+  #pHandler = -1;
   #capture: PacketCapture | null = null;
 
   constructor(ctl: Int32Array, l: Layout, bulk: Uint8Array, address: number, submitRing: number, ackRing: number, wakeFd: number, ackFd: number) {
@@ -578,7 +616,13 @@ export class RingSink implements PacketSink {
     this.#pAck = tr.proc(`${port}.acknowledge_packet`);
     this.#pWakeSend = tr.proc(`${port}.wakeup_send`);
     this.#pWakeRecv = tr.proc(`${port}.wakeup_recv`);
+    if (this.#handlerName !== null) this.#pHandler = tr.proc(this.#handlerName);
     this.#tr = tr;
+  }
+
+  traceHandler(name: string): void {
+    this.#handlerName = name;
+    if (this.#tr !== NO_TRACE) this.#pHandler = this.#tr.proc(name);
   }
 
   /** Copy every received packet into `c` (null: stop). */
@@ -631,14 +675,17 @@ export class RingSink implements PacketSink {
     const bulkBytes = this.#bulkBytes;
     const tr = this.#tr;
     const pGet = this.#pGet;
+    const pHandler = this.#pHandler;
     const capture = this.#capture;
     let delivered = 0;
     let bytes = 0;
     // get_packet: from here (the end of wakeup_recv when just woken, or the end
     // of the previous packet's handling) until the descriptor is read and
-    // checked. A handler that ends with a tracepoint calls tr.chain(), and the
-    // next get_packet starts from its reading.
-    let t = woke !== 0 && woke === tr.last() ? woke : tr.t();
+    // checked. With a handler procedure (traceHandler), the handling is timed
+    // from get_packet's end to one reading after fn, where the next
+    // get_packet starts; without, a handler that ends with a tracepoint calls
+    // tr.chainNext(), and the next get_packet starts from its reading.
+    let t = woke !== 0 && woke === tr.latest() ? woke : tr.begin();
     while (n > 0) {
       // Read each peer-written word once; check the local copies.
       const e = ent + ((next & mask) << 1);
@@ -649,10 +696,13 @@ export class RingSink implements PacketSink {
       else if (len > size || len === 0) this.dropLength++;
       else {
         if (room === 0) break;
-        tr.spanArg(pGet, t, len);
+        const got = tr.end(pGet, t, len);
         if (capture !== null) capture.record(this.buf, off, len, DIR_IN);
         fn(off, len);
-        t = tr.t();
+        if (pHandler >= 0) {
+          t = tr.stage();
+          tr.endAt(pHandler, got, t, len);
+        } else t = tr.begin();
         const a = ackEnt + ((ackNext & mask) << 1);
         ctl[a] = off;
         ctl[a + 1] = len;
@@ -688,20 +738,20 @@ export class RingSink implements PacketSink {
     this.#ackAt = 0;
     if (h === this.#ackPublished) return;
     const tr = this.#tr;
-    const t0 = from !== 0 && from === tr.last() ? from : tr.t();
+    const t0 = from !== 0 && from === tr.latest() ? from : tr.begin();
     const n = (h - this.#ackPublished) >>> 0;
     this.acks += n;
     this.#ackPublished = h;
     Atomics.store(ctl, this.#ackHead, h);
     this.ackBatches++;
     if (Atomics.load(ctl, this.#ackWait) !== 0 && Atomics.exchange(ctl, this.#ackWait, 0) !== 0) {
-      const tw = tr.last();
+      const tw = tr.latest();
       signalFd(this.#ackFd);
-      tr.span(this.#pWakeSend, tw);
+      tr.end(this.#pWakeSend, tw);
       this.wakeups++;
-      tr.chain();
+      tr.chainNext();
     }
-    tr.spanArg(this.#pAck, t0, n);
+    tr.end(this.#pAck, t0, n);
   }
 
   pending(): boolean {
@@ -724,9 +774,9 @@ export class RingSink implements PacketSink {
   }
 
   clearWakeup(): void {
-    const t0 = this.#tr.t();
+    const t0 = this.#tr.begin();
     drainFd(this.fd);
-    this.#wokeAt = this.#tr.span(this.#pWakeRecv, t0);
+    this.#wokeAt = this.#tr.end(this.#pWakeRecv, t0);
   }
 }
 

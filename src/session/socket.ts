@@ -64,6 +64,11 @@ export class SocketSource implements PacketSource {
   #pRelease = 0;
   #pSubmit = 0;
   #pSend = 0;
+  /** traceFill() (as in ring.ts): the fill procedure (-1: none), where the last alloc() and submit()/release() ended. */
+  #fillName: string | null = null;
+  #pFill = -1;
+  #allocEnd = 0;
+  #doneEnd = 0;
   #capture: PacketCapture | null = null;
 
   constructor(fd: number, mem: Mapping, slots: number, slotSize: number) {
@@ -102,7 +107,13 @@ export class SocketSource implements PacketSource {
     this.#pRelease = tr.proc(`${port}.release_packet`);
     this.#pSubmit = tr.proc(`${port}.submit_packet`);
     this.#pSend = tr.proc(`${port}.send`);
+    if (this.#fillName !== null) this.#pFill = tr.proc(this.#fillName);
     this.#tr = tr;
+  }
+
+  traceFill(name: string): void {
+    this.#fillName = name;
+    if (this.#tr !== NO_TRACE) this.#pFill = this.#tr.proc(name);
   }
 
   capture(c: PacketCapture | null): void {
@@ -126,10 +137,19 @@ export class SocketSource implements PacketSource {
   }
 
   alloc(): number {
-    const t0 = this.#tr.t();
+    const tr = this.#tr;
+    const filling = this.#pFill >= 0;
+    if (filling && this.#doneEnd !== 0 && this.#doneEnd === tr.latest()) tr.chainNext();
+    const t0 = tr.begin();
     const off = this.#alloc();
-    this.#tr.span(this.#pAlloc, t0);
+    const end = tr.end(this.#pAlloc, t0);
+    if (filling) this.#allocEnd = off >= 0 ? end : 0;
     return off;
+  }
+
+  #endFill(t: number, arg: number): void {
+    this.#tr.endAt(this.#pFill, this.#allocEnd, t, arg);
+    this.#allocEnd = 0;
   }
 
   #alloc(): number {
@@ -152,15 +172,20 @@ export class SocketSource implements PacketSource {
   }
 
   release(offset: number): void {
-    const t0 = this.#tr.t();
+    const tr = this.#tr;
+    const t0 = tr.begin();
+    if (this.#pFill >= 0) this.#endFill(t0, 0);
     const s = this.#slotOf(offset, 'release');
     this.#state[s] = SLOT_FREE;
     this.#free[this.#nfree++] = s;
-    this.#tr.span(this.#pRelease, t0);
+    const end = tr.end(this.#pRelease, t0);
+    if (this.#pFill >= 0) this.#doneEnd = end;
   }
 
   submit(offset: number, length: number): void {
-    const t0 = this.#tr.t();
+    const tr = this.#tr;
+    const t0 = tr.begin();
+    if (this.#pFill >= 0) this.#endFill(t0, length);
     const s = this.#slotOf(offset, 'submit');
     if (!(length >= 1 && length <= this.slotSize) || (length | 0) !== length) throw new RangeError(`submit: length ${length} not in 1..${this.slotSize}`);
     this.#state[s] = SLOT_IN_FLIGHT;
@@ -168,7 +193,8 @@ export class SocketSource implements PacketSource {
     this.#queue[q] = offset;
     this.#queue[q + 1] = length;
     this.#qtail = (this.#qtail + 1) | 0;
-    this.#tr.spanArg(this.#pSubmit, t0, length);
+    const end = tr.end(this.#pSubmit, t0, length);
+    if (this.#pFill >= 0) this.#doneEnd = end;
     if (this.#capture !== null) this.#capture.record(this.buf, offset, length, DIR_OUT);
   }
 
@@ -197,9 +223,9 @@ export class SocketSource implements PacketSource {
       const q = (head & mask) << 1;
       const off = queue[q];
       const len = queue[q + 1];
-      const t0 = this.#tr.t();
+      const t0 = this.#tr.begin();
       const r = writeAddr(fd, this.address + off, len);
-      this.#tr.spanArg(this.#pSend, t0, len);
+      this.#tr.end(this.#pSend, t0, len);
       if (r < 0) {
         if (r === -EINTR) continue;
         if (r === -EAGAIN) {
@@ -245,6 +271,9 @@ export class SocketSink implements PacketSink {
   #hup = false;
   #tr: Tracer = NO_TRACE;
   #pGet = 0;
+  /** traceHandler() (as in ring.ts): each packet's handling as one procedure (-1: none). */
+  #handlerName: string | null = null;
+  #pHandler = -1;
   #capture: PacketCapture | null = null;
   /**
    * The source on the same socket. Its queue (left by a full socket) must drain
@@ -264,7 +293,13 @@ export class SocketSink implements PacketSink {
   /** Trace as "<port>.get_packet" (one read(2) per packet). */
   attachTrace(tr: Tracer, port: string): void {
     this.#pGet = tr.proc(`${port}.get_packet`);
+    if (this.#handlerName !== null) this.#pHandler = tr.proc(this.#handlerName);
     this.#tr = tr;
+  }
+
+  traceHandler(name: string): void {
+    this.#handlerName = name;
+    if (this.#tr !== NO_TRACE) this.#pHandler = this.#tr.proc(name);
   }
 
   capture(c: PacketCapture | null): void {
@@ -288,10 +323,16 @@ export class SocketSink implements PacketSink {
     let bytes = 0;
     this.#more = false;
     const tr = this.#tr;
+    const pHandler = this.#pHandler;
+    /** Where the last handling ended (traceHandler): the next get_packet starts there. */
+    let handled = 0;
+    let got = 0;
     while (n < max) {
-      const t0 = tr.t();
+      if (handled !== 0 && handled === tr.latest()) tr.chainNext();
+      handled = 0;
+      const t0 = tr.begin();
       const r = readAddr(fd, addr, want);
-      if (r > 0) tr.spanArg(this.#pGet, t0, r);
+      if (r > 0) got = tr.end(this.#pGet, t0, r);
       if (r < 0) {
         if (r === -EINTR) continue;
         if (r !== -EAGAIN) {
@@ -312,6 +353,7 @@ export class SocketSink implements PacketSink {
       }
       if (this.#capture !== null) this.#capture.record(this.buf, 0, r, DIR_IN);
       fn(0, r);
+      if (pHandler >= 0) handled = tr.end(pHandler, got, r);
       n++;
       bytes += r;
     }

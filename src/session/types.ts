@@ -46,6 +46,15 @@ export interface PacketSource {
   flush(): void;
   /** A pollable that wakes when acknowledged slots come back (for a source that ran out); run(): reclaims. */
   readonly spacePollable: Pollable;
+  /**
+   * Trace the owner's work on each slot, from the end of alloc() to the start
+   * of submit() or release(), as procedure `name` on the tracer attached to
+   * this end (argument: the bytes submitted, 0 when released); an alloc()
+   * right after a submit() or release() then starts at its reading. For an
+   * owner that fills one slot at a time (a driver's read(2) into it) and
+   * records no tracepoint of its own meanwhile.
+   */
+  traceFill(name: string): void;
 }
 
 /** The receiving half of one direction. Only one thread uses it. */
@@ -69,6 +78,14 @@ export interface PacketSink {
   disarm(): void;
   /** Consume the wake-up signal (after the fd was readable). */
   clearWakeup(): void;
+  /**
+   * Trace receive()'s fn, each packet's handling, as procedure `name` on the
+   * tracer attached to this end (argument: the packet's bytes), from the end
+   * of get_packet to a reading after fn returns, which the next get_packet
+   * starts from: the component's own handling, timed without a tracepoint in
+   * its code.
+   */
+  traceHandler(name: string): void;
 }
 
 /** One end of a Nic session, as a component sees it. */

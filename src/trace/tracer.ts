@@ -5,12 +5,12 @@
 // thread only. A procedure is registered once, off the hot path, and gets a
 // small integer id. A tracepoint is two calls around the code it measures:
 //
-//   const t0 = tr.t();            // performance.now(), or 0 when tracing is off
+//   const t0 = tr.begin();        // performance.now(), or 0 when tracing is off
 //   ...work...
-//   tr.span(P_WORK, t0);          // records [t0, now); returns now (to chain the next stage)
+//   tr.end(P_WORK, t0, bytes);    // records [t0, now) with an argument; returns now (to chain the next stage)
 //
 // Modes (`level`):
-//   0 off         t() and span() are one field load and a branch: nothing else.
+//   0 off         begin() and end() are one field load and a branch: nothing else.
 //   1 aggregates  per procedure: count, sum, min, max (and when), a log-linear
 //                 histogram and the last few spikes; fixed arrays, no allocation.
 //   2 events      aggregates, plus every span into a fixed ring of 16-byte
@@ -19,18 +19,21 @@
 // Nothing on the hot path allocates, throws or does I/O.
 //
 // Chaining: reading the clock is most of a tracepoint's cost (~38 ns of ~45-50),
-// so consecutive stages share readings. span() returns its end, the start of
-// the next stage; last() is the latest reading without reading the clock; and
-// chain() tells the next tracepoint of this tracer (t() or a span's end, often
-// in a callee such as a session's submit()) that nothing happens in between, so
-// it takes the latest reading instead of reading the clock; next() starts a
-// stage inside a chain that does not follow the previous one at once (it reads
-// the clock but makes no sampling decision). See README.md, "Chaining".
+// so consecutive stages share readings. end() returns its reading, the start
+// of the next stage; latest() is the latest reading without reading the
+// clock; chainNext() tells the next tracepoint of this tracer (a begin() or an
+// end(), often in a callee such as a session's submit()) that nothing happens
+// in between, so it takes the latest reading instead of reading the clock;
+// stage() starts a stage inside a chain that does not follow the previous one
+// at once (it reads the clock but makes no sampling decision); endAt() records
+// a span between two readings already taken. See README.md, "Chaining".
+// Most components call none of this: their session ends and the entrypoint
+// time them (README.md, "Who records what").
 //
 // Sampling (`sample` N, a power of two, default 1): every span is counted, but
-// only a random 1 in N is timed (t() reads the clock, else returns 0 and the
-// span only counts). A chain of spans started from an untimed t() stays
-// untimed (last(), chained readings and next() follow it), so the stages of a
+// only a random 1 in N is timed (begin() reads the clock, else returns 0 and the
+// span only counts). A chain of spans started from an untimed begin() stays
+// untimed (latest(), chained readings and stage() follow it), so the stages of a
 // packet, or of a batch, are timed together. Means and percentiles are
 // those of the timed spans; max and spikes can only come from timed spans.
 import { threadId } from 'node:worker_threads';
@@ -175,9 +178,9 @@ export class Tracer {
    */
   #evT: Float64Array | null = null;
   #evW = new Uint32Array(0);
-  /** The latest clock reading of t() or span() (0 after an untimed one). */
+  /** The latest clock reading of begin(), stage() or end() (0 after an untimed one). */
   #last = 0;
-  /** chain(): the next reading takes #last instead of the clock. */
+  /** chainNext(): the next reading takes #last instead of the clock. */
   #chain = false;
   /** Sampling: time a span when (random & mask) === 0; mask 0 times all. */
   #mask = 0;
@@ -275,9 +278,12 @@ export class Tracer {
   }
 
   // ---- hot path ---------------------------------------------------------------
+  //
+  // begin() starts a span, end() records it; stage(), latest() and chainNext()
+  // let consecutive stages share clock readings (README.md, "Chaining").
 
-  /** The start of a span: performance.now() in ms (the latest reading after chain()), or 0 when tracing is off or the span is not timed. */
-  t(): number {
+  /** Start a span: performance.now() in ms (the latest reading after chainNext()), or 0 when tracing is off or the span is not timed. */
+  begin(): number {
     if (this.level === LEVEL_OFF) return 0;
     if (this.#chain) {
       this.#chain = false;
@@ -296,13 +302,13 @@ export class Tracer {
   }
 
   /**
-   * The start of a span inside a chain, after other stages of the same packet
-   * or batch but not right after them (so not last()): reads the clock if the
-   * chain is timed, else returns 0. Unlike t() it makes no sampling decision
-   * of its own, so with sampling the stages of a chain are timed together;
-   * with every span timed it is t().
+   * Start a stage inside a chain, after other stages of the same packet or
+   * batch but not right after them (so not latest()): reads the clock if the
+   * chain is timed, else returns 0. Unlike begin() it makes no sampling
+   * decision of its own, so with sampling the stages of a chain are timed
+   * together; with every span timed it is begin().
    */
-  next(): number {
+  stage(): number {
     if (this.level === LEVEL_OFF) return 0;
     if (this.#chain) {
       this.#chain = false;
@@ -313,32 +319,32 @@ export class Tracer {
   }
 
   /**
-   * The latest reading of t() or span(), without reading the clock (0 when
-   * off): the start of a span that begins where the previous one ended, e.g.
-   * a packet handed over right after the session's get_packet tracepoint.
+   * The latest reading of begin(), stage() or end(), without reading the
+   * clock (0 when off): the start of a span that begins where the previous
+   * one ended, e.g. a packet handed over right after the session's
+   * get_packet tracepoint.
    */
-  last(): number {
+  latest(): number {
     return this.level !== LEVEL_OFF ? this.#last : 0;
   }
 
   /**
    * Promise that the next tracepoint of this tracer follows at once: its
-   * reading (a t(), or the end of a span) takes the latest one instead of
+   * reading (a begin(), or the end of a span) takes the latest one instead of
    * reading the clock. For a stage that ends where a callee's span starts (a
    * session's alloc() or submit()), or an enclosing span that ends with its
    * last stage. Used by the next tracepoint, whatever it is.
    */
-  chain(): void {
+  chainNext(): void {
     if (this.level !== LEVEL_OFF) this.#chain = true;
   }
 
-  /** Record the span [t0, now) of procedure `id`; returns now (0 when off) to start the next span. */
-  span(id: number, t0: number): number {
-    return this.spanArg(id, t0, 0);
-  }
-
-  /** span() with an argument kept in the event (bytes, batch size, ...; an integer, saturated to 24 bits signed in the event). */
-  spanArg(id: number, t0: number, arg: number): number {
+  /**
+   * Record the span [t0, now) of procedure `id` with an argument kept in the
+   * event (bytes, batch size, ...; an integer, saturated to 24 bits signed in
+   * the event); returns now (0 when off or not timed) to start the next span.
+   */
+  end(id: number, t0: number, arg = 0): number {
     if (this.level === LEVEL_OFF) return 0;
     let end: number;
     if (this.#chain) {
@@ -350,12 +356,62 @@ export class Tracer {
       end = 0;
     }
     if (t0 === 0 || end === 0) {
-      // Not timed (sampling, or tracing switched on since t()): count it only.
+      // Not timed (sampling, or tracing switched on since begin()): count it only.
       this.#agg[id * AGG + A_UNTIMED]++;
       return (this.#last = 0);
     }
     this.#record(id, t0, (end - t0) * 1e6, arg);
     return end;
+  }
+
+  /**
+   * Record the span [t0, t1) of procedure `id` between two readings already
+   * taken (neither 0: else only counted), without reading the clock: a stage
+   * that ends where the next one's begin() read it (a session end times the
+   * component's work on a slot this way). Returns t1.
+   */
+  endAt(id: number, t0: number, t1: number, arg = 0): number {
+    if (this.level === LEVEL_OFF) return 0;
+    if (t0 === 0 || t1 === 0) {
+      this.#agg[id * AGG + A_UNTIMED]++;
+      return t1;
+    }
+    this.#record(id, t0, (t1 - t0) * 1e6, arg);
+    return t1;
+  }
+
+  // ---- the first names, kept for the router ------------------------------------
+  // src/components/router/* is the last user of these (it is being split
+  // while the rest moved to the names above); convert it, then delete them.
+
+  /** @deprecated begin(): the router (src/components/router/) is the last user. */
+  t(): number {
+    return this.begin();
+  }
+
+  /** @deprecated stage(): the router (src/components/router/) is the last user. */
+  next(): number {
+    return this.stage();
+  }
+
+  /** @deprecated latest(): the router (src/components/router/) is the last user. */
+  last(): number {
+    return this.latest();
+  }
+
+  /** @deprecated chainNext(): the router (src/components/router/) is the last user. */
+  chain(): void {
+    this.chainNext();
+  }
+
+  /** @deprecated end(id, t0): the router (src/components/router/) is the last user. */
+  span(id: number, t0: number): number {
+    return this.end(id, t0, 0);
+  }
+
+  /** @deprecated end(id, t0, arg): the router (src/components/router/) is the last user. */
+  spanArg(id: number, t0: number, arg: number): number {
+    return this.end(id, t0, arg);
   }
 
   /** Record a span measured elsewhere (start in performance.now() ms, duration in ns), e.g. a GC pause. */

@@ -45,6 +45,7 @@ class Port implements PacketSource {
     this.#free.push(off);
   }
   flush(): void {}
+  traceFill(): void {}
 }
 
 async function responder() {

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createLocalSession } from '../../src/session/local.ts';
-import { sinkPollable } from '../../src/session/pollable.ts';
+import { sinkPollable, traceRuns } from '../../src/session/pollable.ts';
 import { Tracer } from '../../src/trace/tracer.ts';
 import type { EventsSnapshot, TracerSnapshot } from '../../src/trace/tracer.ts';
 
@@ -35,35 +35,36 @@ test('a driver-like sender and a router-like receiver over a session: every stag
     const tb = new Tracer({ component: 'router', mode: 'events', ringEvents: 256 });
     a.attachTrace(ta, 'nic');
     b.attachTrace(tb, 'lan');
-    const pRead = ta.proc('driver.read');
-    const pRx = ta.proc('driver.rx_batch');
     const pPacket = tb.proc('router.packet');
 
-    // The sender, as the nic-driver's receive loop does it.
+    // The sender, as the nic-driver's receive loop is: no tracer call of its
+    // own; the session end times the fill (traceFill) and traceRuns the batch.
+    a.out.traceFill('driver.read');
+    let batch = 0;
+    const rx = traceRuns(ta, 'driver.rx_batch', {
+      fd: -1,
+      run(): number {
+        for (let i = 0; i < batch; i++) {
+          const off = a.out.alloc();
+          assert.ok(off >= 0);
+          a.out.buf.fill(i + 1, off, off + 60);
+          a.out.submit(off, 60);
+        }
+        a.out.flush();
+        return batch;
+      },
+    }, true);
     const send = (n: number): void => {
-      const t = ta.t();
-      for (let i = 0; i < n; i++) {
-        ta.chain();
-        const off = a.out.alloc();
-        assert.ok(off >= 0);
-        const t0 = ta.last();
-        a.out.buf.fill(i + 1, off, off + 60);
-        ta.spanArg(pRead, t0, 60);
-        ta.chain();
-        a.out.submit(off, 60);
-      }
-      ta.chain();
-      a.out.flush();
-      ta.chain();
-      ta.spanArg(pRx, t, n);
+      batch = n;
+      rx.run(false);
     };
-    // The receiver, as the router's packet handler does it.
+    // The receiver, as the router's packet handler does it (its own tracepoints, chained).
     const seen: number[] = [];
     const p = sinkPollable(b.in, (off, len) => {
-      const t0 = tb.last();
+      const t0 = tb.latest();
       seen.push(b.in.buf[off]);
-      tb.spanArg(pPacket, t0, len);
-      tb.chain();
+      tb.end(pPacket, t0, len);
+      tb.chainNext();
     });
 
     send(3);
@@ -85,6 +86,7 @@ test('a driver-like sender and a router-like receiver over a session: every stag
     assert.equal(ea[10].t, ea[0].t, 'rx_batch starts with the first alloc_packet');
     assertSame(ea[10].end, ea[9].end, 'rx_batch ends with flush');
     assert.equal(ea[10].arg, 3);
+    assert.ok(ea.filter((e) => e.name === 'driver.read').every((e) => e.arg === 60), 'the fill carries the bytes submitted');
     // get_acked runs inside alloc_packet: same start, same end.
     assert.equal(ea[11].t, ea[12].t);
     assertSame(ea[11].end, ea[12].end, 'get_acked ends with alloc_packet');
@@ -113,7 +115,7 @@ test('a stale reading is never chained: a sink that was not just woken reads the
     b.attachTrace(tb);
     const pX = tb.proc('x');
     // A reading long before the batch: the batch's first get_packet must not start there.
-    const old = tb.span(pX, tb.t());
+    const old = tb.end(pX, tb.begin());
     await new Promise((r) => setTimeout(r, 20));
     const off = a.out.alloc();
     a.out.submit(off, 10);
@@ -124,6 +126,44 @@ test('a stale reading is never chained: a sink that was not just woken reads the
     assert.deepEqual(eb.map((e) => e.name), ['x', 'b.get_packet', 'b.acknowledge_packet']);
     assert.ok(eb[1].end - eb[1].t < 10e6, `get_packet took ${eb[1].end - eb[1].t} ns, not the 20 ms since the old reading`);
     assert.ok(eb[1].t > Math.round(tb.toMonotonicNs(old)) + 10e6);
+  } finally {
+    a.close();
+    b.close();
+  }
+});
+
+test('traceHandler: a sink times the handling of each packet with no tracepoint in the handler; a released fill counts with argument 0', () => {
+  const [a, b] = createLocalSession({ slots: 8, slotSize: 256, names: ['nic', 'nic'] });
+  try {
+    const ta = new Tracer({ component: 'drv-a', mode: 'events', ringEvents: 256 });
+    const tb = new Tracer({ component: 'drv-b', mode: 'events', ringEvents: 256 });
+    // Named before the tracer is attached, as a component may: registered at attach.
+    b.in.traceHandler('driver.write');
+    a.out.traceFill('driver.read');
+    a.attachTrace(ta, 'nic');
+    b.attachTrace(tb, 'nic');
+    for (let i = 0; i < 3; i++) {
+      const off = a.out.alloc();
+      a.out.submit(off, 40 + i);
+    }
+    const spare = a.out.alloc();
+    a.out.release(spare);
+    a.out.flush();
+    let sum = 0;
+    const p = sinkPollable(b.in, (off, len) => {
+      for (let k = 0; k < 2000; k++) sum += b.in.buf[off + (k % len)];
+    });
+    assert.equal(p.run(false), 3);
+    assert.ok(sum >= 0);
+    const ea = events(ta.snapshot({ events: true }));
+    const reads = ea.filter((e) => e.name === 'driver.read');
+    assert.deepEqual(reads.map((e) => e.arg), [40, 41, 42, 0]);
+    const eb = events(tb.snapshot({ events: true }));
+    assert.deepEqual(eb.map((e) => e.name), [
+      'nic.get_packet', 'driver.write', 'nic.get_packet', 'driver.write', 'nic.get_packet', 'driver.write', 'nic.acknowledge_packet',
+    ]);
+    assertContiguous(eb, 'get, handle, get, ... acknowledge');
+    assert.deepEqual(eb.filter((e) => e.name === 'driver.write').map((e) => e.arg), [40, 41, 42]);
   } finally {
     a.close();
     b.close();

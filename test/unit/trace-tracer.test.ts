@@ -35,14 +35,14 @@ test('percentiles from the buckets through HdrHistogram (and its base64 form) ar
 test('off: a tracepoint records nothing; aggregates: count, sum, min, max, no events', () => {
   const tr = new Tracer({ component: 'c', mode: 'off' });
   const id = tr.proc('x');
-  assert.equal(tr.t(), 0);
-  assert.equal(tr.span(id, tr.t()), 0);
+  assert.equal(tr.begin(), 0);
+  assert.equal(tr.end(id, tr.begin()), 0);
   assert.equal(tr.count('x'), 0);
   tr.setMode('aggregates');
   for (let i = 0; i < 10; i++) tr.record(id, performance.now(), 1000 * (i + 1));
-  const t0 = tr.t();
+  const t0 = tr.begin();
   assert.ok(t0 > 0);
-  assert.ok(tr.span(id, t0) >= t0);
+  assert.ok(tr.end(id, t0) >= t0);
   const s = tr.snapshot({ events: true });
   const p = s.procs[0];
   assert.equal(p.count, 11);
@@ -105,8 +105,8 @@ test('sampling: every span is counted, about 1 in N is timed, chained stages fol
   const a = tr.proc('a');
   const b = tr.proc('b');
   for (let i = 0; i < 16000; i++) {
-    const t1 = tr.spanArg(a, tr.t(), 1);
-    tr.span(b, t1);
+    const t1 = tr.end(a, tr.begin(), 1);
+    tr.end(b, t1);
   }
   const [pa, pb] = tr.snapshot().procs;
   assert.equal(pa.count, 16000);
@@ -120,7 +120,7 @@ test('sampling: every span is counted, about 1 in N is timed, chained stages fol
   assert.throws(() => tr.setSample(3), /power of two/);
   tr.setSample(1);
   tr.reset();
-  for (let i = 0; i < 10; i++) tr.span(a, tr.t());
+  for (let i = 0; i < 10; i++) tr.end(a, tr.begin());
   assert.equal(tr.snapshot().procs[0].timed, 10);
 });
 
@@ -170,53 +170,53 @@ test('ring size: 16 bytes per event, default 16384 (256 KiB), the same default i
   assert.throws(() => new Tracer({ component: 'c', ringEvents: 15 }), /ringEvents must be an integer in 16\.\./);
 });
 
-test('chain(): the next reading (a t() or the end of a span) reuses the latest one; spans chain end to start', () => {
+test('chainNext(): the next reading (a begin() or an end()) reuses the latest one; spans chain end to start', () => {
   const tr = new Tracer({ component: 'c', mode: 'events', ringEvents: 64 });
   const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((n) => tr.proc(n));
-  const t0 = tr.t();
-  const t1 = tr.span(a, t0);
+  const t0 = tr.begin();
+  const t1 = tr.end(a, t0);
   assert.ok(t1 >= t0);
-  assert.equal(tr.last(), t1);
+  assert.equal(tr.latest(), t1);
   // Chained start: no clock read, exactly the end of a.
-  tr.chain();
-  assert.equal(tr.t(), t1);
-  // The flag is used once: the next t() reads the clock again.
-  const t2 = tr.t();
+  tr.chainNext();
+  assert.equal(tr.begin(), t1);
+  // The flag is used once: the next begin() reads the clock again.
+  const t2 = tr.begin();
   assert.ok(t2 >= t1);
   // Chained end: b ends where the latest reading was (here t2).
-  tr.chain();
-  assert.equal(tr.spanArg(b, t1, 3), t2);
-  const t3 = tr.span(c, t2);
+  tr.chainNext();
+  assert.equal(tr.end(b, t1, 3), t2);
+  const t3 = tr.end(c, t2);
   assert.ok(t3 >= t2);
   const ev = tr.snapshot({ events: true }).events!;
   assert.deepEqual(ev.proc, [a, b, c]);
   // Contiguous: each event starts where the previous one ended (ns, rounded).
   for (let i = 1; i < ev.t.length; i++) assert.ok(Math.abs(ev.t[i] - (ev.t[i - 1] + ev.dur[i - 1])) <= 2, `event ${i} starts where ${i - 1} ended`);
-  // Off: chain() is a no-op and switching modes drops a pending chain.
+  // Off: chainNext() is a no-op and switching modes drops a pending chain.
   tr.setMode('off');
-  tr.chain();
+  tr.chainNext();
   tr.setMode('aggregates');
-  assert.ok(tr.t() > t3, 'a fresh reading after the mode change');
-  tr.chain();
+  assert.ok(tr.begin() > t3, 'a fresh reading after the mode change');
+  tr.chainNext();
   tr.setMode('aggregates');
-  const t4 = tr.t();
+  const t4 = tr.begin();
   assert.ok(t4 > 0 && t4 >= t3);
-  tr.span(d, t4);
+  tr.end(d, t4);
   assert.equal(tr.count('d'), 1);
 });
 
-test('chain() and sampling: a chain started untimed stays untimed, and a chained end after an untimed stage only counts', () => {
+test('chainNext() and sampling: a chain started untimed stays untimed, and a chained end after an untimed stage only counts', () => {
   const tr = new Tracer({ component: 'c', mode: 'aggregates', sample: 1024 });
   const a = tr.proc('a');
   const b = tr.proc('b');
   for (let i = 0; i < 4096; i++) {
-    const t0 = tr.t();
-    const t1 = tr.span(a, t0);
-    tr.chain();
-    const t2 = tr.t();
+    const t0 = tr.begin();
+    const t1 = tr.end(a, t0);
+    tr.chainNext();
+    const t2 = tr.begin();
     assert.equal(t2, t1);
-    tr.chain();
-    tr.span(b, t2);
+    tr.chainNext();
+    tr.end(b, t2);
   }
   const [pa, pb] = tr.snapshot().procs;
   assert.equal(pa.count, 4096);
@@ -226,19 +226,19 @@ test('chain() and sampling: a chain started untimed stays untimed, and a chained
   assert.ok(pb.minNs >= 0);
 });
 
-test('next(): a stage inside a chain is timed with the chain (no sampling decision of its own), and reads the clock', () => {
+test('stage(): a stage inside a chain is timed with the chain (no sampling decision of its own), and reads the clock', () => {
   const tr = new Tracer({ component: 'c', mode: 'aggregates', sample: 16 });
   const [head, mid, tail, whole] = ['head', 'mid', 'tail', 'whole'].map((n) => tr.proc(n));
   for (let i = 0; i < 16000; i++) {
-    const t0 = tr.t();
-    tr.span(head, t0);
-    const tm = tr.next(); // some work after head, then mid starts
-    tr.span(mid, tm);
-    tr.chain();
-    const t3 = tr.t(); // chained: tail starts where mid ended
-    tr.span(tail, t3);
-    tr.chain();
-    tr.span(whole, t0); // ends where tail ended
+    const t0 = tr.begin();
+    tr.end(head, t0);
+    const tm = tr.stage(); // some work after head, then mid starts
+    tr.end(mid, tm);
+    tr.chainNext();
+    const t3 = tr.begin(); // chained: tail starts where mid ended
+    tr.end(tail, t3);
+    tr.chainNext();
+    tr.end(whole, t0); // ends where tail ended
   }
   const p = tr.snapshot().procs;
   assert.ok(p[0].timed > 700 && p[0].timed < 1300, `about 1000 of 16000 chains timed (got ${p[0].timed})`);
@@ -246,11 +246,44 @@ test('next(): a stage inside a chain is timed with the chain (no sampling decisi
     assert.equal(x.count, 16000);
     assert.equal(x.timed, p[0].timed, `${x.name} is timed exactly when the chain's head was`);
   }
-  // Every span timed: next() reads the clock like t().
+  // Every span timed: stage() reads the clock like begin().
   const all = new Tracer({ component: 'c', mode: 'aggregates' });
-  const a = all.t();
-  const b = all.next();
+  const a = all.begin();
+  const b = all.stage();
   assert.ok(a > 0 && b >= a);
   all.setMode('off');
-  assert.equal(all.next(), 0);
+  assert.equal(all.stage(), 0);
+});
+
+test('endAt(): a span between two readings already taken, no clock read; untimed ends only count; off records nothing', () => {
+  const tr = new Tracer({ component: 'c', mode: 'events', ringEvents: 16 });
+  const p = tr.proc('fill');
+  const t0 = tr.begin();
+  const t1 = tr.begin();
+  assert.equal(tr.endAt(p, t0, t1, 7), t1);
+  assert.equal(tr.latest(), t1, 'endAt() does not read the clock');
+  tr.endAt(p, 0, t1, 1);
+  const s = tr.snapshot({ events: true });
+  assert.equal(s.procs[0].count, 2);
+  assert.equal(s.procs[0].timed, 1);
+  assert.deepEqual(s.events!.arg, [7]);
+  assert.ok(Math.abs(s.events!.dur[0] - (t1 - t0) * 1e6) <= 1);
+  tr.setMode('off');
+  assert.equal(tr.endAt(p, t0, t1, 7), 0);
+  assert.equal(tr.count('fill'), 2);
+});
+
+test('the first names (t, last, next, chain, span, spanArg) still work for the router, as aliases of the new ones', () => {
+  const tr = new Tracer({ component: 'router', mode: 'events', ringEvents: 16 });
+  const p = tr.proc('router.x');
+  const t0 = tr.t();
+  const t1 = tr.spanArg(p, t0, 5);
+  assert.equal(tr.last(), t1);
+  tr.chain();
+  assert.equal(tr.t(), t1, 'chain() makes the next t() take the latest reading');
+  assert.ok(tr.next() >= t1);
+  tr.span(p, t1);
+  const s = tr.snapshot({ events: true });
+  assert.equal(s.procs[0].count, 2);
+  assert.deepEqual(s.events!.arg, [5, 0]);
 });

@@ -43,6 +43,7 @@ class Port implements PacketSource {
     this.#free.push(off);
   }
   flush(): void {}
+  traceFill(): void {}
 }
 
 function identity(priv: Uint8Array): TunnelStatic {

@@ -104,14 +104,14 @@ export class Engine {
     // Stages chained: decode (and counting), the scan/flood detectors, then
     // defragmentation, flow, stream reassembly and rule matching.
     const tr = this.#tr;
-    let t = tr.t();
+    let t = tr.begin();
     decode(p, linktype);
     this.#count(p);
-    t = tr.spanArg(this.#pDecode, t, len);
+    t = tr.end(this.#pDecode, t, len);
     this.detectors.observe(p, tsSec + tsUsec / 1e6);
-    t = tr.span(this.#pDetectors, t);
+    t = tr.end(this.#pDetectors, t);
     this.#handle(p);
-    tr.span(this.#pInspect, t);
+    tr.end(this.#pInspect, t);
     if (this.#nowMs - this.#lastSweep >= 1000) {
       this.#lastSweep = this.#nowMs;
       this.flows.sweep(this.#nowMs);

@@ -4,7 +4,7 @@
 // slot and from a session slot into write(2): no copy in JavaScript.
 import type { Component, ComponentEnv } from '../../runtime/component.ts';
 import type { Pollable } from '../../runtime/entrypoint.ts';
-import { sinkPollable } from '../../session/pollable.ts';
+import { sinkPollable, traceRuns } from '../../session/pollable.ts';
 import { VNET_HDR_LEN } from '../../session/types.ts';
 import { EAGAIN, EINTR, readAddr, writeAddr } from '../../sys/libc.ts';
 import { NO_TRACE } from '../../trace/tracer.ts';
@@ -30,11 +30,6 @@ export default function create(env: ComponentEnv): Component {
   const dropTxBusy = c.dropReason('tap-write-busy');
   const dropTxErr = c.dropReason('tap-write-rejected');
   const dropTxRunt = c.dropReason('tx-runt');
-  // Tracepoints: the read(2) and write(2) of each frame, and each receive batch.
-  const tr = env.trace ?? NO_TRACE;
-  const pRead = tr.proc('driver.read');
-  const pWrite = tr.proc('driver.write');
-  const pRx = tr.proc('driver.rx_batch');
   // A packet socket on a kernel before 6.2 puts a 10-byte virtio_net_hdr before
   // each frame; the session's is 12 (num_buffers, always 0 here). The driver
   // then reads 2 bytes into the slot and moves the 10 header bytes down (and
@@ -52,22 +47,15 @@ export default function create(env: ComponentEnv): Component {
     fd: tap,
     active: () => !blocked,
     run(): number {
-      // Chained tracepoints (src/trace/README.md): each stage starts at the
-      // previous one's reading (tr.chain() before a session call, tr.last()
-      // after one), so a stage costs one clock read.
-      const tb = tr.t();
       let n = 0;
       while (n < RX_BUDGET) {
-        tr.chain(); // alloc_packet starts at rx_batch's start or the previous frame's last stage
         const off = out.alloc();
         if (off < 0) {
           blocked = true;
           c.add(rxBlocked);
           break;
         }
-        const t0 = tr.last(); // alloc_packet's tracepoint just ended
         let len = readAddr(tap, out.address + off + pad, out.slotSize - pad);
-        tr.spanArg(pRead, t0, len);
         if (pad !== 0 && len >= 10) {
           outBuf.copyWithin(off, off + pad, off + pad + 10);
           outBuf[off + 10] = 0;
@@ -75,7 +63,6 @@ export default function create(env: ComponentEnv): Component {
           len += pad;
         }
         if (len < 0) {
-          tr.chain();
           out.release(off);
           if (len === -EAGAIN || len === -EINTR) break;
           c.add(dropRxErr);
@@ -83,25 +70,16 @@ export default function create(env: ComponentEnv): Component {
           break;
         }
         if (len < MIN_FRAME) {
-          tr.chain();
           out.release(off);
           c.add(dropRunt);
           continue;
         }
-        tr.chain();
         out.submit(off, len);
         c.add(rxFrames);
         c.add(rxBytes, len - VNET_HDR_LEN);
         n++;
       }
-      // Every way out of the loop follows a session tracepoint: flush starts
-      // there, and rx_batch ends where the last stage ended.
-      if (n > 0) {
-        tr.chain();
-        out.flush();
-      }
-      tr.chain();
-      tr.spanArg(pRx, tb, n);
+      if (n > 0) out.flush();
       return n;
     },
   };
@@ -125,12 +103,8 @@ export default function create(env: ComponentEnv): Component {
       c.add(dropTxRunt);
       return;
     }
-    const t0 = tr.last(); // get_packet's tracepoint just ended
     if (pad !== 0) inBuf.copyWithin(off + pad, off, off + 10); // the 10-byte header right before the frame
     const w = writeAddr(tap, nic.in.address + off + pad, len - pad);
-    tr.spanArg(pWrite, t0, len);
-    // The next frame's get_packet starts here.
-    tr.chain();
     if (w < 0) {
       if (w === -EAGAIN) c.add(dropTxBusy);
       else {
@@ -142,6 +116,14 @@ export default function create(env: ComponentEnv): Component {
     c.add(txFrames);
     c.add(txBytes, len - VNET_HDR_LEN);
   });
+
+  // Tracing (src/trace/README.md) happens around this code, not in it: the
+  // session end times each frame's read(2) (from alloc to submit or release)
+  // and write(2) (the sink's handler), and traceRuns each receive batch, all
+  // chained to the session's own tracepoints.
+  out.traceFill('driver.read');
+  nic.in.traceHandler('driver.write');
+  traceRuns(env.trace ?? NO_TRACE, 'driver.rx_batch', tapRx, true);
 
   return {
     start() {
