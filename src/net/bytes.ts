@@ -1,5 +1,6 @@
-// Big-endian field access on a Uint8Array by plain byte math: no DataView to
-// cache per buffer, no allocation, inlined well by V8.
+// Field access on a Uint8Array by plain byte math: no DataView to cache per
+// buffer, no allocation, inlined well by V8. Big-endian (network order) by
+// default; the *le variants are little-endian (virtio_net_hdr, WireGuard).
 
 export function getU16(buf: Uint8Array, off: number): number {
   return (buf[off] << 8) | buf[off + 1];
@@ -29,6 +30,18 @@ export function getU16le(buf: Uint8Array, off: number): number {
 export function setU16le(buf: Uint8Array, off: number, v: number): void {
   buf[off] = v & 0xff;
   buf[off + 1] = (v >>> 8) & 0xff;
+}
+
+/** Little-endian u32 (WireGuard's indices and counters). */
+export function getU32le(buf: Uint8Array, off: number): number {
+  return (buf[off] | (buf[off + 1] << 8) | (buf[off + 2] << 16) | (buf[off + 3] << 24)) >>> 0;
+}
+
+export function setU32le(buf: Uint8Array, off: number, v: number): void {
+  buf[off] = v & 0xff;
+  buf[off + 1] = (v >>> 8) & 0xff;
+  buf[off + 2] = (v >>> 16) & 0xff;
+  buf[off + 3] = (v >>> 24) & 0xff;
 }
 
 /**

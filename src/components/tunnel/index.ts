@@ -28,6 +28,10 @@ export default function create(env: ComponentEnv): Component {
   Object.defineProperty(keys, 'capture', { value: undefined });
   const ks = new KeystoreClient(keys, env.counters);
   const tunnel = new Tunnel(cfg, plain.out, uplink.out, ks, env.counters, { log: (m, f) => env.log.warn(m, f), tracer: env.trace });
+  // Each frame's handling, timed by its session end (src/trace/README.md); the
+  // stages inside it (copy, seal, open) are the data path's own tracepoints.
+  plain.in.traceHandler('tunnel.plain_packet');
+  uplink.in.traceHandler('tunnel.uplink_packet');
   const pollables: Pollable[] = [];
   let timer: ReturnType<typeof setInterval> | undefined;
   let initTimer: ReturnType<typeof setTimeout> | undefined;

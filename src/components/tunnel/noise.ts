@@ -10,6 +10,7 @@
 //   R: createResponse     -> message 2 (macs zero); deriveKeys(state, false)
 //   I: consumeResponse    -> true if authentic;  deriveKeys(state, true)
 import type { KeyObject } from 'node:crypto';
+import { getU32le, setU32le } from '../../net/bytes.ts';
 import {
   aeadOpen, aeadSeal, dh, generateEphemeral, hash, HASH_LEN, kdf1, kdf2, kdf3, TAG_LEN,
 } from './crypto.ts';
@@ -47,16 +48,6 @@ function wipe(...bufs: (Uint8Array | undefined)[]): void {
   for (const b of bufs) b?.fill(0);
 }
 
-function u32le(b: Uint8Array, off: number): number {
-  return (b[off] | (b[off + 1] << 8) | (b[off + 2] << 16) | (b[off + 3] << 24)) >>> 0;
-}
-
-function setU32le(b: Uint8Array, off: number, v: number): void {
-  b[off] = v & 0xff;
-  b[off + 1] = (v >>> 8) & 0xff;
-  b[off + 2] = (v >>> 16) & 0xff;
-  b[off + 3] = (v >>> 24) & 0xff;
-}
 
 function newState(remoteStatic: Uint8Array, localIndex: number): HandshakeState {
   return {
@@ -184,7 +175,7 @@ export async function consumeInitiation(
   mixHash(s, encTime);
   s.remoteStatic = remoteStatic;
   s.remoteEphemeral = ephemeral;
-  s.remoteIndex = u32le(msg, INIT_SENDER);
+  s.remoteIndex = getU32le(msg, INIT_SENDER);
   return { ok: true, state: s, remoteStatic, timestamp };
 }
 
@@ -223,15 +214,15 @@ export function createResponse(s: HandshakeState, psk: Uint8Array | undefined, l
 
 /** The response's receiver index (to find the handshake it answers). */
 export function responseReceiver(msg: Uint8Array): number {
-  return u32le(msg, RESP_RECEIVER);
+  return getU32le(msg, RESP_RECEIVER);
 }
 
 export function responseSender(msg: Uint8Array): number {
-  return u32le(msg, RESP_SENDER);
+  return getU32le(msg, RESP_SENDER);
 }
 
 export function initiationSender(msg: Uint8Array): number {
-  return u32le(msg, INIT_SENDER);
+  return getU32le(msg, INIT_SENDER);
 }
 
 /**
@@ -269,7 +260,7 @@ export async function consumeResponse(
   s.chainKey = t.chainKey;
   s.hash = t.hash;
   s.remoteEphemeral = ephemeral;
-  s.remoteIndex = u32le(msg, RESP_SENDER);
+  s.remoteIndex = getU32le(msg, RESP_SENDER);
   return true;
 }
 
