@@ -19,17 +19,17 @@ export default function create(env: ComponentEnv): Component {
   const nic = env.sessions.get('nic');
   if (tap === undefined || nic === undefined) throw new Error('nic-driver needs the "tap" device and the "nic" session');
   const out = nic.out;
-  const c = env.counters;
-  const rxFrames = c.define('rx.frames');
-  const rxBytes = c.define('rx.bytes');
-  const txFrames = c.define('tx.frames');
-  const txBytes = c.define('tx.bytes');
-  const rxBlocked = c.define('rx.session-full');
-  const dropRunt = c.dropReason('rx-runt');
-  const dropRxErr = c.dropReason('tap-read-error');
-  const dropTxBusy = c.dropReason('tap-write-busy');
-  const dropTxErr = c.dropReason('tap-write-rejected');
-  const dropTxRunt = c.dropReason('tx-runt');
+  const counters = env.counters;
+  const rxFrames = counters.define('rx.frames');
+  const rxBytes = counters.define('rx.bytes');
+  const txFrames = counters.define('tx.frames');
+  const txBytes = counters.define('tx.bytes');
+  const rxBlocked = counters.define('rx.session-full');
+  const dropRunt = counters.dropReason('rx-runt');
+  const dropRxErr = counters.dropReason('tap-read-error');
+  const dropTxBusy = counters.dropReason('tap-write-busy');
+  const dropTxErr = counters.dropReason('tap-write-rejected');
+  const dropTxRunt = counters.dropReason('tx-runt');
   // A packet socket on a kernel before 6.2 puts a 10-byte virtio_net_hdr before
   // each frame; the session's is 12 (num_buffers, always 0 here). The driver
   // then reads 2 bytes into the slot and moves the 10 header bytes down (and
@@ -52,7 +52,7 @@ export default function create(env: ComponentEnv): Component {
         const off = out.alloc();
         if (off < 0) {
           blocked = true;
-          c.add(rxBlocked);
+          counters.add(rxBlocked);
           break;
         }
         let len = readAddr(tap, out.address + off + pad, out.slotSize - pad);
@@ -65,18 +65,18 @@ export default function create(env: ComponentEnv): Component {
         if (len < 0) {
           out.release(off);
           if (len === -EAGAIN || len === -EINTR) break;
-          c.add(dropRxErr);
+          counters.add(dropRxErr);
           lastRxError = -len;
           break;
         }
         if (len < MIN_FRAME) {
           out.release(off);
-          c.add(dropRunt);
+          counters.add(dropRunt);
           continue;
         }
         out.submit(off, len);
-        c.add(rxFrames);
-        c.add(rxBytes, len - VNET_HDR_LEN);
+        counters.add(rxFrames);
+        counters.add(rxBytes, len - VNET_HDR_LEN);
         n++;
       }
       if (n > 0) out.flush();
@@ -100,21 +100,21 @@ export default function create(env: ComponentEnv): Component {
 
   const tx = sinkPollable(nic.in, (off, len) => {
     if (len < MIN_FRAME) {
-      c.add(dropTxRunt);
+      counters.add(dropTxRunt);
       return;
     }
     if (pad !== 0) inBuf.copyWithin(off + pad, off, off + 10); // the 10-byte header right before the frame
     const w = writeAddr(tap, nic.in.address + off + pad, len - pad);
     if (w < 0) {
-      if (w === -EAGAIN) c.add(dropTxBusy);
+      if (w === -EAGAIN) counters.add(dropTxBusy);
       else {
-        c.add(dropTxErr);
+        counters.add(dropTxErr);
         lastTxError = -w;
       }
       return;
     }
-    c.add(txFrames);
-    c.add(txBytes, len - VNET_HDR_LEN);
+    counters.add(txFrames);
+    counters.add(txBytes, len - VNET_HDR_LEN);
   });
 
   // Tracing (src/trace/README.md) happens around this code, not in it: the

@@ -94,14 +94,14 @@ function addressOf(buf: Uint8Array): number {
 }
 
 class EvpKey implements AeadKey {
-  readonly #e: Evp;
+  readonly #evp: Evp;
   #ctx: unknown;
   readonly #nonce = new Uint8Array(12);
   readonly #outl = [0];
   readonly #seal: boolean;
 
   constructor(e: Evp, key: Uint8Array, seal: boolean) {
-    this.#e = e;
+    this.#evp = e;
     this.#seal = seal;
     const ctx = e.ctxNew();
     this.#ctx = ctx;
@@ -111,7 +111,7 @@ class EvpKey implements AeadKey {
   }
 
   seal(buf: Uint8Array, addr: number, off: number, len: number, counter: number): void {
-    const e = this.#e;
+    const e = this.#evp;
     const ctx = this.#ctx;
     setNonce(this.#nonce, counter);
     e.init(ctx, null, null, null, this.#nonce, -1);
@@ -122,7 +122,7 @@ class EvpKey implements AeadKey {
   }
 
   open(src: Uint8Array, srcAddr: number, srcOff: number, len: number, dst: Uint8Array, dstAddr: number, dstOff: number, counter: number): boolean {
-    const e = this.#e;
+    const e = this.#evp;
     const ctx = this.#ctx;
     setNonce(this.#nonce, counter);
     e.init(ctx, null, null, null, this.#nonce, -1);
@@ -134,7 +134,7 @@ class EvpKey implements AeadKey {
   }
 
   destroy(): void {
-    if (this.#ctx !== null) this.#e.ctxFree(this.#ctx);
+    if (this.#ctx !== null) this.#evp.ctxFree(this.#ctx);
     this.#ctx = null;
   }
 

@@ -9,11 +9,11 @@ export class AllowedIps {
   #mask = new Int32Array(8);
   #peer = new Int32Array(8);
   #prefix = new Uint8Array(8);
-  #n = 0;
+  #count = 0;
 
   /** Add prefix network/prefixLen for peer index `peer` (addresses as u32 numbers). */
   add(network: number, prefixLen: number, peer: number): void {
-    if (this.#n === this.#net.length) {
+    if (this.#count === this.#net.length) {
       const grow = <T extends Int32Array | Uint8Array>(a: T): T => {
         const b = new (a.constructor as new (n: number) => T)(a.length * 2);
         b.set(a);
@@ -26,7 +26,7 @@ export class AllowedIps {
     }
     const mask = prefixLen === 0 ? 0 : (0xffffffff << (32 - prefixLen)) | 0;
     // Insert keeping longest prefixes first.
-    let i = this.#n;
+    let i = this.#count;
     while (i > 0 && this.#prefix[i - 1] < prefixLen) {
       this.#net[i] = this.#net[i - 1];
       this.#mask[i] = this.#mask[i - 1];
@@ -38,19 +38,19 @@ export class AllowedIps {
     this.#mask[i] = mask;
     this.#peer[i] = peer;
     this.#prefix[i] = prefixLen;
-    this.#n++;
+    this.#count++;
   }
 
   /** The peer whose prefix holds `addr` (int32 or u32), or -1. */
   lookup(addr: number): number {
     const a = addr | 0;
-    for (let i = 0; i < this.#n; i++) {
+    for (let i = 0; i < this.#count; i++) {
       if ((a & this.#mask[i]) === this.#net[i]) return this.#peer[i];
     }
     return -1;
   }
 
   get size(): number {
-    return this.#n;
+    return this.#count;
   }
 }

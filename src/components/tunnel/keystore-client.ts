@@ -23,13 +23,13 @@ export class KeystoreClient implements StaticIdentity {
   readonly #pending = new Map<number, Pending>();
   #nextId = 1;
   readonly #timeoutMs: number;
-  readonly #c: Counters;
+  readonly #counters: Counters;
   readonly #ids: { req: number; ok: number; refused: number; timeout: number; noSlot: number; stray: number; bad: number };
   readonly pollable: Pollable;
 
   constructor(end: SessionEnd, counters: Counters, timeoutMs = 2000) {
     this.#end = end;
-    this.#c = counters;
+    this.#counters = counters;
     this.#timeoutMs = timeoutMs;
     this.#ids = {
       req: counters.define('keystore.requests'),
@@ -46,22 +46,22 @@ export class KeystoreClient implements StaticIdentity {
 
   #answer(buf: Uint8Array, off: number, len: number): void {
     if (len !== KS_MSG_LEN) {
-      this.#c.add(this.#ids.bad);
+      this.#counters.add(this.#ids.bad);
       return;
     }
     const id = (buf[off + KS_ID] | (buf[off + 1] << 8) | (buf[off + 2] << 16) | (buf[off + 3] << 24)) >>> 0;
     const p = this.#pending.get(id);
     if (p === undefined) {
-      this.#c.add(this.#ids.stray);
+      this.#counters.add(this.#ids.stray);
       return;
     }
     this.#pending.delete(id);
     if (buf[off + KS_STATUS] !== KS_OK) {
-      this.#c.add(this.#ids.refused);
+      this.#counters.add(this.#ids.refused);
       p.resolve(undefined);
       return;
     }
-    this.#c.add(this.#ids.ok);
+    this.#counters.add(this.#ids.ok);
     p.resolve(buf.slice(off + KS_ARG, off + KS_ARG + 32));
   }
 
@@ -69,7 +69,7 @@ export class KeystoreClient implements StaticIdentity {
     const out = this.#end.out;
     const slot = out.alloc();
     if (slot < 0) {
-      this.#c.add(this.#ids.noSlot);
+      this.#counters.add(this.#ids.noSlot);
       return Promise.resolve(undefined);
     }
     const id = this.#nextId;
@@ -84,7 +84,7 @@ export class KeystoreClient implements StaticIdentity {
     if (arg !== undefined) b.set(arg, slot + KS_ARG);
     out.submit(slot, KS_MSG_LEN);
     out.flush();
-    this.#c.add(this.#ids.req);
+    this.#counters.add(this.#ids.req);
     return new Promise((resolve) => {
       this.#pending.set(id, { resolve, deadline: performance.now() + this.#timeoutMs });
     });
@@ -106,7 +106,7 @@ export class KeystoreClient implements StaticIdentity {
     for (const [id, p] of this.#pending) {
       if (now >= p.deadline) {
         this.#pending.delete(id);
-        this.#c.add(this.#ids.timeout);
+        this.#counters.add(this.#ids.timeout);
         p.resolve(undefined);
       }
     }
