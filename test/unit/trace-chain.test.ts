@@ -5,6 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createLocalSession } from '../../src/session/local.ts';
+import { createSessionResources } from '../../src/session/create.ts';
+import { openSocketEnd } from '../../src/session/socket.ts';
 import { sinkPollable, traceRuns } from '../../src/session/pollable.ts';
 import { Tracer } from '../../src/trace/tracer.ts';
 import type { EventsSnapshot, TracerSnapshot } from '../../src/trace/tracer.ts';
@@ -168,4 +170,56 @@ test('traceHandler: a sink times the handling of each packet with no tracepoint 
     a.close();
     b.close();
   }
+});
+
+test('traceFill and traceHandler over the socket transport: the same stages, fill chained to submit, handling to the next get_packet', () => {
+  const res = createSessionResources('socket', { slots: 4, slotSize: 256 });
+  const a = openSocketEnd({ ...res.grants[0], name: 'nic' });
+  const b = openSocketEnd({ ...res.grants[1], name: 'nic' });
+  try {
+    const ta = new Tracer({ component: 'drv-a', mode: 'events', ringEvents: 256 });
+    const tb = new Tracer({ component: 'drv-b', mode: 'events', ringEvents: 256 });
+    a.attachTrace(ta, 'nic');
+    b.attachTrace(tb, 'nic');
+    a.out.traceFill('driver.read');
+    b.in.traceHandler('driver.write');
+    for (let i = 0; i < 2; i++) {
+      const off = a.out.alloc();
+      a.out.buf.fill(7, off, off + 50 + i);
+      a.out.submit(off, 50 + i);
+    }
+    a.out.flush();
+    const lens: number[] = [];
+    assert.equal(b.in.receive((_off, len) => lens.push(len), 8), 2);
+    assert.deepEqual(lens, [50, 51]);
+    const ea = events(ta.snapshot({ events: true }));
+    assert.deepEqual(ea.filter((e) => e.name !== 'nic.send').map((e) => e.name), [
+      'nic.alloc_packet', 'driver.read', 'nic.submit_packet', 'nic.alloc_packet', 'driver.read', 'nic.submit_packet',
+    ]);
+    const reads = ea.filter((e) => e.name === 'driver.read');
+    assert.deepEqual(reads.map((e) => e.arg), [50, 51]);
+    assertSame(reads[0].t, ea[0].end, 'the fill starts where alloc_packet ended');
+    const eb = events(tb.snapshot({ events: true }));
+    assert.deepEqual(eb.map((e) => e.name), ['nic.get_packet', 'driver.write', 'nic.get_packet', 'driver.write']);
+    assertContiguous(eb, 'get, handle, get, handle');
+    assert.deepEqual(eb.filter((e) => e.name === 'driver.write').map((e) => e.arg), [50, 51]);
+  } finally {
+    a.close();
+    b.close();
+    res.close();
+  }
+});
+
+test('traceRuns: one span per run() with the work it returned; with tracing off it records nothing and the pollable runs the same', () => {
+  const tr = new Tracer({ component: 'c', mode: 'events', ringEvents: 64 });
+  let k = 0;
+  const p = traceRuns(tr, 'c.batch', { fd: -1, run: (readable: boolean) => (readable ? ++k : 0) });
+  assert.equal(p.run(true), 1);
+  assert.equal(p.run(false), 0);
+  assert.equal(p.run(true), 2);
+  const e = events(tr.snapshot({ events: true }));
+  assert.deepEqual(e.map((x) => [x.name, x.arg]), [['c.batch', 1], ['c.batch', 0], ['c.batch', 2]]);
+  tr.setMode('off', true);
+  assert.equal(p.run(true), 3);
+  assert.equal(tr.count('c.batch'), 0);
 });
