@@ -380,44 +380,6 @@ export class Tracer {
     return t1;
   }
 
-  // ---- the first names, kept for the router ------------------------------------
-  // src/components/router/* is the last user of these (it was being split
-  // while everything else moved to the names above): convert it, then delete
-  // them. Thin wrappers that call through `this` as the first names did
-  // (span() calls spanArg(), which calls end()), so a subclass that overrides
-  // one of them still sees every call the router makes through it
-  // (test/unit/router-shared-memory.test.ts hooks spanArg()).
-
-  /** @deprecated Use begin(). The router (src/components/router/) is the last user. */
-  t(): number {
-    return this.begin();
-  }
-
-  /** @deprecated Use stage(). The router (src/components/router/) is the last user. */
-  next(): number {
-    return this.stage();
-  }
-
-  /** @deprecated Use latest(). The router (src/components/router/) is the last user. */
-  last(): number {
-    return this.latest();
-  }
-
-  /** @deprecated Use chainNext(). The router (src/components/router/) is the last user. */
-  chain(): void {
-    this.chainNext();
-  }
-
-  /** @deprecated Use end(id, t0). The router (src/components/router/) is the last user. */
-  span(id: number, t0: number): number {
-    return this.spanArg(id, t0, 0);
-  }
-
-  /** @deprecated Use end(id, t0, arg). The router (src/components/router/) is the last user. */
-  spanArg(id: number, t0: number, arg: number): number {
-    return this.end(id, t0, arg);
-  }
-
   /** Record a span measured elsewhere (start in performance.now() ms, duration in ns), e.g. a GC pause. */
   record(id: number, t0: number, durNs: number, arg = 0): void {
     if (this.level !== LEVEL_OFF) this.#record(id, t0, durNs < 0 ? 0 : durNs, arg);

@@ -47,9 +47,9 @@ class HookedPort extends FakePort {
 /** A tracer (off) that calls a hook at every span the router records. */
 class HookedTracer extends Tracer {
   onSpan: (() => void) | undefined;
-  override spanArg(id: number, t0: number, arg: number): number {
+  override end(id: number, t0: number, arg = 0): number {
     this.onSpan?.();
-    return super.spanArg(id, t0, arg);
+    return super.end(id, t0, arg);
   }
 }
 

@@ -272,29 +272,3 @@ test('endAt(): a span between two readings already taken, no clock read; untimed
   assert.equal(tr.endAt(p, t0, t1, 7), 0);
   assert.equal(tr.count('fill'), 2);
 });
-
-test('the first names (t, last, next, chain, span, spanArg) still work for the router, as aliases of the new ones', () => {
-  const tr = new Tracer({ component: 'router', mode: 'events', ringEvents: 16 });
-  const p = tr.proc('router.x');
-  const t0 = tr.t();
-  const t1 = tr.spanArg(p, t0, 5);
-  assert.equal(tr.last(), t1);
-  tr.chain();
-  assert.equal(tr.t(), t1, 'chain() makes the next t() take the latest reading');
-  assert.ok(tr.next() >= t1);
-  tr.span(p, t1);
-  const s = tr.snapshot({ events: true });
-  assert.equal(s.procs[0].count, 2);
-  assert.deepEqual(s.events!.arg, [5, 0]);
-  // A subclass hooking spanArg() sees span() too, as with the first names.
-  let hooked = 0;
-  class Hooked extends Tracer {
-    override spanArg(id: number, t0: number, arg: number): number {
-      hooked++;
-      return super.spanArg(id, t0, arg);
-    }
-  }
-  const h = new Hooked({ component: 'router', mode: 'off' });
-  h.span(h.proc('x'), h.t());
-  assert.equal(hooked, 1);
-});

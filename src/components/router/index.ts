@@ -54,12 +54,12 @@ export default function create(env: ComponentEnv): Component {
         const sink = end.in;
         const p = sinkPollable(sink, (off, len) => {
           // The packet's handling starts where the session's get_packet tracepoint ended.
-          const t0 = tr.last();
+          const t0 = tr.latest();
           router.receive(i, sink.buf, off, len);
           // Ends at router.forward's reading when the packet was forwarded (it chained), else reads the clock.
-          tr.spanArg(pPacket, t0, len);
+          tr.end(pPacket, t0, len);
           // The next packet's get_packet starts here.
-          tr.chain();
+          tr.chainNext();
         }, flush);
         pollables.push(p);
         env.ep.add(p);

@@ -179,17 +179,17 @@ export class Link {
       writeEthHeader(b, VNET_HDR_LEN, e.mac, this.macs[out], ETHERTYPE_IPV4);
       if (len - L3 > this.mtu[out] && (b[1] & 0x7f) === 0) return this.#sendFragments(out, b, len);
       const tr = this.#tr;
-      tr.chain(); // alloc_packet starts where the previous stage ended
+      tr.chainNext(); // alloc_packet starts where the previous stage ended
       const port = this.#ports[out];
       const slot = port.alloc();
       if (slot < 0) {
         this.#drops.drop(D['egress-full']);
         return false;
       }
-      const tp = tr.last();
+      const tp = tr.latest();
       copyFrame(b, this.#pkt.buf32, 0, port.buf, this.#out32[out], slot, len);
-      tr.spanArg(this.#pCopy, tp, len);
-      tr.chain(); // submit_packet starts where the copy ended
+      tr.end(this.#pCopy, tp, len);
+      tr.chainNext(); // submit_packet starts where the copy ended
       this.#submit(out, slot, b, 0, len);
       this.#counters.add(this.#c.forwarded);
       return true;

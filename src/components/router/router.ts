@@ -214,7 +214,7 @@ export class Router {
     const dr = this.#drops;
     const D = dr.id;
     // The sink's get_packet tracepoint ended just before: start from its clock reading.
-    this.#t0 = this.#tr.last();
+    this.#t0 = this.#tr.latest();
     this.#counters.add(this.#rxId[dom]);
     const p = this.#pkt;
     p.dom = dom;
@@ -325,9 +325,9 @@ export class Router {
 
     // A tracked connection: either direction passes.
     const ct = this.#ct;
-    const tl = this.#tr.span(this.#pParse, this.#t0);
+    const tl = this.#tr.end(this.#pParse, this.#t0);
     let ref = ct.lookup(proto, dom, src, p.sport, dst, p.dport);
-    this.#tr.span(this.#pLookup, tl);
+    this.#tr.end(this.#pLookup, tl);
     if (ref >= 0) {
       const c = ct.conn(ref >>> 1);
       if (c.expires <= this.#now) {
@@ -371,9 +371,9 @@ export class Router {
       this.#icmp.error(p, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL);
       return dr.drop(D['ttl-exceeded']);
     }
-    const tc = this.#tr.next();
+    const tc = this.#tr.stage();
     const c = this.#newConn(out, verdict === POLICY_ACCEPT_NAT, dst, p.dport);
-    this.#tr.span(this.#pConntrack, tc);
+    this.#tr.end(this.#pConntrack, tc);
     if (c === undefined) return;
     this.#forward(c, 0);
   }
@@ -508,7 +508,7 @@ export class Router {
   #forward(c: Conn, dir: number): void {
     const p = this.#pkt;
     const tr = this.#tr;
-    const tf = tr.last(); // the lookup or conntrack tracepoint just ended
+    const tf = tr.latest(); // the lookup or conntrack tracepoint just ended
     const b = p.buf;
     if (b[L3 + IP_TTL] <= 1) {
       this.#icmp.error(p, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL);
@@ -531,20 +531,20 @@ export class Router {
     const nDst = dir === 0 ? c.rSrc : c.oSrc;
     const e = this.#link.hopEntry(out, nDst, p.len);
     if (e === undefined) return;
-    const tc = tr.next(); // mid-chain: timed (sampling) with the packet's other stages
+    const tc = tr.stage(); // mid-chain: timed (sampling) with the packet's other stages
     track(c, dir, p.tcpFlags, this.#now, this.cfg.conntrack);
-    const tn = tr.span(this.#pConntrack, tc);
+    const tn = tr.end(this.#pConntrack, tc);
     ipv4DecrementTtl(b, L3);
     rewriteAddrs(b, L3, p.ihl, p.proto, l4ChecksumAt(p.proto, p.l4),
       dir === 0 ? c.rDst : c.oDst, dir === 0 ? c.rDport : c.oDport, nDst, dir === 0 ? c.rSport : c.oSport, p.needsCsum, -1);
-    tr.span(this.#pNat, tn);
+    tr.end(this.#pNat, tn);
     // Chained stages (see src/trace/README.md): alloc_packet starts where nat
     // ended, the copy where alloc_packet ended, submit_packet where the copy did.
     if (this.#link.transmit(out, e, p.len) && e.resolved) {
       // router.forward ends with submit_packet, and router.packet (index.ts) with it.
-      tr.chain();
-      tr.spanArg(this.#pForward, tf, p.len);
-      tr.chain();
+      tr.chainNext();
+      tr.end(this.#pForward, tf, p.len);
+      tr.chainNext();
     }
   }
 
