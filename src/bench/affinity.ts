@@ -9,6 +9,7 @@
 // context on the CPU that sends, so pinning the tools pins the forwarding.
 import { readFileSync } from 'node:fs';
 import { run } from '../lab/netns.ts';
+import { ControlClient } from '../sys/control-client.ts';
 
 /** "0-2,5" -> [0, 1, 2, 5] */
 export function parseCpuList(list: string): number[] {
@@ -57,15 +58,9 @@ interface StatusBody {
   components: { name: string; unit: string; pid: number; state: string }[];
 }
 
-/** init and its component processes, from GET /status on the lab's control port. */
-export async function gatewayUnits(controlPort: number): Promise<GatewayUnit[]> {
-  let body: StatusBody;
-  try {
-    const r = await fetch(`http://127.0.0.1:${controlPort}/status`, { signal: AbortSignal.timeout(3000) });
-    body = (await r.json()) as StatusBody;
-  } catch (e) {
-    throw new Error(`microgate's control API on 127.0.0.1:${controlPort} did not answer /status: ${(e as Error).message}`);
-  }
+/** init and its component processes, from GET /status on the lab's control socket. */
+export async function gatewayUnits(controlSocket: string): Promise<GatewayUnit[]> {
+  const body = await new ControlClient({ socket: controlSocket }).get<StatusBody>('/status', 3000);
   if (!body.ready) {
     const bad = body.components.filter((c) => c.state !== 'running').map((c) => `${c.name} ${c.state}`);
     throw new Error(`microgate is not ready (${bad.join(', ') || 'stopping'})`);

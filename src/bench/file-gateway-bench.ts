@@ -45,7 +45,7 @@ function rssMb(pid: number, field: 'VmRSS' | 'VmHWM'): number | undefined {
 }
 
 export async function fileGatewayBench(lab: string, sizeMb: number, rounds = 3): Promise<BenchResult> {
-  const { readLabState } = await import('../lab/lab.ts');
+  const { labControl, readLabState } = await import('../lab/lab.ts');
   const { initService } = await import('../lab/file-gateway-lab.ts');
   const st = await readLabState(lab);
   const f = st?.plan.fileGateway;
@@ -67,7 +67,7 @@ export async function fileGatewayBench(lab: string, sizeMb: number, rounds = 3):
     writePublications(cfg, p);
   });
   // Under microgate init runs the service (its PID changes when it restarts); with the Linux gateway the lab does.
-  const svc = st.gateway === 'microgate' ? (await initService(st.controlPort))?.pid : st.processes.find((p) => p.name === 'file-gateway')?.pid;
+  const svc = st.gateway === 'microgate' ? (await initService(labControl(st)))?.pid : st.processes.find((p) => p.name === 'file-gateway')?.pid;
   try {
     await new Promise((r) => setTimeout(r, cfg.reloadMs * 2 + 200));
     const nasPw = readFileSync(join(f.etcDir, 'nas.password'), 'utf8').trim();

@@ -140,10 +140,10 @@ async function forwardingBench(seconds: number, rounds: number): Promise<{ on: n
         arr.push(res.bitsPerSecond / 1e9);
       }
     }
-    const { readLabState } = await import('../lab/lab.ts');
+    const { labControl, readLabState } = await import('../lab/lab.ts');
     const st = await readLabState(onName);
     if (st !== null) {
-      const c = (await (await fetch(`http://127.0.0.1:${st.controlPort}/counters`)).json()) as Record<string, Record<string, number>>;
+      const c = await labControl(st).get<Record<string, Record<string, number>>>('/counters');
       mirror = {
         copied: c.router?.['mirror.copied'] ?? 0,
         'drop.mirror-full': c.router?.['drop.mirror-full'] ?? 0,

@@ -19,7 +19,7 @@ export interface Lab {
   key: string;
   name: string;
   info: LabInfo;
-  controlPort: number;
+  controlSocket: string;
 }
 
 export interface RunOutput {
@@ -90,7 +90,7 @@ export async function runPlan(plan: Plan, opts: { progress: Progress; signal?: A
         microgate: spec.gateway === 'microgate' ? { isolation: spec.isolation, transport: spec.transport, slots } : undefined,
       });
       const st = await readLabState(name);
-      labs.set(key, { key, name, info, controlPort: st?.controlPort ?? 0 });
+      labs.set(key, { key, name, info, controlSocket: st?.controlSocket ?? '' });
       out.labs[key] = name;
     }
 
@@ -143,10 +143,10 @@ async function runOne(rep: number, test: TestSpec, config: BenchConfig, lab: Lab
     let units: { name: string; pid: number }[] = [];
     let traced = false;
     if (config.gateway === 'microgate') {
-      units = await gatewayUnits(lab.controlPort);
+      units = await gatewayUnits(lab.controlSocket);
       for (const u of units) await pinProcess(u.pid, cpus);
       // Untraced configurations switch the tracepoints off (the gateway starts with aggregates on).
-      const problem = await setTraceMode(lab.controlPort, config.trace);
+      const problem = await setTraceMode(lab.controlSocket, config.trace);
       if (problem !== undefined && config.trace !== 'off') out.traceNote ??= problem;
       traced = problem === undefined && config.trace !== 'off';
     }
@@ -159,7 +159,7 @@ async function runOne(rep: number, test: TestSpec, config: BenchConfig, lab: Lab
     }
     if (traced) {
       try {
-        (out.traces[config.id] ??= []).push(await traceReport(lab.controlPort, test.id, rep, config.trace));
+        (out.traces[config.id] ??= []).push(await traceReport(lab.controlSocket, test.id, rep, config.trace));
       } catch (e) {
         out.traceNote ??= `the trace report failed: ${(e as Error).message}`;
       }

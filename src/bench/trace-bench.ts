@@ -17,7 +17,7 @@ import { Tracer } from '../trace/tracer.ts';
 import type { TraceMode } from '../trace/tracer.ts';
 import { bucketOf, BUCKETS } from '../trace/histogram.ts';
 import { TraceClient } from '../trace/client.ts';
-import { labDown, labUp, readLabState } from '../lab/lab.ts';
+import { labControl, labDown, labUp, readLabState } from '../lab/lab.ts';
 import { pathBench } from './trace-path.ts';
 import type { PathResult } from './trace-path.ts';
 import { iperf3 } from '../lab/traffic.ts';
@@ -188,7 +188,7 @@ function benchConfigs(chosen: readonly ConfigLabel[] | undefined): typeof CONFIG
 export async function labBench(o: { lab: string; seconds: number; rounds: number; reverse: boolean; modes?: readonly ConfigLabel[]; log: (l: string) => void }): Promise<LabResult> {
   const st = await readLabState(o.lab);
   if (st === null || st.info === null) throw new Error(`no lab "${o.lab}"`);
-  const client = new TraceClient(`http://127.0.0.1:${st.controlPort}`);
+  const client = new TraceClient(labControl(st).target);
   const info = st.info;
   const modes = benchConfigs(o.modes);
   const runs: LabRun[] = [];

@@ -21,18 +21,18 @@ export interface TraceSummary {
   loops: LoopRow[];
 }
 
-function client(controlPort: number): TraceClient {
-  return new TraceClient(`http://127.0.0.1:${controlPort}`, 10_000);
+function client(controlSocket: string): TraceClient {
+  return new TraceClient({ socket: controlSocket }, 10_000);
 }
 
 /**
- * Set the tracepoints of the gateway at `controlPort` to `mode`, clearing what
+ * Set the tracepoints of the gateway at `controlSocket` to `mode`, clearing what
  * was recorded. Resolves with a problem description when the gateway has no
  * tracing (an older build) or refused, undefined when done.
  */
-export async function setTraceMode(controlPort: number, mode: TraceLevel): Promise<string | undefined> {
+export async function setTraceMode(controlSocket: string, mode: TraceLevel): Promise<string | undefined> {
   try {
-    await client(controlPort).mode(mode, true);
+    await client(controlSocket).mode(mode, true);
     return undefined;
   } catch (e) {
     if (e instanceof TraceClientError && e.status === 404) return "the gateway's control API has no tracing endpoints";
@@ -41,8 +41,8 @@ export async function setTraceMode(controlPort: number, mode: TraceLevel): Promi
 }
 
 /** The report of what was traced since the last setTraceMode. */
-export async function traceReport(controlPort: number, test: string, rep: number, mode: TraceLevel): Promise<TraceSummary> {
-  const r = await client(controlPort).report({ spike: 10 });
+export async function traceReport(controlSocket: string, test: string, rep: number, mode: TraceLevel): Promise<TraceSummary> {
+  const r = await client(controlSocket).report({ spike: 10 });
   return { test, rep, mode, windowS: r.windowS, rows: r.rows, spikes: r.spikes, loops: r.loops };
 }
 

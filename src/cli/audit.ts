@@ -2,9 +2,9 @@
 // (uid, capabilities, namespaces, permission grants, open fds, sessions),
 // checked against its config. Exit 1 when anything exceeds a grant.
 import { parseArgs } from 'node:util';
-import { controlUrl } from './control-url.ts';
+import { CONTROL_HELP, controlClient } from './control-url.ts';
 
-export const AUDIT_HELP = `Usage: microgate audit [--lab NAME | --control URL] [--json]
+export const AUDIT_HELP = `Usage: microgate audit [--lab NAME | --control SOCKET|URL] [--json]
 
 Read every running component's process (as init sees it in /proc) and check it
 against the config: its own non-root uid and gid, no groups, no capabilities,
@@ -19,8 +19,7 @@ its config's permission grants, and no fd beyond stdio, its listening and
 accepted sockets, connections to its storage and files under its grants.
 
 Options:
-  --lab NAME      audit lab NAME's gateway
-  --control URL   audit the gateway whose control API is at URL (default http://127.0.0.1:7460)
+${CONTROL_HELP}
   --json          print the full report as JSON
   -h, --help      this help
 
@@ -63,9 +62,7 @@ export async function auditCommand(argv: string[]): Promise<number> {
     process.stdout.write(`${AUDIT_HELP}\n`);
     return 0;
   }
-  const base = await controlUrl(values.lab, values.control);
-  const r = await fetch(`${base}/audit`, { signal: AbortSignal.timeout(5000) });
-  const body = (await r.json()) as { ok: boolean; units: Unit[]; services?: Service[] };
+  const body = await (await controlClient(values)).get<{ ok: boolean; units: Unit[]; services?: Service[] }>('/audit', 5000);
   if (values.json) {
     process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
     return body.ok ? 0 : 1;

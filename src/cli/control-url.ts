@@ -1,46 +1,47 @@
-// Where a command finds a gateway's control API: a lab's (from its state
-// file), an explicit URL, or the default loopback port.
+// Where a command finds a gateway's control API, for every command: a lab's
+// (`--lab NAME`: /run/microgate/labs/NAME/control.sock, from its state file),
+// `--control SOCKET|URL`, else $MICROGATE_CONTROL, else the default socket of
+// `microgate run` (docs/CONFIG.md, control.socket). A loopback http:// URL
+// (a gateway configured with control.listen) takes its bearer token from the
+// file named by $MICROGATE_CONTROL_TOKEN_FILE.
+import { readFileSync } from 'node:fs';
 import { readLabState } from '../lab/lab.ts';
 import { DEFAULTS } from '../init/config.ts';
-import { TraceClientError } from '../trace/client.ts';
+import { ControlClient, ControlError, parseControlTarget } from '../sys/control-client.ts';
+import type { ControlTarget } from '../sys/control-client.ts';
 
-export async function controlUrl(lab: string | undefined, control: string | undefined): Promise<string> {
-  if (lab !== undefined && control !== undefined) throw Object.assign(new Error('give --lab or --control, not both'), { code: 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' });
-  if (lab !== undefined) {
-    const st = await readLabState(lab);
-    if (st === null) throw new Error(`no lab "${lab}" (see microgate lab status)`);
-    if (st.gateway !== 'microgate') throw new Error(`lab "${lab}" runs the Linux reference gateway, not microgate`);
-    return `http://127.0.0.1:${st.controlPort}`;
-  }
-  if (control !== undefined) {
-    const u = new URL(control);
-    if (!['127.0.0.1', 'localhost', '[::1]'].includes(u.hostname) && !u.hostname.startsWith('127.')) {
-      throw new Error(`--control must be a loopback URL (got ${control})`);
-    }
-    return control.replace(/\/+$/, '');
-  }
-  return `http://${DEFAULTS.controlHost}:${DEFAULTS.controlPort}`;
-}
+/** What every command that talks to a gateway says about --lab and --control in its help. */
+export const CONTROL_HELP = `  --lab NAME         the gateway of lab NAME (its socket /run/microgate/labs/NAME/control.sock)
+  --control TARGET   a control socket path, or a loopback http:// URL (token from $MICROGATE_CONTROL_TOKEN_FILE)
+                     default: $MICROGATE_CONTROL, else ${DEFAULTS.controlSocket}`;
 
-const DEFAULT_CONTROL = `http://${DEFAULTS.controlHost}:${DEFAULTS.controlPort}`;
-
-/** The control API base URL: a lab's (from its state), a URL given, or the config default. */
-export async function resolveControl(opts: { lab?: string; control?: string }): Promise<string> {
-  if (opts.lab !== undefined && opts.control !== undefined) throw new TraceClientError(0, 'MG_USAGE', 'give --lab or --control, not both');
+/** The control API's target: a lab's socket, the one given, $MICROGATE_CONTROL, or the default socket. */
+export async function resolveControl(opts: { lab?: string; control?: string }): Promise<ControlTarget> {
+  if (opts.lab !== undefined && opts.control !== undefined) throw new ControlError(0, 'MG_USAGE', 'give --lab or --control, not both');
   if (opts.lab !== undefined) {
     const st = await readLabState(opts.lab);
-    if (st === null) throw new TraceClientError(0, 'MG_NO_LAB', `no lab "${opts.lab}" (see microgate lab status)`);
-    if (st.gateway !== 'microgate' || !st.controlPort) throw new TraceClientError(0, 'MG_NO_LAB', `lab "${opts.lab}" runs the ${st.gateway} gateway: nothing to trace`);
-    return `http://127.0.0.1:${st.controlPort}`;
+    if (st === null) throw new ControlError(0, 'MG_NO_LAB', `no lab "${opts.lab}" (see microgate lab status; lab state is readable by root only)`);
+    if (st.gateway !== 'microgate' || st.controlSocket === undefined) throw new ControlError(0, 'MG_NO_LAB', `lab "${opts.lab}" runs the ${st.gateway} gateway, which has no control API`);
+    return { socket: st.controlSocket };
   }
-  const url = opts.control ?? process.env.MICROGATE_CONTROL ?? DEFAULT_CONTROL;
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new TraceClientError(0, 'MG_USAGE', `--control: not a URL: ${url}`);
+  const given = opts.control ?? process.env.MICROGATE_CONTROL ?? DEFAULTS.controlSocket;
+  const t = parseControlTarget(given);
+  if ('url' in t) {
+    const file = process.env.MICROGATE_CONTROL_TOKEN_FILE;
+    if (file !== undefined) {
+      let token: string;
+      try {
+        token = readFileSync(file, 'utf8').trim();
+      } catch (e) {
+        throw new ControlError(0, 'MG_USAGE', `MICROGATE_CONTROL_TOKEN_FILE ${file}: ${(e as Error).message}`);
+      }
+      return { url: t.url, token };
+    }
   }
-  if (u.protocol !== 'http:') throw new TraceClientError(0, 'MG_USAGE', `--control: expected an http:// URL (got ${url})`);
-  return url.replace(/\/+$/, '');
+  return t;
 }
 
+/** A client of the control API chosen by --lab / --control (see resolveControl). */
+export async function controlClient(opts: { lab?: string; control?: string }, timeoutMs?: number): Promise<ControlClient> {
+  return new ControlClient(await resolveControl(opts), timeoutMs);
+}

@@ -3,7 +3,7 @@
 // through it, prints a short summary, then keeps the lab up until Ctrl-C
 // (or exits at once with --once). Everything it made is removed on exit.
 import { parseArgs } from 'node:util';
-import { labUp, labDown, readLabState } from '../lab/lab.ts';
+import { labControl, labUp, labDown, readLabState } from '../lab/lab.ts';
 import { ping, iperf3 } from '../lab/traffic.ts';
 import { nsExec } from '../lab/netns.ts';
 
@@ -82,14 +82,13 @@ export async function demoCommand(argv: string[]): Promise<number> {
     const state = await readLabState(name);
     if (state !== null) {
       try {
-        const r = await fetch(`http://127.0.0.1:${state.controlPort}/counters`, { signal: AbortSignal.timeout(3000) });
-        const counters = (await r.json()) as Record<string, Record<string, number>>;
+        const counters = await labControl(state, 3000).get<Record<string, Record<string, number>>>('/counters');
         for (const [comp, cs] of Object.entries(counters)) {
           const drops = Object.entries(cs).filter(([k]) => k.startsWith('drop.'));
           const dropText = drops.length ? drops.map(([k, v]) => `${k.slice(5)}=${v}`).join(' ') : 'none';
           process.stdout.write(`  ${comp.padEnd(8)} drops: ${dropText}\n`);
         }
-        process.stdout.write(`Control API: http://127.0.0.1:${state.controlPort}/status\n`);
+        process.stdout.write(`Control API: ${state.controlSocket ?? '?'} (root only): microgate trace|audit|conntrack --lab ${name}\n`);
       } catch (e) {
         process.stdout.write(`  (counters unavailable: ${(e as Error).message})\n`);
       }

@@ -3,10 +3,10 @@
 // config must enable it (`debug: { fault-injection: true }`; a lab: `lab up
 // --fault-injection`).
 import { parseArgs } from 'node:util';
-import { controlUrl } from './control-url.ts';
+import { CONTROL_HELP, controlClient } from './control-url.ts';
 import { FAULT_KINDS, HOSTILE_ATTACKS } from '../init/fault.ts';
 
-export const FAULT_HELP = `Usage: microgate fault --component NAME --kind KIND [--attack A] [--lab NAME | --control URL] [--json]
+export const FAULT_HELP = `Usage: microgate fault --component NAME --kind KIND [--attack A] [--lab NAME | --control SOCKET|URL] [--json]
 
 Make one component of a running gateway fail, on its own thread, for testing
 fault isolation (docs/RELIABILITY.md). Only when the gateway's config enables
@@ -40,8 +40,7 @@ Options:
   --component NAME  the component (as in the config's components list)
   --kind KIND       ${FAULT_KINDS.join(', ')}
   --attack A        with --kind hostile: which attack
-  --lab NAME        lab NAME's gateway
-  --control URL     the gateway whose control API is at URL (default http://127.0.0.1:7460)
+${CONTROL_HELP}
   --json            print the answer as JSON
   -h, --help        this help
 
@@ -68,14 +67,14 @@ export async function faultCommand(argv: string[]): Promise<number> {
   if (!(FAULT_KINDS as readonly string[]).includes(values.kind)) throw usage(`--kind must be one of ${FAULT_KINDS.join(', ')} (got ${JSON.stringify(values.kind)})`);
   if (values.kind === 'hostile' && values.attack === undefined) throw usage(`--kind hostile needs --attack: one of ${HOSTILE_ATTACKS.join(', ')}`);
   if (values.attack !== undefined && values.kind !== 'hostile') throw usage('--attack goes with --kind hostile only');
-  const base = await controlUrl(values.lab, values.control);
-  const r = await fetch(`${base}/components/${encodeURIComponent(values.component)}/fault`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ kind: values.kind, ...(values.attack !== undefined ? { attack: values.attack } : {}) }),
-    signal: AbortSignal.timeout(5000),
-  });
-  const body = (await r.json()) as { ok?: boolean; message?: string; error?: { code: string; message: string } };
+  const control = await controlClient(values, 5000);
+  const r = await control.request('POST', `/components/${encodeURIComponent(values.component)}/fault`, { kind: values.kind, ...(values.attack !== undefined ? { attack: values.attack } : {}) });
+  let body: { ok?: boolean; message?: string; error?: { code: string; message: string } };
+  try {
+    body = JSON.parse(r.body.toString('utf8')) as typeof body;
+  } catch {
+    body = {};
+  }
   if (values.json) process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
   else if (r.status === 202) process.stdout.write(`${body.message ?? 'injected'}\n`);
   else process.stderr.write(`microgate fault: ${body.error?.message ?? `HTTP ${r.status}`}\n`);

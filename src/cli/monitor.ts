@@ -9,7 +9,7 @@ import { builtinRulesText } from '../components/monitor/index.ts';
 import { runVerifyTest } from './monitor-verify.ts';
 import { EVE_TYPES } from '../components/monitor/config.ts';
 import type { EveType } from '../components/monitor/engine.ts';
-import { controlUrl } from './control-url.ts';
+import { CONTROL_HELP, controlClient } from './control-url.ts';
 
 export const MONITOR_HELP = `Usage: microgate monitor --pcap FILE [--rules FILE]... [--eve OUT] [options]
        microgate monitor --verify DIR [--classification FILE] [--json]
@@ -121,15 +121,14 @@ function verify(dir: string, classification: string | undefined, json: boolean):
   return results.some((r) => r.status === 'fail') ? 1 : 0;
 }
 
-export const ALERTS_HELP = `Usage: microgate alerts [--lab NAME | --control URL] [--follow] [--all] [--json]
+export const ALERTS_HELP = `Usage: microgate alerts [--lab NAME | --control SOCKET|URL] [--follow] [--all] [--json]
 
 Print the EVE records (alerts and anomalies) the gateway's monitor produced,
 one JSON object per line, as init collected them (they are also appended to
 the monitor's eve-log file, in a lab /run/microgate/labs/NAME/eve.json).
 
 Options:
-  --lab NAME       a lab's gateway
-  --control URL    a gateway's control API (loopback)
+${CONTROL_HELP}
   --follow         keep printing new records until interrupted
   --all            every record type (default: alerts only)
   -h, --help       this help`;
@@ -149,17 +148,12 @@ export async function alertsCommand(argv: string[]): Promise<number> {
     process.stdout.write(`${ALERTS_HELP}\n`);
     return 0;
   }
-  const base = await controlUrl(values.lab, values.control);
+  const control = await controlClient(values, 5000);
   let since = 0;
   let stop = false;
   process.once('SIGINT', () => { stop = true; });
   for (;;) {
-    const r = await fetch(`${base}/alerts?since=${since}&fresh=1`, { signal: AbortSignal.timeout(5000) });
-    const body = (await r.json()) as { seq: number; events: Record<string, unknown>[]; missed: number; error?: { message: string } };
-    if (!r.ok) {
-      process.stderr.write(`microgate alerts: ${body.error?.message ?? r.statusText}\n`);
-      return 1;
-    }
+    const body = await control.get<{ seq: number; events: Record<string, unknown>[]; missed: number }>(`/alerts?since=${since}&fresh=1`);
     if (body.missed > 0) process.stderr.write(`microgate alerts: ${body.missed} older records are no longer kept\n`);
     for (const e of body.events) if (values.all === true || e.event_type === 'alert') process.stdout.write(`${JSON.stringify(e)}\n`);
     since = body.seq;

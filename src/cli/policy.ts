@@ -3,15 +3,14 @@
 // drops by reason and domain; the rules in force with their hits), all
 // through init's control API.
 import { parseArgs } from 'node:util';
-import { controlUrl } from './control-url.ts';
+import { CONTROL_HELP, controlClient } from './control-url.ts';
 import { labReload, reloadControl } from '../lab/lab-reload.ts';
 
-const TARGET = `  --lab NAME      lab NAME's gateway
-  --control URL   the gateway whose control API is at URL (default http://127.0.0.1:7460)
-  --json          print JSON
-  -h, --help      this help`;
+const TARGET = `${CONTROL_HELP}
+  --json             print JSON
+  -h, --help         this help`;
 
-export const RELOAD_HELP = `Usage: microgate reload [--lab NAME | --control URL] [--json]
+export const RELOAD_HELP = `Usage: microgate reload [--lab NAME | --control SOCKET|URL] [--json]
 
 Make a running gateway re-read its config file and apply it, as SIGHUP to init
 does. The whole file is validated first; a reload may change components' config
@@ -26,7 +25,7 @@ ${TARGET}
 
 Exit codes: 0 applied (or nothing changed), 1 refused (nothing changed) or unreachable, 2 bad usage.`;
 
-export const CONNTRACK_HELP = `Usage: microgate conntrack [--lab NAME | --control URL] [--json]
+export const CONNTRACK_HELP = `Usage: microgate conntrack [--lab NAME | --control SOCKET|URL] [--json]
 
 The routers' connection tables: per connection its protocol, state, domains,
 original source and destination, NAT mapping (masquerade address:port) or port
@@ -36,14 +35,14 @@ the configured timeouts. At most 200 connections per router are listed.
 Options:
 ${TARGET}`;
 
-export const LEASES_HELP = `Usage: microgate leases [--lab NAME | --control URL] [--json]
+export const LEASES_HELP = `Usage: microgate leases [--lab NAME | --control SOCKET|URL] [--json]
 
 The DHCP leases of every router domain that runs a DHCP server.
 
 Options:
 ${TARGET}`;
 
-export const DROPS_HELP = `Usage: microgate drops [--lab NAME | --control URL] [--json]
+export const DROPS_HELP = `Usage: microgate drops [--lab NAME | --control SOCKET|URL] [--json]
 
 Dropped packets of every component by reason, and the routers' drops by
 reason and ingress domain (counters drop.<reason>, domain.<d>.drop.<reason>).
@@ -51,7 +50,7 @@ reason and ingress domain (counters drop.<reason>, domain.<d>.drop.<reason>).
 Options:
 ${TARGET}`;
 
-export const POLICY_HELP = `Usage: microgate policy [--lab NAME | --control URL] [--json]
+export const POLICY_HELP = `Usage: microgate policy [--lab NAME | --control SOCKET|URL] [--json]
 
 The routers' policy in force: per domain its rules in config order with how
 many new connections each decided, the default action, port forwards, NAT,
@@ -77,10 +76,7 @@ function parse(argv: string[]): { lab?: string; control?: string; json?: boolean
 
 async function routers(argv: string[]): Promise<{ json: boolean; reports: Report[] }> {
   const v = parse(argv);
-  const base = await controlUrl(v.lab, v.control);
-  const r = await fetch(`${base}/components`, { signal: AbortSignal.timeout(5000) });
-  if (!r.ok) throw new Error(`${base}/components: HTTP ${r.status}`);
-  const body = (await r.json()) as { components: Report[] };
+  const body = await (await controlClient(v)).get<{ components: Report[] }>('/components', 5000);
   return { json: v.json === true, reports: body.components };
 }
 
@@ -105,7 +101,7 @@ function helped(argv: string[], help: string): boolean {
 export async function reloadCommand(argv: string[]): Promise<number> {
   if (helped(argv, RELOAD_HELP)) return 0;
   const v = parse(argv);
-  const r = v.lab !== undefined && v.control === undefined ? await labReload(v.lab) : await reloadControl(await controlUrl(v.lab, v.control));
+  const r = v.lab !== undefined && v.control === undefined ? await labReload(v.lab) : await reloadControl(await controlClient(v));
   if (v.json) out(JSON.stringify(r));
   else if (r.ok) out(`reload: ${r.message}`);
   else process.stderr.write(`microgate reload: refused: ${r.message}\n`);

@@ -2,10 +2,11 @@
 // until SIGINT/SIGTERM.
 import { parseArgs } from 'node:util';
 import { writeFileSync } from 'node:fs';
-import { loadConfig, ConfigFileError } from '../init/config.ts';
+import { DEFAULTS, loadConfig, ConfigFileError } from '../init/config.ts';
 import { Init } from '../init/init.ts';
 import { startControl } from '../init/control.ts';
 import { installCrashHandlers } from '../init/crash.ts';
+import type { ControlServer } from '../init/control.ts';
 import { catalog } from './catalog.ts';
 import { RotatingFile } from '../sys/rotating-file.ts';
 
@@ -26,17 +27,19 @@ function logWriter(file: string | undefined): (line: string) => void {
   };
 }
 
-export const RUN_HELP = `Usage: microgate run CONFIG [--control-port N] [--pid-file FILE] [--log FILE]
+export const RUN_HELP = `Usage: microgate run CONFIG [--control-socket PATH] [--pid-file FILE] [--log FILE]
 
 Start the gateway described by CONFIG (YAML; see docs/CONFIG.md): create its
 devices and sessions, start every component sandboxed, serve the control API on
-loopback, restart components that die; then start the services it lists (e.g.
+its Unix socket (control.socket, default ${DEFAULTS.controlSocket}; root and
+control.admin-group only; a TCP listener only when control.listen is set, with
+a bearer token), restart components that die; then start the services it lists (e.g.
 the file gateway), health-check and restart them. Stops cleanly on SIGINT or SIGTERM.
 SIGHUP (or "microgate reload") re-reads CONFIG and applies changed component
 config sections; an invalid or unappliable config changes nothing.
 
 Options:
-  --control-port N   override control.listen's port (0 picks a free one)
+  --control-socket PATH  override control.socket (its folder must be root-only)
   --pid-file FILE    write init's PID to FILE once ready
   --log FILE         write init's log (and its components' and services' output)
                      to FILE instead of stdout, rotated at 16 MiB with 4 old
@@ -55,7 +58,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     args: argv,
     allowPositionals: true,
     options: {
-      'control-port': { type: 'string' },
+      'control-socket': { type: 'string' },
       'pid-file': { type: 'string' },
       log: { type: 'string' },
       'no-seccomp': { type: 'boolean' },
@@ -81,13 +84,13 @@ export async function runCommand(argv: string[]): Promise<number> {
     }
     throw e;
   }
-  if (values['control-port'] !== undefined) {
-    const p = Number(values['control-port']);
-    if (!Number.isInteger(p) || p < 0 || p > 65535) {
-      process.stderr.write(`microgate run: --control-port: expected a port number 0-65535\n`);
+  if (values['control-socket'] !== undefined) {
+    const p = values['control-socket'];
+    if (!p.startsWith('/') || p.length > 100) {
+      process.stderr.write(`microgate run: --control-socket: expected an absolute path of at most 100 characters\n`);
       return 2;
     }
-    config.control.port = p;
+    config.control.socket = p;
   }
   const startTimeoutS = Number(values['start-timeout-s'] ?? process.env.MG_START_TIMEOUT_S ?? '20');
   if (!Number.isInteger(startTimeoutS) || startTimeoutS < 1 || startTimeoutS > 3600) {
@@ -99,10 +102,11 @@ export async function runCommand(argv: string[]): Promise<number> {
   // An error of init's own that nothing caught: stop everything and exit non-zero (src/init/crash.ts).
   installCrashHandlers(() => init.stop(), say);
   let stopping: Promise<void> | undefined;
+  let control: ControlServer | undefined;
   const stop = (sig: string): void => {
     if (stopping) return;
     say(`init: ${sig}: stopping`);
-    stopping = init.stop().then(() => {
+    stopping = (control?.close() ?? Promise.resolve()).then(() => init.stop()).then(() => {
       say('init: stopped');
       process.exit(0);
     });
@@ -123,9 +127,18 @@ export async function runCommand(argv: string[]): Promise<number> {
     process.stderr.write(`${m}\n`);
     return 1;
   }
-  const control = await startControl(init, config.control.host, config.control.port);
+  try {
+    control = await startControl(init, config.control, { log: say });
+  } catch (e) {
+    const m = `microgate run: control API: ${e instanceof Error ? e.message : String(e)}`;
+    say(m);
+    process.stderr.write(`${m}\n`);
+    await init.stop();
+    return 1;
+  }
   if (values['pid-file'] !== undefined) writeFileSync(values['pid-file'], `${process.pid}\n`);
-  say(`init: ready: ${config.components.length} components; control API http://${config.control.host}:${control.port}/status`);
+  const tcp = control.port === undefined ? '' : ` and http://${config.control.tcp?.host}:${control.port}`;
+  say(`init: ready: ${config.components.length} components; control API on ${control.socket}${tcp}`);
   await new Promise<never>(() => {});
   return 0;
 }

@@ -4,13 +4,13 @@
 import { parseArgs } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import { TraceClient, TraceClientError } from '../trace/client.ts';
-import { resolveControl } from './control-url.ts';
+import { CONTROL_HELP, resolveControl } from './control-url.ts';
 import type { TraceStatusView } from '../trace/client.ts';
 import { formatReport } from '../trace/report.ts';
 import { TRACE_MODES } from '../trace/tracer.ts';
 import type { TraceMode } from '../trace/tracer.ts';
 
-export const TRACE_HELP = `Usage: microgate trace COMMAND [--lab NAME | --control URL] [options]
+export const TRACE_HELP = `Usage: microgate trace COMMAND [--lab NAME | --control SOCKET|URL] [options]
 
 Profile a running gateway: tracepoints on every stage of the data path record
 into per-component rings in RAM; init collects them over HTTP on request.
@@ -45,8 +45,8 @@ Commands:
   bench      tracepoint cost and forwarding throughput with tracing off / aggregates / events
              (see microgate trace bench --help)
 
-Target: --lab NAME (a lab's gateway), --control URL (e.g. http://127.0.0.1:7460),
-else $MICROGATE_CONTROL, else http://127.0.0.1:7460.`;
+Target:
+${CONTROL_HELP}`;
 
 const COMMON = {
   lab: { type: 'string' },
@@ -112,7 +112,7 @@ async function run(cmd: string, argv: string[]): Promise<number> {
         snaplen: positiveInt(v.snaplen, 'snaplen', 65536),
         packets: positiveInt(v.packets, 'packets', 1 << 20),
       });
-      process.stdout.write(`tracing ${v.aggregates ? 'aggregates' : 'events'} on ${c.base}${v.capture ? `, capturing ${v.capture}` : ''}\n`);
+      process.stdout.write(`tracing ${v.aggregates ? 'aggregates' : 'events'} on ${c.control.where}${v.capture ? `, capturing ${v.capture}` : ''}\n`);
       printStatus(s);
       return 0;
     }

@@ -2,17 +2,16 @@
 // the shape of `wg show` (interface, then each peer: endpoint, allowed ips,
 // latest handshake, transfer, keepalive), from the control API.
 import { parseArgs } from 'node:util';
-import { controlUrl } from './control-url.ts';
+import { CONTROL_HELP, controlClient } from './control-url.ts';
 
-export const TUNNEL_HELP = `Usage: microgate tunnel status [--lab NAME | --control URL] [--json]
+export const TUNNEL_HELP = `Usage: microgate tunnel status [--lab NAME | --control SOCKET|URL] [--json]
 
 Show every tunnel component of a running gateway like \`wg show\`: its public
 key and port, then per peer the endpoint, allowed ips, latest handshake,
 transfer and persistent keepalive.
 
 Options:
-  --lab NAME       the gateway of lab NAME
-  --control URL    a control API on loopback (default http://127.0.0.1:7460)
+${CONTROL_HELP}
   --json           the components' status as JSON
   -h, --help       this help`;
 
@@ -85,16 +84,12 @@ export async function tunnelCommand(argv: string[]): Promise<number> {
     process.stderr.write(`microgate tunnel: expected the command "status"\n\n${TUNNEL_HELP}\n`);
     return 2;
   }
-  const base = await controlUrl(values.lab, values.control);
-  const get = async (path: string): Promise<unknown> => {
-    const r = await fetch(`${base}${path}`, { signal: AbortSignal.timeout(5000) });
-    if (!r.ok) throw new Error(`${base}${path}: HTTP ${r.status}`);
-    return r.json();
-  };
+  const control = await controlClient(values, 5000);
+  const get = (path: string): Promise<unknown> => control.get(path);
   const st = (await get('/status')) as { components: { name: string; type: string; state: string }[] };
   const tunnels = st.components.filter((c) => c.type === 'tunnel');
   if (tunnels.length === 0) {
-    process.stderr.write(`microgate tunnel: the gateway at ${base} has no tunnel component\n`);
+    process.stderr.write(`microgate tunnel: the gateway at ${control.where} has no tunnel component\n`);
     return 1;
   }
   const reports = (await get('/components')) as { components: { name: string; status: TunnelStatus }[] };

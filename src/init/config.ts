@@ -93,7 +93,7 @@ export interface GatewayConfig {
   file: string;
   /** The component types and service kinds it was validated against (init is handed them with it). */
   catalog: Catalog;
-  control: { host: string; port: number };
+  control: ControlSettings;
   /** The reserved uid range uidBase .. uidBase + uidCount - 1: components, the shared host and services run as uids of it. */
   sandbox: { uidBase: number; uidCount: number; maxOldSpaceMb: number };
   /** Tracing at start (config `trace:`); absent means DEFAULT_TRACE_SETTINGS. */
@@ -109,9 +109,19 @@ export interface GatewayConfig {
   services?: ServiceSpec[];
 }
 
+/** Where init's control API listens and who may use it (config `control:`, docs/CONFIG.md). */
+export interface ControlSettings {
+  /** The Unix socket (its folder root-only). */
+  socket: string;
+  /** Members of this group (name or gid) may use the socket besides root. */
+  adminGroup?: string;
+  /** A loopback TCP listener, only when configured; it needs the bearer token in `tokenFile`. */
+  tcp?: { host: string; port: number; tokenFile: string };
+}
+
 export const DEFAULTS = {
-  controlHost: '127.0.0.1',
-  controlPort: 7460,
+  /** The control socket of `microgate run` when the config names none (a lab's: /run/microgate/labs/NAME/control/control.sock). */
+  controlSocket: '/run/microgate/init/control.sock',
   // 66000-66063: above useradd's (1000-60000) and systemd's dynamic users
   // (61184-65519), below the subordinate ranges (100000 and up), clear of 65534.
   uidBase: 66000,
@@ -146,14 +156,26 @@ export function parseConfig(text: string, file: string, catalog: Catalog): Gatew
   const r: Reader = doc.r; // annotated: the never-returning r.fail() then narrows
   const root = r.obj(value, [], ['control', 'sandbox', 'trace', 'debug', 'devices', 'components', 'sessions', 'services']);
 
-  const control = { host: DEFAULTS.controlHost, port: DEFAULTS.controlPort };
+  const control: ControlSettings = { socket: DEFAULTS.controlSocket };
   if (root.control !== undefined) {
-    const c = r.obj(root.control, ['control'], ['listen']);
+    const c = r.obj(root.control, ['control'], ['socket', 'admin-group', 'listen', 'token-file']);
+    if (c.socket !== undefined) {
+      control.socket = r.str(c.socket, ['control', 'socket'], /^\/(?:[A-Za-z0-9._-]+\/)+[A-Za-z0-9._-]+$/, 'an absolute path of a socket in a folder of its own, like /run/microgate/init/control.sock');
+      if (control.socket.split('/').includes('..') || control.socket.length > 100) r.fail(['control', 'socket'], 'an absolute path without ".." of at most 100 characters (a Unix socket path is limited to 107 bytes)');
+    }
+    if (c['admin-group'] !== undefined) {
+      const g = typeof c['admin-group'] === 'number' ? String(c['admin-group']) : c['admin-group'];
+      control.adminGroup = r.str(g, ['control', 'admin-group'], /^(?:[a-z_][a-z0-9_-]{0,31}|[1-9]\d{0,9})$/, 'a group name or a numeric gid (not 0: root may always)');
+    }
     if (c.listen !== undefined) {
       const s = r.str(c.listen, ['control', 'listen'], /^(127\.\d+\.\d+\.\d+|localhost|\[::1\]):\d+$/, 'a loopback address and port like 127.0.0.1:7460');
       const i = s.lastIndexOf(':');
-      control.host = s.slice(0, i).replace(/^\[|\]$/g, '');
-      control.port = r.int(Number(s.slice(i + 1)), ['control', 'listen'], 0, 65535);
+      const port = r.int(Number(s.slice(i + 1)), ['control', 'listen'], 0, 65535);
+      if (c['token-file'] === undefined) r.fail(['control', 'token-file'], 'a root-only file (0600) holding the bearer token: the TCP listener (control.listen) is refused without one');
+      const tokenFile = r.str(c['token-file'], ['control', 'token-file'], /^\/[^\0]*$/, 'an absolute file path');
+      control.tcp = { host: s.slice(0, i).replace(/^\[|\]$/g, ''), port, tokenFile };
+    } else if (c['token-file'] !== undefined) {
+      r.fail(['control', 'token-file'], 'absent: a token file is used only with a TCP listener (control.listen)');
     }
   }
 

@@ -1,11 +1,23 @@
-// init's control API: JSON over HTTP on a loopback address only. Read-only
-// GET endpoints; anything else gets a specific JSON error. Requests are small
-// and bounded: no body is read (except the trace endpoints' POSTs: JSON of at
-// most 4 KiB, src/init/trace-http.ts; and POST /components/NAME/fault: JSON of at
-// most 1 KiB, only when the config enables fault injection), slow clients are
+// init's control API: JSON over HTTP on a Unix socket in a root-only folder
+// (control.socket), answered only to root and members of the admin group
+// (SO_PEERCRED), and, only when configured, on a loopback TCP port with a
+// bearer token, Host and Origin checks (src/init/control-auth.ts). Every
+// request passes the same checks, trace captures and exports included; a
+// refusal is counted (GET /status, control.denied) and logged. GET reads;
+// every changing request carries a JSON object body sent as
+// application/json (415 otherwise): the trace endpoints' POSTs (at most 4 KiB,
+// src/init/trace-http.ts), POST /reload ({}), POST /components/NAME/fault (at
+// most 1 KiB, only when the config enables fault injection). Slow clients are
 // cut off.
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { chmodSync, chownSync, lstatSync, unlinkSync } from 'node:fs';
+import { connect } from 'node:net';
+import { peerCred } from '../sys/libc.ts';
+import type { ControlSettings } from './config.ts';
+import { checkBearer, checkContentType, checkHost, checkOrigin, checkPeer, prepareSocketDir, procGroups, readTokenFile, resolveGroup } from './control-auth.ts';
+import type { Refusal } from './control-auth.ts';
 import type { Init } from './init.ts';
 import { handleTrace } from './trace-http.ts';
 import { FAULT_DISABLED } from './fault.ts';
@@ -63,18 +75,31 @@ async function handleFault(init: Init, req: IncomingMessage, res: ServerResponse
 }
 
 export interface ControlServer {
-  server: Server;
-  port: number;
+  /** The Unix socket's path. */
+  socket: string;
+  /** The TCP listener's port, when one is configured. */
+  port?: number;
+  /** Refusals so far, by reason. */
+  denied: Record<Refusal['counter'], number>;
   close(): Promise<void>;
 }
 
+export interface ControlOptions {
+  log?: (line: string) => void;
+}
+
 function reply(res: ServerResponse, status: number, body: unknown): void {
+  replyWith(res, status, body, {});
+}
+
+function replyWith(res: ServerResponse, status: number, body: unknown, extra: Record<string, string>): void {
   const text = `${JSON.stringify(body, null, 2)}\n`;
   res.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(text),
     'cache-control': 'no-store',
     'x-content-type-options': 'nosniff',
+    ...extra,
   });
   res.end(text);
 }
@@ -83,7 +108,21 @@ function error(res: ServerResponse, status: number, code: string, message: strin
   reply(res, status, { error: { code, message } });
 }
 
-export async function startControl(init: Init, host: string, port: number): Promise<ControlServer> {
+export async function startControl(init: Init, settings: ControlSettings, opts: ControlOptions = {}): Promise<ControlServer> {
+  const log = opts.log ?? ((l: string) => process.stdout.write(`${l}\n`));
+  // Everything that can be wrong with the settings fails here, before anything listens.
+  const adminGid = settings.adminGroup === undefined ? undefined : resolveGroup(settings.adminGroup);
+  const token = settings.tcp === undefined ? undefined : readTokenFile(settings.tcp.tokenFile);
+  const denied: Record<Refusal['counter'], number> = { peer: 0, token: 0, host: 0, origin: 0, 'content-type': 0 };
+  const info = { socket: settings.socket, tcp: null as string | null, adminGroup: settings.adminGroup ?? null, denied };
+  const limiter = logLimiter(log);
+  const refuse = (res: ServerResponse, req: IncomingMessage, r: Refusal, who: string): void => {
+    denied[r.counter]++;
+    limiter(`init: control: refused ${req.method ?? '?'} ${req.url ?? '?'} from ${who}: ${r.message} (${r.status})`);
+    const headers: Record<string, string> = r.status === 401 ? { 'www-authenticate': 'Bearer realm="microgate"' } : {};
+    replyWith(res, r.status, { error: { code: r.code, message: r.message } }, headers);
+  };
+
   const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => Promise<void> | void> = {
     '/status': (_req, res) => {
       reply(res, 200, {
@@ -93,6 +132,7 @@ export async function startControl(init: Init, host: string, port: number): Prom
         config: init.config.file,
         components: init.components(),
         services: init.services(),
+        control: info,
       });
     },
     '/components': async (_req, res) => {
@@ -119,20 +159,21 @@ export async function startControl(init: Init, host: string, port: number): Prom
       reply(res, 200, { ok: [...units, ...services].every((u) => u.violations.length === 0), units, services });
     },
   };
-  const server = createServer({ requestTimeout: 5000, headersTimeout: 5000, maxHeaderSize: 8192 }, (req, res) => {
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const url = new URL(req.url ?? '/', 'http://control');
     // /trace/*: tracing (GET reads, POST with a bounded JSON body changes), see src/init/trace-http.ts.
     if (url.pathname === '/trace' || url.pathname.startsWith('/trace/')) return handleTrace(init, req, res, url);
     if (url.pathname === '/reload') {
-      // Re-read the config file and apply it (init.reload: fail closed). POST with the
-      // header "x-microgate: reload", which a web page cannot send here without a CORS
-      // preflight this server never grants.
+      // Re-read the config file and apply it (init.reload: fail closed). POST {} as application/json.
       if (req.method !== 'POST') return error(res, 405, 'MG_METHOD', `${req.method} is not allowed on /reload; use POST`);
-      if (req.headers['x-microgate'] !== 'reload') return error(res, 403, 'MG_RELOAD_HEADER', 'POST /reload needs the header "x-microgate: reload"');
-      init.reload().then(
-        (r) => reply(res, r.ok ? 200 : 409, r),
-        (e: unknown) => error(res, 500, 'MG_INTERNAL', e instanceof Error ? e.message : String(e)),
-      );
+      readJsonObject(req, MAX_FAULT_BODY)
+        .then((body) => {
+          if (typeof body === 'string') return error(res, 400, 'MG_BAD_BODY', `${body}; POST /reload takes {}`);
+          const extra = Object.keys(body);
+          if (extra.length > 0) return error(res, 400, 'MG_BAD_BODY', `unknown key ${JSON.stringify(extra[0])} in the body; POST /reload takes {}`);
+          return init.reload().then((r) => reply(res, r.ok ? 200 : 409, r));
+        })
+        .catch((e: unknown) => error(res, 500, 'MG_INTERNAL', e instanceof Error ? e.message : String(e)));
       return;
     }
     const fault = /^\/components\/([^/]+)\/fault$/.exec(url.pathname);
@@ -144,17 +185,129 @@ export async function startControl(init: Init, host: string, port: number): Prom
     if (route === undefined) return error(res, 404, 'MG_NOT_FOUND', `no such endpoint ${url.pathname}; try /status, /components, /counters, /audit`);
     if (req.method !== 'GET' && req.method !== 'HEAD') return error(res, 405, 'MG_METHOD', `${req.method} is not allowed on ${url.pathname}; use GET`);
     Promise.resolve(route(req, res)).catch((e: unknown) => error(res, 500, 'MG_INTERNAL', e instanceof Error ? e.message : String(e)));
+  };
+  const serverOpts = { requestTimeout: 5000, headersTimeout: 5000, maxHeaderSize: 8192 };
+
+  // The Unix socket: the peer's credentials are checked once per connection (SO_PEERCRED at accept).
+  const peers = new WeakMap<Socket, { refusal: Refusal | null; who: string }>();
+  const unix = createServer(serverOpts, (req, res) => {
+    const p = peers.get(req.socket) ?? { refusal: { status: 403, code: 'MG_FORBIDDEN', message: 'the peer could not be identified', counter: 'peer' as const }, who: 'an unknown peer' };
+    if (p.refusal !== null) return refuse(res, req, p.refusal, p.who);
+    const ct = checkContentType(req.method, req.headers['content-type']);
+    if (ct !== null) return refuse(res, req, ct, p.who);
+    handle(req, res);
   });
-  server.on('clientError', (_e, socket) => socket.destroy());
+  unix.on('connection', (sock: Socket) => {
+    const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    try {
+      if (typeof fd !== 'number' || fd < 0) throw new Error('no fd');
+      const cred = peerCred(fd);
+      const groups = cred.uid === 0 || adminGid === undefined || cred.gid === adminGid ? [] : procGroups(cred.pid, cred.uid);
+      peers.set(sock, { refusal: checkPeer(cred, groups, adminGid), who: `pid ${cred.pid} uid ${cred.uid} gid ${cred.gid}` });
+    } catch (e) {
+      peers.set(sock, { refusal: { status: 403, code: 'MG_FORBIDDEN', message: `the peer could not be identified (${(e as Error).message})`, counter: 'peer' }, who: 'an unknown peer' });
+    }
+  });
+  unix.on('clientError', (_e, socket) => socket.destroy());
+  await listenUnix(unix, settings.socket, adminGid);
+
+  // The TCP listener, only when configured: token, Host, Origin.
+  let tcp: Server | undefined;
+  let port: number | undefined;
+  if (settings.tcp !== undefined && token !== undefined) {
+    const t = settings.tcp;
+    let bound = t.port;
+    tcp = createServer(serverOpts, (req, res) => {
+      const who = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
+      const r = checkHost(req.headers.host, bound) ?? checkOrigin(req.headers.origin) ?? checkBearer(req.headers.authorization, token) ?? checkContentType(req.method, req.headers['content-type']);
+      if (r !== null) return refuse(res, req, r, who);
+      handle(req, res);
+    });
+    tcp.on('clientError', (_e, socket) => socket.destroy());
+    const srv = tcp;
+    try {
+      await new Promise<void>((resolveP, reject) => {
+        srv.once('error', reject);
+        srv.listen(t.port, t.host, () => resolveP());
+      });
+    } catch (e) {
+      await new Promise<void>((r) => unix.close(() => r()));
+      throw e;
+    }
+    const addr = tcp.address();
+    bound = typeof addr === 'object' && addr !== null ? addr.port : t.port;
+    port = bound;
+  }
+  log(`init: control API on ${settings.socket} (root${settings.adminGroup === undefined ? '' : ` and group ${settings.adminGroup}`})${port === undefined ? '' : ` and http://${settings.tcp?.host}:${port} (bearer token)`}`);
+  if (port !== undefined) info.tcp = `${settings.tcp?.host}:${port}`;
+  const closeOne = (s: Server): Promise<void> => new Promise<void>((r) => {
+    s.close(() => r());
+    s.closeAllConnections();
+  });
+  return {
+    socket: settings.socket,
+    port,
+    denied,
+    close: async () => {
+      await closeOne(unix);
+      if (tcp !== undefined) await closeOne(tcp);
+      try {
+        unlinkSync(settings.socket);
+      } catch {
+        // already gone
+      }
+    },
+  };
+}
+
+/** At most 20 refusal lines a minute in init's log (the counters count all). */
+function logLimiter(log: (line: string) => void): (line: string) => void {
+  let windowStart = 0;
+  let n = 0;
+  let dropped = 0;
+  return (line) => {
+    const now = Date.now();
+    if (now - windowStart > 60_000) {
+      if (dropped > 0) log(`init: control: ${dropped} more refusals not logged in the last minute`);
+      windowStart = now;
+      n = 0;
+      dropped = 0;
+    }
+    if (++n <= 20) log(line);
+    else dropped++;
+  };
+}
+
+/** Is something answering on the socket at `path`? (A stale socket file refuses.) */
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolveP) => {
+    const c = connect(path);
+    c.once('connect', () => {
+      c.destroy();
+      resolveP(true);
+    });
+    c.once('error', () => resolveP(false));
+  });
+}
+
+/** Listen on `path` in a root-only folder; the socket 0600 (0660 root:ADMIN). A stale socket is replaced; a live one is an error. */
+async function listenUnix(server: Server, path: string, adminGid: number | undefined): Promise<void> {
+  prepareSocketDir(path, adminGid);
+  let st;
+  try {
+    st = lstatSync(path);
+  } catch {
+    st = undefined;
+  }
+  if (st !== undefined) {
+    if (!st.isSocket()) throw new Error(`control.socket ${path}: exists and is not a socket; remove it or choose another path`);
+    if (await answers(path)) throw new Error(`control.socket ${path}: another gateway answers there; stop it or choose another path`);
+    unlinkSync(path);
+  }
   await new Promise<void>((resolveP, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => resolveP());
+    server.listen(path, () => resolveP());
   });
-  const addr = server.address();
-  const bound = typeof addr === 'object' && addr !== null ? addr.port : port;
-  return {
-    server,
-    port: bound,
-    close: () => new Promise<void>((r) => server.close(() => r())),
-  };
+  chownSync(path, 0, adminGid ?? 0);
+  chmodSync(path, adminGid === undefined ? 0o600 : 0o660);
 }

@@ -125,7 +125,7 @@ export class EveCollector {
         if (res.lines.length === 0) continue;
         if (c.src.file !== undefined) {
           try {
-            c.out ??= new RotatingFile(c.src.file, this.#rotate);
+            c.out ??= new RotatingFile(c.src.file, { mode: 0o600, ...this.#rotate });
             c.out.write(`${res.lines.join('\n')}\n`);
           } catch (e) {
             c.errors++;

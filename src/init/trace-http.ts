@@ -1,6 +1,8 @@
-// The trace endpoints of init's control API (loopback only, see
-// src/init/control.ts). GET reads, POST changes; request bodies are JSON of at
-// most 4 KiB; every error is JSON {error: {code, message}} with a stable code.
+// The trace endpoints of init's control API (src/init/control.ts: they are
+// reached only past its peer, token, Host/Origin and content-type checks, like
+// every endpoint; captures and pcapng exports carry the lan's payload). GET
+// reads, POST changes; request bodies are JSON objects of at most 4 KiB ({} at
+// least); every error is JSON {error: {code, message}} with a stable code.
 //
 //   GET  /trace               status: mode and event-ring fill of every tracer, captures
 //   POST /trace/start         {mode?: "events"|"aggregates", reset?: true, sample?: 1, capture?: "COMPONENT.PORT", snaplen?, packets?}
@@ -55,7 +57,7 @@ function json(res: ServerResponse, status: number, body: unknown, compact = fals
   send(res, status, `${compact ? JSON.stringify(body) : JSON.stringify(body, null, 2)}\n`, 'application/json; charset=utf-8');
 }
 
-/** Read a JSON object body of at most MAX_BODY bytes ({} when empty). */
+/** Read a JSON object body of at most MAX_BODY bytes (an empty body is refused: send {}). */
 function readBody(req: IncomingMessage): Promise<Record<string, unknown>> {
   return new Promise((resolveP, reject) => {
     const declared = Number(req.headers['content-length'] ?? 0);
@@ -79,7 +81,7 @@ function readBody(req: IncomingMessage): Promise<Record<string, unknown>> {
     req.on('end', () => {
       if (failed) return;
       const text = Buffer.concat(chunks).toString('utf8').trim();
-      if (text === '') return resolveP({});
+      if (text === '') return reject(new HttpError(400, 'MG_BAD_JSON', 'request body is empty: send a JSON object ({} at least) as application/json'));
       let v: unknown;
       try {
         v = JSON.parse(text);

@@ -32,6 +32,7 @@ import { serviceCommand } from '../services/file-gateway/launch.ts';
 import { writeJsonAtomic } from '../services/file-gateway/json-file.ts';
 import { PUBLICATIONS_FILE, USERS_FILE } from '../services/file-gateway/service.ts';
 import { nsExec } from './netns.ts';
+import type { ControlClient } from '../sys/control-client.ts';
 import type { LabPlan } from './plan.ts';
 import type { RouterSection } from './lab-policy.ts';
 
@@ -223,15 +224,23 @@ function startDetached(file: string, args: string[], logFile: string): number {
   return child.pid;
 }
 
+function wwwDataGid(): number {
+  return Number(execFileSync('id', ['-g', 'www-data'], { encoding: 'utf8' }).trim());
+}
+
 /** Write the NAS's files (nginx config, certificate, accounts, share) and the file gateway's side of its account. */
 function writeNasFiles(f: FileGatewayLabPlan): void {
   const d = f.nas.dir;
   for (const sub of ['', 'tmp', 'root']) mkdirSync(join(d, sub), { recursive: true, mode: 0o755 });
-  mkdirSync(f.nas.shareDir, { recursive: true, mode: 0o755 });
+  mkdirSync(f.nas.shareDir, { recursive: true, mode: 0o750 });
   mkdirSync(join(d, 'tmp', 'body'), { recursive: true });
   const wwwData = Number(execFileSync('id', ['-u', 'www-data'], { encoding: 'utf8' }).trim());
-  const wwwGroup = Number(execFileSync('id', ['-g', 'www-data'], { encoding: 'utf8' }).trim());
+  const wwwGroup = wwwDataGid();
+  // The NAS folder: root and nginx's workers (www-data) only; the share is www-data's, not world-readable.
+  chownSync(d, 0, wwwGroup);
+  chmodSync(d, 0o750);
   chownSync(f.nas.shareDir, wwwData, wwwGroup);
+  chmodSync(f.nas.shareDir, 0o750);
   chownSync(join(d, 'tmp', 'body'), wwwData, wwwGroup);
   selfSigned(join(d, 'nas.crt'), join(d, 'nas.key'), 'nas', f.nas.ip);
   chmodSync(join(d, 'nas.key'), 0o600);
@@ -303,7 +312,16 @@ export function fileGatewayServiceYaml(f: FileGatewayLabPlan): string {
 export function prepareFileGatewayLab(plan: LabPlan): void {
   const f = plan.fileGateway;
   if (f === undefined) return;
-  mkdirSync(f.dir, { recursive: true, mode: 0o755 });
+  // The lab's state folder is root-only (0700); nginx's workers (www-data) must
+  // still reach the NAS under it: traverse only (0710 root:www-data, no listing),
+  // the files in it stay 0600. The file gateway reaches its folders through its
+  // sandbox's bind mounts, made as root.
+  const wwwGroup = wwwDataGid();
+  chownSync(plan.stateDir, 0, wwwGroup);
+  chmodSync(plan.stateDir, 0o710);
+  mkdirSync(f.dir, { recursive: true, mode: 0o710 });
+  chownSync(f.dir, 0, wwwGroup);
+  chmodSync(f.dir, 0o710);
   mkdirSync(f.etcDir, { recursive: true, mode: 0o750 });
   chownSync(f.etcDir, 0, f.uid);
   chmodSync(f.etcDir, 0o750);
@@ -343,10 +361,9 @@ export interface ServiceRow {
 }
 
 /** The file gateway as init reports it (GET /status), or undefined when init does not answer. */
-export async function initService(controlPort: number, name = 'file-gateway'): Promise<ServiceRow | undefined> {
+export async function initService(control: ControlClient, name = 'file-gateway'): Promise<ServiceRow | undefined> {
   try {
-    const r = await fetch(`http://127.0.0.1:${controlPort}/status`, { signal: AbortSignal.timeout(2000) });
-    const body = (await r.json()) as { services?: ServiceRow[] };
+    const body = await control.get<{ services?: ServiceRow[] }>('/status', 2000);
     return body.services?.find((s) => s.name === name);
   } catch {
     return undefined;
@@ -354,11 +371,11 @@ export async function initService(controlPort: number, name = 'file-gateway'): P
 }
 
 /** Under microgate: wait until init reports the file gateway healthy (running); returns its PID. */
-export async function waitForInitService(controlPort: number, timeoutMs = 30_000): Promise<number> {
+export async function waitForInitService(control: ControlClient, timeoutMs = 30_000): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   let last: ServiceRow | undefined;
   for (;;) {
-    last = await initService(controlPort);
+    last = await initService(control);
     if (last?.state === 'running' && last.pid > 0) return last.pid;
     if (Date.now() > deadline) {
       throw new Error(`init did not report the file gateway healthy within ${timeoutMs} ms: ${last === undefined ? 'no answer' : `state ${last.state}, last exit "${last.lastExit}", last health check "${last.lastHealth}"`} (see gateway.log)`);

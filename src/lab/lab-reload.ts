@@ -2,13 +2,19 @@
 // (POST /reload on its control API, the same as SIGHUP); a Linux lab re-reads
 // router.yaml and loads the translated nftables ruleset. Both fail closed.
 import type { ReloadResult } from '../init/reload.ts';
-import { readLabState } from './lab.ts';
+import { ControlClient } from '../sys/control-client.ts';
+import { labControl, readLabState } from './lab.ts';
 import { reloadLinuxGateway } from './linux-gateway.ts';
 
-/** POST /reload to a control API at `base` (http://127.0.0.1:PORT). */
-export async function reloadControl(base: string): Promise<ReloadResult> {
-  const r = await fetch(`${base}/reload`, { method: 'POST', headers: { 'x-microgate': 'reload' }, signal: AbortSignal.timeout(15_000) });
-  const body = (await r.json()) as Partial<ReloadResult> & { error?: { message: string } };
+/** POST /reload {} to a control API. Throws a ControlError when no gateway answers. */
+export async function reloadControl(control: ControlClient): Promise<ReloadResult> {
+  const r = await control.request('POST', '/reload', {}, { timeoutMs: 15_000 });
+  let body: Partial<ReloadResult> & { error?: { message: string } };
+  try {
+    body = JSON.parse(r.body.toString('utf8')) as typeof body;
+  } catch {
+    return { ok: false, changed: [], message: `the gateway on ${control.where} answered HTTP ${r.status} without JSON` };
+  }
   if (body.error !== undefined) return { ok: false, changed: [], message: body.error.message };
   return { ok: body.ok === true, changed: body.changed ?? [], message: body.message ?? `HTTP ${r.status}` };
 }
@@ -23,5 +29,5 @@ export async function labReload(name: string): Promise<ReloadResult> {
       return { ok: false, changed: [], message: `nothing changed: ${e instanceof Error ? e.message : String(e)}` };
     }
   }
-  return reloadControl(`http://127.0.0.1:${st.controlPort}`);
+  return reloadControl(labControl(st));
 }

@@ -26,6 +26,7 @@ import { allocateLabUids, releaseLabUids } from './uid-alloc.ts';
 import type { RouterSection } from './lab-policy.ts';
 import { remoteSitePlan, removeWireguardSockets, startRemoteSite, writeRemoteSiteKeys, type RemoteSiteOptions } from './remote-site.ts';
 import { fileGatewayPlan, prepareFileGatewayLab, startFileGatewayLab, waitForInitService } from './file-gateway-lab.ts';
+import { ControlClient, ControlError } from '../sys/control-client.ts';
 
 /** What `lab up --json` prints. */
 export interface LabInfo {
@@ -54,7 +55,8 @@ export interface LabState {
   updatedAt: string;
   stateDir: string;
   logFile: string;
-  controlPort: number;
+  /** The gateway's control socket (microgate only). */
+  controlSocket?: string;
   namespaces: string[];
   interfaces: string[];
   /** The process running labUp, while the lab is being created. */
@@ -89,13 +91,13 @@ setCommandObserver((cmd, args, error) => {
   const file = currentLog.getStore();
   if (!file) return;
   const line = `${new Date().toISOString()} $ ${[cmd, ...args].join(' ')}${error ? `\n  -> ${error.message}` : ''}\n`;
-  try { appendFileSync(file, line); } catch { /* the state dir may be gone during labDown */ }
+  try { appendFileSync(file, line, { mode: 0o600 }); } catch { /* the state dir may be gone during labDown */ }
 });
 
 function note(msg: string): void {
   const file = currentLog.getStore();
   if (!file) return;
-  try { appendFileSync(file, `${new Date().toISOString()} ${msg}\n`); } catch { /* ignore */ }
+  try { appendFileSync(file, `${new Date().toISOString()} ${msg}\n`, { mode: 0o600 }); } catch { /* ignore */ }
 }
 
 // ---- state -----------------------------------------------------------------------
@@ -107,6 +109,12 @@ export function failedLogDir(name: string): string {
 
 export function statePath(name: string): string {
   return join(labStateDir(name), 'state.json');
+}
+
+/** The control API client of a microgate lab (its init's socket). */
+export function labControl(st: LabState, timeoutMs?: number): ControlClient {
+  if (st.controlSocket === undefined) throw new ControlError(0, 'MG_NO_LAB', `lab "${st.name}" runs the ${st.gateway} gateway, which has no control API`);
+  return new ControlClient({ socket: st.controlSocket }, timeoutMs);
 }
 
 export async function readLabState(name: string): Promise<LabState | null> {
@@ -121,7 +129,7 @@ async function writeLabState(state: LabState): Promise<void> {
   state.updatedAt = new Date().toISOString();
   const p = statePath(state.name);
   const tmp = `${p}.${process.pid}.tmp`;
-  await writeFile(tmp, JSON.stringify(state, null, 2) + '\n');
+  await writeFile(tmp, JSON.stringify(state, null, 2) + '\n', { mode: 0o600 });
   await rename(tmp, p);
 }
 
@@ -204,7 +212,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
   }
   const stateDir = labStateDir(name);
   try {
-    await mkdir(stateDir); // not recursive: the lock against a second labUp of the same name
+    await mkdir(stateDir, { mode: 0o700 }); // not recursive: the lock against a second labUp of the same name
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
       throw new Error(`lab ${name} exists (${stateDir}): run "microgate lab down --name ${name}" first`);
@@ -234,7 +242,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
     updatedAt: now,
     stateDir: plan.stateDir,
     logFile,
-    controlPort: plan.controlPort,
+    controlSocket: kind === 'microgate' ? plan.controlSocket : undefined,
     namespaces: labNamespaces(plan),
     interfaces: labInterfaces(plan),
     creator: await procIdentity(process.pid),
@@ -287,7 +295,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
       if (plan.fileGateway) {
         const started = await startFileGatewayLab(plan, { startService: kind === 'linux' });
         // Under microgate init runs the service: wait until it reports it healthy (its PID as of now; /status has the current one).
-        if (kind === 'microgate') started.push({ name: 'file-gateway', pid: await waitForInitService(plan.controlPort) });
+        if (kind === 'microgate') started.push({ name: 'file-gateway', pid: await waitForInitService(new ControlClient({ socket: plan.controlSocket })) });
         for (const p of started) {
           const id = await procIdentity(p.pid);
           if (id) state.processes.push({ name: p.name, ...id });
@@ -426,7 +434,7 @@ export interface LabStatus {
   status: 'up' | 'creating' | 'incomplete' | 'degraded' | 'orphaned';
   createdAt: string | null;
   stateDir: string | null;
-  controlPort: number | null;
+  controlSocket: string | null;
   namespaces: { name: string; present: boolean }[];
   processes: { name: string; pid: number; alive: boolean }[];
   info: LabInfo | null;
@@ -451,7 +459,7 @@ export async function labStatus(): Promise<LabStatus[]> {
       const nss = [...present].filter(n => n.startsWith(netnsPrefix(name)));
       out.push({
         name, gateway: 'unknown', status: 'incomplete', createdAt: null, stateDir: labStateDir(name),
-        controlPort: null, namespaces: nss.map(n => ({ name: n, present: true })), processes: [], info: null,
+        controlSocket: null, namespaces: nss.map(n => ({ name: n, present: true })), processes: [], info: null,
       });
       continue;
     }
@@ -466,7 +474,7 @@ export async function labStatus(): Promise<LabStatus[]> {
     }
     out.push({
       name, gateway: st.gateway, status, createdAt: st.createdAt, stateDir: st.stateDir,
-      controlPort: st.controlPort, namespaces, processes, info: st.info,
+      controlSocket: st.controlSocket ?? null, namespaces, processes, info: st.info,
     });
   }
 
@@ -479,7 +487,7 @@ export async function labStatus(): Promise<LabStatus[]> {
   for (const [name, nss] of [...orphans].sort()) {
     out.push({
       name, gateway: nss.some(n => n.endsWith('-gw')) ? 'linux' : 'unknown', status: 'orphaned',
-      createdAt: null, stateDir: null, controlPort: null,
+      createdAt: null, stateDir: null, controlSocket: null,
       namespaces: nss.map(n => ({ name: n, present: true })), processes: [], info: null,
     });
   }

@@ -54,7 +54,7 @@ export async function startLinuxGateway(plan: LabPlan, router: RouterSection = l
   const ns = g.gwNetns;
   const ruleset = linuxGatewayRuleset(plan, router); // validates the policy before anything is built
   await mkdir(plan.stateDir, { recursive: true });
-  await writeFile(routerYamlPath(plan), stringify(router));
+  await writeFile(routerYamlPath(plan), stringify(router), { mode: 0o600 });
   await createNetns(ns);
   await sysctl(ns, 'net.ipv4.ip_forward', 1);
   // Strict reverse-path filtering: a domain without the default route only speaks for

@@ -57,8 +57,12 @@ export interface LabPlan {
   kind: GatewayKind;
   /** /run/microgate/labs/<name>: state.json, lab.log, and the gateway's own logs. */
   stateDir: string;
-  /** A free loopback TCP port for the gateway's control API (microgate's init). */
-  controlPort: number;
+  /**
+   * The Unix socket of the gateway's control API (microgate's init):
+   * STATE/control/control.sock, in a folder of its own that init creates 0700
+   * (with --file-gateway the state folder itself lets www-data pass through).
+   */
+  controlSocket: string;
   /** The first uid of the lab's allocated range (uid-alloc.ts): components at uidBase + index, the file gateway at + 15. */
   uidBase: number;
   hosts: { wan: HostPlan; lan: HostPlan; dmz: HostPlan };
@@ -142,7 +146,7 @@ export async function makePlan(name: string, kind: GatewayKind, uidBase: number)
     name,
     kind,
     stateDir: labStateDir(name),
-    controlPort: await pickFreePort(),
+    controlSocket: join(labStateDir(name), 'control', 'control.sock'),
     uidBase,
     hosts: {
       wan: { netns: netnsName(name, 'wan'), ifname: ifName(name, 'w'), ip: WAN_HOST, prefixLen: PREFIX_LEN },

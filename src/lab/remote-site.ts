@@ -246,7 +246,7 @@ export async function startWireguardGo(netns: string, ifname: string, logFile: s
 
 async function startWireguardGoOnce(netns: string, ifname: string, logFile: string): Promise<ProcIdentity> {
   mkdirSync('/var/run/wireguard', { recursive: true, mode: 0o755 });
-  const log = openSync(logFile, 'a');
+  const log = openSync(logFile, 'a', 0o600);
   const child = spawn('ip', ['netns', 'exec', netns, 'wireguard-go', '-f', ifname], {
     detached: true,
     stdio: ['ignore', log, log],

@@ -13,10 +13,11 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseDocument } from 'yaml';
-import { labDown, labUp, readLabState, type LabInfo } from './lab.ts';
+import { labControl, labDown, labUp, readLabState, type LabInfo } from './lab.ts';
 import { labReload } from './lab-reload.ts';
 import { CommandError, nsExec } from './netns.ts';
 import { iperf3, ping } from './traffic.ts';
+import type { ControlClient } from '../sys/control-client.ts';
 
 export interface SoakOptions {
   minutes: number;
@@ -81,7 +82,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     const lab = await labUp({ name, gateway: 'microgate' });
     const st = await readLabState(name);
     if (st === null) throw new Error(`lab ${name} has no state`);
-    const base = `http://127.0.0.1:${st.controlPort}`;
+    const base = labControl(st);
     await shortenConntrack(name, join(st.stateDir, 'gateway.yaml'));
     server = spawn('ip', ['netns', 'exec', lab.hosts.dmz.netns, 'python3', '-m', 'http.server', '8080', '--bind', lab.hosts.dmz.ip, '--directory', dir], { stdio: 'ignore' });
     await waitHttp(lab, 10_000);
@@ -176,30 +177,29 @@ function round(x: number): number {
   return Math.round(x * 10) / 10;
 }
 
-async function getJson<T>(base: string, path: string): Promise<T> {
-  const r = await fetch(`${base}${path}`, { signal: AbortSignal.timeout(5000) });
-  return (await r.json()) as T;
+async function getJson<T>(base: ControlClient, path: string): Promise<T> {
+  return base.get<T>(path, 5000);
 }
 
-async function components(base: string): Promise<Report[]> {
+async function components(base: ControlClient): Promise<Report[]> {
   return (await getJson<{ components: Report[] }>(base, '/components')).components;
 }
 
-async function router(base: string): Promise<Report> {
+async function router(base: ControlClient): Promise<Report> {
   const r = (await components(base)).find((c) => c.name === 'router');
   if (r === undefined) throw new Error('no router in /components');
   return r;
 }
 
-async function statusUnits(base: string): Promise<Unit[]> {
+async function statusUnits(base: ControlClient): Promise<Unit[]> {
   return (await getJson<{ components: Unit[] }>(base, '/status')).components;
 }
 
-async function rssByComponent(base: string): Promise<Record<string, number>> {
+async function rssByComponent(base: ControlClient): Promise<Record<string, number>> {
   return Object.fromEntries((await components(base)).map((c) => [c.name, c.rssBytes ?? 0]));
 }
 
-async function fdsByUnit(base: string): Promise<Record<string, number>> {
+async function fdsByUnit(base: ControlClient): Promise<Record<string, number>> {
   const a = await getJson<{ units: { unit: string; fds: unknown[] }[] }>(base, '/audit');
   return Object.fromEntries(a.units.map((u) => [u.unit, u.fds.length]));
 }
@@ -273,7 +273,7 @@ async function trafficRound(lab: LabInfo, result: SoakResult, blobHash: string):
 }
 
 /** SIGKILL a component; wait for init to restart it and for a lan -> wan ping to pass again. Returns ms from the kill to that ping (-1: never). */
-async function killAndRecover(base: string, lab: LabInfo, victim: string): Promise<number> {
+async function killAndRecover(base: ControlClient, lab: LabInfo, victim: string): Promise<number> {
   const before = (await statusUnits(base)).find((u) => u.name === victim);
   if (before === undefined || before.pid <= 0) throw new Error(`no running ${victim}`);
   const killedAt = Date.now();

@@ -64,6 +64,7 @@ const _sendto = lib.func('long sendto(int fd, const void *buf, size_t len, int f
 const _getsockname = lib.func('int getsockname(int fd, _Out_ uint8_t *addr, _Inout_ uint32_t *len)');
 const _unshare = lib.func('int unshare(int flags)');
 const _ifNameToIndex = lib.func('unsigned int if_nametoindex(const char *name)');
+const _getsockopt = lib.func('int getsockopt(int fd, int level, int name, _Out_ void *val, _Inout_ unsigned int *len)');
 
 /** An error from a libc call, with the errno and the call that failed. */
 export class SysError extends Error {
@@ -274,4 +275,24 @@ export function syscallPtr(nr: number, a1: number, a2: number, a3: Uint8Array | 
   const r = Number(_syscall3(nr, a1, a2, a3));
   if (r < 0) throw new SysError(`syscall(${nr})`, koffi.errno());
   return r;
+}
+
+const SOL_SOCKET = 1;
+const SO_PEERCRED = 17;
+
+/** The credentials of a Unix socket's peer as the kernel recorded them at connect(2). */
+export interface PeerCred {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+/** getsockopt(SO_PEERCRED) on a connected Unix socket's fd (struct ucred: pid, uid, gid). */
+export function peerCred(fd: number): PeerCred {
+  const buf = new Uint8Array(12);
+  const len = [12];
+  check('getsockopt(SO_PEERCRED)', _getsockopt(fd, SOL_SOCKET, SO_PEERCRED, buf, len) as number);
+  if (len[0] !== 12) throw new Error(`getsockopt(SO_PEERCRED): ${len[0]} bytes, expected 12`);
+  const v = new DataView(buf.buffer);
+  return { pid: v.getInt32(0, true), uid: v.getUint32(4, true), gid: v.getUint32(8, true) };
 }

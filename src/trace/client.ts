@@ -1,19 +1,14 @@
 // A client of the trace endpoints (src/init/trace-http.ts), for the CLI, the
-// benchmarks and tests: drive tracing, fetch reports and exports. It is given the control API's base
-// URL (finding a lab's is the caller's job: src/cli/control-url.ts).
+// benchmarks and tests: drive tracing, fetch reports and exports. It talks
+// through the one control API client (src/sys/control-client.ts) to the target
+// it is given (finding a lab's is the caller's job: src/cli/control-url.ts).
+import { ControlClient, ControlError } from '../sys/control-client.ts';
+import type { ControlTarget } from '../sys/control-client.ts';
 import type { TraceReport } from './report.ts';
 import type { TraceMode, TracerSnapshot } from './tracer.ts';
 
-export class TraceClientError extends Error {
-  readonly code: string;
-  readonly status: number;
-  constructor(status: number, code: string, message: string) {
-    super(message);
-    this.name = 'TraceClientError';
-    this.status = status;
-    this.code = code;
-  }
-}
+/** The control client's error (status 0 when no gateway answered). */
+export { ControlError as TraceClientError };
 
 export interface StartOptions {
   /** events (default) or aggregates. */
@@ -35,48 +30,23 @@ export interface TraceStatusView {
 }
 
 export class TraceClient {
-  readonly base: string;
-  readonly timeoutMs: number;
+  readonly control: ControlClient;
 
-  constructor(base: string, timeoutMs = 20000) {
-    this.base = base;
-    this.timeoutMs = timeoutMs;
+  /** `target`: a control client, a target, or a socket path / loopback URL. */
+  constructor(target: ControlClient | ControlTarget | string, timeoutMs = 20000) {
+    this.control = target instanceof ControlClient ? target : new ControlClient(target, timeoutMs);
   }
 
-  async #fetch(path: string, init: RequestInit = {}): Promise<Response> {
-    let r: Response;
-    try {
-      r = await fetch(`${this.base}${path}`, { ...init, signal: AbortSignal.timeout(this.timeoutMs) });
-    } catch (e) {
-      const cause = (e as { cause?: { code?: string } }).cause?.code;
-      throw new TraceClientError(0, 'MG_UNREACHABLE', `control API ${this.base} did not answer (${cause ?? (e as Error).message}); is the gateway running?`);
-    }
-    if (!r.ok) {
-      let code = 'MG_HTTP';
-      let message = `${r.status} ${r.statusText}`;
-      try {
-        const j = (await r.json()) as { error?: { code?: string; message?: string } };
-        if (j.error?.code) code = j.error.code;
-        if (j.error?.message) message = j.error.message;
-      } catch {
-        // not JSON
-      }
-      throw new TraceClientError(r.status, code, message);
-    }
-    return r;
+  get<T>(path: string): Promise<T> {
+    return this.control.get<T>(path);
   }
 
-  async get<T>(path: string): Promise<T> {
-    return (await (await this.#fetch(path)).json()) as T;
+  bytes(path: string): Promise<Buffer> {
+    return this.control.bytes(path);
   }
 
-  async bytes(path: string): Promise<Buffer> {
-    return Buffer.from(await (await this.#fetch(path)).arrayBuffer());
-  }
-
-  async post<T>(path: string, body: Record<string, unknown> = {}): Promise<T> {
-    const r = await this.#fetch(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-    return (await r.json()) as T;
+  post<T>(path: string, body: Record<string, unknown> = {}): Promise<T> {
+    return this.control.post<T>(path, body);
   }
 
   status(): Promise<TraceStatusView> {

@@ -5,7 +5,8 @@
 // until the block expires, and afterwards it can again.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { labDown, labUp, readLabState, type LabInfo } from '../../src/lab/lab.ts';
+import { labControl, labDown, labUp, readLabState, type LabInfo } from '../../src/lab/lab.ts';
+import type { ControlClient } from '../../src/sys/control-client.ts';
 import { canRunLabs, nsExec, ping } from './harness.ts';
 
 const NAME = `b${Math.random().toString(36).slice(2, 8)}`;
@@ -13,13 +14,12 @@ const ROUTER_WAN = '198.19.0.1';
 const BLOCK_S = 4;
 const skip = !canRunLabs();
 let lab: LabInfo;
-let port = 0;
+let control: ControlClient;
 
 interface Report { name: string; status: { policy?: { runtimeBlocks?: { ip: string; reason: string; active: boolean; drops: number }[] } }; counters: Record<string, number> }
 
 async function router(): Promise<Report> {
-  const r = await fetch(`http://127.0.0.1:${port}/components`, { signal: AbortSignal.timeout(5000) });
-  const rs = ((await r.json()) as { components: Report[] }).components;
+  const rs = (await control.get<{ components: Report[] }>('/components', 5000)).components;
   const me = rs.find((x) => x.name === 'router');
   assert.ok(me !== undefined);
   return me;
@@ -30,7 +30,7 @@ before(async () => {
   lab = await labUp({ name: NAME, microgate: { monitor: { extra: { block: [{ sid: 8000003, seconds: BLOCK_S }] } } } });
   const st = await readLabState(NAME);
   assert.ok(st !== null);
-  port = st.controlPort;
+  control = labControl(st);
 });
 
 after(async () => {

@@ -12,7 +12,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { labDown, labUp, readLabState, type LabUpOptions } from '../../src/lab/lab.ts';
+import { labControl, labDown, labUp, readLabState, type LabUpOptions } from '../../src/lab/lab.ts';
+import type { ControlClient } from '../../src/sys/control-client.ts';
 import type { MicrogateLabOptions } from '../../src/lab/microgate-gateway.ts';
 import { RHOST } from '../../src/lab/remote-site.ts';
 import { LAN_HOST } from '../../src/lab/plan.ts';
@@ -28,7 +29,7 @@ interface Component {
   name: string; unit: string; pid: number; state: string; restarts: number; hangs: number; oomKills: number; lastExit: string;
 }
 
-interface Lab { name: string; port: number; stateDir: string; lan: string; wan: string }
+interface Lab { name: string; control: ControlClient; stateDir: string; lan: string; wan: string }
 
 async function startLab(prefix: string, opts: Omit<LabUpOptions, 'name'>): Promise<Lab> {
   const name = `${prefix}${Math.random().toString(36).slice(2, 8)}`;
@@ -40,27 +41,20 @@ async function startLab(prefix: string, opts: Omit<LabUpOptions, 'name'>): Promi
   }
   const st = await readLabState(name);
   assert.ok(st !== null);
-  return { name, port: st.controlPort, stateDir: st.stateDir, lan: `mg-${name}-lan`, wan: `mg-${name}-wan` };
+  return { name, control: labControl(st, 5000), stateDir: st.stateDir, lan: `mg-${name}-lan`, wan: `mg-${name}-wan` };
 }
 
 async function status(lab: Lab): Promise<Component[]> {
-  const r = await fetch(`http://127.0.0.1:${lab.port}/status`, { signal: AbortSignal.timeout(3000) });
-  return ((await r.json()) as { components: Component[] }).components;
+  return (await lab.control.get<{ components: Component[] }>('/status', 3000)).components;
 }
 
 async function reports(lab: Lab): Promise<{ name: string; status: any; counters: Record<string, number> }[]> {
-  const r = await fetch(`http://127.0.0.1:${lab.port}/components`, { signal: AbortSignal.timeout(5000) });
-  return ((await r.json()) as { components: { name: string; status: any; counters: Record<string, number> }[] }).components;
+  return (await lab.control.get<{ components: { name: string; status: any; counters: Record<string, number> }[] }>('/components')).components;
 }
 
 async function inject(lab: Lab, component: string, kind: string): Promise<{ status: number; body: any }> {
-  const r = await fetch(`http://127.0.0.1:${lab.port}/components/${component}/fault`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ kind }),
-    signal: AbortSignal.timeout(5000),
-  });
-  return { status: r.status, body: await r.json() };
+  const r = await lab.control.request('POST', `/components/${component}/fault`, { kind });
+  return { status: r.status, body: JSON.parse(r.body.toString('utf8')) };
 }
 
 /** Poll /status until every component of `unit` runs under a pid other than `oldPid`; returns then and that status. */

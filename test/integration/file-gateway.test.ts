@@ -20,7 +20,8 @@ import { chmodSync, chownSync, closeSync, createWriteStream, existsSync, mkdtemp
 import { once } from 'node:events';
 import { tmpdir, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
-import { labDown, labUp, readLabState } from '../../src/lab/lab.ts';
+import { labControl, labDown, labUp, readLabState } from '../../src/lab/lab.ts';
+import type { ControlClient } from '../../src/sys/control-client.ts';
 import { initService, type FileGatewayLabPlan } from '../../src/lab/file-gateway-lab.ts';
 import { ROOT } from '../../src/init/sandbox.ts';
 import { canRunLabs, nsExec, uniqueLabName } from './harness.ts';
@@ -37,7 +38,7 @@ let wan: string;
 let lan: string;
 let dmz: string;
 let servicePid: number;
-let controlPort: number;
+let control: ControlClient;
 let stateDir: string;
 let tmp: string;
 let bigSha = '';
@@ -98,7 +99,7 @@ before(async () => {
   lan = st.plan.hosts.lan.netns;
   dmz = st.plan.hosts.dmz.netns;
   servicePid = st.processes.find((p) => p.name === 'file-gateway')!.pid;
-  controlPort = st.controlPort;
+  control = labControl(st);
   stateDir = st.plan.stateDir;
   // The wan host routes the inside prefixes at the gateway, so only the policy keeps it out.
   assert.equal((await nsExec(wan, 'ip', ['route', 'add', '198.18.0.0/16', 'via', st.plan.gatewayAddresses.wan])).code, 0);
@@ -356,7 +357,7 @@ test('init supervises the service: the audit finds it within its grants; SIGKILL
   assert.equal(a.sockets.listening, 2, 'https and the redirect');
 
   const { jar } = await login('alice', PW);
-  const before = (await initService(controlPort))!;
+  const before = (await initService(control))!;
   assert.equal(before.state, 'running');
   assert.equal(before.pid, servicePid);
   assert.equal(before.memoryLimitMb, 512);
@@ -367,7 +368,7 @@ test('init supervises the service: the audit finds it within its grants; SIGKILL
   const t0 = Date.now();
   while (Date.now() - t0 < 15_000 && !(after.state === 'running' && after.pid !== before.pid)) {
     await new Promise((r) => setTimeout(r, 100));
-    after = (await initService(controlPort)) ?? after;
+    after = (await initService(control)) ?? after;
   }
   assert.ok(after.state === 'running' && after.pid !== before.pid, `restarted: ${JSON.stringify(after)}`);
   assert.match(after.lastExit, /^signal SIGKILL at /);

@@ -3,14 +3,15 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readlinkSync } from 'node:fs';
-import { labUp, labDown, readLabState } from '../../src/lab/lab.ts';
+import { labControl, labUp, labDown, readLabState } from '../../src/lab/lab.ts';
+import type { ControlClient } from '../../src/sys/control-client.ts';
 import type { LabInfo } from '../../src/lab/lab.ts';
 import { ping, iperf3 } from '../../src/lab/traffic.ts';
 import { nsExec, run, sysctlGet } from '../../src/lab/netns.ts';
 
 const NAME = `g${Math.random().toString(36).slice(2, 8)}`;
 let info: LabInfo;
-let port = 0;
+let control: ControlClient;
 
 interface Status {
   ready: boolean;
@@ -18,13 +19,11 @@ interface Status {
 }
 
 async function status(): Promise<Status> {
-  const r = await fetch(`http://127.0.0.1:${port}/status`, { signal: AbortSignal.timeout(3000) });
-  return (await r.json()) as Status;
+  return control.get<Status>('/status', 3000);
 }
 
 async function counters(): Promise<Record<string, Record<string, number>>> {
-  const r = await fetch(`http://127.0.0.1:${port}/counters`, { signal: AbortSignal.timeout(3000) });
-  return (await r.json()) as Record<string, Record<string, number>>;
+  return control.get<Record<string, Record<string, number>>>('/counters', 3000);
 }
 
 async function pidOf(name: string): Promise<number> {
@@ -37,7 +36,7 @@ before(async () => {
   info = await labUp({ name: NAME, gateway: 'microgate' });
   const st = await readLabState(NAME);
   assert.ok(st);
-  port = st.controlPort;
+  control = labControl(st);
 });
 
 after(async () => {

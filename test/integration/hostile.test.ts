@@ -12,7 +12,8 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { labDown, labUp, readLabState, type LabInfo } from '../../src/lab/lab.ts';
+import { labControl, labDown, labUp, readLabState, type LabInfo } from '../../src/lab/lab.ts';
+import type { ControlClient } from '../../src/sys/control-client.ts';
 import { canRunLabs, killChild, nsExec, ping, spawnInNetns, uniqueLabName, waitForListen } from './harness.ts';
 
 const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -29,20 +30,19 @@ const OUTCOMES = /^(drop\.[a-z0-9-]+|forwarded|arp\.queued|arp\.learned|arp\.ref
 
 interface Report { name: string; counters: Record<string, number>; status: Record<string, unknown> }
 
-async function base(): Promise<string> {
+async function control(): Promise<ControlClient> {
   const st = await readLabState(NAME);
   assert.ok(st);
-  return `http://127.0.0.1:${st.controlPort}`;
+  return labControl(st, 5000);
 }
 
 async function components(): Promise<Map<string, Report>> {
-  const r = await fetch(`${await base()}/components`, { signal: AbortSignal.timeout(5000) });
-  const body = (await r.json()) as { components: Report[] };
+  const body = await (await control()).get<{ components: Report[] }>('/components');
   return new Map(body.components.map((c) => [c.name, c]));
 }
 
 async function restarts(): Promise<Record<string, number>> {
-  const st = await fetch(`${await base()}/status`, { signal: AbortSignal.timeout(5000) }).then((r) => r.json()) as { components: { name: string; restarts: number; state: string }[] };
+  const st = await (await control()).get<{ components: { name: string; restarts: number; state: string }[] }>('/status');
   return Object.fromEntries(st.components.map((c) => [c.name, c.state === 'running' ? c.restarts : -1]));
 }
 

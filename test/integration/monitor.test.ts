@@ -6,22 +6,21 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { labDown, labUp, readLabState, type LabInfo } from '../../src/lab/lab.ts';
+import { labControl, labDown, labUp, readLabState, type LabInfo } from '../../src/lab/lab.ts';
+import type { ControlClient } from '../../src/sys/control-client.ts';
 import { canRunLabs, iperf3Pair, killChild, nsExec, ping, spawnInNetns, waitForListen } from './harness.ts';
 
 const NAME = `m${Math.random().toString(36).slice(2, 8)}`;
 const ROUTER_WAN = '198.19.0.1';
 let lab: LabInfo;
-let port = 0;
+let control: ControlClient;
 let stateDir = '';
 const skip = !canRunLabs();
 
 interface Eve { event_type: string; alert?: { signature_id: number }; src_ip?: string }
 
 async function eve(): Promise<Eve[]> {
-  const r = await fetch(`http://127.0.0.1:${port}/alerts?since=0&fresh=1`, { signal: AbortSignal.timeout(5000) });
-  assert.equal(r.status, 200);
-  return ((await r.json()) as { events: Eve[] }).events;
+  return (await control.get<{ events: Eve[] }>('/alerts?since=0&fresh=1', 5000)).events;
 }
 
 async function sids(): Promise<number[]> {
@@ -43,7 +42,7 @@ before(async () => {
   lab = await labUp({ name: NAME, microgate: { monitor: {} } });
   const st = await readLabState(NAME);
   assert.ok(st !== null);
-  port = st.controlPort;
+  control = labControl(st);
   stateDir = st.stateDir;
 });
 
@@ -110,7 +109,7 @@ test('init appends the EVE records to the lab\'s eve.json; the router counts mir
   assert.ok(existsSync(file));
   const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Eve);
   assert.ok(lines.some((e) => e.event_type === 'alert' && e.alert?.signature_id === 8000001));
-  const c = (await (await fetch(`http://127.0.0.1:${port}/counters`)).json()) as Record<string, Record<string, number>>;
+  const c = await control.get<Record<string, Record<string, number>>>('/counters');
   assert.ok((c.router['mirror.copied'] ?? 0) > 0);
   assert.ok((c.monitor.packets ?? 0) > 0);
 });

@@ -16,11 +16,11 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createNetns, deleteNetns, ip, listLinks, nsExec, sysctl } from '../../src/lab/netns.ts';
 import { ping, iperf3 } from '../../src/lab/traffic.ts';
-import { pickFreePort } from '../../src/lab/plan.ts';
 import { findFreeUidRange } from '../../src/init/uid-check.ts';
 import { openPacketSocket } from '../../src/sys/packet.ts';
 import { escapeLink, type EscapeReport } from '../../src/runtime/fault-inject.ts';
 import { readMemAs } from './mem-read.ts';
+import { ControlClient } from '../../src/sys/control-client.ts';
 
 const id = Math.random().toString(36).slice(2, 7);
 const namespaces: string[] = [];
@@ -93,9 +93,10 @@ for (const hdr of [12, 10] as const) test(`a gateway attached to existing interf
   const before = await linkStats(C, ns.nic);
   assert.equal(before.promiscuity, 0, 'the control socket is closed: its promiscuous membership went with it');
 
-  const port = await pickFreePort();
+  // mkdtemp's folder is root-only (0700): a valid home for the control socket.
+  const socket = join(dir, `control${hdr}.sock`);
   const config = join(dir, `gateway${hdr}.yaml`);
-  writeFileSync(config, `control: { listen: 127.0.0.1:${port} }
+  writeFileSync(config, `control: { socket: ${socket} }
 sandbox: { uid-base: ${findFreeUidRange(99000, 99999, 64).first} }
 debug: { fault-injection: true }
 devices:
@@ -136,7 +137,7 @@ sessions:
   assert.equal((await ping(ns.b, '198.18.0.2', { count: 2, timeoutS: 1 })).received, 0);
 
   // The audit: packet sockets counted as granted devices, each link's namespace holding lo and the link only, nothing dumpable.
-  const audit = (await (await fetch(`http://127.0.0.1:${port}/audit`)).json()) as AuditBody;
+  const audit = await new ControlClient({ socket }).get<AuditBody>('/audit');
   assert.equal(audit.ok, true, JSON.stringify(audit.units.map((u) => [u.unit, u.violations])));
   const drvA = audit.units.find((u) => u.unit === 'drv-a')!;
   assert.deepEqual(drvA.links, [{ device: 'port-a', ifname: A, netnsInterfaces: ['lo', A] }]);
@@ -148,8 +149,8 @@ sessions:
 
   if (hdr === 12) {
     // The attack, from inside drv-a's sandbox with its own socket: every interface index, send and promiscuous.
-    const r = await fetch(`http://127.0.0.1:${port}/components/drv-a/fault`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"kind":"escape-link"}' });
-    assert.equal(r.status, 202, await r.text());
+    const r = await new ControlClient({ socket }).request('POST', '/components/drv-a/fault', { kind: 'escape-link' });
+    assert.equal(r.status, 202, r.body.toString('utf8'));
     const t1 = Date.now();
     let m: RegExpExecArray | null = null;
     while ((m = /fault injection: escape-link: (\{.*\})/.exec(log)) === null && Date.now() - t1 < 30000) await new Promise((res) => setTimeout(res, 100));

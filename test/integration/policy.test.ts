@@ -12,7 +12,8 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseDocument } from 'yaml';
-import { labDown, labUp, readLabState, type LabInfo } from '../../src/lab/lab.ts';
+import { labControl, labDown, labUp, readLabState, type LabInfo } from '../../src/lab/lab.ts';
+import type { ControlClient } from '../../src/sys/control-client.ts';
 import { labReload } from '../../src/lab/lab-reload.ts';
 import { routerYamlPath } from '../../src/lab/linux-gateway.ts';
 import { canRunLabs, killChild, nsExec, ping, spawnInNetns, waitForListen } from './harness.ts';
@@ -63,15 +64,14 @@ function start(netns: string, cmd: string, args: string[]): ChildProcess {
   return c;
 }
 
-async function controlPort(lab: string): Promise<number> {
+async function controlOf(lab: string): Promise<ControlClient> {
   const st = await readLabState(lab);
   assert.ok(st);
-  return st.controlPort;
+  return labControl(st, 5000);
 }
 
 async function routerReport(lab: string): Promise<{ status: Record<string, unknown>; counters: Record<string, number> }> {
-  const r = await fetch(`http://127.0.0.1:${await controlPort(lab)}/components`, { signal: AbortSignal.timeout(5000) });
-  const body = (await r.json()) as { components: { name: string; status: Record<string, unknown>; counters: Record<string, number> }[] };
+  const body = await (await controlOf(lab)).get<{ components: { name: string; status: Record<string, unknown>; counters: Record<string, number> }[] }>('/components');
   const router = body.components.find((c) => c.name === 'router');
   assert.ok(router);
   return router;
@@ -296,7 +296,7 @@ test('SYN flood from the wan with random sources (hping3, 2 s) while a lan -> wa
   const afterC = (await routerReport(MG)).counters;
   const rx = (afterC['rx.wan'] ?? 0) - (before['rx.wan'] ?? 0);
   assert.ok(rx > 1000, `the flood reached the router: ${rx} frames`);
-  const st = await fetch(`http://127.0.0.1:${await controlPort(MG)}/status`).then((r) => r.json()) as { components: { name: string; restarts: number }[] };
+  const st = await (await controlOf(MG)).get<{ components: { name: string; restarts: number }[] }>('/status');
   assert.ok(st.components.every((c) => c.restarts === 0), 'nothing restarted');
   // Random sources outside the wan prefix are spoofed for a domain without a default route.
   assert.ok((afterC['drop.ip-spoofed-source'] ?? 0) > (before['drop.ip-spoofed-source'] ?? 0));

@@ -4,28 +4,28 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { labUp, labDown, readLabState } from '../../src/lab/lab.ts';
+import { labControl, labUp, labDown, readLabState } from '../../src/lab/lab.ts';
+import type { ControlClient } from '../../src/sys/control-client.ts';
 import type { MicrogateLabOptions } from '../../src/lab/microgate-gateway.ts';
 import { ping } from '../../src/lab/traffic.ts';
 import { run } from '../../src/lab/netns.ts';
 
 interface Component { name: string; pid: number; state: string; restarts: number; hangs: number; memoryBytes?: number }
 
-async function withLab(opts: MicrogateLabOptions, fn: (name: string, port: number, lan: string, wanIp: string) => Promise<void>): Promise<void> {
+async function withLab(opts: MicrogateLabOptions, fn: (name: string, port: ControlClient, lan: string, wanIp: string) => Promise<void>): Promise<void> {
   const name = `s${Math.random().toString(36).slice(2, 8)}`;
   try {
     const info = await labUp({ name, gateway: 'microgate', microgate: opts });
     const st = await readLabState(name);
     assert.ok(st);
-    await fn(name, st.controlPort, info.hosts.lan.netns, info.hosts.wan.ip);
+    await fn(name, labControl(st), info.hosts.lan.netns, info.hosts.wan.ip);
   } finally {
     await labDown(name);
   }
 }
 
-async function components(port: number): Promise<Component[]> {
-  const r = await fetch(`http://127.0.0.1:${port}/status`, { signal: AbortSignal.timeout(3000) });
-  return ((await r.json()) as { components: Component[] }).components;
+async function components(control: ControlClient): Promise<Component[]> {
+  return (await control.get<{ components: Component[] }>('/status', 3000)).components;
 }
 
 const microgate = ['node_modules/.bin/node', 'src/cli/main.ts'];

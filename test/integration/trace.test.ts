@@ -129,16 +129,19 @@ test('counters: drops by reason, queue depths, wake-ups and idle time per compon
 });
 
 test('the trace API refuses what it does not understand, with JSON errors', async () => {
-  const base = client.base;
-  const expect = async (path: string, init: RequestInit, status: number, code: string): Promise<void> => {
-    const r = await fetch(`${base}${path}`, init);
+  const expect = async (path: string, o: { method?: string; body?: string; type?: string }, status: number, code: string): Promise<void> => {
+    const headers = o.type === undefined ? undefined : { 'content-type': o.type };
+    const r = await client.control.request(o.method ?? 'GET', path, undefined, { raw: o.body, headers });
     assert.equal(r.status, status, path);
-    assert.equal(((await r.json()) as { error: { code: string } }).error.code, code, path);
+    assert.equal((JSON.parse(r.body.toString('utf8')) as { error: { code: string } }).error.code, code, path);
   };
   await expect('/trace/start', {}, 405, 'MG_METHOD');
-  await expect('/trace/report', { method: 'POST' }, 405, 'MG_METHOD');
+  await expect('/trace/report', { method: 'POST', body: '{}' }, 405, 'MG_METHOD');
   await expect('/trace/nope', {}, 404, 'MG_NOT_FOUND');
   await expect('/trace/start', { method: 'POST', body: '{"mode":' }, 400, 'MG_BAD_JSON');
+  await expect('/trace/start', { method: 'POST', body: '' }, 400, 'MG_BAD_JSON');
+  await expect('/trace/start', { method: 'POST' }, 415, 'MG_CONTENT_TYPE');
+  await expect('/trace/start', { method: 'POST', body: '{"capture":"drv-lan.nic"}', type: 'text/plain' }, 415, 'MG_CONTENT_TYPE');
   await expect('/trace/start', { method: 'POST', body: '{"mode":"fast"}' }, 400, 'MG_BAD_REQUEST');
   await expect('/trace/start', { method: 'POST', body: '{"colour":1}' }, 400, 'MG_BAD_REQUEST');
   await expect('/trace/start', { method: 'POST', body: JSON.stringify({ capture: 'router.nowhere' }) }, 404, 'MG_TRACE_NO_SESSION');

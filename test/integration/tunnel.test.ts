@@ -9,7 +9,8 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { labDown, labUp, readLabState } from '../../src/lab/lab.ts';
+import { labControl, labDown, labUp, readLabState } from '../../src/lab/lab.ts';
+import type { ControlClient } from '../../src/sys/control-client.ts';
 import { RHOST, RSITE_ENDPOINT, WG_PORT, WG_TUNNEL } from '../../src/lab/remote-site.ts';
 import { decodeKey } from '../../src/components/keystore/keys.ts';
 import { readMemAs } from './mem-read.ts';
@@ -23,7 +24,7 @@ const wan = `mg-${name}-wan`;
 const rsite = `mg-${name}-rsite`;
 const rhost = `mg-${name}-rhost`;
 const wgIf = `mg${name}g`;
-let control = '';
+let control: ControlClient;
 let stateDir = '';
 let up = false;
 
@@ -36,8 +37,7 @@ interface PeerStatus {
 }
 
 async function report(): Promise<{ status: { publicKey: string; peers: PeerStatus[] }; counters: Record<string, number> }> {
-  const r = await fetch(`${control}/components`, { signal: AbortSignal.timeout(5000) });
-  const body = (await r.json()) as { components: { name: string; status: any; counters: Record<string, number> }[] };
+  const body = await control.get<{ components: { name: string; status: any; counters: Record<string, number> }[] }>('/components', 5000);
   const t = body.components.find((c) => c.name === 'tunnel');
   assert.ok(t, 'the tunnel reports');
   return { status: t.status, counters: t.counters };
@@ -98,7 +98,7 @@ before(async () => {
   await labUp({ name, gateway: 'microgate', remoteSite: { rekeyAfterTimeS: 4 } });
   up = true;
   const st = (await readLabState(name))!;
-  control = `http://127.0.0.1:${st.controlPort}`;
+  control = labControl(st);
   stateDir = st.stateDir;
   await waitFor('the tunnel to be ready', async () => (await report()).status.publicKey !== null);
 });
@@ -212,7 +212,7 @@ test('the static key is readable by the keystore only, and in no other process m
   const s = statSync(keyFile);
   assert.equal(s.mode & 0o777, 0o400, 'key file mode');
   assert.equal(s.uid, 0, 'key file owned by root');
-  const status = (await (await fetch(`${control}/status`)).json()) as { components: { name: string; pid: number; uid: number }[] };
+  const status = await control.get<{ components: { name: string; pid: number; uid: number }[] }>('/status');
   const pids = new Map(status.components.map((c) => [c.name, c.pid]));
   // No component's uid may open the key file.
   for (const c of status.components) {

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { labUp, labDown, readLabState } from '../../src/lab/lab.ts';
+import { labControl, labUp, labDown, readLabState } from '../../src/lab/lab.ts';
 import type { MicrogateLabOptions } from '../../src/lab/microgate-gateway.ts';
 import { ping, iperf3 } from '../../src/lab/traffic.ts';
 
@@ -14,8 +14,7 @@ interface Status {
 async function status(name: string): Promise<Status> {
   const st = await readLabState(name);
   assert.ok(st);
-  const r = await fetch(`http://127.0.0.1:${st.controlPort}/status`, { signal: AbortSignal.timeout(3000) });
-  return (await r.json()) as Status;
+  return labControl(st).get<Status>('/status', 3000);
 }
 
 const variants: [string, MicrogateLabOptions][] = [

@@ -13,6 +13,10 @@ import { checkFault, FAULT_KINDS } from '../../src/init/fault.ts';
 import { Init } from '../../src/init/init.ts';
 import { startControl, type ControlServer } from '../../src/init/control.ts';
 import { catalog } from '../../src/cli/catalog.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ControlClient } from '../../src/sys/control-client.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/microgate', import.meta.url));
 
@@ -77,24 +81,23 @@ test('checkFault: 403 when off, 404 unknown component, 400 unknown kind, 409 not
 let off: ControlServer;
 let on: ControlServer;
 
+// mkdtemp's folder is root-only (0700), as the control socket's folder must be.
+const dir = mkdtempSync(join(tmpdir(), 'mg-fault-'));
+
 before(async () => {
-  off = await startControl(new Init(parseConfig(BASE, 'off.yaml', catalog), { log: () => undefined }), '127.0.0.1', 0);
-  on = await startControl(new Init(parseConfig(withDebug('  fault-injection: true'), 'on.yaml', catalog), { log: () => undefined }), '127.0.0.1', 0);
+  off = await startControl(new Init(parseConfig(BASE, 'off.yaml', catalog), { log: () => undefined }), { socket: join(dir, 'off.sock') }, { log: () => undefined });
+  on = await startControl(new Init(parseConfig(withDebug('  fault-injection: true'), 'on.yaml', catalog), { log: () => undefined }), { socket: join(dir, 'on.sock') }, { log: () => undefined });
 });
 
 after(async () => {
   await off?.close();
   await on?.close();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 async function post(s: ControlServer, path: string, body: string, type = 'application/json', method = 'POST'): Promise<{ status: number; body: any }> {
-  const r = await fetch(`http://127.0.0.1:${s.port}${path}`, {
-    method,
-    headers: { 'content-type': type },
-    body: method === 'GET' ? undefined : body,
-    signal: AbortSignal.timeout(3000),
-  });
-  return { status: r.status, body: await r.json() };
+  const r = await new ControlClient({ socket: s.socket }, 3000).request(method, path, undefined, { raw: method === 'GET' ? undefined : body, headers: { 'content-type': type } });
+  return { status: r.status, body: JSON.parse(r.body.toString('utf8')) };
 }
 
 test('POST /components/NAME/fault: refused with a specific error for every bad request', async () => {
@@ -153,7 +156,11 @@ test('microgate fault: usage errors exit 2, a refusal exits 1 with the gateway\'
   r = await fault('--component', 'router', '--kind', 'boom');
   assert.equal(r.code, 2);
   assert.match(r.err, /--kind must be one of throw, allocate, hang, forbidden-call, escape-link, hostile \(got "boom"\)/);
-  r = await fault('--component', 'router', '--kind', 'throw', '--control', `http://127.0.0.1:${off.port}`);
+  r = await fault('--component', 'router', '--kind', 'throw', '--control', off.socket);
   assert.equal(r.code, 1);
   assert.match(r.err, /microgate fault: fault injection is off/);
+  // Nothing listening: said plainly (issue 16), not "fetch failed".
+  r = await fault('--component', 'router', '--kind', 'throw', '--control', join(dir, 'none.sock'));
+  assert.equal(r.code, 1);
+  assert.equal(r.err, `microgate fault: no gateway answers on ${join(dir, 'none.sock')}: is it running?\n`);
 });
