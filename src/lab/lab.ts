@@ -9,7 +9,7 @@
 // up a lab whose creation was interrupted.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { appendFileSync } from 'node:fs';
-import { cp, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, cp, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   createNetns, deleteLinks, deleteNetns, findLinks, ip, listNetns, netnsPids, nsExec,
@@ -316,7 +316,10 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
       const kept = failedLogDir(name);
       try {
         await rm(kept, { recursive: true, force: true });
-        await cp(plan.stateDir, kept, { recursive: true });
+        // Root-only like the state folder (its sockets are not copied: they would be dead).
+        await mkdir(kept, { recursive: true, mode: 0o700 });
+        await chmod(kept, 0o700);
+        await cp(plan.stateDir, kept, { recursive: true, filter: (src) => !src.endsWith('.sock') });
         (e as Error).message += `\n(logs of the failed attempt kept in ${kept})`;
       } catch { /* nothing to keep */ }
       try {
