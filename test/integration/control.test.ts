@@ -75,7 +75,7 @@ test('uid 65534 can neither read the state nor connect to the socket, directly o
   let out: string;
   [code, out, err] = await asNobody(NODE, [join(ROOT, 'src/cli/main.ts'), 'trace', 'status', '--control', st.controlSocket!]);
   assert.equal(code, 1, out);
-  assert.equal(err, `microgate trace: permission denied on ${st.controlSocket}: the control API answers only root and members of its admin group\n`);
+  assert.equal(err, `microgate trace status: permission denied on ${st.controlSocket}: the control API answers only root and members of its admin group\n`);
   [code, , err] = await asNobody(NODE, [join(ROOT, 'src/cli/main.ts'), 'conntrack', '--lab', NAME]);
   assert.equal(code, 1);
   assert.match(err, new RegExp(`no lab "${NAME}" \\(see microgate lab status; lab state is readable by root only\\)`));
