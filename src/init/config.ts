@@ -161,7 +161,7 @@ export function parseConfig(text: string, file: string, catalog: Catalog): Gatew
     const c = r.obj(root.control, ['control'], ['socket', 'admin-group', 'listen', 'token-file']);
     if (c.socket !== undefined) {
       control.socket = r.str(c.socket, ['control', 'socket'], /^\/(?:[A-Za-z0-9._-]+\/)+[A-Za-z0-9._-]+$/, 'an absolute path of a socket in a folder of its own, like /run/microgate/init/control.sock');
-      if (control.socket.split('/').includes('..') || control.socket.length > 100) r.fail(['control', 'socket'], 'an absolute path without ".." of at most 100 characters (a Unix socket path is limited to 107 bytes)');
+      if (control.socket.split('/').includes('..') || control.socket.length > 100) r.fail(['control', 'socket'], 'expected an absolute path without ".." of at most 100 characters (a Unix socket path is limited to 107 bytes)');
     }
     if (c['admin-group'] !== undefined) {
       const g = typeof c['admin-group'] === 'number' ? String(c['admin-group']) : c['admin-group'];
@@ -171,11 +171,11 @@ export function parseConfig(text: string, file: string, catalog: Catalog): Gatew
       const s = r.str(c.listen, ['control', 'listen'], /^(127\.\d+\.\d+\.\d+|localhost|\[::1\]):\d+$/, 'a loopback address and port like 127.0.0.1:7460');
       const i = s.lastIndexOf(':');
       const port = r.int(Number(s.slice(i + 1)), ['control', 'listen'], 0, 65535);
-      if (c['token-file'] === undefined) r.fail(['control', 'token-file'], 'a root-only file (0600) holding the bearer token: the TCP listener (control.listen) is refused without one');
+      if (c['token-file'] === undefined) r.fail(['control', 'token-file'], 'expected a root-only file (0600) holding the bearer token: the TCP listener (control.listen) is refused without one');
       const tokenFile = r.str(c['token-file'], ['control', 'token-file'], /^\/[^\0]*$/, 'an absolute file path');
       control.tcp = { host: s.slice(0, i).replace(/^\[|\]$/g, ''), port, tokenFile };
     } else if (c['token-file'] !== undefined) {
-      r.fail(['control', 'token-file'], 'absent: a token file is used only with a TCP listener (control.listen)');
+      r.fail(['control', 'token-file'], 'expected absent: a token file is used only with a TCP listener (control.listen)');
     }
   }
 

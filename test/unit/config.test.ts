@@ -61,6 +61,21 @@ test('errors name the file, the line, the path and what was expected', () => {
   rejects('sandbox: { uid-base: 70000, uid-count: 3 }\n' + GOOD, /sandbox\.uid-count: at least 4 \(a uid for each of the 3 components and one for the shared host; got 3\)/);
 });
 
+test('control: a socket path, an admin group, TCP only with a token file', () => {
+  const c = parseConfig(`control:\n  socket: /run/mg/ctl.sock\n  admin-group: mgadmin\n  listen: 127.0.0.1:7460\n  token-file: /etc/microgate/token\n${GOOD}`, 'gw.yaml', catalog);
+  assert.deepEqual(c.control, { socket: '/run/mg/ctl.sock', adminGroup: 'mgadmin', tcp: { host: '127.0.0.1', port: 7460, tokenFile: '/etc/microgate/token' } });
+  assert.equal(parseConfig(`control: { admin-group: 1500 }\n${GOOD}`, 'gw.yaml', catalog).control.adminGroup, '1500');
+  rejects(`control: { listen: 127.0.0.1:7460 }\n${GOOD}`, /^gw\.yaml:1: control\.token-file: expected a root-only file \(0600\) holding the bearer token/);
+  rejects(`control: { token-file: /etc/t }\n${GOOD}`, /control\.token-file: expected absent: a token file is used only with a TCP listener/);
+  rejects(`control: { socket: control.sock }\n${GOOD}`, /control\.socket: expected an absolute path of a socket in a folder of its own/);
+  rejects(`control: { socket: /ctl.sock }\n${GOOD}`, /control\.socket: expected an absolute path of a socket in a folder of its own/);
+  rejects(`control: { socket: /run/../etc/ctl.sock }\n${GOOD}`, /control\.socket: expected an absolute path without "\.\."/);
+  rejects(`control: { socket: /run/${'x'.repeat(100)}/c.sock }\n${GOOD}`, /at most 100 characters/);
+  rejects(`control: { admin-group: 0 }\n${GOOD}`, /control\.admin-group: expected a group name or a numeric gid \(not 0/);
+  rejects(`control: { admin-group: "wheel; rm" }\n${GOOD}`, /control\.admin-group: expected a group name/);
+  rejects(`control: { port: 1 }\n${GOOD}`, /control\.port: unknown key; expected one of socket, admin-group, listen, token-file/);
+});
+
 test('parsePath splits config paths', () => {
   assert.deepEqual(parsePath('components[2].config.domains.lan'), ['components', 2, 'config', 'domains', 'lan']);
   assert.deepEqual(parsePath('a["x.y"][0]'), ['a', 'x.y', 0]);

@@ -33,5 +33,5 @@ test('reload: a changed router section is applicable; devices, sessions and comp
   assert.match(topologyChange(cur, parseConfig(BASE.replace('netns: mg-x-lan', 'netns: mg-y-lan'), 'g.yaml', catalog)) ?? '', /^devices changed/);
   assert.match(topologyChange(cur, parseConfig(BASE.replace('between: [drv-lan.nic, router.lan] }', 'between: [drv-lan.nic, router.lan], slots: 64 }'), 'g.yaml', catalog)) ?? '', /^sessions changed/);
   assert.match(topologyChange(cur, parseConfig(BASE.replace('type: router\n', 'type: router\n    isolation: thread\n'), 'g.yaml', catalog)) ?? '', /components\[2\] changed outside its config section/);
-  assert.match(topologyChange(cur, parseConfig(`control: { listen: 127.0.0.1:7999 }\n${BASE}`, 'g.yaml', catalog)) ?? '', /^control changed/);
+  assert.match(topologyChange(cur, parseConfig(`control: { socket: /run/mg-x/control.sock }\n${BASE}`, 'g.yaml', catalog)) ?? '', /^control changed/);
 });
