@@ -1,5 +1,5 @@
 // Where a command finds a gateway's control API, for every command: a lab's
-// (`--lab NAME`: /run/microgate/labs/NAME/control.sock, from its state file),
+// (`--lab NAME`: /run/microgate/labs/NAME/control/control.sock, from its state file),
 // `--control SOCKET|URL`, else $MICROGATE_CONTROL, else the default socket of
 // `microgate run` (docs/CONFIG.md, control.socket). A loopback http:// URL
 // (a gateway configured with control.listen) takes its bearer token from the
@@ -11,7 +11,7 @@ import { ControlClient, ControlError, parseControlTarget } from '../sys/control-
 import type { ControlTarget } from '../sys/control-client.ts';
 
 /** What every command that talks to a gateway says about --lab and --control in its help. */
-export const CONTROL_HELP = `  --lab NAME         the gateway of lab NAME (its socket /run/microgate/labs/NAME/control.sock)
+export const CONTROL_HELP = `  --lab NAME         the gateway of lab NAME (its socket /run/microgate/labs/NAME/control/control.sock)
   --control TARGET   a control socket path, or a loopback http:// URL (token from $MICROGATE_CONTROL_TOKEN_FILE)
                      default: $MICROGATE_CONTROL, else ${DEFAULTS.controlSocket}`;
 

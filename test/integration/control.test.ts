@@ -61,7 +61,9 @@ test('the lab state folder is root-only (0700) and its files 0600', { skip }, ()
     const s = statSync(join(st.stateDir, f));
     assert.equal(s.mode & 0o077, 0, `${f}: mode ${(s.mode & 0o777).toString(8)}`);
   }
-  for (const f of ['state.json', 'gateway.log', 'gateway.yaml', 'lab.log', 'control.sock']) assert.ok(readdirSync(st.stateDir).includes(f), f);
+  for (const f of ['state.json', 'gateway.log', 'gateway.yaml', 'lab.log', 'control']) assert.ok(readdirSync(st.stateDir).includes(f), f);
+  assert.equal(st.controlSocket, join(st.stateDir, 'control', 'control.sock'));
+  assert.equal(statSync(st.controlSocket).mode & 0o777, 0o600);
 });
 
 test('uid 65534 can neither read the state nor connect to the socket, directly or through the CLI', { skip }, async () => {
