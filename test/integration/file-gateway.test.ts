@@ -16,10 +16,10 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, closeSync, createWriteStream, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, createWriteStream, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { tmpdir, hostname } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { labControl, labDown, labUp, readLabState } from '../../src/lab/lab.ts';
 import type { ControlClient } from '../../src/sys/control-client.ts';
 import { initService, type FileGatewayLabPlan } from '../../src/lab/file-gateway-lab.ts';
@@ -141,6 +141,10 @@ after(async () => {
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
+});
+
+test('the lab state and the NAS share are not world-readable: others may not even pass through', { skip }, () => {
+  for (const d of [dirname(f.dir), f.dir, f.nas.dir, f.nas.shareDir]) assert.equal(statSync(d).mode & 0o007, 0, `${d}: mode ${(statSync(d).mode & 0o777).toString(8)}`);
 });
 
 test('placement: http redirects to https; without a session everything goes to /login; the dmz host is not reachable from the wan; the dmz reaches the NAS and nothing else of the lan', { skip }, async () => {
