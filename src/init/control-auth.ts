@@ -148,7 +148,9 @@ export function prepareSocketDir(socket: string, adminGid: number | undefined): 
   try {
     lstatSync(dir);
   } catch {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // Missing parents get the usual 0755 (e.g. /run/microgate, which labs share); only the socket's own folder is closed.
+    mkdirSync(dirname(dir), { recursive: true, mode: 0o755 });
+    mkdirSync(dir, { mode: 0o700 });
     chownSync(dir, 0, adminGid ?? 0);
     chmodSync(dir, want);
     created = true;

@@ -88,9 +88,10 @@ test('the token file must be root-owned, 0600, no symlink, long enough', { skip:
 });
 
 test('the socket folder: created root-only; an existing one open to others is refused, never changed', { skip: !root && 'needs root' }, () => {
-  const fresh = join(dir, 'fresh', 'control.sock');
+  const fresh = join(dir, 'fresh', 'sub', 'control.sock');
   prepareSocketDir(fresh, undefined);
-  assert.equal(statSync(join(dir, 'fresh')).mode & 0o777, 0o700);
+  assert.equal(statSync(join(dir, 'fresh', 'sub')).mode & 0o777, 0o700);
+  assert.equal(statSync(join(dir, 'fresh')).mode & 0o777, 0o755, 'a missing parent is not closed (labs share /run/microgate)');
   const open = join(dir, 'open');
   prepareSocketDir(join(open, 'x.sock'), undefined);
   chmodSync(open, 0o755);
