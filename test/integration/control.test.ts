@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { labControl, labDown, labUp, readLabState, type LabState } from '../../src/lab/lab.ts';
+import { labReload } from '../../src/lab/lab-reload.ts';
 import { pickFreePort } from '../../src/lab/plan.ts';
 import { ControlClient } from '../../src/sys/control-client.ts';
 import { TraceClient } from '../../src/trace/client.ts';
@@ -83,13 +84,16 @@ test('uid 65534 can neither read the state nor connect to the socket, directly o
   assert.match(err, new RegExp(`no lab "${NAME}" \\(see microgate lab status; lab state is readable by root only\\)`));
 });
 
-test('root is answered, captures included; nothing answering is said plainly', { skip }, async () => {
+test('root is answered, captures and reload included; nothing answering is said plainly', { skip }, async () => {
   const trace = new TraceClient(labControl(st));
   await trace.start({ capture: 'drv-lan.nic', packets: 16 });
   assert.equal((await ping(st.plan.hosts.lan.netns, st.plan.hosts.wan.ip, { count: 2, intervalS: 0.1 })).received, 2);
   await trace.stop();
   const pcap = await trace.pcapng();
   assert.equal(pcap.readUInt32LE(0), 0x0a0d0d0a, 'a pcapng file');
+  // Reload ({} as application/json) through the lab's client: the unchanged config is accepted.
+  const re = await labReload(NAME);
+  assert.ok(re.ok, re.message);
   const gone = join(st.stateDir, 'gone.sock');
   await assert.rejects(new ControlClient({ socket: gone }).get('/status'), { code: 'MG_UNREACHABLE', message: `no gateway answers on ${gone}: is it running?` });
   const r = await new Promise<[number, string]>((resolveP) => {
