@@ -201,7 +201,7 @@ test('a packet device with an address is refused before anything moves', async (
   await ip(['link', 'add', L, 'netns', nsn, 'type', 'veth', 'peer', 'name', `mgpk${id}ra`, 'netns', nsn]);
   await ip(['addr', 'add', '192.0.2.1/24', 'dev', L], nsn);
   const config = join(dir, 'refused.yaml');
-  writeFileSync(config, `control: { listen: 127.0.0.1:0 }
+  writeFileSync(config, `control: { socket: ${join(dir, 'refused.sock')} }
 sandbox: { uid-base: ${findFreeUidRange(99000, 99999, 64).first} }
 devices:
   port-a: { kind: packet, ifname: ${L}, netns: ${nsn} }
