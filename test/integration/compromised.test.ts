@@ -15,7 +15,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
-import { labDown, labUp, readLabState } from '../../src/lab/lab.ts';
+import { labControl, labDown, labUp, readLabState } from '../../src/lab/lab.ts';
+import type { ControlClient } from '../../src/sys/control-client.ts';
 import { listNetns } from '../../src/lab/netns.ts';
 import { netnsPrefix } from '../../src/lab/plan.ts';
 import { canRunLabs, nsExec, uniqueLabName } from './harness.ts';
@@ -30,7 +31,7 @@ interface Component {
 }
 
 const NAME = uniqueLabName();
-let port = 0;
+let control: ControlClient;
 let stateDir = '';
 let initPid = 0;
 let fdsAtStart: { files: number; sockets: number } = { files: 0, sockets: 0 };
@@ -38,18 +39,12 @@ let netnsAtStart: string[] = [];
 const offenders: number[] = [];
 
 async function getStatus(): Promise<{ pid: number; components: Component[] }> {
-  const r = await fetch(`http://127.0.0.1:${port}/status`, { signal: AbortSignal.timeout(3000) });
-  return (await r.json()) as { pid: number; components: Component[] };
+  return control.get<{ pid: number; components: Component[] }>('/status', 3000);
 }
 
 async function inject(component: string, attack: string): Promise<{ status: number; body: any }> {
-  const r = await fetch(`http://127.0.0.1:${port}/components/${component}/fault`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ kind: 'hostile', attack }),
-    signal: AbortSignal.timeout(5000),
-  });
-  return { status: r.status, body: await r.json() };
+  const r = await control.request('POST', `/components/${component}/fault`, { kind: 'hostile', attack }, { timeoutMs: 5000 });
+  return { status: r.status, body: JSON.parse(r.body.toString('utf8')) };
 }
 
 async function waitRestarted(unit: string, oldPid: number, timeoutMs = 15000): Promise<{ at: number; now: Component[] }> {
@@ -137,7 +132,7 @@ describe('a compromised component cannot take init down', { skip }, () => {
     }
     const st = await readLabState(NAME);
     assert.ok(st !== null);
-    port = st.controlPort;
+    control = labControl(st);
     stateDir = st.stateDir;
     initPid = (await getStatus()).pid;
     fdsAtStart = initFds();
@@ -202,19 +197,19 @@ describe('a compromised component cannot take init down', { skip }, () => {
   test('the monitor\'s EVE answer without `lines`: refused, nothing logged from it, the monitor restarted', async () => {
     const entry = await attackAndRecover('monitor', 'eve-no-lines', /^bad-result: monitor: its answer to query "eve" is refused: lines must be an array/);
     assert.equal(entry.state, 'running');
-    const alerts = await fetch(`http://127.0.0.1:${port}/alerts`, { signal: AbortSignal.timeout(3000) }).then((r) => r.json()) as { sources: { refused: number }[] };
+    const alerts = await control.get<{ sources: { refused: number }[] }>('/alerts', 3000);
     assert.ok(alerts.sources[0].refused >= 1, 'the refused answer is counted in /alerts sources');
   });
 
   test('garbage into every fd the driver holds (forged descriptors, double acks, jumped indices, a clobbered header, saturated eventfds): the router counts drops and stays up', async () => {
-    const comps = await fetch(`http://127.0.0.1:${port}/components`, { signal: AbortSignal.timeout(5000) }).then((r) => r.json()) as { components: { name: string; sessions: Record<string, Record<string, number>> }[] };
+    const comps = await control.get<{ components: { name: string; sessions: Record<string, Record<string, number>> }[] }>('/components', 5000);
     const drops = (cs: typeof comps): number => {
       const lan = cs.components.find((c) => c.name === 'router')!.sessions.lan;
       return Object.entries(lan).filter(([k]) => k.startsWith('drop.')).reduce((a, [, v]) => a + v, 0);
     };
     const before = drops(comps);
     await attackAndRecover('drv-lan', 'all-fds', /^unknown-type/);
-    const after = await fetch(`http://127.0.0.1:${port}/components`, { signal: AbortSignal.timeout(5000) }).then((r) => r.json()) as typeof comps;
+    const after = await control.get<typeof comps>('/components', 5000);
     process.stdout.write(`# router's lan session drops from the forged rings: ${drops(after) - before}\n`);
     assert.ok(drops(after) > before, 'the router counted the forged descriptors and acks as drops');
   });
@@ -226,7 +221,7 @@ describe('a compromised component cannot take init down', { skip }, () => {
     assert.ok(fds.sockets <= fdsAtStart.sockets + 2, `init's sockets: ${fds.sockets} (${fdsAtStart.sockets} at start)`);
     assert.deepEqual((await listNetns(netnsPrefix(NAME))).sort(), netnsAtStart);
     for (const pid of offenders) assert.ok(!alive(pid), `offender ${pid} is gone`);
-    const audit = await fetch(`http://127.0.0.1:${port}/audit`, { signal: AbortSignal.timeout(5000) }).then((r) => r.json()) as { ok: boolean; units: { unit: string; violations: string[]; channel?: { violations: number } }[] };
+    const audit = await control.get<{ ok: boolean; units: { unit: string; violations: string[]; channel?: { violations: number } }[] }>('/audit', 5000);
     assert.ok(audit.ok, JSON.stringify(audit.units.filter((u) => u.violations.length > 0)));
     assert.ok(audit.units.every((u) => (u.channel?.violations ?? 0) >= 1), 'every unit attacked, every unit counted in /audit');
   });
