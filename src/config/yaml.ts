@@ -1,8 +1,10 @@
-// YAML text -> plain values and a Reader (reader.ts) that knows each value's
-// source line. Apart from reader.ts so that components, which only read the
-// section init parsed for them, do not load the yaml library at start.
+// YAML text into plain values, with a Reader (reader.ts) that knows the
+// source line of every path. Syntax errors, an alias without its anchor and
+// alias bombs are ConfigFileErrors naming the file (and the line when known).
+// Only init and the services load this (and with it the yaml package);
+// components read the sections init parsed.
 import { LineCounter, parseDocument, isNode } from 'yaml';
-import { ConfigFileError, Reader } from './reader.ts';
+import { ConfigFileError, Reader, type Path } from './reader.ts';
 
 /** A YAML document parsed into plain values, with a Reader that knows its lines. */
 export function parseYaml(text: string, file: string): { value: unknown; r: Reader } {
@@ -11,9 +13,9 @@ export function parseYaml(text: string, file: string): { value: unknown; r: Read
   if (doc.errors.length > 0) {
     const e = doc.errors[0];
     const line = e.linePos?.[0]?.line ?? lc.linePos(e.pos[0]).line;
-    throw new ConfigFileError(file, line, '', `YAML syntax error: ${e.message.split('\n')[0]}`);
+    throw new ConfigFileError(file, '', `YAML syntax error: ${e.message.split('\n')[0]}`, line);
   }
-  const lineOf = (path: (string | number)[]): number | undefined => {
+  const lineOf = (path: Path): number | undefined => {
     for (let n = path.length; n >= 0; n--) {
       const node = doc.getIn(path.slice(0, n), true);
       if (isNode(node) && node.range) return lc.linePos(node.range[0]).line;
@@ -25,7 +27,7 @@ export function parseYaml(text: string, file: string): { value: unknown; r: Read
   try {
     value = doc.toJS(); // throws on an alias without its anchor, or too many alias expansions
   } catch (e) {
-    throw new ConfigFileError(file, undefined, '', `YAML error: ${(e as Error).message.split('\n')[0]}`);
+    throw new ConfigFileError(file, '', `YAML error: ${(e as Error).message.split('\n')[0]}`);
   }
   return { value, r };
 }

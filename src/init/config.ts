@@ -4,13 +4,11 @@
 // was expected, e.g.
 //   gateway.yaml:14: components[1].isolation: expected one of process, thread, inline (got "proces")
 // Defaults are stated once, here, and documented in docs/CONFIG.md.
-import { readFileSync } from 'node:fs';
-import { ConfigFileError, fmtPath, got, parsePath, Reader, type Obj } from '../config/reader.ts';
+import { ConfigFileError, fmtPath, got, parsePath, readConfigText, Reader, type Obj } from '../config/reader.ts';
 import { parseYaml } from '../config/yaml.ts';
 
 export { ConfigFileError, fmtPath, parsePath, Reader };
 import type { Catalog } from './service-kind.ts';
-import { ConfigError } from '../runtime/component.ts';
 import { TRACE_MODES } from '../trace/tracer.ts';
 import { DEFAULT_TRACE_SETTINGS } from '../trace/protocol.ts';
 import type { TraceSettings } from '../trace/protocol.ts';
@@ -140,13 +138,7 @@ const NETNS_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 /** Load and validate a gateway config file. Throws ConfigFileError. */
 export function loadConfig(file: string, catalog: Catalog): GatewayConfig {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new ConfigFileError(file, undefined, '', `cannot read the file: ${(e as Error).message}`);
-  }
-  return parseConfig(text, file, catalog);
+  return parseConfig(readConfigText(file), file, catalog);
 }
 
 export function parseConfig(text: string, file: string, catalog: Catalog): GatewayConfig {
@@ -277,8 +269,9 @@ export function parseConfig(text: string, file: string, catalog: Catalog): Gatew
       try {
         validate(spec.config, name, file, fmtPath([...p, 'config']));
       } catch (e) {
-        if (!(e instanceof ConfigError)) throw e;
-        throw new ConfigFileError(file, r.line(parsePath(e.path)), e.path, e.expected);
+        // The validator had no document: the line of its path is init's to add.
+        if (e instanceof ConfigFileError && e.file === file) throw e.withLine(r.line(parsePath(e.path)));
+        throw e;
       }
     }
     components.push(spec);

@@ -5,7 +5,7 @@ import type { Counters } from './counters.ts';
 import type { Entrypoint } from './entrypoint.ts';
 import type { SessionEnd } from '../session/types.ts';
 import type { Tracer } from '../trace/tracer.ts';
-import { fmtPath, parsePath, Reader } from '../config/reader.ts';
+import { ConfigFileError as ConfigError, parsePath, Reader, type Path } from '../config/reader.ts';
 
 export interface Logger {
   info(msg: string, fields?: Record<string, unknown>): void;
@@ -64,33 +64,24 @@ export interface Component {
 
 export type ComponentFactory = (env: ComponentEnv) => Component;
 
-/** Thrown by a factory when its config section is invalid. */
-export class ConfigError extends Error {
-  readonly file: string;
-  readonly path: string;
-  readonly expected: string;
-  constructor(file: string, path: string, expected: string) {
-    super(`${file}: ${path}: ${expected}`);
-    this.name = 'ConfigError';
-    this.file = file;
-    this.path = path;
-    this.expected = expected;
-  }
-}
+/**
+ * Thrown by a factory or validator when its config section is invalid: the one
+ * config error class (src/config/reader.ts), under the name the router still
+ * imports. New code imports ConfigFileError from src/config/reader.ts.
+ */
+export { ConfigError };
 
 /**
  * The config reader (src/config/reader.ts) for a component's section, which
- * sits at `source.path` in `source.file`: its errors are ConfigErrors (init
- * adds the source line). `base` is that path as keys, to extend.
+ * sits at `source.path` in `source.file`: a Reader without a document, so its
+ * errors carry no line (init, which has the document, adds it). `base` is that
+ * path as keys, to extend.
  */
 export class SectionReader extends Reader {
-  readonly base: (string | number)[];
+  readonly base: Path;
   constructor(source: { file: string; path: string }) {
-    super(source.file, () => undefined);
+    super(source.file);
     this.base = parsePath(source.path);
-  }
-  override fail(path: (string | number)[], expected: string): never {
-    throw new ConfigError(this.file, fmtPath(path), expected);
   }
 }
 
@@ -121,7 +112,7 @@ export interface ComponentType {
   ports?: readonly string[];
   /** Ports that must be connected, derived from its config. */
   requiredPorts?(config: unknown): string[];
-  /** Validate the component's config section; throws an error naming file:line and path. */
+  /** Validate the component's config section (at `path` in `file`); throws a ConfigFileError naming the path (init adds the line). */
   validate?(config: unknown, name: string, file: string, path: string): void;
   /**
    * init's part before start: the config section the component receives (e.g.

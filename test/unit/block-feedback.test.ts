@@ -5,7 +5,7 @@
 // reload, never taking the router's own addresses.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigError } from '../../src/runtime/component.ts';
+import { ConfigFileError as ConfigError } from '../../src/config/reader.ts';
 import { BlockFeedback, type BlockRequest } from '../../src/init/block-feedback.ts';
 import { monitorBlockMatcher, parseMonitorConfig, validateMonitorConfig } from '../../src/components/monitor/config.ts';
 import { parseBlockCommand } from '../../src/components/router/block-command.ts';

@@ -80,3 +80,13 @@ test('parsePath splits config paths', () => {
   assert.deepEqual(parsePath('components[2].config.domains.lan'), ['components', 2, 'config', 'domains', 'lan']);
   assert.deepEqual(parsePath('a["x.y"][0]'), ['a', 'x.y', 0]);
 });
+
+test('a component section\'s errors (its own validator, one error class) get their line from init', () => {
+  const withComponent = (yaml: string): string => GOOD.replace('sessions:\n', `${yaml}sessions:\n`);
+  rejects(withComponent('  - name: ids\n    type: monitor\n    config:\n      flow:\n        max: 1\n'),
+    /^gw\.yaml:17: components\[3\]\.config\.flow\.max: expected an integer from 16 to 4194304 \(got 1\)$/);
+  rejects(withComponent('  - name: tun\n    type: tunnel\n    config:\n      peers: []\n      plain: 5\n'),
+    /^gw\.yaml:17: components\[3\]\.config\.plain: expected a mapping like \{ address: 198\.18\.255\.2\/30, gateway: 198\.18\.255\.1 \}.* \(got 5\)$/);
+  rejects(`devices:\n  key: { kind: file, path: /etc/hostname }\n${withComponent('  - name: ks\n    type: keystore\n    devices: { private-key: key }\n    config:\n      secret: 1\n').replace('devices:\n', '')}`,
+    /^gw\.yaml:18: components\[3\]\.config\.secret: unknown key; the keystore has no settings/);
+});

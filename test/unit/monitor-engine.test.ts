@@ -22,7 +22,7 @@ import { addrMatch4, DEFAULT_ADDRESS_VARS, DEFAULT_PORT_VARS, parseAddr, parsePo
 import { parseMonitorConfig } from '../../src/components/monitor/config.ts';
 import { Mirror, parseMirrorConfig } from '../../src/components/router/mirror.ts';
 import { Counters } from '../../src/runtime/counters.ts';
-import { ConfigError } from '../../src/runtime/component.ts';
+import { ConfigFileError as ConfigError } from '../../src/config/reader.ts';
 
 const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const IDS = join(REPO, 'test', 'fixtures', 'ids');

@@ -5,6 +5,7 @@
 // (blockMatcher, through the registry), then commands the router
 // (src/init/block-feedback.ts).
 import { parseIpv4, parseIpv4Cidr, prefixMask } from '../../net/addr.ts';
+import { fmtPath, got, type Path, type Reader } from '../../config/reader.ts';
 import type { BlockRequest, EveBlockMatcher } from '../../runtime/component.ts';
 import { DECODER_EVENTS } from './events.ts';
 import { MAX_BLOCK_SECONDS } from '../router/block-command.ts';
@@ -35,80 +36,70 @@ export { MAX_BLOCK_SECONDS };
 export const ANOMALY_CLASSES = ['decode', 'detector'] as const;
 const MATCH_KEYS = ['sid', 'classtype', 'event', 'anomaly'] as const;
 
-type Fail = (path: string, expected: string) => never;
-
-function got(v: unknown): string {
-  if (v === undefined) return ' (missing)';
-  const s = JSON.stringify(v);
-  return ` (got ${s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s})`;
-}
-
 const ENTRY_HINT = 'a mapping like { sid: 8000003, seconds: 300 }, { classtype: attempted-dos, seconds: 60 }, '
   + '{ event: ipv4.frag_overlap, seconds: 300 } or { anomaly: detector, seconds: 60 }';
 
 /** The `block` list of the monitor's config. */
-export function parseBlockRules(raw: unknown, path: string, fail: Fail): BlockRule[] {
+export function parseBlockRules(r: Reader, raw: unknown, path: Path): BlockRule[] {
   if (raw === undefined) return [];
-  if (!Array.isArray(raw)) fail(path, `expected a list of ${ENTRY_HINT}${got(raw)}`);
-  return raw.map((e: unknown, i: number): BlockRule => {
-    const ep = `${path}[${i}]`;
-    if (e === null || typeof e !== 'object' || Array.isArray(e)) fail(ep, `expected ${ENTRY_HINT}${got(e)}`);
+  return r.list(raw, path, `a list of ${ENTRY_HINT}`).map((e: unknown, i: number): BlockRule => {
+    const ep = [...path, i];
+    if (e === null || typeof e !== 'object' || Array.isArray(e)) r.fail(ep, `expected ${ENTRY_HINT}${got(e)}`);
     const o = e as Record<string, unknown>;
     for (const k of Object.keys(o)) {
-      if (k !== 'seconds' && !(MATCH_KEYS as readonly string[]).includes(k)) fail(`${ep}.${k}`, `unknown key; expected one of ${[...MATCH_KEYS, 'seconds'].join(', ')}`);
+      if (k !== 'seconds' && !(MATCH_KEYS as readonly string[]).includes(k)) r.fail([...ep, k], `unknown key; expected one of ${[...MATCH_KEYS, 'seconds'].join(', ')}`);
     }
     const keys = MATCH_KEYS.filter((k) => o[k] !== undefined);
     if (keys.length !== 1) {
-      fail(ep, keys.length === 0
+      r.fail(ep, keys.length === 0
         ? `expected one of ${MATCH_KEYS.join(', ')} to say which records block (${ENTRY_HINT})`
         : `expected only one of ${MATCH_KEYS.join(', ')} per entry (got ${keys.join(' and ')}); use one entry each`);
     }
     const s = o.seconds;
     if (typeof s !== 'number' || !Number.isInteger(s) || s < 1 || s > MAX_BLOCK_SECONDS) {
-      fail(`${ep}.seconds`, `expected how long to block the source, an integer from 1 to ${MAX_BLOCK_SECONDS} seconds${got(s)}`);
+      r.fail([...ep, 'seconds'], `expected how long to block the source, an integer from 1 to ${MAX_BLOCK_SECONDS} seconds${got(s)}`);
     }
     const k = keys[0];
     const v = o[k];
-    const kp = `${ep}.${k}`;
+    const kp = [...ep, k];
     let match: BlockMatch;
     if (k === 'sid') {
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 0xffffffff) fail(kp, `expected a rule's sid, an integer from 1 to 4294967295${got(v)}`);
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 0xffffffff) r.fail(kp, `expected a rule's sid, an integer from 1 to 4294967295${got(v)}`);
       match = { kind: 'sid', sid: v };
     } else if (k === 'classtype') {
-      if (typeof v !== 'string' || !/^[A-Za-z0-9_-]+$/.test(v)) fail(kp, `expected a classtype name like attempted-dos${got(v)}`);
+      if (typeof v !== 'string' || !/^[A-Za-z0-9_-]+$/.test(v)) r.fail(kp, `expected a classtype name like attempted-dos${got(v)}`);
       match = { kind: 'classtype', classtype: v };
     } else if (k === 'event') {
-      if (typeof v !== 'string') fail(kp, `expected a decoder or detector event name like ipv4.frag_overlap or mg.port_scan, or a prefix like ipv4.*${got(v)}`);
+      if (typeof v !== 'string') r.fail(kp, `expected a decoder or detector event name like ipv4.frag_overlap or mg.port_scan, or a prefix like ipv4.*${got(v)}`);
       const name = v.startsWith('decoder.') ? v.slice('decoder.'.length) : v;
       const prefix = name.endsWith('.*');
       const stem = prefix ? name.slice(0, -1) : name;
       const known = (DECODER_EVENTS as readonly string[]).some((n) => (prefix ? n.startsWith(stem) : n === name));
       if (!known) {
         const near = (DECODER_EVENTS as readonly string[]).filter((n) => n.startsWith(name.split('.')[0] + '.')).slice(0, 6);
-        fail(kp, `expected a known event name${prefix ? ' prefix' : ''} (like ${near.length > 0 ? near.join(', ') : 'ipv4.frag_overlap, tcp.pkt_too_small, mg.port_scan'}; all are in src/components/monitor/events.ts)${got(v)}`);
+        r.fail(kp, `expected a known event name${prefix ? ' prefix' : ''} (like ${near.length > 0 ? near.join(', ') : 'ipv4.frag_overlap, tcp.pkt_too_small, mg.port_scan'}; all are in src/components/monitor/events.ts)${got(v)}`);
       }
       match = { kind: 'event', event: prefix ? stem : name, prefix };
     } else {
       if (typeof v !== 'string' || !(ANOMALY_CLASSES as readonly string[]).includes(v)) {
-        fail(kp, `expected an anomaly class: decode (decoder events) or detector (port scan, SYN flood, ARP spoofing)${got(v)}`);
+        r.fail(kp, `expected an anomaly class: decode (decoder events) or detector (port scan, SYN flood, ARP spoofing)${got(v)}`);
       }
       match = { kind: 'anomaly', anomaly: v as 'decode' | 'detector' };
     }
-    return { match, seconds: s, path: ep };
+    return { match, seconds: s, path: fmtPath(ep) };
   });
 }
 
 /** The `block-exempt` list: addresses or prefixes never blocked. */
-export function parseBlockExempt(raw: unknown, path: string, fail: Fail): BlockExempt[] {
+export function parseBlockExempt(r: Reader, raw: unknown, path: Path): BlockExempt[] {
   if (raw === undefined) return [];
-  if (!Array.isArray(raw)) fail(path, `expected a list of IPv4 addresses or prefixes like [198.18.0.0/24, 203.0.113.7]${got(raw)}`);
-  return raw.map((v: unknown, i: number) => {
-    const ep = `${path}[${i}]`;
+  return r.list(raw, path, 'a list of IPv4 addresses or prefixes like [198.18.0.0/24, 203.0.113.7]').map((v: unknown, i: number) => {
+    const ep = [...path, i];
     const cidr = typeof v !== 'string' ? undefined : v.includes('/') ? parseIpv4Cidr(v) : (() => {
       const a = parseIpv4(v);
       return a === undefined ? undefined : { address: a, prefix: 32 };
     })();
-    if (cidr === undefined) fail(ep, `expected an IPv4 address or prefix like 198.18.0.0/24 or 203.0.113.7${got(v)}`);
+    if (cidr === undefined) r.fail(ep, `expected an IPv4 address or prefix like 198.18.0.0/24 or 203.0.113.7${got(v)}`);
     const network = (cidr.address & prefixMask(cidr.prefix)) >>> 0;
     return { network, prefix: cidr.prefix, text: String(v) };
   });

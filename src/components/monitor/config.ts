@@ -4,7 +4,8 @@
 // them when it starts the component (prepareMonitorConfig) and hands their
 // text over in the config under `rule-texts` / `classification-text`.
 import { readFileSync } from 'node:fs';
-import { ConfigError } from '../../runtime/component.ts';
+import { got, parsePath, type Obj, type Path } from '../../config/reader.ts';
+import { SectionReader } from '../../runtime/component.ts';
 import { DEFRAG_DEFAULTS, type DefragLimits } from './defrag.ts';
 import { DETECTOR_DEFAULTS, type DetectorConfig } from './detectors.ts';
 import type { EveType } from './engine.ts';
@@ -53,49 +54,11 @@ export const DEFAULTS = {
   nice: 10,
 };
 
-type Obj = Record<string, unknown>;
-
-function got(v: unknown): string {
-  if (v === undefined) return ' (missing)';
-  const s = JSON.stringify(v);
-  return ` (got ${s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s})`;
-}
-
-class Checker {
-  readonly file: string;
-  constructor(file: string) {
-    this.file = file;
-  }
-  fail(path: string, expected: string): never {
-    throw new ConfigError(this.file, path, expected);
-  }
-  obj(v: unknown, path: string, known: readonly string[]): Obj {
-    if (v === undefined) return {};
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) this.fail(path, `expected a mapping${got(v)}`);
-    for (const k of Object.keys(v as Obj)) if (!known.includes(k)) this.fail(`${path}.${k}`, `unknown key; expected one of ${known.join(', ')}`);
-    return v as Obj;
-  }
-  int(v: unknown, path: string, def: number, min: number, max: number): number {
-    if (v === undefined) return def;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) this.fail(path, `expected an integer from ${min} to ${max}${got(v)}`);
-    return v;
-  }
-  bool(v: unknown, path: string, def: boolean): boolean {
-    if (v === undefined) return def;
-    if (typeof v !== 'boolean') this.fail(path, `expected true or false${got(v)}`);
-    return v;
-  }
-  strList(v: unknown, path: string): string[] {
-    if (v === undefined) return [];
-    if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) this.fail(path, `expected a list of strings${got(v)}`);
-    return v as string[];
-  }
-}
-
 export function parseMonitorConfig(raw: unknown, source: { file: string; path: string }): MonitorConfig {
-  const c = new Checker(source.file);
-  const at = (...k: string[]): string => [source.path, ...k].filter((x) => x !== '').join('.');
-  const root = c.obj(raw ?? {}, source.path, [
+  const c: SectionReader = new SectionReader(source);
+  const base = c.base;
+  const at = (...k: (string | number)[]): Path => [...base, ...k];
+  const root = c.obj(raw ?? {}, base, [
     'rule-files', 'rules', 'builtin-rules', 'classification-file', 'vars', 'domains', 'midstream', 'flow', 'defrag',
     'stream', 'detectors', 'eve', 'stats-interval-s', 'rule-texts', 'classification-text', 'eve-log', 'nice',
     'block', 'block-exempt',
@@ -106,74 +69,73 @@ export function parseMonitorConfig(raw: unknown, source: { file: string; path: s
   }
   const ruleFiles = c.strList(root['rule-files'], at('rule-files'));
   ruleFiles.forEach((f, i) => {
-    if (!f.startsWith('/')) c.fail(`${at('rule-files')}[${i}]`, `expected an absolute path${got(f)}`);
+    if (!f.startsWith('/')) c.fail(at('rule-files', i), `expected an absolute path${got(f)}`);
   });
   if (root.rules !== undefined && typeof root.rules !== 'string') c.fail(at('rules'), `expected rule text (a string, one rule per line)${got(root.rules)}`);
   const cf = root['classification-file'];
   if (cf !== undefined && (typeof cf !== 'string' || !cf.startsWith('/'))) c.fail(at('classification-file'), `expected an absolute path${got(cf)}`);
   const vars: Record<string, string> = {};
-  for (const [k, v] of Object.entries(c.obj(root.vars, at('vars'), Object.keys((root.vars ?? {}) as Obj)))) {
+  for (const [k, v] of Object.entries(c.optObj(root.vars, at('vars'), Object.keys((root.vars ?? {}) as Obj)))) {
     if (!/^[A-Z_][A-Z0-9_]*$/.test(k)) c.fail(at('vars', k), 'expected a variable name of capitals, digits and _ (like HOME_NET)');
     if (typeof v !== 'string' && typeof v !== 'number') c.fail(at('vars', k), `expected an address or port spec like "[198.18.0.0/24]"${got(v)}`);
     vars[k] = String(v);
   }
   const domains = c.strList(root.domains, at('domains'));
-  const fl = c.obj(root.flow, at('flow'), ['max', 'max-per-source', 'new-timeout-s', 'established-timeout-s', 'closed-timeout-s']);
-  const flowMax = c.int(fl.max, at('flow', 'max'), FLOW_DEFAULTS.max, 16, 1 << 22);
+  const fl = c.optObj(root.flow, at('flow'), ['max', 'max-per-source', 'new-timeout-s', 'established-timeout-s', 'closed-timeout-s']);
+  const flowMax = c.int(fl.max, at('flow', 'max'), 16, 1 << 22, FLOW_DEFAULTS.max);
   const flow: FlowLimits = {
     max: flowMax,
     // Default: a quarter of max (the documented default 16384 of 65536).
-    maxPerSource: c.int(fl['max-per-source'], at('flow', 'max-per-source'), Math.max(1, flowMax >> 2), 1, flowMax),
-    newMs: c.int(fl['new-timeout-s'], at('flow', 'new-timeout-s'), FLOW_DEFAULTS.newMs / 1000, 1, 86400) * 1000,
-    establishedMs: c.int(fl['established-timeout-s'], at('flow', 'established-timeout-s'), FLOW_DEFAULTS.establishedMs / 1000, 1, 86400) * 1000,
-    closedMs: c.int(fl['closed-timeout-s'], at('flow', 'closed-timeout-s'), FLOW_DEFAULTS.closedMs / 1000, 1, 86400) * 1000,
+    maxPerSource: c.int(fl['max-per-source'], at('flow', 'max-per-source'), 1, flowMax, Math.max(1, flowMax >> 2)),
+    newMs: c.int(fl['new-timeout-s'], at('flow', 'new-timeout-s'), 1, 86400, FLOW_DEFAULTS.newMs / 1000) * 1000,
+    establishedMs: c.int(fl['established-timeout-s'], at('flow', 'established-timeout-s'), 1, 86400, FLOW_DEFAULTS.establishedMs / 1000) * 1000,
+    closedMs: c.int(fl['closed-timeout-s'], at('flow', 'closed-timeout-s'), 1, 86400, FLOW_DEFAULTS.closedMs / 1000) * 1000,
   };
-  const df = c.obj(root.defrag, at('defrag'), ['max-trackers', 'max-trackers-per-source', 'max-bytes', 'max-fragments', 'timeout-s']);
+  const df = c.optObj(root.defrag, at('defrag'), ['max-trackers', 'max-trackers-per-source', 'max-bytes', 'max-fragments', 'timeout-s']);
   const defrag: DefragLimits = {
-    maxTrackers: c.int(df['max-trackers'], at('defrag', 'max-trackers'), DEFRAG_DEFAULTS.maxTrackers, 1, 1 << 20),
-    maxTrackersPerSource: c.int(df['max-trackers-per-source'], at('defrag', 'max-trackers-per-source'), DEFRAG_DEFAULTS.maxTrackersPerSource, 1, 1 << 20),
-    maxBytes: c.int(df['max-bytes'], at('defrag', 'max-bytes'), DEFRAG_DEFAULTS.maxBytes, 65536, 1 << 30),
-    maxFragments: c.int(df['max-fragments'], at('defrag', 'max-fragments'), DEFRAG_DEFAULTS.maxFragments, 2, 8192),
-    timeoutMs: c.int(df['timeout-s'], at('defrag', 'timeout-s'), DEFRAG_DEFAULTS.timeoutMs / 1000, 1, 3600) * 1000,
+    maxTrackers: c.int(df['max-trackers'], at('defrag', 'max-trackers'), 1, 1 << 20, DEFRAG_DEFAULTS.maxTrackers),
+    maxTrackersPerSource: c.int(df['max-trackers-per-source'], at('defrag', 'max-trackers-per-source'), 1, 1 << 20, DEFRAG_DEFAULTS.maxTrackersPerSource),
+    maxBytes: c.int(df['max-bytes'], at('defrag', 'max-bytes'), 65536, 1 << 30, DEFRAG_DEFAULTS.maxBytes),
+    maxFragments: c.int(df['max-fragments'], at('defrag', 'max-fragments'), 2, 8192, DEFRAG_DEFAULTS.maxFragments),
+    timeoutMs: c.int(df['timeout-s'], at('defrag', 'timeout-s'), 1, 3600, DEFRAG_DEFAULTS.timeoutMs / 1000) * 1000,
   };
-  const sr = c.obj(root.stream, at('stream'), ['depth', 'overlap', 'max-segments', 'memcap']);
+  const sr = c.optObj(root.stream, at('stream'), ['depth', 'overlap', 'max-segments', 'memcap']);
   const stream: StreamLimits = {
-    depth: c.int(sr.depth, at('stream', 'depth'), STREAM_DEFAULTS.depth, 0, 1 << 30),
-    overlap: c.int(sr.overlap, at('stream', 'overlap'), STREAM_DEFAULTS.overlap, 64, 1 << 20),
-    maxSegments: c.int(sr['max-segments'], at('stream', 'max-segments'), STREAM_DEFAULTS.maxSegments, 1, 65536),
-    memcap: c.int(sr.memcap, at('stream', 'memcap'), STREAM_DEFAULTS.memcap, 1 << 20, 1 << 30),
+    depth: c.int(sr.depth, at('stream', 'depth'), 0, 1 << 30, STREAM_DEFAULTS.depth),
+    overlap: c.int(sr.overlap, at('stream', 'overlap'), 64, 1 << 20, STREAM_DEFAULTS.overlap),
+    maxSegments: c.int(sr['max-segments'], at('stream', 'max-segments'), 1, 65536, STREAM_DEFAULTS.maxSegments),
+    memcap: c.int(sr.memcap, at('stream', 'memcap'), 1 << 20, 1 << 30, STREAM_DEFAULTS.memcap),
   };
-  const dt = c.obj(root.detectors, at('detectors'), ['port-scan', 'syn-flood', 'arp-spoof', 'max-tracked', 'max-tracked-per-source']);
-  const ps = c.obj(dt['port-scan'], at('detectors', 'port-scan'), ['enabled', 'ports', 'seconds']);
-  const sf = c.obj(dt['syn-flood'], at('detectors', 'syn-flood'), ['enabled', 'rate', 'seconds']);
-  const as = c.obj(dt['arp-spoof'], at('detectors', 'arp-spoof'), ['enabled', 'binding-s']);
+  const dt = c.optObj(root.detectors, at('detectors'), ['port-scan', 'syn-flood', 'arp-spoof', 'max-tracked', 'max-tracked-per-source']);
+  const ps = c.optObj(dt['port-scan'], at('detectors', 'port-scan'), ['enabled', 'ports', 'seconds']);
+  const sf = c.optObj(dt['syn-flood'], at('detectors', 'syn-flood'), ['enabled', 'rate', 'seconds']);
+  const as = c.optObj(dt['arp-spoof'], at('detectors', 'arp-spoof'), ['enabled', 'binding-s']);
   const D = DETECTOR_DEFAULTS;
   const detectors: DetectorConfig = {
     portScan: {
       enabled: c.bool(ps.enabled, at('detectors', 'port-scan', 'enabled'), D.portScan.enabled),
-      ports: c.int(ps.ports, at('detectors', 'port-scan', 'ports'), D.portScan.ports, 2, 65536),
-      seconds: c.int(ps.seconds, at('detectors', 'port-scan', 'seconds'), D.portScan.seconds, 1, 3600),
+      ports: c.int(ps.ports, at('detectors', 'port-scan', 'ports'), 2, 65536, D.portScan.ports),
+      seconds: c.int(ps.seconds, at('detectors', 'port-scan', 'seconds'), 1, 3600, D.portScan.seconds),
     },
     synFlood: {
       enabled: c.bool(sf.enabled, at('detectors', 'syn-flood', 'enabled'), D.synFlood.enabled),
-      rate: c.int(sf.rate, at('detectors', 'syn-flood', 'rate'), D.synFlood.rate, 1, 1e9),
-      seconds: c.int(sf.seconds, at('detectors', 'syn-flood', 'seconds'), D.synFlood.seconds, 1, 3600),
+      rate: c.int(sf.rate, at('detectors', 'syn-flood', 'rate'), 1, 1e9, D.synFlood.rate),
+      seconds: c.int(sf.seconds, at('detectors', 'syn-flood', 'seconds'), 1, 3600, D.synFlood.seconds),
     },
     arpSpoof: {
       enabled: c.bool(as.enabled, at('detectors', 'arp-spoof', 'enabled'), D.arpSpoof.enabled),
-      bindingS: c.int(as['binding-s'], at('detectors', 'arp-spoof', 'binding-s'), D.arpSpoof.bindingS, 1, 86400 * 7),
+      bindingS: c.int(as['binding-s'], at('detectors', 'arp-spoof', 'binding-s'), 1, 86400 * 7, D.arpSpoof.bindingS),
     },
-    maxTracked: c.int(dt['max-tracked'], at('detectors', 'max-tracked'), D.maxTracked, 16, 1 << 22),
-    maxTrackedPerSource: c.int(dt['max-tracked-per-source'], at('detectors', 'max-tracked-per-source'), D.maxTrackedPerSource, 1, 1 << 22),
+    maxTracked: c.int(dt['max-tracked'], at('detectors', 'max-tracked'), 16, 1 << 22, D.maxTracked),
+    maxTrackedPerSource: c.int(dt['max-tracked-per-source'], at('detectors', 'max-tracked-per-source'), 1, 1 << 22, D.maxTrackedPerSource),
   };
-  const ev = c.obj(root.eve, at('eve'), ['ring', 'types', 'packet-bytes']);
+  const ev = c.optObj(root.eve, at('eve'), ['ring', 'types', 'packet-bytes']);
   const types = ev.types === undefined ? [...DEFAULTS.eveTypes] : c.strList(ev.types, at('eve', 'types'));
   types.forEach((t, i) => {
-    if (!(EVE_TYPES as readonly string[]).includes(t)) c.fail(`${at('eve', 'types')}[${i}]`, `expected one of ${EVE_TYPES.join(', ')}${got(t)}`);
+    if (!(EVE_TYPES as readonly string[]).includes(t)) c.fail(at('eve', 'types', i), `expected one of ${EVE_TYPES.join(', ')}${got(t)}`);
   });
-  const fail = (path: string, expected: string): never => c.fail(path, expected);
-  const block = parseBlockRules(root.block, at('block'), fail);
-  const blockExempt = parseBlockExempt(root['block-exempt'], at('block-exempt'), fail);
+  const block = parseBlockRules(c, root.block, at('block'));
+  const blockExempt = parseBlockExempt(c, root['block-exempt'], at('block-exempt'));
   const needs = blockNeedsTypes(block);
   for (const t of ['alert', 'anomaly'] as const) {
     const r = needs[t];
@@ -201,12 +163,12 @@ export function parseMonitorConfig(raw: unknown, source: { file: string; path: s
     stream,
     detectors,
     eve: {
-      ring: c.int(ev.ring, at('eve', 'ring'), DEFAULTS.eveRing, 16, 1 << 20),
+      ring: c.int(ev.ring, at('eve', 'ring'), 16, 1 << 20, DEFAULTS.eveRing),
       types: types as EveType[],
-      packetBytes: c.int(ev['packet-bytes'], at('eve', 'packet-bytes'), DEFAULTS.packetBytes, 0, 65535),
+      packetBytes: c.int(ev['packet-bytes'], at('eve', 'packet-bytes'), 0, 65535, DEFAULTS.packetBytes),
     },
-    statsIntervalS: c.int(root['stats-interval-s'], at('stats-interval-s'), DEFAULTS.statsIntervalS, 0, 86400),
-    nice: c.int(root.nice, at('nice'), DEFAULTS.nice, 0, 19),
+    statsIntervalS: c.int(root['stats-interval-s'], at('stats-interval-s'), 0, 86400, DEFAULTS.statsIntervalS),
+    nice: c.int(root.nice, at('nice'), 0, 19, DEFAULTS.nice),
     block,
     blockExempt,
   };
@@ -215,11 +177,12 @@ export function parseMonitorConfig(raw: unknown, source: { file: string; path: s
 /** init's side: the classtype table the monitor will use (built-in, or the classification file's). */
 function classificationsOf(cfg: MonitorConfig, file: string, path: string): Map<string, ClassType> {
   if (cfg.classificationFile === undefined) return builtinClassifications();
+  const c: SectionReader = new SectionReader({ file, path });
   let text: string;
   try {
     text = readFileSync(cfg.classificationFile, 'utf8');
   } catch (e) {
-    throw new ConfigError(file, `${path}.classification-file`, `a readable classification file (${(e as Error).message})`);
+    c.fail([...c.base, 'classification-file'], `a readable classification file (${(e as Error).message})`);
   }
   return parseClassifications(text).map;
 }
@@ -234,18 +197,19 @@ export function monitorBlockMatcher(raw: unknown): EveBlockMatcher | undefined {
 /** init's side: validate, and check the named files are readable (init runs as root; the component cannot read). */
 export function validateMonitorConfig(raw: unknown, file: string, path: string): void {
   const cfg = parseMonitorConfig(raw, { file, path });
+  const c: SectionReader = new SectionReader({ file, path });
   cfg.ruleFiles.forEach((f, i) => {
     try {
       readFileSync(f, { flag: 'r' }).length;
     } catch (e) {
-      throw new ConfigError(file, `${path}.rule-files[${i}]`, `a readable rule file (${(e as Error).message})`);
+      c.fail([...c.base, 'rule-files', i], `a readable rule file (${(e as Error).message})`);
     }
   });
   const classes = cfg.classificationFile !== undefined || cfg.block.length > 0 ? classificationsOf(cfg, file, path) : undefined;
   for (const r of cfg.block) {
     if (r.match.kind === 'classtype' && !classes!.has(r.match.classtype)) {
       const near = [...classes!.keys()].filter((k) => k.split('-')[0] === (r.match as { classtype: string }).classtype.split('-')[0]).slice(0, 6);
-      throw new ConfigError(file, `${r.path}.classtype`,
+      c.fail([...parsePath(r.path), 'classtype'],
         `a classtype of the monitor's classification table (${cfg.classificationFile ?? 'built-in'}; e.g. ${near.length > 0 ? near.join(', ') : 'attempted-dos, attempted-recon, bad-unknown'}) (got "${r.match.classtype}")`);
     }
   }

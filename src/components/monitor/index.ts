@@ -8,7 +8,8 @@
 import { readFileSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { isMainThread } from 'node:worker_threads';
-import { ConfigError, type Component, type ComponentEnv } from '../../runtime/component.ts';
+import type { Component, ComponentEnv } from '../../runtime/component.ts';
+import { ConfigFileError } from '../../config/reader.ts';
 import type { Pollable } from '../../runtime/entrypoint.ts';
 import { sinkPollable } from '../../session/pollable.ts';
 import { parseMonitorConfig } from './config.ts';
@@ -31,7 +32,7 @@ export default function create(env: ComponentEnv): Component {
   const cfg = parseMonitorConfig(env.config, env.configSource);
   const end = env.sessions.get(MONITOR_PORT);
   if (end === undefined) {
-    throw new ConfigError(env.configSource.file, env.configSource.path,
+    throw new ConfigFileError(env.configSource.file, env.configSource.path,
       `expected a Nic session named "${MONITOR_PORT}" connected to component "${env.name}" (granted: ${[...env.sessions.keys()].join(', ') || 'none'})`);
   }
   let classifications = builtinClassifications();

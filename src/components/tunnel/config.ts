@@ -1,6 +1,6 @@
 // The tunnel's config section: validated once, defaults stated here and in
-// README.md. Every mistake is a ConfigError naming the exact path.
-import { ConfigError } from '../../runtime/component.ts';
+// README.md. Every mistake is a ConfigFileError (src/config/reader.ts) naming the exact path.
+import { got, parsePath, Reader, type Path } from '../../config/reader.ts';
 import {
   broadcastOf, formatIpv4, inPrefix, isLocalUnicastMacByte, networkOf, parseIpv4, parseIpv4Cidr, parseMacPrefix, prefixMask,
 } from '../../net/addr.ts';
@@ -70,16 +70,6 @@ export interface ConfigSource {
   readonly path: string;
 }
 
-function got(v: unknown): string {
-  if (v === undefined) return ' (missing)';
-  const s = JSON.stringify(v);
-  return ` (got ${s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s})`;
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 /** Parse "A.B.C.D:PORT". */
 export function parseEndpoint(text: string): { address: number; port: number } | undefined {
   const m = /^(\d+\.\d+\.\d+\.\d+):(\d{1,5})$/.exec(text.trim());
@@ -91,134 +81,110 @@ export function parseEndpoint(text: string): { address: number; port: number } |
 }
 
 export function parseTunnelConfig(raw: unknown, componentName: string, source: ConfigSource): TunnelConfig {
-  const file = source.file;
-  const base = source.path;
-  const at = (...keys: (string | number)[]): string =>
-    keys.reduce<string>((p, k) => (typeof k === 'number' ? `${p}[${k}]` : p === '' ? k : `${p}.${k}`), base);
-  const fail = (path: string, expected: string): never => {
-    throw new ConfigError(file, path, expected);
-  };
-  const record = (v: unknown, path: string, known: readonly string[], what: string): Record<string, unknown> => {
-    if (!isRecord(v)) fail(path, `expected ${what}${got(v)}`);
-    const r = v as Record<string, unknown>;
-    for (const k of Object.keys(r)) if (!known.includes(k)) fail(`${path}.${k}`, `unknown key; expected one of ${known.join(', ')}`);
-    return r;
-  };
-  const int = (v: unknown, path: string, def: number, min: number, max: number): number => {
-    if (v === undefined) return def;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) fail(path, `expected an integer from ${min} to ${max}${got(v)}`);
-    return v as number;
-  };
-  const seconds = (v: unknown, path: string, defMs: number): number => {
-    if (v === undefined) return defMs;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0.1 || v > 86400) fail(path, `expected a number of seconds from 0.1 to 86400${got(v)}`);
-    return Math.round((v as number) * 1000);
-  };
+  const r: Reader = new Reader(source.file);
+  const base = parsePath(source.path);
+  const at = (...keys: (string | number)[]): Path => [...base, ...keys];
 
-  const root = record(raw, base, ['listen-port', 'mtu', 'plain', 'uplink', 'peers', 'timers', 'cookies', 'mss-clamp', 'mac-prefix', 'staged-packets'],
+  const root = r.obj(raw, base, ['listen-port', 'mtu', 'plain', 'uplink', 'peers', 'timers', 'cookies', 'mss-clamp', 'mac-prefix', 'staged-packets'],
     'a mapping with "plain", "uplink" and "peers"');
 
   let macPrefix = parseMacPrefix(DEFAULTS.macPrefix) as Uint8Array;
   if (root['mac-prefix'] !== undefined) {
     const p = typeof root['mac-prefix'] === 'string' ? parseMacPrefix(root['mac-prefix']) : undefined;
     if (p === undefined || !isLocalUnicastMacByte(p[0])) {
-      fail(at('mac-prefix'), `expected 1 to 5 hex bytes like "02:6d", the first locally administered unicast${got(root['mac-prefix'])}`);
+      r.fail(at('mac-prefix'), `expected 1 to 5 hex bytes like "02:6d", the first locally administered unicast${got(root['mac-prefix'])}`);
     }
     macPrefix = p as Uint8Array;
   }
 
   const link = (name: 'plain' | 'uplink'): LinkConfig => {
     const p = at(name);
-    const l = record(root[name], p, ['address', 'gateway'],
+    const l = r.obj(root[name], p, ['address', 'gateway'],
       `a mapping like { address: 198.18.255.2/30, gateway: 198.18.255.1 }: the tunnel's address on the router's domain and the router's`);
     const cidr = typeof l.address === 'string' ? parseIpv4Cidr(l.address) : undefined;
-    if (cidr === undefined || cidr.prefix < 1 || cidr.prefix > 30) fail(at(name, 'address'), `expected an IPv4 address with prefix like 198.18.255.2/30${got(l.address)}`);
+    if (cidr === undefined || cidr.prefix < 1 || cidr.prefix > 30) r.fail(at(name, 'address'), `expected an IPv4 address with prefix like 198.18.255.2/30${got(l.address)}`);
     const c = cidr as { address: number; prefix: number };
     const net = networkOf(c.address, c.prefix);
     const bc = broadcastOf(c.address, c.prefix);
-    if (c.address === net || c.address === bc) fail(at(name, 'address'), `expected a host address of its prefix${got(l.address)}`);
+    if (c.address === net || c.address === bc) r.fail(at(name, 'address'), `expected a host address of its prefix${got(l.address)}`);
     const g = typeof l.gateway === 'string' ? parseIpv4(l.gateway) : undefined;
     if (g === undefined || !inPrefix(g, net, prefixMask(c.prefix)) || g === c.address || g === net || g === bc) {
-      fail(at(name, 'gateway'), `expected the router's address inside ${formatIpv4(net)}/${c.prefix}, other than the tunnel's${got(l.gateway)}`);
+      r.fail(at(name, 'gateway'), `expected the router's address inside ${formatIpv4(net)}/${c.prefix}, other than the tunnel's${got(l.gateway)}`);
     }
     return { name, address: c.address, prefix: c.prefix, gateway: g as number, mac: deriveMac(macPrefix, componentName, name) };
   };
   const plain = link('plain');
   const uplink = link('uplink');
 
-  if (!Array.isArray(root.peers) || root.peers.length === 0) fail(at('peers'), `expected a non-empty list of peers${got(root.peers)}`);
+  if (!Array.isArray(root.peers) || root.peers.length === 0) r.fail(at('peers'), `expected a non-empty list of peers${got(root.peers)}`);
   const peers: PeerConfig[] = [];
   const seenPrefixes = new Map<string, number>();
   (root.peers as unknown[]).forEach((v, i) => {
     const p = at('peers', i);
-    const r = record(v, p, ['public-key', 'endpoint', 'allowed-ips', 'persistent-keepalive', 'preshared-key'], 'a peer mapping with "public-key" and "allowed-ips"');
-    const pk = typeof r['public-key'] === 'string' ? decodeKey(r['public-key']) : undefined;
-    if (pk === undefined) fail(`${p}.public-key`, `expected a base64 public key of 32 bytes, as \`wg pubkey\` prints${got(r['public-key'])}`);
+    const pr = r.obj(v, p, ['public-key', 'endpoint', 'allowed-ips', 'persistent-keepalive', 'preshared-key'], 'a peer mapping with "public-key" and "allowed-ips"');
+    const pk = typeof pr['public-key'] === 'string' ? decodeKey(pr['public-key']) : undefined;
+    if (pk === undefined) r.fail([...p, 'public-key'], `expected a base64 public key of 32 bytes, as \`wg pubkey\` prints${got(pr['public-key'])}`);
     const publicKey = pk as Uint8Array;
     const publicKeyText = encodeKey(publicKey);
-    if (peers.some((o) => o.publicKeyText === publicKeyText)) fail(`${p}.public-key`, 'expected each peer once (this public key is listed twice)');
+    if (peers.some((o) => o.publicKeyText === publicKeyText)) r.fail([...p, 'public-key'], 'expected each peer once (this public key is listed twice)');
     let endpointAddress = -1;
     let endpointPort = 0;
-    if (r.endpoint !== undefined) {
-      const e = typeof r.endpoint === 'string' ? parseEndpoint(r.endpoint) : undefined;
-      if (e === undefined) fail(`${p}.endpoint`, `expected an IPv4 address and port like 198.19.0.3:51820${got(r.endpoint)}`);
+    if (pr.endpoint !== undefined) {
+      const e = typeof pr.endpoint === 'string' ? parseEndpoint(pr.endpoint) : undefined;
+      if (e === undefined) r.fail([...p, 'endpoint'], `expected an IPv4 address and port like 198.19.0.3:51820${got(pr.endpoint)}`);
       endpointAddress = (e as { address: number }).address;
       endpointPort = (e as { port: number }).port;
     }
-    if (!Array.isArray(r['allowed-ips']) || r['allowed-ips'].length === 0) {
-      fail(`${p}.allowed-ips`, `expected a non-empty list of prefixes like [198.18.64.0/24]${got(r['allowed-ips'])}`);
+    if (!Array.isArray(pr['allowed-ips']) || pr['allowed-ips'].length === 0) {
+      r.fail([...p, 'allowed-ips'], `expected a non-empty list of prefixes like [198.18.64.0/24]${got(pr['allowed-ips'])}`);
     }
     const allowedIps: AllowedIp[] = [];
-    (r['allowed-ips'] as unknown[]).forEach((a, k) => {
+    (pr['allowed-ips'] as unknown[]).forEach((a, k) => {
       const c = typeof a === 'string' ? parseIpv4Cidr(a) : undefined;
-      if (c === undefined) fail(`${p}.allowed-ips[${k}]`, `expected an IPv4 prefix like 198.18.64.0/24${got(a)}`);
+      if (c === undefined) r.fail([...p, 'allowed-ips', k], `expected an IPv4 prefix like 198.18.64.0/24${got(a)}`);
       const cc = c as { address: number; prefix: number };
       const network = networkOf(cc.address, cc.prefix);
-      if (network !== cc.address) fail(`${p}.allowed-ips[${k}]`, `expected a network address (${formatIpv4(network)}/${cc.prefix})${got(a)}`);
+      if (network !== cc.address) r.fail([...p, 'allowed-ips', k], `expected a network address (${formatIpv4(network)}/${cc.prefix})${got(a)}`);
       const key = `${network}/${cc.prefix}`;
       const owner = seenPrefixes.get(key);
-      if (owner !== undefined) fail(`${p}.allowed-ips[${k}]`, `expected a prefix no other peer has (peers[${owner}] lists it too)`);
+      if (owner !== undefined) r.fail([...p, 'allowed-ips', k], `expected a prefix no other peer has (peers[${owner}] lists it too)`);
       seenPrefixes.set(key, i);
       allowedIps.push({ network, prefix: cc.prefix, mask: prefixMask(cc.prefix) });
     });
-    const persistentKeepalive = int(r['persistent-keepalive'], `${p}.persistent-keepalive`, 0, 0, 65535);
+    const persistentKeepalive = r.optInt(pr['persistent-keepalive'], [...p, 'persistent-keepalive'], 0, 0, 65535);
     let presharedKey: Uint8Array | undefined;
-    if (r['preshared-key'] !== undefined) {
-      presharedKey = typeof r['preshared-key'] === 'string' ? decodeKey(r['preshared-key']) : undefined;
-      if (presharedKey === undefined) fail(`${p}.preshared-key`, 'expected a base64 key of 32 bytes, as `wg genpsk` prints (value not shown)');
+    if (pr['preshared-key'] !== undefined) {
+      presharedKey = typeof pr['preshared-key'] === 'string' ? decodeKey(pr['preshared-key']) : undefined;
+      if (presharedKey === undefined) r.fail([...p, 'preshared-key'], 'expected a base64 key of 32 bytes, as `wg genpsk` prints (value not shown)');
     }
     peers.push({ publicKey, publicKeyText, endpointAddress, endpointPort, allowedIps, persistentKeepalive, presharedKey });
   });
 
   const P = PROTOCOL;
-  const t = root.timers === undefined ? {} : record(root.timers, at('timers'),
+  const t = root.timers === undefined ? {} : r.obj(root.timers, at('timers'),
     ['rekey-after-time-s', 'reject-after-time-s', 'rekey-attempt-time-s', 'rekey-timeout-s', 'keepalive-timeout-s'], 'a mapping');
   const timers: TimerConfig = {
-    rekeyAfterTimeMs: seconds(t['rekey-after-time-s'], at('timers', 'rekey-after-time-s'), P.rekeyAfterTimeMs),
-    rejectAfterTimeMs: seconds(t['reject-after-time-s'], at('timers', 'reject-after-time-s'), P.rejectAfterTimeMs),
-    rekeyAttemptTimeMs: seconds(t['rekey-attempt-time-s'], at('timers', 'rekey-attempt-time-s'), P.rekeyAttemptTimeMs),
-    rekeyTimeoutMs: seconds(t['rekey-timeout-s'], at('timers', 'rekey-timeout-s'), P.rekeyTimeoutMs),
-    keepaliveTimeoutMs: seconds(t['keepalive-timeout-s'], at('timers', 'keepalive-timeout-s'), P.keepaliveTimeoutMs),
+    rekeyAfterTimeMs: r.seconds(t['rekey-after-time-s'], at('timers', 'rekey-after-time-s'), P.rekeyAfterTimeMs, 0.1, 86400),
+    rejectAfterTimeMs: r.seconds(t['reject-after-time-s'], at('timers', 'reject-after-time-s'), P.rejectAfterTimeMs, 0.1, 86400),
+    rekeyAttemptTimeMs: r.seconds(t['rekey-attempt-time-s'], at('timers', 'rekey-attempt-time-s'), P.rekeyAttemptTimeMs, 0.1, 86400),
+    rekeyTimeoutMs: r.seconds(t['rekey-timeout-s'], at('timers', 'rekey-timeout-s'), P.rekeyTimeoutMs, 0.1, 86400),
+    keepaliveTimeoutMs: r.seconds(t['keepalive-timeout-s'], at('timers', 'keepalive-timeout-s'), P.keepaliveTimeoutMs, 0.1, 86400),
   };
   if (timers.rejectAfterTimeMs <= timers.rekeyAfterTimeMs) {
-    fail(at('timers', 'reject-after-time-s'), `expected more than rekey-after-time-s (${timers.rekeyAfterTimeMs / 1000})`);
+    r.fail(at('timers', 'reject-after-time-s'), `expected more than rekey-after-time-s (${timers.rekeyAfterTimeMs / 1000})`);
   }
-  const ck = root.cookies === undefined ? {} : record(root.cookies, at('cookies'), ['under-load-handshakes-per-s'], 'a mapping');
-  const underLoadPerS = int(ck['under-load-handshakes-per-s'], at('cookies', 'under-load-handshakes-per-s'), DEFAULTS.underLoadPerS, 0, 1_000_000);
-  let mssClamp: boolean = DEFAULTS.mssClamp;
-  if (root['mss-clamp'] !== undefined) {
-    if (typeof root['mss-clamp'] !== 'boolean') fail(at('mss-clamp'), `expected true or false${got(root['mss-clamp'])}`);
-    mssClamp = root['mss-clamp'] as boolean;
-  }
+  const ck = root.cookies === undefined ? {} : r.obj(root.cookies, at('cookies'), ['under-load-handshakes-per-s'], 'a mapping');
+  const underLoadPerS = r.optInt(ck['under-load-handshakes-per-s'], at('cookies', 'under-load-handshakes-per-s'), DEFAULTS.underLoadPerS, 0, 1_000_000);
+  const mssClamp = r.optBool(root['mss-clamp'], at('mss-clamp'), DEFAULTS.mssClamp);
   return {
-    listenPort: int(root['listen-port'], at('listen-port'), DEFAULTS.listenPort, 1, 65535),
-    mtu: int(root.mtu, at('mtu'), DEFAULTS.mtu, 576, 65535 - 80),
+    listenPort: r.optInt(root['listen-port'], at('listen-port'), DEFAULTS.listenPort, 1, 65535),
+    mtu: r.optInt(root.mtu, at('mtu'), DEFAULTS.mtu, 576, 65535 - 80),
     plain,
     uplink,
     peers,
     timers,
     underLoadPerS,
     mssClamp,
-    stagedPackets: int(root['staged-packets'], at('staged-packets'), DEFAULTS.stagedPackets, 0, 4096),
+    stagedPackets: r.optInt(root['staged-packets'], at('staged-packets'), DEFAULTS.stagedPackets, 0, 4096),
   };
 }

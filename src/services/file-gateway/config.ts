@@ -3,11 +3,9 @@
 // and its limits. Defaults are stated once, in DEFAULTS, and documented in
 // README.md. Relative paths are resolved against the config file's folder.
 // Errors name the file, the line, the path and what was expected.
-import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { isIP } from 'node:net';
-import { LineCounter, isNode, parseDocument } from 'yaml';
-import { ConfigFileError, fmtPath } from '../../init/config.ts';
+import { got, NON_EMPTY, parseYaml, readConfigText, type Path, type Reader } from '../../config/reader.ts';
 
 export interface ListenAddress {
   host: string;
@@ -93,85 +91,32 @@ export const DEFAULTS = {
   maxConnections: 16,
 } as const;
 
-type Obj = Record<string, unknown>;
-type Path = (string | number)[];
-
-class Reader {
-  readonly file: string;
-  readonly base: string;
-  #lineOf: (path: Path) => number | undefined;
-  constructor(file: string, lineOf: (path: Path) => number | undefined) {
-    this.file = file;
-    this.base = dirname(resolve(file));
-    this.#lineOf = lineOf;
-  }
-  fail(path: Path, expected: string): never {
-    throw new ConfigFileError(this.file, this.#lineOf(path), fmtPath(path), expected);
-  }
-  obj(v: unknown, path: Path, known: readonly string[]): Obj {
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) this.fail(path, `expected a mapping${got(v)}`);
-    for (const k of Object.keys(v as Obj)) {
-      if (!known.includes(k)) this.fail([...path, k], `unknown key; expected one of ${known.join(', ')}`);
-    }
-    return v as Obj;
-  }
-  str(v: unknown, path: Path, re?: RegExp, what = 'a string'): string {
-    if (typeof v !== 'string' || v === '' || (re !== undefined && !re.test(v))) this.fail(path, `expected ${what}${got(v)}`);
-    return v;
-  }
-  file_(v: unknown, path: Path): string {
-    const s = this.str(v, path, undefined, 'a file path');
-    return isAbsolute(s) ? s : resolve(this.base, s);
-  }
-  int(v: unknown, path: Path, min: number, max: number, dflt: number): number {
-    if (v === undefined) return dflt;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) this.fail(path, `expected an integer from ${min} to ${max}${got(v)}`);
-    return v;
-  }
-  listen(v: unknown, path: Path): ListenAddress {
-    const s = this.str(v, path, undefined, 'ADDRESS:PORT, e.g. 0.0.0.0:8443');
-    const m = /^(.+):(\d{1,5})$/.exec(s);
-    const port = m === null ? NaN : Number(m[2]);
-    const host = m === null ? '' : m[1].replace(/^\[(.*)\]$/, '$1');
-    if (m === null || isIP(host) === 0 || port > 65535) this.fail(path, `expected ADDRESS:PORT with an IP address and a port from 0 (any free one) to 65535${got(v)}`);
-    return { host, port };
-  }
+/** A path from the config, relative ones against the config file's folder. */
+function filePath(r: Reader, v: unknown, path: Path): string {
+  const s = r.str(v, path, NON_EMPTY, 'a file path');
+  return isAbsolute(s) ? s : resolve(dirname(resolve(r.file)), s);
 }
 
-function got(v: unknown): string {
-  if (v === undefined) return ' (missing)';
-  const s = JSON.stringify(v);
-  return ` (got ${s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s})`;
+/** ADDRESS:PORT with an IP address ([v6] or v4) and a port (0: any free one). */
+function listenAddress(r: Reader, v: unknown, path: Path): ListenAddress {
+  const s = r.str(v, path, NON_EMPTY, 'ADDRESS:PORT, e.g. 0.0.0.0:8443');
+  const m = /^(.+):(\d{1,5})$/.exec(s);
+  const port = m === null ? NaN : Number(m[2]);
+  const host = m === null ? '' : m[1].replace(/^\[(.*)\]$/, '$1');
+  if (m === null || isIP(host) === 0 || port > 65535) r.fail(path, `expected ADDRESS:PORT with an IP address and a port from 0 (any free one) to 65535${got(v)}`);
+  return { host, port };
 }
 
 export function loadFileGatewayConfig(file: string): FileGatewayConfig {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new ConfigFileError(file, undefined, '', `cannot read the file: ${(e as Error).message}`);
-  }
-  return parseFileGatewayConfig(text, file);
+  return parseFileGatewayConfig(readConfigText(file), file);
 }
 
 const TOP = ['listen', 'redirect-listen', 'public-url', 'tls', 'storage', 'data-dir', 'state-dir', 'session', 'login', 'limits', 'reload-ms'] as const;
 
 export function parseFileGatewayConfig(text: string, file: string): FileGatewayConfig {
-  const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
-  if (doc.errors.length > 0) {
-    const e = doc.errors[0];
-    throw new ConfigFileError(file, lc.linePos(e.pos[0]).line, '', `YAML syntax error: ${e.message.split('\n')[0]}`);
-  }
-  const lineOf = (path: Path): number | undefined => {
-    for (let n = path.length; n >= 0; n--) {
-      const node = doc.getIn(path.slice(0, n), true);
-      if (isNode(node) && node.range) return lc.linePos(node.range[0]).line;
-    }
-    return undefined;
-  };
-  const r = new Reader(file, lineOf);
-  const root = r.obj(doc.toJS(), [], TOP);
+  const doc = parseYaml(text, file);
+  const r: Reader = doc.r;
+  const root = r.obj(doc.value, [], TOP);
 
   const tls = r.obj(root.tls, ['tls'], ['cert', 'key']);
   const storage = parseStorage(r, root.storage);
@@ -192,36 +137,36 @@ export function parseFileGatewayConfig(text: string, file: string): FileGatewayC
   const MIN = 60_000;
   const cfg: FileGatewayConfig = {
     file,
-    listen: r.listen(root.listen, ['listen']),
-    redirectListen: root['redirect-listen'] === undefined ? undefined : r.listen(root['redirect-listen'], ['redirect-listen']),
+    listen: listenAddress(r, root.listen, ['listen']),
+    redirectListen: root['redirect-listen'] === undefined ? undefined : listenAddress(r, root['redirect-listen'], ['redirect-listen']),
     publicUrl,
-    tls: { cert: r.file_(tls.cert, ['tls', 'cert']), key: r.file_(tls.key, ['tls', 'key']) },
+    tls: { cert: filePath(r, tls.cert, ['tls', 'cert']), key: filePath(r, tls.key, ['tls', 'key']) },
     storage,
-    dataDir: r.file_(root['data-dir'], ['data-dir']),
-    stateDir: r.file_(root['state-dir'], ['state-dir']),
+    dataDir: filePath(r, root['data-dir'], ['data-dir']),
+    stateDir: filePath(r, root['state-dir'], ['state-dir']),
     session: {
-      idleMs: r.int(sess['idle-minutes'], ['session', 'idle-minutes'], 1, 24 * 60, DEFAULTS.idleMinutes) * MIN,
-      maxMs: r.int(sess['max-hours'], ['session', 'max-hours'], 1, 24 * 30, DEFAULTS.maxHours) * 60 * MIN,
-      maxSessions: r.int(sess['max-sessions'], ['session', 'max-sessions'], 1, 1_000_000, DEFAULTS.maxSessions),
+      idleMs: r.optInt(sess['idle-minutes'], ['session', 'idle-minutes'], DEFAULTS.idleMinutes, 1, 24 * 60) * MIN,
+      maxMs: r.optInt(sess['max-hours'], ['session', 'max-hours'], DEFAULTS.maxHours, 1, 24 * 30) * 60 * MIN,
+      maxSessions: r.optInt(sess['max-sessions'], ['session', 'max-sessions'], DEFAULTS.maxSessions, 1, 1_000_000),
     },
     login: {
-      freeFailures: r.int(login['free-failures'], ['login', 'free-failures'], 0, 1000, DEFAULTS.freeFailures),
-      sourceFailures: r.int(login['source-failures'], ['login', 'source-failures'], 1, 100_000, DEFAULTS.sourceFailures),
-      delayMs: r.int(login['delay-seconds'], ['login', 'delay-seconds'], 1, 3600, DEFAULTS.delaySeconds) * 1000,
-      maxDelayMs: r.int(login['max-delay-seconds'], ['login', 'max-delay-seconds'], 1, 24 * 3600, DEFAULTS.maxDelaySeconds) * 1000,
-      windowMs: r.int(login['window-minutes'], ['login', 'window-minutes'], 1, 7 * 24 * 60, DEFAULTS.windowMinutes) * MIN,
-      maxTracked: r.int(login['max-tracked'], ['login', 'max-tracked'], 100, 10_000_000, DEFAULTS.maxTracked),
-      maxPerSource: r.int(login['max-per-source'], ['login', 'max-per-source'], 1, 10_000, DEFAULTS.maxPerSource),
-      concurrentChecks: r.int(login['concurrent-checks'], ['login', 'concurrent-checks'], 1, 64, DEFAULTS.concurrentChecks),
+      freeFailures: r.optInt(login['free-failures'], ['login', 'free-failures'], DEFAULTS.freeFailures, 0, 1000),
+      sourceFailures: r.optInt(login['source-failures'], ['login', 'source-failures'], DEFAULTS.sourceFailures, 1, 100_000),
+      delayMs: r.optInt(login['delay-seconds'], ['login', 'delay-seconds'], DEFAULTS.delaySeconds, 1, 3600) * 1000,
+      maxDelayMs: r.optInt(login['max-delay-seconds'], ['login', 'max-delay-seconds'], DEFAULTS.maxDelaySeconds, 1, 24 * 3600) * 1000,
+      windowMs: r.optInt(login['window-minutes'], ['login', 'window-minutes'], DEFAULTS.windowMinutes, 1, 7 * 24 * 60) * MIN,
+      maxTracked: r.optInt(login['max-tracked'], ['login', 'max-tracked'], DEFAULTS.maxTracked, 100, 10_000_000),
+      maxPerSource: r.optInt(login['max-per-source'], ['login', 'max-per-source'], DEFAULTS.maxPerSource, 1, 10_000),
+      concurrentChecks: r.optInt(login['concurrent-checks'], ['login', 'concurrent-checks'], DEFAULTS.concurrentChecks, 1, 64),
     },
     limits: {
-      headerBytes: r.int(lim['header-bytes'], ['limits', 'header-bytes'], 1024, 65536, DEFAULTS.headerBytes),
-      requestsPerSecond: r.int(lim['requests-per-second'], ['limits', 'requests-per-second'], 1, 100_000, DEFAULTS.requestsPerSecond),
-      burst: r.int(lim.burst, ['limits', 'burst'], 1, 100_000, DEFAULTS.burst),
-      connectionsPerSource: r.int(lim['connections-per-source'], ['limits', 'connections-per-source'], 1, 100_000, DEFAULTS.connectionsPerSource),
-      notFoundMs: r.int(lim['not-found-ms'], ['limits', 'not-found-ms'], 0, 10_000, DEFAULTS.notFoundMs),
+      headerBytes: r.optInt(lim['header-bytes'], ['limits', 'header-bytes'], DEFAULTS.headerBytes, 1024, 65536),
+      requestsPerSecond: r.optInt(lim['requests-per-second'], ['limits', 'requests-per-second'], DEFAULTS.requestsPerSecond, 1, 100_000),
+      burst: r.optInt(lim.burst, ['limits', 'burst'], DEFAULTS.burst, 1, 100_000),
+      connectionsPerSource: r.optInt(lim['connections-per-source'], ['limits', 'connections-per-source'], DEFAULTS.connectionsPerSource, 1, 100_000),
+      notFoundMs: r.optInt(lim['not-found-ms'], ['limits', 'not-found-ms'], DEFAULTS.notFoundMs, 0, 10_000),
     },
-    reloadMs: r.int(root['reload-ms'], ['reload-ms'], 50, 60_000, DEFAULTS.reloadMs),
+    reloadMs: r.optInt(root['reload-ms'], ['reload-ms'], DEFAULTS.reloadMs, 50, 60_000),
   };
   // A delay must end before its entry may be forgotten.
   if (cfg.login.windowMs < cfg.login.maxDelayMs) r.fail(['login', 'window-minutes'], `expected at least max-delay-seconds (${cfg.login.maxDelayMs / 1000} s), so a delay ends before its failures are forgotten (got ${cfg.login.windowMs / MIN})`);
@@ -234,7 +179,7 @@ function parseStorage(r: Reader, v: unknown): StorageConfig {
   const kind = r.obj(v, path, ['kind', 'url', 'ca', 'user', 'password-file', 'max-connections', 'root']).kind;
   if (kind === 'directory') {
     const o = r.obj(v, path, ['kind', 'root']);
-    return { kind, root: r.file_(o.root, [...path, 'root']) };
+    return { kind, root: filePath(r, o.root, [...path, 'root']) };
   }
   if (kind !== 'webdav') r.fail([...path, 'kind'], `expected one of webdav, directory${got(kind)}`);
   const o = r.obj(v, path, ['kind', 'url', 'ca', 'user', 'password-file', 'max-connections']);
@@ -245,9 +190,9 @@ function parseStorage(r: Reader, v: unknown): StorageConfig {
   return {
     kind,
     url,
-    ca: o.ca === undefined ? undefined : r.file_(o.ca, [...path, 'ca']),
+    ca: o.ca === undefined ? undefined : filePath(r, o.ca, [...path, 'ca']),
     user: o.user === undefined ? undefined : r.str(o.user, [...path, 'user'], /^[^:\s]{1,64}$/, 'a user name without ":" or spaces'),
-    passwordFile: o['password-file'] === undefined ? undefined : r.file_(o['password-file'], [...path, 'password-file']),
-    maxConnections: r.int(o['max-connections'], [...path, 'max-connections'], 1, 256, DEFAULTS.maxConnections),
+    passwordFile: o['password-file'] === undefined ? undefined : filePath(r, o['password-file'], [...path, 'password-file']),
+    maxConnections: r.optInt(o['max-connections'], [...path, 'max-connections'], DEFAULTS.maxConnections, 1, 256),
   };
 }
