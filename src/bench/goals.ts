@@ -1,7 +1,7 @@
 // The goals, checked against a result. A goal whose configurations were
 // not part of the run is "not measured" (met: null), never silently passed.
 import type { BenchConfig } from './plan.ts';
-import type { BenchResult } from './results.ts';
+import type { Summary } from './stats.ts';
 
 export interface Goal {
   id: 'vs-linux' | 'rx-over-tx' | 'process-vs-inline' | 'two-cores' | 'latency-tail';
@@ -14,7 +14,16 @@ export interface Goal {
   detail: string;
 }
 
-type R = Pick<BenchResult, 'configs' | 'summaries' | 'ratios'>;
+/** What the goals are checked against: the part of a BenchResult (results.ts) they read. */
+export interface GoalInput {
+  configs: readonly BenchConfig[];
+  /** summaries[configId][testId][key] */
+  summaries: Record<string, Record<string, Record<string, Summary>>>;
+  /** ratios[configId][testId][key]: microgate / Linux. */
+  ratios: Record<string, Record<string, Record<string, { ratio: number }>>>;
+}
+
+type R = GoalInput;
 
 const med = (r: R, c: BenchConfig, test: string, key = 'gbps'): number => r.summaries[c.id]?.[test]?.[key]?.median ?? NaN;
 const f2 = (v: number): string => (Number.isFinite(v) ? v.toFixed(2) : 'n/a');

@@ -8,7 +8,8 @@ import { DirectoryStorage } from '../services/file-gateway/directory.ts';
 import { loadFileGatewayConfig, type FileGatewayConfig } from '../services/file-gateway/config.ts';
 import { DEFAULT_KDF, hashPassword } from '../services/file-gateway/kdf.ts';
 import { createPublication, inactiveReason, parseDuration } from '../services/file-gateway/publications.ts';
-import { openStorage, type Storage } from '../services/file-gateway/storage.ts';
+import { openStorage } from '../services/file-gateway/open-storage.ts';
+import type { Storage } from '../services/file-gateway/storage.ts';
 import { passwordProblem, usernameProblem } from '../services/file-gateway/users.ts';
 import { readConsumed, readPublications, readUsers, withDataLock, writePublications, writeUsers } from '../services/file-gateway/admin.ts';
 import { formatSize } from '../services/file-gateway/pages.ts';
@@ -74,7 +75,7 @@ async function configPath(values: { config?: string | boolean; lab?: string | bo
   if (typeof values.config === 'string' && typeof values.lab === 'string') throw new UsageError('give --config or --lab, not both');
   if (typeof values.config === 'string') return { file: values.config, lab: undefined };
   if (typeof values.lab === 'string') {
-    const { labStateDir, LAB_NAME_RE } = await import('../lab/plan.ts');
+    const { labStateDir, LAB_NAME_RE } = await import('../lab/lab-plan.ts');
     if (!LAB_NAME_RE.test(values.lab)) throw new UsageError(`invalid lab name ${JSON.stringify(values.lab)}`);
     const { labFileGatewayConfig } = await import('../lab/file-gateway-lab.ts');
     return { file: labFileGatewayConfig(labStateDir(values.lab)), lab: values.lab };

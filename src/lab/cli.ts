@@ -4,7 +4,7 @@
 import { resolve as resolvePath } from 'node:path';
 import { parseArgs } from 'node:util';
 import { labDown, labStatus, labUp, type LabInfo, type LabStatus } from './lab.ts';
-import { GATEWAY_KINDS, LAB_NAME_RE, LABS_DIR, type GatewayKind } from './plan.ts';
+import { GATEWAY_KINDS, LAB_NAME_RE, LABS_DIR, type GatewayKind } from './lab-plan.ts';
 import type { MicrogateLabOptions } from './microgate-gateway.ts';
 
 export const LAB_HELP = `Usage: microgate lab COMMAND [options]

@@ -33,25 +33,8 @@ import { writeJsonAtomic } from '../services/file-gateway/json-file.ts';
 import { PUBLICATIONS_FILE, USERS_FILE } from '../services/file-gateway/service.ts';
 import { nsExec } from './netns.ts';
 import type { ControlClient } from '../sys/control-client.ts';
-import type { LabPlan } from './plan.ts';
-import type { RouterSection } from './lab-policy.ts';
+import type { FileGatewayLabPlan, LabPlan, RouterSection } from './lab-plan.ts';
 
-export interface FileGatewayLabPlan {
-  dir: string;
-  /** Config, certificate, users.json, publications.json (root:uid 0750). */
-  etcDir: string;
-  /** The service's own state (uid 0700): audit.jsonl, consumed.json. */
-  stateDir: string;
-  configFile: string;
-  /** The service's output with the Linux gateway (under microgate: init's gateway.log, lines [file-gateway]). */
-  logFile: string;
-  uid: number;
-  nas: { netns: string; ip: string; port: number; dir: string; shareDir: string; url: string; readUser: string; writeUser: string; writePasswordFile: string };
-  service: { netns: string; ip: string; httpsPort: number; httpPort: number };
-  /** What the wan sees: https://<gateway's wan address>. */
-  publicUrl: string;
-  publicIp: string;
-}
 
 export const NAS_PORT = 8443;
 export const SERVICE_HTTPS_PORT = 8443;

@@ -1,11 +1,8 @@
 // The lab's gateway policy, one source for both gateways: microgate's router
 // runs it, and the Linux reference gets it translated into nftables
 // (nft-policy.ts), so every comparison filters the same way on both sides.
-import type { LabPlan } from './plan.ts';
+import type { LabPlan, RouterSection } from './lab-plan.ts';
 import { withFileGatewayRouter } from './file-gateway-lab.ts';
-
-/** The router's config section of a lab (its `config:` under the router component). */
-export type RouterSection = Record<string, unknown>;
 
 /**
  * The default lab policy:

@@ -18,12 +18,11 @@ import {
 } from './netns.ts';
 import {
   LAB_NAME_RE, LABS_DIR, labStateDir, linkPattern, makePlan, netnsPrefix, validateGatewayKind, validateLabName,
-  type GatewayKind, type HostPlan, type LabPlan,
-} from './plan.ts';
+  type GatewayKind, type HostPlan, type LabPlan, type RouterSection,
+} from './lab-plan.ts';
 import { startLinuxGateway } from './linux-gateway.ts';
 import { startMicrogate, stopMicrogate, type MicrogateLabOptions } from './microgate-gateway.ts';
 import { allocateLabUids, releaseLabUids } from './uid-alloc.ts';
-import type { RouterSection } from './lab-policy.ts';
 import { remoteSitePlan, removeWireguardSockets, startRemoteSite, writeRemoteSiteKeys, type RemoteSiteOptions } from './remote-site.ts';
 import { fileGatewayPlan, prepareFileGatewayLab, startFileGatewayLab, waitForInitService } from './file-gateway-lab.ts';
 import { ControlClient, ControlError } from '../sys/control-client.ts';

@@ -7,9 +7,9 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseDocument, stringify } from 'yaml';
-import type { LabPlan, LinuxGatewayPlan } from './plan.ts';
+import type { LabPlan, LinuxGatewayPlan, RouterSection } from './lab-plan.ts';
 import { parseRouterConfig } from '../components/router/config.ts';
-import { labRouterConfig, linuxDomainIfnames, type RouterSection } from './lab-policy.ts';
+import { labRouterConfig, linuxDomainIfnames } from './lab-policy.ts';
 import { nftRuleset } from './nft-policy.ts';
 import { createNetns, deleteNetns, ip, nft, nftLoad, sysctl } from './netns.ts';
 

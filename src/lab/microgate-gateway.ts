@@ -12,8 +12,8 @@ import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Document, visit } from 'yaml';
-import type { LabPlan } from './plan.ts';
-import { labRouterConfig, type RouterSection } from './lab-policy.ts';
+import type { LabPlan, RouterSection } from './lab-plan.ts';
+import { labRouterConfig } from './lab-policy.ts';
 
 /** The router section as YAML: block mappings down to each domain's keys, each rule on one line. */
 function routerYaml(router: RouterSection): string {

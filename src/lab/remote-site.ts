@@ -21,8 +21,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } f
 import { join } from 'node:path';
 import { encodeKey, generatePresharedKey, generatePrivateKey, publicKeyOf } from '../components/keystore/keys.ts';
 import { createNetns, ip, nsExec, procIdentity, sysctl, type ProcIdentity } from './netns.ts';
-import type { LabPlan } from './plan.ts';
-import type { RouterSection } from './lab-policy.ts';
+import type { LabPlan, RemoteSitePlan, RouterSection } from './lab-plan.ts';
 
 export interface RemoteSiteOptions {
   /** The tunnel's REKEY_AFTER_TIME in seconds (default the protocol's 120): lower it to see rekeying in tests. */
@@ -33,39 +32,6 @@ export interface RemoteSiteOptions {
   persistentKeepalive?: number;
 }
 
-export interface RemoteSitePlan {
-  /** The remote site's gateway (wireguard-go) and its one host. */
-  rsiteNetns: string;
-  rhostNetns: string;
-  /** In the wan host's namespace: the bridge that makes the wan a segment, and its veth end towards rsite. */
-  bridge: string;
-  wanVeth: string;
-  /** rsite's interfaces: on the wan, wireguard-go's TUN, towards its host. */
-  rsiteWan: string;
-  wgIfname: string;
-  rsiteLan: string;
-  /** rhost's NIC. */
-  rhostIf: string;
-  /** rsite's public address on the wan segment and its WireGuard port. */
-  endpoint: string;
-  endpointPort: number;
-  /** The remote site's prefix, rsite's address in it, its host. */
-  sitePrefix: string;
-  rsiteLanIp: string;
-  rhostIp: string;
-  /** The router's domains towards the tunnel and the tunnel's addresses in them. */
-  tunDomain: { router: string; tunnel: string; prefixLen: number };
-  wgDomain: { router: string; tunnel: string; prefixLen: number };
-  tunnelPort: number;
-  /** Key files (mode 0400, root) in the lab's folder; public keys as `wg` prints them. */
-  gatewayKeyFile: string;
-  rsiteKeyFile: string;
-  pskFile: string | undefined;
-  gatewayPublicKey: string;
-  rsitePublicKey: string;
-  rekeyAfterTimeS: number | undefined;
-  persistentKeepalive: number;
-}
 
 export const REMOTE_SITE_PREFIX = '198.18.64.0/24';
 export const RSITE_LAN = '198.18.64.1';

@@ -12,7 +12,7 @@
 import { mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeSync, closeSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { findFreeUidRange, type UidSources } from '../init/uid-check.ts';
-import { LABS_DIR, labStateDir } from './plan.ts';
+import { LABS_DIR, labStateDir } from './lab-plan.ts';
 
 export const LAB_UID_FIRST = 67000;
 export const LAB_UID_LAST = 98999;

@@ -18,7 +18,7 @@ import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { labControl, labDown, labUp, readLabState } from '../../src/lab/lab.ts';
 import type { ControlClient } from '../../src/sys/control-client.ts';
 import { listNetns } from '../../src/lab/netns.ts';
-import { netnsPrefix } from '../../src/lab/plan.ts';
+import { netnsPrefix } from '../../src/lab/lab-plan.ts';
 import { canRunLabs, nsExec, uniqueLabName } from './harness.ts';
 
 const skip = canRunLabs() ? false : 'needs root (network namespaces)';

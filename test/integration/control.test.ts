@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { labControl, labDown, labUp, readLabState, type LabState } from '../../src/lab/lab.ts';
 import { labReload } from '../../src/lab/lab-reload.ts';
-import { pickFreePort } from '../../src/lab/plan.ts';
+import { pickFreePort } from '../../src/lab/lab-plan.ts';
 import { ControlClient } from '../../src/sys/control-client.ts';
 import { TraceClient } from '../../src/trace/client.ts';
 import { canRunLabs, ping, uniqueLabName } from './harness.ts';

@@ -16,7 +16,7 @@ import { labControl, labDown, labUp, readLabState, type LabUpOptions } from '../
 import type { ControlClient } from '../../src/sys/control-client.ts';
 import type { MicrogateLabOptions } from '../../src/lab/microgate-gateway.ts';
 import { RHOST } from '../../src/lab/remote-site.ts';
-import { LAN_HOST } from '../../src/lab/plan.ts';
+import { LAN_HOST } from '../../src/lab/lab-plan.ts';
 import { run } from '../../src/lab/netns.ts';
 import { canRunLabs, killChild, nsExec, spawnInNetns, waitForListen } from './harness.ts';
 

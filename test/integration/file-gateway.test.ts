@@ -22,7 +22,8 @@ import { tmpdir, hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { labControl, labDown, labUp, readLabState } from '../../src/lab/lab.ts';
 import type { ControlClient } from '../../src/sys/control-client.ts';
-import { initService, type FileGatewayLabPlan } from '../../src/lab/file-gateway-lab.ts';
+import { initService } from '../../src/lab/file-gateway-lab.ts';
+import type { FileGatewayLabPlan } from '../../src/lab/lab-plan.ts';
 import { ROOT } from '../../src/init/sandbox.ts';
 import { canRunLabs, nsExec, uniqueLabName } from './harness.ts';
 

@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { labDown, labUp, type LabInfo } from '../../src/lab/lab.ts';
 import { findLinks, listNetns } from '../../src/lab/netns.ts';
-import { linkPattern, netnsPrefix, type GatewayKind } from '../../src/lab/plan.ts';
+import { linkPattern, netnsPrefix, type GatewayKind } from '../../src/lab/lab-plan.ts';
 
 /** A fresh lab name: 't' and 7 base-36 characters (8 in all, the longest allowed). */
 export function uniqueLabName(): string {

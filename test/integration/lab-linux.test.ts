@@ -10,7 +10,7 @@ import { labDown, labStatus, labUp, statePath, type LabState } from '../../src/l
 import { linuxGatewayCounters } from '../../src/lab/linux-gateway.ts';
 import { createNetns, ip, sysctlGet } from '../../src/lab/netns.ts';
 import { LAB_UID_FIRST } from '../../src/lab/uid-alloc.ts';
-import { labStateDir, makePlan, validateLabName } from '../../src/lab/plan.ts';
+import { labStateDir, makePlan, validateLabName } from '../../src/lab/lab-plan.ts';
 import {
   canRunLabs, iperf3Pair, killChild, labLeftovers, nsExec, ping, spawnInNetns, uniqueLabName,
   waitForListen, withLab,

@@ -16,7 +16,7 @@ import { servicePermissions } from '../../src/services/file-gateway/launch.ts';
 import { fileGatewayPlan, withFileGatewayRouter } from '../../src/lab/file-gateway-lab.ts';
 import { labRouterConfig } from '../../src/lab/lab-policy.ts';
 import { LAB_UID_FIRST } from '../../src/lab/uid-alloc.ts';
-import { makePlan } from '../../src/lab/plan.ts';
+import { makePlan } from '../../src/lab/lab-plan.ts';
 import { parseRouterConfig } from '../../src/components/router/config.ts';
 
 test('share paths: normalised once; "..", ".", empty segments, backslashes, control characters refused; URLs encode every segment', () => {

@@ -13,8 +13,32 @@
 // is evicted (counted `sourceEvicted`), never another source's.
 import { khash2, khash3, khashBytes } from '../../net/keyed-hash.ts';
 import { KeyedCounts } from '../../net/keyed-counts.ts';
-import { PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, type Packet } from './packet.ts';
+import { PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP } from './proto.ts';
 import type { Stream } from './stream.ts';
+
+/**
+ * What the flow table reads of a decoded packet (packet.ts's Packet), and sets
+ * on it: its flow and direction. A structural type, so this module and
+ * packet.ts do not import each other.
+ */
+export interface FlowPacket {
+  readonly buf: Uint8Array;
+  readonly tsSec: number;
+  readonly tsUsec: number;
+  readonly vlan0: number;
+  readonly ipVer: number;
+  readonly src4: number;
+  readonly dst4: number;
+  readonly src6: number;
+  readonly dst6: number;
+  readonly proto: number;
+  readonly sp: number;
+  readonly dp: number;
+  readonly tcpFlags: number;
+  readonly icmpType: number;
+  flow: Flow | null;
+  toServer: boolean;
+}
 
 export const FLOW_NEW = 0;
 export const FLOW_ESTABLISHED = 1;
@@ -163,7 +187,7 @@ export class FlowTable {
   }
 
   /** Find or create the flow of p (decoded, not a fragment); sets p.flow and p.toServer. */
-  lookup(p: Packet, nowMs: number): Flow | null {
+  lookup(p: FlowPacket, nowMs: number): Flow | null {
     if (p.ipVer === 0 || p.proto < 0) return null;
     const v6 = p.ipVer === 6;
     const b = p.buf;
@@ -379,7 +403,7 @@ export class FlowTable {
   }
 }
 
-function sameAddr(f: Flow, p: Packet, forward: boolean): boolean {
+function sameAddr(f: Flow, p: FlowPacket, forward: boolean): boolean {
   if (f.ipVer === 4) return forward ? f.src4 === p.src4 && f.dst4 === p.dst4 : f.src4 === p.dst4 && f.dst4 === p.src4;
   const b = p.buf;
   const s = forward ? p.src6 : p.dst6;

@@ -10,11 +10,7 @@ export const LINKTYPE_LINUX_SLL = 113;
 export const LINKTYPE_IPV4 = 228;
 export const LINKTYPE_IPV6 = 229;
 
-export const PROTO_ICMP = 1;
-export const PROTO_TCP = 6;
-export const PROTO_UDP = 17;
-export const PROTO_GRE = 47;
-export const PROTO_ICMPV6 = 58;
+export { PROTO_GRE, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP } from './proto.ts';
 
 /** IPv4 option flags (ipopts keyword). */
 export const IPOPT_RR = 1 << 0;

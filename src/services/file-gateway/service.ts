@@ -17,7 +17,8 @@ import {
   type ConsumedFile, type PublicationsFile,
 } from './publications.ts';
 import { FileGateway } from './server.ts';
-import { openStorage, type Storage } from './storage.ts';
+import { openStorage } from './open-storage.ts';
+import type { Storage } from './storage.ts';
 import { EMPTY_USERS, parseUsersFile, type UsersFile } from './users.ts';
 
 /**

@@ -1,9 +1,9 @@
 // Where published files are read from. Two backends: WebDAV over HTTP(S) (a
 // network drive such as the lab's NAS; webdav.ts) and a local folder (a share
 // mounted on the host; directory.ts). Both stream: nothing reads a whole file
-// into memory.
+// into memory. This module holds what both backends share (the interface,
+// FileInfo, StorageUnavailable); open-storage.ts picks the backend.
 import type { Readable } from 'node:stream';
-import type { StorageConfig } from './config.ts';
 
 export interface FileInfo {
   size: number;
@@ -31,9 +31,4 @@ export interface Storage {
    */
   open(path: string, info: FileInfo, range?: { start: number; end: number }): Promise<Readable | undefined>;
   close(): void;
-}
-
-export async function openStorage(cfg: StorageConfig): Promise<Storage> {
-  if (cfg.kind === 'webdav') return new (await import('./webdav.ts')).WebdavStorage(cfg);
-  return new (await import('./directory.ts')).DirectoryStorage(cfg);
 }

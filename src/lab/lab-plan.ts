@@ -1,10 +1,10 @@
 // The plan of a lab: every name and address the lab will create, computed
 // before anything is touched, so that building, tearing down and the gateway
 // (microgate's supervisor or the Linux reference) all agree on one source.
+// The plans of the optional parts (remote site, file gateway) are declared here
+// too, so every lab module imports this one and none imports another for a type.
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import type { RemoteSitePlan } from './remote-site.ts';
-import type { FileGatewayLabPlan } from './file-gateway-lab.ts';
 
 export type GatewayKind = 'microgate' | 'linux';
 export const GATEWAY_KINDS: readonly GatewayKind[] = ['microgate', 'linux'];
@@ -166,4 +166,58 @@ export async function makePlan(name: string, kind: GatewayKind, uidBase: number)
     };
   }
   return plan;
+}
+
+/** The router's config section of a lab (its `config:` under the router component). */
+export type RouterSection = Record<string, unknown>;
+
+export interface RemoteSitePlan {
+  /** The remote site's gateway (wireguard-go) and its one host. */
+  rsiteNetns: string;
+  rhostNetns: string;
+  /** In the wan host's namespace: the bridge that makes the wan a segment, and its veth end towards rsite. */
+  bridge: string;
+  wanVeth: string;
+  /** rsite's interfaces: on the wan, wireguard-go's TUN, towards its host. */
+  rsiteWan: string;
+  wgIfname: string;
+  rsiteLan: string;
+  /** rhost's NIC. */
+  rhostIf: string;
+  /** rsite's public address on the wan segment and its WireGuard port. */
+  endpoint: string;
+  endpointPort: number;
+  /** The remote site's prefix, rsite's address in it, its host. */
+  sitePrefix: string;
+  rsiteLanIp: string;
+  rhostIp: string;
+  /** The router's domains towards the tunnel and the tunnel's addresses in them. */
+  tunDomain: { router: string; tunnel: string; prefixLen: number };
+  wgDomain: { router: string; tunnel: string; prefixLen: number };
+  tunnelPort: number;
+  /** Key files (mode 0400, root) in the lab's folder; public keys as `wg` prints them. */
+  gatewayKeyFile: string;
+  rsiteKeyFile: string;
+  pskFile: string | undefined;
+  gatewayPublicKey: string;
+  rsitePublicKey: string;
+  rekeyAfterTimeS: number | undefined;
+  persistentKeepalive: number;
+}
+
+export interface FileGatewayLabPlan {
+  dir: string;
+  /** Config, certificate, users.json, publications.json (root:uid 0750). */
+  etcDir: string;
+  /** The service's own state (uid 0700): audit.jsonl, consumed.json. */
+  stateDir: string;
+  configFile: string;
+  /** The service's output with the Linux gateway (under microgate: init's gateway.log, lines [file-gateway]). */
+  logFile: string;
+  uid: number;
+  nas: { netns: string; ip: string; port: number; dir: string; shareDir: string; url: string; readUser: string; writeUser: string; writePasswordFile: string };
+  service: { netns: string; ip: string; httpsPort: number; httpPort: number };
+  /** What the wan sees: https://<gateway's wan address>. */
+  publicUrl: string;
+  publicIp: string;
 }
