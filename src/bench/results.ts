@@ -200,8 +200,3 @@ export function aggregate(a: AggregateInput): BenchResult {
   return result;
 }
 
-/** The median of one metric, NaN when not measured. */
-export function medianOf(r: Pick<BenchResult, 'summaries'>, config: string, test: string, key: string): number {
-  return r.summaries[config]?.[test]?.[key]?.median ?? NaN;
-}
-

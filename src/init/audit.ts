@@ -4,6 +4,7 @@
 import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { CODE_DIR } from './sandbox.ts';
 import { SANDBOX_ROOT } from './sandbox-root.ts';
+import { netInterfaces, openFds, permissionFlags } from './procfs.ts';
 
 export interface AuditExpectation {
   unit: string;
@@ -66,14 +67,6 @@ export function status(pid: number): Map<string, string> {
   return m;
 }
 
-/** Interfaces of the network namespace a process is in (from its /proc/PID/net/dev). */
-function interfaces(pid: number): string[] {
-  return readFileSync(`/proc/${pid}/net/dev`, 'utf8')
-    .split('\n')
-    .slice(2)
-    .map((l) => l.split(':')[0].trim())
-    .filter((n) => n !== '');
-}
 
 /** What a component's root holds (sandbox-root.ts): code under run/, libraries under usr/ (lib, lib64 link there), etc/ld.so.cache, dev/, proc/. */
 const ROOT_ENTRIES = new Set(['dev', 'etc', 'lib', 'lib64', 'proc', 'run', 'usr', 'bin', 'sbin']);
@@ -84,7 +77,8 @@ function rootEntries(pid: number): { sameAsInit: boolean; entries: string[] } {
   return { sameAsInit: a.dev === b.dev && a.ino === b.ino, entries: readdirSync(`/proc/${pid}/root/`).sort() };
 }
 
-const ALLOWED_ANON = /^anon_inode:\[?(eventpoll|eventfd)\]?$/;
+/** Anonymous inodes any sandboxed process may hold: epoll and eventfd, no io_uring (the sandbox's first filter keeps libuv off it). */
+export const ALLOWED_ANON = /^anon_inode:\[?(eventpoll|eventfd)\]?$/;
 
 /** What every sandboxed process is checked for, component or service: identity, privileges, seccomp, its own root. */
 export interface SandboxIdentity {
@@ -163,13 +157,12 @@ export function auditUnit(x: AuditExpectation): AuditReport {
   const { uid, gid, groups, capEff, capBnd, noNewPrivs, seccomp, dumpable: dump } = id;
 
   const ownNet = readlinkSync(`/proc/${x.pid}/ns/net`) !== readlinkSync('/proc/self/ns/net');
-  const ifs = interfaces(x.pid);
+  const ifs = netInterfaces(x.pid);
   if (!ownNet) v.push("shares init's network namespace");
   if (ifs.some((i) => i !== 'lo')) v.push(`network interfaces ${ifs.join(', ')} (only lo expected)`);
 
 
-  const argv = readFileSync(`/proc/${x.pid}/cmdline`, 'utf8').split('\0');
-  const permission = argv.filter((a) => a === '--permission' || a.startsWith('--allow-'));
+  const permission = permissionFlags(x.pid);
   if (!permission.includes('--permission')) v.push("Node's permission model is off");
   for (const p of permission) {
     if (p === '--permission' || p === '--allow-addons') continue;
@@ -178,26 +171,17 @@ export function auditUnit(x: AuditExpectation): AuditReport {
     v.push(`permission grant ${p} exceeds the config`);
   }
 
-  const fds: { fd: number; target: string }[] = [];
+  const fds = openFds(x.pid);
   let sockets = 0;
   let taps = 0;
   let memfds = 0;
-  for (const name of readdirSync(`/proc/${x.pid}/fd`)) {
-    let target: string;
-    try {
-      target = readlinkSync(`/proc/${x.pid}/fd/${name}`);
-    } catch {
-      continue; // closed meanwhile
-    }
-    const fd = Number(name);
-    fds.push({ fd, target });
+  for (const { fd, target } of fds) {
     if (target === '/dev/null' || target === `${SANDBOX_ROOT}/dev/null` || target.startsWith('pipe:') || ALLOWED_ANON.test(target)) continue;
     if (target.startsWith('socket:')) sockets++;
     else if (target === '/dev/net/tun') taps++;
     else if (target.startsWith('/memfd:microgate-session')) memfds++;
     else v.push(`fd ${fd} -> ${target}: not granted`);
   }
-  fds.sort((a, b) => a.fd - b.fd);
   // stdout, stderr and the control channel are sockets; each socket session adds one.
   const grantedSockets = 3 + x.socketSessions + x.packets;
   if (sockets > grantedSockets) v.push(`${sockets} sockets open, the config grants ${grantedSockets} (stdio, control, socket sessions, packet devices)`);

@@ -30,7 +30,7 @@ import { emptyReply, mergeReplies } from '../trace/protocol.ts';
 import type { TraceReply, TraceRequest } from '../trace/protocol.ts';
 import { MemoryCgroups } from './cgroup.ts';
 import { auditUnit } from './audit.ts';
-import { ServiceSupervisor, checkServiceNamespaces, type ServiceStatus } from './services.ts';
+import { ServiceSupervisor, checkServiceNamespaces, type ServiceStatus } from './service-supervisor.ts';
 import type { ServiceAuditReport } from './service-audit.ts';
 import type { AuditReport } from './audit.ts';
 import type { CgroupUnit } from './cgroup.ts';
@@ -120,7 +120,7 @@ export class Init {
   #stopping = false;
   #nextId = 1;
   #cgroups: MemoryCgroups | undefined;
-  /** The services of config `services` (services.ts), once the components run. */
+  /** The services of config `services` (service-supervisor.ts), once the components run. */
   #services: ServiceSupervisor | undefined;
   readonly startedAt = Date.now();
 

@@ -5,12 +5,13 @@
 // exactly the permission-model grants of its config, and no fd beyond stdio,
 // its own listening and accepted sockets, connections to its storage, and
 // files under its granted paths. Anything else is a violation.
-import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { readFileSync, readlinkSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { ServiceEndpoint } from './service-kind.ts';
 import { CODE_DIR } from './sandbox.ts';
 import { SANDBOX_ROOT } from './sandbox-root.ts';
-import { auditIdentity } from './audit.ts';
+import { ALLOWED_ANON, auditIdentity } from './audit.ts';
+import { netInterfaces, openFds, permissionFlags } from './procfs.ts';
 
 export interface ServiceAuditExpectation {
   service: string;
@@ -51,8 +52,6 @@ export interface ServiceAuditReport {
 
 /** TCP state LISTEN in /proc/net/tcp. */
 const TCP_LISTEN = '0A';
-/** As for components (audit.ts): epoll and eventfd, no io_uring (the sandbox's first filter keeps libuv off it). */
-const ALLOWED_ANON = /^anon_inode:\[?(eventpoll|eventfd)\]?$/;
 
 /** "0280A8C0:1F90" (little-endian words) -> { host: '192.168.128.2', port: 8080 }; IPv4-mapped IPv6 as IPv4. */
 export function decodeProcAddress(s: string): ServiceEndpoint {
@@ -158,11 +157,10 @@ export function auditService(x: ServiceAuditExpectation): ServiceAuditReport {
   const configured = mine === want;
   if (mine === nsInode(readlinkSync('/proc/self/ns/net'))) v.push("shares init's network namespace");
   else if (!configured && !Number.isNaN(want)) v.push(`in another network namespace than the configured ${x.netns}`);
-  const interfaces = readFileSync(`/proc/${x.pid}/net/dev`, 'utf8').split('\n').slice(2).map((l) => l.split(':')[0].trim()).filter((n) => n !== '');
+  const interfaces = netInterfaces(x.pid);
 
   // Node's permission model: exactly the grants of its config (and reading its code, and addons for the seccomp filter).
-  const argv = readFileSync(`/proc/${x.pid}/cmdline`, 'utf8').split('\0');
-  const permission = argv.filter((a) => a === '--permission' || a.startsWith('--allow-'));
+  const permission = permissionFlags(x.pid);
   const expected = new Set([
     '--permission', '--allow-addons', `--allow-fs-read=${CODE_DIR}/`,
     ...x.grants.read.map((p) => `--allow-fs-read=${p}`),
@@ -174,20 +172,12 @@ export function auditService(x: ServiceAuditExpectation): ServiceAuditReport {
   for (const p of expected) if (p !== '--permission' && !permission.includes(p)) v.push(`permission grant ${p} of the config is missing (the grants must be exactly the config's)`);
 
   // Open files: stdio, its own sockets, files under its grants.
-  const fds: { fd: number; target: string }[] = [];
+  const fds = openFds(x.pid);
   const sockets = { listening: 0, accepted: 0, upstream: 0, stdio: 0 };
   const tcp = tcpSockets(x.pid);
   const unix = initUnixSockets();
   const paths = [`${CODE_DIR}/`, ...x.grants.read, ...x.grants.write];
-  for (const name of readdirSync(`/proc/${x.pid}/fd`)) {
-    let target: string;
-    try {
-      target = readlinkSync(`/proc/${x.pid}/fd/${name}`);
-    } catch {
-      continue; // closed meanwhile
-    }
-    const fd = Number(name);
-    fds.push({ fd, target });
+  for (const { fd, target } of fds) {
     // A file in its own root (sandbox-root.ts) shows with that root's prefix.
     const path = target.startsWith(`${SANDBOX_ROOT}/`) ? target.slice(SANDBOX_ROOT.length) : target;
     if (path === '/dev/null' || target.startsWith('pipe:') || ALLOWED_ANON.test(target)) continue;
@@ -212,7 +202,6 @@ export function auditService(x: ServiceAuditExpectation): ServiceAuditReport {
     if (path.startsWith('/') && granted(path, paths)) continue;
     v.push(`fd ${fd} -> ${target}: not under a granted path`);
   }
-  fds.sort((a, b) => a.fd - b.fd);
   return {
     service: x.service,
     kind: x.kind,

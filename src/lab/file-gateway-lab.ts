@@ -338,7 +338,7 @@ export async function startFileGatewayLab(plan: LabPlan, opts: { startService: b
   return [{ name: 'nas-nginx', pid: nas }, { name: 'file-gateway', pid: svc }];
 }
 
-/** A row of init's GET /status `services` (src/init/services.ts ServiceStatus). */
+/** A row of init's GET /status `services` (src/init/service-supervisor.ts ServiceStatus). */
 export interface ServiceRow {
   name: string; pid: number; state: string; restarts: number; memoryBytes?: number; memoryLimitMb?: number; lastExit: string; lastHealth: string;
 }

@@ -11,7 +11,7 @@ import type { LabPlan, LinuxGatewayPlan, RouterSection } from './lab-plan.ts';
 import { parseRouterConfig } from '../components/router/config.ts';
 import { labRouterConfig, linuxDomainIfnames } from './lab-policy.ts';
 import { nftRuleset } from './nft-policy.ts';
-import { createNetns, deleteNetns, ip, nft, nftLoad, sysctl } from './netns.ts';
+import { createNetns, ip, nft, nftLoad, sysctl } from './netns.ts';
 
 function linuxPlan(plan: LabPlan): LinuxGatewayPlan {
   if (!plan.linux) throw new Error(`lab ${plan.name} is not a linux-gateway lab`);
@@ -94,11 +94,6 @@ export async function reloadLinuxGateway(plan: LabPlan): Promise<string> {
   const ruleset = linuxGatewayRuleset(plan, doc.toJS() as RouterSection);
   await nftLoad(g.gwNetns, ruleset);
   return `${file}: new nftables ruleset loaded into ${g.gwNetns}`;
-}
-
-/** Remove the gateway namespace (its veth ends, and so their peers, go with it). Idempotent. */
-export async function stopLinuxGateway(plan: LabPlan): Promise<void> {
-  await deleteNetns(linuxPlan(plan).gwNetns);
 }
 
 export interface Counter { packets: number; bytes: number }

@@ -40,7 +40,6 @@ export const MSG_DONTWAIT = 0x40;
 
 const _read = lib.func('long read(int fd, intptr_t buf, size_t count)');
 const _write = lib.func('long write(int fd, intptr_t buf, size_t count)');
-const _readBuf = lib.func('long read(int fd, _Out_ void *buf, size_t count)');
 const _writeBuf = lib.func('long write(int fd, const void *buf, size_t count)');
 const _poll = lib.func('int poll(void *fds, unsigned long nfds, int timeout)');
 const _close = lib.func('int close(int fd)');
@@ -99,12 +98,6 @@ export function writeAddr(fd: number, addr: number, len: number): number {
   return r < 0 ? -koffi.errno() : r;
 }
 
-/** read(2) into a JS buffer; returns bytes read, or -errno. */
-export function readBuf(fd: number, buf: Uint8Array, len = buf.byteLength): number {
-  const r = Number(_readBuf(fd, buf, len));
-  return r < 0 ? -koffi.errno() : r;
-}
-
 /** write(2) from a JS buffer; returns bytes written, or -errno. */
 export function writeBuf(fd: number, buf: Uint8Array, len = buf.byteLength): number {
   const r = Number(_writeBuf(fd, buf, len));
@@ -123,12 +116,6 @@ export function close(fd: number): void {
 
 export function eventfd(flags = EFD_NONBLOCK | EFD_CLOEXEC): number {
   return check('eventfd', _eventfd(0, flags) as number);
-}
-
-export function memfdCreate(name: string, size: number): number {
-  const fd = check('memfd_create', _memfd(name, MFD_CLOEXEC) as number);
-  check('ftruncate', _ftruncate(fd, size) as number);
-  return fd;
 }
 
 /**

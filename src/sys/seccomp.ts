@@ -119,7 +119,6 @@ const SERVICE_EXTRA: Rule[] = [
 ];
 
 export type Profile = 'component' | 'service';
-export const PROFILES: readonly Profile[] = ['component', 'service'];
 
 /** The allow-list of a profile for process `pid` (signals only to itself). */
 export function policy(profile: Profile, pid: number): Policy {

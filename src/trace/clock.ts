@@ -26,13 +26,3 @@ export function monotonicOffsetNs(): number {
 export function unixOffsetNs(): number {
   return Date.now() * 1e6 - Number(process.hrtime.bigint());
 }
-
-/** The cost of one clock read in ns: the smallest difference between two back-to-back reads over many tries. */
-export function clockCostNs(): number {
-  const n = 20000;
-  const t0 = performance.now();
-  let x = 0;
-  for (let i = 0; i < n; i++) x += performance.now();
-  const t1 = performance.now();
-  return x > 0 ? ((t1 - t0) * 1e6) / n : 0;
-}

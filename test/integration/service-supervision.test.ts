@@ -1,4 +1,4 @@
-// init's supervision of a service (src/init/services.ts) with a stand-in
+// init's supervision of a service (src/init/service-supervisor.ts) with a stand-in
 // service kind: a tiny HTTP server in a network namespace of its own, started
 // with `ip netns exec` like the file gateway. Health checks go into that
 // namespace; a hung service (SIGSTOP) is killed after 5 failed checks and
@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { createNetns, deleteNetns, netnsPids } from '../../src/lab/netns.ts';
 import type { ServiceKind } from '../../src/init/service-kind.ts';
 import { serviceKinds } from '../../src/services/index.ts';
-import { ServiceSupervisor, type ServiceStatus } from '../../src/init/services.ts';
+import { ServiceSupervisor, type ServiceStatus } from '../../src/init/service-supervisor.ts';
 import type { ServiceSpec } from '../../src/init/service-config.ts';
 import { canRunLabs, uniqueLabName } from './harness.ts';
 

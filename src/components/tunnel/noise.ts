@@ -217,10 +217,6 @@ export function responseReceiver(msg: Uint8Array): number {
   return getU32le(msg, RESP_RECEIVER);
 }
 
-export function responseSender(msg: Uint8Array): number {
-  return getU32le(msg, RESP_SENDER);
-}
-
 export function initiationSender(msg: Uint8Array): number {
   return getU32le(msg, INIT_SENDER);
 }

@@ -6,7 +6,7 @@
 // Node may read its code, its config, its data folder, its certificate and
 // the storage's credentials (or the share folder), and write only its state
 // folder.
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { ROOT, sandboxCommand } from '../../init/sandbox.ts';
 import type { FileGatewayConfig } from './config.ts';
 
@@ -59,9 +59,4 @@ export function serviceCommand(spec: LaunchSpec): { file: string; args: string[]
   if (spec.cgroupProcs === undefined) return { file: 'ip', args: inNetns };
   // `ip netns exec` mounts a fresh /sys, without the cgroup tree: join the memory cgroup before it.
   return { file: '/bin/sh', args: ['-c', 'echo $$ > "$0" && exec ip "$@"', spec.cgroupProcs, ...inNetns] };
-}
-
-/** Folders of a config that must exist before the service starts (for the admin's checks). */
-export function configFolders(cfg: FileGatewayConfig): string[] {
-  return [dirname(resolve(cfg.file)), cfg.dataDir, cfg.stateDir];
 }
