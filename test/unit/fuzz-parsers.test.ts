@@ -94,6 +94,29 @@ test('fuzz: parseConfig on arbitrary text and JSON values throws nothing but Con
   fc.assert(fc.property(shaped, (v) => onlyConfigFileError(JSON.stringify(v))), runs(300));
 });
 
+test('fuzz: hostile config sections of the monitor, tunnel and keystore give only ConfigFileError, with the section\'s path and a line', () => {
+  const keys = {
+    monitor: ['flow', 'defrag', 'stream', 'detectors', 'eve', 'block', 'block-exempt', 'vars', 'rule-files', 'rules', 'domains', 'nice', 'eve-log', 'rule-texts', '__proto__'],
+    tunnel: ['plain', 'uplink', 'peers', 'timers', 'cookies', 'mtu', 'listen-port', 'mss-clamp', 'mac-prefix', 'staged-packets', 'constructor'],
+    keystore: ['x', 'private-key', '__proto__'],
+  } as const;
+  const section = (type: keyof typeof keys): fc.Arbitrary<unknown> => fc.oneof(
+    fc.jsonValue({ maxDepth: 3 }),
+    fc.dictionary(fc.constantFrom(...keys[type]), fc.oneof(fc.jsonValue({ maxDepth: 3 }), fc.array(fc.dictionary(fc.constantFrom('sid', 'seconds', 'event', 'classtype', 'anomaly', 'public-key', 'allowed-ips', 'endpoint', 'address', 'gateway'), fc.jsonValue({ maxDepth: 1 })), { maxLength: 2 }))),
+  );
+  const text = (type: keyof typeof keys, cfg: unknown): string => `devices:\n  tap-lan: { ifname: mgxl }\n  key: { kind: file, path: /etc/hostname }\ncomponents:\n  - { name: drv-lan, type: nic-driver, devices: { tap: tap-lan } }\n  - name: c\n    type: ${type}\n${type === 'keystore' ? '    devices: { private-key: key }\n' : ''}    config: ${JSON.stringify(cfg)}\n`;
+  for (const type of ['monitor', 'tunnel', 'keystore'] as const) {
+    fc.assert(fc.property(section(type), (cfg) => {
+      try {
+        parseConfig(text(type, cfg), 'gw.yaml', catalog);
+      } catch (e) {
+        assert.ok(e instanceof ConfigFileError, `${type}: parseConfig threw ${(e as Error)?.constructor?.name}: ${(e as Error)?.message}\n--- config ---\n${JSON.stringify(cfg)}`);
+        if (e.path.startsWith('components[1].config')) assert.ok(e.line !== undefined, `${type}: a section error without its line: ${e.message}`);
+      }
+    }), runs(200));
+  }
+});
+
 // ---- monitor: rules, packets, captures ------------------------------------------
 
 const VARS = { ...DEFAULT_ADDRESS_VARS, ...DEFAULT_PORT_VARS };
