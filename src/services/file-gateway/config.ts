@@ -5,7 +5,8 @@
 // Errors name the file, the line, the path and what was expected.
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { isIP } from 'node:net';
-import { got, NON_EMPTY, parseYaml, readConfigText, type Path, type Reader } from '../../config/reader.ts';
+import { got, NON_EMPTY, readConfigText, type Path, type Reader } from '../../config/reader.ts';
+import { parseYaml } from '../../config/yaml.ts';
 
 export interface ListenAddress {
   host: string;
