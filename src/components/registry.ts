@@ -6,6 +6,7 @@ import type { ComponentType } from '../runtime/component.ts';
 import { parseRouterConfig } from './router/config.ts';
 import { parseTunnelConfig } from './tunnel/config.ts';
 import { parseKeystoreConfig } from './keystore/config.ts';
+import { parseNicDriverConfig } from './nic-driver/config.ts';
 
 
 export const componentTypes: Record<string, ComponentType> = {
@@ -33,6 +34,9 @@ export const componentTypes: Record<string, ComponentType> = {
     devices: ['tap'],
     ports: ['nic'],
     requiredPorts: () => ['nic'],
+    validate: (config, _name, file, path) => {
+      parseNicDriverConfig(config, { file, path });
+    },
   },
   router: {
     module: './router/index.ts',

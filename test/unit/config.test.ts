@@ -89,4 +89,8 @@ test('a component section\'s errors (its own validator, one error class) get the
     /^gw\.yaml:17: components\[3\]\.config\.plain: expected a mapping like \{ address: 198\.18\.255\.2\/30, gateway: 198\.18\.255\.1 \}.* \(got 5\)$/);
   rejects(`devices:\n  key: { kind: file, path: /etc/hostname }\n${withComponent('  - name: ks\n    type: keystore\n    devices: { private-key: key }\n    config:\n      secret: 1\n').replace('devices:\n', '')}`,
     /^gw\.yaml:18: components\[3\]\.config\.secret: unknown key; the keystore has no settings/);
+  rejects(GOOD.replace('devices: { tap: tap-lan } }', 'devices: { tap: tap-lan }, config: { mtu: 9000 } }'),
+    /^gw\.yaml:5: components\[0\]\.config\.mtu: unknown key; the nic-driver has no settings/);
+  rejects(GOOD.replace('devices: { tap: tap-lan } }', 'devices: { tap: tap-lan }, config: [1] }'),
+    /^gw\.yaml:5: components\[0\]\.config: expected an empty mapping \(the nic-driver has no settings; its link is the device "tap"\) \(got \[1\]\)$/);
 });

@@ -8,6 +8,7 @@ import { sinkPollable, traceRuns } from '../../session/pollable.ts';
 import { VNET_HDR_LEN } from '../../session/types.ts';
 import { EAGAIN, EINTR, readAddr, writeAddr } from '../../sys/libc.ts';
 import { NO_TRACE } from '../../trace/tracer.ts';
+import { parseNicDriverConfig } from './config.ts';
 
 /** Frames read from the TAP per entrypoint turn before others get a go. */
 const RX_BUDGET = 64;
@@ -15,6 +16,7 @@ const RX_BUDGET = 64;
 const MIN_FRAME = VNET_HDR_LEN + 14;
 
 export default function create(env: ComponentEnv): Component {
+  parseNicDriverConfig(env.config, env.configSource);
   const tap = env.fds.tap;
   const nic = env.sessions.get('nic');
   if (tap === undefined || nic === undefined) throw new Error('nic-driver needs the "tap" device and the "nic" session');
