@@ -42,7 +42,8 @@ const ENTRY_HINT = 'a mapping like { sid: 8000003, seconds: 300 }, { classtype: 
 /** The `block` list of the monitor's config. */
 export function parseBlockRules(r: Reader, raw: unknown, path: Path): BlockRule[] {
   if (raw === undefined) return [];
-  return r.list(raw, path, `a list of ${ENTRY_HINT}`).map((e: unknown, i: number): BlockRule => {
+  if (!Array.isArray(raw)) r.fail(path, `expected a list of ${ENTRY_HINT}${got(raw)}`);
+  return raw.map((e: unknown, i: number): BlockRule => {
     const ep = [...path, i];
     if (e === null || typeof e !== 'object' || Array.isArray(e)) r.fail(ep, `expected ${ENTRY_HINT}${got(e)}`);
     const o = e as Record<string, unknown>;
@@ -93,7 +94,8 @@ export function parseBlockRules(r: Reader, raw: unknown, path: Path): BlockRule[
 /** The `block-exempt` list: addresses or prefixes never blocked. */
 export function parseBlockExempt(r: Reader, raw: unknown, path: Path): BlockExempt[] {
   if (raw === undefined) return [];
-  return r.list(raw, path, 'a list of IPv4 addresses or prefixes like [198.18.0.0/24, 203.0.113.7]').map((v: unknown, i: number) => {
+  if (!Array.isArray(raw)) r.fail(path, `expected a list of IPv4 addresses or prefixes like [198.18.0.0/24, 203.0.113.7]${got(raw)}`);
+  return raw.map((v: unknown, i: number) => {
     const ep = [...path, i];
     const cidr = typeof v !== 'string' ? undefined : v.includes('/') ? parseIpv4Cidr(v) : (() => {
       const a = parseIpv4(v);

@@ -151,7 +151,7 @@ export function parseTunnelConfig(raw: unknown, componentName: string, source: C
       seenPrefixes.set(key, i);
       allowedIps.push({ network, prefix: cc.prefix, mask: prefixMask(cc.prefix) });
     });
-    const persistentKeepalive = r.optInt(pr['persistent-keepalive'], [...p, 'persistent-keepalive'], 0, 0, 65535);
+    const persistentKeepalive = r.int(pr['persistent-keepalive'], [...p, 'persistent-keepalive'], 0, 65535, 0);
     let presharedKey: Uint8Array | undefined;
     if (pr['preshared-key'] !== undefined) {
       presharedKey = typeof pr['preshared-key'] === 'string' ? decodeKey(pr['preshared-key']) : undefined;
@@ -174,17 +174,17 @@ export function parseTunnelConfig(raw: unknown, componentName: string, source: C
     r.fail(at('timers', 'reject-after-time-s'), `expected more than rekey-after-time-s (${timers.rekeyAfterTimeMs / 1000})`);
   }
   const ck = root.cookies === undefined ? {} : r.obj(root.cookies, at('cookies'), ['under-load-handshakes-per-s'], 'a mapping');
-  const underLoadPerS = r.optInt(ck['under-load-handshakes-per-s'], at('cookies', 'under-load-handshakes-per-s'), DEFAULTS.underLoadPerS, 0, 1_000_000);
-  const mssClamp = r.optBool(root['mss-clamp'], at('mss-clamp'), DEFAULTS.mssClamp);
+  const underLoadPerS = r.int(ck['under-load-handshakes-per-s'], at('cookies', 'under-load-handshakes-per-s'), 0, 1_000_000, DEFAULTS.underLoadPerS);
+  const mssClamp = r.bool(root['mss-clamp'], at('mss-clamp'), DEFAULTS.mssClamp);
   return {
-    listenPort: r.optInt(root['listen-port'], at('listen-port'), DEFAULTS.listenPort, 1, 65535),
-    mtu: r.optInt(root.mtu, at('mtu'), DEFAULTS.mtu, 576, 65535 - 80),
+    listenPort: r.int(root['listen-port'], at('listen-port'), 1, 65535, DEFAULTS.listenPort),
+    mtu: r.int(root.mtu, at('mtu'), 576, 65535 - 80, DEFAULTS.mtu),
     plain,
     uplink,
     peers,
     timers,
     underLoadPerS,
     mssClamp,
-    stagedPackets: r.optInt(root['staged-packets'], at('staged-packets'), DEFAULTS.stagedPackets, 0, 4096),
+    stagedPackets: r.int(root['staged-packets'], at('staged-packets'), 0, 4096, DEFAULTS.stagedPackets),
   };
 }

@@ -146,28 +146,28 @@ export function parseFileGatewayConfig(text: string, file: string): FileGatewayC
     dataDir: filePath(r, root['data-dir'], ['data-dir']),
     stateDir: filePath(r, root['state-dir'], ['state-dir']),
     session: {
-      idleMs: r.optInt(sess['idle-minutes'], ['session', 'idle-minutes'], DEFAULTS.idleMinutes, 1, 24 * 60) * MIN,
-      maxMs: r.optInt(sess['max-hours'], ['session', 'max-hours'], DEFAULTS.maxHours, 1, 24 * 30) * 60 * MIN,
-      maxSessions: r.optInt(sess['max-sessions'], ['session', 'max-sessions'], DEFAULTS.maxSessions, 1, 1_000_000),
+      idleMs: r.int(sess['idle-minutes'], ['session', 'idle-minutes'], 1, 24 * 60, DEFAULTS.idleMinutes) * MIN,
+      maxMs: r.int(sess['max-hours'], ['session', 'max-hours'], 1, 24 * 30, DEFAULTS.maxHours) * 60 * MIN,
+      maxSessions: r.int(sess['max-sessions'], ['session', 'max-sessions'], 1, 1_000_000, DEFAULTS.maxSessions),
     },
     login: {
-      freeFailures: r.optInt(login['free-failures'], ['login', 'free-failures'], DEFAULTS.freeFailures, 0, 1000),
-      sourceFailures: r.optInt(login['source-failures'], ['login', 'source-failures'], DEFAULTS.sourceFailures, 1, 100_000),
-      delayMs: r.optInt(login['delay-seconds'], ['login', 'delay-seconds'], DEFAULTS.delaySeconds, 1, 3600) * 1000,
-      maxDelayMs: r.optInt(login['max-delay-seconds'], ['login', 'max-delay-seconds'], DEFAULTS.maxDelaySeconds, 1, 24 * 3600) * 1000,
-      windowMs: r.optInt(login['window-minutes'], ['login', 'window-minutes'], DEFAULTS.windowMinutes, 1, 7 * 24 * 60) * MIN,
-      maxTracked: r.optInt(login['max-tracked'], ['login', 'max-tracked'], DEFAULTS.maxTracked, 100, 10_000_000),
-      maxPerSource: r.optInt(login['max-per-source'], ['login', 'max-per-source'], DEFAULTS.maxPerSource, 1, 10_000),
-      concurrentChecks: r.optInt(login['concurrent-checks'], ['login', 'concurrent-checks'], DEFAULTS.concurrentChecks, 1, 64),
+      freeFailures: r.int(login['free-failures'], ['login', 'free-failures'], 0, 1000, DEFAULTS.freeFailures),
+      sourceFailures: r.int(login['source-failures'], ['login', 'source-failures'], 1, 100_000, DEFAULTS.sourceFailures),
+      delayMs: r.int(login['delay-seconds'], ['login', 'delay-seconds'], 1, 3600, DEFAULTS.delaySeconds) * 1000,
+      maxDelayMs: r.int(login['max-delay-seconds'], ['login', 'max-delay-seconds'], 1, 24 * 3600, DEFAULTS.maxDelaySeconds) * 1000,
+      windowMs: r.int(login['window-minutes'], ['login', 'window-minutes'], 1, 7 * 24 * 60, DEFAULTS.windowMinutes) * MIN,
+      maxTracked: r.int(login['max-tracked'], ['login', 'max-tracked'], 100, 10_000_000, DEFAULTS.maxTracked),
+      maxPerSource: r.int(login['max-per-source'], ['login', 'max-per-source'], 1, 10_000, DEFAULTS.maxPerSource),
+      concurrentChecks: r.int(login['concurrent-checks'], ['login', 'concurrent-checks'], 1, 64, DEFAULTS.concurrentChecks),
     },
     limits: {
-      headerBytes: r.optInt(lim['header-bytes'], ['limits', 'header-bytes'], DEFAULTS.headerBytes, 1024, 65536),
-      requestsPerSecond: r.optInt(lim['requests-per-second'], ['limits', 'requests-per-second'], DEFAULTS.requestsPerSecond, 1, 100_000),
-      burst: r.optInt(lim.burst, ['limits', 'burst'], DEFAULTS.burst, 1, 100_000),
-      connectionsPerSource: r.optInt(lim['connections-per-source'], ['limits', 'connections-per-source'], DEFAULTS.connectionsPerSource, 1, 100_000),
-      notFoundMs: r.optInt(lim['not-found-ms'], ['limits', 'not-found-ms'], DEFAULTS.notFoundMs, 0, 10_000),
+      headerBytes: r.int(lim['header-bytes'], ['limits', 'header-bytes'], 1024, 65536, DEFAULTS.headerBytes),
+      requestsPerSecond: r.int(lim['requests-per-second'], ['limits', 'requests-per-second'], 1, 100_000, DEFAULTS.requestsPerSecond),
+      burst: r.int(lim.burst, ['limits', 'burst'], 1, 100_000, DEFAULTS.burst),
+      connectionsPerSource: r.int(lim['connections-per-source'], ['limits', 'connections-per-source'], 1, 100_000, DEFAULTS.connectionsPerSource),
+      notFoundMs: r.int(lim['not-found-ms'], ['limits', 'not-found-ms'], 0, 10_000, DEFAULTS.notFoundMs),
     },
-    reloadMs: r.optInt(root['reload-ms'], ['reload-ms'], DEFAULTS.reloadMs, 50, 60_000),
+    reloadMs: r.int(root['reload-ms'], ['reload-ms'], 50, 60_000, DEFAULTS.reloadMs),
   };
   // A delay must end before its entry may be forgotten.
   if (cfg.login.windowMs < cfg.login.maxDelayMs) r.fail(['login', 'window-minutes'], `expected at least max-delay-seconds (${cfg.login.maxDelayMs / 1000} s), so a delay ends before its failures are forgotten (got ${cfg.login.windowMs / MIN})`);
@@ -194,6 +194,6 @@ function parseStorage(r: Reader, v: unknown): StorageConfig {
     ca: o.ca === undefined ? undefined : filePath(r, o.ca, [...path, 'ca']),
     user: o.user === undefined ? undefined : r.str(o.user, [...path, 'user'], /^[^:\s]{1,64}$/, 'a user name without ":" or spaces'),
     passwordFile: o['password-file'] === undefined ? undefined : filePath(r, o['password-file'], [...path, 'password-file']),
-    maxConnections: r.optInt(o['max-connections'], [...path, 'max-connections'], DEFAULTS.maxConnections, 1, 256),
+    maxConnections: r.int(o['max-connections'], [...path, 'max-connections'], 1, 256, DEFAULTS.maxConnections),
   };
 }
