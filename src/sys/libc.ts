@@ -40,6 +40,7 @@ export const MSG_DONTWAIT = 0x40;
 
 const _read = lib.func('long read(int fd, intptr_t buf, size_t count)');
 const _write = lib.func('long write(int fd, intptr_t buf, size_t count)');
+const _readBuf = lib.func('long read(int fd, _Out_ void *buf, size_t count)');
 const _writeBuf = lib.func('long write(int fd, const void *buf, size_t count)');
 const _poll = lib.func('int poll(void *fds, unsigned long nfds, int timeout)');
 const _close = lib.func('int close(int fd)');
@@ -95,6 +96,12 @@ export function readAddr(fd: number, addr: number, len: number): number {
 /** write(2) from raw memory; returns bytes written, or -errno (no throw: hot path). */
 export function writeAddr(fd: number, addr: number, len: number): number {
   const r = Number(_write(fd, addr, len));
+  return r < 0 ? -koffi.errno() : r;
+}
+
+/** read(2) into a JS buffer; returns bytes read, or -errno. */
+export function readBuf(fd: number, buf: Uint8Array, len = buf.byteLength): number {
+  const r = Number(_readBuf(fd, buf, len));
   return r < 0 ? -koffi.errno() : r;
 }
 
