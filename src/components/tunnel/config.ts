@@ -1,6 +1,7 @@
 // The tunnel's config section: validated once, defaults stated here and in
 // README.md. Every mistake is a ConfigFileError (src/config/reader.ts) naming the exact path.
-import { got, parsePath, Reader, type Path } from '../../config/reader.ts';
+import { got, type Path } from '../../config/reader.ts';
+import { SectionReader } from '../../runtime/component.ts';
 import {
   broadcastOf, formatIpv4, inPrefix, isLocalUnicastMacByte, networkOf, parseIpv4, parseIpv4Cidr, parseMacPrefix, prefixMask,
 } from '../../net/addr.ts';
@@ -81,8 +82,8 @@ export function parseEndpoint(text: string): { address: number; port: number } |
 }
 
 export function parseTunnelConfig(raw: unknown, componentName: string, source: ConfigSource): TunnelConfig {
-  const r: Reader = new Reader(source.file);
-  const base = parsePath(source.path);
+  const r: SectionReader = new SectionReader(source);
+  const base = r.base;
   const at = (...keys: (string | number)[]): Path => [...base, ...keys];
 
   const root = r.obj(raw, base, ['listen-port', 'mtu', 'plain', 'uplink', 'peers', 'timers', 'cookies', 'mss-clamp', 'mac-prefix', 'staged-packets'],
