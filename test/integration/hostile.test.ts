@@ -2,7 +2,8 @@
 // (the suricata-verify captures in test/fixtures/ids, as captured and
 // re-addressed to the router, plus scapy-built malformed packets) replayed
 // from the wan host: no crash, no restart, and every frame the driver read is
-// accounted for by the router as forwarded, answered, queued or dropped with a
+// accounted for by the router as forwarded, answered, queued, held (a fragment
+// waiting for the rest of its datagram) or dropped with a
 // reason. Then floods from the wan (hping3 SYN / UDP / ICMP with random
 // sources, and a fragment flood, 2 s each) while a lan -> wan ping and an
 // iperf3 flow started before keep working (Genode's nic_router_flood).
@@ -26,7 +27,7 @@ const NAME = uniqueLabName();
 let lab: LabInfo | undefined;
 
 /** Everything the router counts as the fate of a frame it read. */
-const OUTCOMES = /^(drop\.[a-z0-9-]+|forwarded|arp\.queued|arp\.learned|arp\.refreshed|arp\.reply-sent|icmp\.echo-reply-sent|dhcp\.[a-z]+)$/;
+const OUTCOMES = /^(drop\.[a-z0-9-]+|forwarded|frag\.held|arp\.queued|arp\.learned|arp\.refreshed|arp\.reply-sent|icmp\.echo-reply-sent|dhcp\.[a-z]+)$/;
 
 interface Report { name: string; counters: Record<string, number>; status: Record<string, unknown> }
 
