@@ -256,7 +256,7 @@ describe('the tunnel: a TCP flow to the remote site survives a SIGKILL of the tu
 
   test('the restarted tunnel re-handshakes (the keystore kept the key) and the same iperf3 connection completes', async () => {
     const rhost = `mg-${lab.name}-rhost`;
-    const flow = await startFlow(lab.lan, rhost, RHOST, 3);
+    const flow = await startFlow(lab.lan, rhost, RHOST, 4); // killed after 1 s: 3 s left to restart, handshake and carry data
     try {
       await new Promise((r) => setTimeout(r, 1000));
       const before = await status(lab);
