@@ -155,8 +155,9 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     result.fds.init = { start: initFdsStart, end: initFdsEnd };
     const fdLeaks = Object.entries(result.fds).filter(([n, f]) => (n === 'init' ? f.end > f.start + 2 : f.end !== f.start));
     check('file descriptors stable', fdLeaks.length === 0, Object.entries(result.fds).map(([n, f]) => `${n} ${f.start}->${f.end}`).join(', '));
-    const audit = await getJson<{ ok: boolean }>(base, '/audit');
-    check('audit clean', audit.ok, audit.ok ? 'every component within its grants' : 'violations (microgate audit --lab)');
+    const audit = await getJson<{ ok: boolean; units?: { unit: string; violations?: string[] }[] }>(base, '/audit');
+    const why = (audit.units ?? []).flatMap((u) => (u.violations ?? []).map((v) => `${u.unit}: ${v}`));
+    check('audit clean', audit.ok, audit.ok ? 'every component within its grants' : `violations: ${why.join('; ') || '(see microgate audit --lab)'}`);
   } catch (e) {
     check('soak ran', false, e instanceof Error ? e.message : String(e));
   } finally {
