@@ -20,13 +20,33 @@ after(() => {
   for (const c of children) if (c.exitCode === null && c.pid !== undefined) process.kill(c.pid, 'SIGKILL');
 });
 
-/** A node process as `uid` that says "ready" and waits; with notDumpable it calls setNotDumpable() first. */
+/**
+ * A node process as `uid` that says "ready" and waits. With notDumpable it
+ * starts as root, loads the libc bindings (the checkout may be readable by
+ * root only, as a CI clone under a 0700 temp folder is), drops to `uid`, makes
+ * itself dumpable again (a uid change resets the flag) and then calls
+ * setNotDumpable(), so the flag the test sees is the one that call set.
+ */
 async function startAs(uid: number, notDumpable: boolean): Promise<ChildProcess> {
-  const code = `${notDumpable ? `const { setNotDumpable } = await import(${JSON.stringify(LIBC)}); setNotDumpable();` : ''}
-    globalThis.secret = 'secret-' + 'marker'; console.log('ready'); setInterval(() => {}, 1000);`;
-  const c = spawn('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--', process.execPath, '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const code = notDumpable
+    ? `const { prctl, setNotDumpable } = await import(${JSON.stringify(LIBC)});
+       process.setgroups([]); process.setgid(${uid}); process.setuid(${uid});
+       prctl(4, 1); setNotDumpable();
+       globalThis.secret = 'secret-' + 'marker'; console.log('ready'); setInterval(() => {}, 1000);`
+    : `globalThis.secret = 'secret-' + 'marker'; console.log('ready'); setInterval(() => {}, 1000);`;
+  const args = ['--input-type=module', '-e', code];
+  const c = notDumpable
+    ? spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--', process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(c);
-  await once(c.stdout!, 'data');
+  let err = '';
+  c.stderr!.on('data', (b: Buffer) => { err += b.toString(); });
+  // Ready, or an exit / 10 s without it: a clear failure, never a hang.
+  const ready = once(c.stdout!, 'data').then(() => true);
+  const gone = once(c, 'exit').then(() => false);
+  const late = new Promise<boolean>((r) => setTimeout(() => r(false), 10_000).unref());
+  if (!(await Promise.race([ready, gone, late]))) throw new Error(`the test process (uid ${uid}) did not start: ${err.trim() || 'no output in 10 s'}`);
+  assert.equal(process.getuid?.() === 0 && c.pid !== undefined, true);
   return c;
 }
 
