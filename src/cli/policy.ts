@@ -30,7 +30,8 @@ export const CONNTRACK_HELP = `Usage: microgate conntrack [--lab NAME | --contro
 The routers' connection tables: per connection its protocol, state, domains,
 original source and destination, NAT mapping (masquerade address:port) or port
 forward target, packets each way, age and time to expiry; the table's use and
-the configured timeouts. At most 200 connections per router are listed.
+the configured timeouts; then the IPv6 connections (their own table: no NAT).
+At most 200 connections per router and family are listed.
 
 Options:
 ${TARGET}`;
@@ -113,7 +114,10 @@ export async function conntrackCommand(argv: string[]): Promise<number> {
   const { json, reports } = await routers(argv);
   const rs = reports.filter((r) => r.status.conntrack !== undefined);
   if (json) {
-    out(JSON.stringify(rs.map((r) => ({ component: r.name, conntrack: r.status.conntrack, connections: r.status.connections }))));
+    out(JSON.stringify(rs.map((r) => ({
+      component: r.name, conntrack: r.status.conntrack, connections: r.status.connections,
+      conntrack6: r.status.conntrack6, connections6: r.status.connections6,
+    }))));
     return 0;
   }
   for (const r of rs) {
@@ -130,6 +134,19 @@ export async function conntrackCommand(argv: string[]): Promise<number> {
     }
     if (conns.length > 0) out(table(rows).split('\n').map((l) => `  ${l}`).join('\n'));
     if (conns.length < ct.count) out(`  (${ct.count - conns.length} more not listed)`);
+    // IPv6 (routers with address6 domains): its own table, no NAT.
+    const ct6 = r.status.conntrack6 as { count: number; max: number; byProto: Record<string, Record<string, number>> } | undefined;
+    const conns6 = (r.status.connections6 as Record<string, unknown>[] | undefined) ?? [];
+    if (ct6 === undefined) continue;
+    const by6 = Object.entries(ct6.byProto).map(([p, st]) => `${p} ${Object.entries(st).map(([s, n]) => `${s} ${n}`).join(', ')}`).join('; ');
+    out(`${r.name}: ${ct6.count} of ${ct6.max} IPv6 connections${by6 ? ` (${by6})` : ''}`);
+    const rows6 = [['PROTO', 'STATE', 'FROM', 'TO', 'SOURCE', 'DESTINATION', 'PACKETS', 'AGE', 'EXPIRES']];
+    for (const c of conns6) {
+      const pk = c.packets as number[];
+      rows6.push([String(c.proto), String(c.state), String(c.from), String(c.to), String(c.src), String(c.dst), `${pk[0]}/${pk[1]}`, `${c.ageS}s`, `${c.expiresInS}s`]);
+    }
+    if (conns6.length > 0) out(table(rows6).split('\n').map((l) => `  ${l}`).join('\n'));
+    if (conns6.length < ct6.count) out(`  (${ct6.count - conns6.length} more not listed)`);
   }
   if (rs.length === 0) out('no router');
   return 0;

@@ -37,6 +37,14 @@ export interface HostPlan {
   prefixLen: number;
   /** The default route's next hop, when the host has one (the lan host). */
   gateway?: string;
+  /**
+   * IPv6 (microgate labs): a static address with its prefix (wan, dmz), or
+   * 'slaac' (lan: configured from the router's advertisements); absent: no
+   * IPv6 beyond link-local.
+   */
+  ip6?: string;
+  /** IPv6 routes: [prefix, via] (the dmz's default route; the wan host's route back to the routed lab prefixes). */
+  routes6?: readonly (readonly [string, string])[];
 }
 
 /** The Linux reference gateway: a namespace with forwarding on and one veth end per host. */
@@ -70,6 +78,9 @@ export interface LabPlan {
   gatewayAddresses: { wan: string; lan: string; dmz: string };
   /** The subnets, CIDR notation. */
   subnets: { wan: string; lan: string; dmz: string };
+  /** IPv6 (microgate labs; the Linux reference forwards no IPv6 yet): the router's addresses and the /64s. */
+  gatewayAddresses6?: { wan: string; lan: string; dmz: string };
+  subnets6?: { wan: string; lan: string; dmz: string };
   /** Present when kind is 'linux'. */
   linux?: LinuxGatewayPlan;
   /** Present with `--remote-site`: the second site behind the tunnel (remote-site.ts). */
@@ -90,6 +101,17 @@ export const DMZ_SUBNET = '198.18.128.0/24';
 export const DMZ_GATEWAY = '198.18.128.1';
 export const DMZ_HOST = '198.18.128.2';
 export const PREFIX_LEN = 24;
+/** IPv6 (documentation prefix 2001:db8::/32): one /64 per domain; IPv6 is routed, no NAT66. */
+export const LAN6_SUBNET = '2001:db8:0:1::/64';
+export const LAN6_GATEWAY = '2001:db8:0:1::1';
+export const DMZ6_SUBNET = '2001:db8:0:80::/64';
+export const DMZ6_GATEWAY = '2001:db8:0:80::1';
+export const DMZ6_HOST = '2001:db8:0:80::2';
+export const WAN6_SUBNET = '2001:db8:ff::/64';
+export const WAN6_GATEWAY = '2001:db8:ff::1';
+export const WAN6_HOST = '2001:db8:ff::2';
+/** Everything behind the router seen from the wan host (lan and dmz /64s; not the wan's 2001:db8:ff::/64). */
+export const INSIDE6 = '2001:db8::/48';
 
 /** Namespace names of a lab: mg-<name>-wan, mg-<name>-lan, mg-<name>-dmz, mg-<name>-gw. */
 export function netnsName(lab: string, role: 'wan' | 'lan' | 'dmz' | 'gw'): string {
@@ -156,6 +178,15 @@ export async function makePlan(name: string, kind: GatewayKind, uidBase: number)
     gatewayAddresses: { wan: WAN_GATEWAY, lan: LAN_GATEWAY, dmz: DMZ_GATEWAY },
     subnets: { wan: WAN_SUBNET, lan: LAN_SUBNET, dmz: DMZ_SUBNET },
   };
+  if (kind === 'microgate') {
+    plan.hosts.lan.ip6 = 'slaac';
+    plan.hosts.dmz.ip6 = `${DMZ6_HOST}/64`;
+    plan.hosts.dmz.routes6 = [['default', DMZ6_GATEWAY]];
+    plan.hosts.wan.ip6 = `${WAN6_HOST}/64`;
+    plan.hosts.wan.routes6 = [[INSIDE6, WAN6_GATEWAY]];
+    plan.gatewayAddresses6 = { wan: WAN6_GATEWAY, lan: LAN6_GATEWAY, dmz: DMZ6_GATEWAY };
+    plan.subnets6 = { wan: WAN6_SUBNET, lan: LAN6_SUBNET, dmz: DMZ6_SUBNET };
+  }
   if (kind === 'linux') {
     plan.linux = {
       gwNetns: netnsName(name, 'gw'),

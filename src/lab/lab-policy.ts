@@ -34,6 +34,16 @@ export function labRouterConfig(plan: LabPlan): RouterSection {
       },
     },
   };
+  // IPv6 (microgate labs): routed /64s; the rules above have no dst, so they cover IPv6 too. The lan hosts configure
+  // themselves from router advertisements.
+  const g6 = plan.gatewayAddresses6;
+  if (g6 !== undefined) {
+    const d = router.domains as Record<string, Record<string, unknown>>;
+    d.lan.address6 = `${g6.lan}/64`;
+    d.lan.ra = { 'interval-s': 30, 'lifetime-s': 1800 };
+    d.dmz.address6 = `${g6.dmz}/64`;
+    d.wan.address6 = `${g6.wan}/64`;
+  }
   // --file-gateway: its forwards (wan 443, 80) and dmz -> the NAS (file-gateway-lab.ts).
   return withFileGatewayRouter(router, plan);
 }

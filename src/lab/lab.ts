@@ -31,8 +31,11 @@ import { ControlClient, ControlError } from '../sys/control-client.ts';
 export interface LabInfo {
   name: string;
   gateway: GatewayKind;
-  hosts: { wan: { netns: string; ip: string }; lan: { netns: string; ip: string }; dmz: { netns: string; ip: string } };
+  /** ip6: the host's global IPv6 address (the lan host's from SLAAC), when the lab has IPv6. */
+  hosts: { wan: { netns: string; ip: string; ip6?: string }; lan: { netns: string; ip: string; ip6?: string }; dmz: { netns: string; ip: string; ip6?: string } };
   gatewayAddresses: { wan: string; lan: string; dmz: string };
+  /** The router's IPv6 addresses (microgate labs). */
+  gatewayAddresses6?: { wan: string; lan: string; dmz: string };
   /** microgate's processes (init first); empty for the Linux gateway. */
   components: { name: string; pid: number }[];
   /** With --file-gateway: where the wan reaches it, and the NAS's share inside. */
@@ -145,16 +148,21 @@ function labInterfaces(plan: LabPlan): string[] {
   return ifs;
 }
 
-export function labInfo(plan: LabPlan, components: { name: string; pid: number }[] = []): LabInfo {
+export function labInfo(plan: LabPlan, components: { name: string; pid: number }[] = [], lanIp6?: string): LabInfo {
+  const ip6 = (h: HostPlan, learned?: string): { ip6?: string } => {
+    const a = h.ip6 === 'slaac' ? learned : h.ip6?.split('/')[0];
+    return a === undefined ? {} : { ip6: a };
+  };
   return {
     name: plan.name,
     gateway: plan.kind,
     hosts: {
-      wan: { netns: plan.hosts.wan.netns, ip: plan.hosts.wan.ip },
-      lan: { netns: plan.hosts.lan.netns, ip: plan.hosts.lan.ip },
-      dmz: { netns: plan.hosts.dmz.netns, ip: plan.hosts.dmz.ip },
+      wan: { netns: plan.hosts.wan.netns, ip: plan.hosts.wan.ip, ...ip6(plan.hosts.wan) },
+      lan: { netns: plan.hosts.lan.netns, ip: plan.hosts.lan.ip, ...ip6(plan.hosts.lan, lanIp6) },
+      dmz: { netns: plan.hosts.dmz.netns, ip: plan.hosts.dmz.ip, ...ip6(plan.hosts.dmz) },
     },
     gatewayAddresses: { ...plan.gatewayAddresses },
+    ...(plan.gatewayAddresses6 ? { gatewayAddresses6: { ...plan.gatewayAddresses6 } } : {}),
     components,
     ...(plan.fileGateway ? { fileGateway: { url: plan.fileGateway.publicUrl, nas: plan.fileGateway.nas.url, config: plan.fileGateway.configFile } } : {}),
   };
@@ -171,8 +179,28 @@ async function configureHost(h: HostPlan): Promise<void> {
     throw new Error(`interface ${h.ifname} is missing from namespace ${h.netns}`);
   }
   await ip(['addr', 'add', `${h.ip}/${h.prefixLen}`, 'dev', h.ifname], h.netns);
+  if (h.ip6 !== undefined) {
+    // IPv6 on (a namespace may start with it off), no forwarding: a host; SLAAC accepts router advertisements.
+    await sysctl(h.netns, `net.ipv6.conf.${h.ifname}.disable_ipv6`, 0);
+    await sysctl(h.netns, `net.ipv6.conf.${h.ifname}.accept_ra`, h.ip6 === 'slaac' ? 1 : 0);
+    await sysctl(h.netns, `net.ipv6.conf.${h.ifname}.autoconf`, h.ip6 === 'slaac' ? 1 : 0);
+    if (h.ip6 !== 'slaac') await ip(['-6', 'addr', 'add', h.ip6, 'dev', h.ifname, 'nodad'], h.netns);
+  }
   await ip(['link', 'set', h.ifname, 'up'], h.netns);
   if (h.gateway) await ip(['route', 'add', 'default', 'via', h.gateway, 'dev', h.ifname], h.netns);
+  for (const [prefix, via] of h.routes6 ?? []) await ip(['-6', 'route', 'add', prefix, 'via', via, 'dev', h.ifname], h.netns);
+}
+
+/** The global IPv6 address a host configured from router advertisements (SLAAC), once it has one (DAD done). */
+async function waitForSlaac(h: HostPlan, timeoutMs: number): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { stdout } = await nsExec(h.netns, 'ip', ['-6', '-o', 'addr', 'show', 'dev', h.ifname, 'scope', 'global'], { timeoutMs: 3000 });
+    const m = /inet6 ([0-9a-f:]+)\/64 .*dynamic/.exec(stdout);
+    if (m !== null && !/tentative/.test(stdout)) return m[1];
+    if (Date.now() >= deadline) throw new Error(`not ready: ${h.netns} has no SLAAC address on ${h.ifname} after ${timeoutMs} ms`);
+    await sleep(200);
+  }
 }
 
 /** Ping `target` from `netns` until it answers or `timeoutMs` passes. */
@@ -291,6 +319,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
         await writeLabState(state);
       }
       await waitForPing(plan.hosts.lan.netns, plan.gatewayAddresses.lan, opts.readyTimeoutMs ?? 10_000);
+      const lanIp6 = plan.hosts.lan.ip6 === 'slaac' ? await waitForSlaac(plan.hosts.lan, opts.readyTimeoutMs ?? 20_000) : undefined;
       if (plan.fileGateway) {
         const started = await startFileGatewayLab(plan, { startService: kind === 'linux' });
         // Under microgate init runs the service: wait until it reports it healthy (its PID as of now; /status has the current one).
@@ -302,7 +331,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
         await writeLabState(state);
       }
 
-      const info = labInfo(plan, components);
+      const info = labInfo(plan, components, lanIp6);
       state.status = 'up';
       state.info = info;
       state.creator = null;

@@ -67,7 +67,7 @@ function ruleLines(r: PolicyRule, ifOf: (i: number) => string): string[] {
 function orderedRules(rules: readonly PolicyRule[]): PolicyRule[] {
   const split: { r: PolicyRule; width: number; order: number }[] = [];
   rules.forEach((r, order) => {
-    if (r.proto === 'ip') return;
+    if (r.proto === 'ip' || r.dstPrefix < 0) return; // IPv6-only rules: the reference forwards no IPv6 yet
     for (const p of r.ports ?? [{ first: 0, last: 65535 }]) {
       split.push({ r: r.ports === null ? r : { ...r, ports: [p] }, width: p.last - p.first, order });
     }
@@ -75,7 +75,7 @@ function orderedRules(rules: readonly PolicyRule[]): PolicyRule[] {
   // Each protocol's list in Policy's order (the lists match disjoint packets, so their relative order is free).
   const po = { tcp: 0, udp: 1, icmp: 2, ip: 3 };
   split.sort((a, b) => (po[a.r.proto] - po[b.r.proto]) || (b.r.dstPrefix - a.r.dstPrefix) || (a.width - b.width) || (a.order - b.order));
-  const ip = rules.map((r, order) => ({ r, order })).filter((x) => x.r.proto === 'ip')
+  const ip = rules.map((r, order) => ({ r, order })).filter((x) => x.r.proto === 'ip' && x.r.dstPrefix >= 0)
     .sort((a, b) => (b.r.dstPrefix - a.r.dstPrefix) || (a.order - b.order));
   return [...split.map((x) => x.r), ...ip.map((x) => x.r)];
 }

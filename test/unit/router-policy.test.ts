@@ -64,10 +64,10 @@ test('config: each rule kind parses; NAT declared on the target; legacy forward 
   assert.deepEqual(lan.rules.map((r) => r.text), [
     'tcp 0.0.0.0/0 port 80,443,8000-8099 -> wan accept',
     'tcp 203.0.113.0/24 port 25 -> any drop',
-    'udp 0.0.0.0/0 port any -> wan accept',
+    'udp any port any -> wan accept',
     'icmp 198.18.128.0/24 -> dmz accept',
-    'ip 0.0.0.0/0 -> wan accept',
-    'ip 0.0.0.0/0 -> dmz accept',
+    'ip any -> wan accept',
+    'ip any -> dmz accept',
   ]);
   assert.equal(lan.rules[0].path, 'components[2].config.domains.lan.tcp[0]');
   assert.deepEqual(lan.blocklist.map((b) => [b.text, b.forMs]), [['203.0.113.7/32', undefined], ['198.51.100.0/24', 60_000], ['192.0.2.0/24', undefined]]);
@@ -79,7 +79,7 @@ test('config: each rule kind parses; NAT declared on the target; legacy forward 
     ['tcp', 80, 'dmz', ip('198.18.128.2'), 8080], ['udp', 53, 'dmz', ip('198.18.128.2'), 53],
   ]);
   const legacy = parseRouterConfig({ domains: { lan: { address: '198.18.0.1/24', forward: [{ to: 'wan', nat: true }] }, wan: { address: '198.19.0.1/24' } } }, 'router', SRC);
-  assert.deepEqual(legacy.domains[0].policy.rules.map((r) => [r.text, r.path]), [['ip 0.0.0.0/0 -> wan accept', 'components[2].config.domains.lan.forward[0]']]);
+  assert.deepEqual(legacy.domains[0].policy.rules.map((r) => [r.text, r.path]), [['ip any -> wan accept', 'components[2].config.domains.lan.forward[0]']]);
   assert.deepEqual(legacy.domains[1].policy.nat?.fromNames, ['lan']);
 });
 

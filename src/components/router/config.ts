@@ -10,6 +10,7 @@ import {
 import { fmtPath, got, isObj, parsePortRange } from '../../config/reader.ts';
 import { SectionReader } from '../../runtime/component.ts';
 import { type DomainInfo, type DomainPolicy, parsePolicies, POLICY_KEYS } from './policy-config.ts';
+import { finishIpv6Domain, type Ipv6DomainConfig, type Ipv6Draft, IPV6_KEYS, parseIpv6Domain } from './config6.ts';
 
 export const DEFAULTS = {
   macPrefix: '02',
@@ -53,6 +54,8 @@ export interface DomainConfig {
   readonly mtu: number;
   /** Clamp the MSS option of TCP SYNs entering or leaving this domain to what its MTU carries. */
   readonly mssClamp: boolean;
+  /** IPv6 (address6, gateway6, ra: config6.ts); absent: IPv6 is off in this domain. */
+  readonly ipv6?: Ipv6DomainConfig;
 }
 
 export interface RouterConfig {
@@ -151,13 +154,14 @@ export function parseRouterConfig(raw: unknown, componentName: string, source: C
     c.fail(at('domains'), `expected a mapping of domain name to domain settings, at least one domain${got(rawDomains)}`);
   }
   const names = Object.keys(rawDomains);
-  interface Draft { name: string; address: number; prefix: number; gateway: number; rawForward: unknown; raw: Record<string, unknown> }
+  interface Draft { name: string; address: number; prefix: number; gateway: number; rawForward: unknown; raw: Record<string, unknown>; v6?: Ipv6Draft }
   const drafts: Draft[] = [];
   let defaultDomain = '';
+  let defaultDomain6 = '';
   for (const name of names) {
     const p = at('domains', name);
     if (!DOMAIN_RE.test(name)) c.fail(p, 'expected a domain name (it is the session port name) of lower-case letters, digits and "-", starting with a letter, at most 32');
-    const d = c.obj(rawDomains[name], p, ['address', 'gateway', 'forward', 'routes', 'mtu', 'mss-clamp', ...POLICY_KEYS], 'a mapping with "address"');
+    const d = c.obj(rawDomains[name], p, ['address', 'gateway', 'forward', 'routes', 'mtu', 'mss-clamp', ...IPV6_KEYS, ...POLICY_KEYS], 'a mapping with "address"');
     const cidr = typeof d.address === 'string' ? parseIpv4Cidr(d.address) : undefined;
     if (cidr === undefined || cidr.prefix < 1 || cidr.prefix > 30) {
       c.fail(at('domains', name, 'address'), `expected an IPv4 address with prefix like 198.18.0.1/24 (prefix 1 to 30)${got(d.address)}`);
@@ -185,7 +189,9 @@ export function parseRouterConfig(raw: unknown, componentName: string, source: C
         c.fail(at('domains', name, 'address'), `expected a prefix that does not overlap domain "${o.name}" (${formatIpv4(o.address)}/${o.prefix})`);
       }
     }
-    drafts.push({ name, address: cidr.address, prefix: cidr.prefix, gateway, rawForward: d.forward, raw: d });
+    const v6 = parseIpv6Domain(c, d, p, drafts, defaultDomain6);
+    if (v6?.gateway) defaultDomain6 = name;
+    drafts.push({ name, address: cidr.address, prefix: cidr.prefix, gateway, rawForward: d.forward, raw: d, v6 });
   }
 
   // domains, second pass: MACs and forward rules
@@ -229,6 +235,7 @@ export function parseRouterConfig(raw: unknown, componentName: string, source: C
       // 68: the smallest MTU every IPv4 host must accept (RFC 791); 65535: the largest IPv4 packet.
       mtu: c.int(d.raw.mtu, at('domains', d.name, 'mtu'), 68, 65535, DEFAULTS.mtu),
       mssClamp: c.bool(d.raw['mss-clamp'], at('domains', d.name, 'mss-clamp'), false),
+      ...(d.v6 === undefined ? {} : { ipv6: finishIpv6Domain(d.v6, mac) }),
     });
   });
 
@@ -312,6 +319,12 @@ export function structuralChange(cur: RouterConfig, next: RouterConfig): string 
     const b = next.domains[i];
     if (a.address !== b.address || a.prefix !== b.prefix) return `domains.${a.name}.address cannot change at run time (connections and ARP entries depend on it); restart the gateway`;
     if (a.gateway !== b.gateway) return `domains.${a.name}.gateway cannot change at run time; restart the gateway`;
+    const a6 = a.ipv6;
+    const b6 = b.ipv6;
+    if ((a6 === undefined) !== (b6 === undefined) || (a6 !== undefined && b6 !== undefined &&
+      (a6.prefix !== b6.prefix || a6.address.join(',') !== b6.address.join(',') || String(a6.gateway) !== String(b6.gateway)))) {
+      return `domains.${a.name}.address6 / gateway6 cannot change at run time (neighbors and connections depend on them); restart the gateway`;
+    }
     if (a.mac.join(',') !== b.mac.join(',')) return 'mac-prefix cannot change at run time (hosts cache the MACs); restart the gateway';
   }
   if (cur.conntrack.max !== next.conntrack.max) return 'conntrack.max cannot change at run time (the table is allocated once); restart the gateway';

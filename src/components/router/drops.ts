@@ -19,6 +19,12 @@ export const DROP_REASONS = [
   'ip-bad-source', 'ip-spoofed-source', 'ip-broadcast', 'ip-unsupported-protocol',
   // IPv4 fragments (reassembly.ts) and the egress MTU (mtu.ts)
   'frag-overlap', 'frag-too-big', 'frag-table-full', 'frag-source-limit', 'frag-too-many', 'frag-bad-length', 'frag-needed',
+  // IPv6 (local6.ts; the ip6-ext-* / ip6-frag-* names follow net/ipv6.ts IP6_ERROR_NAMES)
+  'ip6-truncated', 'ip6-bad-version', 'ip6-ext-truncated', 'ip6-ext-chain-too-long', 'ip6-ext-duplicate', 'ip6-ext-order',
+  'ip6-routing-type-0', 'ip6-frag-reserved', 'ip6-frag-bad-length', 'ip6-frag-incomplete-chain',
+  'ip6-bad-source', 'ip6-spoofed-source', 'ip6-multicast', 'ip6-fragment',
+  'icmp6-truncated', 'icmp6-bad-checksum', 'icmp6-unsupported-type',
+  'nd-invalid', 'nd-not-for-us', 'nd-address-conflict', 'nd-no-ra', 'ip6-link-local', 'nd-cache-full', 'nd-unresolved',
   // L4
   'tcp-truncated', 'tcp-bad-offset', 'tcp-bad-checksum',
   'udp-truncated', 'udp-bad-length', 'udp-bad-checksum',

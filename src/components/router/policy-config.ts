@@ -8,6 +8,7 @@ import {
   formatIpv4, formatMac, inPrefix, parseIpv4, parseIpv4Cidr, parseMac, prefixesOverlap, prefixMask,
 } from '../../net/addr.ts';
 import { fmtPath, got, isObj, parsePath, parsePortRange, type Reader } from '../../config/reader.ts';
+import { formatIpv6Cidr, ipv6Equals, parseIpv6Cidr } from '../../net/addr6.ts';
 
 /** A path inside the config document, as keys (src/config/reader.ts). */
 export type Path = (string | number)[];
@@ -27,9 +28,19 @@ export interface PortRange {
 export interface PolicyRule {
   readonly proto: RuleProto;
   readonly action: RuleAction;
-  /** Destination prefix: network address (u32) and length. */
+  /**
+   * IPv4 destination prefix: network address (u32) and length; dstPrefix -1:
+   * the rule does not apply to IPv4 (its dst is an IPv6 prefix).
+   */
   readonly dst: number;
   readonly dstPrefix: number;
+  /**
+   * IPv6 destination prefix (16 bytes) and length; dstPrefix6 -1: the rule
+   * does not apply to IPv6 (its dst is an IPv4 prefix). A rule without dst
+   * applies to both families (0.0.0.0/0 and ::/0).
+   */
+  readonly dst6: Uint8Array;
+  readonly dstPrefix6: number;
   /** Destination ports (tcp / udp); null: any port. */
   readonly ports: readonly PortRange[] | null;
   /** The domain the packet must be routed to, or -1: any (drop / reject rules only). */
@@ -39,7 +50,7 @@ export interface PolicyRule {
   readonly domain: number;
   /** Where the rule is in the config file, e.g. "components[2].config.domains.lan.tcp[1]". */
   readonly path: string;
-  /** A one-line description for status and logs: "tcp 0.0.0.0/0 port 80,443 -> wan accept". */
+  /** A one-line description for status and logs: "tcp 0.0.0.0/0 port 80,443 -> wan accept" (dst "any": no dst, both families). */
   readonly text: string;
 }
 
@@ -152,9 +163,24 @@ export function portsText(ports: readonly PortRange[] | null): string {
   return ports.map((r) => (r.first === r.last ? String(r.first) : `${r.first}-${r.last}`)).join(',');
 }
 
-function ruleText(proto: RuleProto, dst: number, prefix: number, ports: readonly PortRange[] | null, toName: string | null, action: RuleAction): string {
+function ruleText(proto: RuleProto, dst: number, prefix: number, ports: readonly PortRange[] | null, toName: string | null, action: RuleAction,
+  dst6: Uint8Array = ANY6, prefix6 = 0): string {
   const p = proto === 'tcp' || proto === 'udp' ? ` port ${portsText(ports)}` : '';
-  return `${proto} ${cidrText(dst, prefix)}${p} -> ${toName ?? 'any'} ${action}`;
+  const d = prefix < 0 ? formatIpv6Cidr({ addr: dst6, prefix: prefix6 }) : prefix6 < 0 ? cidrText(dst, prefix) : 'any';
+  return `${proto} ${d}${p} -> ${toName ?? 'any'} ${action}`;
+}
+
+const ANY6 = new Uint8Array(16);
+
+/** "2001:db8::/32" or an address (= /128): a network address with the host bits zero. */
+function parsePrefix6(c: Reader, v: string, path: Path): { net6: Uint8Array; prefix6: number } {
+  const cidr = parseIpv6Cidr(v);
+  if (cidr === undefined) c.fail(path, `expected an IPv6 prefix like 2001:db8::/32 or an address like 2001:db8::7${got(v)}`);
+  const raw = parseIpv6Cidr(v.includes('/') ? `${v.slice(0, v.indexOf('/'))}/128` : v);
+  if (raw !== undefined && !ipv6Equals(raw.addr, 0, cidr.addr, 0)) {
+    c.fail(path, `expected a network address with the host bits zero: did you mean ${formatIpv6Cidr(cidr)}?${got(v)}`);
+  }
+  return { net6: cidr.addr, prefix6: cidr.prefix };
 }
 
 /** "198.18.0.0/24" or "198.18.0.7" (= /32): a network address with host bits zero. */
@@ -220,22 +246,25 @@ function parseRules(c: Reader, self: DomainInfo, all: readonly DomainInfo[], pro
     if (typeof action !== 'string' || !(RULE_ACTIONS as readonly string[]).includes(action)) {
       c.fail([...rp, 'action'], `expected one of ${RULE_ACTIONS.join(', ')}${got(rule.action)}`);
     }
-    const { net, prefix } = rule.dst === undefined ? { net: 0, prefix: 0 } : parsePrefix(c, rule.dst, [...rp, 'dst']);
+    // No dst: both families; an IPv6 dst: IPv6 only; an IPv4 dst: IPv4 only.
+    const v6 = typeof rule.dst === 'string' && rule.dst.includes(':');
+    const { net, prefix } = rule.dst === undefined ? { net: 0, prefix: 0 } : v6 ? { net: 0, prefix: -1 } : parsePrefix(c, rule.dst, [...rp, 'dst']);
+    const { net6, prefix6 } = rule.dst === undefined ? { net6: ANY6, prefix6: 0 } : v6 ? parsePrefix6(c, rule.dst as string, [...rp, 'dst']) : { net6: ANY6, prefix6: -1 };
     const ports = proto === 'tcp' || proto === 'udp' ? parsePorts(c, rule.ports, [...rp, 'ports']) : null;
     let to = -1;
     let toName: string | null = null;
     if (rule.to !== undefined || action === 'accept') {
       to = domainIndex(c, rule.to, [...rp, 'to'], all, self, action === 'accept' ? 'the domain an accepted connection goes to' : 'the domain the rule is limited to');
       toName = all[to].name;
-      if (!reachable(net, prefix, all[to], all)) {
+      if (prefix >= 0 && !reachable(net, prefix, all[to], all)) {
         c.fail([...rp, 'dst'], `expected a destination that can be routed to domain "${toName}" (it gets ${routedText(all[to])}); ${cidrText(net, prefix)} never is, so the rule could never match`);
       }
-    } else if (prefix >= self.prefix && inPrefix(net, self.network, self.mask)) {
+    } else if (prefix >= 0 && prefix >= self.prefix && inPrefix(net, self.network, self.mask)) {
       c.fail([...rp, 'dst'], `expected a destination outside the domain's own prefix ${cidrText(self.network, self.prefix)}: traffic inside a domain never crosses the router, so the rule could never match`);
     }
     out.push({
-      proto, action: action as RuleAction, dst: net, dstPrefix: prefix, ports, to, toName, domain: self.index, path: fmtPath(rp),
-      text: ruleText(proto, net, prefix, ports, toName, action as RuleAction),
+      proto, action: action as RuleAction, dst: net, dstPrefix: prefix, dst6: net6, dstPrefix6: prefix6, ports, to, toName, domain: self.index,
+      path: fmtPath(rp), text: ruleText(proto, net, prefix, ports, toName, action as RuleAction, net6, prefix6),
     });
   });
 }
@@ -251,7 +280,10 @@ function checkConflicts(c: Reader, rules: readonly PolicyRule[]): void {
     const b = rules[j];
     for (let i = 0; i < j; i++) {
       const a = rules[i];
-      if (a.proto !== b.proto || a.dst !== b.dst || a.dstPrefix !== b.dstPrefix) continue;
+      // The same destination in a family both rules apply to.
+      const same4 = a.dstPrefix >= 0 && a.dst === b.dst && a.dstPrefix === b.dstPrefix;
+      const same6 = a.dstPrefix6 >= 0 && a.dstPrefix6 === b.dstPrefix6 && ipv6Equals(a.dst6, 0, b.dst6, 0);
+      if (a.proto !== b.proto || !(same4 || same6)) continue;
       if (a.to >= 0 && b.to >= 0 && a.to !== b.to) continue; // disjoint: a packet is routed to one domain
       const same = a.action === b.action && a.to === b.to;
       for (const ra of ranges(a)) {
@@ -261,7 +293,7 @@ function checkConflicts(c: Reader, rules: readonly PolicyRule[]): void {
           const nested = !equal && ((ra.first <= rb.first && rb.last <= ra.last) || (rb.first <= ra.first && ra.last <= rb.last));
           if (nested) continue; // the narrower range wins
           if (same && !equal) continue; // partial overlap, same outcome: harmless
-          const where = `${b.proto} to ${cidrText(b.dst, b.dstPrefix)}${b.ports === null && a.ports === null ? '' : ` port ${portsText([{ first: Math.max(ra.first, rb.first), last: Math.min(ra.last, rb.last) }])}`}`;
+          const where = `${b.proto} to ${same4 ? cidrText(b.dst, b.dstPrefix) : formatIpv6Cidr({ addr: b.dst6, prefix: b.dstPrefix6 })}${b.ports === null && a.ports === null ? '' : ` port ${portsText([{ first: Math.max(ra.first, rb.first), last: Math.min(ra.last, rb.last) }])}`}`;
           if (same) c.fail(parsePath(b.path), `expected each rule once; this one duplicates ${a.path} (${where})`);
           c.fail(parsePath(b.path), `expected rules that do not contradict each other: this one and ${a.path} both match ${where} with the same prefix length and ${equal ? 'the same' : 'partly overlapping'} ports, but ${b.action}${b.toName ? ` to ${b.toName}` : ''} vs ${a.action}${a.toName ? ` to ${a.toName}` : ''}; make one prefix or port range narrower, or remove one`);
         }
@@ -405,7 +437,7 @@ export function parsePolicies(c: Reader, domains: readonly DomainInfo[], natPort
     // Legacy `forward` entries are ip rules to their target.
     d.forward.forEach((f, i) => {
       rules.push({
-        proto: 'ip', action: 'accept', dst: 0, dstPrefix: 0, ports: null, to: f.to, toName: f.toName, domain: d.index,
+        proto: 'ip', action: 'accept', dst: 0, dstPrefix: 0, dst6: ANY6, dstPrefix6: 0, ports: null, to: f.to, toName: f.toName, domain: d.index,
         path: fmtPath([...d.path, 'forward', i]), text: ruleText('ip', 0, 0, null, f.toName, 'accept'),
       });
     });

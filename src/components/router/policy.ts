@@ -69,6 +69,16 @@ export class Policy {
   readonly #action: Uint8Array;
   readonly #rule: Int32Array;
   readonly #default: Uint8Array;
+  // The same for IPv6 (rules whose dst is an IPv6 prefix, or none): network bytes at 16 * i, prefix length.
+  readonly #start6: Int32Array;
+  readonly #end6: Int32Array;
+  readonly #net6: Uint8Array;
+  readonly #prefix6: Uint8Array;
+  readonly #lo6: Uint16Array;
+  readonly #hi6: Uint16Array;
+  readonly #to6: Int8Array;
+  readonly #action6: Uint8Array;
+  readonly #rule6: Int32Array;
   /** Masquerade connections from domain i into domain o: #nat[o * n + i]. */
   readonly #nat: Uint8Array;
   /** NAT ports (ICMP ids) per source address in each target domain; 0: no limit. */
@@ -115,7 +125,7 @@ export class Policy {
       const entriesOf = (proto: string): Entry[] => {
         const out: Entry[] = [];
         own.forEach((r, k) => {
-          if (r.proto !== proto) return;
+          if (r.proto !== proto || r.dstPrefix < 0) return; // IPv6-only rules: policy6.ts
           const mask = r.dstPrefix === 0 ? 0 : r.dstPrefix >= 32 ? -1 : (-1 << (32 - r.dstPrefix));
           const ranges = r.ports ?? [{ first: 0, last: 65535 }];
           for (const p of ranges) {
@@ -153,6 +163,51 @@ export class Policy {
         k++;
       }
       this.#end[li] = k;
+    });
+
+    // IPv6 rule entries (no NAT66: accept is accept).
+    const lists6: { rule: number; net: Uint8Array; prefix: number; lo: number; hi: number; to: number; action: number }[][] = [];
+    let base6 = 0;
+    for (const d of cfg.domains) {
+      const own = d.policy.rules;
+      const entriesOf = (proto: string): typeof lists6[number] => {
+        const out: typeof lists6[number] = [];
+        own.forEach((r, k) => {
+          if (r.proto !== proto || r.dstPrefix6 < 0) return;
+          for (const p of r.ports ?? [{ first: 0, last: 65535 }]) {
+            out.push({ rule: base6 + k, net: r.dst6, prefix: r.dstPrefix6, lo: p.first, hi: p.last, to: r.to, action: ACTION_CODE[r.action] });
+          }
+        });
+        return out.sort((a, b) => (b.prefix - a.prefix) || ((a.hi - a.lo) - (b.hi - b.lo)));
+      };
+      const ip = entriesOf('ip');
+      for (const proto of ['tcp', 'udp', 'icmp']) lists6.push([...entriesOf(proto), ...ip]);
+      base6 += own.length;
+    }
+    const total6 = lists6.reduce((a, l) => a + l.length, 0);
+    this.#start6 = new Int32Array(n * 3);
+    this.#end6 = new Int32Array(n * 3);
+    this.#net6 = new Uint8Array(total6 * 16);
+    this.#prefix6 = new Uint8Array(total6);
+    this.#lo6 = new Uint16Array(total6);
+    this.#hi6 = new Uint16Array(total6);
+    this.#to6 = new Int8Array(total6);
+    this.#action6 = new Uint8Array(total6);
+    this.#rule6 = new Int32Array(total6);
+    let k6 = 0;
+    lists6.forEach((l, li) => {
+      this.#start6[li] = k6;
+      for (const e of l) {
+        this.#net6.set(e.net, k6 * 16);
+        this.#prefix6[k6] = e.prefix;
+        this.#lo6[k6] = e.lo;
+        this.#hi6[k6] = e.hi;
+        this.#to6[k6] = e.to;
+        this.#action6[k6] = e.action;
+        this.#rule6[k6] = e.rule;
+        k6++;
+      }
+      this.#end6[li] = k6;
     });
 
     // NAT.
@@ -241,6 +296,50 @@ export class Policy {
     this.defaultHits[inDom]++;
     const a = this.#default[inDom];
     return a === POLICY_ACCEPT && this.#nat[outDom * this.n + inDom] === 1 ? POLICY_ACCEPT_NAT : a;
+  }
+
+  /**
+   * The verdict for a new IPv6 connection to the address at buf[dstOff]:
+   * POLICY_DROP / REJECT / ACCEPT (never NAT: IPv6 is routed). The same rule
+   * order as decide(); rules with an IPv4 dst do not apply.
+   */
+  decide6(inDom: number, outDom: number, proto: number, buf: Uint8Array, dstOff: number, dport: number): number {
+    const li = inDom * 3 + protoClass(proto);
+    const net = this.#net6;
+    const plen = this.#prefix6;
+    const to = this.#to6;
+    for (let i = this.#start6[li], end = this.#end6[li]; i < end; i++) {
+      if (dport < this.#lo6[i] || dport > this.#hi6[i] || (to[i] >= 0 && to[i] !== outDom)) continue;
+      const bits = plen[i];
+      const nb = i * 16;
+      let j = 0;
+      let match = true;
+      for (; j + 8 <= bits; j += 8) {
+        if (buf[dstOff + (j >>> 3)] !== net[nb + (j >>> 3)]) { match = false; break; }
+      }
+      if (match && j < bits) {
+        const m = (0xff << (8 - (bits - j))) & 0xff;
+        match = (buf[dstOff + (j >>> 3)] & m) === net[nb + (j >>> 3)];
+      }
+      if (!match) continue;
+      const r = this.#rule6[i];
+      this.lastRule = r;
+      this.ruleHits[r]++;
+      return this.#action6[i];
+    }
+    this.lastRule = -1;
+    this.defaultHits[inDom]++;
+    return this.#default[inDom];
+  }
+
+  /** The same verdict as decide6(), without counting (reload re-checks). */
+  peek6(inDom: number, outDom: number, proto: number, buf: Uint8Array, dstOff: number, dport: number): number {
+    const last = this.lastRule;
+    const v = this.decide6(inDom, outDom, proto, buf, dstOff, dport);
+    if (this.lastRule >= 0) this.ruleHits[this.lastRule]--;
+    else this.defaultHits[inDom]--;
+    this.lastRule = last;
+    return v;
   }
 
   /** The same verdict as decide(), without counting (reload re-checks, status, translation). */

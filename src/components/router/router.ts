@@ -26,7 +26,7 @@ import { NO_TRACE } from '../../trace/tracer.ts';
 import type { Tracer } from '../../trace/tracer.ts';
 import { formatIpv4, isGroupMac, isMartianSourceIpv4, isMulticastIpv4, macEquals } from '../../net/addr.ts';
 import { getI32, getU16, getU16le, setU16 } from '../../net/bytes.ts';
-import { ETH_HLEN, ETHERTYPE_ARP, ETHERTYPE_IPV4, writeMacBytes } from '../../net/ethernet.ts';
+import { ETH_HLEN, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, writeMacBytes } from '../../net/ethernet.ts';
 import {
   ICMP_ADMIN_PROHIBITED, ICMP_DEST_UNREACH, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMP_EXC_TTL, ICMP_HLEN, ICMP_NET_UNREACH,
   ICMP_FRAG_NEEDED, ICMP_PARAM_PROBLEM, ICMP_PORT_UNREACH, ICMP_TIME_EXCEEDED, icmpChecksumOk,
@@ -49,6 +49,8 @@ import { DHCP_MALFORMED, DHCP_POOL_EXHAUSTED, DHCP_SILENT, DHCP_TYPE_NAMES, Dhcp
 import { type CounterName, defineCounters, Drops } from './drops.ts';
 import { Icmp } from './icmp.ts';
 import { Link } from './link.ts';
+import { Forward6 } from './forward6.ts';
+import { Local6 } from './local6.ts';
 import type { Mirror } from './mirror.ts';
 import { NAT_QUOTA_EXCEEDED, NatBook } from './nat.ts';
 import { copyFrame, L3, Packet, words } from './packet.ts';
@@ -79,6 +81,8 @@ export interface RouterOptions {
   mirror?: Mirror;
   /** The largest frame receive() is handed (the ingress slot size); default the largest egress slot. */
   maxFrame?: number;
+  /** Uniform in [0, 1): the jitter of router advertisements (default Math.random). */
+  random?: () => number;
 }
 
 const BARE_SYN_MASK = TCP_SYN | TCP_ACK_FLAG | TCP_RST | TCP_FIN;
@@ -103,6 +107,10 @@ export class Router {
   readonly #c: Record<CounterName, number>;
   readonly #link: Link;
   readonly #icmp: Icmp;
+  /** The router's own IPv6: validation, Neighbor Discovery, echo, router advertisements. */
+  readonly #local6: Local6;
+  /** IPv6 forwarding: its connections, neighbors, policy and errors. */
+  readonly #fwd6: Forward6;
   #policy: Policy;
   /** Sources blocked at run time (block(): the monitor's block feedback); kept across reconfigure(). */
   readonly #rtBlocks = new RuntimeBlocks();
@@ -160,6 +168,9 @@ export class Router {
     this.#reasm = new Ipv4Reassembler(cfg.fragments);
     this.#mtu = this.#link.mtu;
     this.#mssClamp = Uint8Array.from(cfg.domains, (d) => (d.mssClamp ? 1 : 0));
+    this.#fwd6 = new Forward6(cfg, this.#link, this.#drops, counters, () => this.#policy);
+    this.#fwd6.now = this.#now;
+    this.#local6 = new Local6(cfg, this.#link, this.#drops, counters, this.#fwd6, this.#now, opts.random);
   }
 
   /** The index of a domain by name, or -1. */
@@ -170,6 +181,7 @@ export class Router {
   #readClock(): number {
     const now = this.#now = this.#clock();
     this.#link.now = now;
+    if (this.#fwd6 !== undefined) this.#fwd6.now = now;
     return now;
   }
 
@@ -185,6 +197,8 @@ export class Router {
   tick(): void {
     const now = this.#readClock();
     this.#link.tick();
+    this.#local6.tick(now);
+    this.#fwd6.tick(now, now - this.#lastSweep >= 1000);
     const expired = this.#rtBlocks.sweep(now);
     if (expired > 0) this.#counters.add(this.#c['block.expired'], expired);
     if (now - this.#lastSweep >= 1000) {
@@ -201,6 +215,7 @@ export class Router {
     this.#pkt.has = false;
     this.#pkt.dom = dom;
     this.#link.reset(dom);
+    this.#fwd6.reset(dom);
   }
 
   // ---- ingress ---------------------------------------------------------------
@@ -243,7 +258,11 @@ export class Router {
       if (gso !== 0) return dr.drop(D['vnet-bad-gso']);
       return this.#link.arpIn(p);
     }
-    if (type !== ETHERTYPE_IPV4) return dr.drop(D['eth-unsupported-type']);
+    if (type !== ETHERTYPE_IPV4) {
+      const v6 = type === ETHERTYPE_IPV6 ? this.cfg.domains[dom].ipv6 : undefined;
+      if (v6 !== undefined) return this.#local6.receive(p, v6, this.#now);
+      return dr.drop(D['eth-unsupported-type']);
+    }
     if (this.#dhcp[dom] !== undefined && isDhcpToServer(b, L3, len - L3)) return this.#dhcpIn(p);
     if (dstGroup) return dr.drop(D['ip-broadcast']);
     this.#ipIn(p);
@@ -636,7 +655,7 @@ export class Router {
   status(): Record<string, unknown> {
     return routerStatus({
       cfg: this.cfg, now: this.#now, arp: this.#link.caches, pending: this.#link.pool, ct: this.#ct,
-      policy: this.#policy, rtBlocks: this.#rtBlocks, dhcp: this.#dhcp,
+      policy: this.#policy, rtBlocks: this.#rtBlocks, dhcp: this.#dhcp, ct6: this.#fwd6.ct, neighbors: this.#fwd6.neighbors,
     });
   }
 
@@ -653,6 +672,8 @@ export class Router {
     this.#readClock();
     const policy = new Policy(next, this.#now);
     this.cfg = next;
+    this.#local6.reconfigure(next);
+    this.#fwd6.cfg = next;
     this.#policy = policy;
     this.#link.arpCfg = next.arp;
     for (const d of next.domains) {
@@ -671,7 +692,7 @@ export class Router {
     for (const c of this.#ct.live()) if (!this.#stillPermitted(c)) stale.push(c);
     for (const c of stale) this.#ct.remove(c);
     for (const c of this.#ct.live()) c.expires = Math.min(c.expires, this.#now + connTimeout(c, next.conntrack));
-    this.#counters.add(this.#c['conntrack.reload-removed'], stale.length);
+    this.#counters.add(this.#c['conntrack.reload-removed'], stale.length + this.#fwd6.reload(policy));
     this.#counters.add(this.#c['policy.reloads']);
     return undefined;
   }

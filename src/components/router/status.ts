@@ -10,6 +10,9 @@ import { CT_STATE_NAMES, type ConnTable, protoName } from './conntrack.ts';
 import type { DhcpServer } from './dhcp-server.ts';
 import type { Policy } from './policy.ts';
 import type { RuntimeBlocks } from './runtime-blocks.ts';
+import { formatIpv6 } from '../../net/addr6.ts';
+import type { ConnTable6 } from './conntrack6.ts';
+import { NB_STATE_NAMES, type NeighborCache } from './neighbors6.ts';
 
 /** What status() reads of the router. */
 export interface StatusSource {
@@ -21,6 +24,65 @@ export interface StatusSource {
   readonly policy: Policy;
   readonly rtBlocks: RuntimeBlocks;
   readonly dhcp: readonly (DhcpServer | undefined)[];
+  readonly ct6: ConnTable6;
+  readonly neighbors: readonly NeighborCache[];
+}
+
+/** Four int32 words -> RFC 5952 text. */
+function words6(w: Int32Array): string {
+  const b = new Uint8Array(16);
+  new DataView(b.buffer).setInt32(0, w[0]);
+  new DataView(b.buffer).setInt32(4, w[1]);
+  new DataView(b.buffer).setInt32(8, w[2]);
+  new DataView(b.buffer).setInt32(12, w[3]);
+  return formatIpv6(b);
+}
+
+/** IPv6: addresses per domain, neighbors, connections (the first 200) and their counts. */
+function ipv6Status(s: StatusSource): Record<string, unknown> {
+  const { cfg, now } = s;
+  const neighbors: Record<string, unknown>[] = [];
+  cfg.domains.forEach((d, i) => {
+    const nb = s.neighbors[i];
+    for (let k = 0; k < nb.size; k++) {
+      const st = nb.state[k];
+      if (st === 0) continue;
+      neighbors.push({
+        domain: d.name,
+        ip: words6(nb.keys.subarray(k * 4, k * 4 + 4)),
+        mac: st === 2 || st === 3 ? formatMac(nb.mac, k * 6) : null,
+        state: NB_STATE_NAMES[st],
+        expiresInS: st === 2 || st === 3 ? Math.round((nb.expires[k] - now) / 1000) : null,
+      });
+    }
+  });
+  const summary: Record<string, Record<string, number>> = {};
+  const connections6: Record<string, unknown>[] = [];
+  for (const c of s.ct6.live()) {
+    const p = c.proto === 58 ? 'icmp6' : protoName(c.proto);
+    const st = CT_STATE_NAMES[c.state];
+    summary[p] ??= {};
+    summary[p][st] = (summary[p][st] ?? 0) + 1;
+    if (connections6.length < MAX_LISTED) {
+      connections6.push({
+        proto: p, state: st, from: cfg.domains[c.inDom].name, to: cfg.domains[c.outDom].name,
+        src: `[${words6(c.src6)}]:${c.oSport}`, dst: `[${words6(c.dst6)}]:${c.oDport}`,
+        packets: [c.pktsOrig, c.pktsReply], ageS: Math.round((now - c.created) / 1000), expiresInS: Math.round((c.expires - now) / 1000),
+      });
+    }
+  }
+  return {
+    domains6: cfg.domains.filter((d) => d.ipv6 !== undefined).map((d) => ({
+      name: d.name,
+      address6: `${formatIpv6(d.ipv6!.address)}/${d.ipv6!.prefix}`,
+      linkLocal: formatIpv6(d.ipv6!.linkLocal),
+      gateway6: d.ipv6!.gateway === null ? null : formatIpv6(d.ipv6!.gateway),
+      ra: d.ipv6!.ra === null ? null : { intervalS: d.ipv6!.ra.intervalS, lifetimeS: d.ipv6!.ra.lifetimeS, dns: d.ipv6!.ra.dns.map((a) => formatIpv6(a)) },
+    })),
+    neighbors,
+    conntrack6: { count: s.ct6.count, max: s.ct6.max, byProto: summary },
+    connections6,
+  };
 }
 
 /** Connections listed in full at most. */
@@ -82,6 +144,7 @@ export function routerStatus(s: StatusSource): Record<string, unknown> {
       timeoutsS: Object.fromEntries(Object.entries(cfg.conntrack).filter(([k]) => k.endsWith('Ms')).map(([k, v]) => [k.slice(0, -2), v / 1000])),
     },
     connections,
+    ...ipv6Status(s),
     policy: {
       ...policyStatus(cfg, s.policy, now),
       runtimeBlocks: s.rtBlocks.entries().map((e) => ({

@@ -1,0 +1,338 @@
+// IPv6 forwarding through the router (forward6.ts, conntrack6.ts,
+// neighbors6.ts, Policy.decide6) driven with crafted frames through fake
+// egress ports: neighbor resolution, forwarding with hop-limit decrement,
+// connection tracking both ways, the policy for IPv6 (rules without dst for
+// both families, IPv6 dst rules, defaults, reject), ICMPv6 errors and their
+// rate limit, errors about tracked connections passed on.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Counters } from '../../src/runtime/counters.ts';
+import { parseRouterConfig } from '../../src/components/router/config.ts';
+import { Router, type EgressPort } from '../../src/components/router/router.ts';
+import { formatIpv6, parseIpv6, solicitedNode } from '../../src/net/addr6.ts';
+import { fold, pseudoSum6At, sum } from '../../src/net/checksum.ts';
+import { icmp6ChecksumOk } from '../../src/net/icmpv6.ts';
+
+class FakePort implements EgressPort {
+  readonly slotSize = 2048;
+  readonly buf = new Uint8Array(64 * 2048);
+  readonly sent: Uint8Array[] = [];
+  #free: number[] = [];
+  constructor() {
+    for (let i = 63; i >= 0; i--) this.#free.push(i * 2048);
+  }
+  alloc(): number {
+    return this.#free.pop() ?? -1;
+  }
+  submit(off: number, len: number): void {
+    this.sent.push(this.buf.slice(off, off + len));
+    this.buf.fill(0xee, off, off + this.slotSize);
+    this.#free.push(off);
+  }
+  flush(): void {}
+  take(): Uint8Array[] {
+    return this.sent.splice(0);
+  }
+}
+
+const CONFIG = {
+  domains: {
+    lan: {
+      address: '198.18.0.1/24', address6: '2001:db8:0:1::1/64',
+      icmp: [{ to: 'wan' }],
+      tcp: [{ ports: [80, 443], to: 'wan' }, { dst: '2001:db8:66::/48', ports: [25], action: 'reject' }, { dst: '203.0.113.0/24', ports: [22], to: 'wan' }],
+      udp: [{ dst: '2001:db8:66::/48', ports: 'any', action: 'reject' }, { dst: '2001:db8:77::/48', ports: [53], to: 'wan' }],
+    },
+    wan: { address: '198.19.0.1/24', gateway: '198.19.0.254', address6: '2001:db8:ff::1/64', gateway6: 'fe80::fe', nat: { from: ['lan'] } },
+  },
+};
+const PATH = { file: 'gw.yaml', path: 'components[1].config' };
+const HOST_MAC = [2, 0, 0, 0, 0, 0x0a];
+const GW_MAC = [2, 0, 0, 0, 0, 0xfe];
+const HOST = '2001:db8:0:1::a';
+const REMOTE = '2001:db8:77::9';
+
+const ip6 = (s: string): Uint8Array => {
+  const a = parseIpv6(s);
+  assert.ok(a, s);
+  return a;
+};
+
+function rig(config: Record<string, unknown> = CONFIG) {
+  const cfg = parseRouterConfig(config, 'router', PATH);
+  const counters = new Counters();
+  const ports = cfg.domains.map(() => new FakePort());
+  const clock = { t: 1_000_000 };
+  const router = new Router(cfg, ports, counters, { clock: () => clock.t, random: () => 0.5 });
+  const ingress = new Uint8Array(64 * 1024);
+  const macOf = (dom: number): number[] => [...cfg.domains[dom].mac];
+  const r = {
+    router, cfg, counters, ports, clock, macOf,
+    send(dom: number, pkt: Uint8Array): void {
+      ingress.fill(0x55);
+      ingress.set(pkt, 4106);
+      router.receive(dom, ingress, 4106, pkt.length);
+      router.flush();
+    },
+    drops(): Record<string, number> {
+      const out: Record<string, number> = {};
+      for (const [k, v] of Object.entries(counters.snapshot())) if (k.startsWith('drop.')) out[k.slice(5)] = v;
+      return out;
+    },
+    /** The host announces itself (NS to the router: learned), and the wan gateway answers the router's NS. */
+    neighbors(): void {
+      const own = ip6('2001:db8:0:1::1');
+      r.send(0, frame(HOST_MAC, [0x33, 0x33, 0xff, 0, 0, 1], HOST, formatIpv6(solicitedNode(own)), 58,
+        [135, 0, 0, 0, 0, 0, 0, 0, ...own, 1, 1, ...HOST_MAC], 255));
+      r.ports[0].take();
+      // A packet for the remote makes the router resolve fe80::fe.
+      r.send(0, frame(HOST_MAC, macOf(0), HOST, REMOTE, 58, echo(1, 1)));
+      const [ns] = r.ports[1].take();
+      assert.ok(ns, 'an NS for the gateway');
+      assert.deepEqual([...ns.subarray(12, 18)], [0x33, 0x33, 0xff, 0, 0, 0xfe]);
+      assert.equal(formatIpv6(ns, 26 + 24), 'ff02::1:ff00:fe');
+      assert.equal(formatIpv6(ns, 26 + 40 + 8), 'fe80::fe');
+      r.send(1, frame(GW_MAC, macOf(1), 'fe80::fe', formatIpv6(cfg.domains[1].ipv6!.address), 58,
+        [136, 0, 0, 0, 0x60, 0, 0, 0, ...ip6('fe80::fe'), 2, 1, ...GW_MAC], 255));
+      assert.equal(counters.get('nd6.learned'), 2);
+      assert.deepEqual(r.drops(), { 'nd-unresolved': 1 });
+    },
+  };
+  return r;
+}
+
+function echo(id: number, seq: number, type = 128): number[] {
+  return [type, 0, 0, 0, id >> 8, id & 255, seq >> 8, seq & 255, 0x61, 0x62, 0x63, 0x64];
+}
+function tcpSeg(sport: number, dport: number, flags: number, seq = 1000): number[] {
+  return [sport >> 8, sport & 255, dport >> 8, dport & 255, seq >>> 24, (seq >>> 16) & 255, (seq >>> 8) & 255, seq & 255, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0];
+}
+function udpDgram(sport: number, dport: number): number[] {
+  return [sport >> 8, sport & 255, dport >> 8, dport & 255, 0, 12, 0, 0, 1, 2, 3, 4];
+}
+
+/** A frame with the L4 checksum (TCP 16, UDP 6, ICMPv6 2) filled in. */
+function frame(srcMac: number[], dstMac: number[], src: string, dst: string, nh: number, l4: number[], hop = 64): Uint8Array {
+  const b = new Uint8Array(12 + 14 + 40 + l4.length);
+  b.set(dstMac, 12);
+  b.set(srcMac, 18);
+  b[24] = 0x86;
+  b[25] = 0xdd;
+  const ip = 26;
+  b[ip] = 0x60;
+  b[ip + 4] = l4.length >> 8;
+  b[ip + 5] = l4.length & 255;
+  b[ip + 6] = nh;
+  b[ip + 7] = hop;
+  b.set(ip6(src), ip + 8);
+  b.set(ip6(dst), ip + 24);
+  b.set(l4, ip + 40);
+  const field = nh === 6 ? 16 : nh === 17 ? 6 : 2;
+  const c = ~fold(sum(b, ip + 40, l4.length, pseudoSum6At(b, ip, nh, l4.length))) & 0xffff;
+  b[ip + 40 + field] = c >> 8;
+  b[ip + 40 + field + 1] = c & 255;
+  return b;
+}
+
+function l4Ok(pkt: Uint8Array): boolean {
+  const ip = 26;
+  const plen = (pkt[ip + 4] << 8) | pkt[ip + 5];
+  return fold(sum(pkt, ip + 40, plen, pseudoSum6At(pkt, ip, pkt[ip + 6], plen))) === 0xffff;
+}
+
+test('ping -6 lan -> wan: NS for the gateway, then forwarded with hop limit - 1; the reply comes back; wan cannot start one', () => {
+  const r = rig();
+  r.neighbors();
+  const req = frame(HOST_MAC, r.macOf(0), HOST, REMOTE, 58, echo(7, 1));
+  r.send(0, req);
+  const [out] = r.ports[1].take();
+  assert.ok(out, 'forwarded to wan');
+  assert.deepEqual([...out.subarray(12, 18)], GW_MAC);
+  assert.deepEqual([...out.subarray(18, 24)], r.macOf(1));
+  assert.equal(out[26 + 7], 63, 'hop limit decremented');
+  assert.deepEqual([...out.subarray(26 + 8)], [...req.subarray(26 + 8)], 'addresses and payload untouched (no NAT66)');
+  assert.ok(l4Ok(out));
+  // The reply.
+  r.send(1, frame(GW_MAC, r.macOf(1), REMOTE, HOST, 58, echo(7, 1, 129), 50));
+  const [back] = r.ports[0].take();
+  assert.ok(back, 'reply forwarded to lan');
+  assert.deepEqual([...back.subarray(12, 18)], HOST_MAC);
+  assert.equal(back[26 + 7], 49);
+  // A request from wan with the same id is not part of the connection (direction), and no rule lets wan in.
+  r.send(1, frame(GW_MAC, r.macOf(1), REMOTE, HOST, 58, echo(7, 2), 50));
+  assert.equal(r.ports[0].take().length, 0);
+  assert.equal(r.drops()['no-rule'], 1);
+  // Two: the first echo (id 1) opened its connection before it waited on the neighbor (and was dropped).
+  assert.equal(r.counters.get('conntrack6.new'), 2);
+  const st = r.router.status() as { conntrack6?: { count: number; byProto: Record<string, Record<string, number>> } };
+  assert.deepEqual(st.conntrack6, { count: 2, max: 16384, byProto: { icmp6: { new: 1, replied: 1 } } });
+});
+
+test('TCP: a rule without dst covers IPv6; the handshake tracks; non-SYN new is dropped; IPv4-only rules do not apply', () => {
+  const r = rig();
+  r.neighbors();
+  r.send(0, frame(HOST_MAC, r.macOf(0), HOST, REMOTE, 6, tcpSeg(40000, 443, 0x02)));
+  assert.equal(r.ports[1].take().length, 1);
+  r.send(1, frame(GW_MAC, r.macOf(1), REMOTE, HOST, 6, tcpSeg(443, 40000, 0x12)));
+  assert.equal(r.ports[0].take().length, 1);
+  r.send(0, frame(HOST_MAC, r.macOf(0), HOST, REMOTE, 6, tcpSeg(40000, 443, 0x10)));
+  assert.equal(r.ports[1].take().length, 1);
+  const conns = (r.router.status() as { connections6: { proto: string; state: string; src: string; dst: string }[] }).connections6;
+  assert.deepEqual(conns.filter((c) => c.proto === 'tcp').map((c) => [c.state, c.src, c.dst]), [['established', `[${HOST}]:40000`, `[${REMOTE}]:443`]]);
+  r.send(0, frame(HOST_MAC, r.macOf(0), HOST, REMOTE, 6, tcpSeg(40001, 80, 0x10)));
+  // Port 22 is allowed only to an IPv4 destination; port 8080 no rule at all.
+  r.send(0, frame(HOST_MAC, r.macOf(0), HOST, REMOTE, 6, tcpSeg(40002, 22, 0x02)));
+  r.send(0, frame(HOST_MAC, r.macOf(0), HOST, REMOTE, 6, tcpSeg(40003, 8080, 0x02)));
+  assert.equal(r.ports[1].take().length, 0);
+  assert.deepEqual(r.drops(), { 'nd-unresolved': 1, 'tcp-new-not-syn': 1, 'no-rule': 2 });
+});
+
+test('reject: TCP gets an IPv6 RST, UDP an ICMPv6 administratively prohibited, both from the tried/router address', () => {
+  const r = rig();
+  r.neighbors();
+  r.send(0, frame(HOST_MAC, r.macOf(0), HOST, '2001:db8:66::5', 6, tcpSeg(40000, 25, 0x02, 0x01020304)));
+  const [rst] = r.ports[0].take();
+  assert.ok(rst);
+  assert.deepEqual([...rst.subarray(12, 18)], HOST_MAC);
+  assert.equal(formatIpv6(rst, 26 + 8), '2001:db8:66::5');
+  assert.equal(formatIpv6(rst, 26 + 24), HOST);
+  const t = 26 + 40;
+  assert.equal(rst[t + 13], 0x14, 'RST+ACK');
+  assert.equal((rst[t] << 8) | rst[t + 1], 25);
+  assert.equal(((rst[t + 8] << 24) | (rst[t + 9] << 16) | (rst[t + 10] << 8) | rst[t + 11]) >>> 0, 0x01020305);
+  assert.ok(l4Ok(rst));
+  r.send(0, frame(HOST_MAC, r.macOf(0), HOST, '2001:db8:66::5', 17, udpDgram(5000, 9999)));
+  const [err] = r.ports[0].take();
+  assert.deepEqual([err[t], err[t + 1]], [1, 1]);
+  assert.equal(formatIpv6(err, 26 + 8), '2001:db8:0:1::1');
+  assert.ok(icmp6ChecksumOk(err, 26, t, (err[30] << 8) | err[31]));
+  assert.equal(formatIpv6(err, t + 8 + 24), '2001:db8:66::5', 'quotes the packet');
+  assert.equal(r.ports[1].take().length, 0);
+  assert.equal(r.drops().rejected, 2);
+});
+
+test('hop limit 1: ICMPv6 time exceeded, rate-limited by one bucket; never about an ICMPv6 error', () => {
+  const r = rig();
+  r.neighbors();
+  r.send(0, frame(HOST_MAC, r.macOf(0), HOST, REMOTE, 17, udpDgram(5000, 53), 1));
+  const [te] = r.ports[0].take();
+  assert.deepEqual([te[66], te[67]], [3, 0]);
+  assert.equal(formatIpv6(te, 26 + 8), '2001:db8:0:1::1');
+  for (let i = 0; i < 400; i++) r.send(0, frame(HOST_MAC, r.macOf(0), HOST, REMOTE, 17, udpDgram(5001 + i, 53), 1));
+  const sent = r.ports[0].take().length;
+  assert.ok(sent >= 190 && sent <= 200, `burst of the error bucket (${sent})`);
+  assert.ok(r.counters.get('icmp6.error-rate-limited') >= 200);
+  assert.equal(r.drops()['ttl-exceeded'], 401);
+});
+
+test('no route: ICMPv6 no route; an error about a tracked connection (packet too big) passes; about none it is dropped', () => {
+  const noGw = structuredClone(CONFIG) as { domains: Record<string, Record<string, unknown>> };
+  delete noGw.domains.wan.gateway6;
+  const r0 = rig(noGw);
+  r0.send(0, frame(HOST_MAC, r0.macOf(0), HOST, REMOTE, 58, echo(1, 1)));
+  const [nr] = r0.ports[0].take();
+  assert.deepEqual([nr[66], nr[67]], [1, 0]);
+  assert.equal(r0.drops()['no-route'], 1);
+
+  const r = rig();
+  r.neighbors();
+  const syn = frame(HOST_MAC, r.macOf(0), HOST, REMOTE, 6, tcpSeg(40000, 443, 0x02));
+  r.send(0, syn);
+  r.ports[1].take();
+  const quoted = [...syn.subarray(26)];
+  const ptb = [2, 0, 0, 0, 0, 0, 0x05, 0x00, ...quoted];
+  r.send(1, frame(GW_MAC, r.macOf(1), '2001:db8:77::1', HOST, 58, ptb));
+  const [fw] = r.ports[0].take();
+  assert.ok(fw, 'packet too big forwarded to the host');
+  assert.equal(fw[66], 2);
+  assert.equal(r.counters.get('icmp6.error-forwarded'), 1);
+  const other = [...quoted];
+  other[40 + 1] = 99; // another source port: no such connection
+  r.send(1, frame(GW_MAC, r.macOf(1), '2001:db8:77::1', HOST, 58, [2, 0, 0, 0, 0, 0, 5, 0, ...other]));
+  assert.equal(r.ports[0].take().length, 0);
+  assert.equal(r.drops()['icmp-error-untracked'], 1);
+});
+
+test('config: IPv6 dst in rules, host bits, and the families a rule applies to', () => {
+  const cfg = parseRouterConfig(CONFIG, 'router', PATH);
+  const rules = cfg.domains[0].policy.rules;
+  assert.deepEqual(rules.map((x) => [x.dstPrefix, x.dstPrefix6]), [[0, 0], [-1, 48], [24, -1], [-1, 48], [-1, 48], [0, 0]]);
+  assert.throws(() => parseRouterConfig({ domains: { lan: { address: '198.18.0.1/24', tcp: [{ dst: '2001:db8::1/32', ports: 80, action: 'drop' }] } } }, 'router', PATH),
+    /components\[1\]\.config\.domains\.lan\.tcp\[0\]\.dst: expected a network address with the host bits zero: did you mean 2001:db8::\/32/);
+  assert.throws(() => parseRouterConfig({ domains: { lan: { address: '198.18.0.1/24', tcp: [{ dst: '2001:zz::/32', ports: 80, action: 'drop' }] } } }, 'router', PATH),
+    /tcp\[0\]\.dst: expected an IPv6 prefix like 2001:db8::\/32/);
+  // A rule without dst and one with ::/0 contradict in IPv6.
+  assert.throws(() => parseRouterConfig({ domains: { lan: { address: '198.18.0.1/24', tcp: [{ ports: 80, action: 'drop' }, { dst: '::/0', ports: 80, action: 'reject' }] } } }, 'router', PATH),
+    /tcp\[1\]: expected rules that do not contradict each other/);
+});
+
+test('reload: IPv6 connections the new policy no longer permits are removed, the others kept', () => {
+  const r = rig();
+  r.neighbors();
+  r.send(0, frame(HOST_MAC, r.macOf(0), HOST, REMOTE, 6, tcpSeg(40000, 443, 0x02)));
+  r.send(0, frame(HOST_MAC, r.macOf(0), HOST, REMOTE, 17, udpDgram(5000, 53)));
+  const live = (): string[] => (r.router.status() as { connections6: { proto: string; dst: string }[] }).connections6.map((c) => `${c.proto} ${c.dst}`).sort();
+  assert.deepEqual(live(), [`icmp6 [${REMOTE}]:1`, `tcp [${REMOTE}]:443`, `udp [${REMOTE}]:53`]);
+  const next = structuredClone(CONFIG);
+  next.domains.lan.tcp = [{ ports: [80], to: 'wan' }];
+  assert.equal(r.router.reconfigure(parseRouterConfig(next, 'router', PATH)), undefined);
+  assert.deepEqual(live(), [`icmp6 [${REMOTE}]:1`, `udp [${REMOTE}]:53`]);
+  assert.equal(r.counters.get('conntrack.reload-removed'), 1);
+});
+
+test('GSO TCPv6 frames with matching vnet metadata are forwarded whole; mismatched metadata is dropped', () => {
+  const r = rig();
+  r.neighbors();
+  r.send(0, frame(HOST_MAC, r.macOf(0), HOST, REMOTE, 6, tcpSeg(40000, 443, 0x02)));
+  r.send(1, frame(GW_MAC, r.macOf(1), REMOTE, HOST, 6, tcpSeg(443, 40000, 0x12)));
+  r.ports[0].take();
+  r.ports[1].take();
+  const big = frame(HOST_MAC, r.macOf(0), HOST, REMOTE, 6, [...tcpSeg(40000, 443, 0x10), ...new Array<number>(1800).fill(7)]);
+  big[0] = 1; // NEEDS_CSUM
+  big[1] = 4; // GSO TCPV6
+  big[4] = 1400 & 255; big[5] = 1400 >> 8; // gso_size (le)
+  big[6] = 54; big[7] = 0; // csum_start: Ethernet + IPv6 header
+  big[8] = 16; big[9] = 0; // csum_offset: TCP checksum
+  r.send(0, big);
+  const [out] = r.ports[1].take();
+  assert.ok(out, 'forwarded');
+  assert.deepEqual([...out.subarray(0, 12)], [...big.subarray(0, 12)], 'vnet header unchanged');
+  assert.equal(out.length, big.length);
+  const bad = big.slice();
+  bad[8] = 6; // csum_offset of UDP on a TCP segment
+  r.send(0, bad);
+  const udpGso = big.slice();
+  udpGso[1] = 3;
+  r.send(0, udpGso);
+  assert.equal(r.ports[1].take().length, 0);
+  assert.equal(r.drops()['vnet-bad-csum'], 1);
+  assert.equal(r.drops()['vnet-bad-gso'], 1);
+});
+
+test('limits count an IPv6 source per /64: a host cannot escape its limit by changing its interface identifier', () => {
+  const cfg = structuredClone(CONFIG) as { domains: Record<string, Record<string, unknown>> };
+  cfg.domains.lan.limits = { 'new-per-source': 1, 'new-per-source-burst': 3 };
+  const r = rig(cfg);
+  r.neighbors(); // one new connection (the echo) spent
+  for (let i = 0; i < 6; i++) r.send(0, frame(HOST_MAC, r.macOf(0), `2001:db8:0:1::${(100 + i).toString(16)}`, REMOTE, 17, udpDgram(5000 + i, 53)));
+  assert.equal(r.ports[1].take().length, 2);
+  assert.equal(r.drops()['rate-limited'], 4);
+});
+
+test('neighbor resolution: retries at retry-ms, failed after max-tries, resolved again on the next packet', () => {
+  const r = rig();
+  r.send(0, frame(HOST_MAC, r.macOf(0), HOST, REMOTE, 58, echo(1, 1)));
+  assert.equal(r.ports[1].take().length, 1, 'first NS');
+  for (let i = 0; i < 4; i++) {
+    r.clock.t += 1000;
+    r.router.tick();
+    r.router.flush();
+  }
+  assert.equal(r.ports[1].take().length, 2, 'two more NSs (max-tries 3), then none');
+  const nb = (): unknown => (r.router.status() as { neighbors: { domain: string; ip: string; state: string }[] }).neighbors.find((n) => n.ip === 'fe80::fe');
+  assert.deepEqual(nb(), { domain: 'wan', ip: 'fe80::fe', mac: null, state: 'failed', expiresInS: null });
+  r.send(0, frame(HOST_MAC, r.macOf(0), HOST, REMOTE, 58, echo(1, 2)));
+  assert.equal(r.ports[1].take().length, 1, 'resolving again');
+  assert.equal(r.drops()['nd-unresolved'], 2);
+  assert.equal(r.counters.get('nd6.ns-sent'), 4);
+});
