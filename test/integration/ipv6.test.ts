@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { readLabState } from '../../src/lab/lab.ts';
+import { labControl, readLabState } from '../../src/lab/lab.ts';
 import { canRunLabs, iperf3Pair, nsExec, ping, withLab } from './harness.ts';
 
 const execFileP = promisify(execFile);
@@ -21,20 +21,21 @@ const skip = !canRunLabs() ? 'needs root' : !existsSync(PYTHON) ? 'needs /usr/bi
 
 interface Report { name: string; counters: Record<string, number>; status: Record<string, unknown> }
 
-async function router(name: string): Promise<Report> {
+async function control(name: string) {
   const st = await readLabState(name);
   assert.ok(st);
-  const r = await fetch(`http://127.0.0.1:${st.controlPort}/components`, { signal: AbortSignal.timeout(5000) });
-  const body = (await r.json()) as { components: Report[] };
+  return labControl(st, 5000);
+}
+
+async function router(name: string): Promise<Report> {
+  const body = await (await control(name)).get<{ components: Report[] }>('/components');
   const rt = body.components.find((c) => c.name === 'router');
   assert.ok(rt, 'the router reports');
   return rt;
 }
 
 async function restarts(name: string): Promise<number> {
-  const st = await readLabState(name);
-  assert.ok(st);
-  const s = await fetch(`http://127.0.0.1:${st.controlPort}/status`, { signal: AbortSignal.timeout(5000) }).then((r) => r.json()) as { components: { restarts: number }[] };
+  const s = await (await control(name)).get<{ components: { restarts: number }[] }>('/status');
   return s.components.reduce((a, c) => a + c.restarts, 0);
 }
 
