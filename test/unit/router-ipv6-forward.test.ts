@@ -336,3 +336,43 @@ test('neighbor resolution: retries at retry-ms, failed after max-tries, resolved
   assert.equal(r.drops()['nd-unresolved'], 2);
   assert.equal(r.counters.get('nd6.ns-sent'), 4);
 });
+
+test('packet too big: larger than the egress mtu gets ICMPv6 packet too big with the MTU, never fragmented; GSO by segment size', () => {
+  const cfg = structuredClone(CONFIG) as { domains: Record<string, Record<string, unknown>> };
+  cfg.domains.wan.mtu = 1280;
+  const r = rig(cfg);
+  r.neighbors();
+  const big = frame(HOST_MAC, r.macOf(0), HOST, REMOTE, 17, [...udpDgram(5000, 53).slice(0, 4), 0x05, 0x34, 0, 0, ...new Array<number>(1332 - 8 - 4).fill(1), 1, 2, 3, 4]);
+  assert.equal(big.length - 26, 40 + 1332);
+  r.send(0, big);
+  const [ptb] = r.ports[0].take();
+  assert.ok(ptb, 'packet too big');
+  const t = 26 + 40;
+  assert.deepEqual([ptb[t], ptb[t + 1]], [2, 0]);
+  assert.equal(((ptb[t + 4] << 24) | (ptb[t + 5] << 16) | (ptb[t + 6] << 8) | ptb[t + 7]) >>> 0, 1280);
+  assert.ok(ptb.length - 26 <= 1280, 'the error fits the minimum MTU');
+  assert.equal(r.ports[1].take().length, 0);
+  assert.equal(r.drops()['ip6-too-big'], 1);
+  // 1280 exactly passes.
+  r.send(0, frame(HOST_MAC, r.macOf(0), HOST, REMOTE, 17, [...udpDgram(5001, 53).slice(0, 4), 0x04, 0xd8, 0, 0, ...new Array<number>(1240 - 8).fill(1)]));
+  assert.equal(r.ports[1].take().length, 1);
+  // GSO: a 64 KB super-frame of 1220-byte segments passes, of 1400-byte segments does not.
+  r.send(0, frame(HOST_MAC, r.macOf(0), HOST, REMOTE, 6, tcpSeg(40000, 443, 0x02)));
+  r.send(1, frame(GW_MAC, r.macOf(1), REMOTE, HOST, 6, tcpSeg(443, 40000, 0x12)));
+  r.ports[0].take();
+  r.ports[1].take();
+  const gso = (segment: number): Uint8Array => {
+    const f = frame(HOST_MAC, r.macOf(0), HOST, REMOTE, 6, [...tcpSeg(40000, 443, 0x10), ...new Array<number>(1900).fill(7)]);
+    f[0] = 1; f[1] = 4; f[4] = segment & 255; f[5] = segment >> 8; f[6] = 54; f[8] = 16;
+    return f;
+  };
+  r.send(0, gso(1220));
+  assert.equal(r.ports[1].take().length, 1);
+  r.send(0, gso(1400));
+  assert.equal(r.ports[1].take().length, 0);
+  assert.equal(r.ports[0].take().length, 1);
+  assert.equal(r.drops()['ip6-too-big'], 2);
+  // A domain with IPv6 carries at least 1280 bytes.
+  cfg.domains.wan.mtu = 1000;
+  assert.throws(() => parseRouterConfig(cfg, 'router', PATH), /components\[1\]\.config\.domains\.wan\.mtu: .*1280/);
+});

@@ -233,7 +233,8 @@ export function parseRouterConfig(raw: unknown, componentName: string, source: C
       forward,
       routes,
       // 68: the smallest MTU every IPv4 host must accept (RFC 791); 65535: the largest IPv4 packet.
-      mtu: c.int(d.raw.mtu, at('domains', d.name, 'mtu'), 68, 65535, DEFAULTS.mtu),
+      // An IPv6 link carries at least 1280 bytes (RFC 8200 5).
+      mtu: c.int(d.raw.mtu, at('domains', d.name, 'mtu'), d.v6 === undefined ? 68 : 1280, 65535, DEFAULTS.mtu),
       mssClamp: c.bool(d.raw['mss-clamp'], at('domains', d.name, 'mss-clamp'), false),
       ...(d.v6 === undefined ? {} : { ipv6: finishIpv6Domain(d.v6, mac) }),
     });

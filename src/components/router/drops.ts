@@ -24,7 +24,7 @@ export const DROP_REASONS = [
   'ip6-routing-type-0', 'ip6-frag-reserved', 'ip6-frag-bad-length', 'ip6-frag-incomplete-chain',
   'ip6-bad-source', 'ip6-spoofed-source', 'ip6-multicast', 'ip6-fragment',
   'icmp6-truncated', 'icmp6-bad-checksum', 'icmp6-unsupported-type',
-  'nd-invalid', 'nd-not-for-us', 'nd-address-conflict', 'nd-no-ra', 'ip6-link-local', 'nd-cache-full', 'nd-unresolved',
+  'nd-invalid', 'nd-not-for-us', 'nd-address-conflict', 'nd-no-ra', 'ip6-link-local', 'nd-cache-full', 'nd-unresolved', 'ip6-too-big',
   // L4
   'tcp-truncated', 'tcp-bad-offset', 'tcp-bad-checksum',
   'udp-truncated', 'udp-bad-length', 'udp-bad-checksum',

@@ -8,7 +8,8 @@
 // IPv6 or absent, the default, `limits` per source /64), `reject` answered
 // with a TCP RST or ICMPv6 administratively prohibited, hop limit, the
 // neighbor cache (neighbors6.ts: NS to the solicited-node group), and the
-// ICMPv6 errors the router sends (no route, admin prohibited, time exceeded),
+// ICMPv6 errors the router sends (no route, admin prohibited, time exceeded,
+// packet too big: larger than the egress domain's `mtu`; never fragmented),
 // rate-limited by one token bucket and never about an ICMPv6 error. ICMPv6
 // errors about a tracked connection (packet too big, unreachable, time
 // exceeded) pass to the other side. Nothing is allocated per packet; the
@@ -27,7 +28,7 @@ import {
 } from '../../net/ipv6.ts';
 import { TCP_ACK_FLAG, TCP_FIN, TCP_RST, TCP_SYN } from '../../net/tcp.ts';
 import {
-  VNET_CSUM_OFFSET, VNET_CSUM_START, VNET_F_DATA_VALID, VNET_F_NEEDS_CSUM, VNET_GSO_TCPV6, VNET_GSO_UDP, VNET_HDR_LEN,
+  VNET_CSUM_OFFSET, VNET_CSUM_START, VNET_F_DATA_VALID, VNET_F_NEEDS_CSUM, VNET_GSO_SIZE, VNET_GSO_TCPV6, VNET_GSO_UDP, VNET_HDR_LEN,
 } from '../../net/vnet.ts';
 import type { RouterConfig } from './config.ts';
 import type { Ipv6DomainConfig } from './config6.ts';
@@ -227,6 +228,17 @@ export class Forward6 {
     if (b[IP6 + IP6_HOP_LIMIT] <= 1) {
       this.#error(p, n, ICMP6_TIME_EXCEEDED, 0, 0);
       return this.#drop('ttl-exceeded');
+    }
+    // IPv6 routers never fragment (RFC 8200 5): larger than the egress MTU -> packet too big with the MTU.
+    // A GSO super-frame passes when each of its segments (headers + gso_size) fits.
+    if (c !== undefined) {
+      const mtu = this.#link.mtu[out];
+      const gso = b[1] & 0x7f;
+      const seg = gso === 0 ? n : p.l4 - IP6 + (p.proto === NH_TCP ? (b[p.l4 + 12] >>> 4) << 2 : 8) + getU16le(b, VNET_GSO_SIZE);
+      if (seg > mtu) {
+        this.#error(p, n, ICMP6_PACKET_TOO_BIG, 0, mtu);
+        return this.#drop('ip6-too-big');
+      }
     }
     const v6 = this.#v6[out] as Ipv6DomainConfig;
     const dstOff = IP6 + IP6_DST;
