@@ -376,3 +376,30 @@ test('packet too big: larger than the egress mtu gets ICMPv6 packet too big with
   cfg.domains.wan.mtu = 1000;
   assert.throws(() => parseRouterConfig(cfg, 'router', PATH), /components\[1\]\.config\.domains\.wan\.mtu: .*1280/);
 });
+
+test('blocklist: IPv6 entries drop their sources on arrival (new, tracked, to the router), expire, and show in status', () => {
+  const cfg = structuredClone(CONFIG) as { domains: Record<string, Record<string, unknown>> };
+  cfg.domains.wan.blocklist = ['2001:db8:77::/48', { prefix: '2001:db8:66::5', 'for-s': 10 }, '203.0.113.7'];
+  cfg.domains.wan.icmp = [{ to: 'lan' }];
+  const r = rig(cfg);
+  r.neighbors();
+  // A lan connection to a blocked prefix: the replies from it are dropped as blocklisted.
+  r.send(0, frame(HOST_MAC, r.macOf(0), HOST, REMOTE, 58, echo(9, 1)));
+  assert.equal(r.ports[1].take().length, 1);
+  r.send(1, frame(GW_MAC, r.macOf(1), REMOTE, HOST, 58, echo(9, 1, 129)));
+  r.send(1, frame(GW_MAC, r.macOf(1), REMOTE, '2001:db8:ff::1', 58, echo(9, 1)));
+  r.send(1, frame(GW_MAC, r.macOf(1), '2001:db8:66::5', HOST, 58, echo(9, 2)));
+  assert.equal(r.ports[0].take().length, 0);
+  assert.equal(r.ports[1].take().length, 0);
+  assert.equal(r.drops().blocklisted, 3);
+  // The for-s entry expires.
+  r.clock.t += 11_000;
+  r.router.flush();
+  r.send(1, frame(GW_MAC, r.macOf(1), '2001:db8:66::5', HOST, 58, echo(9, 3)));
+  assert.equal(r.drops().blocklisted, 3);
+  const pol = (r.router.status() as { policy: { domains: { domain: string; blocklist: { prefix: string; active: boolean }[] }[] } }).policy;
+  assert.deepEqual(pol.domains.find((d) => d.domain === 'wan')!.blocklist.map((b) => [b.prefix, b.active]),
+    [['203.0.113.7/32', true], ['2001:db8:77::/48', true], ['2001:db8:66::5/128', false]]);
+  assert.throws(() => parseRouterConfig({ domains: { lan: { address: '198.18.0.1/24', blocklist: ['2001:db8::1/32'] } } }, 'router', PATH),
+    /domains\.lan\.blocklist\[0\]: expected a network address with the host bits zero/);
+});

@@ -92,6 +92,11 @@ export class Forward6 {
     this.#drops.drop(this.#drops.id[r]);
   }
 
+  /** The policy in force. */
+  policy(): Policy {
+    return this.#policy();
+  }
+
   /** The domain the address at buf[off] is routed to, or -1. */
   route(buf: Uint8Array, off: number): number {
     const order = this.#byPrefix;

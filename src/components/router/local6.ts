@@ -151,6 +151,8 @@ export class Local6 {
     if (v6.gateway === null && !unspecSrc && !isLinkLocalIpv6(b, IP6 + IP6_SRC) && !inPrefix6(b, IP6 + IP6_SRC, v6.network, v6.prefix)) {
       return this.#drop('ip6-spoofed-source');
     }
+    // The blocklist's IPv6 entries: on arrival, tracked connections and the router itself included.
+    if (this.#fwd.policy().blocked6(p.dom, b, IP6 + IP6_SRC, now)) return this.#drop('blocklisted');
     const w = walkIpv6(b, IP6, n, this.#chain);
     if (w < 0) return this.#drop(IP6_ERROR_NAMES[w] as DropReason);
     const dstOff = IP6 + IP6_DST;

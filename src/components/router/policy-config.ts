@@ -76,6 +76,8 @@ export interface NatSpec {
 export interface BlockEntry {
   readonly network: number;
   readonly prefix: number;
+  /** An IPv6 entry's network (16 bytes; `network` is then 0 and `prefix` its length), in `blocklist6`. */
+  readonly network6?: Uint8Array;
   /** Wall-clock expiry (ms since the epoch, as Date.now()); undefined: see forMs, or never. */
   readonly untilMs: number | undefined;
   /** Expiry relative to when the config is applied (ms); undefined: see untilMs, or never. */
@@ -118,6 +120,8 @@ export interface DomainPolicy {
   readonly forwards: readonly PortForward[];
   readonly nat: NatSpec | null;
   readonly blocklist: readonly BlockEntry[];
+  /** The blocklist's IPv6 entries. */
+  readonly blocklist6: readonly BlockEntry[];
   readonly limits: LimitsSpec;
   readonly dhcp: DhcpSpec | null;
 }
@@ -333,7 +337,7 @@ function parseForwards(c: Reader, self: DomainInfo, all: readonly DomainInfo[], 
 function parseBlocklist(c: Reader, self: DomainInfo, raw: unknown): BlockEntry[] {
   const lp = [...self.path, 'blocklist'];
   const out: BlockEntry[] = [];
-  c.list(raw, lp, '[203.0.113.7, 198.51.100.0/24, { prefix: 192.0.2.0/24, for-s: 600 }]').forEach((e: unknown, i: number) => {
+  c.list(raw, lp, '[203.0.113.7, 198.51.100.0/24, 2001:db8:bad::/48, { prefix: 192.0.2.0/24, for-s: 600 }]').forEach((e: unknown, i: number) => {
     const ep = [...lp, i];
     let prefixRaw: unknown = e;
     let untilMs: number | undefined;
@@ -351,8 +355,16 @@ function parseBlocklist(c: Reader, self: DomainInfo, raw: unknown): BlockEntry[]
         untilMs = t;
       }
     }
+    if (typeof prefixRaw === 'string' && prefixRaw.includes(':')) {
+      const { net6, prefix6 } = parsePrefix6(c, prefixRaw, pp);
+      const text = formatIpv6Cidr({ addr: net6, prefix: prefix6 });
+      const dup6 = out.find((o) => o.network6 !== undefined && o.prefix === prefix6 && ipv6Equals(o.network6, 0, net6, 0));
+      if (dup6 !== undefined) c.fail(pp, `expected each prefix once; ${text} is listed at ${dup6.path} already`);
+      out.push({ network: 0, prefix: prefix6, network6: net6, untilMs, forMs, path: fmtPath(ep), text });
+      return;
+    }
     const { net, prefix } = parsePrefix(c, prefixRaw, pp);
-    const dup = out.find((o) => o.network === net && o.prefix === prefix);
+    const dup = out.find((o) => o.network6 === undefined && o.network === net && o.prefix === prefix);
     if (dup !== undefined) c.fail(pp, `expected each prefix once; ${cidrText(net, prefix)} is listed at ${dup.path} already`);
     out.push({ network: net, prefix, untilMs, forMs, path: fmtPath(ep), text: cidrText(net, prefix) });
   });
@@ -420,7 +432,7 @@ function parseDhcp(c: Reader, self: DomainInfo, raw: unknown): DhcpSpec {
 export function parsePolicies(c: Reader, domains: readonly DomainInfo[], natPorts: PortRange): DomainPolicy[] {
   const rulesOf: PolicyRule[][] = [];
   const natFrom: { from: Set<number>; explicit: Set<number>; portsPerSource: number }[] = [];
-  const out: { defaultAction: RuleAction; forwards: PortForward[]; blocklist: BlockEntry[]; limits: LimitsSpec; dhcp: DhcpSpec | null }[] = [];
+  const out: { defaultAction: RuleAction; forwards: PortForward[]; blocklist: BlockEntry[]; blocklist6: BlockEntry[]; limits: LimitsSpec; dhcp: DhcpSpec | null }[] = [];
   const rangeSize = natPorts.last - natPorts.first + 1;
 
   for (const d of domains) {
@@ -462,10 +474,12 @@ export function parsePolicies(c: Reader, domains: readonly DomainInfo[], natPort
     }
     natFrom.push(nat);
 
+    const blocks = raw.blocklist === undefined ? [] : parseBlocklist(c, d, raw.blocklist);
     out.push({
       defaultAction,
       forwards,
-      blocklist: raw.blocklist === undefined ? [] : parseBlocklist(c, d, raw.blocklist),
+      blocklist: blocks.filter((e) => e.network6 === undefined),
+      blocklist6: blocks.filter((e) => e.network6 !== undefined),
       limits: raw.limits === undefined ? { newPerSource: 0, newPerSourceBurst: 1, newTotal: 0, newTotalBurst: 1 } : parseLimits(c, d, raw.limits),
       dhcp: raw['dhcp-server'] === undefined ? null : parseDhcp(c, d, raw['dhcp-server']),
     });

@@ -16,6 +16,7 @@
 // Whether an accepted connection is masqueraded is the target domain's `nat`.
 import { IPPROTO_TCP, IPPROTO_UDP } from '../../net/ipv4.ts';
 import { Blocklist } from './blocklist.ts';
+import { Blocklist6 } from './blocklist6.ts';
 import type { RouterConfig } from './config.ts';
 import type { PolicyRule, PortForward, RuleAction } from './policy-config.ts';
 import { TokenBuckets } from './rate-limit.ts';
@@ -93,6 +94,7 @@ export class Policy {
   readonly fwdHost: Int32Array;
   readonly fwdPort: Uint16Array;
   readonly blocklists: readonly (Blocklist | undefined)[];
+  readonly blocklists6: readonly (Blocklist6 | undefined)[];
   readonly #perSource: readonly (TokenBuckets | undefined)[];
   readonly #total: readonly (TokenBuckets | undefined)[];
 
@@ -260,6 +262,11 @@ export class Policy {
       }
       return b;
     });
+    this.blocklists6 = cfg.domains.map((d) => d.policy.blocklist6.length === 0 ? undefined : new Blocklist6(d.policy.blocklist6.map((e) => ({
+      network: e.network6 as Uint8Array,
+      prefix: e.prefix,
+      expires: e.forMs !== undefined ? now + e.forMs : e.untilMs !== undefined ? now + (e.untilMs - wallNow) : Infinity,
+    }))));
     this.#perSource = cfg.domains.map((d) => {
       const l = d.policy.limits;
       return l.newPerSource > 0 ? new TokenBuckets(l.newPerSource, l.newPerSourceBurst, RATE_BUCKETS) : undefined;
@@ -378,6 +385,12 @@ export class Policy {
   blocked(dom: number, src: number, now: number): boolean {
     const b = this.blocklists[dom];
     return b !== undefined && b.has(src, now);
+  }
+
+  /** Is the IPv6 source at buf[off] blocked on dom at now (the blocklist's IPv6 entries)? */
+  blocked6(dom: number, buf: Uint8Array, off: number, now: number): boolean {
+    const b = this.blocklists6[dom];
+    return b !== undefined && b.has(buf, off, now);
   }
 
   /** May src open one more connection from dom at now (rate limits)? Takes a token when it may. */

@@ -179,11 +179,15 @@ function policyStatus(cfg: RouterConfig, p: Policy, now: number): Record<string,
         rules,
         forwards: d.policy.forwards.map((f) => ({ proto: f.proto, port: f.port, to: f.toName, host: `${formatIpv4(f.host)}:${f.hostPort}` })),
         nat: d.policy.nat === null ? null : { from: d.policy.nat.fromNames, portsPerSource: d.policy.nat.portsPerSource },
-        blocklist: bl === undefined ? [] : bl.entries().map((e) => ({
+        blocklist: [...(bl === undefined ? [] : bl.entries()).map((e) => ({
           prefix: `${formatIpv4(e.network)}/${e.prefix}`,
           expiresInS: e.expires === Infinity ? null : Math.max(0, Math.round((e.expires - now) / 1000)),
           active: e.expires > now,
-        })),
+        })), ...(p.blocklists6[d.index]?.entries ?? []).map((e) => ({
+          prefix: `${formatIpv6(e.network)}/${e.prefix}`,
+          expiresInS: e.expires === Infinity ? null : Math.max(0, Math.round((e.expires - now) / 1000)),
+          active: e.expires > now,
+        }))],
         limits: d.policy.limits,
       };
     }),
