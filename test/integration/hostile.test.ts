@@ -27,7 +27,8 @@ const NAME = uniqueLabName();
 let lab: LabInfo | undefined;
 
 /** Everything the router counts as the fate of a frame it read. */
-const OUTCOMES = /^(drop\.[a-z0-9-]+|forwarded|frag\.held|arp\.queued|arp\.learned|arp\.refreshed|arp\.reply-sent|icmp\.echo-reply-sent|dhcp\.[a-z]+)$/;
+// IPv6 (microgate labs have it on): forwarded6, waiting for a neighbor, ND consumed or answered, echo answered.
+const OUTCOMES = /^(drop\.[a-z0-9-]+|forwarded|frag\.held|forwarded6|arp\.queued|arp\.learned|arp\.refreshed|arp\.reply-sent|icmp\.echo-reply-sent|dhcp\.[a-z]+|nd6\.queued|nd6\.(ns|na|rs)-received|icmp6\.echo-reply-sent)$/;
 
 interface Report { name: string; counters: Record<string, number>; status: Record<string, unknown> }
 

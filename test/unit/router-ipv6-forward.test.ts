@@ -79,7 +79,7 @@ function rig(config: Record<string, unknown> = CONFIG) {
       for (const [k, v] of Object.entries(counters.snapshot())) if (k.startsWith('drop.')) out[k.slice(5)] = v;
       return out;
     },
-    /** The host announces itself (NS to the router: learned), and the wan gateway answers the router's NS. */
+    /** The host announces itself (NS to the router: learned); a packet waits while the router resolves the wan gateway, which answers. */
     neighbors(): void {
       const own = ip6('2001:db8:0:1::1');
       r.send(0, frame(HOST_MAC, [0x33, 0x33, 0xff, 0, 0, 1], HOST, formatIpv6(solicitedNode(own)), 58,
@@ -95,7 +95,13 @@ function rig(config: Record<string, unknown> = CONFIG) {
       r.send(1, frame(GW_MAC, macOf(1), 'fe80::fe', formatIpv6(cfg.domains[1].ipv6!.address), 58,
         [136, 0, 0, 0, 0x60, 0, 0, 0, ...ip6('fe80::fe'), 2, 1, ...GW_MAC], 255));
       assert.equal(counters.get('nd6.learned'), 2);
-      assert.deepEqual(r.drops(), { 'nd-unresolved': 1 });
+      // The echo waited in the pending pool and leaves now, to the gateway's MAC.
+      const [released] = r.ports[1].take();
+      assert.ok(released, 'the queued packet is released');
+      assert.deepEqual([...released.subarray(12, 18)], GW_MAC);
+      assert.equal(released[26 + 7], 63);
+      assert.equal(counters.get('nd6.released'), 1);
+      assert.deepEqual(r.drops(), {});
     },
   };
   return r;
@@ -162,7 +168,7 @@ test('ping -6 lan -> wan: NS for the gateway, then forwarded with hop limit - 1;
   r.send(1, frame(GW_MAC, r.macOf(1), REMOTE, HOST, 58, echo(7, 2), 50));
   assert.equal(r.ports[0].take().length, 0);
   assert.equal(r.drops()['no-rule'], 1);
-  // Two: the first echo (id 1) opened its connection before it waited on the neighbor (and was dropped).
+  // Two: the echo with id 1 of neighbors() and this one.
   assert.equal(r.counters.get('conntrack6.new'), 2);
   const st = r.router.status() as { conntrack6?: { count: number; byProto: Record<string, Record<string, number>> } };
   assert.deepEqual(st.conntrack6, { count: 2, max: 16384, byProto: { icmp6: { new: 1, replied: 1 } } });
@@ -184,7 +190,7 @@ test('TCP: a rule without dst covers IPv6; the handshake tracks; non-SYN new is 
   r.send(0, frame(HOST_MAC, r.macOf(0), HOST, REMOTE, 6, tcpSeg(40002, 22, 0x02)));
   r.send(0, frame(HOST_MAC, r.macOf(0), HOST, REMOTE, 6, tcpSeg(40003, 8080, 0x02)));
   assert.equal(r.ports[1].take().length, 0);
-  assert.deepEqual(r.drops(), { 'nd-unresolved': 1, 'tcp-new-not-syn': 1, 'no-rule': 2 });
+  assert.deepEqual(r.drops(), { 'tcp-new-not-syn': 1, 'no-rule': 2 });
 });
 
 test('reject: TCP gets an IPv6 RST, UDP an ICMPv6 administratively prohibited, both from the tried/router address', () => {
@@ -319,7 +325,7 @@ test('limits count an IPv6 source per /64: a host cannot escape its limit by cha
   assert.equal(r.drops()['rate-limited'], 4);
 });
 
-test('neighbor resolution: retries at retry-ms, failed after max-tries, resolved again on the next packet', () => {
+test('neighbor resolution: retries at retry-ms, failed after max-tries (waiting packets dropped), resolved again on the next packet; the queue is bounded', () => {
   const r = rig();
   r.send(0, frame(HOST_MAC, r.macOf(0), HOST, REMOTE, 58, echo(1, 1)));
   assert.equal(r.ports[1].take().length, 1, 'first NS');
@@ -330,11 +336,19 @@ test('neighbor resolution: retries at retry-ms, failed after max-tries, resolved
   }
   assert.equal(r.ports[1].take().length, 2, 'two more NSs (max-tries 3), then none');
   const nb = (): unknown => (r.router.status() as { neighbors: { domain: string; ip: string; state: string }[] }).neighbors.find((n) => n.ip === 'fe80::fe');
-  assert.deepEqual(nb(), { domain: 'wan', ip: 'fe80::fe', mac: null, state: 'failed', expiresInS: null });
+  assert.deepEqual(nb(), { domain: 'wan', ip: 'fe80::fe', mac: null, state: 'failed', expiresInS: null, queued: 0 });
+  assert.equal(r.drops()['nd-unresolved'], 1, 'the packet that waited is dropped when resolution fails');
   r.send(0, frame(HOST_MAC, r.macOf(0), HOST, REMOTE, 58, echo(1, 2)));
   assert.equal(r.ports[1].take().length, 1, 'resolving again');
-  assert.equal(r.drops()['nd-unresolved'], 2);
+  assert.deepEqual(nb(), { domain: 'wan', ip: 'fe80::fe', mac: null, state: 'resolving', expiresInS: null, queued: 1 });
   assert.equal(r.counters.get('nd6.ns-sent'), 4);
+  // arp.max-pending (32) packets wait per neighbor; more are dropped.
+  for (let i = 0; i < 40; i++) r.send(0, frame(HOST_MAC, r.macOf(0), HOST, REMOTE, 58, echo(1, 3 + i)));
+  assert.equal(r.drops()['arp-pending-full'], 9);
+  assert.deepEqual(nb(), { domain: 'wan', ip: 'fe80::fe', mac: null, state: 'resolving', expiresInS: null, queued: 32 });
+  // A session reset drops them (and frees the pool).
+  r.router.resetDomain(1);
+  assert.equal(r.drops()['nd-unresolved'], 1 + 32);
 });
 
 test('packet too big: larger than the egress mtu gets ICMPv6 packet too big with the MTU, never fragmented; GSO by segment size', () => {

@@ -7,13 +7,15 @@
 // IPv4 state machine), the policy for a new connection (rules whose dst is
 // IPv6 or absent, the default, `limits` per source /64), `reject` answered
 // with a TCP RST or ICMPv6 administratively prohibited, hop limit, the
-// neighbor cache (neighbors6.ts: NS to the solicited-node group), and the
+// neighbor cache (neighbors6.ts: NS to the solicited-node group; packets
+// wait in the link's pending pool while it resolves), and the
 // ICMPv6 errors the router sends (no route, admin prohibited, time exceeded,
 // packet too big: larger than the egress domain's `mtu`; never fragmented),
 // rate-limited by one token bucket and never about an ICMPv6 error. ICMPv6
 // errors about a tracked connection (packet too big, unreachable, time
 // exceeded) pass to the other side. Nothing is allocated per packet; the
 // hop limit is not in any checksum, so forwarding changes no checksum.
+import { Buffer } from 'node:buffer';
 import type { Counters } from '../../runtime/counters.ts';
 import { inPrefix6, ipv6Equals, isLinkLocalIpv6, isMulticastIpv6, solicitedNode } from '../../net/addr6.ts';
 import { getU16, getU16le, setU16, setU32 } from '../../net/bytes.ts';
@@ -42,7 +44,7 @@ import { TokenBuckets } from './rate-limit.ts';
 import { connTimeout, initialState, track } from './tracking.ts';
 
 export const COUNTERS_FWD6 = [
-  'forwarded6', 'conntrack6.new', 'conntrack6.expired', 'nd6.ns-sent', 'nd6.learned', 'icmp6.error-sent', 'icmp6.error-forwarded',
+  'forwarded6', 'nd6.queued', 'nd6.released', 'conntrack6.new', 'conntrack6.expired', 'nd6.ns-sent', 'nd6.learned', 'icmp6.error-sent', 'icmp6.error-forwarded',
   'icmp6.error-rate-limited', 'tcp6.reset-sent',
 ] as const;
 
@@ -51,6 +53,7 @@ export const ICMP6_ERRORS_PER_S = 100;
 export const ICMP6_ERRORS_BURST = 200;
 
 const IP6 = L3;
+const copyBytes = Buffer.prototype.copy;
 const BARE_SYN_MASK = TCP_SYN | TCP_ACK_FLAG | TCP_RST | TCP_FIN;
 
 export class Forward6 {
@@ -268,7 +271,7 @@ export class Forward6 {
         nb.pending++;
         this.#sendNs(out, hopBuf, hopOff);
       }
-      return this.#drop('nd-unresolved');
+      return this.#queue(p, n, out, nb, i, c, dir);
     }
     if (st === NB_REACHABLE && nb.expires[i] <= this.now) { // refresh: keep using the MAC while asking
       nb.state[i] = NB_STALE;
@@ -283,6 +286,60 @@ export class Forward6 {
     for (let m = 0; m < 6; m++) b[e + m] = nb.mac[i * 6 + m];
     writeMacBytes(b, e + 6, this.#link.macs[out]);
     if (this.#link.send(out, b, 0, L3 + n)) this.#counters.add(this.#c.forwarded6);
+  }
+
+  /**
+   * Park the packet (finished but for the destination MAC) in the link's
+   * pending pool until neighbor slot i of domain out resolves, within
+   * arp.max-pending per neighbor and the pool's size.
+   */
+  #queue(p: Packet, n: number, out: number, nb: NeighborCache, i: number, c: Conn6 | undefined, dir: number): void {
+    const q = nb.queue[i] ?? (nb.queue[i] = []);
+    const ql = nb.queueLen[i] ?? (nb.queueLen[i] = []);
+    if (q.length >= this.cfg.arp.maxPending) return this.#drop('arp-pending-full');
+    const pool = this.#link.pool;
+    const id = pool.alloc();
+    if (id < 0) return this.#drop('arp-pool-exhausted');
+    const b = p.buf;
+    if (c !== undefined) track(c, dir, p.tcpFlags, this.now, this.cfg.conntrack);
+    b[IP6 + IP6_HOP_LIMIT]--;
+    writeMacBytes(b, VNET_HDR_LEN + 6, this.#link.macs[out]);
+    const len = L3 + n;
+    copyBytes.call(b, pool.buf(id), 0, 0, len);
+    q.push(id);
+    ql.push(len);
+    this.#counters.add(this.#c['nd6.queued']);
+  }
+
+  /** Neighbor slot i of dom resolved: send what waited on it. */
+  #release(dom: number, nb: NeighborCache, i: number): void {
+    const q = nb.queue[i];
+    const ql = nb.queueLen[i];
+    if (q === undefined || ql === undefined || q.length === 0) return;
+    const pool = this.#link.pool;
+    for (let k = 0; k < q.length; k++) {
+      const pb = pool.buf(q[k]);
+      for (let m = 0; m < 6; m++) pb[VNET_HDR_LEN + m] = nb.mac[i * 6 + m];
+      if (this.#link.send(dom, pb, 0, ql[k])) {
+        this.#counters.add(this.#c['nd6.released']);
+        this.#counters.add(this.#c.forwarded6);
+      }
+      pool.free(q[k]);
+    }
+    q.length = 0;
+    ql.length = 0;
+  }
+
+  /** Drop what waited on neighbor slot i (it never answered, or the session was reset). */
+  #dropQueue(nb: NeighborCache, i: number): void {
+    const q = nb.queue[i];
+    if (q === undefined) return;
+    for (let k = 0; k < q.length; k++) {
+      this.#link.pool.free(q[k]);
+      this.#drop('nd-unresolved');
+    }
+    q.length = 0;
+    (nb.queueLen[i] as number[]).length = 0;
   }
 
   /** An ICMPv6 error in transit: passed to the other side when the packet it quotes belongs to a tracked connection. */
@@ -430,6 +487,7 @@ export class Forward6 {
     if (i < 0) return;
     nb.learn(i, mac, mOff, this.now, this.cfg.arp.timeoutMs);
     this.#counters.add(this.#c['nd6.learned']);
+    this.#release(dom, nb, i);
   }
 
   /** Timers: neighbor retries and failures, the connection sweep (the caller calls it once a second for the sweep). */
@@ -442,6 +500,7 @@ export class Forward6 {
         const st = nb.state[i];
         if (nb.tries[i] === 0 || (st !== NB_RESOLVING && st !== NB_STALE) || nb.nextTry[i] > now) continue;
         if (nb.tries[i] >= this.cfg.arp.maxTries) {
+          if (st === NB_RESOLVING) this.#dropQueue(nb, i);
           nb.state[i] = NB_FAILED;
           nb.tries[i] = 0;
           nb.pending = Math.max(0, nb.pending - 1);
@@ -491,6 +550,8 @@ export class Forward6 {
 
   /** The domain's session was reset: forget its neighbors. */
   reset(dom: number): void {
-    this.neighbors[dom].clear();
+    const nb = this.neighbors[dom];
+    for (let i = 0; i < nb.size; i++) if (nb.queued(i) > 0) this.#dropQueue(nb, i);
+    nb.clear();
   }
 }

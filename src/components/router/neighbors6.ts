@@ -5,7 +5,9 @@
 // timeout), stale (the MAC still used while a refresh NS is out) or failed
 // (no answer after max-tries: unusable until resolved again). Entries are
 // never removed one by one; when the table is full, failed and expired ones
-// are dropped by rebuilding it (rare, bounded work).
+// are dropped by rebuilding it (rare, bounded work). Packets waiting for a
+// resolving neighbor are queued per entry in the link's pending pool (the
+// buffers ARP uses, with the same arp.max-pending bound).
 import { getI32 } from '../../net/bytes.ts';
 
 export const NB_EMPTY = 0;
@@ -24,6 +26,9 @@ export class NeighborCache {
   readonly expires: Float64Array;
   readonly nextTry: Float64Array;
   readonly tries: Uint8Array;
+  /** Per slot: pool ids (link.pool) of the packets waiting for this neighbor and their lengths (arrays made on first use, reused). */
+  readonly queue: (number[] | undefined)[];
+  readonly queueLen: (number[] | undefined)[];
   #count = 0;
   /** Entries resolving or stale with a refresh out (the timer scans only when > 0). */
   pending = 0;
@@ -39,6 +44,13 @@ export class NeighborCache {
     this.expires = new Float64Array(size);
     this.nextTry = new Float64Array(size);
     this.tries = new Uint8Array(size);
+    this.queue = new Array<number[] | undefined>(size).fill(undefined);
+    this.queueLen = new Array<number[] | undefined>(size).fill(undefined);
+  }
+
+  /** Packets waiting on slot i. */
+  queued(i: number): number {
+    return this.queue[i]?.length ?? 0;
   }
 
   get count(): number {
@@ -88,13 +100,19 @@ export class NeighborCache {
   /** Rebuild without failed and long-expired entries; returns the count after. */
   #compact(now: number): number {
     const keep: number[] = [];
+    const queues: (number[] | undefined)[] = [];
+    const lens: (number[] | undefined)[] = [];
     for (let i = 0; i < this.size; i++) {
       const st = this.state[i];
       if (st === NB_EMPTY || st === NB_FAILED || (st === NB_STALE && this.expires[i] <= now)) continue;
       keep.push(i, this.keys[i * 4], this.keys[i * 4 + 1], this.keys[i * 4 + 2], this.keys[i * 4 + 3], st, this.expires[i], this.nextTry[i], this.tries[i],
         this.mac[i * 6], this.mac[i * 6 + 1], this.mac[i * 6 + 2], this.mac[i * 6 + 3], this.mac[i * 6 + 4], this.mac[i * 6 + 5]);
+      queues.push(this.queue[i]);
+      lens.push(this.queueLen[i]);
     }
     this.state.fill(NB_EMPTY);
+    this.queue.fill(undefined);
+    this.queueLen.fill(undefined);
     this.#count = 0;
     this.pending = 0;
     for (let r = 0; r < keep.length; r += 15) {
@@ -106,6 +124,8 @@ export class NeighborCache {
       this.nextTry[i] = keep[r + 7];
       this.tries[i] = keep[r + 8];
       for (let m = 0; m < 6; m++) this.mac[i * 6 + m] = keep[r + 9 + m];
+      this.queue[i] = queues[r / 15];
+      this.queueLen[i] = lens[r / 15];
       if (this.state[i] === NB_RESOLVING || this.tries[i] > 0) this.pending++;
       this.#count++;
     }
@@ -121,8 +141,10 @@ export class NeighborCache {
     this.expires[i] = now + timeoutMs;
   }
 
-  /** Forget everything (the domain's session was reset). */
+  /** Forget everything (the domain's session was reset); the caller freed the queued packets. */
   clear(): void {
+    for (const q of this.queue) if (q !== undefined) q.length = 0;
+    for (const q of this.queueLen) if (q !== undefined) q.length = 0;
     this.state.fill(NB_EMPTY);
     this.#count = 0;
     this.pending = 0;

@@ -53,6 +53,7 @@ function ipv6Status(s: StatusSource): Record<string, unknown> {
         mac: st === 2 || st === 3 ? formatMac(nb.mac, k * 6) : null,
         state: NB_STATE_NAMES[st],
         expiresInS: st === 2 || st === 3 ? Math.round((nb.expires[k] - now) / 1000) : null,
+        queued: nb.queued(k),
       });
     }
   });
