@@ -417,3 +417,14 @@ test('blocklist: IPv6 entries drop their sources on arrival (new, tracked, to th
   assert.throws(() => parseRouterConfig({ domains: { lan: { address: '198.18.0.1/24', blocklist: ['2001:db8::1/32'] } } }, 'router', PATH),
     /domains\.lan\.blocklist\[0\]: expected a network address with the host bits zero/);
 });
+
+test('conntrack.per-source counts an IPv6 source per /64: other interface identifiers do not get more connections', () => {
+  const cfg = structuredClone(CONFIG) as Record<string, unknown>;
+  cfg.conntrack = { 'per-source': 3 };
+  const r = rig(cfg);
+  r.neighbors(); // one connection (the echo) from 2001:db8:0:1::a
+  for (let i = 0; i < 4; i++) r.send(0, frame(HOST_MAC, r.macOf(0), `2001:db8:0:1::${(0x100 + i).toString(16)}`, REMOTE, 17, udpDgram(6000 + i, 53)));
+  assert.equal(r.ports[1].take().length, 2);
+  assert.equal(r.drops()['conntrack-source-limit'], 2);
+  assert.equal((r.router.status() as { conntrack6: { count: number } }).conntrack6.count, 3);
+});

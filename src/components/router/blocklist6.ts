@@ -4,17 +4,15 @@
 // address's four int32 words, probed longest length first (one probe run per
 // distinct length, at most 129). Entries come from the config only.
 import { getI32 } from '../../net/bytes.ts';
+import { khash4 } from '../../net/keyed-hash.ts';
 
 function mask32(bits: number): number {
   return bits <= 0 ? 0 : bits >= 32 ? -1 : (-1 << (32 - bits));
 }
 
+/** Keyed (src/net/keyed-hash.ts), like the IPv4 blocklist's: lookups are of sources packets choose. */
 function hash(w0: number, w1: number, w2: number, w3: number, len: number): number {
-  let h = Math.imul(w0 ^ len ^ 0x9e3779b9, 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13) ^ w1, 0xc2b2ae35);
-  h = Math.imul(h ^ (h >>> 16) ^ w2, 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13) ^ w3, 0xc2b2ae35);
-  return (h ^ (h >>> 16)) >>> 0;
+  return khash4(w0 ^ len, w1, w2, w3);
 }
 
 class Table6 {

@@ -6,8 +6,16 @@
 // direction (proto, outDom, dst, dport, src, sport): no NAT66, so the reply
 // key is the original one mirrored. Addresses are four int32 words each, read
 // from the packet without allocation. ICMPv6 echo: both "ports" are the id.
+//
+// Packets fill this table, so (as for IPv4, issue 13 finding 6) its hash is
+// keyed (HalfSipHash of src/net/keyed-hash.ts: each address hashed keyed,
+// then the two with ports, protocol and domain), a key lives at most
+// `maxProbe` slots from its home, and one source /64 holds at most
+// `perSource` connections per ingress domain.
 import { getI32 } from '../../net/bytes.ts';
-import { Conn } from './conntrack.ts';
+import { khash2, khash4 } from '../../net/keyed-hash.ts';
+import { KeyedCounts } from '../../net/keyed-counts.ts';
+import { Conn, CT_LINKED, CT_REFUSED_PROBE, CT_REFUSED_SOURCE } from './conntrack.ts';
 
 export class Conn6 extends Conn {
   /** Original source and destination, as four big-endian int32 words each. */
@@ -15,32 +23,33 @@ export class Conn6 extends Conn {
   readonly dst6 = new Int32Array(4);
 }
 
-function mix(h: number, v: number): number {
-  h = Math.imul(h ^ v, 0x85ebca6b);
-  return h ^ (h >>> 13);
-}
-
-/** Hash of a key whose addresses are words a0..a3 (source) and b0..b3 (destination). */
+/** Keyed hash of a key whose addresses are words a0..a3 (source) and b0..b3 (destination). */
 function hash6(proto: number, dom: number, a0: number, a1: number, a2: number, a3: number, sport: number,
   b0: number, b1: number, b2: number, b3: number, dport: number): number {
-  let h = mix(0x9e3779b9, (proto << 8) | dom);
-  h = mix(h, a0); h = mix(h, a1); h = mix(h, a2); h = mix(h, a3);
-  h = mix(h, b0); h = mix(h, b1); h = mix(h, b2); h = mix(h, b3);
-  h = mix(h, (sport << 16) | dport);
-  h = Math.imul(h ^ (h >>> 16), 0xc2b2ae35);
-  return (h ^ (h >>> 16)) >>> 0;
+  return khash4(khash4(a0, a1, a2, a3), khash4(b0, b1, b2, b3), (sport << 16) | dport, (proto << 8) | dom);
+}
+
+/** The per-source key: the source's /64 (a host picks freely inside its /64). */
+function source64(w0: number, w1: number): number {
+  return khash2(w0, w1) | 0;
 }
 
 export class ConnTable6 {
   readonly max: number;
+  readonly maxProbe: number;
+  readonly perSource: number;
+  readonly #bySource: KeyedCounts | undefined;
   #conns: Conn6[] = [];
   #free: Conn6[] = [];
   readonly #index: Int32Array;
   readonly #mask: number;
   #count = 0;
 
-  constructor(max: number) {
+  constructor(max: number, maxProbe = 64, perSource = 0) {
     this.max = max;
+    this.maxProbe = maxProbe;
+    this.perSource = perSource;
+    this.#bySource = perSource > 0 ? new KeyedCounts(max, maxProbe) : undefined;
     let size = 16;
     while (size < max * 4) size *= 2; // two keys per connection, load <= 1/2
     this.#index = new Int32Array(size);
@@ -66,7 +75,7 @@ export class ConnTable6 {
     const idx = this.#index;
     const mask = this.#mask;
     let i = hash6(proto, dom, a0, a1, a2, a3, sport, b0, b1, b2, b3, dport) & mask;
-    for (;;) {
+    for (let probe = 0; probe < this.maxProbe; probe++) {
       const v = idx[i];
       if (v === 0) return -1;
       const ref = v - 1;
@@ -82,6 +91,12 @@ export class ConnTable6 {
       }
       i = (i + 1) & mask;
     }
+    return -1;
+  }
+
+  /** Does the source /64 at buf[srcOff] hold perSource connections from dom already? */
+  sourceFull(dom: number, buf: Uint8Array, srcOff: number): boolean {
+    return this.#bySource !== undefined && this.#bySource.get(source64(getI32(buf, srcOff), getI32(buf, srcOff + 4)), dom) >= this.perSource;
   }
 
   conn(slot: number): Conn6 {
@@ -104,23 +119,51 @@ export class ConnTable6 {
     return c;
   }
 
-  /** Make a filled-in Conn6 findable by both keys (the caller checked neither exists). */
-  link(c: Conn6): void {
+  /**
+   * Make a filled-in Conn6 findable by both keys (the caller checked neither
+   * exists): CT_LINKED, or CT_REFUSED_SOURCE / CT_REFUSED_PROBE (then it is
+   * not in the table: abandon() it).
+   */
+  link(c: Conn6): number {
     const s = c.src6;
     const d = c.dst6;
+    const src = source64(s[0], s[1]);
+    const bySource = this.#bySource;
+    if (bySource !== undefined && bySource.get(src, c.inDom) >= this.perSource) return CT_REFUSED_SOURCE;
     c.h0 = hash6(c.proto, c.inDom, s[0], s[1], s[2], s[3], c.oSport, d[0], d[1], d[2], d[3], c.oDport);
     c.h1 = hash6(c.proto, c.outDom, d[0], d[1], d[2], d[3], c.oDport, s[0], s[1], s[2], s[3], c.oSport);
-    this.#place(c.slot * 2, c.h0);
-    this.#place(c.slot * 2 + 1, c.h1);
+    if (!this.#place(c.slot * 2, c.h0)) return CT_REFUSED_PROBE;
+    if (!this.#place(c.slot * 2 + 1, c.h1)) {
+      this.#unplace(c.slot * 2, c.h0);
+      return CT_REFUSED_PROBE;
+    }
+    if (bySource !== undefined && bySource.inc(src, c.inDom) < 0) {
+      this.#unplace(c.slot * 2, c.h0);
+      this.#unplace(c.slot * 2 + 1, c.h1);
+      return CT_REFUSED_PROBE;
+    }
     c.live = true;
     this.#count++;
+    return CT_LINKED;
   }
 
-  #place(ref: number, h: number): void {
+  /** Give back an acquired Conn6 that was not linked. */
+  abandon(c: Conn6): void {
+    if (!c.live) this.#free.push(c);
+  }
+
+  /** Place ref within maxProbe of its home slot; false when there is no free slot there. */
+  #place(ref: number, h: number): boolean {
     const idx = this.#index;
     let i = h & this.#mask;
-    while (idx[i] !== 0) i = (i + 1) & this.#mask;
-    idx[i] = ref + 1;
+    for (let p = 0; p < this.maxProbe; p++) {
+      if (idx[i] === 0) {
+        idx[i] = ref + 1;
+        return true;
+      }
+      i = (i + 1) & this.#mask;
+    }
+    return false;
   }
 
   #unplace(ref: number, h: number): void {
@@ -158,6 +201,7 @@ export class ConnTable6 {
     c.live = false;
     this.#count--;
     this.#free.push(c);
+    if (this.#bySource !== undefined) this.#bySource.dec(source64(c.src6[0], c.src6[1]), c.inDom);
   }
 
   /** Remove every connection expired at now; returns how many. */

@@ -34,6 +34,7 @@ import {
 } from '../../net/vnet.ts';
 import type { RouterConfig } from './config.ts';
 import type { Ipv6DomainConfig } from './config6.ts';
+import { CT_LINKED } from './conntrack.ts';
 import { ConnTable6, type Conn6 } from './conntrack6.ts';
 import type { DropReason, Drops } from './drops.ts';
 import type { Link } from './link.ts';
@@ -83,7 +84,7 @@ export class Forward6 {
     const c = {} as Record<typeof COUNTERS_FWD6[number], number>;
     for (const k of COUNTERS_FWD6) c[k] = counters.define(k);
     this.#c = c;
-    this.ct = new ConnTable6(cfg.conntrack.max);
+    this.ct = new ConnTable6(cfg.conntrack.max, cfg.conntrack.maxProbe, cfg.conntrack.perSource);
     this.neighbors = cfg.domains.map(() => new NeighborCache());
     this.#v6 = cfg.domains.map((d) => d.ipv6);
     this.#byPrefix = Int32Array.from(cfg.domains.map((d, i) => ({ i, p: d.ipv6?.prefix ?? -1 })).filter((x) => x.p >= 0)
@@ -206,6 +207,7 @@ export class Forward6 {
       this.#error(p, n, ICMP6_TIME_EXCEEDED, 0, 0);
       return this.#drop('ttl-exceeded');
     }
+    if (ct.sourceFull(dom, b, IP6 + IP6_SRC)) return this.#drop('conntrack-source-limit');
     let c = ct.acquire();
     if (c === undefined) {
       this.#counters.add(this.#c['conntrack6.expired'], ct.sweep(this.now));
@@ -225,7 +227,10 @@ export class Forward6 {
     c.nat = false;
     c.created = this.now;
     c.expires = this.now + connTimeout(c, this.cfg.conntrack);
-    ct.link(c);
+    if (ct.link(c) !== CT_LINKED) { // only the probe bound is left to refuse it (sourceFull above)
+      ct.abandon(c);
+      return this.#drop('conntrack-probe-limit');
+    }
     this.#counters.add(this.#c['conntrack6.new']);
     this.#send(p, n, out, c, 0);
   }

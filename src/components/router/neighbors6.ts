@@ -9,6 +9,7 @@
 // resolving neighbor are queued per entry in the link's pending pool (the
 // buffers ARP uses, with the same arp.max-pending bound).
 import { getI32 } from '../../net/bytes.ts';
+import { khash4 } from '../../net/keyed-hash.ts';
 
 export const NB_EMPTY = 0;
 export const NB_RESOLVING = 1;
@@ -57,12 +58,9 @@ export class NeighborCache {
     return this.#count;
   }
 
+  /** Keyed (HalfSipHash, src/net/keyed-hash.ts): hosts on the link choose the addresses learned. */
   #home(w0: number, w1: number, w2: number, w3: number): number {
-    let h = Math.imul(w0 ^ 0x9e3779b9, 0x85ebca6b);
-    h = Math.imul(h ^ (h >>> 13) ^ w1, 0xc2b2ae35);
-    h = Math.imul(h ^ (h >>> 16) ^ w2, 0x85ebca6b);
-    h = Math.imul(h ^ (h >>> 13) ^ w3, 0xc2b2ae35);
-    return (h ^ (h >>> 16)) & (this.size - 1);
+    return khash4(w0, w1, w2, w3) & (this.size - 1);
   }
 
   /** The slot of the address at buf[off..off+16], or -1. */
