@@ -191,6 +191,26 @@ async function configureHost(h: HostPlan): Promise<void> {
   for (const [prefix, via] of h.routes6 ?? []) await ip(['-6', 'route', 'add', prefix, 'via', via, 'dev', h.ifname], h.netns);
 }
 
+/**
+ * A caller's own router section decides which hosts have IPv6: the host of a
+ * domain without `address6` (the lan host: without `ra`, its SLAAC source)
+ * stays IPv4-only, and the lab does not wait for an address it cannot get.
+ */
+function ipv6OfRouter(plan: LabPlan, router: RouterSection): void {
+  const domains = (router.domains ?? {}) as Record<string, Record<string, unknown> | undefined>;
+  for (const h of ['wan', 'lan', 'dmz'] as const) {
+    const d = domains[h];
+    if (d?.address6 === undefined || (h === 'lan' && d.ra === undefined)) {
+      plan.hosts[h].ip6 = undefined;
+      plan.hosts[h].routes6 = undefined;
+    }
+  }
+  if (Object.values(plan.hosts).every((h) => h.ip6 === undefined)) {
+    plan.gatewayAddresses6 = undefined;
+    plan.subnets6 = undefined;
+  }
+}
+
 /** The global IPv6 address a host configured from router advertisements (SLAAC), once it has one (DAD done). */
 async function waitForSlaac(h: HostPlan, timeoutMs: number): Promise<string> {
   const deadline = Date.now() + timeoutMs;
@@ -250,6 +270,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
   try {
     // A uid range of its own, allocated (uid-alloc.ts): no other lab, user or process has any of it.
     plan = await makePlan(name, kind, allocateLabUids(name));
+    if (opts.router !== undefined) ipv6OfRouter(plan, opts.router);
     if (opts.remoteSite !== undefined) plan.remote = remoteSitePlan(plan, opts.remoteSite);
     if (opts.fileGateway) plan.fileGateway = fileGatewayPlan(plan);
   } catch (e) {
