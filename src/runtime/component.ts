@@ -5,7 +5,7 @@ import type { Counters } from './counters.ts';
 import type { Entrypoint } from './entrypoint.ts';
 import type { SessionEnd } from '../session/types.ts';
 import type { Tracer } from '../trace/tracer.ts';
-import { ConfigFileError as ConfigError, parsePath, Reader, type Path } from '../config/reader.ts';
+import { ConfigFileError, parsePath, Reader, type Path } from '../config/reader.ts';
 
 export interface Logger {
   info(msg: string, fields?: Record<string, unknown>): void;
@@ -64,12 +64,6 @@ export interface Component {
 
 export type ComponentFactory = (env: ComponentEnv) => Component;
 
-/**
- * Thrown by a factory or validator when its config section is invalid: the one
- * config error class (src/config/reader.ts), under the name the router still
- * imports. New code imports ConfigFileError from src/config/reader.ts.
- */
-export { ConfigError };
 
 /**
  * The config reader (src/config/reader.ts) for a component's section, which

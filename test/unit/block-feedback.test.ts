@@ -1,11 +1,11 @@
 // Block feedback: the monitor's `block` / `block-exempt` config (every mistake
-// a ConfigError naming its path), the matcher init holds EVE records against,
+// a ConfigFileError naming its path), the matcher init holds EVE records against,
 // init's BlockFeedback (exempt, refresh, refusals), the router's `block`
 // command arguments and its run-time blocklist with expiry, kept across a
 // reload, never taking the router's own addresses.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigFileError as ConfigError } from '../../src/config/reader.ts';
+import { ConfigFileError as ConfigFileError } from '../../src/config/reader.ts';
 import { BlockFeedback, type BlockRequest } from '../../src/init/block-feedback.ts';
 import { monitorBlockMatcher, parseMonitorConfig, validateMonitorConfig } from '../../src/components/monitor/config.ts';
 import { parseBlockCommand } from '../../src/components/router/block-command.ts';
@@ -16,15 +16,15 @@ import { arpReply, echo, ipFrame, rig, tcp, type Rig } from './fixtures/router-r
 
 const SRC = { file: 'gateway.yaml', path: 'components[4].config' };
 
-function errorOf(raw: unknown, validate = false): ConfigError {
+function errorOf(raw: unknown, validate = false): ConfigFileError {
   try {
     if (validate) validateMonitorConfig(raw, SRC.file, SRC.path);
     else parseMonitorConfig(raw, SRC);
   } catch (e) {
-    assert.ok(e instanceof ConfigError, String(e));
+    assert.ok(e instanceof ConfigFileError, String(e));
     return e;
   }
-  assert.fail('expected a ConfigError');
+  assert.fail('expected a ConfigFileError');
 }
 
 // ---- config ------------------------------------------------------------------------

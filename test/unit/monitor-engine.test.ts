@@ -22,7 +22,7 @@ import { addrMatch4, DEFAULT_ADDRESS_VARS, DEFAULT_PORT_VARS, parseAddr, parsePo
 import { parseMonitorConfig } from '../../src/components/monitor/config.ts';
 import { Mirror, parseMirrorConfig } from '../../src/components/router/mirror.ts';
 import { Counters } from '../../src/runtime/counters.ts';
-import { ConfigFileError as ConfigError } from '../../src/config/reader.ts';
+import { ConfigFileError } from '../../src/config/reader.ts';
 
 const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const IDS = join(REPO, 'test', 'fixtures', 'ids');
@@ -269,7 +269,7 @@ test('pcap reader: a truncated file yields the packets before the damage and an 
 
 test('monitor config errors name the path', () => {
   assert.throws(() => parseMonitorConfig({ flow: { max: 1 } }, { file: 'g.yaml', path: 'components[4].config' }),
-    (e: unknown) => e instanceof ConfigError && e.path === 'components[4].config.flow.max' && /integer from 16/.test(e.expected));
+    (e: unknown) => e instanceof ConfigFileError && e.path === 'components[4].config.flow.max' && /integer from 16/.test(e.expected));
   assert.throws(() => parseMonitorConfig({ eve: { types: ['alerts'] } }, { file: 'g.yaml', path: 'c' }), /expected one of alert, anomaly/);
   assert.throws(() => parseMonitorConfig({ 'rule-files': ['relative.rules'] }, { file: 'g.yaml', path: 'c' }), /absolute path/);
 });

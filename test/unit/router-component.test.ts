@@ -2,7 +2,8 @@
 // transport: the same rings as shm): what index.ts adds to the logic.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigError, type ComponentEnv } from '../../src/runtime/component.ts';
+import { type ComponentEnv } from '../../src/runtime/component.ts';
+import { ConfigFileError } from '../../src/config/reader.ts';
 import { Counters } from '../../src/runtime/counters.ts';
 import type { Entrypoint, Pollable } from '../../src/runtime/entrypoint.ts';
 import create from '../../src/components/router/index.ts';
@@ -127,10 +128,10 @@ test('router component: ARP, NAT out through resolution, reply back, over local 
   assert.equal(s.pollables.length, 0, 'stop() removes the pollables');
 });
 
-test('router component: a domain without its session is a ConfigError naming the domain', () => {
+test('router component: a domain without its session is a ConfigFileError naming the domain', () => {
   const s = setup(['lan']);
   assert.throws(() => create(s.env), (e: unknown) => {
-    assert.ok(e instanceof ConfigError);
+    assert.ok(e instanceof ConfigFileError);
     assert.equal(e.path, 'components[1].config.domains.wan');
     assert.match(e.message, /session named "wan"/);
     return true;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigError } from '../../src/runtime/component.ts';
+import { ConfigFileError } from '../../src/config/reader.ts';
 import { DEFAULTS, deriveMac, parseRouterConfig } from '../../src/components/router/config.ts';
 import { formatMac } from '../../src/net/addr.ts';
 
@@ -12,14 +12,14 @@ const GOOD = {
   },
 };
 
-function errorOf(config: unknown): ConfigError {
+function errorOf(config: unknown): ConfigFileError {
   try {
     parseRouterConfig(config, 'router', SRC);
   } catch (e) {
-    assert.ok(e instanceof ConfigError, String(e));
+    assert.ok(e instanceof ConfigFileError, String(e));
     return e;
   }
-  assert.fail('expected a ConfigError');
+  assert.fail('expected a ConfigFileError');
 }
 
 test('a minimal config gets the documented defaults', () => {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { Counters } from '../../src/runtime/counters.ts';
 import { parseRouterConfig } from '../../src/components/router/config.ts';
 import { Router, type EgressPort } from '../../src/components/router/router.ts';
-import { ConfigError } from '../../src/runtime/component.ts';
+import { ConfigFileError } from '../../src/config/reader.ts';
 import { formatIpv6, linkLocalFromMac, parseIpv6, solicitedNode } from '../../src/net/addr6.ts';
 import { icmp6ChecksumOk, icmp6SetChecksum } from '../../src/net/icmpv6.ts';
 
@@ -134,7 +134,7 @@ test('config: address6, gateway6 and ra parsed; link-local from the MAC', () => 
 test('config: every IPv6 mistake names its path', () => {
   const bad = (domains: Record<string, unknown>, path: string, expected: RegExp): void => {
     assert.throws(() => parseRouterConfig({ domains }, 'router', PATH), (e: unknown) => {
-      assert.ok(e instanceof ConfigError, String(e));
+      assert.ok(e instanceof ConfigFileError, String(e));
       assert.match(e.message, new RegExp(`^gw\\.yaml: ${path.replace(/[.[\]]/g, '\\$&')}: `));
       assert.match(e.message, expected);
       return true;

@@ -4,7 +4,7 @@
 // quotas, the drop log and reconfiguration, driven with crafted frames.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigError } from '../../src/runtime/component.ts';
+import { ConfigFileError } from '../../src/config/reader.ts';
 import { parseRouterConfig } from '../../src/components/router/config.ts';
 import { Blocklist } from '../../src/components/router/blocklist.ts';
 import { TokenBuckets } from '../../src/components/router/rate-limit.ts';
@@ -37,14 +37,14 @@ function withDomain(name: 'lan' | 'dmz' | 'wan', extra: Record<string, unknown>,
   return { ...base, domains: { ...base.domains, [name]: { ...base.domains[name], ...extra } } };
 }
 
-function errorOf(config: unknown): ConfigError {
+function errorOf(config: unknown): ConfigFileError {
   try {
     parseRouterConfig(config, 'router', SRC);
   } catch (e) {
-    assert.ok(e instanceof ConfigError, String(e));
+    assert.ok(e instanceof ConfigFileError, String(e));
     return e;
   }
-  assert.fail('expected a ConfigError');
+  assert.fail('expected a ConfigFileError');
 }
 
 // ---- config --------------------------------------------------------------------

@@ -1,6 +1,6 @@
 // The router's config section: validated once, with defaults stated here and
 // in README.md, into a plain immutable object the router runs on. Every
-// mistake is a ConfigError naming the exact path and what was expected.
+// mistake is a ConfigFileError naming the exact path and what was expected.
 import { parseMirrorConfig, type MirrorConfig } from './mirror.ts';
 import { parseRoutes, type StaticRoute } from './routes.ts';
 import {

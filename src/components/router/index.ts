@@ -4,7 +4,8 @@
 // sink's buffer into private memory (it decides only on that copy) and the
 // result into a slot of the egress source; after the batch every egress that
 // got packets is flushed once. A timer drives ARP retries and expiry.
-import { ConfigError, type Component, type ComponentEnv } from '../../runtime/component.ts';
+import { type Component, type ComponentEnv } from '../../runtime/component.ts';
+import { ConfigFileError } from '../../config/reader.ts';
 import type { Pollable } from '../../runtime/entrypoint.ts';
 import { sinkPollable } from '../../session/pollable.ts';
 import type { SessionEnd } from '../../session/types.ts';
@@ -20,7 +21,7 @@ export default function create(env: ComponentEnv): Component {
     const end = env.sessions.get(d.name);
     if (end === undefined) {
       const base = env.configSource.path;
-      throw new ConfigError(env.configSource.file, `${base === '' ? '' : `${base}.`}domains.${d.name}`,
+      throw new ConfigFileError(env.configSource.file, `${base === '' ? '' : `${base}.`}domains.${d.name}`,
         `expected a Nic session named "${d.name}" connected to component "${env.name}" (granted: ${[...env.sessions.keys()].join(', ') || 'none'})`);
     }
     return end;
@@ -33,7 +34,7 @@ export default function create(env: ComponentEnv): Component {
   const mirrorEnd = cfg.mirror === undefined ? undefined : env.sessions.get(MIRROR_PORT);
   if (cfg.mirror !== undefined && mirrorEnd === undefined) {
     const base = env.configSource.path;
-    throw new ConfigError(env.configSource.file, `${base === '' ? '' : `${base}.`}mirror`,
+    throw new ConfigFileError(env.configSource.file, `${base === '' ? '' : `${base}.`}mirror`,
       `expected a Nic session named "${MIRROR_PORT}" connected to component "${env.name}" (granted: ${[...env.sessions.keys()].join(', ') || 'none'})`);
   }
   const mirror = cfg.mirror === undefined || mirrorEnd === undefined ? undefined

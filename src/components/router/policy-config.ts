@@ -2,7 +2,7 @@
 // protocol, port forwards, NAT, blocklist, rate limits and the DHCP server.
 // Parsed and cross-checked here into plain objects; policy.ts compiles them
 // into the typed arrays the hot path scans. Every mistake, including rules
-// that contradict each other or can never match, is a ConfigError naming the
+// that contradict each other or can never match, is a ConfigFileError naming the
 // exact path.
 import {
   formatIpv4, formatMac, inPrefix, parseIpv4, parseIpv4Cidr, parseMac, prefixesOverlap, prefixMask,
