@@ -95,7 +95,9 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     const initFdsStart = countFds(initPid);
     const initRssStart = rssOf(initPid);
 
-    const deadline = t0 + opts.minutes * 60_000;
+    // The traffic phase lasts `minutes` from here: the lab's start (longer since labs wait for
+    // the lan host's SLAAC address) does not eat into it.
+    const deadline = Date.now() + opts.minutes * 60_000;
     let lastKill = Date.now();
     while (Date.now() < deadline) {
       result.rounds++;
