@@ -14,6 +14,8 @@ import { join, resolve } from 'node:path';
 import { Document, visit } from 'yaml';
 import type { LabPlan, RouterSection } from './lab-plan.ts';
 import { labRouterConfig } from './lab-policy.ts';
+import { parseRouterConfig } from '../components/router/config.ts';
+import { formatIpv4 } from '../net/addr.ts';
 
 /** The router section as YAML: block mappings down to each domain's keys, each rule on one line. */
 function routerYaml(router: RouterSection): string {
@@ -74,11 +76,14 @@ export interface LabMonitorOptions {
 }
 
 /** The monitor's config section in a lab: HOME_NET is the lab's own subnets. */
-export function labMonitorConfig(plan: LabPlan, domains: string[], m: LabMonitorOptions): Record<string, unknown> {
+export function labMonitorConfig(plan: LabPlan, domains: string[], m: LabMonitorOptions,
+  arpStatic: Record<string, string> = {}): Record<string, unknown> {
   // The protected side: every subnet but the untrusted wan (EXTERNAL_NET is the rest).
   const nets = Object.entries(plan.subnets as Record<string, string>).filter(([k]) => k !== 'wan').map(([, v]) => v);
   return {
     domains,
+    // The router's own bindings are known: any other MAC claiming them is poisoning.
+    ...(Object.keys(arpStatic).length > 0 ? { detectors: { 'arp-spoof': { static: arpStatic } } } : {}),
     'eve-log': join(plan.stateDir, 'eve.json'),
     vars: { HOME_NET: `[${nets.join(',')}]` },
     ...(m.ruleFiles !== undefined && m.ruleFiles.length > 0 ? { 'rule-files': m.ruleFiles } : {}),
@@ -113,7 +118,7 @@ export function labGatewayConfig(plan: LabPlan, opts: MicrogateLabOptions = {}, 
     monitorComponent = `  - name: monitor
     type: monitor
     isolation: ${iso}${extraBlock}
-    config: ${JSON.stringify(labMonitorConfig(plan, domains, opts.monitor))}
+    config: ${JSON.stringify(labMonitorConfig(plan, domains, opts.monitor, routerArpBindings(router)))}
 `;
     monitorSession = `  - { between: [router.mirror, monitor.mirror], transport: ${t}${slots} }
 `;
@@ -215,4 +220,12 @@ export async function stopMicrogate(plan: LabPlan, initPid: number): Promise<voi
   const deadline = Date.now() + 5000;
   while (alive(initPid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   if (alive(initPid)) process.kill(initPid, 'SIGKILL');
+}
+
+/** The router's IPv4 address -> MAC in each domain (as the router derives them), for the monitor's static ARP bindings. */
+export function routerArpBindings(router: RouterSection): Record<string, string> {
+  const cfg = parseRouterConfig(router, 'router', { file: '(lab router section)', path: '' });
+  const out: Record<string, string> = {};
+  for (const d of cfg.domains) out[formatIpv4(d.address)] = [...d.mac].map((x) => x.toString(16).padStart(2, '0')).join(':');
+  return out;
 }

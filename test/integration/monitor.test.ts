@@ -1,6 +1,6 @@
 // The monitor on a real lab: the router mirrors every domain to it; real
 // attack tools run from the wan host (nmap, hping3, scapy) and the lan host
-// (arping); each raises its alert, while ordinary traffic (ping, iperf3,
+// (arping, scapy: ARP poisoning); each raises its alert, while ordinary traffic (ping, iperf3,
 // curl) raises none. One lab for the whole file.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -27,11 +27,11 @@ async function sids(): Promise<number[]> {
   return (await eve()).filter((e) => e.event_type === 'alert').map((e) => e.alert?.signature_id ?? 0);
 }
 
-/** Wait (bounded) until every sid in `want` has alerted. */
-async function waitFor(want: number[], ms = 5000): Promise<number[]> {
+/** Wait (bounded) until every sid in `want` has alerted (since the first `skip` alerts). */
+async function waitFor(want: number[], ms = 5000, skip = 0): Promise<number[]> {
   const deadline = Date.now() + ms;
   for (;;) {
-    const got = await sids();
+    const got = (await sids()).slice(skip);
     if (want.every((s) => got.includes(s)) || Date.now() > deadline) return got;
     await new Promise((r) => setTimeout(r, 200));
   }
@@ -81,6 +81,20 @@ test('hping3 SYN flood with random sources raises the SYN flood alert', { skip }
   assert.ok(got.includes(8000041), JSON.stringify([...new Set(got)]));
 });
 
+test('a SYN flood spread over many destinations from random sources (hping3 --rand-dest --rand-source) raises the spread-flood alert', { skip }, async () => {
+  // The wan host has no route beyond its link: give it one through the gateway for the flood's destinations.
+  const before = (await sids()).length;
+  await nsExec(lab.hosts.wan.netns, 'ip', ['route', 'replace', '198.18.0.0/16', 'via', ROUTER_WAN], { timeoutMs: 5000 });
+  try {
+    await nsExec(lab.hosts.wan.netns, 'timeout', ['1', 'hping3', '-S', '-p', '++1', '--flood', '--rand-source', '--rand-dest',
+      '-I', `mg${NAME}w`, '198.18.x.x'], { timeoutMs: 10000 });
+  } finally {
+    await nsExec(lab.hosts.wan.netns, 'ip', ['route', 'del', '198.18.0.0/16'], { timeoutMs: 5000 });
+  }
+  const got = await waitFor([8000043], 5000, before);
+  assert.ok(got.includes(8000043), JSON.stringify([...new Set(got)]));
+});
+
 test('land attack, overlapping fragments and ping of death (scapy) raise their alerts', { skip }, async () => {
   const script = `
 from scapy.all import IP, TCP, Raw, send, conf
@@ -102,6 +116,21 @@ test('arping claiming the gateway\'s address from the lan raises the ARP spoofin
   assert.ok(r.code === 0 || r.code === 1, r.stderr); // no answers expected to an unsolicited claim
   const got = await waitFor([8000042]);
   assert.ok(got.includes(8000042), JSON.stringify([...new Set(got)]));
+});
+
+test('ARP poisoning from the lan: one MAC claims the gateway\'s address and a host\'s (scapy), no earlier binding needed', { skip }, async () => {
+  const script = `
+from scapy.all import Ether, ARP, sendp, conf
+conf.verb = 0
+M = '02:ee:00:00:00:66'
+for ip, to in (('198.18.0.1', '198.18.0.2'), ('198.18.0.77', '198.18.0.1')):
+    sendp(Ether(src=M, dst='ff:ff:ff:ff:ff:ff')/ARP(op=2, hwsrc=M, psrc=ip, pdst=to), iface='mg${NAME}l')
+`;
+  const before = (await sids()).length;
+  const r = await nsExec(lab.hosts.lan.netns, '/usr/bin/python3', ['-c', script], { timeoutMs: 30000 });
+  assert.equal(r.code, 0, r.stderr);
+  const got = await waitFor([8000042, 8000046], 5000, before);
+  for (const sid of [8000042, 8000046]) assert.ok(got.includes(sid), `sid ${sid} in ${JSON.stringify([...new Set(got)])}`);
 });
 
 test('init appends the EVE records to the lab\'s eve.json; the router counts mirrored frames', { skip }, async () => {

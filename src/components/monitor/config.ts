@@ -4,7 +4,10 @@
 // them when it starts the component (prepareMonitorConfig) and hands their
 // text over in the config under `rule-texts` / `classification-text`.
 import { readFileSync } from 'node:fs';
-import { got, parsePath, type Obj, type Path } from '../../config/reader.ts';
+import { got, parsePath, type Obj, type Path, type Reader } from '../../config/reader.ts';
+import { parseIpv4, parseMac } from '../../net/addr.ts';
+import { ARP_DEFAULTS, type ArpConfig } from './arp-watch.ts';
+import { FLOOD_DEFAULTS, type FloodConfig, type FloodLimits } from './floods.ts';
 import { SectionReader } from '../../runtime/component.ts';
 import { DEFRAG_DEFAULTS, type DefragLimits } from './defrag.ts';
 import { DETECTOR_DEFAULTS, type DetectorConfig } from './detectors.ts';
@@ -106,10 +109,10 @@ export function parseMonitorConfig(raw: unknown, source: { file: string; path: s
     maxSegments: c.int(sr['max-segments'], at('stream', 'max-segments'), 1, 65536, STREAM_DEFAULTS.maxSegments),
     memcap: c.int(sr.memcap, at('stream', 'memcap'), 1 << 20, 1 << 30, STREAM_DEFAULTS.memcap),
   };
-  const dt = c.optObj(root.detectors, at('detectors'), ['port-scan', 'syn-flood', 'arp-spoof', 'max-tracked', 'max-tracked-per-source']);
+  const dt = c.optObj(root.detectors, at('detectors'), ['port-scan', 'syn-flood', 'flood', 'arp-spoof', 'max-tracked', 'max-tracked-per-source']);
   const ps = c.optObj(dt['port-scan'], at('detectors', 'port-scan'), ['enabled', 'ports', 'seconds']);
   const sf = c.optObj(dt['syn-flood'], at('detectors', 'syn-flood'), ['enabled', 'rate', 'seconds']);
-  const as = c.optObj(dt['arp-spoof'], at('detectors', 'arp-spoof'), ['enabled', 'binding-s']);
+  const as = c.optObj(dt['arp-spoof'], at('detectors', 'arp-spoof'), ['enabled', 'binding-s', 'addresses-per-mac', 'static', 'multi-address-macs', 'gratuitous']);
   const D = DETECTOR_DEFAULTS;
   const detectors: DetectorConfig = {
     portScan: {
@@ -122,9 +125,15 @@ export function parseMonitorConfig(raw: unknown, source: { file: string; path: s
       rate: c.int(sf.rate, at('detectors', 'syn-flood', 'rate'), 1, 1e9, D.synFlood.rate),
       seconds: c.int(sf.seconds, at('detectors', 'syn-flood', 'seconds'), 1, 3600, D.synFlood.seconds),
     },
+    flood: parseFlood(c, dt.flood, at('detectors', 'flood')),
     arpSpoof: {
       enabled: c.bool(as.enabled, at('detectors', 'arp-spoof', 'enabled'), D.arpSpoof.enabled),
       bindingS: c.int(as['binding-s'], at('detectors', 'arp-spoof', 'binding-s'), 1, 86400 * 7, D.arpSpoof.bindingS),
+      addressesPerMac: c.int(as['addresses-per-mac'], at('detectors', 'arp-spoof', 'addresses-per-mac'), 0, 65536, D.arpSpoof.addressesPerMac),
+      staticBindings: parseStaticArp(c, as.static, at('detectors', 'arp-spoof', 'static')),
+      multiAddressMacs: new Set((as['multi-address-macs'] === undefined ? [] : c.strList(as['multi-address-macs'], at('detectors', 'arp-spoof', 'multi-address-macs')))
+        .map((m, i) => macText(c, m, at('detectors', 'arp-spoof', 'multi-address-macs', i)))),
+      gratuitous: parseGratuitous(c, as.gratuitous, at('detectors', 'arp-spoof', 'gratuitous')),
     },
     maxTracked: c.int(dt['max-tracked'], at('detectors', 'max-tracked'), 16, 1 << 22, D.maxTracked),
     maxTrackedPerSource: c.int(dt['max-tracked-per-source'], at('detectors', 'max-tracked-per-source'), 1, 1 << 22, D.maxTrackedPerSource),
@@ -222,4 +231,59 @@ export function prepareMonitorConfig(raw: unknown): unknown {
   const out: Obj = { ...r, 'rule-texts': files.map((f) => ({ name: f, text: readFileSync(f, 'utf8') })) };
   if (typeof r['classification-file'] === 'string') out['classification-text'] = readFileSync(r['classification-file'], 'utf8');
   return out;
+}
+
+/** A MAC address in the canonical lower-case colon form the ARP detector compares. */
+function macText(c: Reader, v: unknown, path: Path): string {
+  const m = typeof v === 'string' ? parseMac(v) : undefined;
+  if (m === undefined) c.fail(path, `expected a MAC address like 02:00:00:00:00:01${got(v)}`);
+  return [...m].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+/** detectors.arp-spoof.static: a mapping of IPv4 address -> MAC (the gateway's own bindings, say). */
+function parseStaticArp(c: Reader, v: unknown, path: Path): Map<number, string> {
+  const out = new Map<number, string>();
+  if (v === undefined) return out;
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) c.fail(path, `expected a mapping of IPv4 address to MAC address${got(v)}`);
+  const o = v as Record<string, unknown>;
+  for (const [ip, mac] of Object.entries(o)) {
+    const a = parseIpv4(ip);
+    if (a === undefined) c.fail([...path, ip], `expected an IPv4 address as the key${got(ip)}`);
+    out.set(a >>> 0, macText(c, mac, [...path, ip]));
+  }
+  return out;
+}
+
+function parseGratuitous(c: Reader, v: unknown, path: Path): ArpConfig['gratuitous'] {
+  const o = c.optObj(v, path, ['count', 'seconds']);
+  const D = ARP_DEFAULTS.gratuitous;
+  return {
+    count: c.int(o.count, [...path, 'count'], 0, 1e9, D.count),
+    seconds: c.int(o.seconds, [...path, 'seconds'], 1, 3600, D.seconds),
+  };
+}
+
+/** detectors.flood: windows, the IPv4 network prefix, and per protocol thresholds. */
+function parseFlood(c: Reader, v: unknown, path: Path): FloodConfig {
+  const o = c.optObj(v, path, ['burst-ms', 'seconds', 'network-prefix', 'tcp', 'udp', 'icmp']);
+  const D = FLOOD_DEFAULTS;
+  const limits = (k: 'tcp' | 'udp' | 'icmp'): FloodLimits => {
+    const p = [...path, k];
+    const l = c.optObj(o[k], p, ['enabled', 'burst', 'rate', 'network-burst', 'network-rate']);
+    return {
+      enabled: c.bool(l.enabled, [...p, 'enabled'], D[k].enabled),
+      burst: c.int(l.burst, [...p, 'burst'], 1, 1e9, D[k].burst),
+      rate: c.int(l.rate, [...p, 'rate'], 1, 1e9, D[k].rate),
+      networkBurst: c.int(l['network-burst'], [...p, 'network-burst'], 1, 1e9, D[k].networkBurst),
+      networkRate: c.int(l['network-rate'], [...p, 'network-rate'], 1, 1e9, D[k].networkRate),
+    };
+  };
+  return {
+    burstMs: c.int(o['burst-ms'], [...path, 'burst-ms'], 1, 10_000, D.burstMs),
+    seconds: c.int(o.seconds, [...path, 'seconds'], 1, 3600, D.seconds),
+    networkPrefix: c.int(o['network-prefix'], [...path, 'network-prefix'], 0, 32, D.networkPrefix),
+    tcp: limits('tcp'),
+    udp: limits('udp'),
+    icmp: limits('icmp'),
+  };
 }

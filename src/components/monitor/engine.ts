@@ -153,7 +153,10 @@ export class Engine {
       rebuilt = this.defrag.add(p, this.#nowMs);
     } else if (p.ipVer !== 0) {
       const f = this.flows.lookup(p, this.#nowMs);
-      if (f !== null && !f.passed) httpDone = this.#track(f, p);
+      if (f !== null && !f.passed) {
+        this.detectors.flowPacket(p, f, this.#nowMs / 1000);
+        httpDone = this.#track(f, p);
+      }
     }
     if (p.arp >= 0 && this.#types.has('arp')) this.#arpRecord(p);
     this.#detectAndLog(p, ctx);

@@ -45,6 +45,7 @@ export const DECODER_EVENTS = [
   'arp.invalid_hardware_size', 'arp.invalid_protocol_size', 'arp.unsupported_hardware', 'arp.unsupported_protocol',
   // microgate's behavioural detectors (anomaly.type "detector")
   'mg.port_scan', 'mg.syn_flood', 'mg.arp_spoof',
+  'mg.syn_flood_spread', 'mg.udp_flood', 'mg.icmp_flood', 'mg.arp_multi_claim', 'mg.arp_gratuitous_storm',
 ] as const;
 
 export type DecoderEvent = typeof DECODER_EVENTS[number];

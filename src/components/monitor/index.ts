@@ -124,7 +124,7 @@ export default function create(env: ComponentEnv): Component {
         flows: { active: engine.flows.count, ...engine.flows.counters, max: engine.flows.limits.max },
         defrag: { trackers: engine.defrag.trackers, bytes: engine.defrag.bytes, ...engine.defrag.counters },
         stream: { bytes: engine.stream.bytes, ...engine.stream.counters },
-        detectors: engine.detectors.counters,
+        detectors: { ...engine.detectors.counters, floods: engine.detectors.floods.counters, arp: engine.detectors.arp.counters },
         detect: { ...engine.detector.counters, prefilterTableBytes: engine.detector.prefilterBytes },
         eve: { seq: ring.seq, capacity: ring.capacity, overwritten: ring.overwritten },
         pcre: pcreStatus(rules.rules, false),
