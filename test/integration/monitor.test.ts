@@ -39,7 +39,7 @@ async function waitFor(want: number[], ms = 5000, skip = 0): Promise<number[]> {
 
 before(async () => {
   if (skip) return;
-  lab = await labUp({ name: NAME, microgate: { monitor: {} } });
+  lab = await labUp({ name: NAME, microgate: { monitor: { rules: 'alert udp any any -> any 9999 (msg:"once per packet"; content:"MG-ONCE"; sid:9100001; rev:1;)' } } });
   const st = await readLabState(NAME);
   assert.ok(st !== null);
   control = labControl(st);
@@ -131,6 +131,25 @@ for ip, to in (('198.18.0.1', '198.18.0.2'), ('198.18.0.77', '198.18.0.1')):
   assert.equal(r.code, 0, r.stderr);
   const got = await waitFor([8000042, 8000046], 5000, before);
   for (const sid of [8000042, 8000046]) assert.ok(got.includes(sid), `sid ${sid} in ${JSON.stringify([...new Set(got)])}`);
+});
+
+test('one alert per packet per signature: datagrams NATed lan -> wan, mirrored on both domains, alert once each', { skip }, async () => {
+  const before = (await sids()).filter((s) => s === 9100001).length;
+  const script = `
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(3):
+    s.sendto(b'MG-ONCE %d' % i, ('${lab.hosts.wan.ip}', 9999))
+`;
+  const r = await nsExec(lab.hosts.lan.netns, '/usr/bin/python3', ['-c', script], { timeoutMs: 10000 });
+  assert.equal(r.code, 0, r.stderr);
+  await waitFor([9100001], 5000, 0);
+  await new Promise((res) => setTimeout(res, 1000));
+  const n = (await sids()).filter((s) => s === 9100001).length - before;
+  assert.equal(n, 3, 'three datagrams, each copied twice by the mirror (lan as received, wan after NAT): three alerts');
+  const st = await control.get<{ components: { name: string; status?: { secondCopies?: number } }[] }>('/components');
+  const mon = st.components.find((x) => x.name === 'monitor');
+  assert.ok((mon?.status?.secondCopies ?? 0) >= 3, `the wan copies were tracked as second copies: ${JSON.stringify(mon?.status?.secondCopies)}`);
 });
 
 test('init appends the EVE records to the lab\'s eve.json; the router counts mirrored frames', { skip }, async () => {

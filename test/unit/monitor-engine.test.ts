@@ -287,7 +287,7 @@ test('router mirror: copies and tags frames, drops and counts when the monitor i
   const frame = new Uint8Array(80).fill(7);
   m.rx(0, frame, 0, 80); // lan: not mirrored
   m.rx(1, frame, 0, 80);
-  m.tx(1, frame, 0, 80);
+  m.tx(1, frame, 0, 80, -1);
   m.rx(1, frame, 0, 80); // no slot left
   assert.equal(submitted.length, 4);
   assert.equal(counters.get('mirror.copied'), 2);
@@ -317,4 +317,49 @@ test('attack: a packet built for a pathological pcre costs the engine linear wor
   assert.equal(st.linear.bytes, 1402 + 13);
   assert.equal(st.linear.work, (1402 + 13) * st.rules[0].workPerByte);
   assert.ok(ms < 2000, `backstop: ${ms.toFixed(0)} ms`);
+});
+
+test('router mirror: a forwarded frame whose ingress domain is mirrored on receive is tagged as the second copy when sent', () => {
+  const cfg = parseMirrorConfig({ domains: ['lan', 'wan'] }, ['lan', 'wan', 'dmz'], 'g.yaml', 'r.mirror');
+  assert.ok(cfg !== undefined);
+  const tags: number[] = [];
+  const buf = new Uint8Array(8 * 256);
+  let next = 0;
+  const port = { buf, slotSize: 256, alloc: () => 256 * next++, submit: (o: number) => { tags.push(buf[o + 10] | (buf[o + 11] << 8)); }, flush: () => {} };
+  const m = new Mirror(cfg, ['lan', 'wan', 'dmz'], port, new Counters());
+  const frame = new Uint8Array(80);
+  m.tx(1, frame, 0, 80, 0); // forwarded lan -> wan: lan is mirrored on receive
+  m.tx(1, frame, 0, 80, 2); // forwarded dmz -> wan: dmz is not mirrored, this is the only copy
+  m.tx(1, frame, 0, 80, -1); // the router's own frame
+  assert.deepEqual(tags, [1 | 0x8000 | 0x4000, 1 | 0x8000, 1 | 0x8000]);
+});
+
+test('one alert per packet per signature with both copies of a NATed connection mirrored; flows and rule state kept in both', () => {
+  const { e, alerts, events } = engine([
+    'alert tcp any any -> any 80 (msg:"get"; flow:established,to_server; content:"GET /evil"; flowbits:set,evil; sid:50;)',
+    'alert tcp any 80 -> any any (msg:"answer to evil"; flow:established,to_client; flowbits:isset,evil; content:"200"; sid:51;)',
+  ].join('\n'));
+  // One connection lan 10.0.0.5:4000 -> 192.0.2.80:80, NATed to 198.19.0.1:61000 on the wan.
+  const lanC = { src: '10.0.0.5', dst: '192.0.2.80' };
+  const wanC = { src: '198.19.0.1', dst: '192.0.2.80' };
+  const frames: [IpOpts, number[], boolean, number][] = [];
+  const both = (c: { src: string; dst: string }, sp: number, flags: number, seq: number, data: number[], ack: number, toServer: boolean, second: boolean, dom: number): void => {
+    const o: IpOpts = toServer ? { src: c.src, dst: c.dst, proto: 6 } : { src: c.dst, dst: c.src, proto: 6 };
+    frames.push([o, toServer ? tcp(sp, 80, flags, seq, data, ack) : tcp(80, sp, flags, seq, data, ack), second, dom]);
+  };
+  const req = text('GET /evil HTTP/1.1\r\nHost: x\r\n\r\n');
+  const resp = text('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n');
+  // Each packet: the copy as received (first), then as sent on the other domain (second copy).
+  both(lanC, 4000, 0x02, 100, [], 0, true, false, 0); both(wanC, 61000, 0x02, 100, [], 0, true, true, 1);
+  both(wanC, 61000, 0x12, 500, [], 101, false, false, 1); both(lanC, 4000, 0x12, 500, [], 101, false, true, 0);
+  both(lanC, 4000, 0x10, 101, [], 501, true, false, 0); both(wanC, 61000, 0x10, 101, [], 501, true, true, 1);
+  both(lanC, 4000, 0x18, 101, req, 501, true, false, 0); both(wanC, 61000, 0x18, 101, req, 501, true, true, 1);
+  both(wanC, 61000, 0x18, 501, resp, 101 + req.length, false, false, 1); both(lanC, 4000, 0x18, 501, resp, 101 + req.length, false, true, 0);
+  for (const [o, l4, second, dom] of frames) {
+    const f = eth(ipv4(o, l4));
+    e.process(f, 0, f.length, LINKTYPE_ETHERNET, clock, 0, 0, dom, second ? 1 : 0, second);
+  }
+  assert.deepEqual(alerts(), [50, 51], JSON.stringify(events.map((x) => [x.event_type, x.src_ip])));
+  assert.equal(e.stats.secondCopies, 5);
+  assert.equal(e.flows.count, 2); // the connection in each address space
 });

@@ -67,7 +67,7 @@ export class Engine {
   /** Counters, as Suricata's stats names them (decoder.*, detect.*, flow.*). */
   readonly stats = {
     pkts: 0, bytes: 0, invalid: 0, ipv4: 0, ipv6: 0, ethernet: 0, arp: 0, tcp: 0, udp: 0, icmpv4: 0, icmpv6: 0,
-    vlan: 0, fragments: 0, alerts: 0, anomalies: 0, events: new Map<string, number>(),
+    vlan: 0, fragments: 0, alerts: 0, anomalies: 0, secondCopies: 0, events: new Map<string, number>(),
   };
 
   constructor(opts: EngineOptions) {
@@ -92,7 +92,7 @@ export class Engine {
    * direction.
    */
   process(buf: Uint8Array, off: number, len: number, linktype: number, tsSec: number, tsUsec: number,
-    pcapCnt = 0, domain = -1, txDir = 0): void {
+    pcapCnt = 0, domain = -1, txDir = 0, secondCopy = false): void {
     const p = this.#p;
     p.reset(buf, off, len);
     p.tsSec = tsSec;
@@ -100,6 +100,7 @@ export class Engine {
     p.pcapCnt = pcapCnt;
     p.domain = domain;
     p.txDir = txDir;
+    p.secondCopy = secondCopy;
     this.#nowMs = tsSec * 1000 + tsUsec / 1000;
     // Stages chained: decode (and counting), the scan/flood detectors, then
     // defragmentation, flow, stream reassembly and rule matching.
@@ -108,7 +109,7 @@ export class Engine {
     decode(p, linktype);
     this.#count(p);
     t = tr.end(this.#pDecode, t, len);
-    this.detectors.observe(p, tsSec + tsUsec / 1e6);
+    if (!secondCopy) this.detectors.observe(p, tsSec + tsUsec / 1e6);
     t = tr.end(this.#pDetectors, t);
     this.#handle(p);
     tr.end(this.#pInspect, t);
@@ -154,7 +155,8 @@ export class Engine {
     } else if (p.ipVer !== 0) {
       const f = this.flows.lookup(p, this.#nowMs);
       if (f !== null && !f.passed) {
-        this.detectors.flowPacket(p, f, this.#nowMs / 1000);
+        if (f.pktsToServer === 0 && f.pktsToClient === 0) f.secondCopy = p.secondCopy;
+        if (!p.secondCopy) this.detectors.flowPacket(p, f, this.#nowMs / 1000);
         httpDone = this.#track(f, p);
       }
     }
@@ -177,6 +179,7 @@ export class Engine {
       q.pcapCnt = 0;
       q.domain = p.domain;
       q.txDir = p.txDir;
+      q.secondCopy = p.secondCopy;
       decode(q, (rebuilt[0] >> 4) === 6 ? LINKTYPE_IPV6 : LINKTYPE_IPV4);
       q.pseudo = true;
       q.linktype = p.linktype;
@@ -278,12 +281,19 @@ export class Engine {
 
   #detectAndLog(p: Packet, ctx: DetectContext): void {
     const matches = this.detector.inspect(p, ctx, p.tsSec + p.tsUsec / 1e6);
+    // The second copy of a forwarded packet: its matches kept the rule state
+    // (flowbits, thresholds) of its flow; the first copy raised the alerts.
+    if (p.secondCopy) {
+      this.stats.secondCopies++;
+      return;
+    }
     if (p.nEvents > 0) this.#anomalies(p);
     if (matches.length > 0) this.#alerts(p, matches);
   }
 
   #detectApp(p: Packet, ctx: DetectContext): void {
     const matches = this.detector.inspect(p, ctx, p.tsSec + p.tsUsec / 1e6);
+    if (p.secondCopy) return;
     // Only the rules that needed the application buffers are new here.
     let w = 0;
     for (const m of matches) if (m.rule.app !== '') matches[w++] = m;
@@ -347,7 +357,7 @@ export class Engine {
   #httpRecord(f: Flow, p: Packet, tx: HttpTx): void {
     if (tx.logged) return;
     tx.logged = true;
-    if (!this.#types.has('http')) return;
+    if (!this.#types.has('http') || f.secondCopy) return;
     const r = packetBase(p, 'http', this.#opts.eve);
     // HTTP records are oriented client -> server.
     if (!p.toServer) {
@@ -393,7 +403,7 @@ export class Engine {
         }
       }
     }
-    if (this.#types.has('flow')) this.#opts.emit(flowRecord(f, reason, this.#opts.eve), 'flow');
+    if (this.#types.has('flow') && !f.secondCopy) this.#opts.emit(flowRecord(f, reason, this.#opts.eve), 'flow');
   }
 
   /** End of input (offline) or shutdown: end every flow, then a stats record. */

@@ -94,6 +94,8 @@ export class Flow {
   finClient = false;
   finServer = false;
   alerted = false;
+  /** Opened by the mirror's second copy of a forwarded packet (the same connection seen after NAT): no flow or http records. */
+  secondCopy = false;
   /** Flowbits set on this flow (ids from the rule set). */
   bits: Set<number> | null = null;
   /** TCP streams, client->server [0] and server->client [1], created on first payload. */

@@ -85,7 +85,9 @@ export default function create(env: ComponentEnv): Component {
     }
     const tag = b[off + 10] | (b[off + 11] << 8);
     const now = Date.now();
-    engine.process(b, off + VNET, len - VNET, LINKTYPE_ETHERNET, Math.floor(now / 1000), (now % 1000) * 1000, 0, tag & 0x7fff, tag >>> 15);
+    // The mirror's tag: domain (bits 0..13), second copy of a forwarded frame (14), sent (15).
+    engine.process(b, off + VNET, len - VNET, LINKTYPE_ETHERNET, Math.floor(now / 1000), (now % 1000) * 1000, 0,
+      tag & 0x3fff, tag >>> 15, ((tag >>> 14) & 1) === 1);
   };
 
   return {
@@ -120,6 +122,7 @@ export default function create(env: ComponentEnv): Component {
         decoder: { packets: s.pkts, bytes: s.bytes, invalid: s.invalid, ipv4: s.ipv4, ipv6: s.ipv6, arp: s.arp, fragments: s.fragments },
         alerts: s.alerts,
         anomalies: s.anomalies,
+        secondCopies: s.secondCopies,
         events: Object.fromEntries(s.events),
         flows: { active: engine.flows.count, ...engine.flows.counters, max: engine.flows.limits.max },
         defrag: { trackers: engine.defrag.trackers, bytes: engine.defrag.bytes, ...engine.defrag.counters },

@@ -42,6 +42,8 @@ export class Packet {
   /** Mirror metadata: domain index and direction (0 rx, 1 tx), -1 offline. */
   domain = -1;
   txDir = 0;
+  /** The mirror's second copy of a forwarded packet: tracked (flows, streams, rule state), never alerted on. */
+  secondCopy = false;
   /** A datagram rebuilt from fragments (not on the wire). */
   pseudo = false;
 

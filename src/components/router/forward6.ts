@@ -290,7 +290,7 @@ export class Forward6 {
     const e = VNET_HDR_LEN;
     for (let m = 0; m < 6; m++) b[e + m] = nb.mac[i * 6 + m];
     writeMacBytes(b, e + 6, this.#link.macs[out]);
-    if (this.#link.send(out, b, 0, L3 + n)) this.#counters.add(this.#c.forwarded6);
+    if (this.#link.send(out, b, 0, L3 + n, p.dom)) this.#counters.add(this.#c.forwarded6);
   }
 
   /**

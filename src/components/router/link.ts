@@ -118,8 +118,13 @@ export class Link {
     return this.send(dom, this.own, 0, VNET_HDR_LEN + this.pad(this.own, VNET_HDR_LEN, frameLen));
   }
 
-  /** Copy src[off, off+len) (private memory) into a slot of dom and submit it; false (counted) when no slot is free. */
-  send(dom: number, src: Uint8Array, off: number, len: number): boolean {
+  /**
+   * Copy src[off, off+len) (private memory) into a slot of dom and submit it;
+   * false (counted) when no slot is free. `ingress`: the domain a forwarded
+   * frame came in on (the mirror marks its copy as the second one), -1 for
+   * the router's own frames.
+   */
+  send(dom: number, src: Uint8Array, off: number, len: number, ingress = -1): boolean {
     const port = this.#ports[dom];
     const slot = port.alloc();
     if (slot < 0) {
@@ -127,12 +132,12 @@ export class Link {
       return false;
     }
     copyBytes.call(src, port.buf, slot, off, off + len);
-    this.#submit(dom, slot, src, off, len);
+    this.#submit(dom, slot, src, off, len, ingress);
     return true;
   }
 
-  #submit(dom: number, slot: number, src: Uint8Array, off: number, len: number): void {
-    if (this.#mirror !== undefined) this.#mirror.tx(dom, src, off, len);
+  #submit(dom: number, slot: number, src: Uint8Array, off: number, len: number, ingress: number): void {
+    if (this.#mirror !== undefined) this.#mirror.tx(dom, src, off, len, ingress);
     this.#ports[dom].submit(slot, len);
     this.#dirty[dom] = 1;
     this.#counters.add(this.#txId[dom]);
@@ -190,7 +195,7 @@ export class Link {
       copyFrame(b, this.#pkt.buf32, 0, port.buf, this.#out32[out], slot, len);
       tr.end(this.#pCopy, tp, len);
       tr.chainNext(); // submit_packet starts where the copy ended
-      this.#submit(out, slot, b, 0, len);
+      this.#submit(out, slot, b, 0, len, this.#pkt.dom);
       this.#counters.add(this.#c.forwarded);
       return true;
     }
@@ -230,7 +235,7 @@ export class Link {
     copyBytes.call(src, own, VNET_HDR_LEN, VNET_HDR_LEN, L3); // Ethernet header
     for (let k = 0; k < n; k++) {
       const fl = writeIpv4Fragment(src, L3, ihl, total, mtu, k, own, L3);
-      if (!this.send(dom, own, 0, VNET_HDR_LEN + this.pad(own, VNET_HDR_LEN, ETH_HLEN + fl))) return false;
+      if (!this.send(dom, own, 0, VNET_HDR_LEN + this.pad(own, VNET_HDR_LEN, ETH_HLEN + fl), this.#pkt.dom)) return false;
       this.#counters.add(this.#c['frag.sent']);
     }
     this.#counters.add(this.#c.forwarded);

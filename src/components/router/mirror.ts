@@ -7,7 +7,11 @@
 //
 // The copy keeps its virtio_net_hdr; its num_buffers field (bytes 10..11,
 // little-endian, unused on Nic sessions) carries the domain index in bits
-// 0..14 and the direction in bit 15 (0 received, 1 sent).
+// 0..13, bit 14 "second copy" and the direction in bit 15 (0 received, 1
+// sent). A forwarded frame whose ingress domain is mirrored on receive is
+// copied twice (as received, and as sent after NAT); the sent copy carries
+// bit 14, so the monitor tracks its flow but raises no second alert for the
+// same packet (one alert per packet per signature, as Suricata on one tap).
 import { Buffer } from 'node:buffer';
 import { got } from '../../config/reader.ts';
 import type { Counters } from '../../runtime/counters.ts';
@@ -82,11 +86,12 @@ export class Mirror {
     if (this.#rx[dom] !== 0) this.#copy(dom, 0, buf, off, len);
   }
 
-  /** A frame the router submitted on domain dom. */
-  tx(dom: number, buf: Uint8Array, off: number, len: number): void {
-    if (this.#tx[dom] !== 0) this.#copy(dom, 1, buf, off, len);
+  /** A frame the router submitted on domain dom; ingress: the domain a forwarded frame came in on, -1 for the router's own. */
+  tx(dom: number, buf: Uint8Array, off: number, len: number, ingress: number): void {
+    if (this.#tx[dom] !== 0) this.#copy(dom, ingress >= 0 && this.#rx[ingress] !== 0 ? 3 : 1, buf, off, len);
   }
 
+  /** dir: 0 received, 1 sent, 3 sent and already copied when received. */
   #copy(dom: number, dir: number, buf: Uint8Array, off: number, len: number): void {
     const port = this.#port;
     if (len > port.slotSize) {
@@ -100,7 +105,7 @@ export class Mirror {
     }
     const b = port.buf;
     copyBytes.call(buf, b, slot, off, off + len);
-    const tag = dom | (dir << 15);
+    const tag = dom | ((dir & 1) << 15) | ((dir >> 1) << 14);
     b[slot + 10] = tag & 0xff;
     b[slot + 11] = tag >>> 8;
     port.submit(slot, len);
