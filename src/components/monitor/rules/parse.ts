@@ -136,6 +136,37 @@ function splitOptions(body: string): string[] {
   return out;
 }
 
+/**
+ * A value that has a quoted string must be exactly one: "..." (after an
+ * optional "!"), with every quote inside escaped. A missing ";" between two
+ * options leaves two quoted strings in one value (msg:"a" content:"b"),
+ * which Suricata rejects; so do we, instead of loading a rule that means
+ * something else.
+ */
+function checkQuotes(key: string, value: string): void {
+  const v = value.trim();
+  let first = -1;
+  let last = -1;
+  let n = 0;
+  for (let i = 0; i < v.length; i++) {
+    if (v[i] === '\\') {
+      i++;
+      continue;
+    }
+    if (v[i] === '"') {
+      if (first < 0) first = i;
+      last = i;
+      n++;
+    }
+  }
+  if (n === 0) return;
+  const lead = v.startsWith('!') ? 1 : 0;
+  const start = v.slice(lead).trimStart();
+  if (n !== 2 || !start.startsWith('"') || last !== v.length - 1) {
+    fail(`${key}: expected one quoted string${n > 2 ? ` (found ${n} unescaped quotes: a ";" missing before the next option?)` : last !== v.length - 1 ? ` (text after the closing quote: "${v.slice(last + 1, last + 31).trim()}"; a ";" missing?)` : ''}`);
+  }
+}
+
 /** Unquote "..." and resolve \" \\ \; escapes. */
 function unquote(v: string, what: string): string {
   let s = v.trim();
@@ -790,6 +821,8 @@ function parseRule(text: string, index: number, file: string, line: number, ctx:
     const colon = findColon(opt);
     const key = (colon < 0 ? opt : opt.slice(0, colon)).trim();
     const value = colon < 0 ? undefined : opt.slice(colon + 1);
+    if (/["\s]/.test(key)) fail(`"${key.slice(0, 40)}" is not a keyword (a ";" missing?)`);
+    if (value !== undefined) checkQuotes(key, value);
     applyOption(st, key, value, ctx);
   }
   if (r.sid === 0) fail('missing sid');
