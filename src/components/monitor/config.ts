@@ -13,6 +13,7 @@ import { DEFRAG_DEFAULTS, type DefragLimits } from './defrag.ts';
 import { DETECTOR_DEFAULTS, type DetectorConfig } from './detectors.ts';
 import type { EveType } from './engine.ts';
 import { FLOW_DEFAULTS, type FlowLimits } from './flow.ts';
+import { OVERLAP_POLICIES } from './overlap.ts';
 import { STREAM_DEFAULTS, type StreamLimits } from './stream.ts';
 import { blockMatcher, blockNeedsTypes, parseBlockExempt, parseBlockRules, type BlockExempt, type BlockRule } from './block.ts';
 import { builtinClassifications, parseClassifications, type ClassType } from './rules/classification.ts';
@@ -94,20 +95,22 @@ export function parseMonitorConfig(raw: unknown, source: { file: string; path: s
     establishedMs: c.int(fl['established-timeout-s'], at('flow', 'established-timeout-s'), 1, 86400, FLOW_DEFAULTS.establishedMs / 1000) * 1000,
     closedMs: c.int(fl['closed-timeout-s'], at('flow', 'closed-timeout-s'), 1, 86400, FLOW_DEFAULTS.closedMs / 1000) * 1000,
   };
-  const df = c.optObj(root.defrag, at('defrag'), ['max-trackers', 'max-trackers-per-source', 'max-bytes', 'max-fragments', 'timeout-s']);
+  const df = c.optObj(root.defrag, at('defrag'), ['max-trackers', 'max-trackers-per-source', 'max-bytes', 'max-fragments', 'timeout-s', 'policy']);
   const defrag: DefragLimits = {
     maxTrackers: c.int(df['max-trackers'], at('defrag', 'max-trackers'), 1, 1 << 20, DEFRAG_DEFAULTS.maxTrackers),
     maxTrackersPerSource: c.int(df['max-trackers-per-source'], at('defrag', 'max-trackers-per-source'), 1, 1 << 20, DEFRAG_DEFAULTS.maxTrackersPerSource),
     maxBytes: c.int(df['max-bytes'], at('defrag', 'max-bytes'), 65536, 1 << 30, DEFRAG_DEFAULTS.maxBytes),
     maxFragments: c.int(df['max-fragments'], at('defrag', 'max-fragments'), 2, 8192, DEFRAG_DEFAULTS.maxFragments),
     timeoutMs: c.int(df['timeout-s'], at('defrag', 'timeout-s'), 1, 3600, DEFRAG_DEFAULTS.timeoutMs / 1000) * 1000,
+    policy: df.policy === undefined ? DEFRAG_DEFAULTS.policy : c.oneOf(df.policy, at('defrag', 'policy'), OVERLAP_POLICIES),
   };
-  const sr = c.optObj(root.stream, at('stream'), ['depth', 'overlap', 'max-segments', 'memcap']);
+  const sr = c.optObj(root.stream, at('stream'), ['depth', 'overlap', 'max-segments', 'memcap', 'policy']);
   const stream: StreamLimits = {
     depth: c.int(sr.depth, at('stream', 'depth'), 0, 1 << 30, STREAM_DEFAULTS.depth),
     overlap: c.int(sr.overlap, at('stream', 'overlap'), 64, 1 << 20, STREAM_DEFAULTS.overlap),
     maxSegments: c.int(sr['max-segments'], at('stream', 'max-segments'), 1, 65536, STREAM_DEFAULTS.maxSegments),
     memcap: c.int(sr.memcap, at('stream', 'memcap'), 1 << 20, 1 << 30, STREAM_DEFAULTS.memcap),
+    policy: sr.policy === undefined ? STREAM_DEFAULTS.policy : c.oneOf(sr.policy, at('stream', 'policy'), OVERLAP_POLICIES),
   };
   const dt = c.optObj(root.detectors, at('detectors'), ['port-scan', 'syn-flood', 'flood', 'arp-spoof', 'max-tracked', 'max-tracked-per-source']);
   const ps = c.optObj(dt['port-scan'], at('detectors', 'port-scan'), ['enabled', 'ports', 'seconds']);

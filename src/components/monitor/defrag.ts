@@ -1,8 +1,9 @@
 // IPv4 and IPv6 defragmentation with bounded memory. Fragments are tracked
 // per (version, source, destination, id, protocol); a datagram is rebuilt
 // once its last fragment is in and no hole is left. Overlaps raise
-// ipv{4,6}.frag_overlap (teardrop) and are resolved first-wins: bytes
-// already held are kept. A fragment reaching past 65535 bytes raises
+// ipv{4,6}.frag_overlap (teardrop) and are resolved by the configured
+// target-based policy (overlap.ts; `policy`, default bsd as Suricata's: the
+// fragment that starts lower wins, on equal starts the earlier). A fragment reaching past 65535 bytes raises
 // ipv{4,6}.frag_pkt_too_large (ping of death) and is not kept. Limits:
 // `maxTrackers` datagrams in progress, `maxBytes` fragment bytes held in all,
 // `maxFragments` per datagram, `timeoutMs` of inactivity; whatever exceeds a
@@ -12,6 +13,7 @@
 // sender cannot fill the trackers and leave everyone else's fragments
 // unreassembled (an evasion), and cannot shield its own later datagrams either.
 import { EV } from './events.ts';
+import { insertPiece, piecesBytes, type OverlapPolicy, type Piece } from './overlap.ts';
 import type { Packet } from './packet.ts';
 
 export interface DefragLimits {
@@ -20,15 +22,11 @@ export interface DefragLimits {
   maxBytes: number;
   maxFragments: number;
   timeoutMs: number;
+  /** Which bytes win where fragments overlap (overlap.ts). */
+  policy: OverlapPolicy;
 }
 
-export const DEFRAG_DEFAULTS: DefragLimits = { maxTrackers: 4096, maxTrackersPerSource: 256, maxBytes: 16 << 20, maxFragments: 256, timeoutMs: 60_000 };
-
-interface Frag {
-  off: number;
-  len: number;
-  data: Uint8Array;
-}
+export const DEFRAG_DEFAULTS: DefragLimits = { maxTrackers: 4096, maxTrackersPerSource: 256, maxBytes: 16 << 20, maxFragments: 256, timeoutMs: 60_000, policy: 'bsd' };
 
 interface Tracker {
   key: string;
@@ -39,7 +37,10 @@ interface Tracker {
   hdr: Uint8Array | null;
   /** v6: the upper-layer protocol (the fragment header's next header). */
   nextHeader: number;
-  frags: Frag[];
+  /** The payload bytes held, resolved by the policy (sorted, non-overlapping). */
+  pieces: Piece[];
+  /** Fragments taken. */
+  frags: number;
   /** Payload length, known once the last fragment (MF clear) arrived; -1 before. */
   total: number;
   bytes: number;
@@ -117,7 +118,7 @@ export class Defrag {
           return null;
         }
       }
-      t = { key, source, ver: p.ipVer, hdr: null, nextHeader: p.proto, frags: [], total: -1, bytes: 0, lastSeen: nowMs, overlap: false };
+      t = { key, source, ver: p.ipVer, hdr: null, nextHeader: p.proto, pieces: [], frags: 0, total: -1, bytes: 0, lastSeen: nowMs, overlap: false };
       this.#trackers.set(key, t);
       let set = this.#bySource.get(source);
       if (set === undefined) {
@@ -127,21 +128,12 @@ export class Defrag {
       set.add(t);
     }
     t.lastSeen = nowMs;
-    if (t.frags.length >= this.limits.maxFragments) {
+    if (t.frags >= this.limits.maxFragments) {
       c.tooManyFragments++;
       this.#remove(t);
       return null;
     }
-    // Overlap with anything held?
     const end = off + len;
-    for (const f of t.frags) {
-      if (off < f.off + f.len && f.off < end) {
-        if (!t.overlap) c.overlaps++;
-        t.overlap = true;
-        p.event(v6 ? EV['ipv6.frag_overlap'] : EV['ipv4.frag_overlap']);
-        break;
-      }
-    }
     if (!p.mf) {
       if (t.total >= 0 && t.total !== end) {
         // A second "last" fragment that disagrees: keep the first, count it as overlap.
@@ -159,11 +151,19 @@ export class Defrag {
       } else t.hdr = b.slice(p.l3, p.l3 + p.ipHlen);
     }
     if (len > 0) {
-      t.frags.push({ off, len, data: b.slice(p.payOff, p.payOff + len) });
-      t.bytes += len;
-      this.#bytes += len;
+      t.frags++;
+      const r = insertPiece(t.pieces, this.limits.policy, off, end, b, p.payOff);
+      if (r.overlapped) {
+        if (!t.overlap) c.overlaps++;
+        t.overlap = true;
+        p.event(v6 ? EV['ipv6.frag_overlap'] : EV['ipv4.frag_overlap']);
+      }
+      t.pieces = r.pieces;
+      const held = piecesBytes(r.pieces);
+      this.#bytes += held - t.bytes;
+      t.bytes = held;
     }
-    if (t.total < 0 || t.hdr === null || !covered(t.frags, t.total)) return null;
+    if (t.total < 0 || t.hdr === null || !covered(t.pieces, t.total)) return null;
     const out = this.#rebuild(t);
     this.#remove(t);
     c.reassembled++;
@@ -173,11 +173,10 @@ export class Defrag {
   #rebuild(t: Tracker): Uint8Array {
     const hdr = t.hdr as Uint8Array;
     const out = new Uint8Array(hdr.length + t.total);
-    // Newest first, so the first arrival's bytes are written last and win.
-    for (let i = t.frags.length - 1; i >= 0; i--) {
-      const f = t.frags[i];
-      const n = Math.min(f.len, t.total - f.off);
-      if (n > 0) out.set(n === f.len ? f.data : f.data.subarray(0, n), hdr.length + f.off);
+    // The pieces do not overlap: the policy already chose every byte.
+    for (const f of t.pieces) {
+      const n = Math.min(f.e, t.total) - f.s;
+      if (n > 0) out.set(n === f.data.length ? f.data : f.data.subarray(0, n), hdr.length + f.s);
     }
     out.set(hdr, 0);
     if (t.ver === 4) {
@@ -234,13 +233,12 @@ export class Defrag {
   }
 }
 
-/** Do the fragments cover [0, total) without a hole? */
-function covered(frags: Frag[], total: number): boolean {
-  const sorted = frags.slice().sort((a, b) => a.off - b.off);
+/** Do the pieces (sorted) cover [0, total) without a hole? */
+function covered(pieces: readonly Piece[], total: number): boolean {
   let reach = 0;
-  for (const f of sorted) {
-    if (f.off > reach) return false;
-    reach = Math.max(reach, f.off + f.len);
+  for (const f of pieces) {
+    if (f.s > reach) return false;
+    reach = Math.max(reach, f.e);
     if (reach >= total) return true;
   }
   return reach >= total;

@@ -6,20 +6,21 @@
 // inspects a window of those bytes plus the new ones, so a pattern split
 // across segments is found, and a match lying wholly in old bytes is not
 // reported twice. Past `depth` bytes a stream is no longer reassembled.
+// Segments that overlap held ones with other data are resolved by the
+// configured target-based policy (overlap.ts; `policy`, default bsd as
+// Suricata's); bytes already delivered (inspected) never change.
+import { insertPiece, piecesBytes, type OverlapPolicy, type Piece } from './overlap.ts';
 
 export interface StreamLimits {
   depth: number;
   overlap: number;
   maxSegments: number;
   memcap: number;
+  /** Which bytes win where held segments overlap (overlap.ts). */
+  policy: OverlapPolicy;
 }
 
-export const STREAM_DEFAULTS: StreamLimits = { depth: 1 << 20, overlap: 2048, maxSegments: 64, memcap: 64 << 20 };
-
-interface Pending {
-  seq: number;
-  data: Uint8Array;
-}
+export const STREAM_DEFAULTS: StreamLimits = { depth: 1 << 20, overlap: 2048, maxSegments: 64, memcap: 64 << 20, policy: 'bsd' };
 
 export class Stream {
   /** Sequence number of the next expected byte (valid once `synced`). */
@@ -30,7 +31,10 @@ export class Stream {
   /** The last bytes delivered (up to `overlap`). */
   tail: Uint8Array | null = null;
   tailLen = 0;
-  pending: Pending[] = [];
+  /** Position of `next` counting every byte of sequence space since the start, skipped gaps included. */
+  pos = 0;
+  /** Segments held ahead of `next` (positions as `pos`), sorted, overlaps resolved. */
+  pending: Piece[] = [];
   pendingBytes = 0;
   depthReached = false;
   gaps = 0;
@@ -43,11 +47,13 @@ export interface StreamCounters {
   gaps: number;
   depthReached: number;
   memcap: number;
+  /** Segments that overlapped held ones (resolved by the policy). */
+  overlaps: number;
 }
 
 export class Reassembler {
   readonly limits: StreamLimits;
-  readonly counters: StreamCounters = { segments: 0, retransmissions: 0, outOfOrder: 0, gaps: 0, depthReached: 0, memcap: 0 };
+  readonly counters: StreamCounters = { segments: 0, retransmissions: 0, outOfOrder: 0, gaps: 0, depthReached: 0, memcap: 0, overlaps: 0 };
   /** Bytes held in pending segments and tails, all streams. */
   bytes = 0;
   /** The inspection window of the last segment: old tail bytes then new bytes. */
@@ -86,15 +92,17 @@ export class Reassembler {
     let added = 0;
     if (ahead > 0) {
       this.counters.outOfOrder++;
-      this.#hold(s, seq, b, off, len);
+      this.#hold(s, s.pos + ahead, b, off, len, false);
       return 0;
     }
     if (ahead + len <= 0) {
       this.counters.retransmissions++;
       return 0;
     }
-    // Skip the bytes already delivered.
-    added += this.#deliver(s, b, off - ahead, len + ahead);
+    // Skip the bytes already delivered; with segments held, resolve the
+    // overlaps first (the held ones may win bytes of this one).
+    if (s.pending.length === 0) added += this.#deliver(s, b, off - ahead, len + ahead);
+    else this.#hold(s, s.pos + ahead, b, off, len, true);
     added += this.#drainPending(s);
     // Too many bytes waiting behind a gap: give up on the gap.
     if (s.pending.length > this.limits.maxSegments) added += this.#skipGap(s);
@@ -156,34 +164,37 @@ export class Reassembler {
       s.offset += n;
     }
     s.next = (s.next + len) >>> 0;
+    s.pos += len;
     return n;
   }
 
-  #hold(s: Stream, seq: number, b: Uint8Array, off: number, len: number): void {
-    if (this.bytes + len > this.limits.memcap || s.pending.length >= this.limits.maxSegments * 2) {
+  /** Hold b[off, off+len) at position `at` (force: in-order data, taken whatever the limits: it is delivered at once). */
+  #hold(s: Stream, at: number, b: Uint8Array, off: number, len: number, force: boolean): void {
+    if (!force && (this.bytes + len > this.limits.memcap || s.pending.length >= this.limits.maxSegments * 2)) {
       this.counters.memcap++;
       return;
     }
-    s.pending.push({ seq, data: b.slice(off, off + len) });
-    s.pendingBytes += len;
-    this.bytes += len;
+    const r = insertPiece(s.pending, this.limits.policy, at, at + len, b, off);
+    if (r.overlapped) this.counters.overlaps++;
+    const held = piecesBytes(r.pieces);
+    this.bytes += held - s.pendingBytes;
+    s.pendingBytes = held;
+    s.pending = r.pieces;
   }
 
+  /** Deliver the held pieces that now continue the stream. */
   #drainPending(s: Stream): number {
     let added = 0;
-    let progress = true;
-    while (progress && s.pending.length > 0 && !s.depthReached) {
-      progress = false;
-      for (let i = 0; i < s.pending.length; i++) {
-        const q = s.pending[i];
-        const ahead = (q.seq - s.next) | 0;
-        if (ahead > 0) continue;
-        s.pending.splice(i, 1);
-        s.pendingBytes -= q.data.length;
-        this.bytes -= q.data.length;
-        if (ahead + q.data.length > 0) added += this.#deliver(s, q.data, -ahead, q.data.length + ahead);
-        progress = true;
-        break;
+    while (s.pending.length > 0 && !s.depthReached) {
+      const p = s.pending[0];
+      if (p.s > s.pos) break;
+      s.pending.shift();
+      const n = p.e - p.s;
+      s.pendingBytes -= n;
+      this.bytes -= n;
+      if (p.e > s.pos) {
+        const skip = s.pos - p.s;
+        added += this.#deliver(s, p.data, skip, n - skip);
       }
     }
     return added;
@@ -192,11 +203,11 @@ export class Reassembler {
   #skipGap(s: Stream): number {
     let added = 0;
     while (s.pending.length > 0 && !s.depthReached) {
-      let lowest = s.pending[0];
-      for (const q of s.pending) if (((q.seq - lowest.seq) | 0) < 0) lowest = q;
+      const gap = s.pending[0].s - s.pos;
       this.counters.gaps++;
       s.gaps++;
-      s.next = lowest.seq;
+      s.next = (s.next + gap) >>> 0;
+      s.pos += gap;
       added += this.#drainPending(s);
     }
     return added;
