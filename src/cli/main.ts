@@ -6,6 +6,8 @@ const HELP = `Usage: microgate COMMAND [options]
 Commands:
   demo                 build a lab, send ping and iperf3 through the gateway, summarise
   run CONFIG           run a gateway from a config file (as root)
+  check CONFIG         validate a config file as run would, start nothing
+  install|uninstall    install as a systemd service (/opt/microgate, /etc/microgate, /var/lib/microgate)
   lab up|down|status   build, remove or list labs of network namespaces
   keys generate|pubkey|genpsk   WireGuard keys, in the format of wg genkey / wg pubkey / wg genpsk
   tunnel status        the tunnel's peers, handshakes and transfer, like wg show
@@ -37,6 +39,18 @@ type Handler = (argv: string[]) => Promise<number>;
 
 const commands: Record<string, { run: Handler; help: string }> = {
   run: { run: runCommand, help: RUN_HELP },
+  check: {
+    run: async (argv) => (await import('./install.ts')).checkCommand(argv),
+    help: 'Usage: microgate check CONFIG',
+  },
+  install: {
+    run: async (argv) => (await import('./install.ts')).installCommand(argv),
+    help: 'Usage: microgate install [--config FILE] [--prefix DIR] [--root DIR] [--now]  (see --help)',
+  },
+  uninstall: {
+    run: async (argv) => (await import('./install.ts')).uninstallCommand(argv),
+    help: 'Usage: microgate uninstall [--prefix DIR] [--root DIR] [--purge]',
+  },
   lab: {
     run: async (argv) => (await import('../lab/cli.ts')).labCommand(argv),
     help: 'Usage: microgate lab up|down|status [--help]',

@@ -9,10 +9,18 @@ import { installCrashHandlers } from '../init/crash.ts';
 import type { ControlServer } from '../init/control.ts';
 import { catalog } from './catalog.ts';
 import { RotatingFile } from '../sys/rotating-file.ts';
+import { isJournalStream, linePriority } from '../sys/journal.ts';
 
-/** init's log lines: to stdout, or to a rotating file (falling back to stderr when it cannot be written). */
+/**
+ * init's log lines: to stdout (with journald priorities when stdout is the
+ * journal: src/sys/journal.ts), or to a rotating file (falling back to
+ * stderr when it cannot be written).
+ */
 function logWriter(file: string | undefined): (line: string) => void {
-  if (file === undefined) return (l) => process.stdout.write(`${l}\n`);
+  if (file === undefined) {
+    if (isJournalStream(1)) return (l) => process.stdout.write(`<${linePriority(l)}>${l}\n`);
+    return (l) => process.stdout.write(`${l}\n`);
+  }
   const out = new RotatingFile(file, { mode: 0o600 });
   let failing = false;
   return (l) => {
