@@ -18,6 +18,7 @@
 //   postrouting (srcnat): masquerade from each domain in a target's nat.from
 // Counted rules carry comments; linuxGatewayCounters() sums them by comment.
 import { formatIpv4 } from '../net/addr.ts';
+import { formatIpv6, formatIpv6Cidr } from '../net/addr6.ts';
 import { IPPROTO_ICMP } from '../net/ipv4.ts';
 import type { RouterConfig } from '../components/router/config.ts';
 import { portsText, type PolicyRule } from '../components/router/policy-config.ts';
@@ -25,6 +26,8 @@ import { Policy, POLICY_ACCEPT, POLICY_ACCEPT_NAT } from '../components/router/p
 
 /** Timeout of per-source rate-limit entries (sources idle longer are forgotten). */
 const RATE_SET_TIMEOUT_S = 60;
+/** An IPv6 source's /64: the key of per-source limits for IPv6, as microgate counts them. */
+const MASK64 = 'ffff:ffff:ffff:ffff::';
 
 function q(s: string): string {
   return JSON.stringify(s);
@@ -34,8 +37,22 @@ function cidr(net: number, prefix: number): string {
   return prefix === 32 ? formatIpv4(net) : `${formatIpv4(net)}/${prefix}`;
 }
 
-function daddr(net: number, prefix: number): string {
-  return prefix === 0 ? '' : ` ip daddr ${cidr(net, prefix)}`;
+type Family = 4 | 6;
+
+/** The families a rule applies to (policy-config.ts: a dst of one family, or none: both). */
+function families(r: PolicyRule): Family[] {
+  return [...(r.dstPrefix >= 0 ? [4 as const] : []), ...(r.dstPrefix6 >= 0 ? [6 as const] : [])];
+}
+
+/**
+ * The destination match of a rule: its prefix (`ip daddr` / `ip6 daddr`), a
+ * family match for a /0 of one family, nothing for a rule without dst (inet: both).
+ */
+function daddr(r: PolicyRule): string {
+  const f = families(r);
+  if (f.length === 2) return '';
+  if (f[0] === 4) return r.dstPrefix === 0 ? ' meta nfproto ipv4' : ` ip daddr ${cidr(r.dst, r.dstPrefix)}`;
+  return r.dstPrefix6 === 0 ? ' meta nfproto ipv6' : ` ip6 daddr ${formatIpv6Cidr({ addr: r.dst6, prefix: r.dstPrefix6 })}`;
 }
 
 function dports(proto: 'tcp' | 'udp', r: PolicyRule): string {
@@ -44,39 +61,76 @@ function dports(proto: 'tcp' | 'udp', r: PolicyRule): string {
   return ` ${proto} dport ${items.length === 1 ? items[0] : `{ ${items.join(', ')} }`}`;
 }
 
+/** A reject per family, as microgate answers: TCP a reset, UDP port unreachable, an echo request administratively prohibited. */
 const REJECT = {
-  tcp: 'counter reject with tcp reset comment "rejected"',
-  udp: 'counter reject with icmp type port-unreachable comment "rejected"',
-  icmp: 'counter reject with icmp type admin-prohibited comment "rejected"',
+  4: {
+    tcp: 'counter reject with tcp reset comment "rejected"',
+    udp: 'counter reject with icmp type port-unreachable comment "rejected"',
+    icmp: 'counter reject with icmp type admin-prohibited comment "rejected"',
+  },
+  6: {
+    tcp: 'counter reject with tcp reset comment "rejected"',
+    udp: 'counter reject with icmpv6 type port-unreachable comment "rejected"',
+    icmp: 'counter reject with icmpv6 type admin-prohibited comment "rejected"',
+  },
 } as const;
+
+/** The echo request match of a family. */
+const ECHO = { 4: 'icmp type echo-request', 6: 'icmpv6 type echo-request' } as const;
+/** The protocols the router forwards, per family (an `ip` rule's match). */
+const FORWARDED = { 4: '{ tcp, udp, icmp }', 6: '{ tcp, udp, ipv6-icmp }', both: '{ tcp, udp, icmp, ipv6-icmp }' } as const;
+/** The reject lines of one protocol class for the given families (TCP's reset serves both). */
+function rejectLines(p: 'tcp' | 'udp' | 'icmp', f: Family[], match: (fam: Family) => string): string[] {
+  if (p === 'tcp') return [`${match(f[0])} ${REJECT[4].tcp}`];
+  return f.map((fam) => `${match(fam)} ${REJECT[fam][p]}`);
+}
 
 /** Lines of one rule in its ingress domain's chain. */
 function ruleLines(r: PolicyRule, ifOf: (i: number) => string): string[] {
   const oif = r.to >= 0 ? ` oifname ${q(ifOf(r.to))}` : '';
-  const dst = daddr(r.dst, r.dstPrefix);
+  const dst = daddr(r);
+  const fams = families(r);
   const tag = q(r.path.replace(/^(.*\.)?domains\./, ''));
-  const act = (p: 'tcp' | 'udp' | 'icmp'): string =>
-    r.action === 'accept' ? `accept comment ${tag}` : r.action === 'drop' ? 'counter drop comment "policy-denied"' : REJECT[p];
-  if (r.proto === 'tcp' || r.proto === 'udp') return [`meta l4proto ${r.proto}${dst}${dports(r.proto, r)}${oif} ${act(r.proto)}`];
-  if (r.proto === 'icmp') return [`icmp type echo-request${dst}${oif} ${act('icmp')}`];
-  if (r.action !== 'reject') return [`meta l4proto { tcp, udp, icmp }${dst}${oif} ${act('tcp')}`];
-  return (['tcp', 'udp', 'icmp'] as const).map((p) => `meta l4proto ${p}${dst}${oif} ${REJECT[p]}`);
+  const acc = `accept comment ${tag}`;
+  const drop = 'counter drop comment "policy-denied"';
+  if (r.proto === 'tcp' || r.proto === 'udp') {
+    const m = `meta l4proto ${r.proto}${dst}${dports(r.proto, r)}${oif}`;
+    if (r.action === 'reject') return r.proto === 'tcp' ? [`${m} ${REJECT[4].tcp}`] : fams.map((f) => `${m} ${REJECT[f].udp}`);
+    return [`${m} ${r.action === 'accept' ? acc : drop}`];
+  }
+  if (r.proto === 'icmp') {
+    // Per family: the echo request type differs (a both-families rule: one line each, the dst adds nothing).
+    return fams.map((f) => `${ECHO[f]}${dst}${oif} ${r.action === 'accept' ? acc : r.action === 'drop' ? drop : REJECT[f].icmp}`);
+  }
+  if (r.action !== 'reject') return [`meta l4proto ${FORWARDED[fams.length === 2 ? 'both' : fams[0]]}${dst}${oif} ${r.action === 'accept' ? acc : drop}`];
+  return [
+    ...rejectLines('tcp', fams, () => `meta l4proto tcp${dst}${oif}`),
+    ...rejectLines('udp', fams, () => `meta l4proto udp${dst}${oif}`),
+    ...fams.map((f) => `meta l4proto ${f === 4 ? 'icmp' : 'ipv6-icmp'}${dst}${oif} ${REJECT[f].icmp}`),
+  ];
 }
 
-/** Rules of one domain in microgate's evaluation order (the same sort Policy uses), one entry per port range. */
+/**
+ * Rules of one domain in microgate's evaluation order, one entry per port
+ * range. Policy sorts each family's list by that family's prefix length; a
+ * rule of one family never meets a packet of the other, and a rule without dst
+ * is a /0 in both, so one list sorted by the rule's own family's prefix
+ * restricted to either family is exactly that family's order.
+ */
 function orderedRules(rules: readonly PolicyRule[]): PolicyRule[] {
+  const plen = (r: PolicyRule): number => (r.dstPrefix >= 0 ? r.dstPrefix : r.dstPrefix6);
   const split: { r: PolicyRule; width: number; order: number }[] = [];
   rules.forEach((r, order) => {
-    if (r.proto === 'ip' || r.dstPrefix < 0) return; // IPv6-only rules: the reference forwards no IPv6 yet
+    if (r.proto === 'ip') return;
     for (const p of r.ports ?? [{ first: 0, last: 65535 }]) {
       split.push({ r: r.ports === null ? r : { ...r, ports: [p] }, width: p.last - p.first, order });
     }
   });
   // Each protocol's list in Policy's order (the lists match disjoint packets, so their relative order is free).
   const po = { tcp: 0, udp: 1, icmp: 2, ip: 3 };
-  split.sort((a, b) => (po[a.r.proto] - po[b.r.proto]) || (b.r.dstPrefix - a.r.dstPrefix) || (a.width - b.width) || (a.order - b.order));
-  const ip = rules.map((r, order) => ({ r, order })).filter((x) => x.r.proto === 'ip' && x.r.dstPrefix >= 0)
-    .sort((a, b) => (b.r.dstPrefix - a.r.dstPrefix) || (a.order - b.order));
+  split.sort((a, b) => (po[a.r.proto] - po[b.r.proto]) || (plen(b.r) - plen(a.r)) || (a.width - b.width) || (a.order - b.order));
+  const ip = rules.map((r, order) => ({ r, order })).filter((x) => x.r.proto === 'ip')
+    .sort((a, b) => (plen(b.r) - plen(a.r)) || (a.order - b.order));
   return [...split.map((x) => x.r), ...ip.map((x) => x.r)];
 }
 
@@ -123,6 +177,24 @@ export function nftRuleset(cfg: RouterConfig, opts: NftPolicyOptions): string {
       sets.push(`\tset block_${d.name} {\n\t\ttype ipv4_addr\n\t\tflags interval, timeout\n${els.length > 0 ? `\t\telements = { ${els.join(', ')} }\n` : ''}\t}`);
       pre.push(`\t\tiifname ${IF} ip saddr @block_${d.name} counter drop comment "blocklisted"`);
     }
+    if (p.blocklist6.length > 0) {
+      const els = p.blocklist6.flatMap((e) => {
+        const ms = e.forMs !== undefined ? e.forMs : e.untilMs !== undefined ? e.untilMs - now : undefined;
+        if (ms !== undefined && ms <= 0) return [];
+        return [`${formatIpv6Cidr({ addr: e.network6 as Uint8Array, prefix: e.prefix })}${ms === undefined ? '' : ` timeout ${Math.max(1, Math.ceil(ms / 1000))}s`}`];
+      });
+      sets.push(`\tset block6_${d.name} {\n\t\ttype ipv6_addr\n\t\tflags interval, timeout\n${els.length > 0 ? `\t\telements = { ${els.join(', ')} }\n` : ''}\t}`);
+      pre.push(`\t\tiifname ${IF} ip6 saddr @block6_${d.name} counter drop comment "blocklisted"`);
+    }
+    const v6 = d.ipv6;
+    if (v6 === undefined) {
+      // microgate takes IPv6 only on a domain with address6.
+      pre.push(`\t\tiifname ${IF} meta nfproto ipv6 counter drop comment "ip6-off"`);
+    } else if (v6.gateway === null) {
+      // A domain without the IPv6 default route only speaks for its prefix and its link (microgate's ip6-spoofed-source;
+      // the kernel's rp_filter is IPv4 only). The unspecified source is DAD's.
+      pre.push(`\t\tiifname ${IF} ip6 saddr != { ::, fe80::/10, ${formatIpv6Cidr({ addr: v6.network, prefix: v6.prefix })} } counter drop comment "ip6-spoofed-source"`);
+    }
     // Port forwards.
     for (const f of p.forwards) {
       dnat.push(`\t\tiifname ${IF} ip daddr ${formatIpv4(d.address)} ${f.proto} dport ${f.port} dnat ip to ${formatIpv4(f.host)}:${f.hostPort}`);
@@ -135,7 +207,9 @@ export function nftRuleset(cfg: RouterConfig, opts: NftPolicyOptions): string {
       if (v === POLICY_ACCEPT || v === POLICY_ACCEPT_NAT) echoTo.push(o.address);
     }
     input.push(`\t\ticmp type echo-request iifname ${IF} ip daddr ${echoTo.length === 1 ? formatIpv4(echoTo[0]) : `{ ${echoTo.map(formatIpv4).join(', ')} }`} accept`);
-    if (p.dhcp !== null) input.push(`\t\tiifname ${IF} udp dport 67 accept`);
+    // IPv6: echo to the router's address6 and link-local address in the domain (microgate answers no other).
+    if (v6 !== undefined) input.push(`\t\ticmpv6 type echo-request iifname ${IF} ip6 daddr { ${formatIpv6(v6.address)}, fe80::/64 } accept`);
+    if (p.dhcp !== null) input.push(`\t\tiifname ${IF} meta nfproto ipv4 udp dport 67 accept`);
     input.push(`\t\tiifname ${IF} counter drop comment ${q(`input-${d.name}-drop`)}`);
 
     // Forward chain of the domain.
@@ -144,15 +218,26 @@ export function nftRuleset(cfg: RouterConfig, opts: NftPolicyOptions): string {
     if (l.newPerSource > 0) {
       sets.push(`\tset rate_${d.name} {\n\t\ttype ipv4_addr\n\t\tsize 65536\n\t\tflags dynamic, timeout\n\t\ttimeout ${RATE_SET_TIMEOUT_S}s\n\t}`);
       c.push(`ct state new add @rate_${d.name} { ip saddr limit rate over ${l.newPerSource}/second burst ${l.newPerSourceBurst} packets } counter drop comment "rate-limited"`);
+      if (v6 !== undefined) {
+        // microgate counts an IPv6 source per /64 (one host has a whole /64 to pick addresses from).
+        sets.push(`\tset rate6_${d.name} {\n\t\ttype ipv6_addr\n\t\tsize 65536\n\t\tflags dynamic, timeout\n\t\ttimeout ${RATE_SET_TIMEOUT_S}s\n\t}`);
+        c.push(`ct state new add @rate6_${d.name} { ip6 saddr & ${MASK64} limit rate over ${l.newPerSource}/second burst ${l.newPerSourceBurst} packets } counter drop comment "rate-limited"`);
+      }
     }
     if (l.newTotal > 0) c.push(`ct state new limit rate over ${l.newTotal}/second burst ${l.newTotalBurst} packets counter drop comment "rate-limited"`);
     c.push('tcp flags & (fin | syn | rst | ack) != syn counter drop comment "tcp-new-not-syn"');
     c.push('meta l4proto icmp icmp type != echo-request counter drop comment "icmp-new-not-echo"');
-    c.push('meta l4proto != { tcp, udp, icmp } counter drop comment "ip-unsupported-protocol"');
+    c.push('meta l4proto ipv6-icmp icmpv6 type != echo-request counter drop comment "icmp-new-not-echo"');
+    c.push(`meta nfproto ipv4 meta l4proto != ${FORWARDED[4]} counter drop comment "ip-unsupported-protocol"`);
+    c.push(`meta nfproto ipv6 meta l4proto != ${FORWARDED[6]} counter drop comment "ip-unsupported-protocol"`);
     // Connections per source on this ingress domain (conntrack.per-source).
     if (cfg.conntrack.perSource > 0) {
       sets.push(`\tset ctsrc_${d.name} {\n\t\ttype ipv4_addr\n\t\tsize 65536\n\t\tflags dynamic\n\t}`);
       c.push(`add @ctsrc_${d.name} { ip saddr ct count over ${cfg.conntrack.perSource} } counter drop comment "conntrack-source-limit"`);
+      if (v6 !== undefined) {
+        sets.push(`\tset ctsrc6_${d.name} {\n\t\ttype ipv6_addr\n\t\tsize 65536\n\t\tflags dynamic\n\t}`);
+        c.push(`add @ctsrc6_${d.name} { ip6 saddr & ${MASK64} ct count over ${cfg.conntrack.perSource} } counter drop comment "conntrack-source-limit"`);
+      }
     }
     // NAT quotas: per target domain and protocol, for the domains it masquerades.
     for (const o of doms) {
@@ -169,7 +254,10 @@ export function nftRuleset(cfg: RouterConfig, opts: NftPolicyOptions): string {
     const def = p.defaultAction;
     if (def === 'accept') c.push('accept comment "default"');
     else if (def === 'drop') c.push(`counter drop comment ${q(`forward-${d.name}-drop`)}`);
-    else c.push(...(['tcp', 'udp', 'icmp'] as const).map((x) => `meta l4proto ${x} ${REJECT[x]}`));
+    else {
+      c.push(`meta l4proto tcp ${REJECT[4].tcp}`, `meta l4proto udp ${REJECT[4].udp}`, `meta l4proto icmp ${REJECT[4].icmp}`);
+      if (v6 !== undefined) c.push(`meta l4proto udp ${REJECT[6].udp}`, `meta l4proto ipv6-icmp ${REJECT[6].icmp}`);
+    }
     chains.push(`\tchain from_${d.name} {\n${c.map((x) => `\t\t${x}`).join('\n')}\n\t}`);
     jumps.push(`\t\tiifname ${IF} jump from_${d.name}`);
 
@@ -193,6 +281,8 @@ export function nftRuleset(cfg: RouterConfig, opts: NftPolicyOptions): string {
   L.push('\tchain prerouting_nat {', '\t\ttype nat hook prerouting priority dstnat; policy accept;', ...dnat, '\t}');
   L.push('\tchain input {', '\t\ttype filter hook input priority filter; policy drop;',
     '\t\tct state established,related accept',
+    // Neighbor Discovery (on-link only: hop limit 255), before the conntrack verdict, which does not track it.
+    '\t\ticmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept',
     '\t\tct state invalid counter drop comment "input-invalid-drop"',
     '\t\tiifname "lo" accept', ...input, '\t\tcounter drop comment "input-other-drop"', '\t}');
   L.push(...chains);
