@@ -38,12 +38,12 @@ export interface HostPlan {
   /** The default route's next hop, when the host has one (the lan host). */
   gateway?: string;
   /**
-   * IPv6 (microgate labs): a static address with its prefix (wan, dmz), or
-   * 'slaac' (lan: configured from the router's advertisements); absent: no
-   * IPv6 beyond link-local.
+   * IPv6: a static address with its prefix (wan, dmz; the lan host on the
+   * Linux reference), or 'slaac' (the lan host on microgate: configured from
+   * the router's advertisements); absent: no IPv6 beyond link-local.
    */
   ip6?: string;
-  /** IPv6 routes: [prefix, via] (the dmz's default route; the wan host's route back to the routed lab prefixes). */
+  /** IPv6 routes: [prefix, via] (the dmz's and the Linux lab's lan host's default route; the wan host's route back to the routed lab prefixes). */
   routes6?: readonly (readonly [string, string])[];
 }
 
@@ -78,7 +78,7 @@ export interface LabPlan {
   gatewayAddresses: { wan: string; lan: string; dmz: string };
   /** The subnets, CIDR notation. */
   subnets: { wan: string; lan: string; dmz: string };
-  /** IPv6 (microgate labs; the Linux reference forwards no IPv6 yet): the router's addresses and the /64s. */
+  /** IPv6 (both gateways; absent when the lab's router section gives no domain address6): the router's addresses and the /64s. */
   gatewayAddresses6?: { wan: string; lan: string; dmz: string };
   subnets6?: { wan: string; lan: string; dmz: string };
   /** Present when kind is 'linux'. */
@@ -104,6 +104,8 @@ export const PREFIX_LEN = 24;
 /** IPv6 (documentation prefix 2001:db8::/32): one /64 per domain; IPv6 is routed, no NAT66. */
 export const LAN6_SUBNET = '2001:db8:0:1::/64';
 export const LAN6_GATEWAY = '2001:db8:0:1::1';
+/** The lan host's static IPv6 address on the Linux reference (microgate's lab gives it SLAAC instead). */
+export const LAN6_HOST = '2001:db8:0:1::2';
 export const DMZ6_SUBNET = '2001:db8:0:80::/64';
 export const DMZ6_GATEWAY = '2001:db8:0:80::1';
 export const DMZ6_HOST = '2001:db8:0:80::2';
@@ -178,15 +180,20 @@ export async function makePlan(name: string, kind: GatewayKind, uidBase: number)
     gatewayAddresses: { wan: WAN_GATEWAY, lan: LAN_GATEWAY, dmz: DMZ_GATEWAY },
     subnets: { wan: WAN_SUBNET, lan: LAN_SUBNET, dmz: DMZ_SUBNET },
   };
+  // IPv6 on both gateways. The lan host: SLAAC from microgate's router advertisements; the Linux
+  // reference sends none (no radvd), so there it gets the same /64 statically, default via the gateway.
   if (kind === 'microgate') {
     plan.hosts.lan.ip6 = 'slaac';
-    plan.hosts.dmz.ip6 = `${DMZ6_HOST}/64`;
-    plan.hosts.dmz.routes6 = [['default', DMZ6_GATEWAY]];
-    plan.hosts.wan.ip6 = `${WAN6_HOST}/64`;
-    plan.hosts.wan.routes6 = [[INSIDE6, WAN6_GATEWAY]];
-    plan.gatewayAddresses6 = { wan: WAN6_GATEWAY, lan: LAN6_GATEWAY, dmz: DMZ6_GATEWAY };
-    plan.subnets6 = { wan: WAN6_SUBNET, lan: LAN6_SUBNET, dmz: DMZ6_SUBNET };
+  } else {
+    plan.hosts.lan.ip6 = `${LAN6_HOST}/64`;
+    plan.hosts.lan.routes6 = [['default', LAN6_GATEWAY]];
   }
+  plan.hosts.dmz.ip6 = `${DMZ6_HOST}/64`;
+  plan.hosts.dmz.routes6 = [['default', DMZ6_GATEWAY]];
+  plan.hosts.wan.ip6 = `${WAN6_HOST}/64`;
+  plan.hosts.wan.routes6 = [[INSIDE6, WAN6_GATEWAY]];
+  plan.gatewayAddresses6 = { wan: WAN6_GATEWAY, lan: LAN6_GATEWAY, dmz: DMZ6_GATEWAY };
+  plan.subnets6 = { wan: WAN6_SUBNET, lan: LAN6_SUBNET, dmz: DMZ6_SUBNET };
   if (kind === 'linux') {
     plan.linux = {
       gwNetns: netnsName(name, 'gw'),

@@ -34,8 +34,8 @@ export function labRouterConfig(plan: LabPlan): RouterSection {
       },
     },
   };
-  // IPv6 (microgate labs): routed /64s; the rules above have no dst, so they cover IPv6 too. The lan hosts configure
-  // themselves from router advertisements.
+  // IPv6 (both gateways): routed /64s; the rules above have no dst, so they cover IPv6 too. The lan host configures
+  // itself from microgate's router advertisements (the Linux reference sends none: its lan host has a static address).
   const g6 = plan.gatewayAddresses6;
   if (g6 !== undefined) {
     const d = router.domains as Record<string, Record<string, unknown>>;

@@ -193,14 +193,14 @@ async function configureHost(h: HostPlan): Promise<void> {
 
 /**
  * A caller's own router section decides which hosts have IPv6: the host of a
- * domain without `address6` (the lan host: without `ra`, its SLAAC source)
+ * domain without `address6` (microgate's lan host: without `ra`, its SLAAC source)
  * stays IPv4-only, and the lab does not wait for an address it cannot get.
  */
 function ipv6OfRouter(plan: LabPlan, router: RouterSection): void {
   const domains = (router.domains ?? {}) as Record<string, Record<string, unknown> | undefined>;
   for (const h of ['wan', 'lan', 'dmz'] as const) {
     const d = domains[h];
-    if (d?.address6 === undefined || (h === 'lan' && d.ra === undefined)) {
+    if (d?.address6 === undefined || (plan.hosts[h].ip6 === 'slaac' && d.ra === undefined)) {
       plan.hosts[h].ip6 = undefined;
       plan.hosts[h].routes6 = undefined;
     }

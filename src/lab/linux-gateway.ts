@@ -1,14 +1,18 @@
 // The Linux reference gateway (`lab up --gateway linux`): a namespace
-// mg-<name>-gw with kernel IPv4 forwarding on, one veth pair to each host (wan,
-// lan, dmz), strict reverse-path filtering, and the lab's router policy
-// translated into nftables (nft-policy.ts): the same rules, port forwards, NAT,
-// blocklists and limits as microgate's router, from the same config object.
-// Offloads (GRO/TSO/checksum) stay at the kernel's defaults for veth.
+// mg-<name>-gw with kernel IPv4 and IPv6 forwarding on, one veth pair to each
+// host (wan, lan, dmz), the router's addresses (`address`, and `address6` on
+// the domains that have one, as microgate's router config gives them), strict
+// reverse-path filtering, and the lab's router policy translated into nftables
+// (nft-policy.ts): the same rules, port forwards, NAT, blocklists and limits as
+// microgate's router, from the same config object. IPv6 is routed (no NAT66);
+// it sends no router advertisements (the lab gives its lan host a static
+// address). Offloads (GRO/TSO/checksum) stay at the kernel's defaults for veth.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseDocument, stringify } from 'yaml';
 import type { LabPlan, LinuxGatewayPlan, RouterSection } from './lab-plan.ts';
-import { parseRouterConfig } from '../components/router/config.ts';
+import { parseRouterConfig, type RouterConfig } from '../components/router/config.ts';
+import { formatIpv6 } from '../net/addr6.ts';
 import { labRouterConfig, linuxDomainIfnames } from './lab-policy.ts';
 import { nftRuleset } from './nft-policy.ts';
 import { createNetns, ip, nft, nftLoad, sysctl } from './netns.ts';
@@ -39,8 +43,11 @@ export function routerYamlPath(plan: LabPlan): string {
  * router policy (default labRouterConfig) translated by nft-policy.ts.
  */
 export function linuxGatewayRuleset(plan: LabPlan, router: RouterSection = labRouterConfig(plan)): string {
+  return rulesetOf(plan, parseRouterConfig(router, 'router', { file: routerYamlPath(plan), path: '' }));
+}
+
+function rulesetOf(plan: LabPlan, cfg: RouterConfig): string {
   const g = linuxPlan(plan);
-  const cfg = parseRouterConfig(router, 'router', { file: routerYamlPath(plan), path: '' });
   return nftRuleset(cfg, { table: g.nftTable, ifnames: linuxDomainIfnames(plan), title: `microgate lab ${plan.name}: Linux reference gateway, same policy as microgate's router` });
 }
 
@@ -52,7 +59,8 @@ export function linuxGatewayRuleset(plan: LabPlan, router: RouterSection = labRo
 export async function startLinuxGateway(plan: LabPlan, router: RouterSection = labRouterConfig(plan)): Promise<void> {
   const g = linuxPlan(plan);
   const ns = g.gwNetns;
-  const ruleset = linuxGatewayRuleset(plan, router); // validates the policy before anything is built
+  const cfg = parseRouterConfig(router, 'router', { file: routerYamlPath(plan), path: '' }); // validated before anything is built
+  const ruleset = rulesetOf(plan, cfg);
   await mkdir(plan.stateDir, { recursive: true });
   await writeFile(routerYamlPath(plan), stringify(router), { mode: 0o600 });
   await createNetns(ns);
@@ -64,16 +72,29 @@ export async function startLinuxGateway(plan: LabPlan, router: RouterSection = l
   // No per-destination rate limit on the ICMP errors it sends (rejects, TTL exceeded):
   // microgate's router has none yet, and a scan would otherwise see some rejects as drops.
   await sysctl(ns, 'net.ipv4.icmp_ratelimit', 0);
+  // IPv6: routed between the domains with address6. ICMPv6 errors are not rate-limited per destination either
+  // (microgate's are, by one bucket of 100/s, burst 200, which a scan of the lab does not reach).
+  await sysctl(ns, 'net.ipv6.conf.all.forwarding', 1);
+  await sysctl(ns, 'net.ipv6.conf.default.forwarding', 1);
+  await sysctl(ns, 'net.ipv6.icmp.ratelimit', 0);
+  const v6Of = (domain: string): string | undefined => {
+    const v6 = cfg.domains.find((d) => d.name === domain)?.ipv6;
+    return v6 === undefined ? undefined : `${formatIpv6(v6.address)}/${v6.prefix}`;
+  };
   const sides = [
-    { gwIf: g.wanIfname, host: plan.hosts.wan, addr: plan.gatewayAddresses.wan },
-    { gwIf: g.lanIfname, host: plan.hosts.lan, addr: plan.gatewayAddresses.lan },
-    { gwIf: g.dmzIfname, host: plan.hosts.dmz, addr: plan.gatewayAddresses.dmz },
+    { gwIf: g.wanIfname, host: plan.hosts.wan, addr: plan.gatewayAddresses.wan, addr6: v6Of('wan') },
+    { gwIf: g.lanIfname, host: plan.hosts.lan, addr: plan.gatewayAddresses.lan, addr6: v6Of('lan') },
+    { gwIf: g.dmzIfname, host: plan.hosts.dmz, addr: plan.gatewayAddresses.dmz, addr6: v6Of('dmz') },
   ];
   for (const s of sides) {
     // Created inside the gateway namespace with the peer placed straight into the
     // host's namespace: nothing of the lab ever sits in the root namespace.
     await ip(['link', 'add', s.gwIf, 'type', 'veth', 'peer', 'name', s.host.ifname, 'netns', s.host.netns], ns);
     await ip(['addr', 'add', `${s.addr}/${s.host.prefixLen}`, 'dev', s.gwIf], ns);
+    if (s.addr6 !== undefined) {
+      await sysctl(ns, `net.ipv6.conf.${s.gwIf}.disable_ipv6`, 0);
+      await ip(['-6', 'addr', 'add', s.addr6, 'dev', s.gwIf, 'nodad'], ns);
+    }
     await ip(['link', 'set', s.gwIf, 'up'], ns);
   }
   await nftLoad(ns, ruleset);

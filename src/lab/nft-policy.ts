@@ -263,7 +263,8 @@ export function nftRuleset(cfg: RouterConfig, opts: NftPolicyOptions): string {
 
     // Masquerading into this domain.
     for (const f of p.nat?.from ?? []) {
-      post.push(`\t\tiifname ${q(ifOf(f))} oifname ${IF} counter masquerade comment "masquerade"`);
+      // IPv4 only: IPv6 is routed (no NAT66); in an inet table a bare masquerade would take both.
+      post.push(`\t\tiifname ${q(ifOf(f))} oifname ${IF} meta nfproto ipv4 counter masquerade comment "masquerade"`);
     }
   }
   for (const o of doms) {

@@ -79,6 +79,9 @@ test('cli: usage errors exit 2, help exits 0', async () => {
   assert.equal((await cli(['down', '--bogus'])).code, 2);
 });
 
+const WAN6 = '2001:db8:ff::2';
+const LAN6 = '2001:db8:0:1::2';
+
 test('linux gateway lab', { skip }, async (t) => {
   const name = uniqueLabName();
   await withLab({ name, gateway: 'linux' }, async (lab) => {
@@ -89,10 +92,11 @@ test('linux gateway lab', { skip }, async (t) => {
       assert.deepEqual(lab, {
         name, gateway: 'linux',
         hosts: {
-          wan: { netns: `mg-${name}-wan`, ip: WAN_HOST }, lan: { netns: `mg-${name}-lan`, ip: LAN_HOST },
-          dmz: { netns: `mg-${name}-dmz`, ip: '198.18.128.2' },
+          wan: { netns: `mg-${name}-wan`, ip: WAN_HOST, ip6: WAN6 }, lan: { netns: `mg-${name}-lan`, ip: LAN_HOST, ip6: LAN6 },
+          dmz: { netns: `mg-${name}-dmz`, ip: '198.18.128.2', ip6: '2001:db8:0:80::2' },
         },
         gatewayAddresses: { wan: WAN_GW, lan: LAN_GW, dmz: '198.18.128.1' },
+        gatewayAddresses6: { wan: '2001:db8:ff::1', lan: '2001:db8:0:1::1', dmz: '2001:db8:0:80::1' },
         components: [],
       });
       const st = JSON.parse(await readFile(statePath(name), 'utf8')) as LabState;
@@ -174,6 +178,22 @@ test('linux gateway lab', { skip }, async (t) => {
         await killChild(listener);
         await ip(['route', 'del', '198.18.0.0/24', 'via', WAN_GW], wan).catch(() => {});
       }
+    });
+
+    await t.test('IPv6: forwarded, routed (no NAT66), the same policy: lan -> wan opens, wan -> lan is dropped', async () => {
+      assert.equal(await sysctlGet(`mg-${name}-gw`, 'net.ipv6.conf.all.forwarding'), '1');
+      const a = await ping(lan, WAN6, { count: 2 });
+      assert.ok(a.ok, a.stdout + a.stderr);
+      assert.match(a.stdout, /ttl=63/, 'one hop');
+      const g = await ping(lan, '2001:db8:0:1::1');
+      assert.ok(g.ok, g.stdout + g.stderr);
+      const r = await iperf3Pair({ serverNetns: wan, serverIp: WAN6, clientNetns: lan, seconds: 1 });
+      assert.equal(r.serverSawPeer, LAN6, 'routed: the wan host sees the lan host itself');
+      const plan = (await readState(name)).plan;
+      const before = (await linuxGatewayCounters(plan))['forward-wan-drop'].packets;
+      const w = await ping(wan, LAN6, { count: 1, timeoutS: 1 });
+      assert.equal(w.received, 0, 'nothing new from the wan');
+      assert.ok((await linuxGatewayCounters(plan))['forward-wan-drop'].packets > before);
     });
 
     for (const reverse of [false, true]) {

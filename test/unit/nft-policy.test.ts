@@ -68,7 +68,7 @@ test('nft translation: rules in microgate\'s evaluation order, then the default'
   assert.deepEqual(chain(text, 'prerouting_nat').slice(1), ['iifname "vW" ip daddr 198.19.0.1 tcp dport 80 dnat ip to 198.18.128.2:8080']);
   assert.match(text, /set block_wan \{[\s\S]*elements = \{ 203\.0\.113\.7, 198\.51\.100\.0\/24 timeout 30s \}/);
   assert.deepEqual(chain(text, 'prerouting_filter').slice(1).filter((l) => !/ip6-off/.test(l)), ['iifname "vW" ip saddr @block_wan counter drop comment "blocklisted"']);
-  assert.deepEqual(chain(text, 'postrouting').slice(1), ['iifname "vL" oifname "vW" counter masquerade comment "masquerade"']);
+  assert.deepEqual(chain(text, 'postrouting').slice(1), ['iifname "vL" oifname "vW" meta nfproto ipv4 counter masquerade comment "masquerade"']);
   const input = chain(text, 'input');
   assert.ok(input.includes('icmp type echo-request iifname "vL" ip daddr { 198.18.0.1, 198.18.128.1 } accept'), 'lan reaches dmz (ip rule), not wan (tcp/udp only)');
   assert.ok(input.includes('icmp type echo-request iifname "vD" ip daddr { 198.18.128.1, 198.18.0.1 } accept'));
@@ -144,7 +144,7 @@ test('nft translation, IPv6: inet rules per family in microgate\'s order, icmpv6
   assert.ok(input.includes('icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept'));
   assert.ok(input.indexOf('icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept') < input.findIndex((l) => /ct state invalid/.test(l)));
   assert.ok(input.includes('icmpv6 type echo-request iifname "vL" ip6 daddr { 2001:db8:0:1::1, fe80::/64 } accept'));
-  // No NAT66: masquerade and the NAT quotas match IPv4 sources only (ip saddr); nft adds the family to each.
-  assert.deepEqual(chain(text, 'postrouting').slice(1), ['iifname "vL" oifname "vW" counter masquerade comment "masquerade"']);
+  // No NAT66: masquerade is IPv4 only; the NAT quotas key on ip saddr (nft adds the family).
+  assert.deepEqual(chain(text, 'postrouting').slice(1), ['iifname "vL" oifname "vW" meta nfproto ipv4 counter masquerade comment "masquerade"']);
   assert.ok(!/masquerade.*ip6|snat ip6|dnat ip6/.test(text));
 });
