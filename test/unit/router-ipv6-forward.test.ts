@@ -193,7 +193,7 @@ test('TCP: a rule without dst covers IPv6; the handshake tracks; non-SYN new is 
   assert.deepEqual(r.drops(), { 'tcp-new-not-syn': 1, 'no-rule': 2 });
 });
 
-test('reject: TCP gets an IPv6 RST, UDP an ICMPv6 administratively prohibited, both from the tried/router address', () => {
+test('reject: TCP gets an IPv6 RST, UDP an ICMPv6 port unreachable (as in IPv4), both from the tried/router address', () => {
   const r = rig();
   r.neighbors();
   r.send(0, frame(HOST_MAC, r.macOf(0), HOST, '2001:db8:66::5', 6, tcpSeg(40000, 25, 0x02, 0x01020304)));
@@ -209,7 +209,7 @@ test('reject: TCP gets an IPv6 RST, UDP an ICMPv6 administratively prohibited, b
   assert.ok(l4Ok(rst));
   r.send(0, frame(HOST_MAC, r.macOf(0), HOST, '2001:db8:66::5', 17, udpDgram(5000, 9999)));
   const [err] = r.ports[0].take();
-  assert.deepEqual([err[t], err[t + 1]], [1, 1]);
+  assert.deepEqual([err[t], err[t + 1]], [1, 4], 'destination unreachable, port unreachable');
   assert.equal(formatIpv6(err, 26 + 8), '2001:db8:0:1::1');
   assert.ok(icmp6ChecksumOk(err, 26, t, (err[30] << 8) | err[31]));
   assert.equal(formatIpv6(err, t + 8 + 24), '2001:db8:66::5', 'quotes the packet');

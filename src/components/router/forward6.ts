@@ -6,7 +6,7 @@
 // else the domain with gateway6), the connection table (conntrack6.ts: the
 // IPv4 state machine), the policy for a new connection (rules whose dst is
 // IPv6 or absent, the default, `limits` per source /64), `reject` answered
-// with a TCP RST or ICMPv6 administratively prohibited, hop limit, the
+// with a TCP RST, ICMPv6 port unreachable (UDP) or administratively prohibited (echo), hop limit, the
 // neighbor cache (neighbors6.ts: NS to the solicited-node group; packets
 // wait in the link's pending pool while it resolves), and the
 // ICMPv6 errors the router sends (no route, admin prohibited, time exceeded,
@@ -23,7 +23,7 @@ import { fold, pseudoSum6At, sum } from '../../net/checksum.ts';
 import { ETH_HLEN, ETHERTYPE_IPV6, writeMacBytes } from '../../net/ethernet.ts';
 import {
   ICMP6_DEST_UNREACH, ICMP6_ECHO_REPLY, ICMP6_ECHO_REQUEST, ICMP6_PACKET_TOO_BIG, ICMP6_PARAM_PROBLEM, ICMP6_TIME_EXCEEDED,
-  ICMP6_UNREACH_ADMIN, ICMP6_UNREACH_NOROUTE, icmp6SetChecksum, writeIcmp6Error, writeNeighborSolicit,
+  ICMP6_UNREACH_ADMIN, ICMP6_UNREACH_NOROUTE, ICMP6_UNREACH_PORT, icmp6SetChecksum, writeIcmp6Error, writeNeighborSolicit,
 } from '../../net/icmpv6.ts';
 import {
   IP6_DST, IP6_HOP_LIMIT, IP6_NEXT_HEADER, IP6_PAYLOAD_LENGTH, IP6_SRC, IPV6_HLEN, NH_ICMPV6, NH_TCP, NH_UDP,
@@ -365,10 +365,13 @@ export class Forward6 {
     this.#send(p, n, (ref & 1) === 0 ? c.outDom : c.inDom, undefined, 0);
   }
 
-  /** A reject verdict: TCP gets a reset, the rest ICMPv6 administratively prohibited. */
+  /**
+   * A reject verdict, as for IPv4: TCP gets a reset, UDP ICMPv6 port
+   * unreachable, an echo request administratively prohibited.
+   */
   #reject(p: Packet, n: number): void {
     if (p.proto !== NH_TCP) {
-      this.#error(p, n, ICMP6_DEST_UNREACH, ICMP6_UNREACH_ADMIN, 0);
+      this.#error(p, n, ICMP6_DEST_UNREACH, p.proto === NH_UDP ? ICMP6_UNREACH_PORT : ICMP6_UNREACH_ADMIN, 0);
       return this.#drop('rejected');
     }
     if ((p.tcpFlags & BARE_SYN_MASK) !== TCP_SYN) return this.#drop('tcp-new-not-syn');
