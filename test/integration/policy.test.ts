@@ -30,17 +30,21 @@ const LAN = '198.18.0.2';
 const DMZ = '198.18.128.2';
 const WAN = '198.19.0.2';
 const WAN_GW = '198.19.0.1';
+const DMZ6 = '2001:db8:0:80::2';
+const WAN6 = '2001:db8:ff::2';
+const WAN6_GW = '2001:db8:ff::1';
 
 /** TCP ports that accept (and close), UDP ports that echo: one small server per host. */
 const LISTEN = String.raw`
 import selectors, socket, sys
 ip, tcp, udp = sys.argv[1], sys.argv[2], sys.argv[3]
+fam = socket.AF_INET6 if ':' in ip else socket.AF_INET
 sel = selectors.DefaultSelector()
 for p in [int(x) for x in tcp.split(',') if x]:
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((ip, p)); s.listen(128); s.setblocking(False)
+    s = socket.socket(fam); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((ip, p)); s.listen(128); s.setblocking(False)
     sel.register(s, selectors.EVENT_READ, 'tcp')
 for p in [int(x) for x in udp.split(',') if x]:
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind((ip, p)); u.setblocking(False)
+    u = socket.socket(fam, socket.SOCK_DGRAM); u.bind((ip, p)); u.setblocking(False)
     sel.register(u, selectors.EVENT_READ, 'udp')
 print('ready', flush=True)
 while True:
@@ -62,6 +66,26 @@ function start(netns: string, cmd: string, args: string[]): ChildProcess {
   const c = spawnInNetns(netns, cmd, args);
   children.push(c);
   return c;
+}
+
+/** Resolves when a LISTEN server has bound every port (it prints "ready"); rejects with its error output if it exits first. */
+function ready(c: ChildProcess, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    const done = (e?: Error): void => {
+      clearTimeout(timer);
+      c.stdout?.off('data', onOut);
+      c.off('exit', onExit);
+      if (e) reject(e); else resolve();
+    };
+    const onOut = (d: Buffer): void => { out += String(d); if (out.includes('ready')) done(); };
+    const onExit = (): void => done(new Error(`server ${c.spawnargs.slice(-3).join(' ')} exited: ${err}`));
+    const timer = setTimeout(() => done(new Error(`server ${c.spawnargs.slice(-3).join(' ')} not ready after ${timeoutMs} ms: ${err}`)), timeoutMs);
+    c.stderr?.on('data', (d: Buffer) => { err += String(d); });
+    c.stdout?.on('data', onOut);
+    c.on('exit', onExit);
+  });
 }
 
 async function controlOf(lab: string): Promise<ControlClient> {
@@ -137,10 +161,18 @@ before(async () => {
       start(ns(lab, 'wan'), 'python3', ['-c', LISTEN, WAN, '22,80', '53']),
       start(ns(lab, 'dmz'), 'python3', ['-m', 'http.server', '8080', '--bind', DMZ, '--directory', tmp]),
     ];
-    void servers;
-    await waitForListen(ns(lab, 'lan'), 8443);
-    await waitForListen(ns(lab, 'dmz'), 8080);
-    await waitForListen(ns(lab, 'wan'), 80);
+    // The same servers on the hosts' IPv6 addresses (the dmz's web port too: IPv6 has no forwards, only rules).
+    const l6 = lab === MG ? labs.mg : labs.lx;
+    servers.push(
+      start(ns(lab, 'lan'), 'python3', ['-c', LISTEN, l6.hosts.lan.ip6 as string, '22,8443', '514']),
+      start(ns(lab, 'dmz'), 'python3', ['-c', LISTEN, DMZ6, '22,8080', '5353']),
+      start(ns(lab, 'wan'), 'python3', ['-c', LISTEN, WAN6, '22,80', '53']),
+    );
+    // Seven Python servers per lab: on a loaded machine they take a while to start.
+    await Promise.all(servers.filter((c) => c.spawnargs.includes(LISTEN)).map((c) => ready(c, 30_000)));
+    await waitForListen(ns(lab, 'lan'), 8443, 30_000);
+    await waitForListen(ns(lab, 'dmz'), 8080, 30_000);
+    await waitForListen(ns(lab, 'wan'), 80, 30_000);
   }
   writeFileSync(join(tmp, 'hello.txt'), 'hello from the dmz\n');
 });
@@ -240,6 +272,99 @@ test('conformance with reject, drop and per-protocol rules (reloaded into both g
     };
     for (const [k, v] of Object.entries(expect)) assert.equal(mg[k], v, k);
     assert.ok(((await routerReport(MG)).counters['domain.lan.drop.rejected'] ?? 0) > 0);
+  } finally {
+    for (const [lab, orig] of Object.entries(origs)) await restore(lab, orig);
+  }
+});
+
+// ---- conformance, IPv6 ----------------------------------------------------------
+
+/** The IPv6 targets of a lab by role (the lan host's address differs: SLAAC on microgate, static on Linux). */
+function targets6(info: LabInfo): Record<string, string> {
+  return { lan: info.hosts.lan.ip6 as string, dmz: DMZ6, wan: WAN6, 'wan-gw': WAN6_GW };
+}
+
+const SCANS6: { from: 'lan' | 'dmz' | 'wan'; targets: string[] }[] = [
+  { from: 'lan', targets: ['wan', 'dmz'] },
+  { from: 'dmz', targets: ['lan', 'wan'] },
+  { from: 'wan', targets: ['lan', 'dmz', 'wan-gw'] },
+];
+
+/** "from->role proto/port" -> state, for every IPv6 scan (nmap -6 -sS and -sU). */
+async function scanMatrix6(lab: string, info: LabInfo): Promise<Record<string, string>> {
+  const t = targets6(info);
+  const role = Object.fromEntries(Object.entries(t).map(([k, v]) => [v, k]));
+  const out: Record<string, string> = {};
+  for (const s of SCANS6) {
+    for (const [flag, ports] of [['-sS', TCP_PORTS], ['-sU', UDP_PORTS]] as const) {
+      const r = await nsExec(ns(lab, s.from), 'nmap', ['-6', '-n', '-Pn', flag, '-T5', '--max-retries', '1', '-p', ports, '-oG', '-', ...s.targets.map((x) => t[x])], { timeoutMs: 60_000 });
+      assert.equal(r.code, 0, r.stderr);
+      for (const m of r.stdout.matchAll(/^Host: (\S+) .*Ports: (.*)$/gm)) {
+        for (const p of m[2].split(', ')) {
+          const [port, state, proto] = p.split('/');
+          out[`${s.from}->${role[m[1]] ?? m[1]} ${proto}/${port}`] = state;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+const MATRIX6_SIZE = SCANS6.reduce((a, s) => a + s.targets.length, 0) * (TCP_PORTS.split(',').length + UDP_PORTS.split(',').length);
+
+test('conformance, IPv6: nmap -6 TCP and UDP scans from wan, lan and dmz see the same matrix on microgate and Linux', { skip }, async (t) => {
+  const mg = await scanMatrix6(MG, labs.mg);
+  const lx = await scanMatrix6(LX, labs.lx);
+  assert.equal(Object.keys(mg).length, MATRIX6_SIZE, JSON.stringify(mg));
+  assert.deepEqual(mg, lx);
+  t.diagnostic(`IPv6 matrix: ${Object.keys(mg).length} (source, target, port) cells agree`);
+  // The policy's matrix: the rules without dst cover IPv6; the dmz's lan service rule names an IPv4 host, and the
+  // forwards are IPv4 (routed IPv6 has no NAT to forward through), so neither opens anything over IPv6.
+  const expect: Record<string, string> = {
+    'lan->wan tcp/22': 'open', 'lan->wan tcp/443': 'closed', 'lan->dmz tcp/8080': 'open', 'lan->dmz tcp/8443': 'closed',
+    'lan->wan udp/53': 'open', 'lan->wan udp/514': 'closed', 'lan->dmz udp/5353': 'open',
+    'dmz->wan tcp/80': 'open', 'dmz->lan tcp/8443': 'filtered', 'dmz->lan tcp/22': 'filtered', 'dmz->lan udp/514': 'open|filtered',
+    'wan->lan tcp/22': 'filtered', 'wan->dmz tcp/8080': 'filtered', 'wan->dmz udp/5353': 'open|filtered',
+    'wan->wan-gw tcp/80': 'filtered', 'wan->wan-gw udp/53': 'open|filtered',
+  };
+  for (const [k, v] of Object.entries(expect)) assert.equal(mg[k], v, k);
+});
+
+test('conformance, IPv6, with IPv6 rules, reject, drop and both-family rules (reloaded into both gateways): the same matrix', { skip }, async (t) => {
+  const edit = (d: Domains): void => {
+    d.lan.tcp = [
+      { ports: [22], action: 'reject' },
+      { dst: '2001:db8:ff::/64', ports: 'any', to: 'wan' },
+      { dst: '198.19.0.0/24', ports: 'any', to: 'wan' },
+      { dst: '::/0', ports: [443], action: 'drop' },
+    ];
+    d.lan.udp = [{ ports: [53], to: 'wan' }, { dst: '2001:db8:0:80::/64', ports: '500-600', action: 'reject' }];
+    d.lan.icmp = [{ to: 'wan' }];
+    d.lan.ip = [{ dst: '2001:db8:0:80::/64', to: 'dmz' }];
+    d.lan.default = 'reject';
+    d.dmz.tcp = [...(d.dmz.tcp as unknown[]), { dst: '2001:db8:0:1::/64', ports: [8443], to: 'lan' }];
+    d.wan.tcp = [{ dst: `${DMZ6}/128`, ports: [22], to: 'dmz' }];
+  };
+  const origs: Record<string, Record<string, unknown>> = {};
+  try {
+    for (const lab of [MG, LX]) origs[lab] = await reloadWith(lab, edit);
+    const mg = await scanMatrix6(MG, labs.mg);
+    const lx = await scanMatrix6(LX, labs.lx);
+    assert.equal(Object.keys(mg).length, MATRIX6_SIZE, JSON.stringify(mg));
+    assert.deepEqual(mg, lx);
+    t.diagnostic(`IPv6 matrix after reload: ${Object.keys(mg).length} cells agree`);
+    const expect: Record<string, string> = {
+      'lan->wan tcp/22': 'open', 'lan->wan tcp/443': 'closed', // the IPv6 /64 accept beats the no-dst reject and the ::/0 drop
+      'lan->dmz tcp/22': 'closed', // the reject rule (both families): a reset from the gateway
+      'lan->dmz tcp/443': 'filtered', 'lan->dmz tcp/8080': 'open', 'lan->dmz tcp/8443': 'closed', // ::/0 drop; the ip rule
+      'lan->wan udp/53': 'open', 'lan->wan udp/514': 'filtered', // the default reject: port unreachable from the gateway
+      'lan->dmz udp/514': 'filtered', 'lan->dmz udp/5353': 'open', 'lan->dmz udp/53': 'closed',
+      'dmz->lan tcp/8443': 'open', 'dmz->lan tcp/22': 'filtered',
+      'wan->dmz tcp/22': 'open', 'wan->dmz tcp/8080': 'filtered', 'wan->lan tcp/8443': 'filtered',
+    };
+    for (const [k, v] of Object.entries(expect)) assert.equal(mg[k], v, k);
+    const c = (await routerReport(MG)).counters;
+    assert.ok((c['domain.lan.drop.rejected'] ?? 0) > 0);
   } finally {
     for (const [lab, orig] of Object.entries(origs)) await restore(lab, orig);
   }
