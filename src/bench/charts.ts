@@ -38,6 +38,10 @@ export function charts(r: BenchResult): Map<string, string> {
       groups: [
         groupOf(r, 'tcp-tx', 'gbps', 'send (lan → wan)', 'tx'),
         groupOf(r, 'tcp-rx', 'gbps', 'receive (wan → lan)', 'rx'),
+        ...(has(r, 'tcp6-tx') ? [
+          groupOf(r, 'tcp6-tx', 'gbps', 'IPv6 send', 'tx6'),
+          groupOf(r, 'tcp6-rx', 'gbps', 'IPv6 receive', 'rx6'),
+        ] : []),
       ],
     }));
   }

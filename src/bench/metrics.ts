@@ -26,10 +26,11 @@ export function metricsFor(tests: readonly TestSpec[]): MetricSpec[] {
   for (const t of tests) {
     const dir = t.direction === 'tx' ? 'send' : 'receive';
     if (t.kind === 'tcp') {
-      m(t.id, 'gbps', `TCP ${dir}`, 'Gbit/s');
-      m(t.id, 'retransmits', `TCP ${dir} retransmits`, '', { digits: 0, better: 'lower', ratio: false, headline: false });
-      m(t.id, 'senderCpu', `TCP ${dir} iperf3 sender CPU`, '%', { digits: 0, better: 'lower', ratio: false, headline: false });
-      m(t.id, 'receiverCpu', `TCP ${dir} iperf3 receiver CPU`, '%', { digits: 0, better: 'lower', ratio: false, headline: false });
+      const tcp = t.family === 6 ? 'TCP/IPv6' : 'TCP';
+      m(t.id, 'gbps', `${tcp} ${dir}`, 'Gbit/s');
+      m(t.id, 'retransmits', `${tcp} ${dir} retransmits`, '', { digits: 0, better: 'lower', ratio: false, headline: false });
+      m(t.id, 'senderCpu', `${tcp} ${dir} iperf3 sender CPU`, '%', { digits: 0, better: 'lower', ratio: false, headline: false });
+      m(t.id, 'receiverCpu', `${tcp} ${dir} iperf3 receiver CPU`, '%', { digits: 0, better: 'lower', ratio: false, headline: false });
     } else if (t.kind === 'latency') {
       m(t.id, 'p50', 'latency p50', 'µs', { digits: 1, better: 'lower' });
       m(t.id, 'p99', 'latency p99', 'µs', { digits: 1, better: 'lower' });

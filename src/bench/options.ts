@@ -12,8 +12,9 @@ export class BenchUsageError extends Error {
 
 export const BENCH_HELP = `Usage: microgate bench [options]
 
-The paper's experiment on this machine: TCP throughput in both directions,
-request/response latency, 64-byte UDP packet rate and a write-size sweep,
+The paper's experiment on this machine: TCP throughput in both directions
+over IPv4 and over IPv6, request/response latency, 64-byte UDP packet rate
+and a write-size sweep,
 through microgate and through Linux kernel forwarding (nftables NAT + stateful
 filter) in labs built once and measured alternately, round-robin, so that
 machine noise hits both. Prints the table of ratios microgate / Linux and
@@ -33,7 +34,8 @@ combinations with --grid):
   --grid               every combination of the lists
 
 What to measure:
-  --tests LIST         tcp, latency, udp, sweep       (default all)
+  --tests LIST         tcp, tcp6, latency, udp, sweep (default all; tcp6: TCP over
+                       IPv6 both ways, routed by both gateways: no NAT66)
   --repeat N           repetitions of every figure    (default 3)
   --seconds N          seconds per TCP, UDP and latency run (default 5)
   --sweep-seconds N    seconds per sweep size         (default 2)

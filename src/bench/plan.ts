@@ -6,13 +6,14 @@
 
 export type Isolation = 'process' | 'thread' | 'inline';
 export type Transport = 'shm' | 'socket';
-export type TestKind = 'tcp' | 'latency' | 'udp' | 'sweep';
+/** What --tests names; tcp6 is TCP over IPv6 (figures of kind tcp with family 6). */
+export type TestKind = 'tcp' | 'tcp6' | 'latency' | 'udp' | 'sweep';
 /** Tracepoints during the runs: off, aggregates (`--trace on`), events. */
 export type TraceLevel = 'off' | 'aggregates' | 'events';
 
 export const ISOLATIONS: readonly Isolation[] = ['process', 'thread', 'inline'];
 export const TRANSPORTS: readonly Transport[] = ['shm', 'socket'];
-export const TEST_KINDS: readonly TestKind[] = ['tcp', 'latency', 'udp', 'sweep'];
+export const TEST_KINDS: readonly TestKind[] = ['tcp', 'tcp6', 'latency', 'udp', 'sweep'];
 /** Slots per session direction of microgate's default config (x1). */
 export const BASE_SLOTS = 256;
 
@@ -58,9 +59,11 @@ export interface BenchConfig {
 }
 
 export interface TestSpec {
-  /** tcp-tx, tcp-rx, latency, udp-tx, udp-rx, sweep-1024 */
+  /** tcp-tx, tcp-rx, tcp6-tx, tcp6-rx, latency, udp-tx, udp-rx, sweep-1024 */
   id: string;
-  kind: TestKind;
+  kind: Exclude<TestKind, 'tcp6'>;
+  /** IP version between the hosts: 6 for tcp6 (routed by both gateways, no NAT66), else 4 (lan masqueraded). */
+  family: 4 | 6;
   /** tx: lan -> wan (the lan host sends through the gateway); rx: wan -> lan (iperf3 -R). */
   direction: 'tx' | 'rx';
   /** iperf3 -l or sockperf -m. */
@@ -156,16 +159,19 @@ export function tests(o: BenchOptions): TestSpec[] {
   const s = o.seconds;
   for (const kind of o.tests) {
     if (kind === 'tcp') {
-      out.push({ id: 'tcp-tx', kind, direction: 'tx', seconds: s, title: 'TCP send, lan -> wan (iperf3)' });
-      out.push({ id: 'tcp-rx', kind, direction: 'rx', seconds: s, title: 'TCP receive, wan -> lan (iperf3 -R)' });
+      out.push({ id: 'tcp-tx', kind, family: 4, direction: 'tx', seconds: s, title: 'TCP send, lan -> wan (iperf3)' });
+      out.push({ id: 'tcp-rx', kind, family: 4, direction: 'rx', seconds: s, title: 'TCP receive, wan -> lan (iperf3 -R)' });
+    } else if (kind === 'tcp6') {
+      out.push({ id: 'tcp6-tx', kind: 'tcp', family: 6, direction: 'tx', seconds: s, title: 'TCP over IPv6 send, lan -> wan (iperf3, routed)' });
+      out.push({ id: 'tcp6-rx', kind: 'tcp', family: 6, direction: 'rx', seconds: s, title: 'TCP over IPv6 receive, wan -> lan (iperf3 -R, routed)' });
     } else if (kind === 'latency') {
-      out.push({ id: 'latency', kind, direction: 'tx', size: o.latencySize, seconds: s, title: `TCP ping-pong round trip, ${o.latencySize} B (sockperf)` });
+      out.push({ id: 'latency', kind, family: 4, direction: 'tx', size: o.latencySize, seconds: s, title: `TCP ping-pong round trip, ${o.latencySize} B (sockperf)` });
     } else if (kind === 'udp') {
-      out.push({ id: 'udp-tx', kind, direction: 'tx', size: o.udpSize, seconds: s, title: `UDP ${o.udpSize} B datagrams, lan -> wan (iperf3 -u -b 0)` });
-      out.push({ id: 'udp-rx', kind, direction: 'rx', size: o.udpSize, seconds: s, title: `UDP ${o.udpSize} B datagrams, wan -> lan (iperf3 -u -b 0 -R)` });
+      out.push({ id: 'udp-tx', kind, family: 4, direction: 'tx', size: o.udpSize, seconds: s, title: `UDP ${o.udpSize} B datagrams, lan -> wan (iperf3 -u -b 0)` });
+      out.push({ id: 'udp-rx', kind, family: 4, direction: 'rx', size: o.udpSize, seconds: s, title: `UDP ${o.udpSize} B datagrams, wan -> lan (iperf3 -u -b 0 -R)` });
     } else {
       for (const size of o.sizes) {
-        out.push({ id: `sweep-${size}`, kind, direction: 'tx', size, seconds: o.sweepSeconds, title: `TCP send with ${size} B writes (iperf3 -l ${size})` });
+        out.push({ id: `sweep-${size}`, kind, family: 4, direction: 'tx', size, seconds: o.sweepSeconds, title: `TCP send with ${size} B writes (iperf3 -l ${size})` });
       }
     }
   }

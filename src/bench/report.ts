@@ -87,7 +87,8 @@ export function markdownReport(r: BenchResult, files: { charts: string[] }): str
   L.push(`Machine: ${r.machine.cpus} CPUs (${r.machine.cpuModel}), Linux ${r.machine.kernel}, Node ${r.machine.node}, ${r.machine.iperf3}, sockperf ${r.machine.sockperf}.`);
   L.push(`Each figure ${o.repeat} time${o.repeat === 1 ? '' : 's'} (${o.seconds} s per run, ${o.sweepSeconds} s per sweep size), configurations alternated round-robin; values are medians, spreads min–max.`);
   L.push('');
-  L.push(`**tx_ratio ${r.tx_ratio?.toFixed(2) ?? 'n/a'}, rx_ratio ${r.rx_ratio?.toFixed(2) ?? 'n/a'}** (${r.configs.find((c) => c.id === r.base)?.label ?? r.base} / Linux, TCP send and receive).`);
+  L.push(`**tx_ratio ${r.tx_ratio?.toFixed(2) ?? 'n/a'}, rx_ratio ${r.rx_ratio?.toFixed(2) ?? 'n/a'}** (${r.configs.find((c) => c.id === r.base)?.label ?? r.base} / Linux, TCP send and receive)` +
+    (r.tx6_ratio !== null || r.rx6_ratio !== null ? `; over IPv6 **tx6_ratio ${r.tx6_ratio?.toFixed(2) ?? 'n/a'}, rx6_ratio ${r.rx6_ratio?.toFixed(2) ?? 'n/a'}** (routed, no NAT on either side).` : '.'));
   if (r.interrupted) L.push(`\n**Interrupted**: ${r.runs.length} of ${r.plannedRuns} runs done; the numbers are partial.`);
   if (r.failures.length) L.push(`\n**${r.failures.length} run(s) failed**: see "Failures" below.`);
   L.push('');

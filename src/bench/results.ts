@@ -37,6 +37,9 @@ export interface BenchResult {
   /** Base microgate configuration, TCP send / receive, microgate / Linux. null when not measured. */
   tx_ratio: number | null;
   rx_ratio: number | null;
+  /** The same over IPv6 (tcp6-tx, tcp6-rx; null when not measured). */
+  tx6_ratio: number | null;
+  rx6_ratio: number | null;
   base: string;
   startedAt: string;
   finishedAt: string;
@@ -175,6 +178,8 @@ export function aggregate(a: AggregateInput): BenchResult {
     version: 1,
     tx_ratio: baseRatio('tcp-tx'),
     rx_ratio: baseRatio('tcp-rx'),
+    tx6_ratio: baseRatio('tcp6-tx'),
+    rx6_ratio: baseRatio('tcp6-rx'),
     base: plan.base,
     startedAt: a.startedAt,
     finishedAt: a.finishedAt,

@@ -151,7 +151,10 @@ async function runOne(rep: number, test: TestSpec, config: BenchConfig, lab: Lab
       traced = problem === undefined && config.trace !== 'off';
     }
     const endSample = sampleCpu(units);
-    const ep: Endpoints = { serverNetns: lab.info.hosts.wan.netns, serverIp: lab.info.hosts.wan.ip, clientNetns: lab.info.hosts.lan.netns, cpus };
+    const wan = lab.info.hosts.wan;
+    const serverIp = test.family === 6 ? wan.ip6 : wan.ip;
+    if (serverIp === undefined) throw new Error(`lab ${lab.name} gave the wan host no IPv6 address: ${test.id} needs one`);
+    const ep: Endpoints = { serverNetns: wan.netns, serverIp, clientNetns: lab.info.hosts.lan.netns, cpus };
     try {
       rec.values = await measure(test, ep);
     } finally {

@@ -102,7 +102,9 @@ export async function benchCommand(argv: string[]): Promise<number> {
   } else {
     const goals = result.goals.map((g) => `  ${g.met === null ? '-' : g.met ? 'met' : 'NOT met'}: ${g.text} (${g.value === null ? g.detail : `${g.value.toFixed(2)}; ${g.detail}`})`);
     process.stdout.write(`\nmicrogate / Linux (Linux columns: values; median of ${o.repeat} paired run${o.repeat === 1 ? '' : 's'})\n${table}\n\n`
-      + `tx_ratio ${result.tx_ratio?.toFixed(2) ?? 'n/a'}  rx_ratio ${result.rx_ratio?.toFixed(2) ?? 'n/a'}\n\ngoals:\n${goals.join('\n')}\n\n`
+      + `tx_ratio ${result.tx_ratio?.toFixed(2) ?? 'n/a'}  rx_ratio ${result.rx_ratio?.toFixed(2) ?? 'n/a'}`
+      + (result.tx6_ratio !== null || result.rx6_ratio !== null ? `  IPv6: tx6_ratio ${result.tx6_ratio?.toFixed(2) ?? 'n/a'}  rx6_ratio ${result.rx6_ratio?.toFixed(2) ?? 'n/a'}` : '')
+      + `\n\ngoals:\n${goals.join('\n')}\n\n`
       + `wrote ${outDir}/{bench.json, report.md, table.txt, ${[...svgs.keys()].join(', ')}}\n`);
   }
   if (output.aborted) return 130;

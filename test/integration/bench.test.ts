@@ -53,16 +53,16 @@ function elements(node: unknown, name: string, out: Record<string, unknown>[] = 
   return out;
 }
 
-test('bench --quick: JSON with tx/rx ratios, Markdown report, SVG charts with one bar per configuration and direction', { skip: !canRunLabs() && 'needs root', timeout: 120_000 }, async () => {
+test('bench --quick: JSON with tx/rx ratios (IPv4 and IPv6), Markdown report, SVG charts with one bar per configuration and direction', { skip: !canRunLabs() && 'needs root', timeout: 180_000 }, async () => {
   const out = mkdtempSync(join(tmpdir(), 'mg-bench-'));
   let labs: string[] = [];
   try {
-    const r = await microgate(['bench', '--quick', '--json', '--out', out], 90_000);
+    const r = await microgate(['bench', '--quick', '--json', '--out', out], 150_000);
     assert.equal(r.code, 0, `bench exited ${r.code}\n${r.stderr.slice(-3000)}`);
 
     // JSON: on stdout and in the folder, the same.
     const j = JSON.parse(r.stdout) as {
-      tx_ratio: unknown; rx_ratio: unknown; base: string; failures: unknown[];
+      tx_ratio: unknown; rx_ratio: unknown; tx6_ratio: unknown; rx6_ratio: unknown; base: string; failures: unknown[];
       labs: Record<string, string>;
       configs: { id: string; gateway: string }[];
       tests: { id: string }[];
@@ -75,14 +75,17 @@ test('bench --quick: JSON with tx/rx ratios, Markdown report, SVG charts with on
     assert.deepEqual(JSON.parse(readFileSync(join(out, 'bench.json'), 'utf8')).tx_ratio, j.tx_ratio);
     assert.equal(typeof j.tx_ratio, 'number');
     assert.equal(typeof j.rx_ratio, 'number');
+    // IPv6 TCP both ways, against Linux in the same run.
+    assert.ok(typeof j.tx6_ratio === 'number' && j.tx6_ratio > 0 && Number.isFinite(j.tx6_ratio), `tx6_ratio ${String(j.tx6_ratio)}`);
+    assert.ok(typeof j.rx6_ratio === 'number' && j.rx6_ratio > 0 && Number.isFinite(j.rx6_ratio), `rx6_ratio ${String(j.rx6_ratio)}`);
+    assert.equal(j.ratios[j.base]['tcp6-rx'].gbps.ratio, j.rx6_ratio);
     assert.ok((j.tx_ratio as number) > 0 && Number.isFinite(j.tx_ratio));
     assert.ok((j.rx_ratio as number) > 0 && Number.isFinite(j.rx_ratio));
     assert.deepEqual(j.failures, []);
     assert.deepEqual(j.configs.map((c) => c.gateway), ['linux', 'microgate']);
-    assert.deepEqual(j.tests.map((t) => t.id), ['tcp-tx', 'tcp-rx', 'latency', 'udp-tx', 'udp-rx', 'sweep-1024', 'sweep-65536']);
+    assert.deepEqual(j.tests.map((t) => t.id), ['tcp-tx', 'tcp-rx', 'tcp6-tx', 'tcp6-rx', 'latency', 'udp-tx', 'udp-rx', 'sweep-1024', 'sweep-65536']);
     for (const c of j.configs) {
-      assert.ok(j.summaries[c.id]['tcp-tx'].gbps.median > 0, `${c.id} tcp-tx`);
-      assert.ok(j.summaries[c.id]['tcp-rx'].gbps.median > 0, `${c.id} tcp-rx`);
+      for (const t of ['tcp-tx', 'tcp-rx', 'tcp6-tx', 'tcp6-rx']) assert.ok(j.summaries[c.id][t].gbps.median > 0, `${c.id} ${t}`);
       assert.ok(j.summaries[c.id].latency.p50.median > 0, `${c.id} latency p50`);
       assert.ok(j.summaries[c.id].latency.p999.median >= j.summaries[c.id].latency.p50.median, `${c.id} p99.9 >= p50`);
       assert.ok(j.summaries[c.id]['udp-tx'].pps.median > 0, `${c.id} udp`);
@@ -100,6 +103,8 @@ test('bench --quick: JSON with tx/rx ratios, Markdown report, SVG charts with on
     for (const h of ['## Goals', '## Ratios microgate / Linux', '## Values', '## Where the CPU goes', '## Method']) assert.ok(md.includes(h), `report has ${h}`);
     assert.match(md, /\*\*tx_ratio \d+\.\d\d, rx_ratio \d+\.\d\d\*\*/);
     assert.match(md, /^\| TCP send \| Gbit\/s \| [\d.]+ \| [\d.]+x \|$/m);
+    assert.match(md, /^\| TCP\/IPv6 receive \| Gbit\/s \| [\d.]+ \| [\d.]+x \|$/m);
+    assert.match(md, /over IPv6 \*\*tx6_ratio \d+\.\d\d, rx6_ratio \d+\.\d\d\*\*/);
     assert.ok(md.includes('![throughput.svg](throughput.svg)'));
 
     // SVG charts: well-formed; Fig. 3 has one bar per configuration and direction.
@@ -111,7 +116,7 @@ test('bench --quick: JSON with tx/rx ratios, Markdown report, SVG charts with on
       assert.equal(XMLValidator.validate(text), true, `${f} is well-formed XML`);
       assert.ok(parser.parse(text).svg, `${f} has an <svg> root`);
     }
-    for (const [file, groups] of [['throughput.svg', ['tx', 'rx']], ['udp.svg', ['tx', 'rx']], ['latency.svg', ['p50', 'p99', 'p999']]] as const) {
+    for (const [file, groups] of [['throughput.svg', ['tx', 'rx', 'tx6', 'rx6']], ['udp.svg', ['tx', 'rx']], ['latency.svg', ['p50', 'p99', 'p999']]] as const) {
       const bars = elements(parser.parse(readFileSync(join(out, file), 'utf8')), 'rect').filter((e) => e['@_class'] === 'bar');
       const seen = bars.map((b) => `${b['@_data-config']}/${b['@_data-group']}`).sort();
       const want = j.configs.flatMap((c) => groups.map((g) => `${c.id}/${g}`)).sort();

@@ -10,6 +10,7 @@ import { cpuListFor, parseCpuList } from '../../src/bench/affinity.ts';
 import { makePlan, variants, type BenchOptions } from '../../src/bench/plan.ts';
 import { BenchUsageError, parseBenchArgs } from '../../src/bench/options.ts';
 import { aggregate, type RunRecord } from '../../src/bench/results.ts';
+import { metricsFor } from '../../src/bench/metrics.ts';
 import { barChart } from '../../src/bench/svg.ts';
 import { charts } from '../../src/bench/charts.ts';
 import { markdownReport, ratioTable } from '../../src/bench/report.ts';
@@ -145,6 +146,16 @@ test('plan: the base and one change at a time; one Linux reference per core coun
   for (const rep of [1, 2, 3]) for (const t of p.tests) assert.equal(new Set(p.runs.filter((r) => r.rep === rep && r.test.id === t.id).map((r) => r.config.id)).size, 8);
 });
 
+test('plan: tcp6 adds IPv6 TCP both ways (family 6, kind tcp: measured, summarised and charted as TCP), every configuration in the same run', () => {
+  const p = makePlan(opts({ isolation: ['process'], transport: ['shm'], cores: [2], slots: [1], tests: ['tcp', 'tcp6'], repeat: 2 }), 2);
+  assert.deepEqual(p.tests.map((t) => [t.id, t.kind, t.family, t.direction]), [
+    ['tcp-tx', 'tcp', 4, 'tx'], ['tcp-rx', 'tcp', 4, 'rx'], ['tcp6-tx', 'tcp', 6, 'tx'], ['tcp6-rx', 'tcp', 6, 'rx'],
+  ]);
+  for (const id of ['tcp6-tx', 'tcp6-rx']) assert.deepEqual(p.runs.filter((r) => r.test.id === id).map((r) => r.config.id).sort(), ['linux-c2', 'linux-c2', 'mg-process-shm-x1-c2', 'mg-process-shm-x1-c2']);
+  assert.deepEqual(metricsFor(p.tests).filter((m) => m.headline).map((m) => m.name), ['TCP send', 'TCP receive', 'TCP/IPv6 send', 'TCP/IPv6 receive']);
+  assert.deepEqual(parseBenchArgs(['--quick'], 2).options.tests, ['tcp', 'tcp6', 'latency', 'udp', 'sweep']);
+});
+
 test('plan: --grid takes every combination; traced variants share the untraced lab', () => {
   assert.equal(variants(opts({ grid: true })).length, 3 * 2 * 2 * 2);
   const p = makePlan(opts({ isolation: ['process'], transport: ['shm'], cores: [2], slots: [1], trace: ['off', 'aggregates'] }), 2);
@@ -167,7 +178,7 @@ test('options: defaults, --quick, and specific errors for bad values', () => {
     [['--cores', '4'], /--cores: expected a whole number from 1 to 2, got "4"/],
     [['--repeat', '0'], /--repeat: expected a whole number from 1 to 100/],
     [['--seconds', '1.5'], /--seconds: expected whole seconds/],
-    [['--tests', 'tcp,ping'], /"ping" is not one of tcp, latency, udp, sweep/],
+    [['--tests', 'tcp,ping'], /"ping" is not one of tcp, tcp6, latency, udp, sweep/],
     [['--isolation', ''], /expected a comma-separated list/],
     [['extra'], /unexpected argument "extra"/],
   ];
