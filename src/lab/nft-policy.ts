@@ -12,14 +12,16 @@
 //                       quotas; port-forward accepts; the rules in microgate's
 //                       evaluation order (protocol rules by prefix and port range, then ip
 //                       rules); the default action
-//   input:              echo requests to the router's address in the ingress domain, and to
-//                       its other addresses where the policy permits ICMP into that domain;
+//   input:              echo requests (IPv4 and IPv6) to the router's address in the ingress
+//                       domain, and to its other addresses where the policy permits ICMP into
+//                       that domain; Neighbor Discovery;
 //                       DHCP to the domain's server; the rest dropped
 //   postrouting (srcnat): masquerade from each domain in a target's nat.from
 // Counted rules carry comments; linuxGatewayCounters() sums them by comment.
 import { formatIpv4 } from '../net/addr.ts';
 import { formatIpv6, formatIpv6Cidr } from '../net/addr6.ts';
 import { IPPROTO_ICMP } from '../net/ipv4.ts';
+import { NH_ICMPV6 } from '../net/ipv6.ts';
 import type { RouterConfig } from '../components/router/config.ts';
 import { portsText, type PolicyRule } from '../components/router/policy-config.ts';
 import { Policy, POLICY_ACCEPT, POLICY_ACCEPT_NAT } from '../components/router/policy.ts';
@@ -207,8 +209,15 @@ export function nftRuleset(cfg: RouterConfig, opts: NftPolicyOptions): string {
       if (v === POLICY_ACCEPT || v === POLICY_ACCEPT_NAT) echoTo.push(o.address);
     }
     input.push(`\t\ticmp type echo-request iifname ${IF} ip daddr ${echoTo.length === 1 ? formatIpv4(echoTo[0]) : `{ ${echoTo.map(formatIpv4).join(', ')} }`} accept`);
-    // IPv6: echo to the router's address6 and link-local address in the domain (microgate answers no other).
-    if (v6 !== undefined) input.push(`\t\ticmpv6 type echo-request iifname ${IF} ip6 daddr { ${formatIpv6(v6.address)}, fe80::/64 } accept`);
+    // IPv6: echo to the router's address6 and link-local address in the domain, and to its address6 in another
+    // domain where the policy permits ICMPv6 echo into that domain (as for IPv4).
+    if (v6 !== undefined) {
+      const echo6 = [formatIpv6(v6.address), 'fe80::/64'];
+      for (const o of doms) {
+        if (o !== d && o.ipv6 !== undefined && policy.peek6(d.index, o.index, NH_ICMPV6, o.ipv6.address, 0, 0) === POLICY_ACCEPT) echo6.push(formatIpv6(o.ipv6.address));
+      }
+      input.push(`\t\ticmpv6 type echo-request iifname ${IF} ip6 daddr { ${echo6.join(', ')} } accept`);
+    }
     if (p.dhcp !== null) input.push(`\t\tiifname ${IF} meta nfproto ipv4 udp dport 67 accept`);
     input.push(`\t\tiifname ${IF} counter drop comment ${q(`input-${d.name}-drop`)}`);
 

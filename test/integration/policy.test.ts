@@ -328,6 +328,18 @@ test('conformance, IPv6: nmap -6 TCP and UDP scans from wan, lan and dmz see the
     'wan->wan-gw tcp/80': 'filtered', 'wan->wan-gw udp/53': 'open|filtered',
   };
   for (const [k, v] of Object.entries(expect)) assert.equal(mg[k], v, k);
+  // ping -6 to the router's addresses in other domains: answered only where the policy lets ICMP in (as for IPv4).
+  const pings: Record<string, Record<string, boolean>> = {};
+  for (const [key, lab] of [['mg', MG], ['lx', LX]] as const) {
+    pings[key] = {};
+    for (const [from, to] of [['lan', WAN6_GW], ['lan', '2001:db8:0:80::1'], ['dmz', WAN6_GW], ['dmz', '2001:db8:0:1::1'], ['wan', '2001:db8:0:1::1']] as const) {
+      pings[key][`${from}->${to}`] = (await ping(ns(lab, from), to, { count: 1, timeoutS: 1 })).received === 1;
+    }
+  }
+  assert.deepEqual(pings.mg, pings.lx);
+  assert.deepEqual(pings.mg, {
+    [`lan->${WAN6_GW}`]: true, 'lan->2001:db8:0:80::1': true, [`dmz->${WAN6_GW}`]: true, 'dmz->2001:db8:0:1::1': false, 'wan->2001:db8:0:1::1': false,
+  });
 });
 
 test('conformance, IPv6, with IPv6 rules, reject, drop and both-family rules (reloaded into both gateways): the same matrix', { skip }, async (t) => {

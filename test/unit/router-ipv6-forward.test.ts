@@ -428,3 +428,29 @@ test('conntrack.per-source counts an IPv6 source per /64: other interface identi
   assert.equal(r.drops()['conntrack-source-limit'], 2);
   assert.equal((r.router.status() as { conntrack6: { count: number } }).conntrack6.count, 3);
 });
+
+test('the router\'s address6 in another domain: echo answered only from a domain that may open connections there (as for IPv4); nothing else to it is forwarded', () => {
+  const r = rig();
+  r.neighbors();
+  const WAN_ADDR = '2001:db8:ff::1';
+  // lan may send echo into the wan (icmp rule): answered from the wan address.
+  r.send(0, frame(HOST_MAC, r.macOf(0), HOST, WAN_ADDR, 58, echo(7, 1)));
+  const [reply] = r.ports[0].take();
+  assert.ok(reply, 'an echo reply');
+  assert.equal(reply[26 + 40], 129);
+  assert.equal(formatIpv6(reply, 26 + 8), WAN_ADDR);
+  assert.equal(formatIpv6(reply, 26 + 24), HOST);
+  assert.ok(icmp6ChecksumOk(reply, 26, 26 + 40, (reply[30] << 8) | reply[31]));
+  // TCP to it (port 80 is accepted into the wan): not forwarded, no connection, no neighbor lookup.
+  const newConns = r.counters.get('conntrack6.new');
+  r.send(0, frame(HOST_MAC, r.macOf(0), HOST, WAN_ADDR, 6, tcpSeg(40001, 80, 0x02)));
+  assert.equal(r.ports[1].take().length, 0);
+  assert.equal(r.ports[0].take().length, 0);
+  assert.equal(r.counters.get('conntrack6.new'), newConns);
+  assert.equal(r.drops()['to-router-other-domain'], 1);
+  // From the wan (no rule into the lan) an echo to the lan address is not answered.
+  r.send(1, frame(GW_MAC, r.macOf(1), '2001:db8:ff::7', '2001:db8:0:1::1', 58, echo(8, 1)));
+  assert.equal(r.ports[1].take().length, 0);
+  assert.equal(r.ports[0].take().length, 0);
+  assert.equal(r.drops()['to-router-other-domain'], 2);
+});

@@ -2,7 +2,9 @@
 // validation of every IPv6 frame (fixed header, the bounded extension-header
 // walk of net/ipv6.ts, sources), Neighbor Discovery for the router's
 // addresses (the global address6 and the link-local fe80:: EUI-64 address:
-// NS answered with NA), ICMPv6 echo to those addresses answered, and router
+// NS answered with NA), ICMPv6 echo to those addresses answered (to its
+// address6 in another domain only from a domain that may open connections
+// there, as for IPv4; nothing else to those is forwarded), and router
 // advertisements (solicited by RS, and unsolicited every interval-s, jittered)
 // with the domain's /64 as the SLAAC prefix, M/O off, RDNSS with `ra.dns`.
 //
@@ -31,6 +33,7 @@ import type { DropReason, Drops } from './drops.ts';
 import type { Forward6 } from './forward6.ts';
 import type { Link } from './link.ts';
 import { L3, type Packet } from './packet.ts';
+import { POLICY_ACCEPT } from './policy.ts';
 
 export const COUNTERS6 = [
   'icmp6.echo-reply-sent', 'nd6.ns-received', 'nd6.na-sent', 'nd6.na-received', 'nd6.rs-received', 'nd6.ra-sent',
@@ -162,6 +165,12 @@ export class Local6 {
     if (!toUs && !(multicast && localMulticast(b, dstOff, v6.address, v6.linkLocal))) {
       if (multicast) return this.#drop('ip6-multicast');
       if (unspecSrc) return this.#drop('ip6-bad-source');
+      // The router's address6 in another domain is the router's, not a host to forward to.
+      const doms = this.cfg.domains;
+      for (let i = 0; i < doms.length; i++) {
+        const o = doms[i].ipv6;
+        if (i !== p.dom && o !== undefined && ipv6Equals(b, dstOff, o.address, 0)) return this.#toOtherDomain(p, n, i);
+      }
       return this.#fwd.forward(p, n, ch.proto, ch.l4Off, ch.fragOff >= 0);
     }
     if ((b[1] & 0x7f) !== 0) return this.#drop('vnet-bad-gso'); // nothing the router itself takes is a GSO frame
@@ -192,6 +201,28 @@ export class Local6 {
     }
     if (unspecSrc) return this.#drop('ip6-bad-source');
     return this.#drop('icmp6-unsupported-type');
+  }
+
+  /**
+   * A packet for the router's address6 in domain `other` (not p.dom): as for
+   * IPv4, an echo request is answered only from a domain that may open
+   * connections into that one (the Linux reference does the same); the rest
+   * is dropped (to-router-other-domain).
+   */
+  #toOtherDomain(p: Packet, n: number, other: number): void {
+    const b = p.buf;
+    const ch = this.#chain;
+    if ((b[1] & 0x7f) !== 0) return this.#drop('vnet-bad-gso');
+    if (ch.fragOff >= 0) return this.#drop('ip6-fragment');
+    if (ch.proto === NH_ICMPV6) {
+      const l4 = IP6 + ch.l4Off;
+      const l4Len = n - ch.l4Off;
+      if (l4Len < 8) return this.#drop('icmp6-truncated');
+      if (!icmp6ChecksumOk(b, IP6, l4, l4Len)) return this.#drop('icmp6-bad-checksum');
+      if (b[l4] === ICMP6_ECHO_REQUEST && b[l4 + 1] === 0 &&
+        this.#fwd.policy().decide6(p.dom, other, NH_ICMPV6, b, IP6 + IP6_DST, 0) === POLICY_ACCEPT) return this.#echoReply(p, l4, l4Len);
+    }
+    return this.#drop('to-router-other-domain');
   }
 
   #nsIn(p: Packet, v6: Ipv6DomainConfig, l4: number, l4Len: number, unspecSrc: boolean, multicast: boolean): void {
