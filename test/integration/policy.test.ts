@@ -15,7 +15,7 @@ import { parseDocument } from 'yaml';
 import { labControl, labDown, labUp, readLabState, type LabInfo } from '../../src/lab/lab.ts';
 import type { ControlClient } from '../../src/sys/control-client.ts';
 import { labReload } from '../../src/lab/lab-reload.ts';
-import { routerYamlPath } from '../../src/lab/linux-gateway.ts';
+import { linuxGatewayCounters, routerYamlPath } from '../../src/lab/linux-gateway.ts';
 import { canRunLabs, killChild, nsExec, ping, spawnInNetns, waitForListen } from './harness.ts';
 
 const skip = canRunLabs() ? false : 'needs root';
@@ -379,6 +379,77 @@ test('conformance, IPv6, with IPv6 rules, reject, drop and both-family rules (re
     assert.ok((c['domain.lan.drop.rejected'] ?? 0) > 0);
   } finally {
     for (const [lab, orig] of Object.entries(origs)) await restore(lab, orig);
+  }
+});
+
+/** Connect from each source address to dst:port at once (non-blocking); after `waitS`, how many are connected. */
+const CONNECT_ALL = String.raw`
+import select, socket, sys, time
+dst, port, srcs, wait = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(','), float(sys.argv[4])
+ss = []
+for a in srcs:
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM); s.setblocking(False); s.bind((a, 0))
+    try:
+        s.connect((dst, port))
+    except BlockingIOError:
+        pass
+    ss.append(s)
+time.sleep(wait)
+print(sum(1 for s in ss if select.select([], [s], [], 0)[1] and s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0))
+`;
+
+/** A drop counter of a lab's gateway (microgate: of the domain; Linux: its rules with that comment, since the last load). */
+async function dropCount(lab: string, domain: string, reason: string): Promise<number> {
+  if (lab === MG) return (await routerReport(MG)).counters[`domain.${domain}.drop.${reason}`] ?? 0;
+  const st = await readLabState(lab);
+  assert.ok(st);
+  return (await linuxGatewayCounters(st.plan))[reason]?.packets ?? 0;
+}
+
+test('IPv6 attacks, on both gateways: a spoofed source outside the lan\'s /64; a lan host spreading connections over its /64 is one source for the rate limit; a blocklisted IPv6 host', { skip }, async () => {
+  for (const [lab, info] of [[MG, labs.mg], [LX, labs.lx]] as const) {
+    const lanIf = `mg${lab}l`;
+    // Spoofed: a source in the routed inside (the wan host would answer it) but not the lan's prefix.
+    const spoof = '2001:db8:0:2::5';
+    assert.ok((await ping(ns(lab, 'lan'), WAN6)).ok, `${lab}: ping -6 from the lan host's own address`);
+    await nsExec(ns(lab, 'lan'), 'ip', ['-6', 'addr', 'add', `${spoof}/128`, 'dev', lanIf, 'nodad']);
+    try {
+      const before = await dropCount(lab, 'lan', 'ip6-spoofed-source');
+      const r = await nsExec(ns(lab, 'lan'), 'ping', ['-6', '-n', '-c', '2', '-i', '0.2', '-W', '1', '-I', spoof, WAN6], { timeoutMs: 10_000 });
+      assert.match(r.stdout, / 0 received/, `${lab}: the spoofed source gets nothing through`);
+      assert.ok(await dropCount(lab, 'lan', 'ip6-spoofed-source') > before, `${lab}: counted as ip6-spoofed-source`);
+    } finally {
+      await nsExec(ns(lab, 'lan'), 'ip', ['-6', 'addr', 'del', `${spoof}/128`, 'dev', lanIf]);
+    }
+
+    // Eight addresses of the lan's /64 open a connection each at once: limited as one source (1/s, burst 2),
+    // where a limit per address would let all eight through.
+    const prefix = (info.hosts.lan.ip6 as string).split(':').slice(0, 4).join(':');
+    const srcs = Array.from({ length: 8 }, (_, i) => `${prefix}::${(0x100 + i).toString(16)}`);
+    const orig = await reloadWith(lab, (d) => { d.lan.limits = { 'new-per-source': 1, 'new-per-source-burst': 2 }; });
+    try {
+      for (const a of srcs) await nsExec(ns(lab, 'lan'), 'ip', ['-6', 'addr', 'add', `${a}/128`, 'dev', lanIf, 'nodad']);
+      await new Promise((r) => setTimeout(r, 1500)); // the bucket full again after the reload's own traffic
+      const before = await dropCount(lab, 'lan', 'rate-limited');
+      const r = await nsExec(ns(lab, 'lan'), 'python3', ['-c', CONNECT_ALL, WAN6, '22', srcs.join(','), '0.8'], { timeoutMs: 20_000 });
+      const connected = Number(r.stdout.trim());
+      assert.ok(connected >= 1 && connected <= 3, `${lab}: ${r.stdout}${r.stderr} of 8 connected (burst 2, 1/s)`);
+      assert.ok(await dropCount(lab, 'lan', 'rate-limited') > before, `${lab}: counted as rate-limited`);
+    } finally {
+      for (const a of srcs) await nsExec(ns(lab, 'lan'), 'ip', ['-6', 'addr', 'del', `${a}/128`, 'dev', lanIf]);
+      await restore(lab, orig);
+    }
+
+    // The wan host's IPv6 address blocklisted: its replies to the lan are dropped on arrival.
+    const orig2 = await reloadWith(lab, (d) => { d.wan.blocklist = [WAN6]; });
+    try {
+      const before = await dropCount(lab, 'wan', 'blocklisted');
+      assert.equal((await ping(ns(lab, 'lan'), WAN6, { count: 1, timeoutS: 1 })).received, 0, `${lab}: blocked`);
+      assert.ok(await dropCount(lab, 'wan', 'blocklisted') > before, `${lab}: counted as blocklisted`);
+    } finally {
+      await restore(lab, orig2);
+    }
+    assert.ok((await ping(ns(lab, 'lan'), WAN6)).ok, `${lab}: ping -6 again once unblocked`);
   }
 });
 
