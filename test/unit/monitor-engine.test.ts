@@ -363,3 +363,20 @@ test('one alert per packet per signature with both copies of a NATed connection 
   assert.equal(e.stats.secondCopies, 5);
   assert.equal(e.flows.count, 2); // the connection in each address space
 });
+
+test('second copies are dropped before decoding when no rule sets a flowbit, inspected when one does; alerts once either way', () => {
+  const run = (rules: string): { alerts: number[]; skipped: number; copies: number } => {
+    const { e, alerts } = engine(rules);
+    const a = eth(ipv4({ src: '10.0.0.5', dst: '192.0.2.80', proto: 17 }, [0x10, 0x00, 0x00, 0x35, 0, 12, 0, 0, ...text('EVIL')]));
+    const b = eth(ipv4({ src: '198.19.0.1', dst: '192.0.2.80', proto: 17 }, [0xee, 0x00, 0x00, 0x35, 0, 12, 0, 0, ...text('EVIL')]));
+    for (let i = 0; i < 3; i++) {
+      e.process(a, 0, a.length, LINKTYPE_ETHERNET, clock + i, 0, 0, 0, 0, false);
+      e.process(b, 0, b.length, LINKTYPE_ETHERNET, clock + i, 0, 0, 1, 1, true);
+    }
+    return { alerts: alerts(), skipped: e.stats.secondCopiesSkipped, copies: e.stats.secondCopies };
+  };
+  const plain = run('alert udp any any -> any 53 (msg:"evil"; content:"EVIL"; sid:60;)');
+  assert.deepEqual(plain, { alerts: [60, 60, 60], skipped: 3, copies: 3 });
+  const stateful = run('alert udp any any -> any 53 (msg:"evil"; content:"EVIL"; flowbits:set,seen; sid:61;)');
+  assert.deepEqual(stateful, { alerts: [61, 61, 61], skipped: 0, copies: 3 });
+});

@@ -63,11 +63,20 @@ export class Engine {
   readonly #pDecode: number;
   readonly #pDetectors: number;
   readonly #pInspect: number;
+  /**
+   * The mirror's second copies of forwarded packets raise no alert, so only
+   * the rules that set, unset or toggle a flowbit (state that later packets
+   * of the flow read) need to see them: they run through a detector of their
+   * own. Without such a rule a second copy is counted and dropped before
+   * decoding (half the monitor's work when both sides of a forwarded flow
+   * are mirrored).
+   */
+  readonly #secondDetector: Detector | null;
   readonly startedAt = Date.now();
   /** Counters, as Suricata's stats names them (decoder.*, detect.*, flow.*). */
   readonly stats = {
     pkts: 0, bytes: 0, invalid: 0, ipv4: 0, ipv6: 0, ethernet: 0, arp: 0, tcp: 0, udp: 0, icmpv4: 0, icmpv6: 0,
-    vlan: 0, fragments: 0, alerts: 0, anomalies: 0, secondCopies: 0, events: new Map<string, number>(),
+    vlan: 0, fragments: 0, alerts: 0, anomalies: 0, secondCopies: 0, secondCopiesSkipped: 0, events: new Map<string, number>(),
   };
 
   constructor(opts: EngineOptions) {
@@ -84,7 +93,11 @@ export class Engine {
     this.defrag = new Defrag(opts.defrag ?? DEFRAG_DEFAULTS);
     this.stream = new Reassembler(opts.stream ?? STREAM_DEFAULTS);
     this.detectors = new Detectors(opts.detectors ?? DETECTOR_DEFAULTS);
+    const setters = opts.rules.rules.filter((r) => r.flowbits.some((op) => op.cmd !== 'isset' && op.cmd !== 'isnotset'));
+    // The detector indexes its rules by position: the subset gets its own indexes.
+    this.#secondDetector = setters.length === 0 ? null : new Detector(setters.map((r, i) => ({ ...r, index: i })));
   }
+
 
   /**
    * One captured frame: buf[off, off+len) with its link type, capture time
@@ -93,6 +106,13 @@ export class Engine {
    */
   process(buf: Uint8Array, off: number, len: number, linktype: number, tsSec: number, tsUsec: number,
     pcapCnt = 0, domain = -1, txDir = 0, secondCopy = false): void {
+    if (secondCopy && this.#secondDetector === null) {
+      this.stats.pkts++;
+      this.stats.bytes += len;
+      this.stats.secondCopies++;
+      this.stats.secondCopiesSkipped++;
+      return;
+    }
     const p = this.#p;
     p.reset(buf, off, len);
     p.tsSec = tsSec;
@@ -280,20 +300,24 @@ export class Engine {
   }
 
   #detectAndLog(p: Packet, ctx: DetectContext): void {
-    const matches = this.detector.inspect(p, ctx, p.tsSec + p.tsUsec / 1e6);
-    // The second copy of a forwarded packet: its matches kept the rule state
-    // (flowbits, thresholds) of its flow; the first copy raised the alerts.
+    // The second copy of a forwarded packet: the flowbit setters keep its
+    // flow's state; the first copy raised the alerts.
     if (p.secondCopy) {
+      this.#secondDetector?.inspect(p, ctx, p.tsSec + p.tsUsec / 1e6);
       this.stats.secondCopies++;
       return;
     }
+    const matches = this.detector.inspect(p, ctx, p.tsSec + p.tsUsec / 1e6);
     if (p.nEvents > 0) this.#anomalies(p);
     if (matches.length > 0) this.#alerts(p, matches);
   }
 
   #detectApp(p: Packet, ctx: DetectContext): void {
+    if (p.secondCopy) {
+      this.#secondDetector?.inspect(p, ctx, p.tsSec + p.tsUsec / 1e6);
+      return;
+    }
     const matches = this.detector.inspect(p, ctx, p.tsSec + p.tsUsec / 1e6);
-    if (p.secondCopy) return;
     // Only the rules that needed the application buffers are new here.
     let w = 0;
     for (const m of matches) if (m.rule.app !== '') matches[w++] = m;

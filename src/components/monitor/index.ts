@@ -123,6 +123,7 @@ export default function create(env: ComponentEnv): Component {
         alerts: s.alerts,
         anomalies: s.anomalies,
         secondCopies: s.secondCopies,
+        secondCopiesSkipped: s.secondCopiesSkipped,
         events: Object.fromEntries(s.events),
         flows: { active: engine.flows.count, ...engine.flows.counters, max: engine.flows.limits.max },
         defrag: { trackers: engine.defrag.trackers, bytes: engine.defrag.bytes, ...engine.defrag.counters },
