@@ -65,9 +65,13 @@ export interface InspectResult {
   pps: number;
   gbps: number;
   alerts: number;
+  /** Both sides of each forwarded packet mirrored: 'none' (one copy), 'untagged' (the copy after NAT inspected as a packet of its own), 'tagged' (the second copy as the router marks it). pps and gbps count forwarded packets. */
+  mirrored: Mirrored;
 }
 
-export function inspectionBench(sources: RuleSource[], payload: number, seconds: number): InspectResult {
+export type Mirrored = 'none' | 'untagged' | 'tagged';
+
+export function inspectionBench(sources: RuleSource[], payload: number, seconds: number, mirrored: Mirrored = 'none'): InspectResult {
   const classifications = builtinClassifications();
   const rules = loadRules(sources, { vars: { ...DEFAULT_ADDRESS_VARS, ...DEFAULT_PORT_VARS }, classifications });
   let alerts = 0;
@@ -83,6 +87,8 @@ export function inspectionBench(sources: RuleSource[], payload: number, seconds:
     for (let k = 54; k < b.length; k++) b[k] = 32 + ((k * 7919 + i * 104729) % 95);
     bufs.push(b);
   }
+  // The copy after NAT: another source address and port (as the router's egress copy on the wan).
+  const nat = new Uint8Array(14 + 20 + 20 + payload);
   const seqs = new Uint32Array(64);
   let n = 0;
   let bytes = 0;
@@ -100,6 +106,12 @@ export function inspectionBench(sources: RuleSource[], payload: number, seconds:
         seqs[i] = (seqs[i] + payload) >>> 0;
       }
       engine.process(b, 0, len, LINKTYPE_ETHERNET, Math.floor(now / 1000), 0);
+      if (mirrored !== 'none') {
+        nat.set(b.subarray(0, len), 0);
+        nat.set([198, 19, 0, 1], 26);
+        nat[34] = 0xee;
+        engine.process(nat, 0, len, LINKTYPE_ETHERNET, Math.floor(now / 1000), 0, 0, 1, 1, mirrored === 'tagged');
+      }
       n++;
       bytes += len;
     }
@@ -108,7 +120,7 @@ export function inspectionBench(sources: RuleSource[], payload: number, seconds:
   const s = (now - t0) / 1000;
   return {
     rulesLoaded: rules.rules.length, rulesFailed: rules.errors.length, size: payload, packets: n, seconds: s,
-    pps: n / s, gbps: (bytes * 8) / s / 1e9, alerts,
+    pps: n / s, gbps: (bytes * 8) / s / 1e9, alerts, mirrored,
   };
 }
 
@@ -178,12 +190,20 @@ export async function monitorBenchCommand(argv: string[]): Promise<number> {
   const rounds = Number(values.rounds ?? '3');
   const sources = etPacketRules(values.rules);
   const results = [1460, 16384, 65000].map((p) => inspectionBench(sources, p, seconds));
-  const out: Record<string, unknown> = { inspection: results };
+  // Both sides mirrored (the router's default): the copy after NAT inspected as its own packet, or tagged as the second copy; alternated.
+  const both: InspectResult[] = [];
+  for (let r = 0; r < 2; r++) for (const m of (r % 2 === 0 ? ['untagged', 'tagged'] : ['tagged', 'untagged']) as Mirrored[]) both.push(inspectionBench(sources, 1460, seconds, m));
+  const out: Record<string, unknown> = { inspection: results, mirroredBothSides: both };
   if (!values.json) {
     process.stdout.write(`rules loaded: ${results[0].rulesLoaded} (failed ${results[0].rulesFailed})\n`);
     for (const r of results) {
       process.stdout.write(`inspection, ${String(r.size).padStart(5)}-byte payloads: ${(r.pps / 1000).toFixed(1)} kpps, ${r.gbps.toFixed(2)} Gbit/s (${r.packets} packets, ${r.alerts} alerts)\n`);
     }
+    const med = (m: Mirrored): number => {
+      const v = both.filter((x) => x.mirrored === m).map((x) => x.pps).sort((a, b) => a - b);
+      return v[v.length >> 1];
+    };
+    process.stdout.write(`both sides mirrored, 1460-byte payloads, forwarded packets/s: second copy inspected as its own ${(med('untagged') / 1000).toFixed(1)} kpps, tagged as the second copy ${(med('tagged') / 1000).toFixed(1)} kpps (${(med('tagged') / med('untagged')).toFixed(2)}x)\n`);
   }
   if (!values['no-forwarding']) {
     const f = await forwardingBench(seconds, rounds);
