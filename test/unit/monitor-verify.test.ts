@@ -23,8 +23,6 @@ const KNOWN: Record<string, string> = {
   'http-request-header-multi': 'needs http.request_header over repeated header lines',
   'test-bsize-values-2': 'needs bsize with range operators (<=, >=)',
   'tls-alpn-log-detect-02': 'needs the TLS parser (ALPN in tls EVE records and tls.alpn)',
-  // IPv6 (issue 15):
-  'iponly-ipv6-range-01': 'needs IPv6 decoding and IPv6 address ranges in rules',
 };
 
 const dirs = existsSync(ROOT)

@@ -753,10 +753,10 @@ function applyOption(st: State, key: string, value: string | undefined, ctx: { b
 function newRule(index: number, text: string, file: string, line: number): Rule {
   return {
     index, text, file, line, action: 'alert', scope: '', hook: '', proto: 'ip', ipProto: -1, app: '', tcpMode: '',
-    src: { any: true, neg: false, v4: [], v6: [], items: [], text: 'any' },
+    src: { any: true, neg: false, v4: [], v6: [], v6w: new Uint32Array(0), items: [], text: 'any' },
     sp: { any: true, neg: false, ranges: [], items: [], text: 'any' },
     bidir: false,
-    dst: { any: true, neg: false, v4: [], v6: [], items: [], text: 'any' },
+    dst: { any: true, neg: false, v4: [], v6: [], v6w: new Uint32Array(0), items: [], text: 'any' },
     dp: { any: true, neg: false, ranges: [], items: [], text: 'any' },
     sid: 0, rev: 0, gid: 1, msg: '', classtype: '', priority: 0, buffers: new Map(), fast: null, fastBuffer: '',
     flow: null, flags: null, fragbits: null, ipopts: 0, dsize: null, itype: null, icode: null, icmpId: null,

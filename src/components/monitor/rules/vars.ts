@@ -1,7 +1,8 @@
 // Address and port specs of rule headers: "any", single values, CIDR,
 // ranges, $VARIABLES, [lists] nested to any depth, and "!" negation, with
 // Snort/Suricata semantics: a list matches when one of its positive items
-// matches (or it has none) and none of its negated items does.
+// matches (or it has none) and none of its negated items does. IPv4 and IPv6
+// (and mixed lists) alike; matching a packet allocates nothing.
 
 export interface AddrRange4 {
   lo: number;
@@ -18,6 +19,8 @@ export interface AddrSpec {
   neg: boolean;
   v4: AddrRange4[];
   v6: AddrRange6[];
+  /** `v6` packed for matching: per range 8 words, lo then hi, most significant first. */
+  v6w: Uint32Array;
   items: AddrSpec[];
   /** The spec as written after variable expansion (for status and errors). */
   text: string;
@@ -76,6 +79,7 @@ function splitTop(s: string): string[] {
     if (ch === '[') depth++;
     else if (ch === ']') depth--;
     if (ch === ',' && depth === 0) {
+      if (cur.trim() === '') throw new SpecError(`empty item in list "[${s}]"`);
       out.push(cur.trim());
       cur = '';
     } else cur += ch;
@@ -83,20 +87,28 @@ function splitTop(s: string): string[] {
   }
   if (depth !== 0) throw new SpecError(`unbalanced "[" in "${s}"`);
   if (cur.trim() !== '') out.push(cur.trim());
+  else if (out.length > 0) throw new SpecError(`empty item in list "[${s}]"`);
   return out;
 }
 
 // ---- addresses -------------------------------------------------------------------
+//
+// Leaves, as Suricata accepts them (detect-engine-address.c):
+//   IPv4  1.2.3.4 | 1.2.3.0/24 | 1.2.3.0/255.255.255.0 | 1.2.3.4-1.2.3.9
+//   IPv6  2001:db8::1 | 2001:db8::/32 | 2001:db8::1-2001:db8::ff | ::ffff:1.2.3.4
+// A prefix's host bits are cleared; a range's ends must be of one family and
+// in order. Dotted quads are decimal without leading zeros (inet_pton).
 
-function parseV4(s: string): number | undefined {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
+/** A dotted quad (decimal, no leading zeros, each part 0-255) as uint32, or undefined. */
+export function parseV4(s: string): number | undefined {
+  const m = /^(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})$/.exec(s);
   if (m === null) return undefined;
   const parts = m.slice(1).map(Number);
   if (parts.some((x) => x > 255)) return undefined;
   return ((parts[0] << 24) | (parts[1] << 16) | (parts[2] << 8) | parts[3]) >>> 0;
 }
 
-/** Parse an IPv6 address into a bigint, or undefined. */
+/** Parse an IPv6 address (RFC 4291 text forms, as inet_pton accepts them) into a bigint, or undefined. */
 export function parseV6(s: string): bigint | undefined {
   if (!/^[0-9a-fA-F:.]+$/.test(s) || !s.includes(':')) return undefined;
   let head = s;
@@ -115,7 +127,7 @@ export function parseV6(s: string): bigint | undefined {
   let groups: string[];
   if (dbl.length === 2) {
     const fill = 8 - left.length - right.length;
-    if (fill < 0) return undefined;
+    if (fill < 1) return undefined; // "::" stands for at least one group
     groups = [...left, ...new Array<string>(fill).fill('0'), ...right];
   } else groups = left;
   if (groups.length !== 8) return undefined;
@@ -133,7 +145,7 @@ export function parseV6(s: string): bigint | undefined {
 }
 
 function emptyAddr(text: string): AddrSpec {
-  return { any: false, neg: false, v4: [], v6: [], items: [], text };
+  return { any: false, neg: false, v4: [], v6: [], v6w: new Uint32Array(0), items: [], text };
 }
 
 /**
@@ -157,6 +169,7 @@ function parseSpec<T extends { any: boolean; neg: boolean; items: T[]; text: str
     neg = !neg;
     s = s.slice(1).trim();
   }
+  if (s === '') throw new SpecError(`empty ${what} in "${text}"`);
   let spec: T;
   if (s === 'any') {
     spec = empty(text);
@@ -182,40 +195,91 @@ function parseSpec<T extends { any: boolean; neg: boolean; items: T[]; text: str
   return spec;
 }
 
+function v6text(v: bigint): string {
+  return v.toString(16).padStart(32, '0').replace(/(.{4})(?!$)/g, '$1:');
+}
+
+/** One address leaf into `spec` (IPv4 or IPv6 address, prefix, netmask or range). */
+function addrLeaf(s: string, spec: AddrSpec): void {
+  const dash = s.indexOf('-');
+  if (dash >= 0) {
+    const a = s.slice(0, dash).trim();
+    const b = s.slice(dash + 1).trim();
+    const a4 = parseV4(a);
+    const b4 = parseV4(b);
+    if (a4 !== undefined || b4 !== undefined) {
+      if (a4 === undefined || b4 === undefined) throw new SpecError(`bad IPv4 range "${s}": expected two IPv4 addresses like 10.0.0.1-10.0.0.9`);
+      if (a4 > b4) throw new SpecError(`bad IPv4 range "${s}": its first address is above its last`);
+      spec.v4.push({ lo: a4, hi: b4 });
+      return;
+    }
+    const a6 = parseV6(a);
+    const b6 = parseV6(b);
+    if (a6 === undefined || b6 === undefined) throw new SpecError(`bad address range "${s}": expected two IPv4 or two IPv6 addresses`);
+    if (a6 > b6) throw new SpecError(`bad IPv6 range "${s}": its first address is above its last`);
+    spec.v6.push({ lo: a6, hi: b6 });
+    return;
+  }
+  const slash = s.indexOf('/');
+  const base = slash < 0 ? s : s.slice(0, slash);
+  const v4 = parseV4(base);
+  if (v4 !== undefined) {
+    let bits = 32;
+    if (slash >= 0) {
+      const m = s.slice(slash + 1);
+      const mask = parseV4(m);
+      if (mask !== undefined) {
+        bits = popcount(mask);
+        if (bits !== 32 && ((mask << bits) >>> 0) !== 0) throw new SpecError(`bad IPv4 netmask in "${s}": not contiguous`);
+      } else if (/^(?:[0-9]|[12][0-9]|3[0-2])$/.test(m)) bits = Number(m);
+      else throw new SpecError(`bad IPv4 netmask in "${s}": expected 0 to 32 or a dotted mask`);
+    }
+    const size = bits === 0 ? 2 ** 32 : 2 ** (32 - bits);
+    const lo = Math.floor(v4 / size) * size;
+    spec.v4.push({ lo, hi: lo + size - 1 });
+    return;
+  }
+  const v6 = parseV6(base);
+  if (v6 === undefined) {
+    throw new SpecError(base.includes(':') ? `bad IPv6 address "${base}"` : `not an address, CIDR, range, list or variable: "${s}"`);
+  }
+  let bits = 128;
+  if (slash >= 0) {
+    const m = s.slice(slash + 1);
+    if (!/^(?:[0-9]|[1-9][0-9]|1[01][0-9]|12[0-8])$/.test(m)) throw new SpecError(`bad IPv6 prefix length in "${s}": expected 0 to 128`);
+    bits = Number(m);
+  }
+  const hostBits = BigInt(128 - bits);
+  const lo = (v6 >> hostBits) << hostBits;
+  spec.v6.push({ lo, hi: lo + (1n << hostBits) - 1n });
+}
+
+/** The IPv6 ranges as 32-bit words (lo0..lo3, hi0..hi3 per range): matched without allocating. */
+function packV6(r: AddrRange6[]): Uint32Array {
+  const w = new Uint32Array(r.length * 8);
+  for (let i = 0; i < r.length; i++) {
+    for (let k = 0; k < 4; k++) {
+      const sh = BigInt(96 - 32 * k);
+      w[i * 8 + k] = Number((r[i].lo >> sh) & 0xffffffffn);
+      w[i * 8 + 4 + k] = Number((r[i].hi >> sh) & 0xffffffffn);
+    }
+  }
+  return w;
+}
+
 /** Parse an address spec with variables resolved through `vars` (names without "$"). */
 export function parseAddr(text: string, vars: Record<string, string>, depth = 0): AddrSpec {
   return parseSpec(text, vars, depth, 'address', emptyAddr, parseAddr, (s) => {
     const spec = emptyAddr(text);
-    const slash = s.indexOf('/');
-    const base = slash < 0 ? s : s.slice(0, slash);
-    const v4 = parseV4(base);
-    if (v4 !== undefined) {
-      let bits = 32;
-      if (slash >= 0) {
-        const m = s.slice(slash + 1);
-        const mask = parseV4(m);
-        if (mask !== undefined) bits = popcount(mask);
-        else if (/^\d{1,2}$/.test(m) && Number(m) <= 32) bits = Number(m);
-        else throw new SpecError(`bad IPv4 netmask in "${s}"`);
-      }
-      const size = bits === 0 ? 2 ** 32 : 2 ** (32 - bits);
-      const lo = Math.floor(v4 / size) * size;
-      spec.v4.push({ lo, hi: lo + size - 1 });
-    } else {
-      const v6 = parseV6(base);
-      if (v6 === undefined) throw new SpecError(`not an address, CIDR, list or variable: "${s}"`);
-      let bits = 128;
-      if (slash >= 0) {
-        const m = s.slice(slash + 1);
-        if (!/^\d{1,3}$/.test(m) || Number(m) > 128) throw new SpecError(`bad IPv6 prefix length in "${s}"`);
-        bits = Number(m);
-      }
-      const hostBits = BigInt(128 - bits);
-      const lo = (v6 >> hostBits) << hostBits;
-      spec.v6.push({ lo, hi: lo + (1n << hostBits) - 1n });
-    }
+    addrLeaf(s, spec);
+    spec.v6w = packV6(spec.v6);
     return spec;
   });
+}
+
+/** The ranges of a parsed v6 leaf as text (status, tests). */
+export function formatRange6(r: AddrRange6): string {
+  return r.lo === r.hi ? v6text(r.lo) : `${v6text(r.lo)}-${v6text(r.hi)}`;
 }
 
 function popcount(x: number): number {
@@ -253,29 +317,43 @@ function noNegHit4(spec: AddrSpec, u: number): boolean {
   return true;
 }
 
-/** Does the IPv6 address at b[off..off+16) match the spec? */
+/** Does the IPv6 address at b[off..off+16) match the spec? Allocates nothing. */
 export function addrMatch6(spec: AddrSpec, b: Uint8Array, off: number): boolean {
   if (spec.any) return !spec.neg;
-  let v = 0n;
-  for (let i = 0; i < 16; i++) v = (v << 8n) | BigInt(b[off + i]);
-  return core6(spec, v) !== spec.neg;
+  return core6(spec, b, off) !== spec.neg;
 }
 
-function core6(spec: AddrSpec, v: bigint): boolean {
+function word(b: Uint8Array, o: number): number {
+  return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
+}
+
+/** Compare the address at b[off] with the 4 words at w[at]: <0, 0, >0. */
+function cmp6(b: Uint8Array, off: number, w: Uint32Array, at: number): number {
+  for (let k = 0; k < 4; k++) {
+    const x = word(b, off + 4 * k);
+    if (x !== w[at + k]) return x < w[at + k] ? -1 : 1;
+  }
+  return 0;
+}
+
+function core6(spec: AddrSpec, b: Uint8Array, off: number): boolean {
   if (spec.any) return true;
   let hit = false;
-  for (const r of spec.v6) if (v >= r.lo && v <= r.hi) hit = true;
+  const w = spec.v6w;
+  for (let i = 0; i < w.length && !hit; i += 8) if (cmp6(b, off, w, i) >= 0 && cmp6(b, off, w, i + 4) <= 0) hit = true;
+  const items = spec.items;
   let pos = 0;
   let posHit = false;
-  for (const it of spec.items) {
+  for (let i = 0; i < items.length; i++) {
+    const it = items[i];
     if (it.neg) {
-      if (core6(it, v)) return false;
+      if (core6(it, b, off)) return false;
     } else {
       pos++;
-      if (!posHit && core6(it, v)) posHit = true;
+      if (!posHit && core6(it, b, off)) posHit = true;
     }
   }
-  return hit || posHit || (pos === 0 && spec.items.length > 0 && spec.v4.length === 0 && spec.v6.length === 0);
+  return hit || posHit || (pos === 0 && items.length > 0 && spec.v4.length === 0 && spec.v6.length === 0);
 }
 
 // ---- ports -------------------------------------------------------------------------
