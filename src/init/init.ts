@@ -761,19 +761,32 @@ export class Init {
       }
       const why = topologyChange(this.config, next);
       if (why !== undefined) return { ok: false, changed: [], message: `${this.config.file}: ${why}; nothing changed` };
-      const changed = changedComponents(this.config, next);
-      if (changed.length === 0) return { ok: true, changed: [], message: 'no component config changed' };
-      const plan: { spec: ComponentSpec; unit: Child; config: unknown }[] = [];
+      // Each section as the component would receive it (files it names read again now).
+      const prepared: unknown[] = [];
+      for (const c of next.components) {
+        try {
+          prepared.push(this.config.catalog.componentTypes[c.type].prepare?.(c.config) ?? c.config);
+        } catch (e) {
+          return { ok: false, changed: [], message: `${c.path}.config: ${escapeText(e instanceof Error ? e.message : String(e))}; nothing changed` };
+        }
+      }
+      const inForce = (i: number): unknown => {
+        const name = this.config.components[i].name;
+        return this.#unitOf(name)?.grants.find((g) => g.name === name)?.config;
+      };
+      const changed = changedComponents(this.config, next, { inForce, next: prepared });
+      if (changed.length === 0) return { ok: true, changed: [], message: 'no component config changed (nor any file a config names)' };
+      const plan: { spec: ComponentSpec; unit: Child; config: unknown; prepared: unknown }[] = [];
       for (const i of changed) {
         const spec = this.config.components[i];
         const unit = this.#unitOf(spec.name);
         if (unit === undefined || unit.state !== 'running') {
           return { ok: false, changed: [], message: `${spec.name} is ${unit?.state ?? 'not running'}: cannot reconfigure it now; nothing changed` };
         }
-        plan.push({ spec, unit, config: next.components[i].config });
+        plan.push({ spec, unit, config: next.components[i].config, prepared: prepared[i] });
       }
       const ask = async (p: typeof plan[number], dryRun: boolean): Promise<string | undefined> => {
-        const r = await this.#request(p.unit, { type: 'reconfigure', id: 0, component: p.spec.name, config: p.config, dryRun }, 5000);
+        const r = await this.#request(p.unit, { type: 'reconfigure', id: 0, component: p.spec.name, config: p.prepared, dryRun }, 5000);
         if (r === undefined) return `${p.spec.name} did not answer`;
         if (r.type !== 'reconfigure-done') return `${p.spec.name}: ${r.type === 'fatal' ? r.message : 'unexpected answer'}`;
         // The component's own words: one line, bounded (they reach init's log through the reload result).
@@ -791,7 +804,7 @@ export class Init {
         }
         // A later restart of the component starts from the new section.
         p.spec.config = p.config;
-        for (const g of p.unit.grants) if (g.name === p.spec.name) g.config = p.config;
+        for (const g of p.unit.grants) if (g.name === p.spec.name) g.config = p.prepared;
         done.push(p.spec.name);
       }
       this.#log(`init: reloaded ${this.config.file}: new config in force for ${done.join(', ')}`);

@@ -2,7 +2,9 @@
 // component's section validated, as at start), then applies only changed
 // `config` sections of components whose type supports it. Devices, sessions,
 // components themselves and the sandbox hold live resources: a change there
-// needs a restart, and the reload is refused with the reason.
+// needs a restart, and the reload is refused with the reason. A component
+// type's prepared section counts too: the files a section names (the
+// monitor's rule files) are read again, and a changed file is a change.
 import type { ComponentSpec, GatewayConfig } from './config.ts';
 
 function stable(v: unknown): string {
@@ -38,11 +40,22 @@ export function topologyChange(cur: GatewayConfig, next: GatewayConfig): string 
   return undefined;
 }
 
-/** Indexes of the components whose config section differs. */
-export function changedComponents(cur: GatewayConfig, next: GatewayConfig): number[] {
+/**
+ * Indexes of the components whose config section differs. With `prepared`:
+ * also those whose prepared section (ComponentType.prepare: e.g. the
+ * monitor's with its rule files' text, read again now) differs from the one
+ * in force (`inForce(i)`, undefined when unknown), so an edited rule file is a
+ * change though the config file is not.
+ */
+export function changedComponents(cur: GatewayConfig, next: GatewayConfig,
+  prepared?: { inForce: (i: number) => unknown; next: readonly unknown[] }): number[] {
   const out: number[] = [];
   cur.components.forEach((c, i) => {
     if (stable(c.config) !== stable(next.components[i].config)) out.push(i);
+    else if (prepared !== undefined) {
+      const now = prepared.inForce(i);
+      if (now !== undefined && stable(now) !== stable(prepared.next[i])) out.push(i);
+    }
   });
   return out;
 }

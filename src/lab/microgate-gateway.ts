@@ -75,11 +75,12 @@ export interface LabMonitorOptions {
   extra?: Record<string, unknown>;
 }
 
-/** The monitor's config section in a lab: HOME_NET is the lab's own subnets. */
+/** The monitor's config section in a lab: HOME_NET is the lab's own subnets (IPv4 and IPv6). */
 export function labMonitorConfig(plan: LabPlan, domains: string[], m: LabMonitorOptions,
   arpStatic: Record<string, string> = {}): Record<string, unknown> {
   // The protected side: every subnet but the untrusted wan (EXTERNAL_NET is the rest).
-  const nets = Object.entries(plan.subnets as Record<string, string>).filter(([k]) => k !== 'wan').map(([, v]) => v);
+  // Both families: the lan and dmz IPv4 subnets and, when the lab has IPv6, their IPv6 prefixes.
+  const nets = [plan.subnets, plan.subnets6].flatMap((sn) => Object.entries((sn ?? {}) as Record<string, string>).filter(([k]) => k !== 'wan').map(([, v]) => v));
   return {
     domains,
     // The router's own bindings are known: any other MAC claiming them is poisoning.

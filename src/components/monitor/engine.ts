@@ -18,6 +18,7 @@ import { LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_IPV6, Packet, PROTO_TCP } fr
 import type { ClassType } from './rules/classification.ts';
 import type { LoadResult } from './rules/parse.ts';
 import type { Rule } from './rules/rule.ts';
+import { carryOver } from './rules/swap.ts';
 import { Reassembler, Stream, STREAM_DEFAULTS, type StreamLimits } from './stream.ts';
 import { NO_TRACE, type Tracer } from '../../trace/tracer.ts';
 
@@ -26,6 +27,7 @@ export const DEFAULT_EVE_TYPES: readonly EveType[] = ['alert', 'anomaly', 'flow'
 
 export interface EngineOptions {
   rules: LoadResult;
+  /** Replaced by replaceRules when a reload brings a new classification table. */
   classifications: Map<string, ClassType>;
   flow?: FlowLimits;
   defrag?: DefragLimits;
@@ -44,12 +46,15 @@ export interface EngineOptions {
 }
 
 export class Engine {
-  readonly detector: Detector;
+  /** Replaced as a whole by replaceRules (a rule reload); read once per packet. */
+  detector: Detector;
   readonly flows: FlowTable;
   readonly defrag: Defrag;
   readonly stream: Reassembler;
   readonly detectors: Detectors;
-  readonly rules: LoadResult;
+  rules: LoadResult;
+  /** Rule reloads applied (replaceRules). */
+  reloads = 0;
   readonly #opts: EngineOptions;
   readonly #types: Set<EveType>;
   readonly #p = new Packet();
@@ -98,6 +103,23 @@ export class Engine {
     this.#secondDetector = setters.length === 0 ? null : new Detector(setters.map((r, i) => ({ ...r, index: i })));
   }
 
+
+  /**
+   * Use the rule set `next` for the next packets (a rule reload). Flows,
+   * streams, defragmentation and detector state stay; flowbits keep their
+   * meaning (load `next` with `flowbits: this.rules.flowbitNames`); unchanged
+   * rules keep their hit counters and threshold state (rules/swap.ts). Call
+   * it between packets: the swap is one assignment, no packet sees half of it.
+   */
+  replaceRules(next: LoadResult, classifications?: Map<string, ClassType>): void {
+    carryOver(this.rules, next);
+    const d = new Detector(next.rules);
+    d.adopt(this.detector);
+    this.detector = d;
+    this.rules = next;
+    if (classifications !== undefined) this.#opts.classifications = classifications;
+    this.reloads++;
+  }
 
   /**
    * One captured frame: buf[off, off+len) with its link type, capture time

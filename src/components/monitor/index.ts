@@ -15,10 +15,9 @@ import { sinkPollable } from '../../session/pollable.ts';
 import { parseMonitorConfig } from './config.ts';
 import { Engine, type EveType } from './engine.ts';
 import { LINKTYPE_ETHERNET } from './packet.ts';
-import { builtinClassifications, parseClassifications } from './rules/classification.ts';
-import { loadRules, type RuleSource } from './rules/parse.ts';
+import { buildRuleSet, fixedChange, type RuleSet } from './reload.ts';
 import type { Rule } from './rules/rule.ts';
-import { DEFAULT_ADDRESS_VARS, DEFAULT_PORT_VARS } from './rules/vars.ts';
+import { describeErrors, newErrors, ruleSetDiff } from './rules/swap.ts';
 import { EveRing } from './ring.ts';
 
 export const MONITOR_PORT = 'mirror';
@@ -29,19 +28,18 @@ export function builtinRulesText(): string {
 }
 
 export default function create(env: ComponentEnv): Component {
-  const cfg = parseMonitorConfig(env.config, env.configSource);
+  let cfg = parseMonitorConfig(env.config, env.configSource);
   const end = env.sessions.get(MONITOR_PORT);
   if (end === undefined) {
     throw new ConfigFileError(env.configSource.file, env.configSource.path,
       `expected a Nic session named "${MONITOR_PORT}" connected to component "${env.name}" (granted: ${[...env.sessions.keys()].join(', ') || 'none'})`);
   }
-  let classifications = builtinClassifications();
-  if (cfg.classificationText !== undefined) classifications = parseClassifications(cfg.classificationText).map;
-  const sources: RuleSource[] = [];
-  if (cfg.builtinRules) sources.push({ name: 'builtin.rules', text: builtinRulesText() });
-  sources.push(...cfg.ruleTexts);
-  if (cfg.rules !== '') sources.push({ name: '(config rules)', text: cfg.rules });
-  const rules = loadRules(sources, { vars: { ...DEFAULT_ADDRESS_VARS, ...DEFAULT_PORT_VARS, ...cfg.vars }, classifications });
+  let cfgRaw: unknown = env.config;
+  const initial = buildRuleSet(cfg, builtinRulesText);
+  let rules = initial.rules;
+  const classifications = initial.classifications;
+  /** The set a dry run checked, applied as is by the reload that follows it. */
+  let checked: { key: string; set: RuleSet } | undefined;
   const ring = new EveRing(cfg.eve.ring);
   const c = {
     packets: env.counters.define('packets'),
@@ -117,7 +115,10 @@ export default function create(env: ComponentEnv): Component {
     status(): Record<string, unknown> {
       const s = engine.stats;
       return {
-        rules: { loaded: rules.rules.length, failed: rules.errors.length, skipped: rules.skipped.length, total: rules.total },
+        rules: { loaded: rules.rules.length, failed: rules.errors.length, skipped: rules.skipped.length, total: rules.total, reloads: engine.reloads },
+        // The 20 rules that matched most (all of them: query "rules"); counts survive a reload for unchanged rules.
+        topRules: rules.rules.filter((r) => r.hits > 0).sort((a, b) => b.hits - a.hits).slice(0, 20)
+          .map((r) => ({ gid: r.gid, sid: r.sid, rev: r.rev, msg: r.msg, hits: r.hits })),
         ruleErrors: rules.errors.slice(0, 50).map((e) => ({ file: e.file, line: e.line, sid: e.sid, reason: e.reason })),
         decoder: { packets: s.pkts, bytes: s.bytes, invalid: s.invalid, ipv4: s.ipv4, ipv6: s.ipv6, arp: s.arp, fragments: s.fragments },
         alerts: s.alerts,
@@ -134,14 +135,56 @@ export default function create(env: ComponentEnv): Component {
         pcre: pcreStatus(rules.rules, false),
       };
     },
+    /**
+     * A rule reload (`microgate reload`): the new rule set is loaded and
+     * checked first; a rule error the running set does not have, or a change
+     * outside the rules, refuses it and the running rules stay. Applied, it
+     * is used from the next packet on; flows, streams and the rest stay.
+     */
+    reconfigure(config: unknown, dryRun?: boolean): string | undefined {
+      let next;
+      try {
+        next = parseMonitorConfig(config, env.configSource);
+      } catch (e) {
+        return (e as Error).message;
+      }
+      const key = fixedChange(cfg, next, cfgRaw, config);
+      if (key !== undefined) {
+        return `${key} changed: a reload changes only the monitor's rules (rule-files and their content, rules, builtin-rules, vars, classification-file); restart the gateway for the rest`;
+      }
+      const stamp = JSON.stringify(config);
+      let set: RuleSet;
+      if (checked !== undefined && checked.key === stamp) set = checked.set;
+      else {
+        set = buildRuleSet(next, builtinRulesText, rules.flowbitNames);
+        const bad = newErrors(rules, set.rules);
+        if (bad.length > 0) return `${bad.length} rule${bad.length === 1 ? '' : 's'} failed, the running rules stay: ${describeErrors(bad)}`;
+      }
+      if (dryRun === true) {
+        checked = { key: stamp, set };
+        return undefined;
+      }
+      checked = undefined;
+      const diff = ruleSetDiff(rules, set.rules);
+      engine.replaceRules(set.rules, set.classifications);
+      rules = set.rules;
+      cfg = next;
+      cfgRaw = config;
+      env.log.info('rules reloaded', { ...diff, loaded: rules.rules.length, failed: rules.errors.length, skipped: rules.skipped.length });
+      return undefined;
+    },
     query(what: string, args: unknown): unknown {
       if (what === 'eve') {
         const since = typeof (args as { since?: unknown })?.since === 'number' ? (args as { since: number }).since : 0;
         return ring.since(since);
       }
       if (what === 'pcre') return pcreStatus(rules.rules, true);
+      if (what === 'rules') {
+        // Every rule with its hit counter (kept across reloads for unchanged rules).
+        return rules.rules.map((r) => ({ gid: r.gid, sid: r.sid, rev: r.rev, msg: r.msg, file: r.file, line: r.line, hits: r.hits }));
+      }
       if (what === 'rule-errors') return rules.errors.map((e) => ({ file: e.file, line: e.line, sid: e.sid, reason: e.reason }));
-      throw new Error(`unknown query "${what}" (the monitor answers eve, rule-errors)`);
+      throw new Error(`unknown query "${what}" (the monitor answers eve, pcre, rules, rule-errors)`);
     },
     stop(): void {
       if (timer !== undefined) clearInterval(timer);

@@ -86,7 +86,7 @@ export class Detector {
    * counted in `thresholdsEvicted`. The map never grows past the bound and
    * no new key walks it.
    */
-  readonly #thresholds = new BoundedMap<{ start: number; count: number }>(MAX_THRESHOLD_KEYS, MAX_THRESHOLD_KEYS_PER_SOURCE);
+  #thresholds = new BoundedMap<{ start: number; count: number }>(MAX_THRESHOLD_KEYS, MAX_THRESHOLD_KEYS_PER_SOURCE);
   readonly matches: Match[] = [];
   readonly counters = { packets: 0, candidates: 0, matches: 0, suppressed: 0, prefilterBytes: 0 };
 
@@ -132,6 +132,16 @@ export class Detector {
     g.ac = patterns.length > 0 ? new AhoCorasick(patterns) : null;
     g.patternRules = lists.map((l) => Int32Array.from(l));
     g.always = Int32Array.from(always);
+  }
+
+  /**
+   * Take over the state of the detector this one replaces (a rule reload):
+   * its threshold table (keyed by Rule.uid, which unchanged rules keep) and
+   * its counters.
+   */
+  adopt(old: Detector): void {
+    this.#thresholds = old.#thresholds;
+    Object.assign(this.counters, old.counters);
   }
 
   /** Memory of the prefilter tables, bytes. */
@@ -197,6 +207,7 @@ export class Detector {
       const m = this.#evaluate(r, p, ctx);
       if (m === 0) continue;
       this.counters.matches++;
+      r.hits++;
       if (r.action === 'pass') passed = true;
       // Post-match: flowbits, then thresholds decide whether it alerts.
       if (r.flowbits.length > 0 && p.flow !== null) applyFlowbits(r, p.flow);
@@ -355,7 +366,7 @@ export class Detector {
       const f = p.flow;
       if (f === null) return true;
       f.thresholds ??= new Map();
-      const key = r.index * 2 + (tag === 'd' ? 1 : 0);
+      const key = r.uid * 2 + (tag === 'd' ? 1 : 0);
       st = f.thresholds.get(key);
       if (st === undefined) {
         st = { start: nowS, count: 0 };
@@ -365,7 +376,7 @@ export class Detector {
       const src = addrKey(p, true);
       const dst = addrKey(p, false);
       const who = t.track === 'by_src' ? src : t.track === 'by_dst' ? dst : t.track === 'by_both' ? `${src}>${dst}` : '';
-      const key = `${tag}${r.index}|${who}`;
+      const key = `${tag}${r.uid}|${who}`;
       st = this.#thresholds.get(key);
       if (st === undefined) {
         st = { start: nowS, count: 0 };

@@ -33,6 +33,11 @@ export interface LoadOptions {
   classifications: Map<string, ClassType>;
   /** The Suricata version whose behaviour we follow, for `requires:` (default 8.0.0). */
   version?: [number, number, number];
+  /**
+   * Flowbit names of the rule set this one replaces (its flowbitNames): they
+   * keep their ids, so the bits flows already carry mean the same names.
+   */
+  flowbits?: readonly string[];
 }
 
 export interface LoadResult {
@@ -750,9 +755,12 @@ function applyOption(st: State, key: string, value: string | undefined, ctx: { b
   }
 }
 
+/** The next Rule.uid (unique within the process). */
+let nextUid = 1;
+
 function newRule(index: number, text: string, file: string, line: number): Rule {
   return {
-    index, text, file, line, action: 'alert', scope: '', hook: '', proto: 'ip', ipProto: -1, app: '', tcpMode: '',
+    index, uid: nextUid++, hits: 0, text, file, line, action: 'alert', scope: '', hook: '', proto: 'ip', ipProto: -1, app: '', tcpMode: '',
     src: { any: true, neg: false, v4: [], v6: [], v6w: new Uint32Array(0), items: [], text: 'any' },
     sp: { any: true, neg: false, ranges: [], items: [], text: 'any' },
     bidir: false,
@@ -883,6 +891,7 @@ export function loadRules(sources: RuleSource[], opts: LoadOptions): LoadResult 
   const errors: RuleError[] = [];
   const skipped: RuleError[] = [];
   const bits = new Map<string, number>();
+  (opts.flowbits ?? []).forEach((n, id) => { if (n !== undefined) bits.set(n, id); });
   const bySid = new Map<string, Rule>();
   let total = 0;
   const ctx = { bits, opts };

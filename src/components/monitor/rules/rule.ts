@@ -149,6 +149,14 @@ export interface ThresholdOpts {
 export interface Rule {
   /** Position in the rule set (load order). */
   index: number;
+  /**
+   * Identity of this rule's state (thresholds) across rule sets: unique per
+   * parsed rule, kept by a reload for a rule whose gid, sid, rev and text did
+   * not change (rules/swap.ts), so no other rule ever inherits its state.
+   */
+  uid: number;
+  /** Times the rule matched a packet (before noalert and thresholds); kept by a reload like uid. */
+  hits: number;
   text: string;
   file: string;
   line: number;
