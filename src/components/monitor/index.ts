@@ -35,7 +35,11 @@ export default function create(env: ComponentEnv): Component {
       `expected a Nic session named "${MONITOR_PORT}" connected to component "${env.name}" (granted: ${[...env.sessions.keys()].join(', ') || 'none'})`);
   }
   let cfgRaw: unknown = env.config;
-  const initial = buildRuleSet(cfg, builtinRulesText);
+  // Read now, while the component may still read its own code: once running
+  // it has no path lookups at all, and a reload may turn builtin-rules on.
+  const builtinText = builtinRulesText();
+  const builtin = (): string => builtinText;
+  const initial = buildRuleSet(cfg, builtin);
   let rules = initial.rules;
   const classifications = initial.classifications;
   /** The set a dry run checked, applied as is by the reload that follows it. */
@@ -156,7 +160,7 @@ export default function create(env: ComponentEnv): Component {
       let set: RuleSet;
       if (checked !== undefined && checked.key === stamp) set = checked.set;
       else {
-        set = buildRuleSet(next, builtinRulesText, rules.flowbitNames);
+        set = buildRuleSet(next, builtin, rules.flowbitNames);
         const bad = newErrors(rules, set.rules);
         if (bad.length > 0) return `${bad.length} rule${bad.length === 1 ? '' : 's'} failed, the running rules stay: ${describeErrors(bad)}`;
       }
