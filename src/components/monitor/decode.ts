@@ -244,6 +244,7 @@ export function decodeIpv6(p: Packet, b: Uint8Array, o: number, n: number): void
   let at = o + 40;
   let left = plen;
   let seen = 0;
+  let dstopts = 0;
   for (let guard = 0; guard < 16; guard++) {
     switch (nh) {
       case 0: // hop-by-hop
@@ -261,8 +262,13 @@ export function decodeIpv6(p: Packet, b: Uint8Array, o: number, n: number): void
           return;
         }
         const bit = nh === 0 ? 1 : nh === 43 ? 2 : 4;
-        if ((seen & bit) !== 0 && nh !== 60) p.event(nh === 0 ? EV['ipv6.exthdr_dupl_hh'] : EV['ipv6.exthdr_dupl_rh']);
+        if (nh === 60) {
+          // Two destination options headers are allowed (before and after a routing header), a third is not.
+          if (dstopts === 2) p.event(EV['ipv6.exthdr_dupl_dh']);
+          else dstopts++;
+        } else if ((seen & bit) !== 0) p.event(nh === 0 ? EV['ipv6.exthdr_dupl_hh'] : EV['ipv6.exthdr_dupl_rh']);
         if (nh === 43 && b[at + 2] === 0) p.event(EV['ipv6.rh_type_0']);
+        if (nh !== 43) ipv6Options(p, b, at + 2, hl - 2, nh === 0);
         seen |= bit;
         nh = b[at];
         at += hl;
@@ -318,6 +324,11 @@ export function decodeIpv6(p: Packet, b: Uint8Array, o: number, n: number): void
         left -= hl;
         continue;
       }
+      case 50: // ESP: the rest is encrypted (nothing after it can be read, so no duplicate either)
+        p.proto = 50;
+        p.payOff = at;
+        p.payLen = left;
+        return;
       case 59: // no next header
         p.proto = 59;
         if (left > 0) p.event(EV['ipv6.data_after_none_header']);
@@ -329,11 +340,70 @@ export function decodeIpv6(p: Packet, b: Uint8Array, o: number, n: number): void
         p.payOff = at;
         p.payLen = left;
         if (nh === PROTO_ICMP) p.event(EV['ipv6.icmpv4']);
+        else if (!KNOWN_V6_NEXT[nh]) p.event(EV['ipv6.unknown_next_header']);
         decodeL4(p, b, at, left);
         return;
     }
   }
   p.proto = nh;
+}
+
+/**
+ * Next headers the decoder knows besides the extension headers it walks
+ * (Suricata raises ipv6.unknown_next_header for the rest): TCP, UDP, ICMPv6,
+ * SCTP, IPv4/IPv6 in IPv6, GRE, mobility, HIP, shim6.
+ */
+const KNOWN_V6_NEXT: readonly boolean[] = (() => {
+  const k = new Array<boolean>(256).fill(false);
+  for (const n of [6, 17, 58, 132, 4, 41, 47, 135, 139, 140]) k[n] = true;
+  return k;
+})();
+
+/**
+ * The options of a hop-by-hop (`hop`) or destination options header, at
+ * b[o, o+n), as Suricata checks them: an option running past the header is
+ * ipv6.exthdr_invalid_optlen; a PadN of length 0 ipv6.zero_len_padn; an
+ * option other than Pad1, PadN, router alert (5, length 2), jumbo payload
+ * (0xc2, length 4) and home address (0xc9, length 16)
+ * ipv6.{hopopts,dstopts}_unknown_opt; padding and nothing else
+ * ipv6.{hopopts,dstopts}_only_padding.
+ */
+function ipv6Options(p: Packet, b: Uint8Array, o: number, n: number, hop: boolean): void {
+  let off = 0;
+  let pad = 0;
+  let other = 0;
+  while (off < n) {
+    const t = b[o + off];
+    if (t === 0) { // Pad1
+      pad++;
+      off++;
+      continue;
+    }
+    if (off + 1 >= n) {
+      p.event(EV['ipv6.exthdr_invalid_optlen']);
+      return;
+    }
+    const len = b[o + off + 1];
+    if (off + 2 + len > n) {
+      p.event(EV['ipv6.exthdr_invalid_optlen']);
+      return;
+    }
+    if (t === 1) {
+      pad++;
+      if (len === 0) p.event(EV['ipv6.zero_len_padn']);
+    } else {
+      other++;
+      if (t === 5) {
+        if (len !== 2) p.event(EV['ipv6.exthdr_invalid_optlen']);
+      } else if (t === 0xc2) {
+        if (len !== 4) p.event(EV['ipv6.exthdr_invalid_optlen']);
+      } else if (t === 0xc9) {
+        if (len !== 16) p.event(EV['ipv6.exthdr_invalid_optlen']);
+      } else p.event(hop ? EV['ipv6.hopopts_unknown_opt'] : EV['ipv6.dstopts_unknown_opt']);
+    }
+    off += 2 + len;
+  }
+  if (pad > 0 && other === 0) p.event(hop ? EV['ipv6.hopopts_only_padding'] : EV['ipv6.dstopts_only_padding']);
 }
 
 // ---- L4 ------------------------------------------------------------------------

@@ -84,6 +84,9 @@ export class Engine {
     vlan: 0, fragments: 0, alerts: 0, anomalies: 0, secondCopies: 0, secondCopiesSkipped: 0, events: new Map<string, number>(),
   };
 
+  /** Fragments seen and datagrams rebuilt, IPv4 [0] and IPv6 [1] (Suricata's defrag.ipv4.* / defrag.ipv6.*). */
+  readonly fragStats = [{ fragments: 0, reassembled: 0 }, { fragments: 0, reassembled: 0 }];
+
   constructor(opts: EngineOptions) {
     this.#opts = opts;
     const tr = (this.#tr = opts.tracer ?? NO_TRACE);
@@ -194,6 +197,9 @@ export class Engine {
     let httpDone: HttpTx[] | null = null;
     if (p.isFragment) {
       rebuilt = this.defrag.add(p, this.#nowMs);
+      const fs = this.fragStats[p.ipVer === 6 ? 1 : 0];
+      fs.fragments++;
+      if (rebuilt !== null) fs.reassembled++;
     } else if (p.ipVer !== 0) {
       const f = this.flows.lookup(p, this.#nowMs);
       if (f !== null && !f.passed) {
@@ -484,7 +490,8 @@ export class Engine {
           avg_pkt_size: s.pkts === 0 ? 0 : Math.round(s.bytes / s.pkts), event: events,
         },
         defrag: {
-          ipv4: { fragments: this.defrag.counters.fragments, reassembled: this.defrag.counters.reassembled },
+          ipv4: { ...this.fragStats[0] },
+          ipv6: { ...this.fragStats[1] },
           max_trackers_reached: this.defrag.counters.trackersFull, memcap_exceeded: this.defrag.counters.memcap,
           source_evicted: this.defrag.counters.sourceEvicted,
           overlaps: this.defrag.counters.overlaps, too_large: this.defrag.counters.tooLarge, timeouts: this.defrag.counters.timeouts,
