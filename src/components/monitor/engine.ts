@@ -114,9 +114,10 @@ export class Engine {
    * rules keep their hit counters and threshold state (rules/swap.ts). Call
    * it between packets: the swap is one assignment, no packet sees half of it.
    */
-  replaceRules(next: LoadResult, classifications?: Map<string, ClassType>): void {
+  replaceRules(next: LoadResult, classifications?: Map<string, ClassType>, built?: Detector): void {
     carryOver(this.rules, next);
-    const d = new Detector(next.rules);
+    // The prefilter automata may have been built beforehand (a reload's dry run), so the swap itself is short.
+    const d = built ?? new Detector(next.rules);
     d.adopt(this.detector);
     this.detector = d;
     this.rules = next;

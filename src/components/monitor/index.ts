@@ -15,6 +15,7 @@ import { sinkPollable } from '../../session/pollable.ts';
 import { parseMonitorConfig } from './config.ts';
 import { Engine, type EveType } from './engine.ts';
 import { LINKTYPE_ETHERNET } from './packet.ts';
+import { Detector } from './detect/detect.ts';
 import { buildRuleSet, fixedChange, type RuleSet } from './reload.ts';
 import type { Rule } from './rules/rule.ts';
 import { describeErrors, newErrors, ruleSetDiff } from './rules/swap.ts';
@@ -43,7 +44,7 @@ export default function create(env: ComponentEnv): Component {
   let rules = initial.rules;
   const classifications = initial.classifications;
   /** The set a dry run checked, applied as is by the reload that follows it. */
-  let checked: { key: string; set: RuleSet } | undefined;
+  let checked: { key: string; set: RuleSet; detector: Detector } | undefined;
   const ring = new EveRing(cfg.eve.ring);
   const c = {
     packets: env.counters.define('packets'),
@@ -157,24 +158,27 @@ export default function create(env: ComponentEnv): Component {
         return `${key} changed: a reload changes only the monitor's rules (rule-files and their content, rules, builtin-rules, vars, classification-file); restart the gateway for the rest`;
       }
       const stamp = JSON.stringify(config);
-      let set: RuleSet;
-      if (checked !== undefined && checked.key === stamp) set = checked.set;
-      else {
-        set = buildRuleSet(next, builtin, rules.flowbitNames);
+      let ready = checked !== undefined && checked.key === stamp ? checked : undefined;
+      if (ready === undefined) {
+        const set = buildRuleSet(next, builtin, rules.flowbitNames);
         const bad = newErrors(rules, set.rules);
         if (bad.length > 0) return `${bad.length} rule${bad.length === 1 ? '' : 's'} failed, the running rules stay: ${describeErrors(bad)}`;
+        ready = { key: stamp, set, detector: new Detector(set.rules.rules) };
       }
       if (dryRun === true) {
-        checked = { key: stamp, set };
+        checked = ready;
         return undefined;
       }
       checked = undefined;
+      const set = ready.set;
       const diff = ruleSetDiff(rules, set.rules);
-      engine.replaceRules(set.rules, set.classifications);
+      const t0 = performance.now();
+      engine.replaceRules(set.rules, set.classifications, ready.detector);
+      const swapMs = Math.round((performance.now() - t0) * 10) / 10;
       rules = set.rules;
       cfg = next;
       cfgRaw = config;
-      env.log.info('rules reloaded', { ...diff, loaded: rules.rules.length, failed: rules.errors.length, skipped: rules.skipped.length });
+      env.log.info('rules reloaded', { ...diff, loaded: rules.rules.length, failed: rules.errors.length, skipped: rules.skipped.length, swapMs });
       return undefined;
     },
     query(what: string, args: unknown): unknown {
