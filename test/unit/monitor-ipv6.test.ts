@@ -30,7 +30,7 @@ function ext(next: number, body: number[]): number[] {
   return [next, total / 8 - 1, ...body, ...new Array<number>(total - len).fill(0)];
 }
 
-function run(frames: Uint8Array[], rules = ''): { events: Record<string, unknown>[]; engine: Engine } {
+function run(frames: Uint8Array[], rules = '', step = 1): { events: Record<string, unknown>[]; engine: Engine } {
   const r = loadRules([{ name: 't.rules', text: rules }], { vars: { ...DEFAULT_ADDRESS_VARS, ...DEFAULT_PORT_VARS }, classifications: builtinClassifications() });
   assert.deepEqual(r.errors.map((e) => e.reason), []);
   const events: Record<string, unknown>[] = [];
@@ -40,7 +40,10 @@ function run(frames: Uint8Array[], rules = ''): { events: Record<string, unknown
     emit: (l) => events.push(JSON.parse(l) as Record<string, unknown>),
   });
   let t = 1_700_000_000;
-  for (const f of frames) engine.process(f, 0, f.length, LINKTYPE_ETHERNET, t++, 0);
+  for (const f of frames) {
+    engine.process(f, 0, f.length, LINKTYPE_ETHERNET, t, 0);
+    t += step;
+  }
   return { events, engine };
 }
 
@@ -113,4 +116,23 @@ test('IPv6 flow records: addresses as Suricata prints them, both directions coun
   assert.equal(flows[0].dest_ip, '2001:0db8:0000:0000:0000:0000:0000:ffff');
   const f = flows[0].flow as { pkts_toserver: number; pkts_toclient: number };
   assert.deepEqual([f.pkts_toserver, f.pkts_toclient], [1, 1]);
+});
+
+test('an IPv6 port scan and an IPv6 SYN flood raise mg.port_scan and mg.syn_flood', () => {
+  const syn = (sport: number, dport: number, src = SRC): Uint8Array => {
+    const tcp = [sport >> 8, sport & 255, dport >> 8, dport & 255, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0];
+    const f = eth(ip6(6, tcp));
+    f.set(src, 14 + 8);
+    return f;
+  };
+  const scan = run(Array.from({ length: 25 }, (_, i) => syn(40000, 1 + i)), '', 0);
+  const ev = (r: { events: Record<string, unknown>[] }, name: string): number =>
+    r.events.filter((e) => e.event_type === 'anomaly' && (e.anomaly as { event: string }).event === name).length;
+  assert.equal(ev(scan, 'mg.port_scan'), 1, JSON.stringify(scan.events.slice(0, 3)));
+  // Nineteen ports (the threshold is 20): no scan.
+  assert.equal(ev(run(Array.from({ length: 19 }, (_, i) => syn(40000, 1 + i)), '', 0), 'mg.port_scan'), 0);
+  // 300 SYNs to one port within a second, each from another source (200/s is the default threshold).
+  const flood = Array.from({ length: 300 }, (_, i) => { const s = [...SRC]; s[14] = i >> 8; s[15] = i & 255; return syn(1024 + i, 80, s); });
+  assert.equal(ev(run(flood, '', 0), 'mg.syn_flood'), 1);
+  assert.equal(ev(run(flood.slice(0, 150), '', 0), 'mg.syn_flood'), 0);
 });

@@ -1,5 +1,6 @@
 // Behavioural detectors that no single packet shows: port scans (one source
-// probing many destination ports), SYN floods at one destination port,
+// probing many destination ports), SYN floods at one destination port (both
+// over IPv4 and IPv6),
 // half-open floods spread over many destinations (floods.ts: sensor-wide and
 // per destination network, TCP, UDP and ICMP) and ARP poisoning
 // (arp-watch.ts). Each raises an event on the packet that crosses its
@@ -45,6 +46,18 @@ interface FloodState {
   fired: boolean;
 }
 
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+/** A packet's source or destination address as a key: IPv4 as its number, IPv6 as 32 hex digits. */
+function addrText(p: Packet, src: boolean): string {
+  if (p.ipVer === 4) return String((src ? p.src4 : p.dst4) >>> 0);
+  const b = p.buf;
+  const o = src ? p.src6 : p.dst6;
+  let s = '';
+  for (let i = 0; i < 16; i++) s += HEX[b[o + i]];
+  return s;
+}
+
 export class Detectors {
   readonly cfg: DetectorConfig;
   readonly #scans: BoundedMap<ScanState>;
@@ -81,7 +94,7 @@ export class Detectors {
       if (this.cfg.arpSpoof.enabled) this.arp.observe(p, nowS);
       return;
     }
-    if (p.ipVer !== 4 || !p.l4Ok) return;
+    if ((p.ipVer !== 4 && p.ipVer !== 6) || !p.l4Ok) return;
     if (p.proto === PROTO_TCP) {
       const fl = p.tcpFlags & 0x3f;
       const syn = (fl & 0x02) !== 0 && (fl & 0x10) === 0;
@@ -96,12 +109,13 @@ export class Detectors {
 
   #scan(p: Packet, nowS: number): void {
     const c = this.cfg.portScan;
-    const key = `${p.src4 >>> 0}>${p.dst4 >>> 0}`;
+    const src = addrText(p, true);
+    const key = `${src}>${addrText(p, false)}`;
     let s = this.#scans.get(key);
     if (s === undefined || nowS - s.start > c.seconds) {
       if (s !== undefined) this.#scans.delete(key);
       s = { start: nowS, ports: new Set(), fired: false };
-      this.#scans.set(key, String(p.src4 >>> 0), s);
+      this.#scans.set(key, src, s);
     }
     if (s.fired) return;
     s.ports.add(p.dp | (p.proto << 16));
@@ -115,12 +129,13 @@ export class Detectors {
 
   #flood(p: Packet, nowS: number): void {
     const c = this.cfg.synFlood;
-    const key = `${p.dst4 >>> 0}:${p.dp}`;
+    const dst = addrText(p, false);
+    const key = `${dst}:${p.dp}`;
     let s = this.#floods.get(key);
     if (s === undefined || nowS - s.start > c.seconds) {
       if (s !== undefined) this.#floods.delete(key);
       s = { start: nowS, count: 0, fired: false };
-      this.#floods.set(key, String(p.dst4 >>> 0), s);
+      this.#floods.set(key, dst, s);
     }
     s.count++;
     if (!s.fired && s.count >= c.rate * c.seconds) {
