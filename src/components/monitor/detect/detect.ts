@@ -207,7 +207,8 @@ export class Detector {
       const m = this.#evaluate(r, p, ctx);
       if (m === 0) continue;
       this.counters.matches++;
-      r.hits++;
+      // The second copy of a forwarded packet (both sides mirrored) is the same packet: counted once.
+      if (!p.secondCopy) r.hits++;
       if (r.action === 'pass') passed = true;
       // Post-match: flowbits, then thresholds decide whether it alerts.
       if (r.flowbits.length > 0 && p.flow !== null) applyFlowbits(r, p.flow);
