@@ -26,14 +26,14 @@ function config(rules: string, extra: Record<string, unknown> = {}): Record<stri
   return { 'builtin-rules': false, 'rule-files': [FILE], 'rule-texts': [{ name: FILE, text: rules }], eve: { types: ['alert'] }, ...extra };
 }
 
-function ipv6Tcp(src: number, dst: number, sport: number, dport: number, flags: number, seq: number, data: string): Uint8Array {
+function ipv6Tcp(src: number, dst: number, sport: number, dport: number, flags: number, seq: number, data: string, tag = 0): Uint8Array {
   const payload = [...Buffer.from(data, 'latin1')];
   const tcp = [sport >> 8, sport & 255, dport >> 8, dport & 255, seq >>> 24, (seq >>> 16) & 255, (seq >>> 8) & 255, seq & 255,
     0, 0, 0, 1, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0, ...payload];
   const addr = (last: number): number[] => [0x20, 0x01, 0x0d, 0xb8, 0, 1, ...new Array<number>(9).fill(0), last];
   const ip = [0x60, 0, 0, 0, tcp.length >> 8, tcp.length & 255, 6, 64, ...addr(src), ...addr(dst)];
   // 12-byte virtio_net_hdr (num_buffers: domain 0, received), then Ethernet.
-  return Uint8Array.from([...new Array<number>(12).fill(0), 2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xdd, ...ip, ...tcp]);
+  return Uint8Array.from([...new Array<number>(10).fill(0), tag & 255, tag >> 8, 2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xdd, ...ip, ...tcp]);
 }
 
 function setup(rules: string) {
@@ -56,9 +56,11 @@ function setup(rules: string) {
   let since = 0;
   let seq = 1000;
   /** Send one client -> server data segment of the flow; the sids that alerted on it. */
-  const send = (data: string): number[] => {
-    const f = ipv6Tcp(0x10, 0x80, 40000, 80, 0x18, seq, data);
-    seq += data.length;
+  const send = (data: string, secondCopy = false): number[] => {
+    // A second copy: the router's sent copy of a frame it mirrored on receive (tag bits 14 and 15, domain 1),
+    // here with another source address (as after NAT), so it is a flow of its own.
+    const f = secondCopy ? ipv6Tcp(0x11, 0x80, 40000, 80, 0x18, 5000, data, 0xc001) : ipv6Tcp(0x10, 0x80, 40000, 80, 0x18, seq, data);
+    if (!secondCopy) seq += data.length;
     const slot = router.out.alloc();
     router.out.buf.set(f, slot);
     router.out.submit(slot, f.length);
@@ -90,8 +92,11 @@ test('monitor reload: flows and flowbits kept, new rules match the next packets,
   try {
     assert.deepEqual(m.send('GET EVIL'), [1, 2, 3]);
     assert.deepEqual(m.hits(), { 1: 1, 2: 1, 3: 1 });
+    // Its second copy: no alert, and not counted again.
+    assert.deepEqual(m.send('GET EVIL', true), []);
+    assert.deepEqual(m.hits(), { 1: 1, 2: 1, 3: 1 });
     const flows = (m.c.status() as { flows: { active: number } }).flows.active;
-    assert.equal(flows, 1);
+    assert.equal(flows, 2, 'the flow and the second copy\'s (another address space)');
     // Before the reload the new rule does not exist.
     assert.deepEqual(m.send('GET MORE'), [2]);
     assert.equal(m.c.reconfigure!(config(V2), true), undefined, 'dry run accepts');
