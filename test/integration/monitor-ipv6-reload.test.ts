@@ -120,7 +120,7 @@ test('a TCP connection to an IPv6 host raises the alert of a rule with IPv6 addr
   const wan6 = lab.hosts.wan.ip6!;
   const web = spawnInNetns(lab.hosts.wan.netns, 'python3', ['-m', 'http.server', '8080', '--bind', wan6]);
   try {
-    await waitForListen(lab.hosts.wan.netns, 8080);
+    await waitForListen(lab.hosts.wan.netns, 8080, 20_000); // python starts slowly on a loaded machine
     const c = await nsExec(lab.hosts.lan.netns, 'curl', ['-g', '-s', '-o', '/dev/null', '-w', '%{http_code}', `http://[${wan6}]:8080/mg6`], { timeoutMs: 10_000 });
     assert.equal(c.stdout, '404', c.stderr);
   } finally {
