@@ -33,6 +33,8 @@ export interface TapDeviceSpec {
   offload: boolean;
   /** packet: the virtio-net header length to ask for (12, falling back to 10 on kernels before 6.2; 10 forces the classic one). */
   vnetHdr: 10 | 12;
+  /** packet: an interface with host addresses is refused (default) or attached with a warning (the move drops them). */
+  hostAddresses: 'warn' | 'refuse';
   path: string;
 }
 
@@ -211,7 +213,7 @@ export function parseConfig(text: string, file: string, catalog: Catalog): Gatew
         files.set(name, { name, kind: 'file', filePath, path: fmtPath(p) });
         continue;
       }
-      const d = r.obj(v, p, ['kind', 'ifname', 'netns', 'offload', 'vnet-hdr']);
+      const d = r.obj(v, p, ['kind', 'ifname', 'netns', 'offload', 'vnet-hdr', 'host-addresses']);
       const kind = r.oneOf(d.kind ?? 'tap', [...p, 'kind'], ['tap', 'packet', 'file'] as const);
       const ifname = r.str(d.ifname, [...p, 'ifname'], IFNAME_RE, 'a Linux interface name of at most 15 characters');
       const netns = d.netns === undefined ? undefined : r.str(d.netns, [...p, 'netns'], NETNS_RE, 'a network namespace name');
@@ -225,7 +227,12 @@ export function parseConfig(text: string, file: string, catalog: Catalog): Gatew
         if (kind !== 'packet') r.fail([...p, 'vnet-hdr'], 'no vnet-hdr on a TAP device (its header is always 12 bytes)');
         vnetHdr = r.oneOf(String(d['vnet-hdr']), [...p, 'vnet-hdr'], ['10', '12'] as const) === '10' ? 10 : 12;
       }
-      devices.set(name, { name, kind: kind === 'packet' ? 'packet' : 'tap', ifname, netns, offload, vnetHdr, path: fmtPath(p) });
+      let hostAddresses: 'warn' | 'refuse' = 'refuse';
+      if (d['host-addresses'] !== undefined) {
+        if (kind !== 'packet') r.fail([...p, 'host-addresses'], 'no host-addresses on a TAP device (init creates it, without addresses)');
+        hostAddresses = r.oneOf(d['host-addresses'], [...p, 'host-addresses'], ['warn', 'refuse'] as const);
+      }
+      devices.set(name, { name, kind: kind === 'packet' ? 'packet' : 'tap', ifname, netns, offload, vnetHdr, hostAddresses, path: fmtPath(p) });
     }
   }
 

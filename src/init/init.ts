@@ -24,6 +24,7 @@ import type { SessionGrant } from '../session/types.ts';
 import { createSessionResources } from '../session/create.ts';
 import { openTap } from '../sys/tap.ts';
 import { confinePacketLink, type PacketLink } from './packet-link.ts';
+import { LinkWatch, type LinkHealth } from './link-watch.ts';
 import { openFileDevice } from './file-device.ts';
 import { setCloexec } from '../sys/libc.ts';
 import { emptyReply, mergeReplies } from '../trace/protocol.ts';
@@ -43,6 +44,8 @@ const HOST_SCRIPT = resolve(ROOT, 'src/runtime/host.ts');
 const SHARED_HOST = 'host';
 /** Timed-out request ids remembered per process (late replies to them are dropped quietly). */
 const EXPIRED_KEPT = 256;
+/** How often init looks at each packet link's state (link-watch.ts). */
+const LINK_WATCH_MS = 250;
 
 export type ChildState = 'starting' | 'running' | 'restarting' | 'stopped' | 'failed';
 
@@ -98,6 +101,10 @@ interface Child {
   /** Deaths by the kernel's OOM killer at the cgroup limit; the group's oom_kill count when the process started. */
   oomKills: number;
   oomKillsAtSpawn: number;
+  /** Link fds replaced by a reattach (link-watch.ts): closed once the process holding them has ended. */
+  retiredFds: number[];
+  /** Set when init stops the unit to hand it a new link socket: restarted at once, whatever its restart policy. */
+  handover: boolean;
 }
 
 export interface InitOptions {
@@ -113,6 +120,8 @@ export class Init {
   #tapFds = new Map<string, number>();
   /** `kind: packet` devices, each in a network namespace of its own (packet-link.ts); their fds are in #tapFds too. */
   #packetLinks = new Map<string, PacketLink>();
+  /** Watches the packet links: up, down, gone; reattaches a recreated interface (link-watch.ts). */
+  #linkWatch = new LinkWatch({ log: (l) => this.#log(l), reattach: (d) => this.#reattach(d) });
   /** Link devices whose frames carry a virtio-net header other than 12 bytes. */
   #vnetHdrLen = new Map<string, number>();
   #sessions: SessionRes[] = [];
@@ -166,6 +175,7 @@ export class Init {
       const ready = [...this.#children.values()].map((c) => this.#waitState(c, 'running', timeoutMs));
       for (const c of this.#children.values()) this.#spawn(c);
       await Promise.all(ready);
+      this.#linkWatch.start(LINK_WATCH_MS);
       this.#startEveCollector();
       // Services start once the components run; init.ready does not wait for them (their state is in /status).
       if ((this.config.services ?? []).length > 0) {
@@ -186,8 +196,12 @@ export class Init {
         }
         try {
           // The interface goes into a network namespace of its own, where its socket is made: the driver can reach no other.
-          const link = confinePacketLink(dev.ifname, dev.netns, dev.vnetHdr);
+          const link = confinePacketLink(dev.ifname, dev.netns, dev.vnetHdr, {
+            hostAddresses: dev.hostAddresses,
+            warn: (l) => this.#log(`init: device ${dev.name}: ${l}`),
+          });
           this.#packetLinks.set(dev.name, link);
+          this.#linkWatch.add(dev.name, link);
           this.#tapFds.set(dev.name, link.fd);
           this.#vnetHdrLen.set(dev.name, link.vnetHdrLen);
         } catch (e) {
@@ -301,6 +315,8 @@ export class Init {
       hangs: 0,
       oomKills: 0,
       oomKillsAtSpawn: 0,
+      retiredFds: [],
+      handover: false,
     };
   }
 
@@ -517,6 +533,21 @@ export class Init {
         ? 'signal SIGSYS (killed by its seccomp filter: a forbidden system call)'
         : signal !== null ? `signal ${signal}` : `exit code ${code}`;
     c.lastExit = `${how} at ${new Date().toISOString()}`;
+    for (const fd of c.retiredFds.splice(0)) closeSync(fd);
+    if (c.handover && !this.#stopping) {
+      // Stopped by init to take a new link socket (#reattach): back at once, counted as a restart (its peers reset their sessions).
+      c.handover = false;
+      c.state = 'restarting';
+      c.restarts++;
+      c.lastExit = `stopped by init to take a new link socket at ${new Date().toISOString()}`;
+      this.#log(`init: ${c.name} (pid ${c.pid}) stopped; restarting it with the new link socket`);
+      c.restartTimer = setTimeout(() => {
+        c.restartTimer = undefined;
+        if (!this.#stopping) this.#spawn(c);
+      }, 50);
+      this.#notify();
+      return;
+    }
     if (this.#stopping) {
       c.state = 'stopped';
       this.#notify();
@@ -542,6 +573,36 @@ export class Init {
       if (!this.#stopping) this.#spawn(c);
     }, delay);
     this.#notify();
+  }
+
+  /**
+   * The gone link `device` is back home (link-watch.ts): confine it again and
+   * open a new socket (packet-link.ts), put it where the old one was among the
+   * holding unit's fds (same fd number in the child, same grant), and restart
+   * that unit: a component gets its fds only at spawn. Throws when the
+   * interface is refused (nothing changed then).
+   */
+  #reattach(device: string): void {
+    const link = this.#packetLinks.get(device);
+    if (link === undefined || this.#stopping) throw new Error('not a packet link of this gateway');
+    const old = link.reattach((l) => this.#log(`init: device ${device}: ${l}`));
+    this.#tapFds.set(device, link.fd);
+    let held = false;
+    for (const c of this.#children.values()) {
+      const i = c.capFds.indexOf(old);
+      if (i < 0) continue;
+      c.capFds[i] = link.fd;
+      const proc = c.proc;
+      if (proc === undefined || proc.exitCode !== null || proc.signalCode !== null) continue; // its next spawn takes the new fd
+      held = true;
+      c.retiredFds.push(old);
+      c.handover = true;
+      this.#log(`init: device ${device}: new socket on ${link.ifname}; restarting ${c.name} (pid ${c.pid}) to hand it over`);
+      const kill = setTimeout(() => proc.kill('SIGKILL'), 2000);
+      proc.once('exit', () => clearTimeout(kill));
+      this.#send(c, { type: 'stop' });
+    }
+    if (!held) closeSync(old);
   }
 
   #send(c: Child, m: InitToHost): void {
@@ -575,6 +636,20 @@ export class Init {
     const w = this.#waiters;
     this.#waiters = [];
     for (const f of w) f();
+  }
+
+  /** init's counts of a component's packet links (link.down, link.up, link.reattached, link.reattach-failed), summed over its links. */
+  #linkCounters(component: string): Record<string, number> {
+    const spec = this.config.components.find((x) => x.name === component);
+    const links = spec === undefined ? [] : Object.values(spec.devices).flatMap((d) => this.#linkWatch.health(d) ?? []);
+    if (links.length === 0) return {};
+    const sum = (f: (l: LinkHealth) => number): number => links.reduce((a, l) => a + f(l), 0);
+    return {
+      'link.down': sum((l) => l.counts.down),
+      'link.up': sum((l) => l.counts.up),
+      'link.reattached': sum((l) => l.counts.reattached),
+      'link.reattach-failed': sum((l) => l.counts.reattachFailed),
+    };
   }
 
   /**
@@ -620,6 +695,7 @@ export class Init {
     name: string; type: string; isolation: string; unit: string; pid: number; uid: number; state: ChildState;
     restarts: number; hangs: number; oomKills: number; memoryBytes: number | undefined; memoryLimitHits: number | undefined; lastExit: string;
     channel: { violations: number; lastViolation: string; lateReplies: number };
+    health: 'ok' | 'degraded'; degraded: string; links: LinkHealth[];
   }[] {
     const out = [];
     for (const c of this.#children.values()) {
@@ -639,10 +715,18 @@ export class Init {
           memoryLimitHits: c.cgroup?.limitHits(),
           lastExit: c.lastExit,
           channel: { violations: c.violations, lastViolation: c.lastViolation, lateReplies: c.lateReplies },
+          ...this.#linkHealth(spec),
         });
       }
     }
     return out.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** A component's packet links: degraded while one is not up, with the reasons. */
+  #linkHealth(spec: ComponentSpec): { health: 'ok' | 'degraded'; degraded: string; links: LinkHealth[] } {
+    const links = Object.values(spec.devices).flatMap((d) => this.#linkWatch.health(d) ?? []);
+    const bad = links.filter((l) => l.state !== 'up');
+    return { health: bad.length > 0 ? 'degraded' : 'ok', degraded: bad.map((l) => `${l.ifname} ${l.state}: ${l.reason}`).join('; '), links };
   }
 
   /** What every running unit holds, from /proc, against what the config grants it. */
@@ -710,7 +794,7 @@ export class Init {
         const r = await this.#request(c, { type: 'status', id: 0 }, timeoutMs);
         if (r !== undefined && r.type === 'status') {
           const rss = rssBytes(c.pid);
-          out.push(...r.components.map((x) => ({ ...x, rssBytes: rss })));
+          out.push(...r.components.map((x) => ({ ...x, counters: { ...x.counters, ...this.#linkCounters(x.name) }, rssBytes: rss })));
         }
       }),
     );
@@ -889,6 +973,7 @@ export class Init {
     if (this.#stopping) return;
     if (this.eve !== undefined) await this.eve.stop().catch(() => undefined);
     this.#stopping = true;
+    this.#linkWatch.stop();
     this.#notify();
     const exits: Promise<void>[] = [];
     for (const c of this.#children.values()) {
@@ -912,6 +997,7 @@ export class Init {
     }
     if (this.#services !== undefined) exits.push(this.#services.stop());
     await Promise.all(exits);
+    for (const c of this.#children.values()) for (const fd of c.retiredFds.splice(0)) closeSync(fd);
     for (const s of this.#sessions) for (const fd of s.fds) closeSync(fd);
     this.#sessions = [];
     for (const [name, fd] of this.#tapFds) {
