@@ -94,3 +94,20 @@ test('a component section\'s errors (its own validator, one error class) get the
   rejects(GOOD.replace('devices: { tap: tap-lan } }', 'devices: { tap: tap-lan }, config: [1] }'),
     /^gw\.yaml:5: components\[0\]\.config: expected an empty mapping \(the nic-driver has no settings; its link is the device "tap"\) \(got \[1\]\)$/);
 });
+
+test('packet devices: host-addresses is refuse by default, warn or refuse when given, and only on a packet device', () => {
+  const withDev = (dev: string): string => GOOD.replace('tap-lan: { ifname: mgxl }', `tap-lan: ${dev}`);
+  assert.equal(parseConfig(withDev('{ kind: packet, ifname: eth1 }'), 'gw.yaml', catalog).devices.get('tap-lan')?.hostAddresses, 'refuse');
+  assert.equal(parseConfig(withDev('{ kind: packet, ifname: eth1, host-addresses: warn }'), 'gw.yaml', catalog).devices.get('tap-lan')?.hostAddresses, 'warn');
+  rejects(withDev('{ kind: packet, ifname: eth1, host-addresses: ignore }'), /gw\.yaml:2: devices\.tap-lan\.host-addresses: expected one of warn, refuse/);
+  rejects(withDev('{ ifname: mgxl, host-addresses: warn }'), /devices\.tap-lan\.host-addresses: no host-addresses on a TAP device/);
+});
+
+test('the two-NIC example of docs/DEPLOY.md is a valid config', async () => {
+  const { readFileSync } = await import('node:fs');
+  const doc = readFileSync(new URL('../../docs/DEPLOY.md', import.meta.url), 'utf8');
+  const yaml = /```yaml\n([\s\S]*?)```/.exec(doc)?.[1];
+  assert.ok(yaml !== undefined, 'a yaml block in docs/DEPLOY.md');
+  const c = parseConfig(yaml, 'DEPLOY.md', catalog);
+  assert.deepEqual([...c.devices.values()].map((d) => [d.kind, d.ifname, d.hostAddresses]), [['packet', 'enp1s0', 'refuse'], ['packet', 'enp2s0', 'refuse']]);
+});
