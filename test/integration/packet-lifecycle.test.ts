@@ -46,8 +46,15 @@ test('a packet link that loses its carrier, and one deleted and recreated: degra
   await ip(['addr', 'add', '198.18.0.2/24', 'dev', a], ns.a);
   await ip(['link', 'set', a, 'up'], ns.a);
   await ip(['route', 'add', 'default', 'via', '198.18.0.1'], ns.a);
-  const makeWan = async (): Promise<void> => {
-    await ip(['link', 'add', b, 'netns', ns.b, 'type', 'veth', 'peer', 'name', B, 'netns', ns.nic]);
+  const makeWan = async (hostAddress?: string): Promise<void> => {
+    if (hostAddress === undefined) {
+      await ip(['link', 'add', b, 'netns', ns.b, 'type', 'veth', 'peer', 'name', B, 'netns', ns.nic]);
+    } else {
+      // The gateway's end appears under its name only once it carries the address (a rename is atomic).
+      await ip(['link', 'add', b, 'netns', ns.b, 'type', 'veth', 'peer', 'name', `mglc${id}T`, 'netns', ns.nic]);
+      await ip(['addr', 'add', hostAddress, 'dev', `mglc${id}T`], ns.nic);
+      await ip(['link', 'set', `mglc${id}T`, 'name', B], ns.nic);
+    }
     await ip(['addr', 'add', '198.19.0.2/24', 'dev', b], ns.b);
     await ip(['link', 'set', b, 'up'], ns.b);
   };
@@ -136,7 +143,20 @@ sessions:
   assert.match(gone.degraded, new RegExp(`${B} gone: the interface was deleted`));
   assert.match(log, new RegExp(`device port-b: interface ${B} is gone: .*degraded`));
   assert.equal((await ping(ns.a, '198.19.0.2', { count: 2, timeoutS: 1 })).received, 0);
-  // ... and created again under the same names (new ifindex, new MACs).
+  // The old driver holds a dead socket: a read error or two, not a spin.
+  const dead = await counters();
+  assert.ok((dead['drop.tap-read-error'] ?? 0) <= 5, `the dead socket: ${JSON.stringify(dead)}`);
+  // An attacker (or a careless host) puts an interface of that name back, with a host address: refused, still degraded.
+  await makeWan('192.0.2.9/24');
+  await waitFor('the recreated port refused', async () => (await counters())['link.reattach-failed'] >= 1);
+  const refused = await drv('drv-b');
+  assert.equal(refused.health, 'degraded');
+  assert.match(refused.degraded, /cannot be attached: interface .* has the address 192\.0\.2\.9\/24/);
+  assert.equal(refused.restarts, 0);
+  assert.ok((await listLinks(ns.nic)).some((l) => l.ifname === B), 'the refused interface stays where it is');
+  assert.equal(log.split('\n').filter((l) => l.includes('192.0.2.9/24')).length, 1, 'a refusal repeated every tick is logged once');
+  await ip(['link', 'del', b], ns.b);
+  // ... and created again under the same names, as the host should (new ifindex, new MACs).
   await makeWan();
   await waitFor('drv-b reattached and running', async () => {
     const d = await drv('drv-b');
@@ -156,6 +176,7 @@ sessions:
   assert.equal(c['link.down'], 2);
   assert.equal(c['link.up'], 2);
   assert.equal(c['link.reattached'], 1);
+  assert.ok(c['link.reattach-failed'] >= 1);
   await killChild(pinger);
   t.diagnostic(`ping during it all: ${replies()} replies; drv-b counters ${JSON.stringify(c)}`);
 
