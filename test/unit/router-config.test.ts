@@ -109,3 +109,18 @@ test('errors name the exact path and what was expected', () => {
     assert.ok(e.message.startsWith(`gateway.yaml: ${path}: expected`) || e.message.startsWith(`gateway.yaml: ${path}: unknown key`), e.message);
   }
 });
+
+test('address: dhcp: the domain is the default route; nothing may depend on its address', () => {
+  const c = parseRouterConfig({ domains: { lan: { address: '198.18.0.1/24', forward: [{ to: 'wan', nat: true }] }, wan: { address: 'dhcp' } } }, 'router', SRC);
+  assert.deepEqual([c.domains[1].dhcpClient, c.domains[1].address, c.domains[0].dhcpClient], [true, 0, false]);
+  for (const key of ['gateway', 'routes', 'dhcp-server', 'tcp-forward']) {
+    const value = key === 'gateway' ? '198.19.0.254' : key === 'dhcp-server' ? { range: '198.19.0.2-198.19.0.3' } : [];
+    const e = errorOf({ domains: { lan: { address: '198.18.0.1/24' }, wan: { address: 'dhcp', [key]: value } } });
+    assert.match(e.message, new RegExp(`gateway\\.yaml: components\\[2\\]\\.config\\.domains\\.wan\\.${key}: no ${key} on a domain with address: dhcp`));
+  }
+  const two = errorOf({ domains: { lan: { address: '198.18.0.1/24', gateway: '198.18.0.254' }, wan: { address: 'dhcp' } } });
+  assert.match(two.message, /domains\.wan\.address: expected at most one domain with the default route: "lan" has a gateway/);
+  const after = errorOf({ domains: { wan: { address: 'dhcp' }, lan: { address: '198.18.0.1/24', gateway: '198.18.0.254' } } });
+  assert.match(after.message, /domains\.lan\.gateway: .*"wan" has it from its DHCP lease/);
+  assert.match(errorOf({ domains: { wan: { address: 'dhcpv6' } } }).message, /prefix 1 to 30\), or dhcp \(got "dhcpv6"\)/);
+});

@@ -43,6 +43,12 @@ export interface DomainConfig {
   readonly broadcast: number;
   /** Default-route next hop (u32), or -1 when this domain is not the default route. */
   readonly gateway: number;
+  /**
+   * `address: dhcp`: the address, prefix and gateway come from a DHCP lease
+   * (dhcp-client.ts) and change at run time; until the first lease the domain
+   * has none (address 0.0.0.0/32 here) and is the default route.
+   */
+  readonly dhcpClient: boolean;
   /** The router's MAC in this domain (locally administered, derived from names). */
   readonly mac: Uint8Array;
   readonly forward: readonly ForwardRule[];
@@ -154,7 +160,7 @@ export function parseRouterConfig(raw: unknown, componentName: string, source: C
     c.fail(at('domains'), `expected a mapping of domain name to domain settings, at least one domain${got(rawDomains)}`);
   }
   const names = Object.keys(rawDomains);
-  interface Draft { name: string; address: number; prefix: number; gateway: number; rawForward: unknown; raw: Record<string, unknown>; v6?: Ipv6Draft }
+  interface Draft { name: string; address: number; prefix: number; gateway: number; dhcp: boolean; rawForward: unknown; raw: Record<string, unknown>; v6?: Ipv6Draft }
   const drafts: Draft[] = [];
   let defaultDomain = '';
   let defaultDomain6 = '';
@@ -162,9 +168,23 @@ export function parseRouterConfig(raw: unknown, componentName: string, source: C
     const p = at('domains', name);
     if (!DOMAIN_RE.test(name)) c.fail(p, 'expected a domain name (it is the session port name) of lower-case letters, digits and "-", starting with a letter, at most 32');
     const d = c.obj(rawDomains[name], p, ['address', 'gateway', 'forward', 'routes', 'mtu', 'mss-clamp', ...IPV6_KEYS, ...POLICY_KEYS], 'a mapping with "address"');
+    if (d.address === 'dhcp') {
+      // The address comes from a lease: nothing configured may depend on it.
+      for (const key of ['gateway', 'routes', 'dhcp-server', 'tcp-forward', 'udp-forward']) {
+        if (d[key] !== undefined) c.fail(at('domains', name, key), `no ${key} on a domain with address: dhcp (its address, prefix and gateway come from the lease)`);
+      }
+      if (defaultDomain !== '') {
+        c.fail(at('domains', name, 'address'), `expected at most one domain with the default route: "${defaultDomain}" has a gateway (a domain with address: dhcp takes its default route from the lease)`);
+      }
+      defaultDomain = name;
+      const v6 = parseIpv6Domain(c, d, p, drafts, defaultDomain6);
+      if (v6?.gateway) defaultDomain6 = name;
+      drafts.push({ name, address: 0, prefix: 32, gateway: -1, dhcp: true, rawForward: d.forward, raw: d, v6 });
+      continue;
+    }
     const cidr = typeof d.address === 'string' ? parseIpv4Cidr(d.address) : undefined;
     if (cidr === undefined || cidr.prefix < 1 || cidr.prefix > 30) {
-      c.fail(at('domains', name, 'address'), `expected an IPv4 address with prefix like 198.18.0.1/24 (prefix 1 to 30)${got(d.address)}`);
+      c.fail(at('domains', name, 'address'), `expected an IPv4 address with prefix like 198.18.0.1/24 (prefix 1 to 30), or dhcp${got(d.address)}`);
     }
     const net = networkOf(cidr.address, cidr.prefix);
     const bc = broadcastOf(cidr.address, cidr.prefix);
@@ -179,19 +199,19 @@ export function parseRouterConfig(raw: unknown, componentName: string, source: C
         c.fail(at('domains', name, 'gateway'), `expected a host address inside ${formatIpv4(net)}/${cidr.prefix} other than the router's own${got(d.gateway)}`);
       }
       if (defaultDomain !== '') {
-        c.fail(at('domains', name, 'gateway'), `expected at most one domain with a gateway (the default route); "${defaultDomain}" has one already`);
+        c.fail(at('domains', name, 'gateway'), `expected at most one domain with a gateway (the default route); "${defaultDomain}" has ${drafts.find((x) => x.name === defaultDomain)?.dhcp === true ? 'it from its DHCP lease' : 'one already'}`);
       }
       defaultDomain = name;
       gateway = g;
     }
     for (const o of drafts) {
-      if (prefixesOverlap(cidr.address, cidr.prefix, o.address, o.prefix)) {
+      if (!o.dhcp && prefixesOverlap(cidr.address, cidr.prefix, o.address, o.prefix)) {
         c.fail(at('domains', name, 'address'), `expected a prefix that does not overlap domain "${o.name}" (${formatIpv4(o.address)}/${o.prefix})`);
       }
     }
     const v6 = parseIpv6Domain(c, d, p, drafts, defaultDomain6);
     if (v6?.gateway) defaultDomain6 = name;
-    drafts.push({ name, address: cidr.address, prefix: cidr.prefix, gateway, rawForward: d.forward, raw: d, v6 });
+    drafts.push({ name, address: cidr.address, prefix: cidr.prefix, gateway, dhcp: false, rawForward: d.forward, raw: d, v6 });
   }
 
   // domains, second pass: MACs and forward rules
@@ -229,6 +249,7 @@ export function parseRouterConfig(raw: unknown, componentName: string, source: C
       network: networkOf(d.address, d.prefix),
       broadcast: broadcastOf(d.address, d.prefix),
       gateway: d.gateway,
+      dhcpClient: d.dhcp,
       mac,
       forward,
       routes,
@@ -319,6 +340,7 @@ export function structuralChange(cur: RouterConfig, next: RouterConfig): string 
     const a = cur.domains[i];
     const b = next.domains[i];
     if (a.address !== b.address || a.prefix !== b.prefix) return `domains.${a.name}.address cannot change at run time (connections and ARP entries depend on it); restart the gateway`;
+    if (a.dhcpClient !== b.dhcpClient) return `domains.${a.name}.address cannot change between dhcp and a static address at run time; restart the gateway`;
     if (a.gateway !== b.gateway) return `domains.${a.name}.gateway cannot change at run time; restart the gateway`;
     const a6 = a.ipv6;
     const b6 = b.ipv6;

@@ -8,32 +8,18 @@
 // Not the hot path: a message is handled with a few small allocations (lease
 // objects, map keys). Replies are built into an owned scratch buffer that the
 // router copies into an egress slot.
-import { checksum, pseudoSum4 } from '../../net/checksum.ts';
 import { getU16, getU32, setU16, setU32 } from '../../net/bytes.ts';
 import { formatIpv4, formatMac } from '../../net/addr.ts';
-import { ETH_HLEN, ETHERTYPE_IPV4, writeEthHeader } from '../../net/ethernet.ts';
-import { IPPROTO_UDP, IPV4_HLEN, writeIpv4Header } from '../../net/ipv4.ts';
+import { ETH_HLEN } from '../../net/ethernet.ts';
+import { IPV4_HLEN } from '../../net/ipv4.ts';
+import {
+  BOOTP_FIXED, DHCP_CLIENT_PORT, DHCP_COOKIE as COOKIE, DHCP_FRAME_MAX, DHCP_OPT_START as OPT_START, DHCP_SERVER_PORT,
+  DHCPACK, DHCPDECLINE, DHCPDISCOVER, DHCPINFORM, DHCPNAK, DHCPOFFER, DHCPRELEASE, DHCPREQUEST, frameDhcp, isUdpToPort,
+} from '../../net/dhcp.ts';
 import type { DhcpSpec } from './policy-config.ts';
 
-export const DHCP_SERVER_PORT = 67;
-export const DHCP_CLIENT_PORT = 68;
-const BOOTP_FIXED = 236;
-const COOKIE = 0x63825363;
-const OPT_START = BOOTP_FIXED + 4;
-/** Minimum BOOTP message (RFC 951 clients may drop shorter replies). */
-const BOOTP_MIN = 300;
-
-export const DHCPDISCOVER = 1;
-export const DHCPOFFER = 2;
-export const DHCPREQUEST = 3;
-export const DHCPDECLINE = 4;
-export const DHCPACK = 5;
-export const DHCPNAK = 6;
-export const DHCPRELEASE = 7;
-export const DHCPINFORM = 8;
-export const DHCP_TYPE_NAMES: Record<number, string> = {
-  1: 'discover', 2: 'offer', 3: 'request', 4: 'decline', 5: 'ack', 6: 'nak', 7: 'release', 8: 'inform',
-};
+// The codec is src/net/dhcp.ts; these names stay importable from here.
+export { DHCP_CLIENT_PORT, DHCP_SERVER_PORT, DHCPACK, DHCPDECLINE, DHCPDISCOVER, DHCPINFORM, DHCPNAK, DHCPOFFER, DHCPRELEASE, DHCPREQUEST, DHCP_TYPE_NAMES } from '../../net/dhcp.ts';
 
 // Results of handle() besides a reply: what the router counts.
 export const DHCP_OK = 0;
@@ -61,7 +47,7 @@ export class DhcpServer {
   readonly mask: number;
   readonly mac: Uint8Array;
   /** The last reply: frame (Ethernet header on) in out[0, replyLen). */
-  readonly out = new Uint8Array(ETH_HLEN + IPV4_HLEN + 8 + 576);
+  readonly out = new Uint8Array(DHCP_FRAME_MAX);
   /** Message type of the last message handled and of its reply (0: none). */
   lastType = 0;
   replyType = 0;
@@ -320,23 +306,13 @@ export class DhcpServer {
       }
     }
     o[p++] = 255;
-    const bootpLen = Math.max(BOOTP_MIN, p - b);
-    const udpLen = 8 + bootpLen;
     const unicast = ciaddr !== 0 && type !== DHCPNAK;
     const dstIp = unicast ? ciaddr : 0xffffffff;
     const broadcastMac = !unicast && (type === DHCPNAK || (getU16(req, rb + 10) & 0x8000) !== 0);
     const dstMac = broadcastMac ? BROADCAST : req.subarray(rb + 28, rb + 34);
-    writeEthHeader(o, 0, dstMac, this.mac, ETHERTYPE_IPV4);
-    writeIpv4Header(o, ip, IPV4_HLEN + udpLen, IPPROTO_UDP, this.address, dstIp);
-    setU16(o, udp, DHCP_SERVER_PORT);
-    setU16(o, udp + 2, DHCP_CLIENT_PORT);
-    setU16(o, udp + 4, udpLen);
-    setU16(o, udp + 6, 0);
-    let c = checksum(o, udp, udpLen, pseudoSum4(this.address, dstIp, IPPROTO_UDP, udpLen));
-    if (c === 0) c = 0xffff;
-    setU16(o, udp + 6, c);
+    const n = frameDhcp(o, p - b, this.mac, dstMac, this.address, dstIp, DHCP_SERVER_PORT, DHCP_CLIENT_PORT);
     this.replyType = type;
-    return ETH_HLEN + IPV4_HLEN + udpLen;
+    return n;
   }
 }
 
@@ -347,8 +323,5 @@ const BROADCAST = new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
  * server port? A cheap check before full validation.
  */
 export function isDhcpToServer(buf: Uint8Array, ip: number, avail: number): boolean {
-  if (avail < IPV4_HLEN + 8 || buf[ip] >>> 4 !== 4 || buf[ip + 9] !== IPPROTO_UDP) return false;
-  const ihl = (buf[ip] & 0x0f) << 2;
-  if (ihl < IPV4_HLEN || avail < ihl + 8 || (getU16(buf, ip + 6) & 0x3fff) !== 0) return false;
-  return getU16(buf, ip + ihl + 2) === DHCP_SERVER_PORT;
+  return isUdpToPort(buf, ip, avail, DHCP_SERVER_PORT);
 }

@@ -38,6 +38,8 @@ export const DROP_REASONS = [
   'ttl-exceeded', 'egress-full', 'egress-too-big',
   // DHCP server
   'dhcp-malformed', 'dhcp-pool-exhausted', 'dhcp-not-ours',
+  // DHCP client (address: dhcp): no lease yet; an answer malformed, not ours, or refused
+  'dhcp-unbound', 'dhcpc-malformed', 'dhcpc-ignored', 'dhcpc-refused',
 ] as const;
 
 export type DropReason = typeof DROP_REASONS[number];
@@ -50,6 +52,8 @@ export const COUNTERS = [
   'dhcp.discover', 'dhcp.request', 'dhcp.decline', 'dhcp.release', 'dhcp.inform', 'dhcp.offer', 'dhcp.ack', 'dhcp.nak',
   'block.added', 'block.refused', 'block.expired', 'block.conns-removed',
   'frag.held', 'frag.reassembled', 'frag.timeout', 'frag.sent', 'tcp.mss-clamped',
+  'dhcpc.discover', 'dhcpc.request', 'dhcpc.release', 'dhcpc.offer', 'dhcpc.ack', 'dhcpc.nak',
+  'dhcpc.leased', 'dhcpc.changed', 'dhcpc.lost', 'dhcpc.conns-removed',
 ] as const;
 
 export type CounterName = typeof COUNTERS[number];

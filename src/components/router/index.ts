@@ -100,6 +100,8 @@ export default function create(env: ComponentEnv): Component {
       if (i >= 0) router.resetDomain(i);
     },
     stop(): void {
+      // RELEASE of a DHCP lease (address: dhcp): best effort, its driver may be stopping too.
+      router.releaseLeases();
       if (timer !== undefined) clearInterval(timer);
       timer = undefined;
       for (const p of pollables) env.ep.remove(p);

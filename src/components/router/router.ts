@@ -24,7 +24,7 @@ import { Buffer } from 'node:buffer';
 import type { Counters } from '../../runtime/counters.ts';
 import { NO_TRACE } from '../../trace/tracer.ts';
 import type { Tracer } from '../../trace/tracer.ts';
-import { formatIpv4, isGroupMac, isMartianSourceIpv4, isMulticastIpv4, macEquals } from '../../net/addr.ts';
+import { formatIpv4, isGroupMac, isMartianSourceIpv4, isMulticastIpv4, macEquals, prefixesOverlap } from '../../net/addr.ts';
 import { getI32, getU16, getU16le, setU16 } from '../../net/bytes.ts';
 import { ETH_HLEN, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, writeMacBytes } from '../../net/ethernet.ts';
 import {
@@ -46,6 +46,7 @@ import {
 import { type RouterConfig, structuralChange } from './config.ts';
 import { type Conn, ConnTable, CT_LINKED } from './conntrack.ts';
 import { DHCP_MALFORMED, DHCP_POOL_EXHAUSTED, DHCP_SILENT, DHCP_TYPE_NAMES, DhcpServer, isDhcpToServer } from './dhcp-server.ts';
+import { DHCPC_IGNORED, DHCPC_MALFORMED, DHCPC_REFUSED, DhcpClient, isDhcpToClient, type DhcpLease } from './dhcp-client.ts';
 import { type CounterName, defineCounters, Drops } from './drops.ts';
 import { Icmp } from './icmp.ts';
 import { Link } from './link.ts';
@@ -124,6 +125,8 @@ export class Router {
   #lastSweep = 0;
   /** Per domain: its DHCP server, if it runs one. */
   readonly #dhcp: (DhcpServer | undefined)[];
+  /** Per domain: its DHCP client (`address: dhcp`), if it has one. */
+  readonly #dhcpc: (DhcpClient | undefined)[];
   // Tracepoints: the packet's start is taken once in receive(); each stage then costs one clock read.
   readonly #tr: Tracer;
   readonly #pParse: number;
@@ -171,6 +174,11 @@ export class Router {
     this.#fwd6 = new Forward6(cfg, this.#link, this.#drops, counters, () => this.#policy);
     this.#fwd6.now = this.#now;
     this.#local6 = new Local6(cfg, this.#link, this.#drops, counters, this.#fwd6, this.#now, opts.random);
+    this.#dhcpc = cfg.domains.map((d) => (!d.dhcpClient ? undefined : new DhcpClient(d.mac, {
+      apply: (lease, why) => this.#applyLease(d.index, lease, why),
+      acceptable: (address, prefix) => this.#leaseConflict(d.index, address, prefix),
+      log: (line) => this.#drops.log?.(`router: domain ${d.name}: ${line}`),
+    }, opts.random)));
   }
 
   /** The index of a domain by name, or -1. */
@@ -199,6 +207,10 @@ export class Router {
     this.#link.tick();
     this.#local6.tick(now);
     this.#fwd6.tick(now, now - this.#lastSweep >= 1000);
+    for (let i = 0; i < this.#n; i++) {
+      const cl = this.#dhcpc[i];
+      if (cl !== undefined) this.#dhcpcSend(i, cl, cl.tick(now));
+    }
     const expired = this.#rtBlocks.sweep(now);
     if (expired > 0) this.#counters.add(this.#c['block.expired'], expired);
     if (now - this.#lastSweep >= 1000) {
@@ -264,6 +276,7 @@ export class Router {
       return dr.drop(D['eth-unsupported-type']);
     }
     if (this.#dhcp[dom] !== undefined && isDhcpToServer(b, L3, len - L3)) return this.#dhcpIn(p);
+    if (this.#dhcpc[dom] !== undefined && isDhcpToClient(b, L3, len - L3)) return this.#dhcpcIn(p);
     if (dstGroup) return dr.drop(D['ip-broadcast']);
     this.#ipIn(p);
   }
@@ -287,7 +300,7 @@ export class Router {
     if (isMartianSourceIpv4(src) || src === rt.bcast[dom] || src === rt.addr[dom]) return dr.drop(D['ip-bad-source']);
     // A domain without the default route only speaks for its own prefix.
     if (rt.gw[dom] === -1 && (src & rt.mask[dom]) !== rt.net[dom] && rt.routeIn(dom, src) < 0) return dr.drop(D['ip-spoofed-source']);
-    if (dst === -1 || isMulticastIpv4(dst) || dst === rt.bcast[dom]) return dr.drop(D['ip-broadcast']);
+    if (dst === -1 || dst === 0 || isMulticastIpv4(dst) || dst === rt.bcast[dom]) return dr.drop(D['ip-broadcast']);
     if (this.#policy.blocked(dom, src, this.#now)) return dr.drop(D.blocklisted);
     if (this.#rtBlocks.has(src, this.#now)) {
       this.#rtBlocks.hit(src);
@@ -380,6 +393,7 @@ export class Router {
       return dr.drop(D['no-route']);
     }
     if (out === dom) return dr.drop(D.hairpin);
+    if (rt.addr[out] === 0) return dr.drop(D['dhcp-unbound']); // a DHCP domain without a lease yet
     if (!this.#policy.admit(dom, src, this.#now)) return dr.drop(D['rate-limited']);
     const verdict = this.#policy.decide(dom, out, proto, dst, p.dport);
     if (verdict === POLICY_DROP) return dr.drop(this.#policy.lastRule < 0 ? D['no-rule'] : D['policy-denied']);
@@ -619,6 +633,91 @@ export class Router {
     if (link.sendOwn(dom, n)) this.#counters.add(this.#counters.define(`dhcp.${DHCP_TYPE_NAMES[s.replyType]}`));
   }
 
+  // ---- DHCP client (address: dhcp) ------------------------------------------------
+
+  /** A datagram from UDP port 67 to 68 on a domain with a DHCP client. */
+  #dhcpcIn(p: Packet): void {
+    const dr = this.#drops;
+    const D = dr.id;
+    const b = p.buf;
+    const ihl = checkIpv4(b, L3, p.len - L3);
+    if (ihl < 0) return dr.drop(D['dhcpc-malformed']);
+    const l4 = L3 + ihl;
+    const verify = this.cfg.verifyChecksums && (b[0] & (VNET_F_NEEDS_CSUM | VNET_F_DATA_VALID)) === 0;
+    if (checkUdp(b, L3, l4, getU16(b, L3 + 2) - ihl, verify) !== UDP_OK) return dr.drop(D['dhcpc-malformed']);
+    const cl = this.#dhcpc[p.dom]!;
+    const n = cl.handle(b, L3, ihl, getU16(b, l4 + 4), VNET_HDR_LEN + 6, this.#now);
+    if (cl.lastType !== 0) this.#counters.add(this.#counters.define(`dhcpc.${DHCP_TYPE_NAMES[cl.lastType]}`));
+    if (cl.result === DHCPC_MALFORMED) return dr.drop(D['dhcpc-malformed']);
+    if (cl.result === DHCPC_IGNORED) return dr.drop(D['dhcpc-ignored']);
+    if (cl.result === DHCPC_REFUSED) return dr.drop(D['dhcpc-refused']);
+    this.#dhcpcSend(p.dom, cl, n);
+  }
+
+  #dhcpcSend(dom: number, cl: DhcpClient, n: number): void {
+    if (n === 0) return;
+    const link = this.#link;
+    if (!link.ownFrame(dom, n)) return;
+    copyBytes.call(cl.out, link.own, VNET_HDR_LEN, 0, n);
+    if (link.sendOwn(dom, n)) this.#counters.add(this.#counters.define(`dhcpc.${DHCP_TYPE_NAMES[cl.sentType]}`));
+  }
+
+  /** Why a lease of address/prefix cannot be domain dom's: it overlaps another domain's prefix or routes. */
+  #leaseConflict(dom: number, address: number, prefix: number): string | undefined {
+    for (const d of this.cfg.domains) {
+      if (d.index === dom || d.dhcpClient) continue;
+      if (prefixesOverlap(address, prefix, d.address, d.prefix)) return `${formatIpv4(address)}/${prefix} overlaps domain ${d.name} (${formatIpv4(d.network)}/${d.prefix})`;
+      for (const r of d.routes ?? []) {
+        if (prefixesOverlap(address, prefix, r.network, r.prefix)) return `${formatIpv4(address)}/${prefix} overlaps a route of domain ${d.name} (${formatIpv4(r.network)}/${r.prefix})`;
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * Domain dom's lease started, changed or ended: its address, prefix and
+   * gateway in the routing tables; when the address changed, its ARP state and
+   * every connection that used the old address (masqueraded ones, forwards
+   * to it, the router's own) go: their packets could not come back.
+   */
+  #applyLease(dom: number, lease: DhcpLease | undefined, why: string): void {
+    const rt = this.#rt;
+    const old = rt.addr[dom];
+    rt.setLease(dom, lease);
+    const now = rt.addr[dom];
+    const name = this.cfg.domains[dom].name;
+    this.#counters.add(this.#c[lease === undefined ? 'dhcpc.lost' : why === 'leased' ? 'dhcpc.leased' : 'dhcpc.changed']);
+    if (old !== now) {
+      this.#link.reset(dom);
+      const gone: Conn[] = [];
+      if (old !== 0) {
+        for (const c of this.#ct.live()) {
+          if (c.oSrc === old || c.oDst === old || c.rSrc === old || c.rDst === old) gone.push(c);
+        }
+      }
+      for (const c of gone) this.#ct.remove(c);
+      this.#counters.add(this.#c['dhcpc.conns-removed'], gone.length);
+      this.#drops.log?.(`router: domain ${name}: address ${old === 0 ? 'none' : formatIpv4(old)} -> ${now === 0 ? 'none' : `${formatIpv4(now)}/${lease?.prefix}`}`
+        + ` (${why}; ${gone.length} connection${gone.length === 1 ? '' : 's'} of the old address removed)`);
+    }
+  }
+
+  /** Release every DHCP lease (the router stops): returns how many RELEASEs were sent. */
+  releaseLeases(): number {
+    let n = 0;
+    for (let i = 0; i < this.#n; i++) {
+      const cl = this.#dhcpc[i];
+      if (cl === undefined) continue;
+      const len = cl.release();
+      if (len > 0) {
+        this.#dhcpcSend(i, cl, len);
+        n++;
+      }
+    }
+    this.#link.flush();
+    return n;
+  }
+
   // ---- run-time blocks --------------------------------------------------------------
 
   /**
@@ -636,7 +735,7 @@ export class Router {
     };
     if (isMartianSourceIpv4(ip)) refuse('not a unicast host address');
     for (const d of this.cfg.domains) {
-      if (ip === d.address) refuse(`it is the router's own address on domain ${d.name}`);
+      if (ip === (this.#rt.addr[d.index] >>> 0)) refuse(`it is the router's own address on domain ${d.name}`);
       if (ip === d.network || ip === d.broadcast) refuse(`it is the ${ip === d.network ? 'network' : 'broadcast'} address of domain ${d.name}`);
     }
     this.#readClock();
@@ -653,10 +752,16 @@ export class Router {
   // ---- status and reconfiguration --------------------------------------------------------
 
   status(): Record<string, unknown> {
-    return routerStatus({
+    const s = routerStatus({
       cfg: this.cfg, now: this.#now, arp: this.#link.caches, pending: this.#link.pool, ct: this.#ct,
       policy: this.#policy, rtBlocks: this.#rtBlocks, dhcp: this.#dhcp, ct6: this.#fwd6.ct, neighbors: this.#fwd6.neighbors,
     });
+    const clients: Record<string, unknown> = {};
+    for (const d of this.cfg.domains) {
+      const cl = this.#dhcpc[d.index];
+      if (cl !== undefined) clients[d.name] = cl.status(this.#now);
+    }
+    return Object.keys(clients).length === 0 ? s : { ...s, dhcpClient: clients };
   }
 
   /**

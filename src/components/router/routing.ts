@@ -2,7 +2,10 @@
 // scanned without allocation: which domain a destination leaves through
 // (its prefix, then the static routes, then the default route) and the next
 // hop there. Domains and routes cannot change at run time (reconfigure
-// refuses it), so this is built once.
+// refuses it), so this is built once; only a domain with `address: dhcp` gets
+// its address, prefix and gateway changed in place (setLease) when its lease
+// starts, changes or ends. Until then its address is 0 (no address: nothing is
+// sent into it, see router.ts) and it is the default route.
 import type { RouterConfig } from './config.ts';
 
 export class Routing {
@@ -37,7 +40,7 @@ export class Routing {
       this.mask[i] = d.mask;
       this.bcast[i] = d.broadcast;
       this.gw[i] = d.gateway < 0 ? -1 : d.gateway;
-      if (d.gateway >= 0) def = i;
+      if (d.gateway >= 0 || d.dhcpClient) def = i;
     }
     this.defaultDomain = def;
     const routes = cfg.domains.flatMap((d) => (d.routes ?? []).map((r) => ({ ...r, dom: d.index })));
@@ -45,6 +48,24 @@ export class Routing {
     this.#rMask = Int32Array.from(routes, (r) => r.mask | 0);
     this.#rVia = Int32Array.from(routes, (r) => r.via | 0);
     this.#rDom = Int32Array.from(routes, (r) => r.dom);
+  }
+
+  /** A DHCP domain's lease (address, prefix 1..30, gateway or -1), or none (lease undefined: address 0). */
+  setLease(dom: number, lease: { address: number; prefix: number; gateway: number } | undefined): void {
+    if (lease === undefined) {
+      this.addr[dom] = 0;
+      this.net[dom] = 0;
+      this.mask[dom] = -1;
+      this.bcast[dom] = 0;
+      this.gw[dom] = -1;
+      return;
+    }
+    const mask = lease.prefix === 0 ? 0 : (-1 << (32 - lease.prefix));
+    this.addr[dom] = lease.address | 0;
+    this.mask[dom] = mask;
+    this.net[dom] = lease.address & mask;
+    this.bcast[dom] = (lease.address & mask) | ~mask;
+    this.gw[dom] = lease.gateway < 0 ? -1 : lease.gateway | 0;
   }
 
   /** The egress domain for dst: the domain whose prefix holds it, else a static route's, else the default route, else -1. */

@@ -93,7 +93,7 @@ export function routerStatus(s: StatusSource): Record<string, unknown> {
   const { cfg, now } = s;
   const domains = cfg.domains.map((d) => ({
     name: d.name,
-    address: `${formatIpv4(d.address)}/${d.prefix}`,
+    address: d.dhcpClient ? 'dhcp' : `${formatIpv4(d.address)}/${d.prefix}`,
     mac: formatMac(d.mac),
     gateway: d.gateway >= 0 ? formatIpv4(d.gateway) : null,
     routes: (d.routes ?? []).map((r) => `${formatIpv4(r.network)}/${r.prefix} via ${formatIpv4(r.via)}`),
