@@ -165,3 +165,42 @@ test('refused: an offer overlapping another domain, answers for another transact
   gw.send('lan', ipFrame(gw, 'lan', '10.1.0.2', '8.8.8.8', udp(3000, 53)));
   assert.ok((gw.drops()['dhcp-unbound'] ?? 0) >= 1);
 });
+
+test('fuzz: mutated and truncated DHCP answers never throw, never bind a bad lease', () => {
+  const gw = rig(GW);
+  const up = rig(isp('198.19.0.100-198.19.0.101'));
+  // Capture a real OFFER and ACK to mutate.
+  const answers: Uint8Array[] = [];
+  for (let i = 0; i < 20 && client(gw).state !== 'bound'; i++) {
+    gw.clock.t += 100;
+    up.clock.t += 100;
+    gw.router.tick();
+    gw.router.flush();
+    for (const f of gw.ports.wan.take()) up.send('lan', f);
+    for (const f of up.ports.lan.take()) {
+      answers.push(f);
+      gw.send('wan', f);
+    }
+  }
+  assert.equal(client(gw).state, 'bound');
+  assert.ok(answers.length >= 2);
+  let seed = 7;
+  const rnd = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  const udpStart = 12 + 14 + 20;
+  for (let i = 0; i < 3000; i++) {
+    const f = answers[i % answers.length].slice();
+    const len = rnd(4) === 0 ? udpStart + 8 + rnd(f.length - udpStart - 8) : f.length;
+    for (let k = rnd(6); k >= 0; k--) f[udpStart + 8 + rnd(len - udpStart - 8)] = rnd(256);
+    f[udpStart + 6] = 0; // no UDP checksum (allowed in IPv4): the mutation reaches the DHCP parser
+    f[udpStart + 7] = 0;
+    assert.doesNotThrow(() => gw.send('wan', f.subarray(0, len)));
+  }
+  const st = client(gw);
+  assert.ok(st.address === null || /^198\.19\.0\.10[01]\/24$/.test(st.address), JSON.stringify(st));
+  const d = gw.drops();
+  // The mutations reach the DHCP parser (not only the checksum): malformed, ignored (xid, MAC, state) and refused answers.
+  assert.ok((d['dhcpc-malformed'] ?? 0) > 0 && (d['dhcpc-ignored'] ?? 0) > 0, JSON.stringify(d));
+});
