@@ -46,6 +46,8 @@ const SHARED_HOST = 'host';
 const EXPIRED_KEPT = 256;
 /** How often init looks at each packet link's state (link-watch.ts). */
 const LINK_WATCH_MS = 250;
+/** At a stop, how long the units without a link device get to end before the drivers are stopped too. */
+const STOP_FIRST_MS = 1000;
 
 export type ChildState = 'starting' | 'running' | 'restarting' | 'stopped' | 'failed';
 
@@ -975,25 +977,38 @@ export class Init {
     this.#stopping = true;
     this.#linkWatch.stop();
     this.#notify();
-    const exits: Promise<void>[] = [];
-    for (const c of this.#children.values()) {
+    const stopUnit = (c: Child): Promise<void> | undefined => {
       if (c.restartTimer !== undefined) clearTimeout(c.restartTimer);
       if (c.heartbeatTimer !== undefined) clearInterval(c.heartbeatTimer);
       const p = c.proc;
       if (p === undefined || p.exitCode !== null || p.signalCode !== null) {
         c.state = 'stopped';
-        continue;
+        return undefined;
       }
-      exits.push(
-        new Promise<void>((resolveP) => {
-          const kill = setTimeout(() => p.kill('SIGKILL'), 2000);
-          p.once('exit', () => {
-            clearTimeout(kill);
-            resolveP();
-          });
-        }),
-      );
+      const exited = new Promise<void>((resolveP) => {
+        const kill = setTimeout(() => p.kill('SIGKILL'), 2000);
+        p.once('exit', () => {
+          clearTimeout(kill);
+          resolveP();
+        });
+      });
       this.#send(c, { type: 'stop' });
+      return exited;
+    };
+    // Units without a link device first (the router's last words, e.g. a DHCP RELEASE, still reach the wire through
+    // the drivers), at most STOP_FIRST_MS; then the drivers.
+    const holdsLink = (c: Child): boolean => c.specs.some((x) => Object.values(x.devices).some((d) => this.config.devices.has(d)));
+    const first = [...this.#children.values()].filter((c) => !holdsLink(c)).flatMap((c) => stopUnit(c) ?? []);
+    if (first.length > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all(first), new Promise<void>((r) => { timer = setTimeout(r, STOP_FIRST_MS); })]);
+      clearTimeout(timer);
+    }
+    const exits: Promise<void>[] = [...first];
+    for (const c of this.#children.values()) {
+      if (!holdsLink(c)) continue;
+      const e = stopUnit(c);
+      if (e !== undefined) exits.push(e);
     }
     if (this.#services !== undefined) exits.push(this.#services.stop());
     await Promise.all(exits);

@@ -4,7 +4,8 @@
 // lan host behind the leased address (a UDP server on the wan host, behind that
 // gateway, sees it as the source). Then udhcpd is restarted with another pool:
 // it stays silent to the renewal, the lease ends, the client takes a new
-// address, and NAT uses the new one.
+// address, and NAT uses the new one. A clean stop sends a RELEASE: udhcpd's
+// lease file shows the lease expired.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -142,7 +143,18 @@ sessions:
   assert.ok(counters['dhcpc.leased'] >= 2);
   assert.ok(counters['dhcpc.lost'] >= 1);
 
+  // A clean stop releases the lease: udhcpd's lease file (written on SIGUSR1) shows it expired.
+  const leases = async (): Promise<string> => {
+    server.kill('SIGUSR1');
+    await new Promise((r) => setTimeout(r, 500));
+    return (await nsExec(ns.b, 'busybox', ['dumpleases', '-f', join(dir, 'leases-198.19.0.200')])).stdout;
+  };
+  const row = (text: string): string => text.split('\n').find((l) => l.includes(` ${secondIp} `)) ?? '';
+  assert.doesNotMatch(row(await leases()), /expired/, 'leased while the gateway runs');
   const exited = new Promise((r) => init.once('exit', r));
   init.kill('SIGTERM');
   await exited;
+  const released = row(await leases());
+  t.diagnostic(`udhcpd's lease after the stop: ${released.trim()}`);
+  assert.match(released, /expired/, 'the RELEASE reached the server');
 });
