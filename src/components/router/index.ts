@@ -100,7 +100,7 @@ export default function create(env: ComponentEnv): Component {
       if (i >= 0) router.resetDomain(i);
     },
     stop(): void {
-      // RELEASE of a DHCP lease (address: dhcp): best effort, its driver may be stopping too.
+      // RELEASE of a DHCP lease (address: dhcp): init stops the drivers only after the router, so it still leaves.
       router.releaseLeases();
       if (timer !== undefined) clearInterval(timer);
       timer = undefined;
