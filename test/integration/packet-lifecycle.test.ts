@@ -119,14 +119,19 @@ sessions:
 
   // 1. The carrier goes (the wan host's end set down) and comes back.
   await repliesSince(0, 'the running ping gets replies');
+  const times: Record<string, number> = {};
+  let t1 = Date.now();
   await ip(['link', 'set', b, 'down'], ns.b);
   await waitFor('drv-b degraded (no carrier)', async () => (await drv('drv-b')).health === 'degraded');
+  times.carrierLossSeenMs = Date.now() - t1;
   const down = await drv('drv-b');
   assert.match(down.degraded, new RegExp(`${B} down: no carrier`));
   assert.equal(down.state, 'running', 'the process runs on; the link is what is down');
   assert.equal((await ping(ns.a, '198.19.0.2', { count: 2, timeoutS: 1 })).received, 0, 'nothing crosses a link without carrier');
+  t1 = Date.now();
   await ip(['link', 'set', b, 'up'], ns.b);
   await waitFor('drv-b ok again', async () => (await drv('drv-b')).health === 'ok');
+  times.carrierBackSeenMs = Date.now() - t1;
   let n = replies();
   await repliesSince(n, 'forwarding after the carrier came back');
   let c = await counters();
@@ -136,8 +141,10 @@ sessions:
   assert.equal((await drv('drv-b')).restarts, 0, 'a carrier change needs no restart');
 
   // 2. The veth pair is deleted: the gateway's end (in its own namespace) goes with it.
+  t1 = Date.now();
   await ip(['link', 'del', b], ns.b);
   await waitFor('drv-b degraded (gone)', async () => (await drv('drv-b')).links[0]?.state === 'gone');
+  times.deletionSeenMs = Date.now() - t1;
   const gone = await drv('drv-b');
   assert.equal(gone.health, 'degraded');
   assert.match(gone.degraded, new RegExp(`${B} gone: the interface was deleted`));
@@ -157,11 +164,13 @@ sessions:
   assert.equal(log.split('\n').filter((l) => l.includes('192.0.2.9/24')).length, 1, 'a refusal repeated every tick is logged once');
   await ip(['link', 'del', b], ns.b);
   // ... and created again under the same names, as the host should (new ifindex, new MACs).
+  t1 = Date.now();
   await makeWan();
   await waitFor('drv-b reattached and running', async () => {
     const d = await drv('drv-b');
     return d.health === 'ok' && d.state === 'running' && d.restarts === 1;
   });
+  times.recreatedToRunningMs = Date.now() - t1;
   const back = await drv('drv-b');
   assert.notEqual(back.links[0].ifindex, firstIndex, 'a new interface');
   assert.match(log, new RegExp(`interface ${B} is back \\(ifindex ${back.links[0].ifindex}\\): reattached`));
@@ -171,6 +180,7 @@ sessions:
   assert.equal((await ping(ns.b, '198.19.0.1', { count: 2 })).received, 2, 'the wan host reaches the gateway over the new link');
   n = replies();
   await repliesSince(n, 'the running ping gets replies again');
+  times.recreatedToForwardingMs = Date.now() - t1;
   assert.equal((await ping(ns.a, '198.19.0.2')).received, 3, 'forwarding resumed');
   c = await counters();
   assert.equal(c['link.down'], 2);
@@ -178,6 +188,7 @@ sessions:
   assert.equal(c['link.reattached'], 1);
   assert.ok(c['link.reattach-failed'] >= 1);
   await killChild(pinger);
+  t.diagnostic(`times (status polled every 100 ms; init looks every 250 ms): ${JSON.stringify(times)}`);
   t.diagnostic(`ping during it all: ${replies()} replies; drv-b counters ${JSON.stringify(c)}`);
 
   // A clean stop moves both ports home (the recreated one too); A without the host address the move dropped.
