@@ -1,5 +1,5 @@
 // The router's WAN DHCP client (`address: dhcp`) against a real DHCP server:
-// busybox udhcpd in the wan namespace leases the gateway an address (20 s
+// busybox udhcpd in the wan namespace leases the gateway an address (12 s
 // lease), the default gateway comes from the lease, and NAT masquerades the
 // lan host behind the leased address (a UDP server on the wan host, behind that
 // gateway, sees it as the source). Then udhcpd is restarted with another pool:
@@ -52,7 +52,7 @@ test('the wan address from a DHCP server (busybox udhcpd): NAT uses it; a new ad
     const [start, end] = pool.split('-');
     const conf = join(dir, `udhcpd-${start}.conf`);
     writeFileSync(conf, `start ${start}\nend ${end}\ninterface ${b}\nlease_file ${join(dir, `leases-${start}`)}\npidfile ${join(dir, `udhcpd-${start}.pid`)}\n`
-      + 'min_lease 10\noption subnet 255.255.255.0\noption router 198.19.0.2\noption dns 198.19.0.2\noption lease 20\n');
+      + 'min_lease 10\noption subnet 255.255.255.0\noption router 198.19.0.2\noption dns 198.19.0.2\noption lease 12\n');
     writeFileSync(join(dir, `leases-${start}`), '');
     const p = spawnInNetns(ns.b, 'busybox', ['udhcpd', '-f', conf]);
     procs.push(p);
@@ -129,12 +129,12 @@ sessions:
   await waitFor('the first datagram at the wan host', () => seen.includes(' one'), 10000);
   assert.match(seen, new RegExp(`from ${firstIp.replace(/\./g, '\\.')} one`), 'masqueraded behind the leased address, through the leased gateway');
 
-  // udhcpd restarted with another pool and no memory of the lease: silent to the renewal (T1 10 s) and rebinding; the lease ends at 20 s.
+  // udhcpd restarted with another pool and no memory of the lease: silent to the renewal (T1 6 s) and rebinding; the lease ends at 12 s.
   await killChild(server);
   server = udhcpd('198.19.0.200-198.19.0.210');
   t1 = Date.now();
   await waitFor('a new address from the new pool', async () => inPool(await dhcp(), '198.19.0.2'), 60000);
-  t.diagnostic(`first lease ${firstLeaseMs} ms after init was ready; the new address ${Date.now() - t1} ms after udhcpd restarted with the new pool (lease 20 s, T1 10 s)`);
+  t.diagnostic(`first lease ${firstLeaseMs} ms after init was ready; the new address ${Date.now() - t1} ms after udhcpd restarted with the new pool (lease 12 s, T1 6 s)`);
   const second = await dhcp();
   assert.match(second.address!, /^198\.19\.0\.(20\d|210)\/24$/);
   const secondIp = second.address!.split('/')[0];
