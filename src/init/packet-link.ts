@@ -130,7 +130,11 @@ function inspect(ifname: string, home: string | undefined, homeFd: number, opts:
 function quietNetns(nsFd: number): void {
   inNetnsFd(nsFd, () => {
     for (const [key, value] of [['disable_ipv6', '1'], ['accept_ra', '0'], ['autoconf', '0']]) {
-      writeFileSync(`/proc/sys/net/ipv6/conf/default/${key}`, value);
+      try {
+        writeFileSync(`/proc/sys/net/ipv6/conf/default/${key}`, value);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; // ENOENT: a kernel without IPv6, nothing to turn off
+      }
     }
   });
 }
