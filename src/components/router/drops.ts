@@ -23,6 +23,8 @@ export const DROP_REASONS = [
   'ip6-truncated', 'ip6-bad-version', 'ip6-ext-truncated', 'ip6-ext-chain-too-long', 'ip6-ext-duplicate', 'ip6-ext-order',
   'ip6-routing-type-0', 'ip6-frag-reserved', 'ip6-frag-bad-length', 'ip6-frag-incomplete-chain',
   'ip6-bad-source', 'ip6-spoofed-source', 'ip6-multicast', 'ip6-fragment',
+  // IPv6 fragments (reassembly6.ts)
+  'ip6-frag-overlap', 'ip6-frag-too-big', 'ip6-frag-table-full', 'ip6-frag-source-limit', 'ip6-frag-too-many',
   'icmp6-truncated', 'icmp6-bad-checksum', 'icmp6-unsupported-type',
   'nd-invalid', 'nd-not-for-us', 'nd-address-conflict', 'nd-no-ra', 'ip6-link-local', 'nd-cache-full', 'nd-unresolved', 'ip6-too-big',
   // L4
@@ -51,7 +53,7 @@ export const COUNTERS = [
   'conntrack.port-forwarded', 'conntrack.reload-removed', 'policy.reloads', 'tcp.reset-sent',
   'dhcp.discover', 'dhcp.request', 'dhcp.decline', 'dhcp.release', 'dhcp.inform', 'dhcp.offer', 'dhcp.ack', 'dhcp.nak',
   'block.added', 'block.refused', 'block.expired', 'block.conns-removed',
-  'frag.held', 'frag.reassembled', 'frag.timeout', 'frag.sent', 'tcp.mss-clamped',
+  'frag.held', 'frag.reassembled', 'frag.timeout', 'frag.timeout-icmp-sent', 'frag.sent', 'icmp.error-rate-limited', 'tcp.mss-clamped',
   'dhcpc.discover', 'dhcpc.request', 'dhcpc.release', 'dhcpc.offer', 'dhcpc.ack', 'dhcpc.nak',
   'dhcpc.leased', 'dhcpc.changed', 'dhcpc.lost', 'dhcpc.conns-removed',
 ] as const;

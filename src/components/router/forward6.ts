@@ -26,7 +26,8 @@ import {
   ICMP6_UNREACH_ADMIN, ICMP6_UNREACH_NOROUTE, ICMP6_UNREACH_PORT, icmp6SetChecksum, writeIcmp6Error, writeNeighborSolicit,
 } from '../../net/icmpv6.ts';
 import {
-  IP6_DST, IP6_HOP_LIMIT, IP6_NEXT_HEADER, IP6_PAYLOAD_LENGTH, IP6_SRC, IPV6_HLEN, NH_ICMPV6, NH_TCP, NH_UDP,
+  IP6_DST, IP6_ERROR_NAMES, IP6_HOP_LIMIT, IP6_NEXT_HEADER, IP6_PAYLOAD_LENGTH, IP6_SRC, IPV6_HLEN, type Ipv6Chain, newIpv6Chain,
+  NH_ICMPV6, NH_TCP, NH_UDP, walkIpv6,
 } from '../../net/ipv6.ts';
 import { TCP_ACK_FLAG, TCP_FIN, TCP_RST, TCP_SYN } from '../../net/tcp.ts';
 import {
@@ -42,11 +43,13 @@ import { NB_FAILED, NB_REACHABLE, NB_RESOLVING, NB_STALE, NeighborCache } from '
 import { L3, type Packet } from './packet.ts';
 import { type Policy, POLICY_DROP, POLICY_REJECT } from './policy.ts';
 import { TokenBuckets } from './rate-limit.ts';
+import { Ipv6Reassembler, REASM6_DROP_REASONS, REASM_DONE, REASM_HELD } from './reassembly6.ts';
 import { connTimeout, initialState, track } from './tracking.ts';
 
 export const COUNTERS_FWD6 = [
   'forwarded6', 'nd6.queued', 'nd6.released', 'conntrack6.new', 'conntrack6.expired', 'nd6.ns-sent', 'nd6.learned', 'icmp6.error-sent', 'icmp6.error-forwarded',
-  'icmp6.error-rate-limited', 'tcp6.reset-sent',
+  'icmp6.error-rate-limited', 'tcp6.reset-sent', 'frag6.held', 'frag6.reassembled', 'frag6.sent', 'frag6.timeout',
+  'frag6.timeout-icmp-sent',
 ] as const;
 
 /** ICMPv6 errors the router sends: per second, and burst (RFC 4443 2.4 f: rate-limit them). */
@@ -71,6 +74,12 @@ export class Forward6 {
   readonly #v6: (Ipv6DomainConfig | undefined)[];
   readonly #byPrefix: Int32Array;
   readonly #gwDom: number;
+  /** IPv6 datagrams being rebuilt from fragments (the policy needs the transport header). */
+  readonly reasm: Ipv6Reassembler;
+  readonly #chain = newIpv6Chain();
+  /** forward() is deciding on a rebuilt datagram: #emit sends its fragments. */
+  #fragmented = false;
+  #timedOut = 0;
   /** Scratch for the solicited-node address of an NS (no allocation per NS). */
   readonly #sn = new Uint8Array(16);
   now = 0;
@@ -86,6 +95,8 @@ export class Forward6 {
     this.#c = c;
     this.ct = new ConnTable6(cfg.conntrack.max, cfg.conntrack.maxProbe, cfg.conntrack.perSource);
     this.neighbors = cfg.domains.map(() => new NeighborCache());
+    this.reasm = new Ipv6Reassembler(cfg.fragments, VNET_HDR_LEN);
+    this.reasm.onTimeout = (buf, at, len, dom) => this.#reassemblyTimedOut(buf, at, len, dom);
     this.#v6 = cfg.domains.map((d) => d.ipv6);
     this.#byPrefix = Int32Array.from(cfg.domains.map((d, i) => ({ i, p: d.ipv6?.prefix ?? -1 })).filter((x) => x.p >= 0)
       .sort((a, b) => b.p - a.p).map((x) => x.i));
@@ -115,11 +126,10 @@ export class Forward6 {
    * A validated IPv6 packet (n bytes at L3, upper layer `proto` at l4Off) on
    * domain p.dom for an address not the router's.
    */
-  forward(p: Packet, n: number, proto: number, l4Off: number, hasFragment: boolean): void {
+  forward(p: Packet, n: number, proto: number, l4Off: number): void {
     const b = p.buf;
     const dstOff = IP6 + IP6_DST;
     if (isLinkLocalIpv6(b, dstOff) || isLinkLocalIpv6(b, IP6 + IP6_SRC)) return this.#drop('ip6-link-local');
-    if (hasFragment) return this.#drop('ip6-fragment');
     const l4 = p.l4 = IP6 + l4Off;
     const l4Len = p.l4Len = n - l4Off;
     p.proto = proto;
@@ -183,7 +193,7 @@ export class Forward6 {
     if (ref >= 0) {
       const c = ct.conn(ref >>> 1);
       const dir = ref & 1;
-      return this.#send(p, n, dir === 0 ? c.outDom : c.inDom, c, dir);
+      return this.#emit(p, n, dir === 0 ? c.outDom : c.inDom, c, dir);
     }
 
     // New traffic.
@@ -232,7 +242,100 @@ export class Forward6 {
       return this.#drop('conntrack-probe-limit');
     }
     this.#counters.add(this.#c['conntrack6.new']);
-    this.#send(p, n, out, c, 0);
+    this.#emit(p, n, out, c, 0);
+  }
+
+  // ---- fragments ------------------------------------------------------------
+
+  /**
+   * A fragment (not atomic: offset or more-fragments set; walkIpv6 found its
+   * header, ch) of a packet for another address. The first fragment must hold
+   * the whole header chain and the upper-layer header (RFC 7112); fragments are
+   * held until their datagram is complete (reassembly6.ts), which then goes
+   * through forward() like any packet, p.buf pointing at the rebuilt frame;
+   * what forward() lets through leaves as the original fragments (#emit).
+   */
+  fragmentIn(p: Packet, n: number, ch: Ipv6Chain): void {
+    const b = p.buf;
+    if (isLinkLocalIpv6(b, IP6 + IP6_DST) || isLinkLocalIpv6(b, IP6 + IP6_SRC)) return this.#drop('ip6-link-local');
+    if ((b[1] & 0x7f) !== 0) return this.#drop('vnet-bad-gso'); // a fragment is never a super-frame
+    if (ch.fragOffset === 0) {
+      const l4 = IP6 + ch.l4Off;
+      const avail = n - ch.l4Off;
+      const proto = ch.proto;
+      if (proto !== NH_TCP && proto !== NH_UDP && proto !== NH_ICMPV6) return this.#drop('ip-unsupported-protocol');
+      const need = proto === NH_TCP ? (avail >= 20 ? Math.max(20, (b[l4 + 12] >>> 4) << 2) : 20) : 8;
+      if (avail < need) return this.#drop('ip6-frag-incomplete-chain');
+    }
+    const rs = this.reasm;
+    const r = rs.offer(b, VNET_HDR_LEN, n, ch.fragOff, ch.fragOffset, ch.fragMore, p.dom, this.now);
+    if (r === REASM_HELD) {
+      this.#counters.add(this.#c['frag6.held']);
+      return;
+    }
+    if (r !== REASM_DONE) return this.#drop(REASM6_DROP_REASONS[r] as DropReason);
+    this.#counters.add(this.#c['frag6.reassembled']);
+    const out = rs.out; // the rebuilt frame after VNET_HDR_LEN bytes of headroom: laid out like p.buf
+    const m = rs.outLength - ETH_HLEN;
+    const w = walkIpv6(out, IP6, m, this.#chain);
+    if (w < 0) return this.#drop(IP6_ERROR_NAMES[w] as DropReason);
+    p.buf = out;
+    p.len = L3 + m;
+    this.#fragmented = true;
+    try {
+      this.forward(p, m, this.#chain.proto, this.#chain.l4Off);
+    } finally {
+      p.buf = p.home;
+      this.#fragmented = false;
+    }
+  }
+
+  /**
+   * Send what forward() decided to pass: the packet itself, or, for a
+   * datagram rebuilt from fragments, its original fragments in offset order,
+   * each as it arrived but for the hop limit (an IPv6 router never fragments;
+   * no NAT66 rewrites anything). A fragment larger than the egress MTU gets
+   * packet too big (what Linux checks after defragmenting: the largest
+   * fragment, frag_max_size), quoting the first fragment.
+   */
+  #emit(p: Packet, n: number, out: number, c: Conn6 | undefined, dir: number): void {
+    if (!this.#fragmented) return this.#send(p, n, out, c, dir);
+    const rs = this.reasm;
+    const count = rs.fragments;
+    const home = p.home;
+    p.buf = home;
+    home.fill(0, 0, VNET_HDR_LEN); // no offload metadata on fragments
+    if (c !== undefined) {
+      let largest = 0;
+      for (let k = 0; k < count; k++) largest = Math.max(largest, rs.fragment(k) - ETH_HLEN);
+      const mtu = this.#link.mtu[out];
+      if (largest > mtu) {
+        const len = rs.fragment(0);
+        copyBytes.call(rs.fragmentBuf, home, VNET_HDR_LEN, rs.fragmentAt, rs.fragmentAt + len);
+        this.#errorAbout(p.dom, home, VNET_HDR_LEN, len - ETH_HLEN, ICMP6_PACKET_TOO_BIG, 0, mtu);
+        return this.#drop('ip6-too-big');
+      }
+    }
+    for (let k = 0; k < count; k++) {
+      const len = rs.fragment(k);
+      copyBytes.call(rs.fragmentBuf, home, VNET_HDR_LEN, rs.fragmentAt, rs.fragmentAt + len);
+      p.len = VNET_HDR_LEN + len;
+      this.#counters.add(this.#c['frag6.sent']);
+      this.#send(p, len - ETH_HLEN, out, c, dir);
+    }
+  }
+
+  /**
+   * A datagram timed out after its first fragment (frame at buf[at], len
+   * bytes) arrived on dom: ICMPv6 time exceeded, fragment reassembly time
+   * exceeded (RFC 8200 4.5), quoting that fragment; never about a multicast
+   * destination or an ICMPv6 error; rate-limited with the other errors.
+   */
+  #reassemblyTimedOut(buf: Uint8Array, at: number, len: number, dom: number): void {
+    const ip = at + ETH_HLEN;
+    if (isMulticastIpv6(buf, ip + IP6_DST)) return;
+    if (walkIpv6(buf, ip, len - ETH_HLEN, this.#chain) === 0 && this.#chain.proto === NH_ICMPV6 && buf[ip + this.#chain.l4Off] < 128) return;
+    if (this.#errorAbout(dom, buf, at, len - ETH_HLEN, ICMP6_TIME_EXCEEDED, 1, 0)) this.#counters.add(this.#c['frag6.timeout-icmp-sent']);
   }
 
   /** Forward p (n bytes of IPv6) into domain out: hop limit, the neighbor's MAC, copy out. c: its connection, if any. */
@@ -362,7 +465,7 @@ export class Forward6 {
     if (ref < 0) return this.#drop('icmp-error-untracked');
     const c = this.ct.conn(ref >>> 1);
     this.#counters.add(this.#c['icmp6.error-forwarded']);
-    this.#send(p, n, (ref & 1) === 0 ? c.outDom : c.inDom, undefined, 0);
+    this.#emit(p, n, (ref & 1) === 0 ? c.outDom : c.inDom, undefined, 0);
   }
 
   /**
@@ -384,7 +487,7 @@ export class Forward6 {
       const e = VNET_HDR_LEN;
       const oIp = e + ETH_HLEN;
       const t = oIp + IPV6_HLEN;
-      this.#ethTo(o, b, dom);
+      this.#ethTo(o, b, VNET_HDR_LEN, dom);
       setU32(o, oIp, 0x60000000);
       setU16(o, oIp + IP6_PAYLOAD_LENGTH, 20);
       o[oIp + IP6_NEXT_HEADER] = NH_TCP;
@@ -408,10 +511,10 @@ export class Forward6 {
     this.#drop('rejected');
   }
 
-  /** Ethernet header of a frame back to the sender of the current packet. */
-  #ethTo(o: Uint8Array, b: Uint8Array, dom: number): void {
+  /** Ethernet header of a frame back to the sender of the frame at b[eth]. */
+  #ethTo(o: Uint8Array, b: Uint8Array, eth: number, dom: number): void {
     const e = VNET_HDR_LEN;
-    for (let m = 0; m < 6; m++) o[e + m] = b[e + 6 + m];
+    for (let m = 0; m < 6; m++) o[e + m] = b[eth + 6 + m];
     writeMacBytes(o, e + 6, this.#link.macs[dom]);
     o[e + 12] = ETHERTYPE_IPV6 >>> 8;
     o[e + 13] = ETHERTYPE_IPV6 & 0xff;
@@ -424,32 +527,42 @@ export class Forward6 {
    */
   #error(p: Packet, n: number, type: number, code: number, param: number): void {
     if (p.proto === NH_ICMPV6 && p.icmpType >= 0 && p.icmpType < 128) return;
+    this.#errorAbout(p.dom, p.buf, VNET_HDR_LEN, n, type, code, param);
+  }
+
+  /**
+   * Send an ICMPv6 error into dom about the packet of n bytes whose frame
+   * starts at b[eth] (Ethernet header, then IPv6): to its source and its
+   * sender's MAC, rate-limited. Returns whether it was sent.
+   */
+  #errorAbout(dom: number, b: Uint8Array, eth: number, n: number, type: number, code: number, param: number): boolean {
     if (!this.#errBucket.admit(0, this.now)) {
       this.#counters.add(this.#c['icmp6.error-rate-limited']);
-      return;
+      return false;
     }
-    const v6 = this.#v6[p.dom] as Ipv6DomainConfig;
+    const v6 = this.#v6[dom] as Ipv6DomainConfig;
     const link = this.#link;
-    const dom = p.dom;
     const quote = Math.min(n, 1280 - IPV6_HLEN - 8);
     const frameLen = ETH_HLEN + IPV6_HLEN + 8 + quote;
-    if (!link.ownFrame(dom, frameLen)) return;
-    const b = p.buf;
+    if (!link.ownFrame(dom, frameLen)) return false;
+    const ip = eth + ETH_HLEN;
     const o = link.own;
     const oIp = VNET_HDR_LEN + ETH_HLEN;
     const t = oIp + IPV6_HLEN;
-    this.#ethTo(o, b, dom);
-    const len = writeIcmp6Error(o, t, type, code, param, b, IP6, quote);
+    this.#ethTo(o, b, eth, dom);
+    const len = writeIcmp6Error(o, t, type, code, param, b, ip, quote);
     setU32(o, oIp, 0x60000000);
     setU16(o, oIp + IP6_PAYLOAD_LENGTH, len);
     o[oIp + IP6_NEXT_HEADER] = NH_ICMPV6;
     o[oIp + IP6_HOP_LIMIT] = 64;
     for (let k = 0; k < 16; k++) {
       o[oIp + IP6_SRC + k] = v6.address[k];
-      o[oIp + IP6_DST + k] = b[IP6 + IP6_SRC + k];
+      o[oIp + IP6_DST + k] = b[ip + IP6_SRC + k];
     }
     icmp6SetChecksum(o, oIp, t, len);
-    if (link.sendOwn(dom, frameLen)) this.#counters.add(this.#c['icmp6.error-sent']);
+    if (!link.sendOwn(dom, frameLen)) return false;
+    this.#counters.add(this.#c['icmp6.error-sent']);
+    return true;
   }
 
   /** A neighbor solicitation for the address at buf[off] into domain dom (from the router's address there). */
@@ -527,6 +640,10 @@ export class Forward6 {
       }
     }
     if (sweep) this.#counters.add(this.#c['conntrack6.expired'], this.ct.sweep(now));
+    this.reasm.expire(now);
+    const timedOut = this.reasm.stats.timedOut; // offer() expires datagrams too
+    this.#counters.add(this.#c['frag6.timeout'], timedOut - this.#timedOut);
+    this.#timedOut = timedOut;
   }
 
   readonly #target = new Uint8Array(16);

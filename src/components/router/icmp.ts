@@ -72,26 +72,35 @@ export class Icmp {
    * Callers never pass ICMP errors, broadcasts or later fragments.
    */
   error(p: Packet, type: number, code: number, rest = 0): void {
+    this.errorAbout(p.dom, p.buf, VNET_HDR_LEN + 6, p.buf, L3, Math.min(getU16(p.buf, L3 + 2), p.ihl + 8), p.src, type, code, rest);
+  }
+
+  /**
+   * Send an ICMP error into dom about the IPv4 packet at buf[ip] (quoting its
+   * first `quote` bytes) to its source `src`, whose MAC is at macBuf[mac]: for
+   * the current packet (error) and for a datagram whose reassembly timed out
+   * (its first fragment, kept by reassembly.ts). Returns whether it was sent.
+   */
+  errorAbout(dom: number, macBuf: Uint8Array, mac: number, buf: Uint8Array, ip: number, quote: number, src: number, type: number, code: number, rest = 0): boolean {
     const link = this.#link;
-    const dom = p.dom;
-    const buf = p.buf;
-    const quote = Math.min(getU16(buf, L3 + 2), p.ihl + 8);
     const icmpLen = ICMP_HLEN + quote;
-    if (!link.ownFrame(dom, ETH_HLEN + IPV4_HLEN + icmpLen)) return;
+    if (!link.ownFrame(dom, ETH_HLEN + IPV4_HLEN + icmpLen)) return false;
     const b = link.own;
     const e = VNET_HDR_LEN;
     const rip = e + ETH_HLEN;
     const ricmp = rip + IPV4_HLEN;
-    copyBytes.call(buf, b, e, e + 6, e + 12);
+    copyBytes.call(macBuf, b, e, mac, mac + 6);
     writeMacBytes(b, e + 6, link.macs[dom]);
     setU16(b, e + 12, ETHERTYPE_IPV4);
-    writeIpv4Header(b, rip, IPV4_HLEN + icmpLen, IPPROTO_ICMP, this.#rt.addr[dom], p.src);
+    writeIpv4Header(b, rip, IPV4_HLEN + icmpLen, IPPROTO_ICMP, this.#rt.addr[dom], src);
     b[ricmp] = type;
     b[ricmp + 1] = code;
     setU32(b, ricmp + 4, rest); // fragmentation needed: the next-hop MTU in the low 16 bits (RFC 1191)
-    copyBytes.call(buf, b, ricmp + ICMP_HLEN, L3, L3 + quote);
+    copyBytes.call(buf, b, ricmp + ICMP_HLEN, ip, ip + quote);
     icmpSetChecksum(b, ricmp, icmpLen);
-    if (link.sendOwn(dom, ETH_HLEN + IPV4_HLEN + icmpLen)) this.#counters.add(this.#c['icmp.error-sent']);
+    if (!link.sendOwn(dom, ETH_HLEN + IPV4_HLEN + icmpLen)) return false;
+    this.#counters.add(this.#c['icmp.error-sent']);
+    return true;
   }
 
   /**

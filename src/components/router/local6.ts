@@ -23,7 +23,7 @@ import {
   ndLinkAddr, type RouterAdvertSpec, writeNeighborAdvert, writeRouterAdvert,
 } from '../../net/icmpv6.ts';
 import {
-  checkIpv6, IP6_DST, IP6_ERROR_NAMES, IP6_HOP_LIMIT, IP6_NEXT_HEADER, IP6_PAYLOAD_LENGTH, IP6_SRC, IPV6_HLEN, NH_ICMPV6,
+  checkIpv6, IP6_DST, IP6_ERR_EXT_TRUNCATED, IP6_ERROR_NAMES, IP6_HOP_LIMIT, IP6_NEXT_HEADER, IP6_PAYLOAD_LENGTH, IP6_SRC, IPV6_HLEN, NH_ICMPV6,
   newIpv6Chain, walkIpv6,
 } from '../../net/ipv6.ts';
 import { VNET_HDR_LEN } from '../../net/vnet.ts';
@@ -36,7 +36,7 @@ import { L3, type Packet } from './packet.ts';
 import { POLICY_ACCEPT } from './policy.ts';
 
 export const COUNTERS6 = [
-  'icmp6.echo-reply-sent', 'nd6.ns-received', 'nd6.na-sent', 'nd6.na-received', 'nd6.rs-received', 'nd6.ra-sent',
+  'icmp6.echo-reply-sent', 'frag6.atomic', 'nd6.ns-received', 'nd6.na-sent', 'nd6.na-received', 'nd6.rs-received', 'nd6.ra-sent',
 ] as const;
 
 /** RFC 4861 10: solicited multicast RAs at least this far apart (MIN_DELAY_BETWEEN_RAS). */
@@ -157,7 +157,11 @@ export class Local6 {
     // The blocklist's IPv6 entries: on arrival, tracked connections and the router itself included.
     if (this.#fwd.policy().blocked6(p.dom, b, IP6 + IP6_SRC, now)) return this.#drop('blocklisted');
     const w = walkIpv6(b, IP6, n, this.#chain);
-    if (w < 0) return this.#drop(IP6_ERROR_NAMES[w] as DropReason);
+    if (w < 0) {
+      // RFC 7112: a first fragment whose header chain is cut short is a fragment without its headers.
+      const cut = w === IP6_ERR_EXT_TRUNCATED && this.#chain.fragOff >= 0 && this.#chain.fragOffset === 0 && this.#chain.fragMore;
+      return this.#drop(cut ? 'ip6-frag-incomplete-chain' : IP6_ERROR_NAMES[w] as DropReason);
+    }
     const dstOff = IP6 + IP6_DST;
     const toUs = ipv6Equals(b, dstOff, v6.address, 0) || ipv6Equals(b, dstOff, v6.linkLocal, 0);
     const multicast = isMulticastIpv6(b, dstOff);
@@ -171,10 +175,14 @@ export class Local6 {
         const o = doms[i].ipv6;
         if (i !== p.dom && o !== undefined && ipv6Equals(b, dstOff, o.address, 0)) return this.#toOtherDomain(p, n, i);
       }
-      return this.#fwd.forward(p, n, ch.proto, ch.l4Off, ch.fragOff >= 0);
+      if (ch.fragOff < 0) return this.#fwd.forward(p, n, ch.proto, ch.l4Off);
+      if (ch.fragOffset !== 0 || ch.fragMore) return this.#fwd.fragmentIn(p, n, ch);
+      // An atomic fragment (offset 0, no more): a whole packet, handled as one (RFC 6946), forwarded as it is.
+      this.#counters.add(this.#c['frag6.atomic']);
+      return this.#fwd.forward(p, n, ch.proto, ch.l4Off);
     }
     if ((b[1] & 0x7f) !== 0) return this.#drop('vnet-bad-gso'); // nothing the router itself takes is a GSO frame
-    if (ch.fragOff >= 0) return this.#drop('ip6-fragment');
+    if (ch.fragOff >= 0 && (ch.fragOffset !== 0 || ch.fragMore)) return this.#drop('ip6-fragment');
     if (ch.proto !== NH_ICMPV6) return this.#drop('to-router');
     const l4 = IP6 + ch.l4Off;
     const l4Len = n - ch.l4Off;

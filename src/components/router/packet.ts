@@ -12,8 +12,14 @@ import { VNET_HDR_LEN } from '../../net/vnet.ts';
 export const L3 = VNET_HDR_LEN + ETH_HLEN;
 
 export class Packet {
-  /** The private copy of the frame (virtio_net_hdr + Ethernet), at offset 0. */
-  readonly buf: Uint8Array;
+  /**
+   * The private copy of the frame (virtio_net_hdr + Ethernet), at offset 0.
+   * IPv6 points it at the rebuilt datagram of its reassembler while it decides
+   * on a fragmented datagram (forward6.ts), then back at `home`.
+   */
+  buf: Uint8Array;
+  /** The packet buffer receive() copies frames into. */
+  readonly home: Uint8Array;
   /** buf as 32-bit words, for copyFrame(). */
   readonly buf32: Int32Array;
   /** buf holds the current packet (false in timers: drops then have no packet to describe). */
@@ -40,8 +46,8 @@ export class Packet {
   needsCsum = false;
 
   constructor(size: number) {
-    this.buf = new Uint8Array((size + 3) & ~3);
-    this.buf32 = new Int32Array(this.buf.buffer);
+    this.buf = this.home = new Uint8Array((size + 3) & ~3);
+    this.buf32 = new Int32Array(this.home.buffer);
   }
 }
 

@@ -15,7 +15,12 @@
 // fragments drops the whole datagram (as RFC 5722 requires for IPv6 and Linux
 // does for IPv4 since FragmentSmack); an exact repeat of a fragment already
 // held is ignored. A datagram reaching past 65535 bytes is dropped. Every
-// refusal is a negative result the router counts as a drop reason.
+// refusal is a negative result the router counts as a drop reason. A datagram
+// that times out after its first fragment arrived is reported (onTimeout), so
+// the router can send "fragment reassembly time exceeded" (RFC 792).
+//
+// The limits, result codes and the config (`fragments`) are shared with the
+// IPv6 reassembler (reassembly6.ts).
 import { getU16, getU32, setU16 } from '../../net/bytes.ts';
 import { IP_FLAG_MF, IP_FRAG, IP_FRAG_OFFSET_MASK, IP_ID, IP_PROTOCOL, IP_SRC, IP_DST, IP_TOTAL_LENGTH, ipv4SetChecksum } from '../../net/ipv4.ts';
 
@@ -65,7 +70,18 @@ interface Datagram {
   ranges: number[];
   fragments: number;
   deadline: number;
+  /** Ingress domain, and the sender's MAC (for "reassembly time exceeded"). */
+  dom: number;
+  mac: Uint8Array;
 }
+
+/**
+ * Called for a datagram that timed out after its first fragment arrived:
+ * buf[0..quote) is that fragment's header and up to 8 bytes of its data (as an
+ * ICMP error quotes them), mac the sender's MAC at buf[macOff], dom the
+ * ingress domain. RFC 792: "fragment reassembly time exceeded" to the source.
+ */
+export type ReassemblyTimeout = (buf: Uint8Array, quote: number, mac: Uint8Array, dom: number) => void;
 
 export class Ipv4Reassembler {
   readonly limits: ReassemblyLimits;
@@ -78,6 +94,8 @@ export class Ipv4Reassembler {
   outLength = 0;
   #lastDone: Datagram | undefined;
   readonly stats = { fragments: 0, reassembled: 0, timedOut: 0, duplicates: 0, dropped: 0 };
+  /** Told about each datagram that times out after its first fragment arrived (set by the router). */
+  onTimeout: ReassemblyTimeout | undefined;
 
   constructor(limits: Partial<ReassemblyLimits> = {}) {
     this.limits = { ...REASSEMBLY_DEFAULTS, ...limits };
@@ -97,9 +115,10 @@ export class Ipv4Reassembler {
    * Offer the fragment whose (validated) IPv4 header is at buf[ip], `ihl`
    * bytes, `total` bytes in all. Returns REASM_HELD, REASM_DONE (the datagram
    * is in `out`), or a negative REASM_ERR_* (the fragment, and for an overlap
-   * the whole datagram, is dropped).
+   * the whole datagram, is dropped). dom: the ingress domain; the sender's
+   * MAC is read at buf[mac] when mac >= 0 (both for onTimeout).
    */
-  offer(buf: Uint8Array, ip: number, ihl: number, total: number, now: number): number {
+  offer(buf: Uint8Array, ip: number, ihl: number, total: number, now: number, dom = 0, mac = -1): number {
     this.#recycle();
     this.expire(now);
     this.stats.fragments++;
@@ -118,7 +137,7 @@ export class Ipv4Reassembler {
       const n = this.#perSource.get(src) ?? 0;
       if (n >= this.limits.maxPerSource) return this.#refuse(REASM_ERR_SOURCE_LIMIT);
       this.#perSource.set(src, n + 1);
-      d = { key, src, buf: this.#take(), ihl: 0, held: 0, total: -1, ranges: [], fragments: 0, deadline: now + this.limits.timeoutMs };
+      d = { key, src, buf: this.#take(), ihl: 0, held: 0, total: -1, ranges: [], fragments: 0, deadline: now + this.limits.timeoutMs, dom, mac: new Uint8Array(6) };
       this.#inProgress.set(key, d);
     }
     if (++d.fragments > this.limits.maxFragments) return this.#fail(d, REASM_ERR_TOO_MANY_FRAGMENTS);
@@ -138,6 +157,7 @@ export class Ipv4Reassembler {
     if (start === 0) {
       d.ihl = ihl;
       d.buf.set(buf.subarray(ip, ip + ihl), 0);
+      if (mac >= 0) d.mac.set(buf.subarray(mac, mac + 6));
     }
     // Payload goes after the largest possible header; moved behind the real one when done.
     d.buf.set(buf.subarray(ip + ihl, ip + total), MAX_HEADER + start);
@@ -157,11 +177,17 @@ export class Ipv4Reassembler {
     return REASM_DONE;
   }
 
-  /** Drop datagrams past their deadline; returns how many. */
+  /** Drop datagrams past their deadline (onTimeout told about those whose first fragment arrived); returns how many. */
   expire(now: number): number {
     let n = 0;
     for (const d of this.#inProgress.values()) {
       if (d.deadline > now) break; // insertion order = deadline order (constant timeout)
+      if (d.ihl > 0 && this.onTimeout !== undefined) {
+        // The first fragment's header, then the first 8 bytes of its data right behind it.
+        const data = Math.min(8, d.ranges[1]);
+        d.buf.copyWithin(d.ihl, MAX_HEADER, MAX_HEADER + data);
+        this.onTimeout(d.buf, d.ihl + data, d.mac, d.dom);
+      }
       this.#forget(d);
       this.#free.push(d.buf);
       n++;

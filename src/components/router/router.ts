@@ -28,7 +28,7 @@ import { formatIpv4, isGroupMac, isMartianSourceIpv4, isMulticastIpv4, macEquals
 import { getI32, getU16, getU16le, setU16 } from '../../net/bytes.ts';
 import { ETH_HLEN, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, writeMacBytes } from '../../net/ethernet.ts';
 import {
-  ICMP_ADMIN_PROHIBITED, ICMP_DEST_UNREACH, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMP_EXC_TTL, ICMP_HLEN, ICMP_NET_UNREACH,
+  ICMP_ADMIN_PROHIBITED, ICMP_DEST_UNREACH, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMP_EXC_FRAGTIME, ICMP_EXC_TTL, ICMP_HLEN, ICMP_NET_UNREACH,
   ICMP_FRAG_NEEDED, ICMP_PARAM_PROBLEM, ICMP_PORT_UNREACH, ICMP_TIME_EXCEEDED, icmpChecksumOk,
 } from '../../net/icmp.ts';
 import {
@@ -50,7 +50,8 @@ import { DHCPC_IGNORED, DHCPC_MALFORMED, DHCPC_REFUSED, DhcpClient, isDhcpToClie
 import { type CounterName, defineCounters, Drops } from './drops.ts';
 import { Icmp } from './icmp.ts';
 import { Link } from './link.ts';
-import { Forward6 } from './forward6.ts';
+import { Forward6, ICMP6_ERRORS_BURST, ICMP6_ERRORS_PER_S } from './forward6.ts';
+import { TokenBuckets } from './rate-limit.ts';
 import { Local6 } from './local6.ts';
 import type { Mirror } from './mirror.ts';
 import { NAT_QUOTA_EXCEEDED, NatBook } from './nat.ts';
@@ -122,6 +123,8 @@ export class Router {
   readonly #mssClamp: Uint8Array;
   /** IPv4 datagrams being rebuilt from fragments (policy and NAT need the transport header). */
   readonly #reasm: Ipv4Reassembler;
+  /** ICMP errors about reassembly timeouts: rate-limited like the ICMPv6 errors (forward6.ts). */
+  readonly #errBucket = new TokenBuckets(ICMP6_ERRORS_PER_S, ICMP6_ERRORS_BURST);
   #lastSweep = 0;
   /** Per domain: its DHCP server, if it runs one. */
   readonly #dhcp: (DhcpServer | undefined)[];
@@ -169,6 +172,7 @@ export class Router {
     this.#ct.onRemove = (c) => this.#nat.release(c);
     this.#icmp = new Icmp(this.#link, this.#rt, this.#ct, this.#drops, counters, this.#c);
     this.#reasm = new Ipv4Reassembler(cfg.fragments);
+    this.#reasm.onTimeout = (buf, quote, mac, dom) => this.#reassemblyTimedOut(buf, quote, mac, dom);
     this.#mtu = this.#link.mtu;
     this.#mssClamp = Uint8Array.from(cfg.domains, (d) => (d.mssClamp ? 1 : 0));
     this.#fwd6 = new Forward6(cfg, this.#link, this.#drops, counters, () => this.#policy);
@@ -246,7 +250,7 @@ export class Router {
     const p = this.#pkt;
     p.dom = dom;
     p.len = len;
-    const b = p.buf;
+    const b = p.buf = p.home;
     if (len > b.length) { // larger than any slot the router was given: it could never leave
       p.has = false;
       return dr.drop(D['egress-too-big']);
@@ -592,7 +596,7 @@ export class Router {
     const dr = this.#drops;
     const b = p.buf;
     if ((b[1] & 0x7f) !== 0) return dr.drop(dr.id['vnet-bad-gso']); // a fragment is never a super-frame
-    const r = this.#reasm.offer(b, L3, ihl, getU16(b, L3 + 2), this.#now);
+    const r = this.#reasm.offer(b, L3, ihl, getU16(b, L3 + 2), this.#now, p.dom, VNET_HDR_LEN + 6);
     if (r === REASM_HELD) {
       this.#counters.add(this.#c['frag.held']);
       return;
@@ -605,6 +609,24 @@ export class Router {
     p.len = L3 + n;
     this.#counters.add(this.#c['frag.reassembled']);
     this.#ipIn(p);
+  }
+
+  /**
+   * A datagram timed out after its first fragment arrived: ICMP time exceeded,
+   * fragment reassembly time exceeded (RFC 792), to its source, quoting that
+   * fragment's header + 8 bytes; never about a multicast or broadcast
+   * destination, rate-limited like the IPv6 errors (RFC 1812 4.3.2.8).
+   */
+  #reassemblyTimedOut(buf: Uint8Array, quote: number, mac: Uint8Array, dom: number): void {
+    const dst = getI32(buf, IP_DST);
+    if (dst === -1 || isMulticastIpv4(dst) || dst === this.#rt.bcast[dom]) return;
+    if (!this.#errBucket.admit(0, this.#now)) {
+      this.#counters.add(this.#c['icmp.error-rate-limited']);
+      return;
+    }
+    if (this.#icmp.errorAbout(dom, mac, 0, buf, 0, quote, getI32(buf, IP_SRC), ICMP_TIME_EXCEEDED, ICMP_EXC_FRAGTIME)) {
+      this.#counters.add(this.#c['frag.timeout-icmp-sent']);
+    }
   }
 
   // ---- DHCP server -----------------------------------------------------------------
