@@ -6,144 +6,24 @@
 // rate limit, errors about tracked connections passed on.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Counters } from '../../src/runtime/counters.ts';
 import { parseRouterConfig } from '../../src/components/router/config.ts';
-import { Router, type EgressPort } from '../../src/components/router/router.ts';
-import { formatIpv6, parseIpv6, solicitedNode } from '../../src/net/addr6.ts';
-import { fold, pseudoSum6At, sum } from '../../src/net/checksum.ts';
+import { formatIpv6 } from '../../src/net/addr6.ts';
 import { icmp6ChecksumOk } from '../../src/net/icmpv6.ts';
+import { indexRig } from './fixtures/router-rig.ts';
+import {
+  CONFIG6, echo, frame, GW_MAC6, HOST6, HOST_MAC6, l4Ok, neighbors6, REMOTE6, tcpSeg, udpDgram,
+} from './fixtures/ipv6-frames.ts';
 
-class FakePort implements EgressPort {
-  readonly slotSize = 2048;
-  readonly buf = new Uint8Array(64 * 2048);
-  readonly sent: Uint8Array[] = [];
-  #free: number[] = [];
-  constructor() {
-    for (let i = 63; i >= 0; i--) this.#free.push(i * 2048);
-  }
-  alloc(): number {
-    return this.#free.pop() ?? -1;
-  }
-  submit(off: number, len: number): void {
-    this.sent.push(this.buf.slice(off, off + len));
-    this.buf.fill(0xee, off, off + this.slotSize);
-    this.#free.push(off);
-  }
-  flush(): void {}
-  take(): Uint8Array[] {
-    return this.sent.splice(0);
-  }
-}
-
-const CONFIG = {
-  domains: {
-    lan: {
-      address: '198.18.0.1/24', address6: '2001:db8:0:1::1/64',
-      icmp: [{ to: 'wan' }],
-      tcp: [{ ports: [80, 443], to: 'wan' }, { dst: '2001:db8:66::/48', ports: [25], action: 'reject' }, { dst: '203.0.113.0/24', ports: [22], to: 'wan' }],
-      udp: [{ dst: '2001:db8:66::/48', ports: 'any', action: 'reject' }, { dst: '2001:db8:77::/48', ports: [53], to: 'wan' }],
-    },
-    wan: { address: '198.19.0.1/24', gateway: '198.19.0.254', address6: '2001:db8:ff::1/64', gateway6: 'fe80::fe', nat: { from: ['lan'] } },
-  },
-};
+const CONFIG = CONFIG6;
 const PATH = { file: 'gw.yaml', path: 'components[1].config' };
-const HOST_MAC = [2, 0, 0, 0, 0, 0x0a];
-const GW_MAC = [2, 0, 0, 0, 0, 0xfe];
-const HOST = '2001:db8:0:1::a';
-const REMOTE = '2001:db8:77::9';
-
-const ip6 = (s: string): Uint8Array => {
-  const a = parseIpv6(s);
-  assert.ok(a, s);
-  return a;
-};
+const HOST_MAC = HOST_MAC6;
+const GW_MAC = GW_MAC6;
+const HOST = HOST6;
+const REMOTE = REMOTE6;
 
 function rig(config: Record<string, unknown> = CONFIG) {
-  const cfg = parseRouterConfig(config, 'router', PATH);
-  const counters = new Counters();
-  const ports = cfg.domains.map(() => new FakePort());
-  const clock = { t: 1_000_000 };
-  const router = new Router(cfg, ports, counters, { clock: () => clock.t, random: () => 0.5 });
-  const ingress = new Uint8Array(64 * 1024);
-  const macOf = (dom: number): number[] => [...cfg.domains[dom].mac];
-  const r = {
-    router, cfg, counters, ports, clock, macOf,
-    send(dom: number, pkt: Uint8Array): void {
-      ingress.fill(0x55);
-      ingress.set(pkt, 4106);
-      router.receive(dom, ingress, 4106, pkt.length);
-      router.flush();
-    },
-    drops(): Record<string, number> {
-      const out: Record<string, number> = {};
-      for (const [k, v] of Object.entries(counters.snapshot())) if (k.startsWith('drop.')) out[k.slice(5)] = v;
-      return out;
-    },
-    /** The host announces itself (NS to the router: learned); a packet waits while the router resolves the wan gateway, which answers. */
-    neighbors(): void {
-      const own = ip6('2001:db8:0:1::1');
-      r.send(0, frame(HOST_MAC, [0x33, 0x33, 0xff, 0, 0, 1], HOST, formatIpv6(solicitedNode(own)), 58,
-        [135, 0, 0, 0, 0, 0, 0, 0, ...own, 1, 1, ...HOST_MAC], 255));
-      r.ports[0].take();
-      // A packet for the remote makes the router resolve fe80::fe.
-      r.send(0, frame(HOST_MAC, macOf(0), HOST, REMOTE, 58, echo(1, 1)));
-      const [ns] = r.ports[1].take();
-      assert.ok(ns, 'an NS for the gateway');
-      assert.deepEqual([...ns.subarray(12, 18)], [0x33, 0x33, 0xff, 0, 0, 0xfe]);
-      assert.equal(formatIpv6(ns, 26 + 24), 'ff02::1:ff00:fe');
-      assert.equal(formatIpv6(ns, 26 + 40 + 8), 'fe80::fe');
-      r.send(1, frame(GW_MAC, macOf(1), 'fe80::fe', formatIpv6(cfg.domains[1].ipv6!.address), 58,
-        [136, 0, 0, 0, 0x60, 0, 0, 0, ...ip6('fe80::fe'), 2, 1, ...GW_MAC], 255));
-      assert.equal(counters.get('nd6.learned'), 2);
-      // The echo waited in the pending pool and leaves now, to the gateway's MAC.
-      const [released] = r.ports[1].take();
-      assert.ok(released, 'the queued packet is released');
-      assert.deepEqual([...released.subarray(12, 18)], GW_MAC);
-      assert.equal(released[26 + 7], 63);
-      assert.equal(counters.get('nd6.released'), 1);
-      assert.deepEqual(r.drops(), {});
-    },
-  };
-  return r;
-}
-
-function echo(id: number, seq: number, type = 128): number[] {
-  return [type, 0, 0, 0, id >> 8, id & 255, seq >> 8, seq & 255, 0x61, 0x62, 0x63, 0x64];
-}
-function tcpSeg(sport: number, dport: number, flags: number, seq = 1000): number[] {
-  return [sport >> 8, sport & 255, dport >> 8, dport & 255, seq >>> 24, (seq >>> 16) & 255, (seq >>> 8) & 255, seq & 255, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0];
-}
-function udpDgram(sport: number, dport: number): number[] {
-  return [sport >> 8, sport & 255, dport >> 8, dport & 255, 0, 12, 0, 0, 1, 2, 3, 4];
-}
-
-/** A frame with the L4 checksum (TCP 16, UDP 6, ICMPv6 2) filled in. */
-function frame(srcMac: number[], dstMac: number[], src: string, dst: string, nh: number, l4: number[], hop = 64): Uint8Array {
-  const b = new Uint8Array(12 + 14 + 40 + l4.length);
-  b.set(dstMac, 12);
-  b.set(srcMac, 18);
-  b[24] = 0x86;
-  b[25] = 0xdd;
-  const ip = 26;
-  b[ip] = 0x60;
-  b[ip + 4] = l4.length >> 8;
-  b[ip + 5] = l4.length & 255;
-  b[ip + 6] = nh;
-  b[ip + 7] = hop;
-  b.set(ip6(src), ip + 8);
-  b.set(ip6(dst), ip + 24);
-  b.set(l4, ip + 40);
-  const field = nh === 6 ? 16 : nh === 17 ? 6 : 2;
-  const c = ~fold(sum(b, ip + 40, l4.length, pseudoSum6At(b, ip, nh, l4.length))) & 0xffff;
-  b[ip + 40 + field] = c >> 8;
-  b[ip + 40 + field + 1] = c & 255;
-  return b;
-}
-
-function l4Ok(pkt: Uint8Array): boolean {
-  const ip = 26;
-  const plen = (pkt[ip + 4] << 8) | pkt[ip + 5];
-  return fold(sum(pkt, ip + 40, plen, pseudoSum6At(pkt, ip, pkt[ip + 6], plen))) === 0xffff;
+  const r = indexRig(config, { path: PATH });
+  return { ...r, neighbors: (): void => neighbors6(r) };
 }
 
 test('ping -6 lan -> wan: NS for the gateway, then forwarded with hop limit - 1; the reply comes back; wan cannot start one', () => {

@@ -4,34 +4,11 @@
 // never throw.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Counters } from '../../src/runtime/counters.ts';
 import { parseRouterConfig } from '../../src/components/router/config.ts';
-import { Router, type EgressPort } from '../../src/components/router/router.ts';
 import { ConfigFileError } from '../../src/config/reader.ts';
 import { formatIpv6, linkLocalFromMac, parseIpv6, solicitedNode } from '../../src/net/addr6.ts';
 import { icmp6ChecksumOk, icmp6SetChecksum } from '../../src/net/icmpv6.ts';
-
-class FakePort implements EgressPort {
-  readonly slotSize = 2048;
-  readonly buf = new Uint8Array(64 * 2048);
-  readonly sent: Uint8Array[] = [];
-  #free: number[] = [];
-  constructor() {
-    for (let i = 63; i >= 0; i--) this.#free.push(i * 2048);
-  }
-  alloc(): number {
-    return this.#free.pop() ?? -1;
-  }
-  submit(off: number, len: number): void {
-    this.sent.push(this.buf.slice(off, off + len));
-    this.buf.fill(0xee, off, off + this.slotSize);
-    this.#free.push(off);
-  }
-  flush(): void {}
-  take(): Uint8Array[] {
-    return this.sent.splice(0);
-  }
-}
+import { indexRig } from './fixtures/router-rig.ts';
 
 const CONFIG = {
   domains: {
@@ -46,26 +23,7 @@ const HOST = '2001:db8:0:1::a';
 const HOST_LL = 'fe80::a';
 
 function rig(config: Record<string, unknown> = CONFIG) {
-  const cfg = parseRouterConfig(config, 'router', PATH);
-  const counters = new Counters();
-  const ports = cfg.domains.map(() => new FakePort());
-  const clock = { t: 1_000_000 };
-  const router = new Router(cfg, ports, counters, { clock: () => clock.t, random: () => 0.5 });
-  const ingress = new Uint8Array(64 * 1024);
-  return {
-    router, cfg, counters, ports, clock,
-    send(dom: number, pkt: Uint8Array): void {
-      ingress.fill(0x55);
-      ingress.set(pkt, 4106);
-      router.receive(dom, ingress, 4106, pkt.length);
-      router.flush();
-    },
-    drops(): Record<string, number> {
-      const out: Record<string, number> = {};
-      for (const [k, v] of Object.entries(counters.snapshot())) if (k.startsWith('drop.')) out[k.slice(5)] = v;
-      return out;
-    },
-  };
+  return indexRig(config, { path: PATH });
 }
 
 const ip6 = (s: string): Uint8Array => {

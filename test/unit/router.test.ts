@@ -2,44 +2,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Counters } from '../../src/runtime/counters.ts';
-import { parseRouterConfig, type RouterConfig } from '../../src/components/router/config.ts';
-import { DROP_REASONS, Router, type EgressPort } from '../../src/components/router/router.ts';
+import { parseRouterConfig } from '../../src/components/router/config.ts';
+import { DROP_REASONS, Router } from '../../src/components/router/router.ts';
 import { formatMac, parseIpv4 } from '../../src/net/addr.ts';
 import { fold, partialChecksum4, sum } from '../../src/net/checksum.ts';
 import { decodeFrame, encodeFrame, type Frame, type L4 } from '../../src/net/frame.ts';
 import { TCP_ACK_FLAG, TCP_FIN, TCP_RST, TCP_SYN } from '../../src/net/tcp.ts';
 import { VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4 } from '../../src/net/vnet.ts';
+import { FakePort, type IndexRig, indexRig } from './fixtures/router-rig.ts';
 
 // ---- harness -------------------------------------------------------------------
-
-class FakePort implements EgressPort {
-  readonly slotSize: number;
-  readonly buf: Uint8Array;
-  readonly sent: Uint8Array[] = [];
-  flushes = 0;
-  #free: number[] = [];
-  constructor(slots = 64, slotSize = 2048) {
-    this.slotSize = slotSize;
-    this.buf = new Uint8Array(slots * slotSize);
-    for (let i = slots - 1; i >= 0; i--) this.#free.push(i * slotSize);
-  }
-  alloc(): number {
-    return this.#free.pop() ?? -1;
-  }
-  submit(offset: number, length: number): void {
-    assert.ok(length <= this.slotSize);
-    this.sent.push(this.buf.slice(offset, offset + length));
-    // Poison the slot and give it back at once (the peer acknowledged).
-    this.buf.fill(0xee, offset, offset + this.slotSize);
-    this.#free.push(offset);
-  }
-  flush(): void {
-    this.flushes++;
-  }
-  take(): Uint8Array[] {
-    return this.sent.splice(0);
-  }
-}
 
 const LAN_HOST = '02:00:00:00:00:0a';
 const LAN_HOST2 = '02:00:00:00:00:0b';
@@ -55,43 +27,20 @@ const BASE_CONFIG = {
   },
 };
 
-interface Rig {
-  router: Router;
-  cfg: RouterConfig;
-  counters: Counters;
+/** The shared rig (fixtures/router-rig.ts) with the two domains by name: 0 lan, 1 wan. */
+interface Rig extends IndexRig {
   lan: FakePort;
   wan: FakePort;
   lanMac: string;
   wanMac: string;
-  clock: { t: number };
-  /** Feed a packet to domain 0 (lan) or 1 (wan), from a big ingress buffer at an odd-ish offset. */
-  send(dom: number, pkt: Uint8Array): void;
-  drops(): Record<string, number>;
 }
 
 function rig(config: Record<string, unknown> = BASE_CONFIG, portOpts: { slots?: number; slotSize?: number } = {}): Rig {
-  const cfg = parseRouterConfig(config, 'router', { file: 'test.yaml', path: 'components[0].config' });
-  const counters = new Counters();
-  const lan = new FakePort(portOpts.slots, portOpts.slotSize);
-  const wan = new FakePort(portOpts.slots, portOpts.slotSize);
-  const clock = { t: 1_000_000 };
-  const router = new Router(cfg, [lan, wan], counters, { clock: () => clock.t });
-  const ingress = new Uint8Array(256 * 1024);
+  const r = indexRig(config, portOpts);
   return {
-    router, cfg, counters, lan, wan, clock,
-    lanMac: formatMac(cfg.domains[0].mac),
-    wanMac: formatMac(cfg.domains[1].mac),
-    send(dom: number, pkt: Uint8Array): void {
-      ingress.fill(0x55);
-      ingress.set(pkt, 4106);
-      router.receive(dom, ingress, 4106, pkt.length);
-      router.flush();
-    },
-    drops(): Record<string, number> {
-      const out: Record<string, number> = {};
-      for (const [k, v] of Object.entries(counters.snapshot())) if (k.startsWith('drop.')) out[k.slice(5)] = v;
-      return out;
-    },
+    ...r, lan: r.ports[0], wan: r.ports[1],
+    lanMac: formatMac(r.cfg.domains[0].mac),
+    wanMac: formatMac(r.cfg.domains[1].mac),
   };
 }
 
