@@ -45,6 +45,14 @@ export const RAW_CAP = 128 * 1024;
 /** The rebuilt datagram: Ethernet + the unfragmentable headers + 64 KiB. */
 const OUT_CAP = ETH_HLEN + IPV6_HLEN + IPV6_MAX_CHAIN + 65535;
 const NONE = -1;
+/** A slot's fields: ingress domain, fragments held, bytes of its frame buffer used, payload bytes held, payload total (-1 until the last fragment), the first fragment's index (-1). */
+const S_DOM = 0;
+const S_COUNT = 1;
+const S_RAW_USED = 2;
+const S_HELD = 3;
+const S_TOTAL = 4;
+const S_FIRST = 5;
+const SLOT_WORDS = 6;
 
 export class Ipv6Reassembler {
   readonly limits: ReassemblyLimits;
@@ -63,17 +71,12 @@ export class Ipv6Reassembler {
 
   readonly #max: number;
   readonly #maxFrags: number;
-  /** Per slot: in use, 9 key words (source, destination, identification), deadline, ingress domain. */
+  /** Per slot: in use, 9 key words (source, destination, identification), deadline. */
   readonly #used: Uint8Array;
   readonly #key: Int32Array;
   readonly #deadline: Float64Array;
-  readonly #dom: Int32Array;
-  /** Per slot: frames held, bytes of raw used, payload held, payload total (-1 until the last fragment), first fragment (-1). */
-  readonly #count: Int32Array;
-  readonly #rawUsed: Int32Array;
-  readonly #held: Int32Array;
-  readonly #total: Int32Array;
-  readonly #first: Int32Array;
+  /** Per slot, SLOT_WORDS words at s * SLOT_WORDS: the S_* fields. */
+  readonly #slot: Int32Array;
   /** Per slot: the frames (allocated on first use) and per fragment [start, end, frame offset in raw, frame length, data offset in the frame]. */
   readonly #raw: (Uint8Array | undefined)[];
   readonly #frag: (Int32Array | undefined)[];
@@ -98,12 +101,7 @@ export class Ipv6Reassembler {
     this.#used = new Uint8Array(max);
     this.#key = new Int32Array(max * 9);
     this.#deadline = new Float64Array(max);
-    this.#dom = new Int32Array(max);
-    this.#count = new Int32Array(max);
-    this.#rawUsed = new Int32Array(max);
-    this.#held = new Int32Array(max);
-    this.#total = new Int32Array(max);
-    this.#first = new Int32Array(max);
+    this.#slot = new Int32Array(max * SLOT_WORDS);
     this.#raw = new Array<Uint8Array | undefined>(max).fill(undefined);
     this.#frag = new Array<Int32Array | undefined>(max).fill(undefined);
     let size = 16;
@@ -152,10 +150,10 @@ export class Ipv6Reassembler {
       if (this.#bySource.get(src64, 0) >= this.limits.maxPerSource || this.#bySource.inc(src64, 0) < 0) return this.#refuse(REASM_ERR_SOURCE_LIMIT);
       s = this.#open(h, buf, ip, id, dom, now);
     }
-    const k = this.#count[s];
+    const k = this.#slot[s * SLOT_WORDS + S_COUNT];
     if (k >= this.#maxFrags) return this.#fail(s, REASM_ERR_TOO_MANY_FRAGMENTS);
     const f = this.#frag[s] as Int32Array;
-    const total = this.#total[s];
+    const total = this.#slot[s * SLOT_WORDS + S_TOTAL];
     if (!more) {
       if (total >= 0 && total !== end) return this.#fail(s, REASM_ERR_OVERLAP);
       for (let j = 0; j < k; j++) if (f[j * 5 + 1] > end) return this.#fail(s, REASM_ERR_OVERLAP);
@@ -172,21 +170,21 @@ export class Ipv6Reassembler {
       if (start < fe && fs < end) return this.#fail(s, REASM_ERR_OVERLAP); // RFC 5722
     }
     const frameLen = ETH_HLEN + n;
-    const at = this.#rawUsed[s];
+    const at = this.#slot[s * SLOT_WORDS + S_RAW_USED];
     if (at + frameLen > RAW_CAP) return this.#fail(s, REASM_ERR_TOO_BIG);
     const raw = this.#raw[s] as Uint8Array;
     raw.set(buf.subarray(eth, eth + frameLen), at);
-    this.#rawUsed[s] = at + frameLen;
+    this.#slot[s * SLOT_WORDS + S_RAW_USED] = at + frameLen;
     f[k * 5] = start;
     f[k * 5 + 1] = end;
     f[k * 5 + 2] = at;
     f[k * 5 + 3] = frameLen;
     f[k * 5 + 4] = ETH_HLEN + dataOff;
-    this.#count[s] = k + 1;
-    if (!more) this.#total[s] = end;
-    if (start === 0) this.#first[s] = k;
-    this.#held[s] += len;
-    if (this.#total[s] < 0 || this.#first[s] < 0 || this.#held[s] !== this.#total[s]) return REASM_HELD;
+    this.#slot[s * SLOT_WORDS + S_COUNT] = k + 1;
+    if (!more) this.#slot[s * SLOT_WORDS + S_TOTAL] = end;
+    if (start === 0) this.#slot[s * SLOT_WORDS + S_FIRST] = k;
+    this.#slot[s * SLOT_WORDS + S_HELD] += len;
+    if (this.#slot[s * SLOT_WORDS + S_TOTAL] < 0 || this.#slot[s * SLOT_WORDS + S_FIRST] < 0 || this.#slot[s * SLOT_WORDS + S_HELD] !== this.#slot[s * SLOT_WORDS + S_TOTAL]) return REASM_HELD;
     return this.#complete(s);
   }
 
@@ -194,17 +192,17 @@ export class Ipv6Reassembler {
   #complete(s: number): number {
     const f = this.#frag[s] as Int32Array;
     const raw = this.#raw[s] as Uint8Array;
-    const fi = this.#first[s];
+    const fi = this.#slot[s * SLOT_WORDS + S_FIRST];
     const fAt = f[fi * 5 + 2];
     const fragHdr = f[fi * 5 + 4] - 8; // the fragment header, from the frame's start
-    const total = this.#total[s];
+    const total = this.#slot[s * SLOT_WORDS + S_TOTAL];
     const o = this.out;
     const h = this.headroom;
     if (fragHdr + total > OUT_CAP || fragHdr - ETH_HLEN - IPV6_HLEN + total > 65535) return this.#fail(s, REASM_ERR_TOO_BIG);
     o.set(raw.subarray(fAt, fAt + fragHdr), h);
     // The header that named the fragment header now names what the fragment header named.
     o[h + this.#nextHeaderField(raw, fAt, fragHdr)] = raw[fAt + fragHdr];
-    for (let j = 0; j < this.#count[s]; j++) {
+    for (let j = 0; j < this.#slot[s * SLOT_WORDS + S_COUNT]; j++) {
       const at = f[j * 5 + 2];
       const d = f[j * 5 + 4];
       o.set(raw.subarray(at + d, at + f[j * 5 + 3]), h + fragHdr + f[j * 5]);
@@ -236,7 +234,7 @@ export class Ipv6Reassembler {
 
   /** Fragments of the datagram of the last REASM_DONE. */
   get fragments(): number {
-    return this.#done === NONE ? 0 : this.#count[this.#done];
+    return this.#done === NONE ? 0 : this.#slot[this.#done * SLOT_WORDS + S_COUNT];
   }
 
   /**
@@ -247,7 +245,7 @@ export class Ipv6Reassembler {
     const s = this.#done;
     if (s === NONE) return 0;
     const f = this.#frag[s] as Int32Array;
-    const j = this.#nth(f, this.#count[s], k);
+    const j = this.#nth(f, this.#slot[s * SLOT_WORDS + S_COUNT], k);
     this.fragmentAt = f[j * 5 + 2];
     return f[j * 5 + 3];
   }
@@ -292,10 +290,10 @@ export class Ipv6Reassembler {
         if (this.#deadline[s] < min) min = this.#deadline[s];
         continue;
       }
-      const fi = this.#first[s];
+      const fi = this.#slot[s * SLOT_WORDS + S_FIRST];
       if (fi >= 0 && onTimeout !== undefined) {
         const f = this.#frag[s] as Int32Array;
-        onTimeout(this.#raw[s] as Uint8Array, f[fi * 5 + 2], f[fi * 5 + 3], this.#dom[s]);
+        onTimeout(this.#raw[s] as Uint8Array, f[fi * 5 + 2], f[fi * 5 + 3], this.#slot[s * SLOT_WORDS + S_DOM]);
       }
       this.#close(s);
       this.#freeSlots[this.#nFree++] = s;
@@ -327,12 +325,12 @@ export class Ipv6Reassembler {
     this.#inUse++;
     const deadline = this.#deadline[s] = now + this.limits.timeoutMs;
     if (deadline < this.#minDeadline) this.#minDeadline = deadline;
-    this.#dom[s] = dom;
-    this.#count[s] = 0;
-    this.#rawUsed[s] = 0;
-    this.#held[s] = 0;
-    this.#total[s] = -1;
-    this.#first[s] = -1;
+    this.#slot[s * SLOT_WORDS + S_DOM] = dom;
+    this.#slot[s * SLOT_WORDS + S_COUNT] = 0;
+    this.#slot[s * SLOT_WORDS + S_RAW_USED] = 0;
+    this.#slot[s * SLOT_WORDS + S_HELD] = 0;
+    this.#slot[s * SLOT_WORDS + S_TOTAL] = -1;
+    this.#slot[s * SLOT_WORDS + S_FIRST] = -1;
     if (this.#raw[s] === undefined) {
       this.#raw[s] = new Uint8Array(RAW_CAP);
       this.#frag[s] = new Int32Array(this.#maxFrags * 5);
