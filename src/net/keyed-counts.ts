@@ -12,6 +12,33 @@
 // chosen keys can share a bucket chain), nobody can choose keys that collide.
 import { khash2 } from './keyed-hash.ts';
 
+/**
+ * Empty slot i of the open-addressing index idx (linear probing; entries are
+ * non-zero, 0 is empty) by backward-shift deletion: later entries of the run
+ * move back so every key stays within its probe range from its home slot,
+ * and no tombstones are left. hashOf(entry) gives an entry's hash (its home
+ * is hashOf & mask). Shared by KeyedCounts and the router's connection index.
+ */
+export function backwardShiftDelete(idx: Int32Array, mask: number, i: number, hashOf: (entry: number) => number): void {
+  for (;;) {
+    idx[i] = 0;
+    let j = i;
+    for (;;) {
+      j = (j + 1) & mask;
+      const v = idx[j];
+      if (v === 0) return;
+      const home = hashOf(v) & mask;
+      // The entry at j may stay if its home lies cyclically in (i, j].
+      const stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+      if (!stays) {
+        idx[i] = v;
+        i = j;
+        break;
+      }
+    }
+  }
+}
+
 export class KeyedCounts {
   /** Distinct keys held at most. */
   readonly capacity: number;
@@ -23,6 +50,7 @@ export class KeyedCounts {
   readonly #a: Int32Array;
   readonly #b: Int32Array;
   readonly #h: Int32Array;
+  readonly #homeOf = (v: number): number => this.#h[v - 1];
   readonly #n: Int32Array;
   readonly #freeIds: Int32Array;
   #freeTop: number;
@@ -134,24 +162,7 @@ export class KeyedCounts {
     if (--this.#n[id] > 0) return;
     this.#size--;
     this.#freeIds[this.#freeTop++] = id;
-    // Backward-shift deletion: move later entries of the run back so every
-    // key stays within its probe range from its home slot.
-    for (;;) {
-      idx[i] = 0;
-      let j = i;
-      for (;;) {
-        j = (j + 1) & mask;
-        const v = idx[j];
-        if (v === 0) return;
-        const home = this.#h[v - 1] & mask;
-        const stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
-        if (!stays) {
-          idx[i] = v;
-          i = j;
-          break;
-        }
-      }
-    }
+    backwardShiftDelete(idx, mask, i, this.#homeOf);
   }
 
   /** Forget every key. */

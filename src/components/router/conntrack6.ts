@@ -1,6 +1,7 @@
 // Connection tracking for IPv6: the same states as IPv4 (tracking.ts works on
 // a Conn6 as on a Conn), in a table of its own so the IPv4 table keeps its
-// int32 keys and its speed. A connection is findable by two keys in one
+// int32 keys and its speed; the slots, free list and index are shared
+// (conn-index.ts). A connection is findable by two keys in one
 // open-addressing Int32Array index (linear probing, backward-shift deletion):
 // the original direction (proto, inDom, src, sport, dst, dport) and the reply
 // direction (proto, outDom, dst, dport, src, sport): no NAT66, so the reply
@@ -15,6 +16,7 @@
 import { getI32 } from '../../net/bytes.ts';
 import { khash2, khash4 } from '../../net/keyed-hash.ts';
 import { KeyedCounts } from '../../net/keyed-counts.ts';
+import { ConnIndex } from './conn-index.ts';
 import { Conn, CT_LINKED, CT_REFUSED_PROBE, CT_REFUSED_SOURCE } from './conntrack.ts';
 
 export class Conn6 extends Conn {
@@ -34,35 +36,14 @@ function source64(w0: number, w1: number): number {
   return khash2(w0, w1) | 0;
 }
 
-export class ConnTable6 {
-  readonly max: number;
-  readonly maxProbe: number;
+export class ConnTable6 extends ConnIndex<Conn6> {
   readonly perSource: number;
   readonly #bySource: KeyedCounts | undefined;
-  #conns: Conn6[] = [];
-  #free: Conn6[] = [];
-  readonly #index: Int32Array;
-  readonly #mask: number;
-  #count = 0;
 
   constructor(max: number, maxProbe = 64, perSource = 0) {
-    this.max = max;
-    this.maxProbe = maxProbe;
+    super(max, maxProbe, () => new Conn6());
     this.perSource = perSource;
     this.#bySource = perSource > 0 ? new KeyedCounts(max, maxProbe) : undefined;
-    let size = 16;
-    while (size < max * 4) size *= 2; // two keys per connection, load <= 1/2
-    this.#index = new Int32Array(size);
-    this.#mask = size - 1;
-  }
-
-  get count(): number {
-    return this.#count;
-  }
-
-  /** Every live connection (status). */
-  *live(): IterableIterator<Conn6> {
-    for (const c of this.#conns) if (c.live) yield c;
   }
 
   /**
@@ -72,14 +53,14 @@ export class ConnTable6 {
   lookup(proto: number, dom: number, buf: Uint8Array, srcOff: number, sport: number, dstOff: number, dport: number): number {
     const a0 = getI32(buf, srcOff), a1 = getI32(buf, srcOff + 4), a2 = getI32(buf, srcOff + 8), a3 = getI32(buf, srcOff + 12);
     const b0 = getI32(buf, dstOff), b1 = getI32(buf, dstOff + 4), b2 = getI32(buf, dstOff + 8), b3 = getI32(buf, dstOff + 12);
-    const idx = this.#index;
-    const mask = this.#mask;
+    const idx = this.index;
+    const mask = this.mask;
     let i = hash6(proto, dom, a0, a1, a2, a3, sport, b0, b1, b2, b3, dport) & mask;
     for (let probe = 0; probe < this.maxProbe; probe++) {
       const v = idx[i];
       if (v === 0) return -1;
       const ref = v - 1;
-      const c = this.#conns[ref >>> 1];
+      const c = this.conns[ref >>> 1];
       if (c.proto === proto) {
         const s = c.src6;
         const d = c.dst6;
@@ -99,26 +80,6 @@ export class ConnTable6 {
     return this.#bySource !== undefined && this.#bySource.get(source64(getI32(buf, srcOff), getI32(buf, srcOff + 4)), dom) >= this.perSource;
   }
 
-  conn(slot: number): Conn6 {
-    return this.#conns[slot];
-  }
-
-  /** A free Conn6 to fill in (proto, state, domains, ports, src6, dst6, times), then link(); undefined when full. */
-  acquire(): Conn6 | undefined {
-    if (this.#count >= this.max) return undefined;
-    let c = this.#free.pop();
-    if (c === undefined) {
-      c = new Conn6();
-      c.slot = this.#conns.length;
-      this.#conns.push(c);
-    }
-    c.finOrig = false;
-    c.finReply = false;
-    c.pktsOrig = 0;
-    c.pktsReply = 0;
-    return c;
-  }
-
   /**
    * Make a filled-in Conn6 findable by both keys (the caller checked neither
    * exists): CT_LINKED, or CT_REFUSED_SOURCE / CT_REFUSED_PROBE (then it is
@@ -132,87 +93,16 @@ export class ConnTable6 {
     if (bySource !== undefined && bySource.get(src, c.inDom) >= this.perSource) return CT_REFUSED_SOURCE;
     c.h0 = hash6(c.proto, c.inDom, s[0], s[1], s[2], s[3], c.oSport, d[0], d[1], d[2], d[3], c.oDport);
     c.h1 = hash6(c.proto, c.outDom, d[0], d[1], d[2], d[3], c.oDport, s[0], s[1], s[2], s[3], c.oSport);
-    if (!this.#place(c.slot * 2, c.h0)) return CT_REFUSED_PROBE;
-    if (!this.#place(c.slot * 2 + 1, c.h1)) {
-      this.#unplace(c.slot * 2, c.h0);
-      return CT_REFUSED_PROBE;
-    }
+    if (!this.placeBoth(c)) return CT_REFUSED_PROBE;
     if (bySource !== undefined && bySource.inc(src, c.inDom) < 0) {
-      this.#unplace(c.slot * 2, c.h0);
-      this.#unplace(c.slot * 2 + 1, c.h1);
+      this.unplaceBoth(c);
       return CT_REFUSED_PROBE;
     }
-    c.live = true;
-    this.#count++;
+    this.linked(c);
     return CT_LINKED;
   }
 
-  /** Give back an acquired Conn6 that was not linked. */
-  abandon(c: Conn6): void {
-    if (!c.live) this.#free.push(c);
-  }
-
-  /** Place ref within maxProbe of its home slot; false when there is no free slot there. */
-  #place(ref: number, h: number): boolean {
-    const idx = this.#index;
-    let i = h & this.#mask;
-    for (let p = 0; p < this.maxProbe; p++) {
-      if (idx[i] === 0) {
-        idx[i] = ref + 1;
-        return true;
-      }
-      i = (i + 1) & this.#mask;
-    }
-    return false;
-  }
-
-  #unplace(ref: number, h: number): void {
-    const idx = this.#index;
-    const mask = this.#mask;
-    let i = h & mask;
-    while (idx[i] !== ref + 1) {
-      if (idx[i] === 0) return;
-      i = (i + 1) & mask;
-    }
-    for (;;) {
-      idx[i] = 0;
-      let j = i;
-      for (;;) {
-        j = (j + 1) & mask;
-        const v = idx[j];
-        if (v === 0) return;
-        const r = v - 1;
-        const c = this.#conns[r >>> 1];
-        const home = ((r & 1) === 0 ? c.h0 : c.h1) & mask;
-        const stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
-        if (!stays) {
-          idx[i] = v;
-          i = j;
-          break;
-        }
-      }
-    }
-  }
-
-  remove(c: Conn6): void {
-    if (!c.live) return;
-    this.#unplace(c.slot * 2, c.h0);
-    this.#unplace(c.slot * 2 + 1, c.h1);
-    c.live = false;
-    this.#count--;
-    this.#free.push(c);
-    if (this.#bySource !== undefined) this.#bySource.dec(source64(c.src6[0], c.src6[1]), c.inDom);
-  }
-
-  /** Remove every connection expired at now; returns how many. */
-  sweep(now: number): number {
-    let n = 0;
-    for (const c of this.#conns) {
-      if (c.live && c.expires <= now) {
-        this.remove(c);
-        n++;
-      }
-    }
-    return n;
+  protected override removed(c: Conn6): void {
+    this.#bySource?.dec(source64(c.src6[0], c.src6[1]), c.inDom);
   }
 }
