@@ -100,6 +100,22 @@ test('overlapping fragments drop the whole datagram (RFC 5722); an exact repeat 
   assert.equal(r.counters.get('frag6.reassembled'), 1);
 });
 
+test('a fragment with hop limit 1 is not held (time exceeded): the same range from another fragment completes the datagram', () => {
+  const r = rig();
+  const frags = to(r, 0, fragment6(bigUdp(), 1500, 61));
+  const evasion = frags[1].slice();
+  evasion[26 + 7] = 1;
+  evasion.fill(0x5a, 26 + 48); // other data in its place (an IDS evasion)
+  r.send(0, frags[0]);
+  r.send(0, evasion);
+  const [te] = r.ports[0].take();
+  assert.ok(te, 'time exceeded');
+  assert.deepEqual([te[26 + 40], te[26 + 41]], [3, 0]);
+  for (const f of frags.slice(1)) r.send(0, f);
+  sameFragments(r.ports[1].take(), frags, GW_MAC6);
+  assert.deepEqual(r.drops(), { 'ttl-exceeded': 1 });
+});
+
 test('atomic fragment (offset 0, no more fragments: RFC 6946) is forwarded as one packet, fragment header and all', () => {
   const r = rig();
   const [atomic] = to(r, 0, fragment6(frame(HOST_MAC6, [0, 0, 0, 0, 0, 0], HOST6, REMOTE6, 17, udpDgram(5000, 53)), 1500, 5));

@@ -259,6 +259,14 @@ export class Forward6 {
     const b = p.buf;
     if (isLinkLocalIpv6(b, IP6 + IP6_DST) || isLinkLocalIpv6(b, IP6 + IP6_SRC)) return this.#drop('ip6-link-local');
     if ((b[1] & 0x7f) !== 0) return this.#drop('vnet-bad-gso'); // a fragment is never a super-frame
+    // A fragment that could never leave is not held: its range stays open for one that can
+    // (an IDS evasion sends a fragment with hop limit 1 and other data in its place).
+    if (b[IP6 + IP6_HOP_LIMIT] <= 1) {
+      // Time exceeded, never about an ICMPv6 error (a first fragment shows its type; a later one cannot).
+      const icmpError = ch.fragOffset === 0 && ch.proto === NH_ICMPV6 && ch.l4Off < n && b[IP6 + ch.l4Off] < 128;
+      if (!icmpError) this.#errorAbout(p.dom, b, VNET_HDR_LEN, n, ICMP6_TIME_EXCEEDED, 0, 0);
+      return this.#drop('ttl-exceeded');
+    }
     if (ch.fragOffset === 0) {
       const l4 = IP6 + ch.l4Off;
       const avail = n - ch.l4Off;
