@@ -13,9 +13,11 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { labControl, labDown, labUp, readLabState, type LabInfo } from '../../src/lab/lab.ts';
-import type { ControlClient } from '../../src/sys/control-client.ts';
+import { labDown, labUp, type LabInfo } from '../../src/lab/lab.ts';
 import { canRunLabs, killChild, nsExec, ping, spawnInNetns, uniqueLabName, waitForListen } from './harness.ts';
+import {
+  components as componentsOf, replayAccount, type Report, restarts as restartsOf, settled as settledOf,
+} from './replay-accounting.ts';
 
 const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const CORPUS = join(REPO, 'test', 'fixtures', 'ids');
@@ -26,46 +28,9 @@ const skip = !canRunLabs() ? 'needs root' : !existsSync(PYTHON) ? 'needs /usr/bi
 const NAME = uniqueLabName();
 let lab: LabInfo | undefined;
 
-/** Everything the router counts as the fate of a frame it read. */
-// IPv6 (microgate labs have it on): forwarded6, waiting for a neighbor, ND consumed or answered, echo answered.
-const OUTCOMES = /^(drop\.[a-z0-9-]+|forwarded|frag\.held|forwarded6|arp\.queued|arp\.learned|arp\.refreshed|arp\.reply-sent|icmp\.echo-reply-sent|dhcp\.[a-z]+|nd6\.queued|nd6\.(ns|na|rs)-received|icmp6\.echo-reply-sent)$/;
-
-interface Report { name: string; counters: Record<string, number>; status: Record<string, unknown> }
-
-async function control(): Promise<ControlClient> {
-  const st = await readLabState(NAME);
-  assert.ok(st);
-  return labControl(st, 5000);
-}
-
-async function components(): Promise<Map<string, Report>> {
-  const body = await (await control()).get<{ components: Report[] }>('/components');
-  return new Map(body.components.map((c) => [c.name, c]));
-}
-
-async function restarts(): Promise<Record<string, number>> {
-  const st = await (await control()).get<{ components: { name: string; restarts: number; state: string }[] }>('/status');
-  return Object.fromEntries(st.components.map((c) => [c.name, c.state === 'running' ? c.restarts : -1]));
-}
-
-function delta(a: Record<string, number>, b: Record<string, number>, pick: (k: string) => boolean): number {
-  let n = 0;
-  for (const [k, v] of Object.entries(a)) if (pick(k)) n += v - (b[k] ?? 0);
-  return n;
-}
-
-/** Poll until the router's counters stop moving (everything sent has been handled). */
-async function settled(): Promise<Map<string, Report>> {
-  let prev = '';
-  for (let i = 0; i < 20; i++) {
-    await new Promise((r) => setTimeout(r, 150));
-    const c = await components();
-    const key = JSON.stringify(c.get('router')?.counters);
-    if (key === prev) return c;
-    prev = key;
-  }
-  return components();
-}
+const components = (): Promise<Map<string, Report>> => componentsOf(NAME);
+const restarts = (): Promise<Record<string, number>> => restartsOf(NAME);
+const settled = (): Promise<Map<string, Report>> => settledOf(NAME);
 
 function collectOutput(c: ChildProcess): { out: () => string; err: () => string; done: Promise<void> } {
   let out = '';
@@ -109,17 +74,11 @@ test('corpus replay from the wan: no crash or restart, every frame accounted for
   const afterC = await settled();
 
   assert.deepEqual(await restarts(), restartsBefore, 'no component crashed or restarted');
-  const drv = delta(afterC.get('drv-wan')!.counters, before.get('drv-wan')!.counters, (k) => k === 'rx.frames');
-  const drvDrops = delta(afterC.get('drv-wan')!.counters, before.get('drv-wan')!.counters, (k) => k.startsWith('drop.'));
-  const ra = afterC.get('router')!.counters;
-  const rb = router.counters;
-  const rxWan = delta(ra, rb, (k) => k === 'rx.wan');
+  const acc = replayAccount(before, afterC);
+  const { driverRead: drv, driverDropped: drvDrops, routerRx: rx, outcomes, reasons } = acc;
   assert.ok(drv + drvDrops >= sent, `the driver read every replayed frame: ${drv} read + ${drvDrops} dropped of ${sent}`);
-  assert.equal(rxWan, drv, 'every frame the driver passed on reached the router');
-  const rx = delta(ra, rb, (k) => k.startsWith('rx.'));
-  const outcomes = delta(ra, rb, (k) => OUTCOMES.test(k));
+  assert.equal(acc.routerRxDomain, drv, 'every frame the driver passed on reached the router');
   assert.ok(outcomes >= rx, `every frame has a fate: ${rx} received, ${outcomes} forwarded/answered/queued/dropped`);
-  const reasons = Object.keys(ra).filter((k) => /^drop\./.test(k) && ra[k] > (rb[k] ?? 0));
   t.diagnostic(`replayed ${sent} frames: driver read ${drv}, router rx ${rx}, outcomes ${outcomes}, ${reasons.length} drop reasons`);
   assert.ok(reasons.length >= 15, `the corpus exercised many drop reasons: ${reasons.join(' ')}`);
   // And the gateway still forwards.
