@@ -90,6 +90,8 @@ export class Ipv6Reassembler {
   #inUse = 0;
   #allocated = 0;
   #minDeadline = Infinity;
+  /** The last REASM_DONE datagram's fragment indexes in offset order. */
+  readonly #order: Int32Array;
 
   /** headroom: bytes left free before the rebuilt frame in `out` (the router's virtio-net header). */
   constructor(limits: Partial<ReassemblyLimits> = {}, headroom = 0) {
@@ -98,6 +100,7 @@ export class Ipv6Reassembler {
     this.out = new Uint8Array(headroom + OUT_CAP);
     const max = this.#max = this.limits.maxDatagrams;
     this.#maxFrags = this.limits.maxFragments;
+    this.#order = new Int32Array(this.#maxFrags);
     this.#used = new Uint8Array(max);
     this.#key = new Int32Array(max * 9);
     this.#deadline = new Float64Array(max);
@@ -212,6 +215,7 @@ export class Ipv6Reassembler {
     o[h + ETH_HLEN + IP6_PAYLOAD_LENGTH + 1] = plen & 0xff;
     this.outLength = fragHdr + total;
     this.#close(s);
+    this.#sortByOffset(s);
     this.#done = s; // its frames are read by fragment() until the next offer
     this.stats.reassembled++;
     return REASM_DONE;
@@ -245,7 +249,7 @@ export class Ipv6Reassembler {
     const s = this.#done;
     if (s === NONE) return 0;
     const f = this.#frag[s] as Int32Array;
-    const j = this.#nth(f, this.#slot[s * SLOT_WORDS + S_COUNT], k);
+    const j = this.#order[k];
     this.fragmentAt = f[j * 5 + 2];
     return f[j * 5 + 3];
   }
@@ -256,22 +260,26 @@ export class Ipv6Reassembler {
     return this.#raw[this.#done] as Uint8Array;
   }
 
-  /** Index of the fragment with the k-th smallest start (starts are distinct: overlaps were refused). */
-  #nth(f: Int32Array, count: number, k: number): number {
-    let prev = -1;
-    let j = 0;
-    for (let r = 0; r <= k; r++) {
-      let best = 0x7fffffff;
-      for (let i = 0; i < count; i++) {
-        const st = f[i * 5];
-        if (st > prev && st < best) {
-          best = st;
-          j = i;
-        }
+  /**
+   * The fragments of slot s in offset order into #order (starts are distinct:
+   * overlaps were refused). Insertion sort of start << 13 | index (starts are
+   * multiples of 8 below 65536, indexes below 8192): linear for fragments
+   * that arrived in order, no allocation.
+   */
+  #sortByOffset(s: number): void {
+    const f = this.#frag[s] as Int32Array;
+    const o = this.#order;
+    const count = this.#slot[s * SLOT_WORDS + S_COUNT];
+    for (let i = 0; i < count; i++) {
+      const key = (f[i * 5] << 10) | i; // start is a multiple of 8: (start >> 3) << 13
+      let j = i - 1;
+      while (j >= 0 && o[j] > key) {
+        o[j + 1] = o[j];
+        j--;
       }
-      prev = best;
+      o[j + 1] = key;
     }
-    return j;
+    for (let i = 0; i < count; i++) o[i] &= 0x1fff;
   }
 
   /**
