@@ -259,6 +259,9 @@ test('a flood of IPv6 fragments keeps memory bounded, never throws, and leaves r
   assert.ok(rs.memoryBytes <= bound, `${rs.memoryBytes} <= ${bound}`);
   console.log(`# IPv6 reassembly under a 20000-fragment flood: ${rs.size} datagrams in progress, ${(rs.memoryBytes / 1048576).toFixed(2)} MiB allocated (bound ${(bound / 1048576).toFixed(2)} MiB)`);
   assert.ok(r.drops()['ip6-frag-source-limit'] > 19000, 'one /64 holds at most 16 datagrams');
+  const st = (r.router.status() as { fragments: { ipv6: { inProgress: number; memoryBytes: number } } }).fragments.ipv6;
+  assert.equal(st.inProgress, 16, 'status shows the datagrams held');
+  assert.ok(st.memoryBytes <= bound);
   // Another source still gets its datagram through, and forwarding goes on.
   r.ports[1].take();
   const other = to(r, 0, fragment6(frame(HOST_MAC6, r.macOf(0), '2001:db8:0:1::a', REMOTE6, 17, udpDgram(7000, 53, new Array<number>(3000).fill(1))), 1500, 3));

@@ -1,6 +1,6 @@
 // The router's status() (microgate conntrack|leases|drops|policy): domains,
 // ARP entries, the pending pool, connections (the first 200) with counts by
-// protocol and state, the policy in force with its hit counts and run-time
+// protocol and state, the fragment reassemblers' use, the policy in force with its hit counts and run-time
 // blocks, DHCP leases. Built on request only, never on the packet path.
 import { formatIpv4, formatMac } from '../../net/addr.ts';
 import { IPPROTO_ICMP } from '../../net/ipv4.ts';
@@ -26,6 +26,13 @@ export interface StatusSource {
   readonly dhcp: readonly (DhcpServer | undefined)[];
   readonly ct6: ConnTable6;
   readonly neighbors: readonly NeighborCache[];
+  /** The reassemblers: datagrams in progress and the bytes their buffers hold (bounded by `fragments`). */
+  readonly reassembly: { readonly ipv4: Reassembly; readonly ipv6: Reassembly };
+}
+
+interface Reassembly {
+  readonly size: number;
+  readonly memoryBytes: number;
 }
 
 /** Four int32 words -> RFC 5952 text. */
@@ -145,6 +152,11 @@ export function routerStatus(s: StatusSource): Record<string, unknown> {
       timeoutsS: Object.fromEntries(Object.entries(cfg.conntrack).filter(([k]) => k.endsWith('Ms')).map(([k, v]) => [k.slice(0, -2), v / 1000])),
     },
     connections,
+    fragments: {
+      maxDatagrams: cfg.fragments.maxDatagrams,
+      ipv4: { inProgress: s.reassembly.ipv4.size, memoryBytes: s.reassembly.ipv4.memoryBytes },
+      ipv6: { inProgress: s.reassembly.ipv6.size, memoryBytes: s.reassembly.ipv6.memoryBytes },
+    },
     ...ipv6Status(s),
     policy: {
       ...policyStatus(cfg, s.policy, now),
