@@ -12,7 +12,10 @@ import { icmp6ChecksumOk } from '../../src/net/icmpv6.ts';
 import { encodeFrame } from '../../src/net/frame.ts';
 import { icmpChecksumOk } from '../../src/net/icmp.ts';
 import { Ipv6Reassembler, RAW_CAP } from '../../src/components/router/reassembly6.ts';
-import { REASM_DONE, REASM_ERR_FULL, REASM_ERR_SOURCE_LIMIT, REASM_HELD } from '../../src/components/router/reassembly.ts';
+import {
+  REASM_DONE, REASM_ERR_BAD_LENGTH, REASM_ERR_FULL, REASM_ERR_OVERLAP, REASM_ERR_SOURCE_LIMIT, REASM_ERR_TOO_BIG, REASM_ERR_TOO_MANY_FRAGMENTS,
+  REASM_HELD,
+} from '../../src/components/router/reassembly.ts';
 import { indexRig } from './fixtures/router-rig.ts';
 import {
   CONFIG6, frame, fragment6, GW_MAC6, HOST6, HOST_MAC6, ip6, neighbors6, REMOTE6, tcpSeg, udpDgram,
@@ -281,4 +284,46 @@ test('a flood of IPv6 fragments keeps memory bounded, never throws, and leaves r
   assert.equal(offer(b), REASM_ERR_SOURCE_LIMIT);
   assert.equal(offer(c), REASM_HELD);
   assert.equal(offer(d), REASM_ERR_FULL);
+});
+
+test('the reassembler alone: two different ends, data past the end, too many fragments, bad lengths, frames past RAW_CAP', () => {
+  const whole = bigUdp(false, 5000, 3000);
+  const frags = fragment6(whole, 1280, 9); // 3 fragments: [0,1232) [1232,2464) [2464,3000)
+  const offer = (rs: Ipv6Reassembler, x: Uint8Array, start = (x[26 + 42] << 8) | (x[26 + 43] & 0xf8), more = (x[26 + 43] & 1) === 1): number =>
+    rs.offer(x, 12, x.length - 26, 40, start, more, 0, 0);
+  let rs = new Ipv6Reassembler();
+  assert.equal(offer(rs, frags[2]), REASM_HELD);
+  assert.equal(offer(rs, frags[2], 2464 + 8, false), REASM_ERR_OVERLAP, 'a second, different end');
+  rs = new Ipv6Reassembler();
+  assert.equal(offer(rs, frags[2]), REASM_HELD);
+  assert.equal(offer(rs, frags[1], 2464 + 536, true), REASM_ERR_OVERLAP, 'data past the end');
+  rs = new Ipv6Reassembler({ maxFragments: 2 });
+  assert.equal(offer(rs, frags[0]), REASM_HELD);
+  assert.equal(offer(rs, frags[1]), REASM_HELD);
+  assert.equal(offer(rs, frags[2]), REASM_ERR_TOO_MANY_FRAGMENTS);
+  rs = new Ipv6Reassembler();
+  assert.equal(offer(rs, frags[0], 0, true), REASM_HELD);
+  const odd = frags[1].subarray(0, frags[1].length - 4);
+  assert.equal(rs.offer(odd, 12, odd.length - 26, 40, 1232, true, 0, 0), REASM_ERR_BAD_LENGTH, 'not a multiple of 8');
+  assert.equal(offer(rs, frags[1], 65528, false), REASM_ERR_TOO_BIG, 'past 65535');
+  // In order and complete: the rebuilt frame is the whole datagram, the fragments come back in offset order.
+  rs = new Ipv6Reassembler();
+  assert.equal(offer(rs, frags[1]), REASM_HELD);
+  assert.equal(offer(rs, frags[2]), REASM_HELD);
+  assert.equal(offer(rs, frags[0]), REASM_DONE);
+  assert.deepEqual(rs.out.subarray(0, rs.outLength), whole.subarray(12));
+  assert.equal(rs.fragments, 3);
+  for (let k = 0; k < 3; k++) {
+    const len = rs.fragment(k);
+    assert.deepEqual(rs.fragmentBuf.subarray(rs.fragmentAt, rs.fragmentAt + len), frags[k].subarray(12));
+  }
+  // Tiny fragments whose frames outgrow RAW_CAP before their payload reaches 64 KiB.
+  rs = new Ipv6Reassembler({ maxFragments: 8192 });
+  const tiny = new Uint8Array(26 + 48 + 8);
+  tiny.set(frags[0].subarray(0, 26 + 48));
+  tiny[26 + 5] = 16;
+  let r = REASM_HELD;
+  for (let k = 0; k < 8000 && r === REASM_HELD; k++) r = offer(rs, tiny, 8 * k, true);
+  assert.equal(r, REASM_ERR_TOO_BIG);
+  assert.ok(rs.memoryBytes <= RAW_CAP + 20 * 8192 + 14 + 40 + 1024 + 65535);
 });
