@@ -16,6 +16,7 @@ Commands:
   conntrack            the routers' connections: states, timeouts, NAT mappings
   leases               the routers' DHCP leases
   drops                dropped packets by reason and domain
+  metrics              the gateway's metrics in the Prometheus text format (docs/METRICS.md)
   policy               the routers' policy in force, with rule hits
   trace start|stop|report|export|...   profile a running gateway (tracepoints, Table-1 reports, Perfetto, pcapng)
   audit                check every component's privileges against its config
@@ -106,6 +107,10 @@ const commands: Record<string, { run: Handler; help: string }> = {
   drops: {
     run: async (argv) => (await import('./policy.ts')).dropsCommand(argv),
     help: 'Usage: microgate drops [--lab NAME | --control URL] [--json]',
+  },
+  metrics: {
+    run: async (argv) => (await import('./metrics.ts')).metricsCommand(argv),
+    help: 'Usage: microgate metrics [--lab NAME | --control URL]',
   },
   policy: {
     run: async (argv) => (await import('./policy.ts')).policyCommand(argv),

@@ -7,8 +7,9 @@
 // every changing request carries a JSON object body sent as
 // application/json (415 otherwise): the trace endpoints' POSTs (at most 4 KiB,
 // src/init/trace-http.ts), POST /reload ({}), POST /components/NAME/fault (at
-// most 1 KiB, only when the config enables fault injection). Slow clients are
-// cut off.
+// most 1 KiB, only when the config enables fault injection). GET /metrics is
+// the Prometheus text exposition (src/init/metrics.ts, docs/METRICS.md). Slow
+// clients are cut off.
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -21,6 +22,7 @@ import type { Refusal } from './control-auth.ts';
 import type { Init } from './init.ts';
 import { handleTrace } from './trace-http.ts';
 import { FAULT_DISABLED } from './fault.ts';
+import { createMetrics } from './metrics.ts';
 
 const MAX_FAULT_BODY = 1024;
 
@@ -121,6 +123,15 @@ export async function startControl(init: Init, settings: ControlSettings, opts: 
     replyWith(res, r.status, { error: { code: r.code, message: r.message } }, headers);
   };
 
+  const metrics = createMetrics(async () => ({
+    components: init.components(),
+    services: init.services(),
+    reports: await init.reports(),
+    alerts: init.eve?.alertCounts() ?? [],
+    denied: { ...denied },
+    nowMs: Date.now(),
+  }));
+
   const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => Promise<void> | void> = {
     '/status': (_req, res) => {
       reply(res, 200, {
@@ -151,6 +162,17 @@ export async function startControl(init: Init, settings: ControlSettings, opts: 
       const r = eve.since(since);
       reply(res, 200, { seq: r.seq, missed: r.missed, events: r.lines.map((l) => JSON.parse(l) as unknown), sources: eve.status() });
     },
+    // The Prometheus text exposition (version 0.0.4) of the gateway: docs/METRICS.md.
+    '/metrics': async (_req, res) => {
+      const text = await metrics.scrape();
+      res.writeHead(200, {
+        'content-type': metrics.contentType,
+        'content-length': Buffer.byteLength(text),
+        'cache-control': 'no-store',
+        'x-content-type-options': 'nosniff',
+      });
+      res.end(text);
+    },
     '/audit': (_req, res) => {
       const units = init.audit();
       const services = init.auditServices();
@@ -180,7 +202,7 @@ export async function startControl(init: Init, settings: ControlSettings, opts: 
       return;
     }
     const route = routes[url.pathname];
-    if (route === undefined) return error(res, 404, 'MG_NOT_FOUND', `no such endpoint ${url.pathname}; try /status, /components, /counters, /audit`);
+    if (route === undefined) return error(res, 404, 'MG_NOT_FOUND', `no such endpoint ${url.pathname}; try /status, /components, /counters, /metrics, /audit`);
     if (req.method !== 'GET' && req.method !== 'HEAD') return error(res, 405, 'MG_METHOD', `${req.method} is not allowed on ${url.pathname}; use GET`);
     Promise.resolve(route(req, res)).catch((e: unknown) => error(res, 500, 'MG_INTERNAL', e instanceof Error ? e.message : String(e)));
   };

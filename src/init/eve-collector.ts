@@ -6,7 +6,9 @@
 // sequence, so readers survive a restarted component. New lines also go to the
 // source's block feedback, if it has one (block-feedback.ts). The log files
 // rotate at LOG_MAX_BYTES (16 MiB), LOG_KEEP (4) old ones kept (eve.json.1 ...),
-// src/sys/rotating-file.ts.
+// src/sys/rotating-file.ts. Alert records are counted by (component,
+// signature id) for GET /metrics (at most MAX_ALERT_SIGNATURES distinct ones;
+// later ones are counted under sid "other").
 //
 // The answer comes from a component that may be compromised: it is checked
 // (checkEveAnswer) before anything is written or kept. An answer of the wrong
@@ -28,6 +30,13 @@ type Query = (component: string, what: string, args: unknown) => Promise<{ resul
 /** Most lines one answer may carry, and the longest line (an EVE record), in characters. */
 export const MAX_EVE_LINES = 100000;
 export const MAX_EVE_LINE = 256 * 1024;
+
+/** Distinct (component, sid) pairs counted at most; alerts of further ones count under sid "other". */
+export const MAX_ALERT_SIGNATURES = 1000;
+/** Longest signature text kept for a count (the label of microgate_alerts_total). */
+export const MAX_SIGNATURE_TEXT = 200;
+
+export interface AlertCount { component: string; sid: string; signature: string; count: number }
 
 export interface EveAnswer { seq: number; lines: string[]; missed: number }
 
@@ -82,6 +91,8 @@ export class EveCollector {
   readonly #offend: (component: string, why: string) => void;
 
   readonly #rotate: RotatingFileOptions;
+  /** Alerts by "component sid" (checked lines only). */
+  readonly #alerts = new Map<string, AlertCount>();
 
   constructor(query: Query, sources: EveSource[], opts: { intervalMs?: number; keep?: number; log?: (l: string) => void; rotate?: RotatingFileOptions; offend?: (component: string, why: string) => void } = {}) {
     this.#query = query;
@@ -133,6 +144,7 @@ export class EveCollector {
           }
         }
         c.src.feedback?.lines(res.lines);
+        this.#countAlerts(c.src.component, res.lines);
         for (const l of res.lines) {
           this.#lines.push(l);
           this.#seq++;
@@ -142,6 +154,35 @@ export class EveCollector {
     } finally {
       this.#busy = false;
     }
+  }
+
+  /** Count the alert records of checked lines (each is one JSON object: checkEveAnswer) by signature id. */
+  #countAlerts(component: string, lines: readonly string[]): void {
+    for (const l of lines) {
+      const rec = JSON.parse(l) as Record<string, unknown>;
+      if (rec.event_type !== 'alert') continue;
+      const a = rec.alert !== null && typeof rec.alert === 'object' ? rec.alert as Record<string, unknown> : {};
+      const id = a.signature_id;
+      let sid = typeof id === 'number' && Number.isSafeInteger(id) && id >= 0 ? String(id) : 'unknown';
+      let key = `${component} ${sid}`;
+      let n = this.#alerts.get(key);
+      if (n === undefined && this.#alerts.size >= MAX_ALERT_SIGNATURES) {
+        sid = 'other';
+        key = `${component} other`;
+        n = this.#alerts.get(key);
+      }
+      if (n === undefined) {
+        const text = sid === 'other' ? '' : typeof a.signature === 'string' ? a.signature.slice(0, MAX_SIGNATURE_TEXT) : '';
+        n = { component, sid, signature: text, count: 0 };
+        this.#alerts.set(key, n);
+      }
+      n.count++;
+    }
+  }
+
+  /** Alerts collected so far by (component, signature id), since init started (a restarted monitor does not reset them). */
+  alertCounts(): AlertCount[] {
+    return [...this.#alerts.values()].map((a) => ({ ...a }));
   }
 
   /** Lines after init's sequence number `since` (what is still kept). */

@@ -152,6 +152,8 @@ test('TCP listener: no token 401, wrong token 401, rebound Host 421, Origin 403,
   assert.match(String(r.headers['www-authenticate']), /^Bearer/);
   r = await new ControlClient({ url, token: 'x'.repeat(64) }).request('GET', '/trace/pcapng');
   assert.equal(r.status, 401);
+  r = await anon.request('GET', '/metrics');
+  assert.equal(r.status, 401);
   r = await authed.request('GET', '/status', undefined, { headers: { host: `rebind.example:${tcp.port}` } });
   assert.deepEqual([r.status, code(r)], [421, 'MG_HOST']);
   r = await authed.request('GET', '/status', undefined, { headers: { origin: 'http://rebind.example' } });
@@ -163,7 +165,10 @@ test('TCP listener: no token 401, wrong token 401, rebound Host 421, Origin 403,
   const st = await authed.get<{ pid: number; control: { tcp: string; denied: Record<string, number> } }>('/status');
   assert.equal(st.pid, process.pid);
   assert.equal(st.control.tcp, `127.0.0.1:${tcp.port}`);
-  assert.deepEqual(st.control.denied, { peer: 0, token: 2, host: 1, origin: 1, 'content-type': 2 });
+  assert.deepEqual(st.control.denied, { peer: 0, token: 3, host: 1, origin: 1, 'content-type': 2 });
+  const m = await authed.request('GET', '/metrics');
+  assert.equal(m.status, 200);
+  assert.match(m.body.toString('utf8'), /\nmicrogate_control_denied_total\{reason="token"\} 3\n/);
   // The token's socket answers root as well.
   assert.equal((await new ControlClient({ socket: tcp.socket }).request('GET', '/status')).status, 200);
 });
@@ -184,10 +189,10 @@ test('Unix socket: the folder 0700 and the socket 0600; root is answered; nothin
 });
 
 /** curl over the Unix socket as uid/gid 65534 with the given supplementary groups: [exit code, HTTP status, body]. */
-function curlAs(socket: string, groups: string[]): Promise<[number, string]> {
+function curlAs(socket: string, groups: string[], path = '/status'): Promise<[number, string]> {
   const cred = ['--reuid', '65534', '--regid', '65534', ...(groups.length === 0 ? ['--clear-groups'] : ['--groups', groups.join(',')])];
   return new Promise((resolveP) => {
-    execFile('setpriv', [...cred, 'curl', '-s', '-m', '5', '-w', '\n%{http_code}', '--unix-socket', socket, 'http://localhost/status'], (e, out) => {
+    execFile('setpriv', [...cred, 'curl', '-s', '-m', '5', '-w', '\n%{http_code}', '--unix-socket', socket, `http://localhost${path}`], (e, out) => {
       resolveP([e === null ? 0 : typeof e.code === 'number' ? e.code : -1, out]);
     });
   });
@@ -204,6 +209,11 @@ test('Unix socket: uid 65534 cannot connect; if the folder were opened, SO_PEERC
     assert.equal(c2, 0);
     assert.match(out, /"code": "MG_FORBIDDEN"[\s\S]*uid 65534 \(gid 65534\) may not use the control API[\s\S]*\n403$/);
     assert.equal(sock.denied.peer, 1);
+    // GET /metrics is behind the same check (issue 16).
+    const [c3, out3] = await curlAs(sock.socket, [], '/metrics');
+    assert.equal(c3, 0);
+    assert.match(out3, /"code": "MG_FORBIDDEN"[\s\S]*\n403$/);
+    assert.equal(sock.denied.peer, 2);
   } finally {
     chmodSync(join(dir, 'sock'), 0o700);
     chmodSync(sock.socket, 0o600);
@@ -218,5 +228,10 @@ test('admin group: its members are answered, others cannot connect', { skip: !ro
   assert.match(out, new RegExp(`"pid": ${process.pid},[\\s\\S]*\\n200$`));
   assert.equal((await curlAs(admin.socket, []))[0], 7);
   assert.equal((await curlAs(admin.socket, ['4243']))[0], 7);
+  // An admin-group member reads GET /metrics (the Prometheus text), a stranger cannot connect.
+  const [mc, mout] = await curlAs(admin.socket, ['4242'], '/metrics');
+  assert.equal(mc, 0);
+  assert.match(mout, /^# HELP microgate_component_up [\s\S]*\n200$/);
+  assert.equal((await curlAs(admin.socket, [], '/metrics'))[0], 7);
   assert.equal(admin.denied.peer, 0);
 });

@@ -14,6 +14,9 @@ export const NAT_QUOTA_EXCEEDED = -2;
 /** alloc(): every port of the range is in use for that address and protocol. */
 export const NAT_EXHAUSTED = -1;
 
+/** Pool index % 3 -> protocol name (protoIndex's inverse). */
+const PROTOS = ['tcp', 'udp', 'icmp'] as const;
+
 function protoIndex(proto: number): number {
   return proto === IPPROTO_TCP ? 0 : proto === IPPROTO_UDP ? 1 : 2;
 }
@@ -68,6 +71,21 @@ export class NatBook {
   /** The connection got its port: count it against its source. False when the key finds no slot within the probe bound (remove the connection). */
   hold(outDom: number, proto: number, src: number): boolean {
     return this.#held.inc(src, this.#key(outDom, proto)) >= 0;
+  }
+
+  /** Ports in use per (target domain, protocol) with a pool, for status (read on request, never per packet). */
+  inUse(): { dom: number; proto: 'tcp' | 'udp' | 'icmp'; ports: number }[] {
+    const out: { dom: number; proto: 'tcp' | 'udp' | 'icmp'; ports: number }[] = [];
+    for (let k = 0; k < this.#pools.length; k++) {
+      const p = this.#pools[k];
+      if (p !== undefined) out.push({ dom: Math.floor(k / 3), proto: PROTOS[k % 3], ports: p.inUse });
+    }
+    return out;
+  }
+
+  /** Ports of the range (each pool's size). */
+  get size(): number {
+    return this.#last - this.#first + 1;
   }
 
   /** A connection is gone: free its port and its count (no-op when not masqueraded). */

@@ -776,7 +776,7 @@ export class Router {
   status(): Record<string, unknown> {
     const s = routerStatus({
       cfg: this.cfg, now: this.#now, arp: this.#link.caches, pending: this.#link.pool, ct: this.#ct,
-      policy: this.#policy, rtBlocks: this.#rtBlocks, dhcp: this.#dhcp, ct6: this.#fwd6.ct, neighbors: this.#fwd6.neighbors,
+      policy: this.#policy, rtBlocks: this.#rtBlocks, dhcp: this.#dhcp, ct6: this.#fwd6.ct, neighbors: this.#fwd6.neighbors, nat: this.#nat,
       reassembly: { ipv4: this.#reasm, ipv6: this.#fwd6.reasm },
     });
     const clients: Record<string, unknown> = {};

@@ -1,6 +1,6 @@
 // The router's status() (microgate conntrack|leases|drops|policy): domains,
 // ARP entries, the pending pool, connections (the first 200) with counts by
-// protocol and state, the fragment reassemblers' use, the policy in force with its hit counts and run-time
+// protocol and state, NAT ports in use, the fragment reassemblers' use, the policy in force with its hit counts and run-time
 // blocks, DHCP leases. Built on request only, never on the packet path.
 import { formatIpv4, formatMac } from '../../net/addr.ts';
 import { IPPROTO_ICMP } from '../../net/ipv4.ts';
@@ -12,6 +12,7 @@ import type { Policy } from './policy.ts';
 import type { RuntimeBlocks } from './runtime-blocks.ts';
 import { formatIpv6 } from '../../net/addr6.ts';
 import type { ConnTable6 } from './conntrack6.ts';
+import type { NatBook } from './nat.ts';
 import { NB_STATE_NAMES, type NeighborCache } from './neighbors6.ts';
 
 /** What status() reads of the router. */
@@ -26,6 +27,7 @@ export interface StatusSource {
   readonly dhcp: readonly (DhcpServer | undefined)[];
   readonly ct6: ConnTable6;
   readonly neighbors: readonly NeighborCache[];
+  readonly nat: NatBook;
   /** The reassemblers: datagrams in progress and the bytes their buffers hold (bounded by `fragments`). */
   readonly reassembly: { readonly ipv4: Reassembly; readonly ipv6: Reassembly };
 }
@@ -157,6 +159,8 @@ export function routerStatus(s: StatusSource): Record<string, unknown> {
       ipv4: { inProgress: s.reassembly.ipv4.size, memoryBytes: s.reassembly.ipv4.memoryBytes },
       ipv6: { inProgress: s.reassembly.ipv6.size, memoryBytes: s.reassembly.ipv6.memoryBytes },
     },
+    // NAT ports in use per masquerading domain and protocol (ICMP: identifiers), of `size` each.
+    nat: { size: s.nat.size, inUse: s.nat.inUse().map((u) => ({ domain: cfg.domains[u.dom].name, proto: u.proto, ports: u.ports })) },
     ...ipv6Status(s),
     policy: {
       ...policyStatus(cfg, s.policy, now),
