@@ -30,7 +30,7 @@ run() {
 packages=(iproute2 iperf3 nftables iputils-ping traceroute tcpdump procps util-linux kmod ethtool
           hping3 nmap curl python3-scapy netcat-openbsd ca-certificates sockperf arping
           tshark busybox wireguard-go wireguard-tools
-          nginx libnginx-mod-http-dav-ext openssl chromium)
+          nginx libnginx-mod-http-dav-ext openssl chromium python3-prometheus-client)
 missing=()
 for p in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)

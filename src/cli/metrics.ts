@@ -11,8 +11,9 @@ Print a running gateway's metrics in the Prometheus text exposition format
 reason, connections by state, NAT ports in use, component and service health
 and restarts, session ring occupancy, alerts by signature, tunnel peers and
 handshake age. The names, labels and meanings: docs/METRICS.md. The control
-API answers root and its admin group only; to let Prometheus scrape it, run
-a small exporter as an admin-group member that relays this output.
+API answers root and its admin group only (and, when configured, its loopback
+TCP listener with the bearer token: docs/METRICS.md says how Prometheus can
+scrape it, and what the token then grants).
 
 Options:
 ${CONTROL_HELP}

@@ -53,8 +53,12 @@ export interface MetricsInput {
   nowMs: number;
 }
 
-/** The states a component or service row may be in; each gets a 0/1 sample of *_state. */
-export const STATES = ['starting', 'running', 'degraded', 'restarting', 'stopped', 'failed'] as const;
+/** The states a component or service row may be in; each (and any other state init reports) gets a 0/1 sample of *_state. */
+export const STATES = ['starting', 'running', 'restarting', 'stopped', 'failed'] as const;
+
+function statesWith(state: string): string[] {
+  return (STATES as readonly string[]).includes(state) ? [...STATES] : [...STATES, state];
+}
 
 /** A label value read from a report: a name, address, key or reason. */
 export const LABEL_RE = /^[A-Za-z0-9_.:+/=@-]{1,64}$/;
@@ -231,7 +235,7 @@ export function readMetrics(input: MetricsInput, rejected: Map<string, number>):
   for (const c of input.components) {
     const l = { component: c.name };
     add(out, 'microgate_component_up', l, c.state === 'running' ? 1 : 0);
-    for (const s of STATES) add(out, 'microgate_component_state', { ...l, state: s }, c.state === s ? 1 : 0);
+    for (const s of statesWith(c.state)) add(out, 'microgate_component_state', { ...l, state: s }, c.state === s ? 1 : 0);
     add(out, 'microgate_component_restarts_total', l, c.restarts);
     add(out, 'microgate_component_hangs_total', l, c.hangs);
     add(out, 'microgate_component_oom_kills_total', l, c.oomKills);
@@ -240,7 +244,7 @@ export function readMetrics(input: MetricsInput, rejected: Map<string, number>):
   for (const s of input.services) {
     const l = { service: s.name, kind: s.kind };
     add(out, 'microgate_service_up', l, s.state === 'running' ? 1 : 0);
-    for (const st of STATES) add(out, 'microgate_service_state', { ...l, state: st }, s.state === st ? 1 : 0);
+    for (const st of statesWith(s.state)) add(out, 'microgate_service_state', { ...l, state: st }, s.state === st ? 1 : 0);
     add(out, 'microgate_service_restarts_total', l, s.restarts);
     add(out, 'microgate_service_hangs_total', l, s.hangs);
     add(out, 'microgate_service_oom_kills_total', l, s.oomKills);

@@ -4,6 +4,7 @@
 // put into it; alert counts by signature in init's EVE collector.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { createMetrics, METRIC_DEFS } from '../../src/init/metrics.ts';
 import { MAX_SERIES_PER_COMPONENT, readMetrics } from '../../src/init/metrics-read.ts';
 import type { MetricsInput } from '../../src/init/metrics-read.ts';
@@ -192,4 +193,9 @@ test('EVE collector: alerts counted by (component, sid), signature kept; past MA
   assert.equal(counts.find((a) => a.sid === 'other')?.count, 7, '2 + 5 alerts past the cap');
   assert.ok(counts.every((a) => a.signature.length <= 200));
   await c.stop();
+});
+
+test('docs/METRICS.md lists every metric with its type and labels', () => {
+  const doc = readFileSync(new URL('../../docs/METRICS.md', import.meta.url), 'utf8');
+  for (const d of METRIC_DEFS) assert.ok(doc.includes(`| \`${d.name}\` | ${d.type} | ${d.labels.join(', ')} |`), d.name);
 });
