@@ -128,6 +128,7 @@ export async function startControl(init: Init, settings: ControlSettings, opts: 
     services: init.services(),
     reports: await init.reports(),
     alerts: init.eve?.alertCounts() ?? [],
+    serviceEvents: init.serviceEvents(),
     denied: { ...denied },
     nowMs: Date.now(),
   }));

@@ -31,7 +31,7 @@ import { emptyReply, mergeReplies } from '../trace/protocol.ts';
 import type { TraceReply, TraceRequest } from '../trace/protocol.ts';
 import { MemoryCgroups } from './cgroup.ts';
 import { auditUnit } from './audit.ts';
-import { ServiceSupervisor, checkServiceNamespaces, type ServiceStatus } from './service-supervisor.ts';
+import { ServiceSupervisor, checkServiceNamespaces, type ServiceEventCounts, type ServiceStatus } from './service-supervisor.ts';
 import type { ServiceAuditReport } from './service-audit.ts';
 import type { AuditReport } from './audit.ts';
 import type { CgroupUnit } from './cgroup.ts';
@@ -776,6 +776,11 @@ export class Init {
   /** One line per service (config `services`): pid, state, restarts, memory, health. */
   services(): ServiceStatus[] {
     return this.#services?.status() ?? [];
+  }
+
+  /** Each service's event log counted by event and result (GET /metrics). */
+  serviceEvents(): ServiceEventCounts[] {
+    return this.#services?.eventCounts() ?? [];
   }
 
   /** What every running service holds, from /proc, against what its config grants. */

@@ -48,6 +48,8 @@ export interface MetricsInput {
   /** The running components' reports (untrusted, but `name` was checked by init against the unit's components). */
   reports: ComponentReport[];
   alerts: AlertCount[];
+  /** Services' event logs counted by init (src/init/event-log-counts.ts). */
+  serviceEvents: { service: string; kind: string; counts: { event: string; result: string; count: number }[]; rejected: number }[];
   denied: Record<string, number>;
   /** Wall clock, ms (handshake ages). */
   nowMs: number;
@@ -267,6 +269,10 @@ export function readMetrics(input: MetricsInput, rejected: Map<string, number>):
   }
   for (const c of input.components) add(out, 'microgate_component_report_ok', { component: c.name }, answered.has(c.name) ? 1 : 0);
   for (const [component, n] of rejected) add(out, 'microgate_metrics_rejected_total', { component }, n);
+  for (const s of input.serviceEvents) {
+    for (const c of s.counts) add(out, 'microgate_service_events_total', { service: s.service, kind: s.kind, event: c.event, result: c.result }, c.count);
+    add(out, 'microgate_service_events_rejected_total', { service: s.service, kind: s.kind }, s.rejected);
+  }
   for (const a of input.alerts) add(out, 'microgate_alerts_total', { component: a.component, sid: a.sid, signature: a.signature }, a.count);
   for (const [reason, n] of Object.entries(input.denied)) add(out, 'microgate_control_denied_total', { reason }, n);
   return out;

@@ -34,6 +34,8 @@ export const METRIC_DEFS: readonly Def[] = [
   { name: 'microgate_service_restarts_total', type: 'counter', help: 'Times init restarted the service.', labels: ['service', 'kind'] },
   { name: 'microgate_service_hangs_total', type: 'counter', help: 'Times init killed the service after five failed health checks.', labels: ['service', 'kind'] },
   { name: 'microgate_service_oom_kills_total', type: 'counter', help: 'Deaths of the service by the OOM killer at its memory limit.', labels: ['service', 'kind'] },
+  { name: 'microgate_service_events_total', type: 'counter', help: 'Records of a service\'s event log since init started it, by event and result (the file gateway\'s requests: login, list, download, public-download, logout, rate-limited, csrf).', labels: ['service', 'kind', 'event', 'result'] },
+  { name: 'microgate_service_events_rejected_total', type: 'counter', help: 'Lines of a service\'s event log that were not a record, and looks at a log that was not a regular file of the service\'s uid.', labels: ['service', 'kind'] },
   { name: 'microgate_domain_packets_total', type: 'counter', help: 'Packets a router received from (rx) or sent into (tx) a domain.', labels: [C, 'domain', 'direction'] },
   { name: 'microgate_domain_bytes_total', type: 'counter', help: 'Bytes (frames with their virtio-net header) a router received from (rx) or sent into (tx) a domain\'s session.', labels: [C, 'domain', 'direction'] },
   { name: 'microgate_drops_total', type: 'counter', help: 'Packets a component dropped, by reason (counter drop.<reason>).', labels: [C, 'reason'] },

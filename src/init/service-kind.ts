@@ -31,6 +31,12 @@ export interface ServicePlan {
   listen: ServiceEndpoint[];
   /** Servers it connects to (its storage). */
   upstream: ServiceEndpoint[];
+  /**
+   * A JSON-lines log the service appends to, one record per request with
+   * string fields `event` and `result` (the file gateway's audit.jsonl); init
+   * counts its records for GET /metrics (src/init/event-log-counts.ts). Undefined: none.
+   */
+  events?: string;
 }
 
 export interface ServiceKind {

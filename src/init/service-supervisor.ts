@@ -10,6 +10,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { EventLogCounts, type EventCount } from './event-log-counts.ts';
 import { logLines } from './log-lines.ts';
 import type { ServiceKind } from './service-kind.ts';
 import type { ServicePlan } from './service-kind.ts';
@@ -58,6 +59,16 @@ export interface ServiceStatus {
   lastHealth: string;
 }
 
+/** A service's event log, counted (src/init/event-log-counts.ts). */
+export interface ServiceEventCounts {
+  service: string;
+  kind: string;
+  counts: EventCount[];
+  /** Lines that were not a record, and looks refused (not a regular file of the service's uid). */
+  rejected: number;
+  lastProblem: string;
+}
+
 interface Unit {
   spec: ServiceSpec;
   /** What the current run was started with (its grants, endpoints). */
@@ -80,6 +91,8 @@ interface Unit {
   cgroup: CgroupUnit | undefined;
   healthTimer: NodeJS.Timeout | undefined;
   restartTimer: NodeJS.Timeout | undefined;
+  /** The count of its event log (plan.events), from its first start on. */
+  events: EventLogCounts | undefined;
 }
 
 export interface ServiceSupervisorOptions {
@@ -134,6 +147,7 @@ export class ServiceSupervisor {
       cgroup: spec.memoryMb === undefined ? undefined : opts.cgroups?.unit(`svc-${spec.name}`, spec.memoryMb),
       healthTimer: undefined,
       restartTimer: undefined,
+      events: undefined,
     }));
     for (const u of this.#units) {
       if (u.spec.memoryMb !== undefined && u.cgroup === undefined) {
@@ -158,6 +172,8 @@ export class ServiceSupervisor {
       const why = kind.problem?.(cfg);
       if (why !== undefined) throw new Error(`${u.spec.configFile}: ${why}`);
       u.plan = kind.plan(cfg, { uid: u.spec.uid, netns: u.spec.netns, cgroupProcs: u.cgroup?.procsFile });
+      // Counted from before the process starts (a changed log path starts a new count).
+      if (u.plan.events !== undefined && u.events?.file !== u.plan.events) u.events = new EventLogCounts(u.plan.events, u.spec.uid);
     } catch (e) {
       const msg = (e as Error).message;
       this.#log(`init: service ${u.spec.name}: cannot start: ${msg}`);
@@ -293,6 +309,17 @@ export class ServiceSupervisor {
         lastHealth: u.lastHealth,
       };
     });
+  }
+
+  /** Each service's event log records by event and result since init started it (read now: what was appended since the last call). */
+  eventCounts(): ServiceEventCounts[] {
+    const out: ServiceEventCounts[] = [];
+    for (const u of this.#units) {
+      if (u.events === undefined) continue;
+      u.events.poll();
+      out.push({ service: u.spec.name, kind: u.spec.kind, counts: u.events.counts(), rejected: u.events.rejected + u.events.refused, lastProblem: u.events.lastProblem });
+    }
+    return out;
   }
 
   /** What every running service holds, from /proc, against what its config grants. */

@@ -4,12 +4,15 @@
 // put into it; alert counts by signature in init's EVE collector.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { appendFileSync, chownSync, linkSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createMetrics, METRIC_DEFS } from '../../src/init/metrics.ts';
 import { MAX_SERIES_PER_COMPONENT, readMetrics } from '../../src/init/metrics-read.ts';
 import type { MetricsInput } from '../../src/init/metrics-read.ts';
 import type { ComponentReport } from '../../src/runtime/messages.ts';
 import { EveCollector, MAX_ALERT_SIGNATURES } from '../../src/init/eve-collector.ts';
+import { EventLogCounts, MAX_PAIRS } from '../../src/init/event-log-counts.ts';
 import { parsePrometheus, samples, value } from '../fixtures/prom-parse.ts';
 
 const LOOP = { turns: 0, sleeps: 0, idleNs: '0', busyNs: '0', yields: 0 };
@@ -44,6 +47,7 @@ function input(reports: ComponentReport[], extra: Partial<MetricsInput> = {}): M
     services: [{ name: 'files', kind: 'file-gateway', state: 'running', restarts: 1, hangs: 0, oomKills: 0 }],
     reports,
     alerts: [{ component: 'monitor', sid: '2100498', signature: 'GPL ATTACK_RESPONSE id check returned root "x"\\y', count: 4 }],
+    serviceEvents: [{ service: 'files', kind: 'file-gateway', counts: [{ event: 'download', result: 'ok', count: 6 }, { event: 'login', result: 'failed', count: 2 }], rejected: 1 }],
     denied: { peer: 2, token: 0, host: 0, origin: 0, 'content-type': 0 },
     nowMs: 1_000_000_000,
     ...extra,
@@ -106,6 +110,9 @@ test('metrics: the exposition parses with the reference parser; names, types and
   assert.equal(value(f, 'microgate_component_resident_memory_bytes', { component: 'router' }), 50_000_000);
   assert.equal(value(f, 'microgate_service_restarts_total', { service: 'files', kind: 'file-gateway' }), 1);
   assert.equal(value(f, 'microgate_control_denied_total', { reason: 'peer' }), 2);
+  assert.equal(value(f, 'microgate_service_events_total', { service: 'files', event: 'download', result: 'ok' }), 6);
+  assert.equal(value(f, 'microgate_service_events_total', { service: 'files', event: 'login', result: 'failed' }), 2);
+  assert.equal(value(f, 'microgate_service_events_rejected_total', { service: 'files' }), 1);
   assert.equal(value(f, 'microgate_metrics_rejected_total', { component: 'router' }), 0);
 });
 
@@ -198,4 +205,51 @@ test('EVE collector: alerts counted by (component, sid), signature kept; past MA
 test('docs/METRICS.md lists every metric with its type and labels', () => {
   const doc = readFileSync(new URL('../../docs/METRICS.md', import.meta.url), 'utf8');
   for (const d of METRIC_DEFS) assert.ok(doc.includes(`| \`${d.name}\` | ${d.type} | ${d.labels.join(', ')} |`), d.name);
+});
+
+test('service event log: counted from the start on, by (event, result); partial lines wait; rotation followed; hostile files and lines refused', { skip: process.getuid?.() !== 0 && 'needs root (chown)' }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mg-evlog-'));
+  try {
+    const file = join(dir, 'audit.jsonl');
+    const rec = (event: unknown, result: unknown): string => `${JSON.stringify({ time: 't', event, result, from: '203.0.113.9' })}\n`;
+    writeFileSync(file, rec('login', 'ok').repeat(5));
+    chownSync(file, 65534, 65534);
+    const c = new EventLogCounts(file, 65534);
+    c.poll();
+    assert.deepEqual(c.counts(), [], 'what was there before is not counted');
+    appendFileSync(file, rec('download', 'ok') + rec('download', 'ok') + rec('login', 'failed') + 'not json\n' + rec('a b', 'ok') + rec('x', 7) + '[1]\n' + '{"event":"list","res');
+    c.poll();
+    assert.deepEqual(c.counts(), [{ event: 'download', result: 'ok', count: 2 }, { event: 'login', result: 'failed', count: 1 }]);
+    assert.equal(c.rejected, 4);
+    appendFileSync(file, 'ult":"ok"}\n');
+    c.poll();
+    assert.equal(c.counts().find((x) => x.event === 'list')?.count, 1, 'a line split across two looks counts once');
+    // Rotation: the file renamed away, a new one in its place.
+    renameSync(file, `${file}.1`);
+    writeFileSync(file, rec('logout', 'ok'));
+    chownSync(file, 65534, 65534);
+    c.poll();
+    assert.equal(c.counts().find((x) => x.event === 'logout')?.count, 1);
+    // More distinct pairs than MAX_PAIRS: the rest under "other".
+    appendFileSync(file, Array.from({ length: MAX_PAIRS + 10 }, (_, i) => rec(`e${i}`, 'ok')).join(''));
+    c.poll();
+    assert.equal(c.counts().length, MAX_PAIRS + 1);
+    assert.ok((c.counts().find((x) => x.event === 'other')?.count ?? 0) >= 10);
+    // The service replaces its log with a symlink to a root-only file, or a hard link to one: init does not read it.
+    const secret = join(dir, 'secret');
+    writeFileSync(secret, rec('stolen', 'yes'), { mode: 0o600 });
+    rmSync(file);
+    symlinkSync(secret, file);
+    const refused = c.refused;
+    c.poll();
+    assert.equal(c.refused, refused + 1);
+    rmSync(file);
+    linkSync(secret, file);
+    c.poll();
+    assert.equal(c.refused, refused + 2);
+    assert.ok(!c.counts().some((x) => x.event === 'stolen'));
+    assert.match(c.lastProblem, /not a regular file owned by uid 65534/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

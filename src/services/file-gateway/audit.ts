@@ -6,6 +6,9 @@
 // (audit.jsonl.1 ... .4), see src/sys/rotating-file.ts.
 import { RotatingFile, type RotatingFileOptions } from '../../sys/rotating-file.ts';
 
+/** The audit log's name in the service's state folder. */
+export const AUDIT_FILE = 'audit.jsonl';
+
 export interface AuditEvent {
   event: 'login' | 'logout' | 'download' | 'public-download' | 'rate-limited' | 'csrf' | 'list';
   result: string;

@@ -8,7 +8,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server as 
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
-import { AuditLog } from './audit.ts';
+import { AUDIT_FILE, AuditLog } from './audit.ts';
 import type { FileGatewayConfig, ListenAddress } from './config.ts';
 import { hashPassword } from './kdf.ts';
 import { ReloadingJson, writeJsonAtomic } from './json-file.ts';
@@ -41,7 +41,7 @@ export const TLS_POLICY = {
 export const USERS_FILE = 'users.json';
 export const PUBLICATIONS_FILE = 'publications.json';
 export const CONSUMED_FILE = 'consumed.json';
-export const AUDIT_FILE = 'audit.jsonl';
+export { AUDIT_FILE } from './audit.ts';
 
 export interface RunningService {
   gateway: FileGateway;

@@ -1,8 +1,11 @@
 // The file gateway as a service init supervises (config `services`, kind
 // file-gateway): its config file, the sandboxed command of launch.ts, its
 // grants (servicePermissions), the health endpoint GET /healthz on its HTTPS
-// listener, and its sockets: the listeners and the storage server.
+// listener, its sockets (the listeners and the storage server), and its audit
+// log, which init counts by event and result for GET /metrics.
 import { isIP } from 'node:net';
+import { join } from 'node:path';
+import { AUDIT_FILE } from './audit.ts';
 import type { ServiceEndpoint, ServiceKind } from '../../init/service-kind.ts';
 import type { FileGatewayConfig } from './config.ts';
 import { loadFileGatewayConfig } from './config.ts';
@@ -42,6 +45,7 @@ export const fileGatewayService: ServiceKind = {
       health: { host: reach(cfg.listen.host), port: cfg.listen.port, path: HEALTH_PATH, tls: true },
       listen: [cfg.listen, ...(cfg.redirectListen === undefined ? [] : [cfg.redirectListen])],
       upstream: upstream(cfg),
+      events: join(cfg.stateDir, AUDIT_FILE),
     };
   },
 };
