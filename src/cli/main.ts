@@ -17,6 +17,7 @@ Commands:
   leases               the routers' DHCP leases
   drops                dropped packets by reason and domain
   metrics              the gateway's metrics in the Prometheus text format (docs/METRICS.md)
+  dashboard            the gateway's live dashboard in a browser on this machine
   policy               the routers' policy in force, with rule hits
   trace start|stop|report|export|...   profile a running gateway (tracepoints, Table-1 reports, Perfetto, pcapng)
   audit                check every component's privileges against its config
@@ -111,6 +112,10 @@ const commands: Record<string, { run: Handler; help: string }> = {
   metrics: {
     run: async (argv) => (await import('./metrics.ts')).metricsCommand(argv),
     help: 'Usage: microgate metrics [--lab NAME | --control URL]',
+  },
+  dashboard: {
+    run: async (argv) => (await import('./dashboard.ts')).dashboardCommand(argv),
+    help: 'Usage: microgate dashboard [--lab NAME | --control URL] [--port N] [--interval MS]',
   },
   policy: {
     run: async (argv) => (await import('./policy.ts')).policyCommand(argv),

@@ -8,8 +8,9 @@
 // application/json (415 otherwise): the trace endpoints' POSTs (at most 4 KiB,
 // src/init/trace-http.ts), POST /reload ({}), POST /components/NAME/fault (at
 // most 1 KiB, only when the config enables fault injection). GET /metrics is
-// the Prometheus text exposition (src/init/metrics.ts, docs/METRICS.md). Slow
-// clients are cut off.
+// the Prometheus text exposition (src/init/metrics.ts, docs/METRICS.md);
+// GET /dashboard the live dashboard and its event stream (src/init/dashboard.ts).
+// Slow clients are cut off.
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -19,10 +20,12 @@ import { peerCred } from '../sys/libc.ts';
 import type { ControlSettings } from './config.ts';
 import { checkBearer, checkContentType, checkHost, checkOrigin, checkPeer, prepareSocketDir, procGroups, readTokenFile, resolveGroup } from './control-auth.ts';
 import type { Refusal } from './control-auth.ts';
+import type { MetricsInput } from './metrics-read.ts';
 import type { Init } from './init.ts';
 import { handleTrace } from './trace-http.ts';
 import { FAULT_DISABLED } from './fault.ts';
 import { createMetrics } from './metrics.ts';
+import { createDashboard } from './dashboard.ts';
 
 const MAX_FAULT_BODY = 1024;
 
@@ -123,7 +126,7 @@ export async function startControl(init: Init, settings: ControlSettings, opts: 
     replyWith(res, r.status, { error: { code: r.code, message: r.message } }, headers);
   };
 
-  const metrics = createMetrics(async () => ({
+  const gather = async (): Promise<MetricsInput> => ({
     components: init.components(),
     services: init.services(),
     reports: await init.reports(),
@@ -131,7 +134,19 @@ export async function startControl(init: Init, settings: ControlSettings, opts: 
     serviceEvents: init.serviceEvents(),
     denied: { ...denied },
     nowMs: Date.now(),
-  }));
+  });
+  const metrics = createMetrics(gather);
+  // The live dashboard (GET /dashboard, /dashboard/events): src/init/dashboard.ts.
+  const dashboard = createDashboard({
+    gather,
+    uptimeS: () => Math.round((Date.now() - init.startedAt) / 1000),
+    alerts: (n) => {
+      const eve = init.eve;
+      if (eve === undefined) return undefined;
+      const seq = eve.since(Number.MAX_SAFE_INTEGER).seq;
+      return eve.since(Math.max(0, seq - n)).lines;
+    },
+  });
 
   const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => Promise<void> | void> = {
     '/status': (_req, res) => {
@@ -184,6 +199,7 @@ export async function startControl(init: Init, settings: ControlSettings, opts: 
     const url = new URL(req.url ?? '/', 'http://control');
     // /trace/*: tracing (GET reads, POST with a bounded JSON body changes), see src/init/trace-http.ts.
     if (url.pathname === '/trace' || url.pathname.startsWith('/trace/')) return handleTrace(init, req, res, url);
+    if (dashboard.handle(req, res, url)) return;
     if (url.pathname === '/reload') {
       // Re-read the config file and apply it (init.reload: fail closed). POST {} as application/json.
       if (req.method !== 'POST') return error(res, 405, 'MG_METHOD', `${req.method} is not allowed on /reload; use POST`);
@@ -203,7 +219,7 @@ export async function startControl(init: Init, settings: ControlSettings, opts: 
       return;
     }
     const route = routes[url.pathname];
-    if (route === undefined) return error(res, 404, 'MG_NOT_FOUND', `no such endpoint ${url.pathname}; try /status, /components, /counters, /metrics, /audit`);
+    if (route === undefined) return error(res, 404, 'MG_NOT_FOUND', `no such endpoint ${url.pathname}; try /status, /components, /counters, /metrics, /dashboard, /audit`);
     if (req.method !== 'GET' && req.method !== 'HEAD') return error(res, 405, 'MG_METHOD', `${req.method} is not allowed on ${url.pathname}; use GET`);
     Promise.resolve(route(req, res)).catch((e: unknown) => error(res, 500, 'MG_INTERNAL', e instanceof Error ? e.message : String(e)));
   };
@@ -270,6 +286,7 @@ export async function startControl(init: Init, settings: ControlSettings, opts: 
     port,
     denied,
     close: async () => {
+      dashboard.close();
       await closeOne(unix);
       if (tcp !== undefined) await closeOne(tcp);
       try {
