@@ -22,6 +22,7 @@ import { tmpdir, hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { labControl, labDown, labUp, readLabState } from '../../src/lab/lab.ts';
 import type { ControlClient } from '../../src/sys/control-client.ts';
+import { parsePrometheus, value } from '../fixtures/prom-parse.ts';
 import { initService } from '../../src/lab/file-gateway-lab.ts';
 import type { FileGatewayLabPlan } from '../../src/lab/lab-plan.ts';
 import { ROOT } from '../../src/init/sandbox.ts';
@@ -198,6 +199,15 @@ test('login, the list, downloads with Range and If-None-Match; the service is sa
   assert.ok(!cmdline.some((a) => a.startsWith('--allow-fs-write=') && a !== `--allow-fs-write=${f.stateDir}/`));
   const audit = readFileSync(join(f.stateDir, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.ok(audit.some((e) => e.event === 'download' && e.user === 'alice' && e.result === 'ok' && e.bytes === 9 && e.from === '198.19.0.2' && e.range === '4-12'));
+  // init counts the audit log's records for GET /metrics (issue 16), read here by the reference Prometheus parser.
+  const m = await control.request('GET', '/metrics');
+  assert.equal(m.status, 200);
+  const fams = parsePrometheus(m.body.toString('utf8'));
+  const ev = (event: string, result: string): number => value(fams, 'microgate_service_events_total', { service: 'file-gateway', event, result }) ?? 0;
+  assert.ok(ev('download', 'ok') >= 2, 'two downloads');
+  assert.ok(ev('download', 'not-modified') >= 1);
+  assert.ok(ev('login', 'ok') >= 1);
+  assert.equal(value(fams, 'microgate_service_events_rejected_total', { service: 'file-gateway' }), 0);
 });
 
 test(`a ${BIG_MB} MB file arrives byte-exact through wan -> gateway -> dmz -> NAS, streamed with bounded memory`, { skip }, async () => {
