@@ -30,6 +30,9 @@ export interface ComponentRow {
   hangs: number;
   oomKills: number;
   channel: { violations: number };
+  /** 'degraded' while one of its packet links is not up (init's link watch). */
+  health?: string;
+  links?: { device: string; ifname: string; state: string; counts: { down: number; up: number; reattached: number; reattachFailed: number } }[];
 }
 
 /** A service's row of GET /status (trusted). */
@@ -242,6 +245,15 @@ export function readMetrics(input: MetricsInput, rejected: Map<string, number>):
     add(out, 'microgate_component_hangs_total', l, c.hangs);
     add(out, 'microgate_component_oom_kills_total', l, c.oomKills);
     add(out, 'microgate_component_channel_violations_total', l, c.channel.violations);
+    add(out, 'microgate_component_degraded', l, c.health === 'degraded' ? 1 : 0);
+    for (const k of c.links ?? []) {
+      const ll = { ...l, device: k.device, ifname: k.ifname };
+      add(out, 'microgate_link_up', ll, k.state === 'up' ? 1 : 0);
+      add(out, 'microgate_link_changes_total', { ...ll, to: 'down' }, k.counts.down);
+      add(out, 'microgate_link_changes_total', { ...ll, to: 'up' }, k.counts.up);
+      add(out, 'microgate_link_reattaches_total', { ...ll, result: 'ok' }, k.counts.reattached);
+      add(out, 'microgate_link_reattaches_total', { ...ll, result: 'failed' }, k.counts.reattachFailed);
+    }
   }
   for (const s of input.services) {
     const l = { service: s.name, kind: s.kind };

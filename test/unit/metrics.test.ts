@@ -43,7 +43,10 @@ function routerReport(): ComponentReport {
 
 function input(reports: ComponentReport[], extra: Partial<MetricsInput> = {}): MetricsInput {
   return {
-    components: [row('drv-lan'), row('router'), row('tunnel', 'restarting', 3), row('monitor')],
+    components: [
+      { ...row('drv-lan'), health: 'degraded', links: [{ device: 'port-lan', ifname: 'eth1', state: 'gone', counts: { down: 2, up: 1, reattached: 1, reattachFailed: 0 } }] },
+      row('router'), row('tunnel', 'restarting', 3), row('monitor'),
+    ],
     services: [{ name: 'files', kind: 'file-gateway', state: 'running', restarts: 1, hangs: 0, oomKills: 0 }],
     reports,
     alerts: [{ component: 'monitor', sid: '2100498', signature: 'GPL ATTACK_RESPONSE id check returned root "x"\\y', count: 4 }],
@@ -108,6 +111,11 @@ test('metrics: the exposition parses with the reference parser; names, types and
   assert.equal(value(f, 'microgate_component_state', { component: 'tunnel', state: 'running' }), 0);
   assert.equal(value(f, 'microgate_component_restarts_total', { component: 'tunnel' }), 3);
   assert.equal(value(f, 'microgate_component_resident_memory_bytes', { component: 'router' }), 50_000_000);
+  assert.equal(value(f, 'microgate_component_degraded', { component: 'drv-lan' }), 1);
+  assert.equal(value(f, 'microgate_component_degraded', { component: 'router' }), 0);
+  assert.equal(value(f, 'microgate_link_up', { component: 'drv-lan', device: 'port-lan', ifname: 'eth1' }), 0);
+  assert.equal(value(f, 'microgate_link_changes_total', { ifname: 'eth1', to: 'down' }), 2);
+  assert.equal(value(f, 'microgate_link_reattaches_total', { ifname: 'eth1', result: 'ok' }), 1);
   assert.equal(value(f, 'microgate_service_restarts_total', { service: 'files', kind: 'file-gateway' }), 1);
   assert.equal(value(f, 'microgate_control_denied_total', { reason: 'peer' }), 2);
   assert.equal(value(f, 'microgate_service_events_total', { service: 'files', event: 'download', result: 'ok' }), 6);

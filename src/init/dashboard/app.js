@@ -124,9 +124,12 @@ function drawChart() {
 function components(tick) {
   const mem = new Map(samples(tick, 'microgate_component_resident_memory_bytes').map((s) => [s.labels.component, s.value]));
   const restarts = new Map(samples(tick, 'microgate_component_restarts_total').map((s) => [s.labels.component, s.value]));
+  const degraded = new Set(samples(tick, 'microgate_component_degraded').filter((s) => s.value === 1).map((s) => s.labels.component));
   const rows = samples(tick, 'microgate_component_state').filter((s) => s.value === 1).map((s) => {
     const c = s.labels.component;
-    return [c, [c, { text: s.labels.state, cls: s.labels.state, name: 'state' }, { text: restarts.get(c) ?? 0, cls: 'num', name: 'restarts' }, { text: mem.has(c) ? fmtBytes(mem.get(c)) : '', cls: 'num' }]];
+    // Running with a packet link down or gone: degraded (init's link watch).
+    const st = s.labels.state === 'running' && degraded.has(c) ? 'degraded' : s.labels.state;
+    return [c, [c, { text: st, cls: st, name: 'state' }, { text: restarts.get(c) ?? 0, cls: 'num', name: 'restarts' }, { text: mem.has(c) ? fmtBytes(mem.get(c)) : '', cls: 'num' }]];
   });
   fill('components', rows.sort((a, b) => a[0].localeCompare(b[0])));
   const events = new Map();
