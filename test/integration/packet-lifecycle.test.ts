@@ -8,6 +8,7 @@
 // wan port is down (a warning), the lan port carries a host address that
 // `host-addresses: warn` lets through with a warning, and both have IPv6
 // autoconfiguration on in the host (a warning each).
+import { parsePrometheus, value, type PromFamily } from '../fixtures/prom-parse.ts';
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -148,6 +149,13 @@ sessions:
   const gone = await drv('drv-b');
   assert.equal(gone.health, 'degraded');
   assert.match(gone.degraded, new RegExp(`${B} gone: the interface was deleted`));
+  // GET /metrics says the same (issue 16), read by the reference Prometheus parser.
+  const metrics = async (): Promise<PromFamily[]> => parsePrometheus((await control.request('GET', '/metrics')).body.toString('utf8'));
+  let m = await metrics();
+  assert.equal(value(m, 'microgate_component_degraded', { component: 'drv-b' }), 1);
+  assert.equal(value(m, 'microgate_component_up', { component: 'drv-b' }), 1, 'the process runs');
+  assert.equal(value(m, 'microgate_link_up', { component: 'drv-b', device: 'port-b' }), 0);
+  assert.equal(value(m, 'microgate_link_changes_total', { component: 'drv-b', to: 'down' }), 2);
   assert.match(log, new RegExp(`device port-b: interface ${B} is gone: .*degraded`));
   assert.equal((await ping(ns.a, '198.19.0.2', { count: 2, timeoutS: 1 })).received, 0);
   // The old driver holds a dead socket: a read error or two, not a spin.
@@ -172,6 +180,12 @@ sessions:
   });
   times.recreatedToRunningMs = Date.now() - t1;
   const back = await drv('drv-b');
+  m = await metrics();
+  assert.equal(value(m, 'microgate_component_degraded', { component: 'drv-b' }), 0);
+  assert.equal(value(m, 'microgate_link_up', { component: 'drv-b', device: 'port-b' }), 1);
+  assert.equal(value(m, 'microgate_link_reattaches_total', { component: 'drv-b', result: 'ok' }), 1);
+  assert.ok((value(m, 'microgate_link_reattaches_total', { component: 'drv-b', result: 'failed' }) ?? 0) >= 1);
+  assert.equal(value(m, 'microgate_component_restarts_total', { component: 'drv-b' }), 1);
   assert.notEqual(back.links[0].ifindex, firstIndex, 'a new interface');
   assert.match(log, new RegExp(`interface ${B} is back \\(ifindex ${back.links[0].ifindex}\\): reattached`));
   assert.match(log, /restarting drv-b \(pid \d+\) to hand it over/);
