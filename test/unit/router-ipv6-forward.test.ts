@@ -7,11 +7,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseRouterConfig } from '../../src/components/router/config.ts';
-import { formatIpv6 } from '../../src/net/addr6.ts';
+import { formatIpv6, solicitedNode } from '../../src/net/addr6.ts';
 import { icmp6ChecksumOk } from '../../src/net/icmpv6.ts';
 import { indexRig } from './fixtures/router-rig.ts';
 import {
-  CONFIG6, echo, frame, GW_MAC6, HOST6, HOST_MAC6, l4Ok, neighbors6, REMOTE6, tcpSeg, udpDgram,
+  CONFIG6, echo, frame, GW_MAC6, HOST6, HOST_MAC6, ip6, l4Ok, neighbors6, REMOTE6, tcpSeg, udpDgram,
 } from './fixtures/ipv6-frames.ts';
 
 const CONFIG = CONFIG6;
@@ -333,4 +333,50 @@ test('the router\'s address6 in another domain: echo answered only from a domain
   assert.equal(r.ports[1].take().length, 0);
   assert.equal(r.ports[0].take().length, 0);
   assert.equal(r.drops()['to-router-other-domain'], 2);
+});
+
+test('routes6: a routed prefix goes to its next hop in its domain (NS for via), replies from it pass anti-spoofing, other sources do not', () => {
+  const r = rig({
+    domains: {
+      lan: { address: '198.18.0.1/24', address6: '2001:db8:0:1::1/64', icmp: [{ to: 'tun' }] },
+      tun: {
+        address: '198.18.255.1/30', address6: '2001:db8:ff:1::1/64',
+        routes6: [{ prefix: '2001:db8:64::/64', via: '2001:db8:ff:1::2' }], forward: [{ to: 'lan' }],
+      },
+    },
+  });
+  const own = ip6('2001:db8:0:1::1');
+  r.send(0, frame(HOST_MAC, [0x33, 0x33, 0xff, 0, 0, 1], HOST, formatIpv6(solicitedNode(own)), 58,
+    [135, 0, 0, 0, 0, 0, 0, 0, ...own, 1, 1, ...HOST_MAC], 255));
+  r.ports[0].take();
+  r.send(0, frame(HOST_MAC, r.macOf(0), HOST, '2001:db8:64::9', 58, echo(7, 1)));
+  const [ns] = r.ports[1].take();
+  assert.ok(ns, 'an NS for the route\'s next hop');
+  assert.equal(formatIpv6(ns, 26 + 40 + 8), '2001:db8:ff:1::2');
+  const TUN_MAC = [2, 0, 0, 0, 0, 0x77];
+  r.send(1, frame(TUN_MAC, r.macOf(1), '2001:db8:ff:1::2', '2001:db8:ff:1::1', 58,
+    [136, 0, 0, 0, 0x60, 0, 0, 0, ...ip6('2001:db8:ff:1::2'), 2, 1, ...TUN_MAC], 255));
+  const [out] = r.ports[1].take();
+  assert.ok(out, 'the echo leaves to the next hop');
+  assert.deepEqual([...out.subarray(12, 18)], TUN_MAC);
+  assert.equal(formatIpv6(out, 26 + 24), '2001:db8:64::9');
+  // The reply from the routed prefix is accepted and reaches the host.
+  r.send(1, frame(TUN_MAC, r.macOf(1), '2001:db8:64::9', HOST, 58, echo(7, 1, 129)));
+  const [back] = r.ports[0].take();
+  assert.ok(back, 'the reply comes back');
+  assert.equal(formatIpv6(back, 26 + 8), '2001:db8:64::9');
+  // A source neither in the domain's prefix nor in its routes is spoofed.
+  r.send(1, frame(TUN_MAC, r.macOf(1), '2001:db8:65::9', HOST, 58, echo(7, 2, 129)));
+  assert.equal(r.ports[0].take().length, 0);
+  assert.equal(r.drops()['ip6-spoofed-source'], 1);
+  assert.deepEqual((r.router.status().domains6 as { routes6: string[] }[])[1].routes6, ['2001:db8:64::/64 via 2001:db8:ff:1::2']);
+  const bad = (routes6: unknown, re: RegExp) => assert.throws(() => parseRouterConfig({
+    domains: { lan: { address: '198.18.0.1/24', address6: '2001:db8:0:1::1/64' }, tun: { address: '198.18.255.1/30', address6: '2001:db8:ff:1::1/64', routes6 } },
+  }, 'r', PATH), re);
+  bad([{ prefix: '2001:db8:64::1/64', via: '2001:db8:ff:1::2' }], /domains\.tun\.routes6\[0\]\.prefix: expected a network address \(2001:db8:64::\/64\)/);
+  bad([{ prefix: '2001:db8::/48', via: '2001:db8:ff:1::2' }], /routes6\[0\]\.prefix: expected a prefix that does not overlap domain "lan"/);
+  bad([{ prefix: '2001:db8:64::/64', via: '2001:db8:0:1::5' }], /routes6\[0\]\.via: expected a link-local address or a host address inside 2001:db8:ff:1::\/64/);
+  bad([{ prefix: '2001:db8:64::/48', via: '2001:db8:ff:1::2' }, { prefix: '2001:db8:64::/64', via: 'fe80::2' }], /routes6\[1\]\.prefix: expected a prefix that does not overlap this domain's route 2001:db8:64::\/48/);
+  bad([{ prefix: 'nope', via: '2001:db8:ff:1::2' }], /routes6\[0\]\.prefix: expected an IPv6 prefix/);
+  assert.throws(() => parseRouterConfig({ domains: { lan: { address: '198.18.0.1/24', routes6: [] } } }, 'r', PATH), /domains\.lan\.routes6: expected no "routes6" without "address6"/);
 });

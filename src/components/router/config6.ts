@@ -1,15 +1,16 @@
 // The IPv6 keys of a router domain: `address6` (the router's address and the
 // domain's prefix; IPv6 is on for a domain that has it), `gateway6` (next hop
 // of the IPv6 default route) and `ra` (router advertisements with the
-// domain's /64 as the SLAAC prefix). Checked with the project's config reader:
+// domain's /64 as the SLAAC prefix), `routes6` (prefixes reached through a
+// next hop in the domain, e.g. a remote site behind the tunnel). Checked with the project's config reader:
 // every error names the path and what was expected.
 import { got, type Reader } from '../../config/reader.ts';
 import {
   formatIpv6, formatIpv6Cidr, inPrefix6, ipv6Equals, isLinkLocalIpv6, isMulticastIpv6, isUnspecifiedIpv6, linkLocalFromMac,
-  maskIpv6, parseIpv6, prefixesOverlap6,
+  maskIpv6, parseIpv6, parseIpv6Cidr, prefixesOverlap6,
 } from '../../net/addr6.ts';
 
-export const IPV6_KEYS = ['address6', 'gateway6', 'ra'] as const;
+export const IPV6_KEYS = ['address6', 'gateway6', 'ra', 'routes6'] as const;
 
 export const RA_DEFAULTS = { intervalS: 200, lifetimeS: 1800, dnsMax: 8 } as const;
 
@@ -33,6 +34,15 @@ export interface Ipv6DomainConfig {
   /** Next hop of the IPv6 default route (global in the prefix, or link-local), or null. */
   readonly gateway: Uint8Array | null;
   readonly ra: RaConfig | null;
+  /** Static routes: prefixes reached through a next hop in this domain (no overlap with any domain or route). */
+  readonly routes: readonly Route6[];
+}
+
+export interface Route6 {
+  readonly network: Uint8Array;
+  readonly prefix: number;
+  /** The next hop: a host of the domain's prefix, or link-local. */
+  readonly via: Uint8Array;
 }
 
 /** What parseIpv6Domain needs before the MAC is known (it is derived later). */
@@ -42,6 +52,7 @@ export interface Ipv6Draft {
   readonly network: Uint8Array;
   readonly gateway: Uint8Array | null;
   readonly ra: RaConfig | null;
+  readonly routes: readonly Route6[];
 }
 
 type Path = (string | number)[];
@@ -54,7 +65,7 @@ type Path = (string | number)[];
 export function parseIpv6Domain(c: Reader, d: Record<string, unknown>, p: Path, others: readonly { name: string; v6?: Ipv6Draft }[],
   defaultDomain: string): Ipv6Draft | undefined {
   if (d.address6 === undefined) {
-    for (const k of ['gateway6', 'ra'] as const) {
+    for (const k of ['gateway6', 'ra', 'routes6'] as const) {
       if (d[k] !== undefined) c.fail([...p, k], `expected no "${k}" without "address6" (IPv6 is on for a domain only with its address6)`);
     }
     return undefined;
@@ -75,6 +86,11 @@ export function parseIpv6Domain(c: Reader, d: Record<string, unknown>, p: Path, 
   for (const o of others) {
     if (o.v6 !== undefined && prefixesOverlap6({ addr: network, prefix: plen }, { addr: o.v6.network, prefix: o.v6.prefix })) {
       c.fail(ap, `expected a prefix that does not overlap domain "${o.name}" (${formatIpv6Cidr({ addr: o.v6.network, prefix: o.v6.prefix })})`);
+    }
+    for (const rt of o.v6?.routes ?? []) {
+      if (prefixesOverlap6({ addr: network, prefix: plen }, { addr: rt.network, prefix: rt.prefix })) {
+        c.fail(ap, `expected a prefix that does not overlap the routes6 entry ${formatIpv6Cidr({ addr: rt.network, prefix: rt.prefix })} of domain "${o.name}"`);
+      }
     }
   }
   let gateway: Uint8Array | null = null;
@@ -114,7 +130,57 @@ export function parseIpv6Domain(c: Reader, d: Record<string, unknown>, p: Path, 
       c.fail([...rp, 'lifetime-s'], `expected 0 (not a default router) or at least interval-s (${ra.intervalS}), or hosts lose the route between advertisements${got(r['lifetime-s'])}`);
     }
   }
-  return { address: addr, prefix: plen, network, gateway, ra };
+  const routes = parseRoutes6(c, d.routes6, [...p, 'routes6'], addr, network, plen, others);
+  return { address: addr, prefix: plen, network, gateway, ra, routes };
+}
+
+/**
+ * A domain's `routes6`: [{ prefix: 2001:db8:64::/64, via: 2001:db8:ff:1::2 }].
+ * A routed prefix overlaps no domain's prefix and no other route, so a
+ * lookup has one answer; `via` is a host of the domain's prefix (not the
+ * router's address) or link-local.
+ */
+function parseRoutes6(c: Reader, raw: unknown, path: Path, addr: Uint8Array, network: Uint8Array, plen: number,
+  others: readonly { name: string; v6?: Ipv6Draft }[]): Route6[] {
+  if (raw === undefined) return [];
+  const out: Route6[] = [];
+  c.list(raw, path, '[{ prefix: 2001:db8:64::/64, via: 2001:db8:ff:1::2 }]').forEach((v, i) => {
+    const p = [...path, i];
+    const o = c.obj(v, p, ['prefix', 'via'], 'a route like { prefix: 2001:db8:64::/64, via: 2001:db8:ff:1::2 }');
+    const cidr = typeof o.prefix === 'string' && o.prefix.includes('/') ? parseIpv6Cidr(o.prefix) : undefined;
+    const given = cidr === undefined ? undefined : parseIpv6((o.prefix as string).slice(0, (o.prefix as string).indexOf('/')));
+    if (cidr === undefined || given === undefined || cidr.prefix < 1) c.fail([...p, 'prefix'], `expected an IPv6 prefix like 2001:db8:64::/64 (length 1 to 128)${got(o.prefix)}`);
+    const net = maskIpv6(cidr.addr, cidr.prefix);
+    if (!ipv6Equals(net, 0, given, 0)) c.fail([...p, 'prefix'], `expected a network address (${formatIpv6Cidr({ addr: net, prefix: cidr.prefix })})${got(o.prefix)}`);
+    if (isMulticastIpv6(net) || isLinkLocalIpv6(net)) c.fail([...p, 'prefix'], `expected a global or unique-local prefix, not multicast or link-local${got(o.prefix)}`);
+    const me = { addr: net, prefix: cidr.prefix };
+    if (prefixesOverlap6(me, { addr: network, prefix: plen })) {
+      c.fail([...p, 'prefix'], `expected a prefix that does not overlap this domain's own (${formatIpv6Cidr({ addr: network, prefix: plen })})`);
+    }
+    for (const d of others) {
+      if (d.v6 === undefined) continue;
+      if (prefixesOverlap6(me, { addr: d.v6.network, prefix: d.v6.prefix })) {
+        c.fail([...p, 'prefix'], `expected a prefix that does not overlap domain "${d.name}" (${formatIpv6Cidr({ addr: d.v6.network, prefix: d.v6.prefix })})`);
+      }
+      for (const rt of d.v6.routes) {
+        if (prefixesOverlap6(me, { addr: rt.network, prefix: rt.prefix })) {
+          c.fail([...p, 'prefix'], `expected a prefix that does not overlap the route ${formatIpv6Cidr({ addr: rt.network, prefix: rt.prefix })} of domain "${d.name}"`);
+        }
+      }
+    }
+    for (const rt of out) {
+      if (prefixesOverlap6(me, { addr: rt.network, prefix: rt.prefix })) {
+        c.fail([...p, 'prefix'], `expected a prefix that does not overlap this domain's route ${formatIpv6Cidr({ addr: rt.network, prefix: rt.prefix })}`);
+      }
+    }
+    const via = typeof o.via === 'string' ? parseIpv6(o.via) : undefined;
+    if (via === undefined || !(isLinkLocalIpv6(via) || inPrefix6(via, 0, network, plen)) || isMulticastIpv6(via) ||
+      ipv6Equals(via, 0, addr, 0) || ipv6Equals(via, 0, network, 0)) {
+      c.fail([...p, 'via'], `expected a link-local address or a host address inside ${formatIpv6Cidr({ addr: network, prefix: plen })} other than the router's own${got(o.via)}`);
+    }
+    out.push({ network: net, prefix: cidr.prefix, via: via as Uint8Array });
+  });
+  return out;
 }
 
 /** The finished IPv6 config of a domain, once its MAC is known. */

@@ -34,7 +34,7 @@ import {
   VNET_CSUM_OFFSET, VNET_CSUM_START, VNET_F_DATA_VALID, VNET_F_NEEDS_CSUM, VNET_GSO_SIZE, VNET_GSO_TCPV6, VNET_GSO_UDP, VNET_HDR_LEN,
 } from '../../net/vnet.ts';
 import type { RouterConfig } from './config.ts';
-import type { Ipv6DomainConfig } from './config6.ts';
+import type { Ipv6DomainConfig, Route6 } from './config6.ts';
 import { CT_LINKED } from './conntrack.ts';
 import { ConnTable6, type Conn6 } from './conntrack6.ts';
 import type { DropReason, Drops } from './drops.ts';
@@ -60,6 +60,15 @@ const IP6 = L3;
 const copyBytes = Buffer.prototype.copy;
 const BARE_SYN_MASK = TCP_SYN | TCP_ACK_FLAG | TCP_RST | TCP_FIN;
 
+/** The next hop of the domain's route (routes6) holding the address at buf[off], or null. */
+export function routedVia(v6: Ipv6DomainConfig, buf: Uint8Array, off: number): Uint8Array | null {
+  const routes = v6.routes;
+  for (let k = 0; k < routes.length; k++) {
+    if (inPrefix6(buf, off, routes[k].network, routes[k].prefix)) return routes[k].via;
+  }
+  return null;
+}
+
 export class Forward6 {
   cfg: RouterConfig;
   readonly ct: ConnTable6;
@@ -80,6 +89,8 @@ export class Forward6 {
   /** forward() is deciding on a rebuilt datagram: #emit sends its fragments. */
   #fragmented = false;
   #timedOut = 0;
+  /** Every domain's routes6, longest prefix first, with their domain. */
+  readonly #routes: readonly (Route6 & { dom: number })[];
   /** Scratch for the solicited-node address of an NS (no allocation per NS). */
   readonly #sn = new Uint8Array(16);
   now = 0;
@@ -101,6 +112,7 @@ export class Forward6 {
     this.#byPrefix = Int32Array.from(cfg.domains.map((d, i) => ({ i, p: d.ipv6?.prefix ?? -1 })).filter((x) => x.p >= 0)
       .sort((a, b) => b.p - a.p).map((x) => x.i));
     this.#gwDom = cfg.domains.findIndex((d) => d.ipv6?.gateway != null);
+    this.#routes = cfg.domains.flatMap((d, dom) => (d.ipv6?.routes ?? []).map((r) => ({ ...r, dom }))).sort((a, b) => b.prefix - a.prefix);
   }
 
   #drop(r: DropReason): void {
@@ -118,6 +130,11 @@ export class Forward6 {
     for (let k = 0; k < order.length; k++) {
       const v6 = this.#v6[order[k]] as Ipv6DomainConfig;
       if (inPrefix6(buf, off, v6.network, v6.prefix)) return order[k];
+    }
+    const routes = this.#routes;
+    for (let k = 0; k < routes.length; k++) {
+      const r = routes[k];
+      if (inPrefix6(buf, off, r.network, r.prefix)) return r.dom;
     }
     return this.#gwDom;
   }
@@ -370,8 +387,10 @@ export class Forward6 {
     let hopBuf: Uint8Array = b;
     let hopOff = dstOff;
     if (!inPrefix6(b, dstOff, v6.network, v6.prefix)) {
-      if (v6.gateway === null) return this.#drop('no-route');
-      hopBuf = v6.gateway;
+      const via = routedVia(v6, b, dstOff);
+      if (via !== null) hopBuf = via;
+      else if (v6.gateway === null) return this.#drop('no-route');
+      else hopBuf = v6.gateway;
       hopOff = 0;
     }
     const nb = this.neighbors[out];

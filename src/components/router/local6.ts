@@ -30,7 +30,7 @@ import { VNET_HDR_LEN } from '../../net/vnet.ts';
 import type { RouterConfig } from './config.ts';
 import type { Ipv6DomainConfig } from './config6.ts';
 import type { DropReason, Drops } from './drops.ts';
-import type { Forward6 } from './forward6.ts';
+import { type Forward6, routedVia } from './forward6.ts';
 import type { Link } from './link.ts';
 import { L3, type Packet } from './packet.ts';
 import { POLICY_ACCEPT } from './policy.ts';
@@ -151,7 +151,8 @@ export class Local6 {
     if ((isMartianSourceIpv6(b, IP6 + IP6_SRC) && !unspecSrc) || ipv6Equals(b, IP6 + IP6_SRC, v6.address, 0) ||
       ipv6Equals(b, IP6 + IP6_SRC, v6.linkLocal, 0)) return this.#drop('ip6-bad-source');
     // A domain without the IPv6 default route only speaks for its own prefix (and its link).
-    if (v6.gateway === null && !unspecSrc && !isLinkLocalIpv6(b, IP6 + IP6_SRC) && !inPrefix6(b, IP6 + IP6_SRC, v6.network, v6.prefix)) {
+    if (v6.gateway === null && !unspecSrc && !isLinkLocalIpv6(b, IP6 + IP6_SRC) && !inPrefix6(b, IP6 + IP6_SRC, v6.network, v6.prefix) &&
+      routedVia(v6, b, IP6 + IP6_SRC) === null) {
       return this.#drop('ip6-spoofed-source');
     }
     // The blocklist's IPv6 entries: on arrival, tracked connections and the router itself included.

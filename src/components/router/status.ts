@@ -87,6 +87,7 @@ function ipv6Status(s: StatusSource): Record<string, unknown> {
       address6: `${formatIpv6(d.ipv6!.address)}/${d.ipv6!.prefix}`,
       linkLocal: formatIpv6(d.ipv6!.linkLocal),
       gateway6: d.ipv6!.gateway === null ? null : formatIpv6(d.ipv6!.gateway),
+      routes6: d.ipv6!.routes.map((r) => `${formatIpv6(r.network)}/${r.prefix} via ${formatIpv6(r.via)}`),
       ra: d.ipv6!.ra === null ? null : { intervalS: d.ipv6!.ra.intervalS, lifetimeS: d.ipv6!.ra.lifetimeS, dns: d.ipv6!.ra.dns.map((a) => formatIpv6(a)) },
     })),
     neighbors,
