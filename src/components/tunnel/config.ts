@@ -5,6 +5,9 @@ import { SectionReader } from '../../runtime/component.ts';
 import {
   broadcastOf, formatIpv4, inPrefix, isLocalUnicastMacByte, networkOf, parseIpv4, parseIpv4Cidr, parseMacPrefix, prefixMask,
 } from '../../net/addr.ts';
+import {
+  formatIpv6, inPrefix6, ipv6Equals, isLinkLocalIpv6, isMulticastIpv6, isUnspecifiedIpv6, linkLocalFromMac, maskIpv6, parseIpv6,
+} from '../../net/addr6.ts';
 import { deriveMac } from '../router/config.ts';
 import { decodeKey, encodeKey } from '../keystore/keys.ts';
 import { PROTOCOL } from './messages.ts';
@@ -26,12 +29,30 @@ export interface LinkConfig {
   readonly prefix: number;
   readonly gateway: number;
   readonly mac: Uint8Array;
+  /** IPv6 (plain side only, optional): the tunnel's address there, its prefix, and the router's address (next hop). */
+  readonly ipv6: LinkConfig6 | null;
 }
 
-export interface AllowedIp {
-  readonly network: number;
+export interface LinkConfig6 {
+  readonly address: Uint8Array;
   readonly prefix: number;
+  readonly gateway: Uint8Array;
+  /** fe80::/64 + the modified EUI-64 of the link's MAC (answered in ND too). */
+  readonly linkLocal: Uint8Array;
+}
+
+/** One allowed-ips prefix: IPv4 (network, mask) or IPv6 (network6). */
+export interface AllowedIp {
+  readonly family: 4 | 6;
+  /** IPv4 network as u32 (0 for IPv6). */
+  readonly network: number;
+  /** IPv6 network (16 bytes), null for IPv4. */
+  readonly network6: Uint8Array | null;
+  readonly prefix: number;
+  /** IPv4 mask (0 for IPv6). */
   readonly mask: number;
+  /** Canonical text, e.g. 198.18.64.0/24 or 2001:db8:64::/64. */
+  readonly text: string;
 }
 
 export interface PeerConfig {
@@ -81,6 +102,29 @@ export function parseEndpoint(text: string): { address: number; port: number } |
   return { address, port };
 }
 
+/**
+ * One allowed-ips entry: "198.18.64.0/24" or "2001:db8:64::/64" (a network
+ * address: host bits clear). A string saying what was expected when it is not one.
+ */
+export function parseAllowedIp(a: unknown): AllowedIp | string {
+  if (typeof a === 'string' && a.includes(':')) {
+    const slash = a.indexOf('/');
+    const addr = slash > 0 ? parseIpv6(a.slice(0, slash)) : undefined;
+    const plen = slash > 0 && /^(0|[1-9]\d{0,2})$/.test(a.slice(slash + 1)) ? Number(a.slice(slash + 1)) : -1;
+    if (addr === undefined || plen < 0 || plen > 128) return 'expected an IPv6 prefix like 2001:db8:64::/64 (length 0 to 128)';
+    const network6 = maskIpv6(addr, plen);
+    const text = `${formatIpv6(network6)}/${plen}`;
+    if (!ipv6Equals(network6, 0, addr, 0)) return `expected a network address (${text})`;
+    return { family: 6, network: 0, network6, prefix: plen, mask: 0, text };
+  }
+  const c = typeof a === 'string' && a.includes('/') ? parseIpv4Cidr(a) : undefined;
+  if (c === undefined) return 'expected an IPv4 prefix like 198.18.64.0/24 or an IPv6 prefix like 2001:db8:64::/64';
+  const network = networkOf(c.address, c.prefix);
+  const text = `${formatIpv4(network)}/${c.prefix}`;
+  if (network !== c.address) return `expected a network address (${text})`;
+  return { family: 4, network, network6: null, prefix: c.prefix, mask: prefixMask(c.prefix), text };
+}
+
 export function parseTunnelConfig(raw: unknown, componentName: string, source: ConfigSource): TunnelConfig {
   const r: SectionReader = new SectionReader(source);
   const base = r.base;
@@ -100,7 +144,7 @@ export function parseTunnelConfig(raw: unknown, componentName: string, source: C
 
   const link = (name: 'plain' | 'uplink'): LinkConfig => {
     const p = at(name);
-    const l = r.obj(root[name], p, ['address', 'gateway'],
+    const l = r.obj(root[name], p, name === 'plain' ? ['address', 'gateway', 'address6', 'gateway6'] : ['address', 'gateway'],
       `a mapping like { address: 198.18.255.2/30, gateway: 198.18.255.1 }: the tunnel's address on the router's domain and the router's`);
     const cidr = typeof l.address === 'string' ? parseIpv4Cidr(l.address) : undefined;
     if (cidr === undefined || cidr.prefix < 1 || cidr.prefix > 30) r.fail(at(name, 'address'), `expected an IPv4 address with prefix like 198.18.255.2/30${got(l.address)}`);
@@ -112,7 +156,28 @@ export function parseTunnelConfig(raw: unknown, componentName: string, source: C
     if (g === undefined || !inPrefix(g, net, prefixMask(c.prefix)) || g === c.address || g === net || g === bc) {
       r.fail(at(name, 'gateway'), `expected the router's address inside ${formatIpv4(net)}/${c.prefix}, other than the tunnel's${got(l.gateway)}`);
     }
-    return { name, address: c.address, prefix: c.prefix, gateway: g as number, mac: deriveMac(macPrefix, componentName, name) };
+    const mac = deriveMac(macPrefix, componentName, name);
+    return { name, address: c.address, prefix: c.prefix, gateway: g as number, mac, ipv6: link6(name, l, mac) };
+  };
+  const link6 = (name: 'plain' | 'uplink', l: Record<string, unknown>, mac: Uint8Array): LinkConfig6 | null => {
+    if (l.address6 === undefined && l.gateway6 === undefined) return null;
+    if (l.address6 === undefined) r.fail(at(name, 'address6'), 'expected "address6" with "gateway6" (the tunnel\'s IPv6 address on the domain, like 2001:db8:ff:1::2/64)');
+    const text = l.address6;
+    const slash = typeof text === 'string' ? text.indexOf('/') : -1;
+    const addr = slash > 0 ? parseIpv6((text as string).slice(0, slash)) : undefined;
+    const plen = slash > 0 && /^(0|[1-9]\d{0,2})$/.test((text as string).slice(slash + 1)) ? Number((text as string).slice(slash + 1)) : -1;
+    if (addr === undefined || plen < 1 || plen > 127) {
+      r.fail(at(name, 'address6'), `expected an IPv6 address with prefix like 2001:db8:ff:1::2/64 (prefix 1 to 127)${got(text)}`);
+    }
+    const network = maskIpv6(addr, plen);
+    if (isMulticastIpv6(addr) || isLinkLocalIpv6(addr) || isUnspecifiedIpv6(addr) || ipv6Equals(addr, 0, network, 0)) {
+      r.fail(at(name, 'address6'), `expected a global or unique-local host address of its prefix${got(text)}`);
+    }
+    const gw = typeof l.gateway6 === 'string' ? parseIpv6(l.gateway6) : undefined;
+    if (gw === undefined || !inPrefix6(gw, 0, network, plen) || ipv6Equals(gw, 0, addr, 0) || ipv6Equals(gw, 0, network, 0)) {
+      r.fail(at(name, 'gateway6'), `expected the router's IPv6 address inside ${formatIpv6(network)}/${plen}, other than the tunnel's${got(l.gateway6)}`);
+    }
+    return { address: addr, prefix: plen, gateway: gw, linkLocal: linkLocalFromMac(mac) };
   };
   const plain = link('plain');
   const uplink = link('uplink');
@@ -141,16 +206,14 @@ export function parseTunnelConfig(raw: unknown, componentName: string, source: C
     }
     const allowedIps: AllowedIp[] = [];
     (pr['allowed-ips'] as unknown[]).forEach((a, k) => {
-      const c = typeof a === 'string' ? parseIpv4Cidr(a) : undefined;
-      if (c === undefined) r.fail([...p, 'allowed-ips', k], `expected an IPv4 prefix like 198.18.64.0/24${got(a)}`);
-      const cc = c as { address: number; prefix: number };
-      const network = networkOf(cc.address, cc.prefix);
-      if (network !== cc.address) r.fail([...p, 'allowed-ips', k], `expected a network address (${formatIpv4(network)}/${cc.prefix})${got(a)}`);
-      const key = `${network}/${cc.prefix}`;
-      const owner = seenPrefixes.get(key);
-      if (owner !== undefined) r.fail([...p, 'allowed-ips', k], `expected a prefix no other peer has (peers[${owner}] lists it too)`);
-      seenPrefixes.set(key, i);
-      allowedIps.push({ network, prefix: cc.prefix, mask: prefixMask(cc.prefix) });
+      const ap = [...p, 'allowed-ips', k];
+      const ip = parseAllowedIp(a);
+      if (typeof ip === 'string') return r.fail(ap, `${ip}${got(a)}`);
+      const owner = seenPrefixes.get(ip.text);
+      if (owner === i) r.fail(ap, `expected each prefix once (this peer lists ${ip.text} twice)`);
+      if (owner !== undefined) r.fail(ap, `expected a prefix no other peer has (peers[${owner}] lists it too)`);
+      seenPrefixes.set(ip.text, i);
+      allowedIps.push(ip);
     });
     const persistentKeepalive = r.int(pr['persistent-keepalive'], [...p, 'persistent-keepalive'], 0, 65535, 0);
     let presharedKey: Uint8Array | undefined;

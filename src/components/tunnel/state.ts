@@ -12,7 +12,7 @@ import type { PacketSource } from '../../session/types.ts';
 import { NO_TRACE, type Tracer } from '../../trace/tracer.ts';
 import { encodeKey } from '../keystore/keys.ts';
 import { AllowedIps } from './allowed-ips.ts';
-import type { TunnelConfig } from './config.ts';
+import type { AllowedIp, TunnelConfig } from './config.ts';
 import type { CookieChecker } from './cookie.ts';
 import { LinkHost } from './link.ts';
 import { PROTOCOL, TRANSPORT_HEADER_SIZE } from './messages.ts';
@@ -30,6 +30,14 @@ export const PLAINTEXT_OFFSET = WG_OFFSET + TRANSPORT_HEADER_SIZE;
 /** Poly1305 tag bytes after each transport message's ciphertext. */
 export const TAG_LEN = 16;
 export const TWO32 = 0x100000000;
+
+/** Put a peer's allowed-ips (both families) into a cryptokey routing table. */
+export function addAllowedIps(table: AllowedIps, ips: readonly AllowedIp[], peer: number): void {
+  for (const a of ips) {
+    if (a.network6 !== null) table.add6(a.network6, a.prefix, peer);
+    else table.add(a.network, a.prefix, peer);
+  }
+}
 
 // ---- counters --------------------------------------------------------------------
 
@@ -114,7 +122,7 @@ export class TunnelState {
     this.peers = cfg.peers.map((p, i) => new Peer(i, p));
     for (const p of this.peers) {
       this.byKey.set(p.cfg.publicKeyText, p);
-      for (const a of p.cfg.allowedIps) this.allowed.add(a.network, a.prefix, p.index);
+      addAllowedIps(this.allowed, p.cfg.allowedIps, p.index);
     }
     const drops = {} as Record<DropReason, number>;
     for (const r of DROP_REASONS) drops[r] = counters.dropReason(r);

@@ -31,7 +31,7 @@ export function tunnelStatus(s: TunnelState): Record<string, unknown> {
       publicKey: p.cfg.publicKeyText,
       presharedKey: p.cfg.presharedKey !== undefined,
       endpoint: p.endpointAddress < 0 ? null : `${formatIpv4(p.endpointAddress)}:${p.endpointPort}`,
-      allowedIps: p.cfg.allowedIps.map((a) => `${formatIpv4(a.network)}/${a.prefix}`),
+      allowedIps: p.cfg.allowedIps.map((a) => a.text),
       latestHandshake: p.lastHandshakeWallMs === 0 ? null : Math.floor(p.lastHandshakeWallMs / 1000),
       transferRx: p.rxBytes,
       transferTx: p.txBytes,
