@@ -14,6 +14,10 @@ import { partialChecksum4 } from '../../src/net/checksum.ts';
 import { TCP_ACK_FLAG, TCP_PSH, TCP_SYN } from '../../src/net/tcp.ts';
 import { VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4 } from '../../src/net/vnet.ts';
 import type { PacketSource } from '../../src/session/types.ts';
+import { formatIpv6, parseIpv6 } from '../../src/net/addr6.ts';
+import { fold, pseudoSum6At, sum } from '../../src/net/checksum.ts';
+import { VNET_GSO_TCPV6 } from '../../src/net/vnet.ts';
+import { PLAINTEXT_OFFSET } from '../../src/components/tunnel/state.ts';
 import { mapAnonymous } from '../../src/sys/libc.ts';
 
 const ROUTER_MAC = '02:00:00:00:00:fe';
@@ -63,16 +67,16 @@ interface Side {
   uplinkIp: string;
 }
 
-async function pair(opts: { underLoadB?: number; pskA?: string; pskB?: string; resolveA?: boolean } = {}) {
+async function pair(opts: { underLoadB?: number; pskA?: string; pskB?: string; resolveA?: boolean; v6?: boolean } = {}) {
   const kA = generatePrivateKey();
   const kB = generatePrivateKey();
   const clock = { t: 10_000 };
   const mk = (me: Uint8Array, peer: Uint8Array, mine: string, theirs: string, allowed: string, psk?: string, underLoad?: number): Side => {
     const cfg = parseTunnelConfig({
-      plain: { address: '10.9.0.2/30', gateway: '10.9.0.1' },
+      plain: { address: '10.9.0.2/30', gateway: '10.9.0.1', ...(opts.v6 ? { address6: PLAIN6, gateway6: GW6 } : {}) },
       uplink: { address: `${mine}/24`, gateway: '10.0.0.254' },
       cookies: underLoad === undefined ? undefined : { 'under-load-handshakes-per-s': underLoad },
-      peers: [{ 'public-key': encodeKey(publicKeyOf(peer)), endpoint: `${theirs}:51820`, 'allowed-ips': [allowed], ...(psk ? { 'preshared-key': psk } : {}) }],
+      peers: [{ 'public-key': encodeKey(publicKeyOf(peer)), endpoint: `${theirs}:51820`, 'allowed-ips': [allowed, ...(opts.v6 ? [V6_OF[allowed]] : [])], ...(psk ? { 'preshared-key': psk } : {}) }],
     }, `t-${mine}`, { file: 't.yaml', path: 'c' });
     const plain = new Port();
     const uplink = new Port();
@@ -122,7 +126,10 @@ async function pair(opts: { underLoadB?: number; pskA?: string; pskB?: string; r
         }
         for (const f of s.plain.sent.splice(0)) {
           const d = decodeFrame(f, { verify: false });
-          if (d.ok && d.value.kind === 'arp') {
+          if (isNs(f)) {
+            moved++;
+            deliver(s, 'plain', naFrom(GW6, plainMac(s), f.subarray(26 + 8, 26 + 24)));
+          } else if (d.ok && d.value.kind === 'arp') {
             moved++;
             arpReply(s, 'plain', d.value);
           } else (s === A ? out.A : out.B).push(f);
@@ -137,6 +144,59 @@ async function pair(opts: { underLoadB?: number; pskA?: string; pskB?: string; r
   for (const s of delivered) if (s !== A || opts.resolveA !== false) s.t.tick();
   await pump();
   return { A, B, clock, pump, deliver, out, restartA };
+}
+
+const PLAIN6 = '2001:db8:ff:1::2/64';
+const GW6 = '2001:db8:ff:1::1';
+/** The IPv6 prefix beside each side's IPv4 allowed-ips prefix. */
+const V6_OF: Record<string, string> = { '198.18.64.0/24': '2001:db8:64::/64', '198.18.0.0/24': '2001:db8:0:1::/64' };
+
+const ip6 = (t: string): Uint8Array => {
+  const a = parseIpv6(t);
+  assert.ok(a, t);
+  return a;
+};
+const macBytes = (m: string): number[] => m.split(':').map((x) => parseInt(x, 16));
+
+/** An IPv6 frame from the router (hop limit 64 unless given) with the ICMPv6/TCP/UDP checksum filled in. */
+function ip6Frame(dstMac: string, src: string, dst: string, nh: number, l4: Uint8Array | number[], hop = 64, vnet?: number[]): Uint8Array {
+  const b = new Uint8Array(12 + 14 + 40 + l4.length);
+  if (vnet) b.set(vnet, 0);
+  b.set(macBytes(dstMac), 12);
+  b.set(macBytes(ROUTER_MAC), 18);
+  b[24] = 0x86;
+  b[25] = 0xdd;
+  const ip = 26;
+  b[ip] = 0x60;
+  b[ip + 4] = l4.length >> 8;
+  b[ip + 5] = l4.length & 255;
+  b[ip + 6] = nh;
+  b[ip + 7] = hop;
+  b.set(ip6(src), ip + 8);
+  b.set(ip6(dst), ip + 24);
+  b.set(l4, ip + 40);
+  const field = nh === 6 ? 16 : nh === 17 ? 6 : 2;
+  if (vnet === undefined || (vnet[0] & VNET_F_NEEDS_CSUM) === 0) {
+    const c = ~fold(sum(b, ip + 40, l4.length, pseudoSum6At(b, ip, nh, l4.length))) & 0xffff;
+    b[ip + 40 + field] = c >> 8;
+    b[ip + 40 + field + 1] = c & 255;
+  }
+  return b;
+}
+
+function isNs(f: Uint8Array): boolean {
+  return f.length >= 26 + 40 + 24 && f[24] === 0x86 && f[25] === 0xdd && f[26 + 6] === 58 && f[26 + 40] === 135;
+}
+
+/** The router's NA for `from` (its MAC ROUTER_MAC) to the tunnel asking. */
+function naFrom(from: string, tunnelMac: string, to: Uint8Array): Uint8Array {
+  return ip6Frame(tunnelMac, from, formatIpv6(to), 58, [136, 0, 0, 0, 0x60, 0, 0, 0, ...ip6(from), 2, 1, ...macBytes(ROUTER_MAC)], 255);
+}
+
+function l4Ok6(f: Uint8Array): boolean {
+  const ip = 26;
+  const plen = (f[ip + 4] << 8) | f[ip + 5];
+  return fold(sum(f, ip + 40, plen, pseudoSum6At(f, ip, f[ip + 6], plen))) === 0xffff;
 }
 
 /** A frame from the fake router: destination MAC of the receiving tunnel is not checked strictly (broadcast-like fake). */
@@ -307,4 +367,167 @@ test('mismatched preshared keys: no session, the initiator keeps retrying', asyn
   assert.equal(B.counters.get('handshake.response-sent'), 1, 'the responder cannot tell');
   assert.equal(A.counters.get('drop.response-invalid'), 1);
   assert.equal(A.counters.get('handshake.completed'), 0);
+});
+
+// ---- IPv6 inner packets ------------------------------------------------------
+
+const udp6 = (text: string, sport = 1111, dport = 2222): number[] => {
+  const p = [...new TextEncoder().encode(text)];
+  const len = 8 + p.length;
+  return [sport >> 8, sport & 255, dport >> 8, dport & 255, len >> 8, len & 255, 0, 0, ...p];
+};
+
+test('IPv6 both ways: the gateway resolved by ND, packets sealed and opened, sent to the gateway\'s MAC; no peer, link scope dropped', async () => {
+  const { A, B, pump, deliver, out } = await pair({ v6: true });
+  assert.equal(A.t.plain.resolved6, true, 'the router answered the tunnel\'s NS');
+  deliver(A, 'plain', ip6Frame(plainMac(A), '2001:db8:0:1::a', '2001:db8:64::2', 17, udp6('hello6')));
+  await pump();
+  assert.equal(A.counters.get('handshake.completed'), 1);
+  assert.equal(out.B.length, 1, 'the staged IPv6 packet arrived after the handshake');
+  const f = out.B[0];
+  assert.equal((f[24] << 8) | f[25], 0x86dd);
+  assert.deepEqual([...f.subarray(12, 18)], macBytes(ROUTER_MAC));
+  assert.equal(formatIpv6(f, 26 + 8), '2001:db8:0:1::a');
+  assert.equal(formatIpv6(f, 26 + 24), '2001:db8:64::2');
+  assert.equal(new TextDecoder().decode(f.subarray(26 + 48)), 'hello6');
+  assert.ok(l4Ok6(f));
+  deliver(B, 'plain', ip6Frame(plainMac(B), '2001:db8:64::2', '2001:db8:0:1::a', 17, udp6('world6')));
+  await pump();
+  assert.equal(out.A.length, 1);
+  assert.equal(new TextDecoder().decode(out.A[0].subarray(26 + 48)), 'world6');
+  assert.equal(A.counters.get('rx.packets'), 1);
+  deliver(A, 'plain', ip6Frame(plainMac(A), '2001:db8:0:1::a', '2001:db8:99::1', 17, udp6('x')));
+  assert.equal(A.counters.get('drop.no-peer'), 1);
+  deliver(A, 'plain', ip6Frame(plainMac(A), 'fe80::1', 'ff02::1', 58, [134, 0, 0, 0, 64, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]));
+  assert.equal(A.counters.get('drop.ip6-link-scope'), 1);
+  // A truncated header / a payload length past the frame.
+  const bad = ip6Frame(plainMac(A), '2001:db8:0:1::a', '2001:db8:64::2', 17, udp6('y'));
+  bad[26 + 5] += 40;
+  deliver(A, 'plain', bad);
+  assert.equal(A.counters.get('drop.ip6-bad'), 1);
+  assert.equal(A.counters.get('tx.packets'), 1, 'only the one data packet was sealed: nothing dropped went out');
+});
+
+test('IPv6 ND: an NS for the tunnel\'s address gets an NA with its MAC; a bad one is counted; no address6: IPv6 dropped', async () => {
+  const { A } = await pair({ v6: true });
+  A.plain.sent.length = 0;
+  const target = ip6('2001:db8:ff:1::2');
+  const ns = ip6Frame('33:33:ff:00:00:02', GW6, 'ff02::1:ff00:2', 58, [135, 0, 0, 0, 0, 0, 0, 0, ...target, 1, 1, ...macBytes(ROUTER_MAC)], 255);
+  const ingress = mapAnonymous(4096);
+  const b = new Uint8Array(ingress.buffer);
+  b.set(ns, 0);
+  A.t.plainIn(b, 0, ns.length);
+  A.t.flush();
+  const [na] = A.plain.sent.splice(0);
+  assert.ok(na, 'an NA');
+  assert.equal(na[26 + 40], 136);
+  assert.equal(na[26 + 7], 255);
+  assert.equal(formatIpv6(na, 26 + 24), GW6);
+  assert.equal(formatIpv6(na, 26 + 48), '2001:db8:ff:1::2');
+  assert.deepEqual([...na.subarray(26 + 40 + 26, 26 + 40 + 32)], [...A.t.cfg.plain.mac]);
+  assert.deepEqual([...na.subarray(12, 18)], macBytes(ROUTER_MAC));
+  assert.ok(l4Ok6(na));
+  // Hop limit not 255: not ND (RFC 4861 7.1.1), counted.
+  const off = ip6Frame('33:33:ff:00:00:02', GW6, 'ff02::1:ff00:2', 58, [135, 0, 0, 0, 0, 0, 0, 0, ...target, 1, 1, ...macBytes(ROUTER_MAC)], 64);
+  b.set(off, 0);
+  A.t.plainIn(b, 0, off.length);
+  assert.equal(A.counters.get('drop.nd-bad'), 1);
+  // A tunnel without address6 drops IPv6 frames.
+  const { A: A4 } = await pair();
+  b.set(ns, 0);
+  A4.t.plainIn(b, 0, ns.length);
+  assert.equal(A4.counters.get('drop.eth-unsupported-type'), 1);
+});
+
+test('IPv6 larger than the MTU: ICMPv6 packet too big (MTU 1420) to the source; GSO TCPv6 cut into checksummed segments', async () => {
+  const { A, B, pump, deliver, out } = await pair({ v6: true });
+  deliver(A, 'plain', ip6Frame(plainMac(A), '2001:db8:0:1::a', '2001:db8:64::2', 17, udp6('first')));
+  await pump();
+  assert.equal(out.B.length, 1);
+  out.A.length = 0;
+  deliver(A, 'plain', ip6Frame(plainMac(A), '2001:db8:0:1::a', '2001:db8:64::2', 17, udp6('z'.repeat(1450))));
+  A.t.flush();
+  assert.equal(A.counters.get('drop.too-big'), 1);
+  const [ptb] = A.plain.sent.splice(0);
+  assert.ok(ptb, 'packet too big');
+  assert.equal(ptb[26 + 40], 2);
+  assert.equal((ptb[26 + 44] << 24 | ptb[26 + 45] << 16 | ptb[26 + 46] << 8 | ptb[26 + 47]) >>> 0, 1420);
+  assert.equal(formatIpv6(ptb, 26 + 8), '2001:db8:ff:1::2');
+  assert.equal(formatIpv6(ptb, 26 + 24), '2001:db8:0:1::a');
+  assert.ok(ptb.length - 26 <= 1280, 'fits the IPv6 minimum MTU');
+  assert.ok(l4Ok6(ptb));
+  // A TCPv6 super-frame: 3000 bytes of payload, gso_size 1400, partial checksum.
+  const payload = new Uint8Array(3000).map((_, i) => i & 255);
+  const tcp = [0x04, 0x57, 0x1f, 0x90, 0, 0, 0x10, 0, 0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0, ...payload];
+  const vnet = [VNET_F_NEEDS_CSUM, VNET_GSO_TCPV6, 60, 0, 1400 & 255, 1400 >> 8, 54, 0, 16, 0, 0, 0];
+  const sf = ip6Frame(plainMac(A), '2001:db8:0:1::a', '2001:db8:64::2', 6, tcp, 64, vnet);
+  // The partial checksum: the pseudo-header sum (no complement), as the kernel leaves it.
+  const ps = fold(pseudoSum6At(sf, 26, 6, tcp.length));
+  sf[26 + 40 + 16] = ps >> 8;
+  sf[26 + 40 + 17] = ps & 255;
+  deliver(A, 'plain', sf);
+  await pump();
+  const segs = out.B.slice(1);
+  assert.equal(segs.length, 3, '3000 bytes at min(1400, 1420 - 60) per segment');
+  let seq = 0x1000;
+  let bytes = 0;
+  for (const g of segs) {
+    assert.ok(l4Ok6(g), 'each segment carries a full, correct TCP checksum');
+    const plen = (g[26 + 4] << 8) | g[26 + 5];
+    assert.ok(40 + plen <= 1420);
+    assert.equal((g[26 + 44] << 24 | g[26 + 45] << 16 | g[26 + 46] << 8 | g[26 + 47]) >>> 0, seq);
+    seq += plen - 20;
+    bytes += plen - 20;
+  }
+  assert.equal(bytes, 3000);
+  assert.equal(A.counters.get('gso.segments'), 3);
+  void B;
+});
+
+test('a hostile peer: decrypted IPv6 from a source outside its allowed-ips, or with a payload length past the decrypted bytes, is dropped and counted', async () => {
+  const { A, B, pump, deliver, out } = await pair({ v6: true });
+  deliver(A, 'plain', ip6Frame(plainMac(A), '2001:db8:0:1::a', '2001:db8:64::2', 17, udp6('hi')));
+  await pump();
+  deliver(B, 'plain', ip6Frame(plainMac(B), '2001:db8:64::2', '2001:db8:0:1::a', 17, udp6('t'.repeat(100))));
+  const template = B.uplink.sent.find((f) => f[12 + 14 + 20 + 8] === 4)!.slice();
+  B.uplink.sent.length = 0;
+  out.A.length = 0;
+  const kp = B.t.peers[0].current!;
+  const ctLen = template.length - PLAINTEXT_OFFSET - 16;
+  const mem = mapAnonymous(4096);
+  const m = new Uint8Array(mem.buffer);
+  /** B's keys seal `inner` (zero-padded to the template's length) as the next transport message to A. */
+  const forge = (inner: Uint8Array): Uint8Array => {
+    m.set(template, 0);
+    m.fill(0, PLAINTEXT_OFFSET, PLAINTEXT_OFFSET + ctLen);
+    m.set(inner, PLAINTEXT_OFFSET);
+    const counter = kp.sendCounter++;
+    kp.send.seal(m, mem.address, PLAINTEXT_OFFSET, ctLen, counter);
+    const w = PLAINTEXT_OFFSET - 16;
+    m[w + 8] = counter & 255;
+    m[w + 9] = (counter >> 8) & 255;
+    m[w + 10] = (counter >> 16) & 255;
+    m[w + 11] = (counter >>> 24) & 255;
+    return retarget(m.slice(0, template.length));
+  };
+  const inner = (src: string, plenDelta = 0): Uint8Array => {
+    const f = ip6Frame(plainMac(B), src, '2001:db8:0:1::a', 17, udp6('evil'));
+    const p = f.slice(26);
+    p[5] += plenDelta;
+    return p;
+  };
+  deliver(A, 'uplink', forge(inner('2001:db8:64::2')));
+  assert.equal(out.A.length + A.plain.sent.length, 1, 'a well-formed forged packet from an allowed source passes (the forging works)');
+  deliver(A, 'uplink', forge(inner('2001:db8:0:1::66')));
+  assert.equal(A.counters.get('drop.inner-source-not-allowed'), 1, 'a source A routes to itself, not to B');
+  deliver(A, 'uplink', forge(inner('2001:db8:65::2')));
+  assert.equal(A.counters.get('drop.inner-source-not-allowed'), 2, 'a source in no peer\'s allowed-ips');
+  deliver(A, 'uplink', forge(inner('2001:db8:64::2', ctLen)));
+  assert.equal(A.counters.get('drop.inner-bad'), 1, 'payload length past the decrypted bytes');
+  const v5 = inner('2001:db8:64::2');
+  v5[0] = 0x50;
+  deliver(A, 'uplink', forge(v5));
+  assert.equal(A.counters.get('drop.inner-bad'), 2, 'version neither 4 nor 6');
+  A.t.flush();
+  assert.equal(out.A.length + A.plain.sent.length, 1, 'none of them reached the plaintext side');
 });

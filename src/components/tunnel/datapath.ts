@@ -1,15 +1,18 @@
 // The tunnel's data path: frames from the two router domains, per packet.
 //
-//   plainIn   an IPv4 packet for a remote site: pick the peer by allowed IPs,
-//             copy it once from the router's slot into an uplink slot behind
-//             the headers it will get (GSO super-frames cut into segments,
-//             partial checksums completed, SYN MSS clamped), seal it there in
-//             place (counter = the keypair's next nonce), write the outer
-//             Ethernet/IPv4/UDP/WireGuard headers around it, submit.
+//   plainIn   an IPv4 or IPv6 packet for a remote site: pick the peer by
+//             allowed IPs, copy it once from the router's slot into an uplink
+//             slot behind the headers it will get (GSO super-frames cut into
+//             segments, partial checksums completed, SYN MSS clamped), check
+//             the copy's destination against the peer again (the router's
+//             slot is shared memory: what is sealed is what was checked), seal
+//             it there in place (counter = the keypair's next nonce), write
+//             the outer Ethernet/IPv4/UDP/WireGuard headers around it, submit.
 //   uplinkIn  a UDP datagram to our port: a transport message is opened
 //             straight from the router's slot into a plain slot (replay window,
-//             inner source checked against the sender's allowed IPs);
-//             handshake and cookie messages go to the handshakes.
+//             inner IPv4 or IPv6 header, its source checked against the
+//             sender's allowed IPs); handshake and cookie messages go to the
+//             handshakes.
 //
 // No allocation and no exceptions per data packet: only handshake messages
 // (rare, checked for size first) are copied out of their slot, and packets
@@ -17,19 +20,22 @@
 // and IPv4 front (ipv4In), which also answers ARP.
 import { getI32, getU16, getU16le, getU32le, setU16, setU16le, setU32, setU32le } from '../../net/bytes.ts';
 import { partialChecksum4 } from '../../net/checksum.ts';
-import { ETH_HLEN, ETHERTYPE_ARP, ETHERTYPE_IPV4, writeEthHeader } from '../../net/ethernet.ts';
+import { isLinkLocalIpv6, isMulticastIpv6 } from '../../net/addr6.ts';
+import { ETH_HLEN, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, writeEthHeader } from '../../net/ethernet.ts';
+import { icmp6IsError, icmp6SetChecksum, ICMP6_PACKET_TOO_BIG, writeIcmp6Error } from '../../net/icmpv6.ts';
+import { checkIpv6, IP6_DST, IP6_NEXT_HEADER, IP6_PAYLOAD_LENGTH, IP6_SRC, IPV6_HLEN, NH_ICMPV6, NH_TCP, writeIpv6Header } from '../../net/ipv6.ts';
 import { icmpSetChecksum, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, ICMP_HLEN } from '../../net/icmp.ts';
 import {
   checkIpv4, IP_DST, IP_FLAG_DF, IP_FRAG, IP_SRC, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPV4_HLEN, ipv4IsFragment, writeIpv4Header,
 } from '../../net/ipv4.ts';
-import { VNET_CSUM_OFFSET, VNET_CSUM_START, VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4, VNET_HDR_LEN, vnetClear } from '../../net/vnet.ts';
+import { VNET_CSUM_OFFSET, VNET_CSUM_START, VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4, VNET_GSO_TCPV6, VNET_HDR_LEN, vnetClear } from '../../net/vnet.ts';
 import { ARP_BAD, type LinkHost } from './link.ts';
 import {
   COOKIE_REPLY_SIZE, DATA_COUNTER, DATA_RECEIVER, INITIATION_SIZE, MSG_COOKIE_REPLY, MSG_INITIATION, MSG_RESPONSE, MSG_TRANSPORT,
   paddedLength, PROTOCOL, RESPONSE_SIZE, TRANSPORT_HEADER_SIZE,
 } from './messages.ts';
 import type { Keypair, Peer } from './peer.ts';
-import { clampMss, completeChecksum, writeTcpSegment } from './segment.ts';
+import { clampMss, clampMss6, completeChecksum, writeTcpSegment, writeTcpSegment6 } from './segment.ts';
 import { IP_OFFSET, PLAINTEXT_OFFSET, TAG_LEN, TWO32, WG_OFFSET, type TunnelState } from './state.ts';
 import type { Timers } from './timers.ts';
 
@@ -105,6 +111,7 @@ export class DataPath {
   /** One frame from the router's plaintext domain. */
   plainIn(buf: Uint8Array, off: number, len: number): void {
     const s = this.#state;
+    if (len >= IP_OFFSET && getU16(buf, off + VNET_HDR_LEN + 12) === ETHERTYPE_IPV6) return this.#plainIn6(buf, off, len);
     const ihl = this.#ipv4In(s.plain, buf, off, len);
     if (ihl < 0) return;
     const ip = off + IP_OFFSET;
@@ -155,6 +162,12 @@ export class DataPath {
         const tCopy = tr.stage();
         const total = writeTcpSegment(buf, ip, ihl, thl, ip + hl, o, seg, o === 0, o + seg >= payloadLen, segments, port.buf, slot + PLAINTEXT_OFFSET);
         tr.end(this.#pCopy, tCopy, total);
+        // The copy is what gets sealed: its destination must still be this peer's.
+        if (s.allowed.lookup(getI32(port.buf, slot + PLAINTEXT_OFFSET + IP_DST)) !== peer.index) {
+          port.release(slot);
+          s.drop(drops['plain-changed']);
+          break;
+        }
         segments++;
         this.#sealAndSend(peer, kp, slot, total);
       }
@@ -174,18 +187,161 @@ export class DataPath {
     const tCopy = tr.stage();
     copyBytes.call(buf, out, p, ip, ip + ipLen);
     tr.end(this.#pCopy, tCopy, ipLen);
-    if ((buf[off] & VNET_F_NEEDS_CSUM) !== 0) {
-      const start = getU16le(buf, off + VNET_CSUM_START) - ETH_HLEN;
-      const field = getU16le(buf, off + VNET_CSUM_OFFSET);
-      if (start < ihl || start + field + 2 > ipLen) {
-        port.release(slot);
-        return s.drop(drops['bad-csum-offsets']);
-      }
-      completeChecksum(out, p, ipLen, p + start, field, proto);
+    // From here on only the copy is read: its destination must still be this peer's, its header still sound.
+    if (s.allowed.lookup(getI32(out, p + IP_DST)) !== peer.index || (out[p] & 0x0f) << 2 !== ihl || getU16(out, p + 2) !== ipLen) {
+      port.release(slot);
+      return s.drop(drops['plain-changed']);
     }
-    if (s.cfg.mssClamp && proto === IPPROTO_TCP && clampMss(out, p, ihl, ipLen - ihl, mtu - 40)) s.count(s.counts['mss.clamped']);
+    if (!this.#completeCsum(buf, off, out, p, ihl, ipLen, out[p + 9])) {
+      port.release(slot);
+      return s.drop(drops['bad-csum-offsets']);
+    }
+    if (s.cfg.mssClamp && clampMss(out, p, ihl, ipLen - ihl, mtu - 40)) s.count(s.counts['mss.clamped']);
     this.#sealAndSend(peer, kp, slot, ipLen);
   }
+
+  /**
+   * A partial L4 checksum (NEEDS_CSUM in the vnet header at buf[off]) of the
+   * copy at out[p] (hl bytes of IP headers, ipLen in all) completed; false
+   * when the offsets do not lie inside the packet.
+   */
+  #completeCsum(buf: Uint8Array, off: number, out: Uint8Array, p: number, hl: number, ipLen: number, proto: number): boolean {
+    if ((buf[off] & VNET_F_NEEDS_CSUM) === 0) return true;
+    const start = getU16le(buf, off + VNET_CSUM_START) - ETH_HLEN;
+    const field = getU16le(buf, off + VNET_CSUM_OFFSET);
+    if (start < hl || start + field + 2 > ipLen) return false;
+    completeChecksum(out, p, ipLen, p + start, field, proto);
+    return true;
+  }
+
+  // ---- plaintext side, IPv6 -------------------------------------------------
+
+  /** An IPv6 frame from the router's plaintext domain (EtherType checked): ND for us, or a packet for a peer. */
+  #plainIn6(buf: Uint8Array, off: number, len: number): void {
+    const s = this.#state;
+    const drops = s.drops;
+    const link = s.plain;
+    if (!link.forUs(buf, off)) return s.drop(drops['eth-not-for-us']);
+    if (s.cfg.plain.ipv6 === null) return s.drop(drops['eth-unsupported-type']);
+    const ip = off + IP_OFFSET;
+    const n = checkIpv6(buf, ip, len - IP_OFFSET);
+    if (n < 0) return s.drop(drops['ip6-bad']);
+    const nh = buf[ip + IP6_NEXT_HEADER];
+    if (nh === NH_ICMPV6 && n >= IPV6_HLEN + 4 && (buf[ip + IPV6_HLEN] === 135 || buf[ip + IPV6_HLEN] === 136)) {
+      if (link.ndIn(buf, off, n, s.now) === ARP_BAD) s.drop(drops['nd-bad']);
+      return;
+    }
+    // Link-scope traffic (router advertisements, multicast, link-local) never crosses the tunnel.
+    if (isMulticastIpv6(buf, ip + IP6_DST) || isLinkLocalIpv6(buf, ip + IP6_DST) || isLinkLocalIpv6(buf, ip + IP6_SRC)) {
+      return s.drop(drops['ip6-link-scope']);
+    }
+    if (!s.ready) return s.drop(drops['not-ready']);
+    const peerIndex = s.allowed.lookup6(buf, ip + IP6_DST);
+    if (peerIndex < 0) return s.drop(drops['no-peer']);
+    const peer = s.peers[peerIndex];
+    const kp = peer.current;
+    if (kp === undefined || s.expired(kp)) {
+      this.#stage(peer, buf, off, len);
+      this.#handshakes!.initiate(peer, false);
+      return;
+    }
+    this.sendFrame6(peer, kp, buf, off, n, ip);
+    this.#timers.keepKeyFreshSending(peer, kp);
+  }
+
+  /** Encrypt and send one IPv6 packet of n bytes at buf[ip] (TCPv6 GSO super-frames as several messages). */
+  sendFrame6(peer: Peer, kp: Keypair, buf: Uint8Array, off: number, n: number, ip: number): void {
+    const s = this.#state;
+    const drops = s.drops;
+    const tr = s.tracer;
+    if (peer.endpointAddress < 0) return s.drop(drops['no-endpoint']);
+    if (!s.uplink.resolved) return s.drop(drops['uplink-unresolved']);
+    const gso = buf[off + 1] & 0x7f;
+    const mtu = s.cfg.mtu;
+    const nh = buf[ip + IP6_NEXT_HEADER];
+    const port = s.uplink.port;
+    if (gso === VNET_GSO_TCPV6) {
+      if (nh !== NH_TCP || n < IPV6_HLEN + 20) return s.drop(drops['gso-unsupported']);
+      const thl = (buf[ip + IPV6_HLEN + 12] >>> 4) << 2;
+      const hl = IPV6_HLEN + thl;
+      if (thl < 20 || hl > n) return s.drop(drops['gso-unsupported']);
+      const gsoSize = getU16le(buf, off + 4);
+      const mss = Math.min(gsoSize === 0 ? mtu - hl : gsoSize, mtu - hl);
+      const payloadLen = n - hl;
+      if (payloadLen <= 0) return s.drop(drops['gso-unsupported']);
+      if (mss <= 0) return s.drop(drops['too-big']);
+      let segments = 0;
+      for (let o = 0; o < payloadLen; o += mss) {
+        const seg = Math.min(mss, payloadLen - o);
+        const slot = port.alloc();
+        if (slot < 0) {
+          s.drop(drops['uplink-full']);
+          break;
+        }
+        const tCopy = tr.stage();
+        const total = writeTcpSegment6(buf, ip, thl, ip + hl, o, seg, o === 0, o + seg >= payloadLen, port.buf, slot + PLAINTEXT_OFFSET);
+        tr.end(this.#pCopy, tCopy, total);
+        if (s.allowed.lookup6(port.buf, slot + PLAINTEXT_OFFSET + IP6_DST) !== peer.index) {
+          port.release(slot);
+          s.drop(drops['plain-changed']);
+          break;
+        }
+        segments++;
+        this.#sealAndSend(peer, kp, slot, total);
+      }
+      s.count(s.counts['gso.segments'], segments);
+      return;
+    }
+    if (gso !== 0) return s.drop(drops['gso-unsupported']);
+    if (n > mtu) {
+      this.#packetTooBig6(buf, ip, n);
+      return s.drop(drops['too-big']);
+    }
+    const slot = port.alloc();
+    if (slot < 0) return s.drop(drops['uplink-full']);
+    const out = port.buf;
+    const p = slot + PLAINTEXT_OFFSET;
+    const tCopy = tr.stage();
+    copyBytes.call(buf, out, p, ip, ip + n);
+    tr.end(this.#pCopy, tCopy, n);
+    if (s.allowed.lookup6(out, p + IP6_DST) !== peer.index || getU16(out, p + IP6_PAYLOAD_LENGTH) !== n - IPV6_HLEN) {
+      port.release(slot);
+      return s.drop(drops['plain-changed']);
+    }
+    if (!this.#completeCsum(buf, off, out, p, IPV6_HLEN, n, out[p + IP6_NEXT_HEADER])) {
+      port.release(slot);
+      return s.drop(drops['bad-csum-offsets']);
+    }
+    if (s.cfg.mssClamp && clampMss6(out, p, n - IPV6_HLEN, mtu - 60)) s.count(s.counts['mss.clamped']);
+    this.#sealAndSend(peer, kp, slot, n);
+  }
+
+  /** ICMPv6 packet too big (MTU = the tunnel's) back to the source of an IPv6 packet larger than the MTU (RFC 8201). */
+  #packetTooBig6(buf: Uint8Array, ip: number, n: number): void {
+    const s = this.#state;
+    const v6 = s.cfg.plain.ipv6;
+    if (v6 === null || !s.plain.resolved6) return;
+    if (buf[ip + IP6_NEXT_HEADER] === NH_ICMPV6 && icmp6IsError(buf[ip + IPV6_HLEN])) return; // never about an ICMPv6 error
+    const port = s.plain.port;
+    const slot = port.alloc();
+    if (slot < 0) return;
+    const out = port.buf;
+    vnetClear(out, slot);
+    writeEthHeader(out, slot + VNET_HDR_LEN, s.plain.gatewayMac6, s.cfg.plain.mac, ETHERTYPE_IPV6);
+    const rip = slot + IP_OFFSET;
+    const l4 = rip + IPV6_HLEN;
+    // The quote (at most 1280 - 48 bytes of the packet) goes in first, then the header over the slot's front.
+    const icmpLen = writeIcmp6Error(out, l4, ICMP6_PACKET_TOO_BIG, 0, s.cfg.mtu, buf, ip, Math.min(n, port.slotSize - IP_OFFSET - IPV6_HLEN - 8));
+    const src = this.#scratch6;
+    for (let i = 0; i < 16; i++) src[i] = buf[ip + IP6_SRC + i];
+    writeIpv6Header(out, rip, icmpLen, NH_ICMPV6, 64, v6.address, src);
+    icmp6SetChecksum(out, rip, l4, icmpLen);
+    port.submit(slot, IP_OFFSET + IPV6_HLEN + icmpLen);
+    s.plain.dirty = true;
+    s.count(s.counts['icmp6.too-big-sent']);
+  }
+
+  readonly #scratch6 = new Uint8Array(16);
 
   /** The plaintext (plainLen bytes) is at slot + PLAINTEXT_OFFSET: pad, seal in place, add the headers, submit. */
   #sealAndSend(peer: Peer, kp: Keypair, slot: number, plainLen: number): void {
@@ -312,7 +468,18 @@ export class DataPath {
       return;
     }
     const frames = peer.staged.splice(0, peer.staged.length);
-    for (const f of frames) this.sendFrame(peer, kp, f, 0, f.length, IP_OFFSET, (f[IP_OFFSET] & 0x0f) << 2);
+    // Each copy is checked again: the router's slot may have changed between its check and the copy.
+    for (const f of frames) {
+      if (getU16(f, VNET_HDR_LEN + 12) === ETHERTYPE_IPV6) {
+        const n = checkIpv6(f, IP_OFFSET, f.length - IP_OFFSET);
+        if (n < 0) this.#state.drop(this.#state.drops['plain-changed']);
+        else this.sendFrame6(peer, kp, f, 0, n, IP_OFFSET);
+      } else {
+        const ihl = checkIpv4(f, IP_OFFSET, f.length - IP_OFFSET);
+        if (ihl < 0) this.#state.drop(this.#state.drops['plain-changed']);
+        else this.sendFrame(peer, kp, f, 0, f.length, IP_OFFSET, ihl);
+      }
+    }
   }
 
   /** An empty transport message (or a handshake first, when there are no usable keys). */
@@ -422,8 +589,9 @@ export class DataPath {
       return;
     }
     this.#timers.dataReceived(peer);
-    // The inner packet: IPv4 from an address this peer may use.
+    // The inner packet: IPv4 or IPv6 from an address this peer may use.
     const ip = slot + IP_OFFSET;
+    if (out[ip] >>> 4 === 6) return this.#innerIpv6(peer, port, slot, ctLen);
     const ihl = (out[ip] & 0x0f) << 2;
     const total = getU16(out, ip + 2);
     if (out[ip] >>> 4 !== 4 || ihl < IPV4_HLEN || total < ihl || total > ctLen) {
@@ -443,6 +611,38 @@ export class DataPath {
     }
     vnetClear(out, slot);
     writeEthHeader(out, slot + VNET_HDR_LEN, s.plain.gatewayMac, s.cfg.plain.mac, ETHERTYPE_IPV4);
+    port.submit(slot, IP_OFFSET + total);
+    s.plain.dirty = true;
+    s.count(s.counts['rx.packets']);
+    s.count(s.counts['rx.bytes'], total);
+  }
+
+  /** A decrypted IPv6 packet (ctLen bytes with padding) at slot + IP_OFFSET of the plain port: checked, sent on or dropped. */
+  #innerIpv6(peer: Peer, port: TunnelState['plain']['port'], slot: number, ctLen: number): void {
+    const s = this.#state;
+    const drops = s.drops;
+    const out = port.buf;
+    const ip = slot + IP_OFFSET;
+    if (ctLen < IPV6_HLEN || IPV6_HLEN + getU16(out, ip + IP6_PAYLOAD_LENGTH) > ctLen) {
+      port.release(slot);
+      return s.drop(drops['inner-bad']);
+    }
+    const total = IPV6_HLEN + getU16(out, ip + IP6_PAYLOAD_LENGTH);
+    if (s.allowed.lookup6(out, ip + IP6_SRC) !== peer.index) {
+      port.release(slot);
+      return s.drop(drops['inner-source-not-allowed']);
+    }
+    if (s.cfg.plain.ipv6 === null) {
+      port.release(slot);
+      return s.drop(drops['inner-ipv6-off']);
+    }
+    if (!s.plain.resolved6) {
+      port.release(slot);
+      return s.drop(drops['plain-unresolved']);
+    }
+    if (s.cfg.mssClamp && clampMss6(out, ip, total - IPV6_HLEN, s.cfg.mtu - 60)) s.count(s.counts['mss.clamped']);
+    vnetClear(out, slot);
+    writeEthHeader(out, slot + VNET_HDR_LEN, s.plain.gatewayMac6, s.cfg.plain.mac, ETHERTYPE_IPV6);
     port.submit(slot, IP_OFFSET + total);
     s.plain.dirty = true;
     s.count(s.counts['rx.packets']);

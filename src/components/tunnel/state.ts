@@ -47,11 +47,11 @@ export const DROP_REASONS = [
   'eth-truncated', 'eth-not-for-us', 'eth-unsupported-type', 'arp-bad', 'ip-bad',
   // plaintext side
   'no-peer', 'no-endpoint', 'gso-unsupported', 'too-big', 'bad-csum-offsets', 'staged-overflow', 'staged-given-up',
-  'uplink-full', 'uplink-unresolved', 'not-ready',
+  'uplink-full', 'uplink-unresolved', 'not-ready', 'plain-changed', 'ip6-bad', 'ip6-link-scope', 'nd-bad',
   // uplink side
   'not-for-tunnel', 'udp-bad', 'wg-bad-header', 'wg-unknown-type', 'wg-bad-size', 'mac1-invalid', 'cookie-required',
   'unknown-receiver', 'counter-too-big', 'keypair-expired', 'decrypt-failed', 'replay', 'plain-full', 'plain-unresolved',
-  'inner-bad', 'inner-source-not-allowed',
+  'inner-bad', 'inner-source-not-allowed', 'inner-ipv6-off',
   // handshakes
   'handshake-keystore', 'handshake-bad-static', 'handshake-unknown-peer', 'handshake-bad-timestamp', 'handshake-replay',
   'handshake-flood', 'handshake-low-order', 'response-invalid', 'response-stale', 'cookie-invalid',
@@ -61,7 +61,7 @@ export type DropReason = typeof DROP_REASONS[number];
 export const COUNTERS = [
   'tx.packets', 'tx.bytes', 'rx.packets', 'rx.bytes', 'keepalive.sent', 'keepalive.received', 'gso.segments', 'mss.clamped',
   'handshake.initiation-sent', 'handshake.initiation-held', 'handshake.initiation-received', 'handshake.response-sent', 'handshake.response-received',
-  'handshake.completed', 'handshake.gave-up', 'handshake.initiated-on-unknown', 'cookie.reply-sent', 'cookie.reply-received', 'roamed', 'icmp.frag-needed-sent',
+  'handshake.completed', 'handshake.gave-up', 'handshake.initiated-on-unknown', 'cookie.reply-sent', 'cookie.reply-received', 'roamed', 'icmp.frag-needed-sent', 'icmp6.too-big-sent',
   'keypair.rotated', 'keypair.zeroed', 'staged', 'under-load',
 ] as const;
 export type CounterName = typeof COUNTERS[number];
