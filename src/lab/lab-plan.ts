@@ -241,6 +241,8 @@ export interface RemoteSitePlan {
   rsitePublicKey: string;
   rekeyAfterTimeS: number | undefined;
   persistentKeepalive: number;
+  /** IPv6 inside the tunnel (labs with IPv6): the remote /64, rsite's and rhost's addresses, the lan's /64, the tun domain. */
+  ipv6?: { sitePrefix: string; rsiteLanIp: string; rhostIp: string; lanPrefix: string; tunDomain: { router: string; tunnel: string; prefixLen: number } };
 }
 
 export interface FileGatewayLabPlan {

@@ -11,8 +11,13 @@
 //                             tunnel ══ keystore (the key file, as an fd)
 //               plain 198.18.255.2  uplink 198.19.1.2:51820
 //
-// The router routes the remote prefix 198.18.64.0/24 into the `tun` domain
-// (a static route via the tunnel's plain address); the tunnel's UDP endpoint
+// IPv6 inside the tunnel (labs with IPv6): rsite 2001:db8:64::1/64, rhost
+// 2001:db8:64::2/64; the tun domain 2001:db8:0:fe01::/64 (router ::1, the
+// tunnel ::2); wireguard-go's allowed-ips hold the lan's /64 too. The outer
+// transport stays IPv4.
+//
+// The router routes the remote prefix 198.18.64.0/24 (and 2001:db8:64::/64)
+// into the `tun` domain (static routes via the tunnel's plain addresses); the tunnel's UDP endpoint
 // is a host on the `wg` domain, which the router links to the wan without
 // NAT; the wan may reach it on UDP 51820 only. So no path from the lan to the
 // remote site avoids the tunnel, and the wan segment carries only WireGuard.
@@ -34,6 +39,11 @@ export interface RemoteSiteOptions {
 
 
 export const REMOTE_SITE_PREFIX = '198.18.64.0/24';
+export const REMOTE_SITE_PREFIX6 = '2001:db8:64::/64';
+export const RSITE_LAN6 = '2001:db8:64::1';
+export const RHOST6 = '2001:db8:64::2';
+export const TUN6_ROUTER = '2001:db8:0:fe01::1';
+export const TUN6_TUNNEL = '2001:db8:0:fe01::2';
 export const RSITE_LAN = '198.18.64.1';
 export const RHOST = '198.18.64.2';
 export const RSITE_ENDPOINT = '198.19.0.3';
@@ -79,6 +89,10 @@ export function remoteSitePlan(plan: LabPlan, opts: RemoteSiteOptions = {}): Rem
     rsitePublicKey: '',
     rekeyAfterTimeS: opts.rekeyAfterTimeS,
     persistentKeepalive: opts.persistentKeepalive ?? 0,
+    ipv6: plan.subnets6 === undefined ? undefined : {
+      sitePrefix: REMOTE_SITE_PREFIX6, rsiteLanIp: RSITE_LAN6, rhostIp: RHOST6, lanPrefix: plan.subnets6.lan,
+      tunDomain: { router: TUN6_ROUTER, tunnel: TUN6_TUNNEL, prefixLen: 64 },
+    },
   };
 }
 
@@ -113,6 +127,10 @@ export function withRemoteSiteRouter(router: RouterSection, plan: LabPlan): Rout
   domains.tun = {
     address: `${r.tunDomain.router}/${r.tunDomain.prefixLen}`,
     routes: [{ prefix: r.sitePrefix, via: r.tunDomain.tunnel }],
+    ...(r.ipv6 === undefined ? {} : {
+      address6: `${r.ipv6.tunDomain.router}/${r.ipv6.tunDomain.prefixLen}`,
+      routes6: [{ prefix: r.ipv6.sitePrefix, via: r.ipv6.tunDomain.tunnel }],
+    }),
     ip: [{ to: 'lan' }],
   };
   domains.wg = {
@@ -128,6 +146,8 @@ export function remoteSiteGatewayYaml(plan: LabPlan, isolation: string, transpor
   // The preshared key goes into the tunnel's config (the lab writes gateway.yaml with mode 0600).
   const psk = r.pskFile === undefined ? '' : `\n          preshared-key: ${readFileSync(r.pskFile, 'utf8').trim()}`;
   const timers = r.rekeyAfterTimeS === undefined ? '' : `\n      timers: { rekey-after-time-s: ${r.rekeyAfterTimeS} }`;
+  const v6 = r.ipv6;
+  const plain6 = v6 === undefined ? '' : `, address6: ${v6.tunDomain.tunnel}/${v6.tunDomain.prefixLen}, gateway6: ${v6.tunDomain.router}`;
   return {
     devices: `  wg-key: { kind: file, path: ${r.gatewayKeyFile} }\n`,
     components: `  - { name: keystore, type: keystore, isolation: process, devices: { private-key: wg-key } }
@@ -136,12 +156,12 @@ export function remoteSiteGatewayYaml(plan: LabPlan, isolation: string, transpor
     isolation: ${isolation}
     config:
       listen-port: ${r.tunnelPort}
-      plain: { address: ${r.tunDomain.tunnel}/${r.tunDomain.prefixLen}, gateway: ${r.tunDomain.router} }
+      plain: { address: ${r.tunDomain.tunnel}/${r.tunDomain.prefixLen}, gateway: ${r.tunDomain.router}${plain6} }
       uplink: { address: ${r.wgDomain.tunnel}/${r.wgDomain.prefixLen}, gateway: ${r.wgDomain.router} }${timers}
       peers:
         - public-key: ${r.rsitePublicKey}
           endpoint: ${r.endpoint}:${r.endpointPort}
-          allowed-ips: [${r.sitePrefix}]
+          allowed-ips: [${r.sitePrefix}${r.ipv6 === undefined ? '' : `, ${r.ipv6.sitePrefix}`}]
           persistent-keepalive: ${r.persistentKeepalive}${psk}
 `,
     sessions: `  - { between: [tunnel.plain, router.tun], transport: ${transport} }
@@ -184,15 +204,24 @@ export async function startRemoteSite(plan: LabPlan): Promise<(ProcIdentity & { 
   await ip(['addr', 'add', `${r.rhostIp}/24`, 'dev', r.rhostIf], r.rhostNetns);
   await ip(['link', 'set', r.rhostIf, 'up'], r.rhostNetns);
   await ip(['route', 'add', 'default', 'via', r.rsiteLanIp], r.rhostNetns);
+  const v6 = r.ipv6;
+  if (v6 !== undefined) {
+    await sysctl(r.rsiteNetns, 'net.ipv6.conf.all.forwarding', 1);
+    await ip(['-6', 'addr', 'add', `${v6.rsiteLanIp}/64`, 'dev', r.rsiteLan, 'nodad'], r.rsiteNetns);
+    await ip(['-6', 'addr', 'add', `${v6.rhostIp}/64`, 'dev', r.rhostIf, 'nodad'], r.rhostNetns);
+    await ip(['-6', 'route', 'add', 'default', 'via', v6.rsiteLanIp, 'dev', r.rhostIf], r.rhostNetns);
+  }
   // wireguard-go, in the foreground (so its PID is ours to stop), its log in the lab's folder.
   const wg = await startWireguardGo(r.rsiteNetns, r.wgIfname, join(plan.stateDir, 'wireguard-go.log'));
   await nsExec(r.rsiteNetns, 'wg', [
     'set', r.wgIfname, 'listen-port', String(r.endpointPort), 'private-key', r.rsiteKeyFile,
-    'peer', r.gatewayPublicKey, 'endpoint', `${r.wgDomain.tunnel}:${r.tunnelPort}`, 'allowed-ips', plan.subnets.lan,
+    'peer', r.gatewayPublicKey, 'endpoint', `${r.wgDomain.tunnel}:${r.tunnelPort}`,
+    'allowed-ips', v6 === undefined ? plan.subnets.lan : `${plan.subnets.lan},${v6.lanPrefix}`,
     ...(r.pskFile === undefined ? [] : ['preshared-key', r.pskFile]),
   ]);
   await ip(['link', 'set', r.wgIfname, 'up'], r.rsiteNetns);
   await ip(['route', 'add', plan.subnets.lan, 'dev', r.wgIfname], r.rsiteNetns);
+  if (v6 !== undefined) await ip(['-6', 'route', 'add', v6.lanPrefix, 'dev', r.wgIfname], r.rsiteNetns);
   return [{ name: 'wireguard-go', ...wg }];
 }
 
