@@ -65,6 +65,9 @@ interface Side {
   uplink: Port;
   counters: Counters;
   uplinkIp: string;
+  /** The raw config section it was made from (for reloads). */
+  raw: Record<string, any>;
+  name: string;
 }
 
 async function pair(opts: { underLoadB?: number; pskA?: string; pskB?: string; resolveA?: boolean; v6?: boolean } = {}) {
@@ -72,17 +75,18 @@ async function pair(opts: { underLoadB?: number; pskA?: string; pskB?: string; r
   const kB = generatePrivateKey();
   const clock = { t: 10_000 };
   const mk = (me: Uint8Array, peer: Uint8Array, mine: string, theirs: string, allowed: string, psk?: string, underLoad?: number): Side => {
-    const cfg = parseTunnelConfig({
+    const raw = {
       plain: { address: '10.9.0.2/30', gateway: '10.9.0.1', ...(opts.v6 ? { address6: PLAIN6, gateway6: GW6 } : {}) },
       uplink: { address: `${mine}/24`, gateway: '10.0.0.254' },
       cookies: underLoad === undefined ? undefined : { 'under-load-handshakes-per-s': underLoad },
       peers: [{ 'public-key': encodeKey(publicKeyOf(peer)), endpoint: `${theirs}:51820`, 'allowed-ips': [allowed, ...(opts.v6 ? [V6_OF[allowed]] : [])], ...(psk ? { 'preshared-key': psk } : {}) }],
-    }, `t-${mine}`, { file: 't.yaml', path: 'c' });
+    };
+    const cfg = parseTunnelConfig(raw, `t-${mine}`, { file: 't.yaml', path: 'c' });
     const plain = new Port();
     const uplink = new Port();
     const counters = new Counters();
     const t = new Tunnel(cfg, plain, uplink, identity(me), counters, { clock: () => clock.t });
-    return { t, plain, uplink, counters, uplinkIp: mine };
+    return { t, plain, uplink, counters, uplinkIp: mine, raw: JSON.parse(JSON.stringify(raw)) as Record<string, any>, name: `t-${mine}` };
   };
   const psk = encodeKey(generatePrivateKey());
   const A = mk(kA, kB, '10.0.0.1', '10.0.0.2', '198.18.64.0/24', opts.pskA ?? psk);
@@ -530,4 +534,69 @@ test('a hostile peer: decrypted IPv6 from a source outside its allowed-ips, or w
   assert.equal(A.counters.get('drop.inner-bad'), 2, 'version neither 4 nor 6');
   A.t.flush();
   assert.equal(out.A.length + A.plain.sent.length, 1, 'none of them reached the plaintext side');
+});
+
+// ---- live reload of the peers (peer-sync.ts) ------------------------------------
+
+test('reload: an allowed-ips prefix added to a peer is routed at once, its session kept (no new handshake); structural changes refused', async () => {
+  const { A, B, pump, deliver, out } = await pair();
+  const udp = (text: string): L4 => ({ proto: 'udp', udp: { srcPort: 1111, dstPort: 2222, payload: new TextEncoder().encode(text) } });
+  deliver(A, 'plain', ipFrame(plainMac(A), '198.18.0.2', '198.18.64.2', udp('before')));
+  await pump();
+  assert.equal(out.B.length, 1);
+  const peer = A.t.peers[0];
+  const kp = peer.current!;
+  deliver(A, 'plain', ipFrame(plainMac(A), '198.18.0.2', '198.18.65.2', udp('not yet')));
+  assert.equal(A.counters.get('drop.no-peer'), 1);
+  const next = structuredClone(A.raw);
+  next.peers[0]['allowed-ips'].push('198.18.65.0/24');
+  const r = A.t.reload(parseTunnelConfig(next, A.name, { file: 't.yaml', path: 'c' }));
+  assert.ok('diff' in r);
+  assert.deepEqual(r.diff.changed.map((c) => c.what), [['allowed-ips']]);
+  assert.deepEqual([r.diff.added, r.diff.removed, r.diff.unchanged], [[], [], 0]);
+  assert.equal(A.t.peers[0], peer, 'the same peer object');
+  assert.equal(peer.current, kp, 'the same keypair: no new handshake');
+  deliver(A, 'plain', ipFrame(plainMac(A), '198.18.0.2', '198.18.65.2', udp('after')));
+  await pump();
+  assert.equal(out.B.length, 2, 'the new prefix is routed to the peer');
+  assert.equal(new TextDecoder().decode((decodeFrame(out.B[1]) as any).value.l4.udp.payload), 'after');
+  assert.equal(A.counters.get('handshake.initiation-sent'), 1);
+  assert.equal(A.counters.get('handshake.completed'), 1);
+  assert.equal(A.t.status().peers && (A.t.status().peers as { allowedIps: string[] }[])[0].allowedIps.join(','), '198.18.64.0/24,198.18.65.0/24');
+  // Anything but the peers is refused, and nothing changes.
+  const mtu = structuredClone(next);
+  mtu.mtu = 1300;
+  const refused = A.t.reload(parseTunnelConfig(mtu, A.name, { file: 't.yaml', path: 'c' }));
+  assert.deepEqual(refused, { error: "the tunnel's mtu cannot change at run time (only its peers can); restart the gateway" });
+  assert.equal(A.t.cfg.mtu, 1420);
+  void B;
+});
+
+test('reload: a removed peer loses its keys and indices (its packets are refused); a new peer starts without a session', async () => {
+  const { A, B, pump, deliver, out } = await pair();
+  const udp = (text: string): L4 => ({ proto: 'udp', udp: { srcPort: 1111, dstPort: 2222, payload: new TextEncoder().encode(text) } });
+  deliver(A, 'plain', ipFrame(plainMac(A), '198.18.0.2', '198.18.64.2', udp('hi')));
+  await pump();
+  const old = A.t.peers[0];
+  assert.ok(old.current, 'A had a session with B before the reload');
+  const other = encodeKey(publicKeyOf(generatePrivateKey()));
+  const next = structuredClone(A.raw);
+  next.peers = [{ 'public-key': other, endpoint: '10.0.0.3:51820', 'allowed-ips': ['198.18.66.0/24'] }];
+  const r = A.t.reload(parseTunnelConfig(next, A.name, { file: 't.yaml', path: 'c' }));
+  assert.ok('diff' in r);
+  assert.deepEqual(r.diff.added, [other]);
+  assert.deepEqual(r.diff.removed, [A.raw.peers[0]['public-key']], 'B removed');
+  assert.equal(old.removed, true);
+  assert.equal(old.current, undefined);
+  assert.equal(A.t.peers.length, 1);
+  assert.notEqual(A.t.peers[0], old);
+  assert.equal(A.t.peers[0].current, undefined, 'the new peer has no session');
+  deliver(A, 'plain', ipFrame(plainMac(A), '198.18.0.2', '198.18.64.2', udp('gone')));
+  assert.equal(A.counters.get('drop.no-peer'), 1, 'the removed peer\'s prefix routes nowhere');
+  // B still has its session with A: what it sends now is for a receiver index A forgot.
+  const unknown0 = A.counters.get('drop.unknown-receiver');
+  deliver(B, 'plain', ipFrame(plainMac(B), '198.18.64.2', '198.18.0.2', udp('stale')));
+  await pump();
+  assert.ok(A.counters.get('drop.unknown-receiver') > unknown0, 'the old session is gone');
+  assert.equal(out.A.length, 0);
 });

@@ -77,7 +77,11 @@ export class Handshakes implements HandshakeEvents, TimerActions {
       return s.drop(r.reason === 'keystore' ? drops['handshake-keystore'] : r.reason === 'bad-static' ? drops['handshake-bad-static']
         : r.reason === 'unknown-peer' ? drops['handshake-unknown-peer'] : drops['handshake-bad-timestamp']);
     }
-    const peer = s.peerByKey(r.remoteStatic)!;
+    const peer = s.peerByKey(r.remoteStatic);
+    if (peer === undefined) { // removed by a reload while the keystore answered
+      clearState(r.state);
+      return s.drop(drops['handshake-unknown-peer']);
+    }
     const now = s.now;
     if (!timestampAfter(r.timestamp, peer.lastTimestamp)) {
       clearState(r.state);
@@ -224,6 +228,11 @@ export class Handshakes implements HandshakeEvents, TimerActions {
       if (r === undefined) {
         s.indices.delete(localIndex);
         return s.drop(s.drops['handshake-keystore']);
+      }
+      if (peer.removed) { // a reload removed the peer meanwhile
+        s.indices.delete(localIndex);
+        clearState(r.state);
+        return;
       }
       if (peer.handshake !== undefined) {
         s.indices.delete(peer.handshakeIndex);

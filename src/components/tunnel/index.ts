@@ -4,11 +4,11 @@
 //   uplink  Nic session to the router domain its encrypted UDP leaves by
 //   keys    message session to the keystore (X25519 with the static key, the public key)
 // One sink pollable per session; each batch is flushed once; a timer runs
-// the protocol's timers and ARP.
+// the protocol's timers and ARP. init's reload may change the peers.
 import type { Component, ComponentEnv } from '../../runtime/component.ts';
 import type { Pollable } from '../../runtime/entrypoint.ts';
 import { sinkPollable } from '../../session/pollable.ts';
-import { parseTunnelConfig } from './config.ts';
+import { parseTunnelConfig, type TunnelConfig } from './config.ts';
 import { KeystoreClient } from './keystore-client.ts';
 import { Tunnel } from './tunnel.ts';
 
@@ -17,7 +17,7 @@ export const PORTS = ['plain', 'uplink', 'keys'] as const;
 const TICK_MS = 50;
 
 export default function create(env: ComponentEnv): Component {
-  const cfg = parseTunnelConfig(env.config, env.name, env.configSource);
+  let cfg = parseTunnelConfig(env.config, env.name, env.configSource);
   const plain = env.sessions.get('plain');
   const uplink = env.sessions.get('uplink');
   const keys = env.sessions.get('keys');
@@ -70,6 +70,22 @@ export default function create(env: ComponentEnv): Component {
     },
     status(): Record<string, unknown> {
       return tunnel.status();
+    },
+    // init's reload: the peers may change (like `wg syncconf`), nothing else.
+    reconfigure(config: unknown, dryRun = false): string | undefined {
+      let next: TunnelConfig;
+      try {
+        next = parseTunnelConfig(config, env.name, env.configSource);
+      } catch (e) {
+        return e instanceof Error ? e.message : String(e);
+      }
+      if (dryRun) return tunnel.checkReload(next);
+      const r = tunnel.reload(next);
+      if ('error' in r) return r.error;
+      cfg = next;
+      const d = r.diff;
+      env.log.info('peers reloaded', { added: d.added, removed: d.removed, changed: d.changed, unchanged: d.unchanged });
+      return undefined;
     },
     sessionReset(name: string): void {
       if (name === 'keys') ks.reset();

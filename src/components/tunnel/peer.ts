@@ -36,8 +36,12 @@ export class Keypair {
 }
 
 export class Peer {
-  readonly index: number;
-  readonly cfg: PeerConfig;
+  /** Position in the tunnel's peer list and in its allowed-ips table (a reload renumbers). */
+  index: number;
+  /** Replaced by a reload that keeps the peer (same public key): allowed-ips, endpoint, keepalive, psk. */
+  cfg: PeerConfig;
+  /** Set when a reload removed the peer: handshakes finishing afterwards are discarded. */
+  removed = false;
   readonly cookies: CookieGenerator;
   /** Where to send: from the config, then wherever authenticated packets come from (roaming). -1: unknown. */
   endpointAddress: number;

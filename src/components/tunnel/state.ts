@@ -85,7 +85,8 @@ export interface TunnelOptions {
 }
 
 export class TunnelState {
-  readonly cfg: TunnelConfig;
+  /** The config in force (a reload replaces it when only the peers changed: peer-sync.ts). */
+  cfg: TunnelConfig;
   readonly plain: LinkHost;
   readonly uplink: LinkHost;
   readonly peers: Peer[];
@@ -95,7 +96,7 @@ export class TunnelState {
   readonly drops: Record<DropReason, number>;
   readonly counts: Record<CounterName, number>;
   /** Outgoing packets pick their peer here (index into peers), incoming ones are checked against it. */
-  readonly allowed = new AllowedIps();
+  allowed = new AllowedIps();
   /** Peers by public key (base64). */
   readonly byKey = new Map<string, Peer>();
   /** Receiver indices we handed out (handshakes in progress and keypairs). */

@@ -12,6 +12,7 @@
 //   handshake.ts  initiations, responses, cookie replies, keypair rotation
 //   timers.ts     WireGuard's REKEY / REJECT / KEEPALIVE timers
 //   status.ts     the `tunnel status` view
+//   peer-sync.ts  live reload of the peers (like `wg syncconf`)
 import type { Counters } from '../../runtime/counters.ts';
 import type { PacketSource } from '../../session/types.ts';
 import { encodeKey } from '../keystore/keys.ts';
@@ -21,6 +22,7 @@ import { DataPath } from './datapath.ts';
 import { Handshakes } from './handshake.ts';
 import type { LinkHost } from './link.ts';
 import type { Peer } from './peer.ts';
+import { fixedChange, syncPeers, type PeerDiff } from './peer-sync.ts';
 import { TunnelState, type TunnelOptions, type TunnelStatic } from './state.ts';
 import { tunnelStatus } from './status.ts';
 import { Timers } from './timers.ts';
@@ -111,5 +113,31 @@ export class Tunnel {
 
   status(): Record<string, unknown> {
     return tunnelStatus(this.#state);
+  }
+
+  /** Why `next` cannot be put in force at run time (undefined: it can; only its peers differ). */
+  checkReload(next: TunnelConfig): string | undefined {
+    return fixedChange(this.#state.cfg, next);
+  }
+
+  /**
+   * Put a new config in force whose peers may differ (peer-sync.ts): sessions
+   * of peers whose key stays are kept. Returns the reason it was refused (and
+   * nothing changed), or what changed.
+   */
+  reload(next: TunnelConfig): { error: string } | { diff: PeerDiff } {
+    const why = fixedChange(this.#state.cfg, next);
+    if (why !== undefined) return { error: why };
+    const s = this.#state;
+    s.now = s.clock();
+    const { diff, added } = syncPeers(s, next);
+    if (s.ready) {
+      const keepalive = new Set(diff.changed.filter((c) => c.what.includes('persistent-keepalive')).map((c) => c.publicKey));
+      for (const p of s.peers) {
+        if (p.cfg.persistentKeepalive > 0 && (added.includes(p) || keepalive.has(p.cfg.publicKeyText))) this.#dataPath.sendKeepalive(p);
+      }
+      this.flush();
+    }
+    return { diff };
   }
 }
