@@ -7,9 +7,10 @@
 // nowhere but in the keystore.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { labControl, labDown, labUp, readLabState } from '../../src/lab/lab.ts';
+import { labReload } from '../../src/lab/lab-reload.ts';
 import type { ControlClient } from '../../src/sys/control-client.ts';
 import { RHOST, RHOST6, RSITE_ENDPOINT, WG_PORT, WG_TUNNEL } from '../../src/lab/remote-site.ts';
 import { decodeKey } from '../../src/components/keystore/keys.ts';
@@ -302,6 +303,47 @@ test('roaming: the remote site changes its address and port, the tunnel follows'
   assert.equal((await report()).status.peers[0].endpoint, `198.19.0.4:${WG_PORT + 1}`);
   assert.ok((await counter('roamed')) > roamed);
   assert.ok((await ping(lan, RHOST, { count: 2, timeoutS: 3 })).ok, 'traffic from the lan goes to the new endpoint');
+});
+
+test('reload (like wg syncconf): an allowed-ips prefix added while a ping runs: no loss, same session, roamed endpoint kept; a bad peer list is refused', { skip }, async () => {
+  const file = join(stateDir, 'gateway.yaml');
+  const original = readFileSync(file, 'utf8');
+  const line = /allowed-ips: \[198\.18\.64\.0\/24([^\]]*)\]/;
+  assert.match(original, line, 'the tunnel peer\'s allowed-ips in gateway.yaml');
+  try {
+    const endpoint = (await report()).status.peers[0].endpoint;
+    // A ping flow across the reload. The tunnel, when it initiated the session, rekeys every 4 s: then reload
+    // right after a rekey, so none is due meanwhile (a session the remote site initiated is rekeyed by it, after 120 s).
+    const flow = ping(lan, RHOST, { count: 30, intervalS: 0.1, timeoutS: 3 });
+    let cur: any;
+    await waitFor('a keypair no rekey is due for', async () => {
+      cur = (await report()).status.peers[0];
+      const kp = cur.keypairs.current;
+      return kp !== null && (!kp.initiator || kp.ageS < 1.5);
+    }, 10_000);
+    writeFileSync(file, original.replace(line, 'allowed-ips: [198.18.64.0/24$1, 198.18.65.0/24]'));
+    const r = await labReload(name);
+    assert.ok(r.ok, r.message);
+    assert.deepEqual(r.changed, ['tunnel']);
+    const after: any = (await report()).status.peers[0];
+    assert.equal(after.keypairs.current.localIndex, cur.keypairs.current.localIndex, 'the same keypair: the session was kept');
+    assert.equal(after.handshakes, cur.handshakes, 'no new handshake');
+    assert.ok(after.allowedIps.includes('198.18.65.0/24'), after.allowedIps.join(','));
+    assert.equal(after.endpoint, endpoint, 'the endpoint learnt by roaming stays (the configured one did not change)');
+    const p = await flow;
+    assert.equal(p.received, 30, `ping across the reload: ${p.transmitted} sent, ${p.received} received`);
+    // A bad peer list: refused with the file, the path and the reason; the running peers stay.
+    writeFileSync(file, original.replace(line, 'allowed-ips: [198.18.64.0/24$1, 198.18.65.1/24]'));
+    const bad = await labReload(name);
+    assert.equal(bad.ok, false);
+    assert.match(bad.message, /gateway\.yaml.*components\[\d+\]\.config\.peers\[0\]\.allowed-ips\[\d\]: expected a network address \(198\.18\.65\.0\/24\)/);
+    const kept: any = (await report()).status.peers[0];
+    assert.ok(kept.allowedIps.includes('198.18.65.0/24'), 'the running config stays');
+    assert.ok((await ping(lan, RHOST, { count: 2, timeoutS: 3 })).ok, 'the tunnel still works');
+  } finally {
+    writeFileSync(file, original);
+    await labReload(name);
+  }
 });
 
 /** True if any needle occurs in a readable mapping of process `pid` (read as root through /proc/PID/mem). */

@@ -35,7 +35,10 @@ class Port implements PacketSource {
     this.address = m.address;
     this.#free = Array.from({ length: slots }, (_, i) => i * this.slotSize);
   }
+  /** Runs at every alloc (a test's hook: e.g. a router rewriting its slot meanwhile). */
+  onAlloc: (() => void) | undefined;
   alloc(): number {
+    this.onAlloc?.();
     return this.#free.pop() ?? -1;
   }
   release(off: number): void {
@@ -147,7 +150,9 @@ async function pair(opts: { underLoadB?: number; pskA?: string; pskB?: string; r
   // Resolve gateways (A's only when asked: resolveA false leaves it to the test).
   for (const s of delivered) if (s !== A || opts.resolveA !== false) s.t.tick();
   await pump();
-  return { A, B, clock, pump, deliver, out, restartA };
+  /** Where deliver() puts a frame: byte 64 of this buffer (the router's slot, as the tunnel sees it). */
+  const slot = ib;
+  return { A, B, clock, pump, deliver, out, restartA, slot };
 }
 
 const PLAIN6 = '2001:db8:ff:1::2/64';
@@ -599,4 +604,34 @@ test('reload: a removed peer loses its keys and indices (its packets are refused
   await pump();
   assert.ok(A.counters.get('drop.unknown-receiver') > unknown0, 'the old session is gone');
   assert.equal(out.A.length, 0);
+});
+
+test('copy, then check: a router rewriting its slot after the peer was chosen gets nothing sealed (IPv4, IPv6, GSO)', async () => {
+  const { A, B, pump, deliver, out, slot } = await pair({ v6: true });
+  const udp = (text: string): L4 => ({ proto: 'udp', udp: { srcPort: 1111, dstPort: 2222, payload: new TextEncoder().encode(text) } });
+  deliver(A, 'plain', ipFrame(plainMac(A), '198.18.0.2', '198.18.64.2', udp('session')));
+  await pump();
+  assert.equal(out.B.length, 1);
+  const sealed0 = A.counters.get('tx.packets');
+  // The attack: between the lookup (in the router's slot) and the copy, the router moves the destination out of the peer's prefixes.
+  const IP = 64 + 12 + 14;
+  A.uplink.onAlloc = () => {
+    if (slot[IP] >>> 4 === 4) slot.set([203, 0, 113, 1], IP + 16);
+    else slot[IP + 24] = 0x30; // 2001:db8:64::2 -> 3001:...
+  };
+  deliver(A, 'plain', ipFrame(plainMac(A), '198.18.0.2', '198.18.64.2', udp('redirected')));
+  deliver(A, 'plain', ip6Frame(plainMac(A), '2001:db8:0:1::a', '2001:db8:64::2', 17, udp6('redirected6')));
+  const payload = new Uint8Array(3000);
+  const tcp = [0x04, 0x57, 0x1f, 0x90, 0, 0, 0x10, 0, 0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0, ...payload];
+  deliver(A, 'plain', ip6Frame(plainMac(A), '2001:db8:0:1::a', '2001:db8:64::2', 6, tcp, 64, [0, VNET_GSO_TCPV6, 60, 0, 1400 & 255, 1400 >> 8, 0, 0, 0, 0, 0, 0]));
+  A.uplink.onAlloc = undefined;
+  await pump();
+  assert.equal(A.counters.get('drop.plain-changed'), 3);
+  assert.equal(A.counters.get('tx.packets'), sealed0, 'nothing was sealed');
+  assert.equal(out.B.length, 1, 'nothing arrived');
+  // Unchanged slots still go through.
+  deliver(A, 'plain', ipFrame(plainMac(A), '198.18.0.2', '198.18.64.2', udp('fine')));
+  await pump();
+  assert.equal(out.B.length, 2);
+  void B;
 });
