@@ -2,6 +2,7 @@
 // peer its endpoint, allowed IPs, latest handshake, transfer and keypairs.
 // Read off the hot path, on request; it names no secret.
 import { formatIpv4 } from '../../net/addr.ts';
+import { formatIpv6 } from '../../net/addr6.ts';
 import { encodeKey } from '../keystore/keys.ts';
 import { aeadBackend } from './aead.ts';
 import type { LinkHost } from './link.ts';
@@ -14,6 +15,11 @@ export function tunnelStatus(s: TunnelState): Record<string, unknown> {
     address: `${formatIpv4(l.cfg.address)}/${l.cfg.prefix}`,
     gateway: formatIpv4(l.cfg.gateway),
     gatewayResolved: l.resolved,
+    ...(l.cfg.ipv6 === null ? {} : {
+      address6: `${formatIpv6(l.cfg.ipv6.address)}/${l.cfg.ipv6.prefix}`,
+      gateway6: formatIpv6(l.cfg.ipv6.gateway),
+      gateway6Resolved: l.resolved6,
+    }),
   });
   const keypairInfo = (kp: Keypair | undefined) => kp === undefined ? null : {
     localIndex: kp.localIndex, remoteIndex: kp.remoteIndex, initiator: kp.initiator, ageS: Math.round((now - kp.created) / 100) / 10,
