@@ -380,3 +380,18 @@ test('routes6: a routed prefix goes to its next hop in its domain (NS for via), 
   bad([{ prefix: 'nope', via: '2001:db8:ff:1::2' }], /routes6\[0\]\.prefix: expected an IPv6 prefix/);
   assert.throws(() => parseRouterConfig({ domains: { lan: { address: '198.18.0.1/24', routes6: [] } } }, 'r', PATH), /domains\.lan\.routes6: expected no "routes6" without "address6"/);
 });
+
+test('reload: routes and routes6 cannot change at run time (the routing tables are built once)', () => {
+  const base = (routes6: unknown[], routes: unknown[] = []) => ({
+    domains: {
+      lan: { address: '198.18.0.1/24', address6: '2001:db8:0:1::1/64' },
+      tun: { address: '198.18.255.1/30', address6: '2001:db8:ff:1::1/64', routes, routes6 },
+    },
+  });
+  const r = rig(base([{ prefix: '2001:db8:64::/64', via: '2001:db8:ff:1::2' }]));
+  const why = r.router.reconfigure(parseRouterConfig(base([{ prefix: '2001:db8:65::/64', via: '2001:db8:ff:1::2' }]), 'router', PATH));
+  assert.match(why ?? '', /domains\.tun\.routes \/ routes6 cannot change at run time/);
+  const why4 = r.router.reconfigure(parseRouterConfig(base([{ prefix: '2001:db8:64::/64', via: '2001:db8:ff:1::2' }], [{ prefix: '198.18.64.0/24', via: '198.18.255.2' }]), 'router', PATH));
+  assert.match(why4 ?? '', /routes \/ routes6 cannot change/);
+  assert.equal(r.router.reconfigure(parseRouterConfig(base([{ prefix: '2001:db8:64::/64', via: '2001:db8:ff:1::2' }]), 'router', PATH)), undefined);
+});

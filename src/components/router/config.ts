@@ -349,6 +349,9 @@ export function structuralChange(cur: RouterConfig, next: RouterConfig): string 
       return `domains.${a.name}.address6 / gateway6 cannot change at run time (neighbors and connections depend on them); restart the gateway`;
     }
     if (a.mac.join(',') !== b.mac.join(',')) return 'mac-prefix cannot change at run time (hosts cache the MACs); restart the gateway';
+    const rt = (d: typeof a): string => JSON.stringify([(d.routes ?? []).map((r) => [r.network, r.prefix, r.via]),
+      (d.ipv6?.routes ?? []).map((r) => [[...r.network], r.prefix, [...r.via]])]);
+    if (rt(a) !== rt(b)) return `domains.${a.name}.routes / routes6 cannot change at run time (the routing tables are built once); restart the gateway`;
   }
   if (cur.conntrack.max !== next.conntrack.max) return 'conntrack.max cannot change at run time (the table is allocated once); restart the gateway';
   if (cur.conntrack.perSource !== next.conntrack.perSource || cur.conntrack.maxProbe !== next.conntrack.maxProbe) {
