@@ -2,7 +2,7 @@
 // UDP datagrams to the listen port with arbitrary payloads, well-sized
 // messages of each type with random bodies, handshake messages whose mac1 is
 // valid (so the Noise code and its async keystore calls are reached), and
-// hostile plaintext frames. Nothing throws or rejects, and every frame is
+// hostile plaintext frames (IPv4, IPv6, Neighbor Discovery). Nothing throws or rejects, and every frame is
 // counted (a drop reason, or a handshake/cookie/data counter).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -54,9 +54,9 @@ async function responder() {
   const k = privateKeyObject(me);
   const ks: TunnelStatic = { publicKey: publicKeyOf(me), dh: async (p) => x25519(k, p), fetchPublicKey: async () => publicKeyOf(me) };
   const cfg = parseTunnelConfig({
-    plain: { address: '10.9.0.2/30', gateway: '10.9.0.1' },
+    plain: { address: '10.9.0.2/30', gateway: '10.9.0.1', address6: '2001:db8:ff:1::2/64', gateway6: '2001:db8:ff:1::1' },
     uplink: { address: '10.0.0.2/24', gateway: '10.0.0.254' },
-    peers: [{ 'public-key': encodeKey(publicKeyOf(peer)), endpoint: '10.0.0.1:51820', 'allowed-ips': ['198.18.0.0/24'] }],
+    peers: [{ 'public-key': encodeKey(publicKeyOf(peer)), endpoint: '10.0.0.1:51820', 'allowed-ips': ['198.18.0.0/24', '2001:db8:64::/64'] }],
   }, 'tunnel', { file: 't.yaml', path: 'c' });
   const counters = new Counters();
   const clock = { t: 10_000 };
@@ -69,6 +69,10 @@ async function responder() {
   const total = (): number => Object.values(counters.snapshot()).reduce((a, b) => a + b, 0);
   return { t, cfg, counters, clock, ib, ingress, total, myPublic: publicKeyOf(me) };
 }
+
+const ADDR6 = [0x20, 0x01, 0x0d, 0xb8, 0, 0xff, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2];
+const GW6 = [0x20, 0x01, 0x0d, 0xb8, 0, 0xff, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
+const DST6 = [0x20, 0x01, 0x0d, 0xb8, 0, 0x64, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
 
 function udpFrame(payload: Uint8Array, sport = 51820, dport = 51820): Uint8Array {
   return encodeFrame({ kind: 'ipv4', eth: { dst: 'ff:ff:ff:ff:ff:ff', src: '02:00:00:00:00:fe' }, ip: { src: '10.0.0.1', dst: '10.0.0.2' },
@@ -131,6 +135,18 @@ test('fuzz: hostile plaintext frames never throw and are counted', async () => {
       const f = encodeFrame({ kind: 'ipv4', eth: { dst: 'ff:ff:ff:ff:ff:ff', src: '02:00:00:00:00:fe' }, ip: { src: '198.18.0.2', dst: '198.18.64.2' },
         l4: { proto: 'tcp', tcp: { srcPort: port, dstPort: 80, seq: 1, ack: 0, flags: 2, window: 100, payload: p } } });
       f[at % f.length] = v;
+      return f;
+    }),
+    // IPv6: a UDP packet to the peer's prefix, or an NS / NA for the tunnel's address, with one byte changed.
+    fc.tuple(fc.uint8Array({ maxLength: 100 }), fc.constantFrom(17, 58, 6, 0), fc.constantFrom(0, 135, 136, 134, 128), fc.nat(255), fc.nat(200)).map(([p, nh, type, v, at]) => {
+      const l4 = nh === 58 ? [type, 0, 0, 0, 0, 0, 0, 0, ...ADDR6, 1, 1, 2, 0, 0, 0, 0, 0xfe, ...p] : [...p];
+      const f = new Uint8Array(12 + 14 + 40 + l4.length);
+      f.set([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 0xfe, 0x86, 0xdd], 12);
+      f.set([0x60, 0, 0, 0, l4.length >> 8, l4.length & 255, nh, nh === 58 ? 255 : 64], 26);
+      f.set(GW6, 26 + 8);
+      f.set(nh === 58 ? ADDR6 : DST6, 26 + 24);
+      f.set(l4, 66);
+      if (at < f.length) f[at] = v;
       return f;
     }),
   );

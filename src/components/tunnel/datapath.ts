@@ -29,7 +29,7 @@ import {
   checkIpv4, IP_DST, IP_FLAG_DF, IP_FRAG, IP_SRC, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPV4_HLEN, ipv4IsFragment, writeIpv4Header,
 } from '../../net/ipv4.ts';
 import { VNET_CSUM_OFFSET, VNET_CSUM_START, VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4, VNET_GSO_TCPV6, VNET_HDR_LEN, vnetClear } from '../../net/vnet.ts';
-import { ARP_BAD, type LinkHost } from './link.ts';
+import { ARP_BAD, ARP_HANDLED, type LinkHost } from './link.ts';
 import {
   COOKIE_REPLY_SIZE, DATA_COUNTER, DATA_RECEIVER, INITIATION_SIZE, MSG_COOKIE_REPLY, MSG_INITIATION, MSG_RESPONSE, MSG_TRANSPORT,
   paddedLength, PROTOCOL, RESPONSE_SIZE, TRANSPORT_HEADER_SIZE,
@@ -228,7 +228,9 @@ export class DataPath {
     if (n < 0) return s.drop(drops['ip6-bad']);
     const nh = buf[ip + IP6_NEXT_HEADER];
     if (nh === NH_ICMPV6 && n >= IPV6_HLEN + 4 && (buf[ip + IPV6_HLEN] === 135 || buf[ip + IPV6_HLEN] === 136)) {
-      if (link.ndIn(buf, off, n, s.now) === ARP_BAD) s.drop(drops['nd-bad']);
+      const r = link.ndIn(buf, off, n, s.now);
+      if (r === ARP_BAD) s.drop(drops['nd-bad']);
+      else s.count(r === ARP_HANDLED ? s.counts['nd.handled'] : s.counts['nd.ignored']);
       return;
     }
     // Link-scope traffic (router advertisements, multicast, link-local) never crosses the tunnel.

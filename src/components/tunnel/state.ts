@@ -61,7 +61,7 @@ export type DropReason = typeof DROP_REASONS[number];
 export const COUNTERS = [
   'tx.packets', 'tx.bytes', 'rx.packets', 'rx.bytes', 'keepalive.sent', 'keepalive.received', 'gso.segments', 'mss.clamped',
   'handshake.initiation-sent', 'handshake.initiation-held', 'handshake.initiation-received', 'handshake.response-sent', 'handshake.response-received',
-  'handshake.completed', 'handshake.gave-up', 'handshake.initiated-on-unknown', 'cookie.reply-sent', 'cookie.reply-received', 'roamed', 'icmp.frag-needed-sent', 'icmp6.too-big-sent',
+  'handshake.completed', 'handshake.gave-up', 'handshake.initiated-on-unknown', 'cookie.reply-sent', 'cookie.reply-received', 'roamed', 'icmp.frag-needed-sent', 'icmp6.too-big-sent', 'nd.handled', 'nd.ignored',
   'keypair.rotated', 'keypair.zeroed', 'staged', 'under-load',
 ] as const;
 export type CounterName = typeof COUNTERS[number];
