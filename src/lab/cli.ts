@@ -3,7 +3,7 @@
 // "microgate lab: <message>".
 import { resolve as resolvePath } from 'node:path';
 import { parseArgs } from 'node:util';
-import { labDown, labStatus, labUp, type LabInfo, type LabStatus } from './lab.ts';
+import { LabInterrupted, labDown, labStatus, labUp, type LabInfo, type LabStatus } from './lab.ts';
 import { GATEWAY_KINDS, LAB_NAME_RE, LABS_DIR, type GatewayKind } from './lab-plan.ts';
 import type { MicrogateLabOptions } from './microgate-gateway.ts';
 
@@ -30,7 +30,8 @@ Build lab NAME (1-8 characters: a lower-case letter, then lower-case letters or 
   policy      the lab policy (src/lab/lab-policy.ts), on microgate's router or translated to nftables;
               change it in the lab's gateway.yaml (microgate) or router.yaml (linux), then "microgate reload --lab NAME"
   state       ${LABS_DIR}/NAME/state.json and lab.log
-Returns once the lan host can ping its gateway. On failure, everything built is removed.
+Returns once the lan host can ping its gateway. On failure, everything built is removed;
+on Ctrl-C (SIGINT) or SIGTERM too, and it then exits 130 (SIGINT) or 143 (SIGTERM).
 
 Options:
   --name NAME        the lab's name (required)
@@ -183,9 +184,31 @@ async function up(argv: string[]): Promise<number> {
       remoteSite.rekeyAfterTimeS = s;
     }
   }
-  const info = await labUp({ name, gateway: gateway as GatewayKind, microgate: mg, remoteSite, fileGateway: values['file-gateway'] === true });
-  out(values.json ? JSON.stringify(info) : describe(info));
-  return 0;
+  // Ctrl-C / SIGTERM: stop building, remove everything built so far, exit 130 / 143.
+  // A second signal while that runs is ignored (leaving then would orphan the rest).
+  const ac = new AbortController();
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (ac.signal.aborted) {
+      process.stderr.write(`microgate lab: ${sig}: still removing what lab up ${name} built, please wait\n`);
+      return;
+    }
+    process.stderr.write(`microgate lab: ${sig}: stopping lab up ${name}; removing everything it built...\n`);
+    ac.abort(sig);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const info = await labUp({ name, gateway: gateway as GatewayKind, microgate: mg, remoteSite, fileGateway: values['file-gateway'] === true, signal: ac.signal });
+    out(values.json ? JSON.stringify(info) : describe(info));
+    return 0;
+  } catch (e) {
+    if (!(e instanceof LabInterrupted)) throw e;
+    fail(e.message);
+    return e.reason === 'SIGTERM' ? 143 : 130;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
 }
 
 async function down(argv: string[]): Promise<number> {

@@ -354,10 +354,11 @@ export async function initService(control: ControlClient, name = 'file-gateway')
 }
 
 /** Under microgate: wait until init reports the file gateway healthy (running); returns its PID. */
-export async function waitForInitService(control: ControlClient, timeoutMs = 30_000): Promise<number> {
+export async function waitForInitService(control: ControlClient, timeoutMs = 30_000, signal?: AbortSignal): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   let last: ServiceRow | undefined;
   for (;;) {
+    if (signal?.aborted) throw new Error(`aborted while waiting for the file gateway: ${String(signal.reason ?? 'abort')}`);
     last = await initService(control);
     if (last?.state === 'running' && last.pid > 0) return last.pid;
     if (Date.now() > deadline) {

@@ -84,6 +84,22 @@ export interface LabUpOptions {
   remoteSite?: RemoteSiteOptions;
   /** Add the file publication: a WebDAV NAS in the lan and the file gateway in the dmz (file-gateway-lab.ts). */
   fileGateway?: boolean;
+  /**
+   * Aborting it (`lab up` does on SIGINT / SIGTERM) stops the build at its next
+   * step or wait (within ~0.1 s, or once the command running then ends), removes
+   * everything built so far and rejects with a LabInterrupted.
+   */
+  signal?: AbortSignal;
+}
+
+/** labUp was aborted (its `signal`): everything it had built is removed. */
+export class LabInterrupted extends Error {
+  readonly reason: string;
+  constructor(name: string, reason: string) {
+    super(`lab up ${name} interrupted (${reason}): everything it had built is removed`);
+    this.name = 'LabInterrupted';
+    this.reason = reason;
+  }
 }
 
 // ---- logging: every command run for a lab goes to its lab.log --------------------
@@ -170,6 +186,21 @@ export function labInfo(plan: LabPlan, components: { name: string; pid: number }
 
 const sleep = (ms: number) => new Promise<void>(r => setTimeout(r, ms));
 
+/** `p`, or a rejection after `ms` with `message`; the timer is cleared either way (no 10 s wait at exit). */
+async function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([p, new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(message)), ms); })]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Throws when labUp's signal has been aborted (checked between steps and in every wait). */
+function checkAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new Error(`aborted: ${String(signal.reason ?? 'abort')}`);
+}
+
 // ---- up --------------------------------------------------------------------------
 
 /** Give a host its address, link up, and (lan) the default route. The NIC exists in its namespace. */
@@ -212,9 +243,10 @@ function ipv6OfRouter(plan: LabPlan, router: RouterSection): void {
 }
 
 /** The global IPv6 address a host configured from router advertisements (SLAAC), once it has one (DAD done). */
-async function waitForSlaac(h: HostPlan, timeoutMs: number): Promise<string> {
+async function waitForSlaac(h: HostPlan, timeoutMs: number, signal?: AbortSignal): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    checkAborted(signal);
     const { stdout } = await nsExec(h.netns, 'ip', ['-6', '-o', 'addr', 'show', 'dev', h.ifname, 'scope', 'global'], { timeoutMs: 3000 });
     const m = /inet6 ([0-9a-f:]+)\/64 .*dynamic/.exec(stdout);
     if (m !== null && !/tentative/.test(stdout)) return m[1];
@@ -224,10 +256,11 @@ async function waitForSlaac(h: HostPlan, timeoutMs: number): Promise<string> {
 }
 
 /** Ping `target` from `netns` until it answers or `timeoutMs` passes. */
-async function waitForPing(netns: string, target: string, timeoutMs: number): Promise<void> {
+async function waitForPing(netns: string, target: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   for (;;) {
+    checkAborted(signal);
     try {
       await nsExec(netns, 'ping', ['-n', '-q', '-c', '1', '-W', '1', target], { timeoutMs: 3000 });
       return;
@@ -300,14 +333,18 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
     info: null,
   };
 
+  const signal = opts.signal;
+  const step = (): void => checkAborted(signal);
   return currentLog.run(logFile, async () => {
     note(`lab up ${name} --gateway ${kind}`);
     try {
       await writeLabState(state);
       for (const h of [plan.hosts.wan, plan.hosts.lan, plan.hosts.dmz]) {
+        step();
         await createNetns(h.netns);
         await sysctl(h.netns, 'net.ipv4.ip_forward', 0);
       }
+      step();
       if (plan.fileGateway) {
         prepareFileGatewayLab(plan);
         // Under microgate, init starts the file gateway (gateway config `services`) before
@@ -317,12 +354,20 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
 
       let components: { name: string; pid: number }[] = [];
       if (plan.remote) writeRemoteSiteKeys(plan.remote);
+      step();
       if (kind === 'linux') {
         await startLinuxGateway(plan, opts.router);
       } else {
-        const started = await startMicrogate(plan, opts.microgate, opts.router);
+        // init is recorded the moment it exists: an interrupted or failed start stops it (labDown) whatever happens next.
+        const onSpawn = async (pid: number): Promise<void> => {
+          state.initPid = pid;
+          const id = await procIdentity(pid);
+          if (id) state.processes.push({ name: 'init', ...id });
+          await writeLabState(state);
+        };
+        const started = await startMicrogate(plan, opts.microgate, opts.router, { onSpawn, signal });
         const procs = [{ name: 'init', pid: started.initPid }, ...started.components.filter(c => c.pid !== started.initPid)];
-        state.initPid = started.initPid;
+        state.processes = state.processes.filter((p) => p.pid !== started.initPid);
         for (const p of procs) {
           const id = await procIdentity(p.pid);
           if (id) state.processes.push({ name: p.name, ...id });
@@ -332,19 +377,22 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
         components = procs;
       }
 
-      await configureHost(plan.hosts.wan);
-      await configureHost(plan.hosts.lan);
-      await configureHost(plan.hosts.dmz);
+      for (const h of [plan.hosts.wan, plan.hosts.lan, plan.hosts.dmz]) {
+        step();
+        await configureHost(h);
+      }
       if (plan.remote) {
+        step();
         state.processes.push(...await startRemoteSite(plan));
         await writeLabState(state);
       }
-      await waitForPing(plan.hosts.lan.netns, plan.gatewayAddresses.lan, opts.readyTimeoutMs ?? 10_000);
-      const lanIp6 = plan.hosts.lan.ip6 === 'slaac' ? await waitForSlaac(plan.hosts.lan, opts.readyTimeoutMs ?? 20_000) : undefined;
+      await waitForPing(plan.hosts.lan.netns, plan.gatewayAddresses.lan, opts.readyTimeoutMs ?? 10_000, signal);
+      const lanIp6 = plan.hosts.lan.ip6 === 'slaac' ? await waitForSlaac(plan.hosts.lan, opts.readyTimeoutMs ?? 20_000, signal) : undefined;
       if (plan.fileGateway) {
+        step();
         const started = await startFileGatewayLab(plan, { startService: kind === 'linux' });
         // Under microgate init runs the service: wait until it reports it healthy (its PID as of now; /status has the current one).
-        if (kind === 'microgate') started.push({ name: 'file-gateway', pid: await waitForInitService(new ControlClient({ socket: plan.controlSocket })) });
+        if (kind === 'microgate') started.push({ name: 'file-gateway', pid: await waitForInitService(new ControlClient({ socket: plan.controlSocket }), 30_000, signal) });
         for (const p of started) {
           const id = await procIdentity(p.pid);
           if (id) state.processes.push({ name: p.name, ...id });
@@ -352,6 +400,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
         await writeLabState(state);
       }
 
+      step();
       const info = labInfo(plan, components, lanIp6);
       state.status = 'up';
       state.info = info;
@@ -360,6 +409,17 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
       note('lab up: ready');
       return info;
     } catch (e) {
+      if (signal?.aborted) {
+        // Interrupted (Ctrl-C, SIGTERM): whatever failed on the way is a consequence; remove everything, keep nothing.
+        const reason = String(signal.reason ?? 'aborted');
+        note(`lab up interrupted (${reason}) during: ${(e as Error).message}; removing everything`);
+        try {
+          await labDown(name);
+        } catch (e2) {
+          throw new Error(`lab up ${name} interrupted (${reason}), and removing what it had built failed: ${(e2 as Error).message}`);
+        }
+        throw new LabInterrupted(name, reason);
+      }
       note(`lab up failed: ${(e as Error).message}; cleaning up`);
       // Keep the logs of the failed attempt (the state folder itself goes with the lab).
       const kept = failedLogDir(name);
@@ -412,10 +472,7 @@ export async function labDown(name: string): Promise<LabDownResult> {
       const init = state.processes.find(p => p.pid === state.initPid);
       if (init && await procMatches(init)) {
         try {
-          await Promise.race([
-            stopMicrogate(state.plan, state.initPid),
-            sleep(10_000).then(() => { throw new Error('timed out after 10 s'); }),
-          ]);
+          await withTimeout(stopMicrogate(state.plan, state.initPid), 10_000, 'timed out after 10 s');
         } catch (e) {
           note(`stopMicrogate: ${(e as Error).message}; signalling the processes`);
         }

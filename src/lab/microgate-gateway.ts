@@ -163,16 +163,34 @@ async function getStatus(control: ControlClient): Promise<StatusBody | undefined
   }
 }
 
+/**
+ * Is init still running? A zombie is not: once `lab up` has exited, init's
+ * parent is the machine's PID 1 (or a subreaper), which may reap it late
+ * (seconds, in some containers); waiting for the reaping made `lab down` slow.
+ */
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
     return false;
   }
 }
 
-export async function startMicrogate(plan: LabPlan, opts: MicrogateLabOptions = {}, router?: RouterSection): Promise<{ initPid: number; components: { name: string; pid: number }[] }> {
+/** What the lab needs to hear while init starts: its PID at once (to record it), and when to give up (Ctrl-C). */
+export interface StartHooks {
+  /** Called (and awaited) as soon as init is spawned, before it is ready. */
+  onSpawn?: (pid: number) => Promise<void> | void;
+  /** Aborted: stop waiting for init (the caller stops it: it has the PID from onSpawn). */
+  signal?: AbortSignal;
+}
+
+export async function startMicrogate(plan: LabPlan, opts: MicrogateLabOptions = {}, router?: RouterSection, hooks: StartHooks = {}): Promise<{ initPid: number; components: { name: string; pid: number }[] }> {
   mkdirSync(plan.stateDir, { recursive: true });
   const configFile = join(plan.stateDir, 'gateway.yaml');
   // 0600: with a remote site the tunnel's section holds a preshared key.
@@ -191,11 +209,13 @@ export async function startMicrogate(plan: LabPlan, opts: MicrogateLabOptions = 
   child.unref();
   const pid = child.pid;
   if (pid === undefined) throw new Error('could not start microgate init');
+  await hooks.onSpawn?.(pid);
   // init's own start timeout (MG_START_TIMEOUT_S, default 20 s; `microgate run`) and 10 s more.
   const waitS = 10 + (Number(process.env.MG_START_TIMEOUT_S) || 20);
   const control = new ControlClient({ socket: plan.controlSocket });
   const deadline = Date.now() + 1000 * waitS;
   for (;;) {
+    if (hooks.signal?.aborted) throw new Error(`aborted while init (pid ${pid}) was starting: ${String(hooks.signal.reason ?? 'abort')}`);
     const s = await getStatus(control);
     if (s?.ready) return { initPid: pid, components: s.components.map((c) => ({ name: c.name, pid: c.pid })) };
     if (!alive(pid) || Date.now() > deadline) {
