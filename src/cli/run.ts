@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import { DEFAULTS, loadConfig, ConfigFileError } from '../init/config.ts';
 import { Init } from '../init/init.ts';
-import { startControl } from '../init/control.ts';
+import { checkControlFree, startControl } from '../init/control.ts';
 import { installCrashHandlers } from '../init/crash.ts';
 import type { ControlServer } from '../init/control.ts';
 import { catalog } from './catalog.ts';
@@ -56,6 +56,11 @@ Options:
   --start-timeout-s N  how long every component may take to start (default 20, or
                      the environment's MG_START_TIMEOUT_S: labs on a loaded machine)
   -h, --help         this help
+
+On any start-up failure it stops what it started and exits with one line
+saying why: the control socket or port of a running gateway (checked before
+anything is created), a uid range in use, a device, a component that dies
+before it ever ran (not restarted while init starts).
 
 Exit codes: 0 stopped by a signal, 1 failed to start, 2 bad usage or config,
 70 an unexpected error in init (it stopped every component and service first;
@@ -128,6 +133,8 @@ export async function runCommand(argv: string[]): Promise<number> {
     void init.reload().then((r) => say(`init: reload ${r.ok ? 'done' : 'refused'}: ${r.message}`));
   });
   try {
+    // Nothing is created or started while another gateway holds the control socket or port.
+    await checkControlFree(config.control);
     await init.start(startTimeoutS * 1000);
   } catch (e) {
     const m = `microgate run: ${e instanceof Error ? e.message : String(e)}`;

@@ -328,6 +328,33 @@ function answers(path: string): Promise<boolean> {
   });
 }
 
+/**
+ * Before init creates or starts anything (`microgate run`): is the control
+ * socket free (no file, or a stale socket: no gateway answers there), and the
+ * TCP port, when one is configured? Throws a message naming what is taken.
+ * startControl checks again when it listens (a race between two starts).
+ */
+export async function checkControlFree(settings: ControlSettings): Promise<void> {
+  let st;
+  try {
+    st = lstatSync(settings.socket);
+  } catch {
+    st = undefined;
+  }
+  if (st !== undefined) {
+    if (!st.isSocket()) throw new Error(`control.socket ${settings.socket}: exists and is not a socket; remove it or choose another path`);
+    if (await answers(settings.socket)) throw new Error(`control.socket ${settings.socket}: another gateway answers there; stop it or choose another path`);
+  }
+  const t = settings.tcp;
+  if (t !== undefined && t.port !== 0) {
+    const probe = createServer();
+    await new Promise<void>((resolveP, reject) => {
+      probe.once('error', (e: NodeJS.ErrnoException) => reject(new Error(`control.listen ${t.host}:${t.port}: ${e.code === 'EADDRINUSE' ? 'the port is in use (another gateway?); stop it or choose another port' : e.message}`)));
+      probe.listen(t.port, t.host, () => probe.close(() => resolveP()));
+    });
+  }
+}
+
 /** Listen on `path` in a root-only folder; the socket 0600 (0660 root:ADMIN). A stale socket is replaced; a live one is an error. */
 async function listenUnix(server: Server, path: string, adminGid: number | undefined): Promise<void> {
   prepareSocketDir(path, adminGid);

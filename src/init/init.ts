@@ -100,6 +100,8 @@ interface Child {
   lastPong: number;
   heartbeatTimer: NodeJS.Timeout | undefined;
   hangs: number;
+  /** What the process reported when it could not start ("fatal"), until it runs. */
+  startError: string | undefined;
   /** Deaths by the kernel's OOM killer at the cgroup limit; the group's oom_kill count when the process started. */
   oomKills: number;
   oomKillsAtSpawn: number;
@@ -129,6 +131,8 @@ export class Init {
   #sessions: SessionRes[] = [];
   #children = new Map<string, Child>();
   #stopping = false;
+  /** While start() waits for the components: one that dies before it runs fails the start (no restarts). */
+  #starting = false;
   #nextId = 1;
   #cgroups: MemoryCgroups | undefined;
   /** The services of config `services` (service-supervisor.ts), once the components run. */
@@ -175,8 +179,13 @@ export class Init {
         this.#children.set(SHARED_HOST, this.#prepareChild(SHARED_HOST, shared, this.config.sandbox.uidBase + this.config.components.length));
       }
       const ready = [...this.#children.values()].map((c) => this.#waitState(c, 'running', timeoutMs));
+      this.#starting = true;
       for (const c of this.#children.values()) this.#spawn(c);
-      await Promise.all(ready);
+      try {
+        await Promise.all(ready);
+      } finally {
+        this.#starting = false;
+      }
       this.#linkWatch.start(LINK_WATCH_MS);
       this.#startEveCollector();
       // Services start once the components run; init.ready does not wait for them (their state is in /status).
@@ -315,6 +324,7 @@ export class Init {
       lastPong: 0,
       heartbeatTimer: undefined,
       hangs: 0,
+      startError: undefined,
       oomKills: 0,
       oomKillsAtSpawn: 0,
       retiredFds: [],
@@ -402,6 +412,7 @@ export class Init {
         if (c.phase !== 'bootstrap' || !c.bootstrapSent) return unexpected(`"ready" ${c.phase === 'running' ? 'twice' : 'before its bootstrap'}`);
         c.phase = 'running';
         c.state = 'running';
+        c.startError = undefined;
         this.#startHeartbeat(c, proc);
         this.#log(`init: ${c.name} running (pid ${c.pid}, uid ${c.uid}${c.restarts ? `, restart ${c.restarts}` : ''})`);
         this.#notify();
@@ -409,6 +420,7 @@ export class Init {
       case 'fatal':
         if (c.phase === 'running') return unexpected('"fatal" while running (a host reports start failures only; a running one just exits)');
         c.lastExit = escapeText(m.message);
+        c.startError = c.lastExit;
         this.#log(`init: ${c.name} failed to start: ${c.lastExit}`);
         break;
       case 'pong':
@@ -555,6 +567,14 @@ export class Init {
       this.#notify();
       return;
     }
+    if (this.#starting && c.state !== 'running') {
+      // It never ran: restarting would fail the same way until the start timeout. init gives up now.
+      c.state = 'failed';
+      c.lastExit = c.startError !== undefined ? `${c.startError} (${how})` : how;
+      this.#log(`init: ${c.name} (pid ${c.pid}) failed to start: ${c.lastExit}; init gives up starting`);
+      this.#notify();
+      return;
+    }
     // Restart policy: the strictest of the unit's components wins (never > on-failure > always).
     const policies = c.specs.map((x) => x.restart);
     const policy = policies.includes('never') ? 'never' : policies.includes('on-failure') ? 'on-failure' : 'always';
@@ -676,6 +696,7 @@ export class Init {
         if (done) return;
         if (c.state === state) return finish();
         if (this.#stopping) return finish(new Error('init is stopping'));
+        if (c.state === 'failed' && this.#starting) return finish(new Error(`${c.name} failed to start: ${c.lastExit}`));
         if (Date.now() > deadline) {
           return finish(new Error(`${c.name} did not become ${state} within ${timeoutMs} ms${c.lastExit ? ` (last exit: ${c.lastExit})` : ''}`));
         }
