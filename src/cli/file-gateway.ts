@@ -4,6 +4,7 @@
 // $MICROGATE_FILE_GATEWAY_CONFIG, else /etc/microgate/file-gateway.yaml.
 // Exit codes: 0 success, 1 failure, 2 bad usage.
 import { parseArgs } from 'node:util';
+import { existsSync } from 'node:fs';
 import { DirectoryStorage } from '../services/file-gateway/directory.ts';
 import { loadFileGatewayConfig, type FileGatewayConfig } from '../services/file-gateway/config.ts';
 import { DEFAULT_KDF, hashPassword } from '../services/file-gateway/kdf.ts';
@@ -77,6 +78,12 @@ async function configPath(values: { config?: string | boolean; lab?: string | bo
   if (typeof values.lab === 'string') {
     const { labStateDir, LAB_NAME_RE } = await import('../lab/lab-plan.ts');
     if (!LAB_NAME_RE.test(values.lab)) throw new UsageError(`invalid lab name ${JSON.stringify(values.lab)}`);
+    const { readLabState } = await import('../lab/lab.ts');
+    const st = await readLabState(values.lab);
+    if (st === null) throw new Error(`no lab "${values.lab}" (see microgate lab status; lab state is readable by root only)`);
+    if (st.plan.fileGateway === undefined) {
+      throw new Error(`lab "${values.lab}" has no file gateway: it was built without --file-gateway (microgate lab up --name NAME --file-gateway)`);
+    }
     const { labFileGatewayConfig } = await import('../lab/file-gateway-lab.ts');
     return { file: labFileGatewayConfig(labStateDir(values.lab)), lab: values.lab };
   }
@@ -85,6 +92,11 @@ async function configPath(values: { config?: string | boolean; lab?: string | bo
 
 async function loadConfig(values: { config?: string | boolean; lab?: string | boolean }): Promise<{ cfg: FileGatewayConfig; lab: string | undefined }> {
   const { file, lab } = await configPath(values);
+  if (!existsSync(file)) {
+    // Said plainly (not a raw ENOENT): which file was looked for, and how to name another.
+    const why = typeof values.config === 'string' ? '--config' : lab !== undefined ? `lab "${lab}"'s` : process.env.MICROGATE_FILE_GATEWAY_CONFIG !== undefined ? '$MICROGATE_FILE_GATEWAY_CONFIG' : 'the default';
+    throw new Error(`no file gateway config at ${file} (${why}); give --config FILE, or --lab NAME for a lab built with --file-gateway`);
+  }
   return { cfg: loadFileGatewayConfig(file), lab };
 }
 

@@ -12,6 +12,7 @@ Commands:
   keys generate|pubkey|genpsk   WireGuard keys, in the format of wg genkey / wg pubkey / wg genpsk
   tunnel status        the tunnel's peers, handshakes and transfer, like wg show
   tunnel-bench         throughput through microgate's tunnel vs wireguard-go <-> wireguard-go, same lab
+  status               a running gateway: ready, its components' and services' states, restarts, last exits
   reload               re-read a running gateway's config and apply it (fail closed)
   conntrack            the routers' connections: states, timeouts, NAT mappings
   leases               the routers' DHCP leases
@@ -72,6 +73,10 @@ const commands: Record<string, { run: Handler; help: string }> = {
   soak: {
     run: async (argv) => (await import('./soak.ts')).soakCommand(argv),
     help: 'Usage: microgate soak --minutes N [--kill-every S] [--name NAME] [--json]  (see --help)',
+  },
+  status: {
+    run: async (argv) => (await import('./status.ts')).statusCommand(argv),
+    help: 'Usage: microgate status [--lab NAME | --control URL] [--json]',
   },
   audit: {
     run: async (argv) => (await import('./audit.ts')).auditCommand(argv),
@@ -159,7 +164,8 @@ const commands: Record<string, { run: Handler; help: string }> = {
   },
 };
 
-async function main(argv: string[]): Promise<number> {
+/** Run one command line (without "microgate"); resolves with its exit code. Errors become one line on stderr. */
+export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (cmd === undefined || cmd === '--help' || cmd === '-h') {
     process.stdout.write(`${HELP}\n`);
@@ -188,12 +194,15 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (e: unknown) => {
-    process.stderr.write(`microgate: ${e instanceof Error ? e.stack : String(e)}\n`);
-    process.exitCode = 1;
-  },
-);
+// Run when started as the program (bin/microgate, node src/cli/main.ts); tests import main().
+if (import.meta.main) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      process.stderr.write(`microgate: ${e instanceof Error ? e.stack : String(e)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

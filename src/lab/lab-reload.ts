@@ -21,7 +21,7 @@ export async function reloadControl(control: ControlClient): Promise<ReloadResul
 
 export async function labReload(name: string): Promise<ReloadResult> {
   const st = await readLabState(name);
-  if (st === null) throw new Error(`no lab "${name}" (see microgate lab status)`);
+  if (st === null) throw new Error(`no lab "${name}" (see microgate lab status; lab state is readable by root only)`);
   if (st.gateway === 'linux') {
     try {
       return { ok: true, changed: ['nftables'], message: await reloadLinuxGateway(st.plan) };
