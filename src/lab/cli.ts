@@ -100,17 +100,25 @@ function requireName(v: string | boolean | undefined): string {
   return v;
 }
 
-function describe(info: LabInfo): string {
+/** What `lab up` prints without --json. */
+export function describeLab(info: LabInfo): string {
   const { hosts, gatewayAddresses: gw } = info;
   const lines = [
     `lab ${info.name} is up (gateway: ${info.gateway})`,
     `  lan host  ${hosts.lan.netns.padEnd(14)} ${hosts.lan.ip}/24, default via ${gw.lan}`,
     `  wan host  ${hosts.wan.netns.padEnd(14)} ${hosts.wan.ip}/24`,
     `  dmz host  ${hosts.dmz.netns.padEnd(14)} ${hosts.dmz.ip}/24, default via ${gw.dmz}`,
-    `  gateway   lan ${gw.lan}, wan ${gw.wan}, dmz ${gw.dmz}`,
-    `  policy    lan -> wan (masqueraded), dmz; dmz -> wan (masqueraded), lan TCP 8443; wan -> only the`,
-    `            forwards ${gw.wan}:80/tcp -> ${hosts.dmz.ip}:8080, ${gw.wan}:53/udp -> ${hosts.dmz.ip}:5353`,
   ];
+  if (hosts.rsite && hosts.rhost) {
+    lines.push(`  remote    ${hosts.rsite.netns.padEnd(14)} ${hosts.rsite.ip} (wireguard-go), its host ${hosts.rhost.netns} ${hosts.rhost.ip}, through microgate's tunnel`);
+  }
+  if (hosts.nas) lines.push(`  NAS       ${hosts.nas.netns.padEnd(14)} ${hosts.nas.url} (on the lan host)`);
+  lines.push(
+    `  gateway   lan ${gw.lan}, wan ${gw.wan}, dmz ${gw.dmz}`,
+    `  policy    lan -> wan (masqueraded), dmz; dmz -> wan (masqueraded), lan TCP 8443; wan -> only the forwards`,
+  );
+  for (const f of info.forwards) lines.push(`            ${f.from}/${f.proto} -> ${f.to}`);
+  if (info.control) lines.push(`  control   ${info.control.socket} (microgate status|policy|drops|... --lab ${info.name})`);
   if (info.components.length) {
     lines.push(`  processes ${info.components.map(c => `${c.name}:${c.pid}`).join(' ')}`);
   }
@@ -199,7 +207,7 @@ async function up(argv: string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
   try {
     const info = await labUp({ name, gateway: gateway as GatewayKind, microgate: mg, remoteSite, fileGateway: values['file-gateway'] === true, signal: ac.signal });
-    out(values.json ? JSON.stringify(info) : describe(info));
+    out(values.json ? JSON.stringify(info) : describeLab(info));
     return 0;
   } catch (e) {
     if (!(e instanceof LabInterrupted)) throw e;

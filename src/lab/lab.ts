@@ -25,17 +25,30 @@ import { startMicrogate, stopMicrogate, type MicrogateLabOptions } from './micro
 import { allocateLabUids, releaseLabUids } from './uid-alloc.ts';
 import { remoteSitePlan, removeWireguardSockets, startRemoteSite, writeRemoteSiteKeys, type RemoteSiteOptions } from './remote-site.ts';
 import { fileGatewayPlan, prepareFileGatewayLab, startFileGatewayLab, waitForInitService } from './file-gateway-lab.ts';
+import { labRouterConfig } from './lab-policy.ts';
 import { ControlClient, ControlError } from '../sys/control-client.ts';
 
-/** What `lab up --json` prints. */
+/** A host of the lab: its namespace and address (ip6: its global IPv6 address, the lan host's from SLAAC). */
+export interface LabHost { netns: string; ip: string; ip6?: string }
+
+/** What `lab up --json` prints: every host, service, port forward and the control endpoint. */
 export interface LabInfo {
   name: string;
   gateway: GatewayKind;
-  /** ip6: the host's global IPv6 address (the lan host's from SLAAC), when the lab has IPv6. */
-  hosts: { wan: { netns: string; ip: string; ip6?: string }; lan: { netns: string; ip: string; ip6?: string }; dmz: { netns: string; ip: string; ip6?: string } };
+  /**
+   * wan, lan, dmz always; with --remote-site the remote site's gateway (rsite, wireguard-go) and its host
+   * (rhost); with --file-gateway the NAS (a WebDAV server on the lan host: same namespace and address).
+   */
+  hosts: { wan: LabHost; lan: LabHost; dmz: LabHost; rsite?: LabHost; rhost?: LabHost; nas?: LabHost & { url: string } };
   gatewayAddresses: { wan: string; lan: string; dmz: string };
   /** The router's IPv6 addresses (microgate labs). */
   gatewayAddresses6?: { wan: string; lan: string; dmz: string };
+  /** The gateway's port forwards from the wan (the lab policy's, and the file gateway's :443 and :80). */
+  forwards: { proto: 'tcp' | 'udp'; from: string; to: string }[];
+  /** Servers the lab runs in its hosts: the file gateway and the NAS, the remote site's wireguard-go. */
+  services: { name: string; netns: string; listen: string[]; url?: string }[];
+  /** The gateway's control API (microgate: its socket, for --lab / --control); null for the Linux gateway. */
+  control: { socket: string } | null;
   /** microgate's processes (init first); empty for the Linux gateway. */
   components: { name: string; pid: number }[];
   /** With --file-gateway: where the wan reaches it, and the NAS's share inside. */
@@ -164,23 +177,55 @@ function labInterfaces(plan: LabPlan): string[] {
   return ifs;
 }
 
-export function labInfo(plan: LabPlan, components: { name: string; pid: number }[] = [], lanIp6?: string): LabInfo {
+/** The wan domain's port forwards of a router section, as "proto gateway:port -> host:port". */
+function wanForwards(router: RouterSection, wanIp: string): LabInfo['forwards'] {
+  const wan = ((router.domains ?? {}) as Record<string, Record<string, unknown> | undefined>).wan ?? {};
+  const out: LabInfo['forwards'] = [];
+  for (const proto of ['tcp', 'udp'] as const) {
+    for (const f of (wan[`${proto}-forward`] as { port: number; host: string; 'host-port'?: number }[] | undefined) ?? []) {
+      out.push({ proto, from: `${wanIp}:${f.port}`, to: `${f.host}:${f['host-port'] ?? f.port}` });
+    }
+  }
+  return out;
+}
+
+/** The lab's description (`lab up --json`); `router`: the section its gateway enforces (default: the lab policy). */
+export function labInfo(plan: LabPlan, components: { name: string; pid: number }[] = [], lanIp6?: string, router: RouterSection = labRouterConfig(plan)): LabInfo {
   const ip6 = (h: HostPlan, learned?: string): { ip6?: string } => {
     const a = h.ip6 === 'slaac' ? learned : h.ip6?.split('/')[0];
     return a === undefined ? {} : { ip6: a };
   };
+  const hosts: LabInfo['hosts'] = {
+    wan: { netns: plan.hosts.wan.netns, ip: plan.hosts.wan.ip, ...ip6(plan.hosts.wan) },
+    lan: { netns: plan.hosts.lan.netns, ip: plan.hosts.lan.ip, ...ip6(plan.hosts.lan, lanIp6) },
+    dmz: { netns: plan.hosts.dmz.netns, ip: plan.hosts.dmz.ip, ...ip6(plan.hosts.dmz) },
+  };
+  const services: LabInfo['services'] = [];
+  const r = plan.remote;
+  if (r !== undefined) {
+    hosts.rsite = { netns: r.rsiteNetns, ip: r.endpoint };
+    hosts.rhost = { netns: r.rhostNetns, ip: r.rhostIp };
+    services.push({ name: 'wireguard-go', netns: r.rsiteNetns, listen: [`${r.endpoint}:${r.endpointPort}/udp`] });
+  }
+  const f = plan.fileGateway;
+  if (f !== undefined) {
+    hosts.nas = { netns: f.nas.netns, ip: f.nas.ip, url: f.nas.url };
+    services.push(
+      { name: 'file-gateway', netns: f.service.netns, listen: [`${f.service.ip}:${f.service.httpsPort}/tcp`, `${f.service.ip}:${f.service.httpPort}/tcp`], url: f.publicUrl },
+      { name: 'nas', netns: f.nas.netns, listen: [`${f.nas.ip}:${f.nas.port}/tcp`], url: f.nas.url },
+    );
+  }
   return {
     name: plan.name,
     gateway: plan.kind,
-    hosts: {
-      wan: { netns: plan.hosts.wan.netns, ip: plan.hosts.wan.ip, ...ip6(plan.hosts.wan) },
-      lan: { netns: plan.hosts.lan.netns, ip: plan.hosts.lan.ip, ...ip6(plan.hosts.lan, lanIp6) },
-      dmz: { netns: plan.hosts.dmz.netns, ip: plan.hosts.dmz.ip, ...ip6(plan.hosts.dmz) },
-    },
+    hosts,
     gatewayAddresses: { ...plan.gatewayAddresses },
     ...(plan.gatewayAddresses6 ? { gatewayAddresses6: { ...plan.gatewayAddresses6 } } : {}),
+    forwards: wanForwards(router, plan.gatewayAddresses.wan),
+    services,
+    control: plan.kind === 'microgate' ? { socket: plan.controlSocket } : null,
     components,
-    ...(plan.fileGateway ? { fileGateway: { url: plan.fileGateway.publicUrl, nas: plan.fileGateway.nas.url, config: plan.fileGateway.configFile } } : {}),
+    ...(f ? { fileGateway: { url: f.publicUrl, nas: f.nas.url, config: f.configFile } } : {}),
   };
 }
 
@@ -401,7 +446,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
       }
 
       step();
-      const info = labInfo(plan, components, lanIp6);
+      const info = labInfo(plan, components, lanIp6, opts.router);
       state.status = 'up';
       state.info = info;
       state.creator = null;

@@ -4,16 +4,21 @@
 // uid claim) and exits 130 / 143 with a clear message; `lab down` of a whole
 // microgate lab returns within a bound below the old 10.7 s (a 10 s timer that
 // was never cleared kept the process alive, and it waited for init's zombie).
+// `lab up --json` lists every host, service, forward and the control endpoint,
+// and `microgate status --lab` reaches it.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { labDown, type LabState } from '../../src/lab/lab.ts';
+import { labDown, type LabInfo, type LabState } from '../../src/lab/lab.ts';
+import { describeLab } from '../../src/lab/cli.ts';
 import { LABS_DIR, labStateDir } from '../../src/lab/lab-plan.ts';
 import { canRunLabs, labLeftovers, uniqueLabName } from './harness.ts';
 
 const skip = !canRunLabs() && 'needs root';
+// The labs' components may take longer than init's default 20 s to start on a loaded 2-core machine (load 20+ seen).
+process.env.MG_START_TIMEOUT_S ??= '60';
 const MAIN = resolve(import.meta.dirname, '../../src/cli/main.ts');
 const made = new Set<string>();
 const children = new Set<ChildProcess>();
@@ -125,4 +130,53 @@ test('lab down of a microgate lab returns within 9 s (was 10.7-15.7 s: an unclea
   assert.ok(down.ms < 9000, `lab down took ${down.ms} ms`);
   assert.deepEqual(await labLeftovers(name), { namespaces: [], links: [] });
   made.delete(name);
+});
+
+test('lab up --json with --file-gateway and --remote-site: every host, service, forward and the control endpoint', { skip }, async () => {
+  const name = uniqueLabName();
+  made.add(name);
+  const up = await cli(['lab', 'up', '--name', name, '--file-gateway', '--remote-site', '--json']).done;
+  assert.equal(up.code, 0, up.stderr);
+  const info = JSON.parse(up.stdout) as LabInfo;
+  const st = readState(name);
+  assert.ok(st !== null);
+  assert.deepEqual(Object.keys(info.hosts).sort(), ['dmz', 'lan', 'nas', 'rhost', 'rsite', 'wan']);
+  assert.deepEqual(info.hosts.rsite, { netns: `mg-${name}-rsite`, ip: '198.19.0.3' });
+  assert.deepEqual(info.hosts.rhost, { netns: `mg-${name}-rhost`, ip: '198.18.64.2' });
+  assert.deepEqual(info.hosts.nas, { netns: `mg-${name}-lan`, ip: '198.18.0.2', url: 'https://198.18.0.2:8443/share/' });
+  assert.deepEqual(info.services.map((x) => x.name), ['wireguard-go', 'file-gateway', 'nas']);
+  assert.deepEqual(info.services.find((x) => x.name === 'file-gateway'), {
+    name: 'file-gateway', netns: `mg-${name}-dmz`, listen: ['198.18.128.2:8443/tcp', '198.18.128.2:8080/tcp'], url: 'https://198.19.0.1',
+  });
+  assert.deepEqual(info.forwards, [
+    { proto: 'tcp', from: '198.19.0.1:80', to: '198.18.128.2:8080' },
+    { proto: 'tcp', from: '198.19.0.1:443', to: '198.18.128.2:8443' },
+    { proto: 'udp', from: '198.19.0.1:53', to: '198.18.128.2:5353' },
+  ]);
+  assert.deepEqual(info.control, { socket: join(labStateDir(name), 'control', 'control.sock') });
+  assert.equal(st.controlSocket, info.control?.socket);
+  // The control endpoint answers: microgate status --lab, every component and the file gateway service running.
+  const status = await cli(['status', '--lab', name]).done;
+  assert.equal(status.code, 0, status.stderr);
+  for (const c of ['keystore', 'tunnel', 'router', 'file-gateway']) assert.match(status.stdout, new RegExp(`^${c} .* running `, 'm'));
+  // The summary (no --json) is the same lab, with the :443 forward in it.
+  assert.equal(JSON.stringify(st.info), JSON.stringify(info));
+  const down = await cli(['lab', 'down', '--name', name]).done;
+  assert.equal(down.code, 0, down.stderr);
+  made.delete(name);
+});
+
+test('the --file-gateway summary lists the :443 forward', () => {
+  // describe() is what lab up prints without --json.
+  const text = describeLab({
+    name: 'x', gateway: 'microgate',
+    hosts: { wan: { netns: 'mg-x-wan', ip: '198.19.0.2' }, lan: { netns: 'mg-x-lan', ip: '198.18.0.2' }, dmz: { netns: 'mg-x-dmz', ip: '198.18.128.2' }, nas: { netns: 'mg-x-lan', ip: '198.18.0.2', url: 'https://198.18.0.2:8443/share/' } },
+    gatewayAddresses: { wan: '198.19.0.1', lan: '198.18.0.1', dmz: '198.18.128.1' },
+    forwards: [{ proto: 'tcp', from: '198.19.0.1:80', to: '198.18.128.2:8080' }, { proto: 'tcp', from: '198.19.0.1:443', to: '198.18.128.2:8443' }],
+    services: [], control: { socket: '/run/microgate/labs/x/control/control.sock' }, components: [],
+    fileGateway: { url: 'https://198.19.0.1', nas: 'https://198.18.0.2:8443/share/', config: '/c' },
+  });
+  assert.match(text, /^ {12}198\.19\.0\.1:443\/tcp -> 198\.18\.128\.2:8443$/m);
+  assert.match(text, /^ {2}NAS {7}mg-x-lan +https:\/\/198\.18\.0\.2:8443\/share\/ \(on the lan host\)$/m);
+  assert.match(text, /^ {2}control {3}\/run\/microgate\/labs\/x\/control\/control\.sock /m);
 });

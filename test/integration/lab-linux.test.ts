@@ -97,6 +97,12 @@ test('linux gateway lab', { skip }, async (t) => {
         },
         gatewayAddresses: { wan: WAN_GW, lan: LAN_GW, dmz: '198.18.128.1' },
         gatewayAddresses6: { wan: '2001:db8:ff::1', lan: '2001:db8:0:1::1', dmz: '2001:db8:0:80::1' },
+        forwards: [
+          { proto: 'tcp', from: `${WAN_GW}:80`, to: '198.18.128.2:8080' },
+          { proto: 'udp', from: `${WAN_GW}:53`, to: '198.18.128.2:5353' },
+        ],
+        services: [],
+        control: null,
         components: [],
       });
       const st = JSON.parse(await readFile(statePath(name), 'utf8')) as LabState;
