@@ -329,12 +329,16 @@ function answers(path: string): Promise<boolean> {
 }
 
 /**
- * Before init creates or starts anything (`microgate run`): is the control
- * socket free (no file, or a stale socket: no gateway answers there), and the
- * TCP port, when one is configured? Throws a message naming what is taken.
+ * Before init creates or starts anything (`microgate run`): are the admin
+ * group and the token file usable, the control socket free (no file, or a
+ * stale socket: no gateway answers there), and the TCP port, when one is
+ * configured? Throws a message naming what is wrong or taken.
  * startControl checks again when it listens (a race between two starts).
  */
 export async function checkControlFree(settings: ControlSettings): Promise<void> {
+  // What startControl would refuse later, refused now: the admin group, the token file.
+  if (settings.adminGroup !== undefined) resolveGroup(settings.adminGroup);
+  if (settings.tcp !== undefined) readTokenFile(settings.tcp.tokenFile);
   let st;
   try {
     st = lstatSync(settings.socket);

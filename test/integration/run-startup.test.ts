@@ -6,7 +6,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { allocateLabUids, releaseLabUids } from '../../src/lab/uid-alloc.ts';
@@ -145,6 +146,38 @@ test('the control socket of a running instance: exit 1 before starting anything'
   assert.doesNotMatch(res.stdout, /keystore running/, 'no component was started');
   nothingLeft(r, uidBases[1], undefined);
   assert.equal(existsSync(firstSocket), true, "the first instance's socket is untouched");
+});
+
+test('the control port in use, a token file others can read, a file where the socket goes: exit 1 before starting anything', { skip }, async () => {
+  const busy = createServer();
+  await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+  const port = (busy.address() as { port: number }).port;
+  const token = keyFile('token', `${'a'.repeat(40)}\n`);
+  const loose = keyFile('loose-token', `${'b'.repeat(40)}\n`);
+  chmodSync(loose, 0o644);
+  const notSocket = join(mkdtempSync(join(dir, 'f-')), 'control.sock');
+  writeFileSync(notSocket, 'x');
+  try {
+    const cases: [string, { socket: string; extra: string }, RegExp][] = [
+      ['port', { socket: join(mkdtempSync(join(dir, 'g-')), 'control.sock'), extra: `  listen: 127.0.0.1:${port}\n  token-file: ${token}\n` },
+        new RegExp(`^microgate run: control\\.listen 127\\.0\\.0\\.1:${port}: the port is in use \\(another gateway\\?\\); stop it or choose another port\n$`)],
+      ['token', { socket: join(mkdtempSync(join(dir, 'h-')), 'control.sock'), extra: `  listen: 127.0.0.1:0\n  token-file: ${loose}\n` },
+        /^microgate run: control\.token-file .*: mode 644; it must be readable by root only \(chmod 600\)\n$/],
+      ['file', { socket: notSocket, extra: '' }, /^microgate run: control\.socket .*: exists and is not a socket; remove it or choose another path\n$/],
+    ];
+    for (const [what, c, expect] of cases) {
+      const file = config(`p-${what}`, { socket: c.socket, uidBase: uidBases[1], key: goodKey });
+      writeFileSync(file, readFileSync(file, 'utf8').replace(`  socket: ${c.socket}\n`, `  socket: ${c.socket}\n${c.extra}`), { mode: 0o600 });
+      const r = run([file]);
+      const res = await r.done;
+      assert.equal(res.code, 1, `${what}: ${res.stderr}`);
+      assert.match(res.stderr, expect, what);
+      assert.doesNotMatch(res.stdout, /keystore running|device wg-key/, `${what}: nothing was created or started`);
+      nothingLeft(r, uidBases[1], what === 'file' ? undefined : c.socket);
+    }
+  } finally {
+    await new Promise<void>((r) => busy.close(() => r()));
+  }
 });
 
 test('a uid range a running instance uses: exit 1 naming the process', { skip }, async () => {
