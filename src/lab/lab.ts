@@ -454,6 +454,9 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
       note('lab up: ready');
       return info;
     } catch (e) {
+      // Ctrl-C in a terminal signals the whole process group: a command running then (ip, ping) may die of it and
+      // its failure arrive before the signal's handler has run. Let the handler run first.
+      if (signal !== undefined && !signal.aborted) await sleep(100);
       if (signal?.aborted) {
         // Interrupted (Ctrl-C, SIGTERM): whatever failed on the way is a consequence; remove everything, keep nothing.
         const reason = String(signal.reason ?? 'aborted');

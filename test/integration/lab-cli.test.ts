@@ -31,7 +31,8 @@ interface Run { code: number | null; stdout: string; stderr: string; ms: number 
 
 function cli(args: string[]): { child: ChildProcess; done: Promise<Run> } {
   const t0 = Date.now();
-  const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own process group, as a shell's foreground job: Ctrl-C signals the group (see interrupt).
+  const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   children.add(child);
   let stdout = '';
   let stderr = '';
@@ -74,10 +75,10 @@ function labProcesses(name: string, uidFirst: number, uidLast: number): string[]
 }
 
 /** Start `lab up`, wait for `point` to be reached, send `sig`; then nothing of the lab may remain. */
-async function interrupt(point: string, reached: (name: string, st: LabState | null) => boolean, sig: NodeJS.Signals, extra: string[] = []): Promise<void> {
+async function interrupt(point: string, reached: (name: string, st: LabState | null) => boolean, sig: NodeJS.Signals, o: { group?: boolean } = {}): Promise<void> {
   const name = uniqueLabName();
   made.add(name);
-  const { child, done } = cli(['lab', 'up', '--name', name, ...extra]);
+  const { child, done } = cli(['lab', 'up', '--name', name]);
   let st: LabState | null = null;
   await until(point, () => {
     st = readState(name);
@@ -85,7 +86,9 @@ async function interrupt(point: string, reached: (name: string, st: LabState | n
   }, 60_000);
   const uidBase = (st as LabState | null)?.plan.uidBase;
   assert.ok(uidBase !== undefined, 'the state names the uid block');
-  child.kill(sig);
+  // group: as Ctrl-C in a terminal, to lab up and the commands it runs at that moment (ip, ping); else to lab up only.
+  if (o.group === true && child.pid !== undefined) process.kill(-child.pid, sig);
+  else child.kill(sig);
   const r = await done;
   assert.equal(r.code, sig === 'SIGINT' ? 130 : 143, `exit code; stderr: ${r.stderr}`);
   assert.match(r.stderr, new RegExp(`${sig}: stopping lab up ${name}; removing everything it built`));
@@ -99,8 +102,8 @@ async function interrupt(point: string, reached: (name: string, st: LabState | n
   made.delete(name);
 }
 
-test('SIGINT once the namespaces exist (before init): everything is removed, exit 130', { skip }, async () => {
-  await interrupt('the namespaces', (name) => existsSync(`/run/netns/mg-${name}-dmz`), 'SIGINT');
+test('Ctrl-C (SIGINT to the process group) once the namespaces exist (before init): everything is removed, exit 130', { skip }, async () => {
+  await interrupt('the namespaces', (name) => existsSync(`/run/netns/mg-${name}-dmz`), 'SIGINT', { group: true });
 });
 
 test('SIGINT while init starts its components: init and the components are stopped, exit 130', { skip }, async () => {
