@@ -529,8 +529,9 @@ export async function labDown(name: string): Promise<LabDownResult> {
     if (state?.processes?.length) result.stoppedPids.push(...await stopProcesses(state.processes));
 
     // 2. Processes still inside the lab's namespaces (tools run in the hosts), then the namespaces.
+    //    Each namespace on its own, all at once: every `ip` is a process start, slow on a loaded machine.
     const namespaces = await listNetns(netnsPrefix(name));
-    for (const ns of namespaces) {
+    await Promise.all(namespaces.map(async (ns) => {
       const ids: ProcIdentity[] = [];
       for (const pid of await netnsPids(ns)) {
         if (pid === process.pid) continue;
@@ -541,15 +542,16 @@ export async function labDown(name: string): Promise<LabDownResult> {
         note(`stopping processes in ${ns}: ${ids.map(i => `${i.pid} (${i.cmdline})`).join(', ')}`);
         result.stoppedPids.push(...await stopProcesses(ids, 1000));
       }
-    }
-    for (const ns of namespaces) {
+    }));
+    await Promise.all(namespaces.map(async (ns) => {
       try {
         await deleteNetns(ns);
         result.namespaces.push(ns);
       } catch (e) {
         problems.push((e as Error).message);
       }
-    }
+    }));
+    result.namespaces.sort();
 
     // wireguard-go's UAPI sockets of a remote site (left behind if it was killed).
     removeWireguardSockets(name);
