@@ -20,13 +20,13 @@ import {
   LAB_NAME_RE, LABS_DIR, labStateDir, linkPattern, makePlan, netnsPrefix, validateGatewayKind, validateLabName,
   type GatewayKind, type HostPlan, type LabPlan, type RouterSection,
 } from './lab-plan.ts';
-import { startLinuxGateway } from './linux-gateway.ts';
-import { startMicrogate, stopMicrogate, type MicrogateLabOptions } from './microgate-gateway.ts';
+import type { MicrogateLabOptions } from './microgate-gateway.ts';
+import { stopMicrogate } from './init-process.ts';
 import { allocateLabUids, releaseLabUids } from './uid-alloc.ts';
 import { remoteSitePlan, removeWireguardSockets, startRemoteSite, writeRemoteSiteKeys, type RemoteSiteOptions } from './remote-site.ts';
-import { fileGatewayPlan, prepareFileGatewayLab, startFileGatewayLab, waitForInitService } from './file-gateway-lab.ts';
-import { labRouterConfig } from './lab-policy.ts';
 import { ControlClient, ControlError } from '../sys/control-client.ts';
+// What only `lab up` needs (the gateways, the file gateway's lab, the policy) is imported in labUp,
+// so that `lab down` and `lab status` start quickly (each module is parsed at every command's start).
 
 /** A host of the lab: its namespace and address (ip6: its global IPv6 address, the lan host's from SLAAC). */
 export interface LabHost { netns: string; ip: string; ip6?: string }
@@ -190,7 +190,7 @@ function wanForwards(router: RouterSection, wanIp: string): LabInfo['forwards'] 
 }
 
 /** The lab's description (`lab up --json`); `router`: the section its gateway enforces (default: the lab policy). */
-export function labInfo(plan: LabPlan, components: { name: string; pid: number }[] = [], lanIp6?: string, router: RouterSection = labRouterConfig(plan)): LabInfo {
+export function labInfo(plan: LabPlan, components: { name: string; pid: number }[], lanIp6: string | undefined, router: RouterSection): LabInfo {
   const ip6 = (h: HostPlan, learned?: string): { ip6?: string } => {
     const a = h.ip6 === 'slaac' ? learned : h.ip6?.split('/')[0];
     return a === undefined ? {} : { ip6: a };
@@ -329,6 +329,10 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
   const kind = opts.gateway ?? 'microgate';
   validateLabName(name);
   validateGatewayKind(kind);
+  const { startLinuxGateway } = await import('./linux-gateway.ts');
+  const { startMicrogate } = await import('./microgate-gateway.ts');
+  const { fileGatewayPlan, prepareFileGatewayLab, startFileGatewayLab, waitForInitService } = await import('./file-gateway-lab.ts');
+  const { labRouterConfig } = await import('./lab-policy.ts');
 
   await mkdir(LABS_DIR, { recursive: true });
   const leftovers = [...await listNetns(netnsPrefix(name)), ...await findLinks(linkPattern(name))];
@@ -446,7 +450,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
       }
 
       step();
-      const info = labInfo(plan, components, lanIp6, opts.router);
+      const info = labInfo(plan, components, lanIp6, opts.router ?? labRouterConfig(plan));
       state.status = 'up';
       state.info = info;
       state.creator = null;

@@ -40,6 +40,9 @@ import { remoteSiteGatewayYaml, withRemoteSiteRouter } from './remote-site.ts';
 import { fileGatewayServiceYaml } from './file-gateway-lab.ts';
 import { LAB_UID_COUNT } from './uid-alloc.ts';
 import { ControlClient } from '../sys/control-client.ts';
+import { initAlive as alive, stopMicrogate } from './init-process.ts';
+
+export { stopMicrogate };
 
 
 /** How microgate is built in a lab: the variants the benchmark compares. */
@@ -163,25 +166,6 @@ async function getStatus(control: ControlClient): Promise<StatusBody | undefined
   }
 }
 
-/**
- * Is init still running? A zombie is not: once `lab up` has exited, init's
- * parent is the machine's PID 1 (or a subreaper), which may reap it late
- * (seconds, in some containers); waiting for the reaping made `lab down` slow.
- */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
 /** What the lab needs to hear while init starts: its PID at once (to record it), and when to give up (Ctrl-C). */
 export interface StartHooks {
   /** Called (and awaited) as soon as init is spawned, before it is ready. */
@@ -232,15 +216,6 @@ export async function startMicrogate(plan: LabPlan, opts: MicrogateLabOptions = 
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-}
-
-export async function stopMicrogate(plan: LabPlan, initPid: number): Promise<void> {
-  void plan;
-  if (!alive(initPid)) return;
-  process.kill(initPid, 'SIGTERM');
-  const deadline = Date.now() + 5000;
-  while (alive(initPid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  if (alive(initPid)) process.kill(initPid, 'SIGKILL');
 }
 
 /** The router's IPv4 address -> MAC in each domain (as the router derives them), for the monitor's static ARP bindings. */
