@@ -12,7 +12,7 @@ import { createServer, request as httpRequest } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseArgs } from 'node:util';
 import { CONTROL_HELP, resolveControl } from './control-url.ts';
-import type { ControlTarget } from '../sys/control-client.ts';
+import { ControlClient, type ControlTarget } from '../sys/control-client.ts';
 
 export const DASHBOARD_HELP = `Usage: microgate dashboard [--lab NAME | --control SOCKET|URL] [--port N] [--interval MS]
 
@@ -140,6 +140,8 @@ export async function dashboardCommand(argv: string[]): Promise<number> {
     return 2;
   }
   const target = await resolveControl(values);
+  // The gateway must answer first: a relay to nothing would print a URL that shows nothing (one clear line instead).
+  await new ControlClient(target, 5000).get('/status');
   const relay = await startDashboardRelay(target, { port, interval });
   process.stdout.write(`dashboard: ${relay.url}\n  (this machine only; the key in the URL is the access: do not share it; Ctrl-C stops)\n`);
   await new Promise<void>((resolveP) => {

@@ -40,6 +40,8 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 const COMMANDS: { cmd: string[]; prefix: string }[] = [
   { cmd: ['status'], prefix: 'microgate status' },
   { cmd: ['policy'], prefix: 'microgate policy' },
+  { cmd: ['metrics'], prefix: 'microgate metrics' },
+  { cmd: ['dashboard'], prefix: 'microgate dashboard' },
   { cmd: ['drops'], prefix: 'microgate drops' },
   { cmd: ['conntrack'], prefix: 'microgate conntrack' },
   { cmd: ['leases'], prefix: 'microgate leases' },
