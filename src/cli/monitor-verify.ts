@@ -154,7 +154,7 @@ export function runVerifyTest(dir: string, classificationFile?: string): VerifyR
         const tname = typeof t === 'string' ? t : Object.keys(t as object)[0];
         const opts = typeof t === 'string' ? {} : (t as Record<string, any>)[tname];
         if (opts?.enabled === false || opts?.enabled === 'no') continue;
-        if (['alert', 'anomaly', 'flow', 'stats', 'http', 'arp'].includes(tname)) types.push(tname as EveType);
+        if (['alert', 'anomaly', 'flow', 'stats', 'http', 'arp', 'dns', 'tls'].includes(tname)) types.push(tname as EveType);
       }
     }
   }

@@ -17,11 +17,6 @@ const KNOWN: Record<string, string> = {
   'firewall_ruletype-firewall-03-ruleset-vs-ping': 'needs Suricata firewall mode and the HAVE_JA3 feature (not implemented)',
   'firewall_tcp-session-decode-malformed-ipv4': 'its shell check reads Suricata firewall mode\'s firewall.json rule analysis (not produced); every EVE check passes',
   // Application-layer keywords and logs not built yet (issue 18):
-  'detect-bytetest-03': 'needs the DNS parser and dns EVE records (byte_test on DNS payloads)',
-  'detect-dotprefix-01': 'needs dns.query with dotprefix (DNS parser not built)',
-  'detect-dotprefix-02': 'needs dns.query with dotprefix (DNS parser not built)',
-  'http-request-header-multi': 'needs http.request_header over repeated header lines',
-  'test-bsize-values-2': 'needs bsize with range operators (<=, >=)',
   'tls-alpn-log-detect-02': 'needs the TLS parser (ALPN in tls EVE records and tls.alpn)',
 };
 

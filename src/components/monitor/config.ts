@@ -19,7 +19,7 @@ import { blockMatcher, blockNeedsTypes, parseBlockExempt, parseBlockRules, type 
 import { builtinClassifications, parseClassifications, type ClassType } from './rules/classification.ts';
 import type { EveBlockMatcher } from '../../runtime/component.ts';
 
-export const EVE_TYPES: readonly EveType[] = ['alert', 'anomaly', 'flow', 'stats', 'http', 'arp'];
+export const EVE_TYPES: readonly EveType[] = ['alert', 'anomaly', 'flow', 'stats', 'http', 'arp', 'dns', 'tls'];
 
 export interface MonitorConfig {
   ruleFiles: string[];

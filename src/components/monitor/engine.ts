@@ -13,8 +13,10 @@ import {
   Flow, FLOW_CLOSED, FLOW_DEFAULTS, FLOW_ESTABLISHED, FlowTable, TCP_CLOSED, TCP_CLOSING, TCP_ESTABLISHED,
   TCP_NONE, TCP_SYN_RECV, TCP_SYN_SENT, type FlowLimits,
 } from './flow.ts';
-import { HttpState, httpBuffers, httpEve, type HttpTx } from './http.ts';
-import { LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_IPV6, Packet, PROTO_TCP } from './packet.ts';
+import { HttpState, httpBuffers, httpEve, httpMulti, type HttpTx } from './http.ts';
+import { parseDns, DnsTcpSide, type DnsMessage } from './dns.ts';
+import { DNS_PORT, DnsFlow, dnsEve, dnsMulti } from './dns-app.ts';
+import { LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_IPV6, Packet, PROTO_TCP, PROTO_UDP } from './packet.ts';
 import type { ClassType } from './rules/classification.ts';
 import type { LoadResult } from './rules/parse.ts';
 import type { Rule } from './rules/rule.ts';
@@ -22,8 +24,18 @@ import { carryOver } from './rules/swap.ts';
 import { Reassembler, Stream, STREAM_DEFAULTS, type StreamLimits } from './stream.ts';
 import { NO_TRACE, type Tracer } from '../../trace/tracer.ts';
 
-export type EveType = 'alert' | 'anomaly' | 'flow' | 'stats' | 'http' | 'arp';
-export const DEFAULT_EVE_TYPES: readonly EveType[] = ['alert', 'anomaly', 'flow', 'stats', 'http'];
+export type EveType = 'alert' | 'anomaly' | 'flow' | 'stats' | 'http' | 'arp' | 'dns' | 'tls';
+export const DEFAULT_EVE_TYPES: readonly EveType[] = ['alert', 'anomaly', 'flow', 'stats', 'http', 'dns', 'tls'];
+
+/** An application message parsed from this packet, waiting for detection and logging. */
+interface DnsPending {
+  flow: Flow;
+  dns: DnsFlow;
+  msg: DnsMessage;
+  tx: number;
+}
+
+const NO_BUFFERS: Map<string, Uint8Array> = new Map();
 
 export interface EngineOptions {
   rules: LoadResult;
@@ -60,8 +72,13 @@ export class Engine {
   readonly #p = new Packet();
   readonly #pseudo = new Packet();
   readonly #ctx: DetectContext = {
-    streamActive: false, window: null, windowLen: 0, windowOld: 0, app: null, streamClient: 0, streamServer: 0,
+    streamActive: false, window: null, windowLen: 0, windowOld: 0, app: null, appMulti: null, appProto: '',
+    streamClient: 0, streamServer: 0,
   };
+  /** DNS messages of the current packet (reused; emptied per packet). */
+  readonly #dnsPending: DnsPending[] = [];
+  /** Application-layer counters: malformed messages are counted, never thrown. */
+  readonly appStats = { dnsMessages: 0, dnsMalformed: 0, dnsTcpGivenUp: 0 };
   #nowMs = 0;
   #lastSweep = 0;
   readonly #tr: Tracer;
@@ -192,6 +209,9 @@ export class Engine {
     ctx.windowLen = 0;
     ctx.windowOld = 0;
     ctx.app = null;
+    ctx.appMulti = null;
+    ctx.appProto = '';
+    this.#dnsPending.length = 0;
     ctx.streamClient = 0;
     ctx.streamServer = 0;
     let rebuilt: Uint8Array | null = null;
@@ -214,12 +234,12 @@ export class Engine {
     // HTTP transactions whose request completed with this packet: detection with the http buffers.
     if (httpDone !== null) {
       for (const tx of httpDone) {
-        ctx.app = httpBuffers(tx);
-        ctx.streamActive = false;
+        this.#httpContext(tx);
         this.#detectApp(p, ctx);
         if (tx.respDone && !tx.logged && p.flow !== null) this.#httpRecord(p.flow, p, tx);
       }
     }
+    if (this.#dnsPending.length > 0) this.#dnsDetectAndLog(p);
     if (rebuilt !== null) {
       const q = this.#pseudo;
       q.reset(rebuilt, 0, rebuilt.length);
@@ -234,12 +254,13 @@ export class Engine {
       q.linktype = p.linktype;
       if (q.ipVer !== 0 && !q.isFragment) {
         const f = this.flows.lookup(q, this.#nowMs);
+        this.#dnsPending.length = 0;
         const done = f !== null ? this.#track(f, q) : null;
         this.#detectAndLog(q, ctx);
+        if (this.#dnsPending.length > 0) this.#dnsDetectAndLog(q);
         if (done !== null) {
           for (const tx of done) {
-            ctx.app = httpBuffers(tx);
-            ctx.streamActive = false;
+            this.#httpContext(tx);
             this.#detectApp(q, ctx);
           }
         }
@@ -262,6 +283,10 @@ export class Engine {
     }
     if (f.proto !== PROTO_TCP) {
       if (f.pktsToServer > 0 && f.pktsToClient > 0 && f.state !== FLOW_ESTABLISHED) f.state = FLOW_ESTABLISHED;
+      // DNS over UDP: port 53 and a message that parses (two number compares for every other flow).
+      if (f.proto === PROTO_UDP && p.l4Ok && p.payLen > 0 && (f.appProto === 'dns' || (f.appProto === '' && (f.sp === DNS_PORT || f.dp === DNS_PORT)))) {
+        this.#dnsMessage(f, p.buf, p.payOff, p.payLen);
+      }
       return null;
     }
     if (!p.l4Ok) return null;
@@ -318,7 +343,18 @@ export class Engine {
       if (HttpState.detect(st.window, st.windowOld, st.windowLen - st.windowOld)) {
         f.app = new HttpState();
         f.appProto = 'http';
+      } else if (f.sp === DNS_PORT || f.dp === DNS_PORT) {
+        f.app = new DnsFlow();
+        f.appProto = 'dns';
       } else f.appProto = 'unknown';
+    }
+    if (f.app instanceof DnsFlow) {
+      const d = f.app;
+      const side = (d.tcp[dir] ??= new DnsTcpSide());
+      const was = side.failed;
+      side.feed(st.window, st.windowOld, st.windowLen - st.windowOld, (b, o, n) => this.#dnsMessage(f, b, o, n));
+      if (side.failed && !was) this.appStats.dnsTcpGivenUp++;
+      return null;
     }
     if (f.app instanceof HttpState) {
       const h = f.app;
@@ -326,6 +362,62 @@ export class Engine {
       for (const tx of h.toClient(st.window, st.windowOld, st.windowLen - st.windowOld)) this.#httpRecord(f, p, tx);
     }
     return null;
+  }
+
+  /** One DNS message of flow f: parsed (or counted as malformed), queued for detection and logging. */
+  #dnsMessage(f: Flow, b: Uint8Array, off: number, len: number): void {
+    const m = parseDns(b, off, len);
+    if (m === null) {
+      this.appStats.dnsMalformed++;
+      return;
+    }
+    this.appStats.dnsMessages++;
+    let d: DnsFlow;
+    if (f.app instanceof DnsFlow) d = f.app;
+    else {
+      d = new DnsFlow();
+      f.app = d;
+      f.appProto = 'dns';
+    }
+    this.#dnsPending.push({ flow: f, dns: d, msg: m, tx: d.txOf(m) });
+  }
+
+  #httpContext(tx: HttpTx): void {
+    const ctx = this.#ctx;
+    ctx.app = httpBuffers(tx);
+    ctx.appMulti = httpMulti(tx);
+    ctx.appProto = 'http';
+    ctx.streamActive = false;
+  }
+
+  /** The DNS messages of this packet: rules with their buffers, then EVE "dns" records. */
+  #dnsDetectAndLog(p: Packet): void {
+    const ctx = this.#ctx;
+    for (const e of this.#dnsPending) {
+      ctx.app = NO_BUFFERS;
+      ctx.appMulti = dnsMulti(e.msg);
+      ctx.appProto = 'dns';
+      ctx.streamActive = false;
+      const matches = this.detector.inspect(p, ctx, p.tsSec + p.tsUsec / 1e6);
+      let w = 0;
+      for (const m of matches) {
+        if (m.rule.app === '') continue;
+        if (m.rule.configNoLog) e.dns.noLog.add(e.tx);
+        else matches[w++] = m;
+      }
+      matches.length = w;
+      if (!p.secondCopy && matches.length > 0) this.#alerts(p, matches);
+      if (this.#types.has('dns') && !e.flow.secondCopy && !e.dns.noLog.has(e.tx)) {
+        for (const o of dnsEve(e.msg, e.tx)) {
+          const r = packetBase(p, 'dns', this.#opts.eve);
+          delete r.ether;
+          r.tx_id = e.tx;
+          r.dns = o;
+          this.#opts.emit(JSON.stringify(r), 'dns');
+        }
+      }
+    }
+    this.#dnsPending.length = 0;
   }
 
   #detectAndLog(p: Packet, ctx: DetectContext): void {
@@ -373,7 +465,7 @@ export class Engine {
     const eve = this.#opts.eve;
     for (const m of matches) {
       const rule = m.rule;
-      if (rule.action === 'pass') continue;
+      if (rule.action === 'pass' || rule.configNoLog) continue;
       this.stats.alerts++;
       if (p.flow !== null) p.flow.alerted = true;
       this.#opts.onAlert?.(rule, p);

@@ -302,6 +302,15 @@ export function httpBuffers(tx: HttpTx): Map<string, Uint8Array> {
   return m;
 }
 
+/** http.request_header / http.response_header: every header line as "Name: value" (multi-buffers). */
+export function httpMulti(tx: HttpTx): Map<string, Uint8Array[]> {
+  const line = ([k, v]: [string, string]): Uint8Array => Uint8Array.from(`${k}: ${v}`, (c) => c.charCodeAt(0) & 0xff);
+  const m = new Map<string, Uint8Array[]>();
+  m.set('http.request_header', tx.reqHeaders.map(line));
+  if (tx.status > 0) m.set('http.response_header', tx.respHeaders.map(line));
+  return m;
+}
+
 /** Percent-decoding of unreserved characters and "/./" "//" collapsing (a subset of libhtp's). */
 function normalizeUri(u: string): string {
   let s = u.replace(/%([0-9a-fA-F]{2})/g, (all, h: string) => {

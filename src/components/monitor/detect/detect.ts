@@ -7,6 +7,8 @@
 import { BoundedMap } from '../bounded-map.ts';
 import { AhoCorasick } from './ac.ts';
 import { Inspector } from './inspect.ts';
+import { applyTransforms } from './transforms.ts';
+import { MULTI_BUFFERS } from '../rules/parse.ts';
 import { numTest } from '../rules/rule.ts';
 import type { FlagsOpts, Item, Rule, ThresholdOpts } from '../rules/rule.ts';
 import { addrMatch4, addrMatch6, portMatch } from '../rules/vars.ts';
@@ -44,6 +46,12 @@ class Group {
   patternRules: Int32Array[] = [];
   /** Rules checked on every packet of the group (no payload fast pattern), by index. */
   always: Int32Array = new Int32Array(0);
+  /**
+   * Application rules without a payload fast pattern, by application
+   * protocol: candidates only when the packet brings that protocol's buffers
+   * (so the hundreds of tls.certs rules cost nothing on other packets).
+   */
+  alwaysApp = new Map<string, Int32Array>();
 }
 
 /** What a packet offers besides its own bytes. */
@@ -54,8 +62,12 @@ export interface DetectContext {
   windowLen: number;
   /** Bytes of the window delivered before this packet. */
   windowOld: number;
-  /** Application buffers (HTTP) for this packet, or null. */
+  /** Application buffers (HTTP, DNS, TLS) for this packet, or null. */
   app: Map<string, Uint8Array> | null;
+  /** Application multi-buffers (dns.query, tls.certs, tls.alpn, http.request_header ...), or null. */
+  appMulti: Map<string, Uint8Array[]> | null;
+  /** The application protocol of `app` ('' with none). */
+  appProto: string;
   /** Stream sizes for stream_size: bytes client->server, server->client. */
   streamClient: number;
   streamServer: number;
@@ -114,9 +126,15 @@ export class Detector {
     const byKey = new Map<string, number>();
     const lists: number[][] = [];
     const always: number[] = [];
+    const alwaysApp = new Map<string, number[]>();
     for (const r of g.rules) {
       if (r.fast === null || r.fastBuffer !== 'payload') {
-        always.push(r.index);
+        if (r.app === '') always.push(r.index);
+        else {
+          const l = alwaysApp.get(r.app) ?? [];
+          l.push(r.index);
+          alwaysApp.set(r.app, l);
+        }
         continue;
       }
       const key = Buffer.from(r.fast).toString('latin1');
@@ -132,6 +150,7 @@ export class Detector {
     g.ac = patterns.length > 0 ? new AhoCorasick(patterns) : null;
     g.patternRules = lists.map((l) => Int32Array.from(l));
     g.always = Int32Array.from(always);
+    for (const [app, l] of alwaysApp) g.alwaysApp.set(app, Int32Array.from(l));
   }
 
   /**
@@ -182,6 +201,16 @@ export class Detector {
       const ri = g.always[k];
       this.#stamp[ri] = gen;
       this.#cand[this.#ncand++] = ri;
+    }
+    if (ctx.app !== null) {
+      const extra = g.alwaysApp.get(ctx.appProto);
+      if (extra !== undefined) {
+        for (let k = 0; k < extra.length; k++) {
+          const ri = extra[k];
+          this.#stamp[ri] = gen;
+          this.#cand[this.#ncand++] = ri;
+        }
+      }
     }
     if (g.ac !== null) {
       this.#curGroup = g;
@@ -311,7 +340,7 @@ export class Detector {
         const m = this.#payload(r, items, p, ctx);
         if (m === 0) return 0;
         result = m;
-      } else if (!this.#otherBuffer(name, items, p, ctx)) return 0;
+      } else if (!this.#otherBuffer(r, name, items, p, ctx)) return 0;
     }
     return result;
   }
@@ -328,7 +357,7 @@ export class Detector {
     return this.#inspector.match(items, p.buf, p.payOff, p.payLen) ? 1 : 0;
   }
 
-  #otherBuffer(name: string, items: Item[], p: Packet, ctx: DetectContext): boolean {
+  #otherBuffer(r: Rule, name: string, items: Item[], p: Packet, ctx: DetectContext): boolean {
     const b = p.buf;
     switch (name) {
       case 'tcp.hdr':
@@ -344,8 +373,19 @@ export class Detector {
       case 'icmpv6.hdr':
         return p.proto === PROTO_ICMPV6 && p.l4Ok && this.#inspector.match(items, b, p.l4, p.icmpHlen);
       default: {
-        const buf = ctx.app?.get(name);
-        if (buf === undefined) return false;
+        const tf = r.transforms.get(name);
+        if (MULTI_BUFFERS.has(name)) {
+          const list = ctx.appMulti?.get(name);
+          if (list === undefined) return false;
+          for (const one of list) {
+            const buf = tf === undefined ? one : applyTransforms(tf, one);
+            if (this.#inspector.match(items, buf, 0, buf.length)) return true;
+          }
+          return false;
+        }
+        const raw = ctx.app?.get(name);
+        if (raw === undefined) return false;
+        const buf = tf === undefined ? raw : applyTransforms(tf, raw);
         return this.#inspector.match(items, buf, 0, buf.length);
       }
     }

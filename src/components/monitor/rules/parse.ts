@@ -65,8 +65,34 @@ export const SUPPORTED_BUFFERS = new Set([
   'http.header_names', 'http.host', 'http.host.raw', 'http.user_agent', 'http.cookie', 'http.referer', 'http.accept',
   'http.accept_lang', 'http.accept_enc', 'http.content_type', 'http.content_len', 'http.connection', 'http.start',
   'http.request_body', 'http.response_body', 'http.stat_code', 'http.stat_msg', 'http.response_line', 'http.server',
-  'http.location', 'file.data',
+  'http.location', 'file.data', 'http.request_header', 'http.response_header',
+  'dns.query',
+  'tls.sni', 'tls.cert_subject', 'tls.cert_issuer', 'tls.cert_serial', 'tls.cert_fingerprint', 'tls.certs',
+  'tls.subjectaltname', 'tls.alpn', 'ja3.hash', 'ja3.string', 'ja3s.hash', 'ja3s.string',
 ]);
+
+/**
+ * Multi-buffers: a transaction has several of each (every question name,
+ * every certificate, every ALPN, every header line); a rule's list matches
+ * when it matches one of them.
+ */
+export const MULTI_BUFFERS = new Set([
+  'dns.query', 'tls.certs', 'tls.subjectaltname', 'tls.alpn', 'http.request_header', 'http.response_header',
+]);
+
+/** Transforms (applied to a sticky buffer before its items, in rule order). */
+export const TRANSFORMS = new Set([
+  'dotprefix', 'to_lowercase', 'to_uppercase', 'strip_whitespace', 'compress_whitespace', 'to_md5', 'to_sha1',
+  'to_sha256', 'url_decode',
+]);
+
+/** The application protocol a buffer belongs to. */
+function appOfBuffer(b: string): string {
+  if (b.startsWith('http.') || b === 'file.data') return 'http';
+  if (b.startsWith('dns.')) return 'dns';
+  if (b.startsWith('tls.') || b.startsWith('ja3')) return 'tls';
+  return '';
+}
 
 /** Sticky-buffer keywords and their buffer (aliases Suricata accepts). */
 const STICKY: Record<string, string> = {
@@ -82,6 +108,14 @@ const STICKY: Record<string, string> = {
   'http.client_body': 'http.request_body', 'http.response_body': 'http.response_body', 'http.server_body': 'http.response_body',
   'http.stat_code': 'http.stat_code', 'http.stat_msg': 'http.stat_msg', 'http.response_line': 'http.response_line',
   'http.server': 'http.server', 'http.location': 'http.location', file_data: 'file.data', 'file.data': 'file.data',
+  'http.request_header': 'http.request_header', 'http.response_header': 'http.response_header',
+  'dns.query': 'dns.query', dns_query: 'dns.query',
+  'tls.sni': 'tls.sni', tls_sni: 'tls.sni', 'tls.cert_subject': 'tls.cert_subject', tls_cert_subject: 'tls.cert_subject',
+  'tls.cert_issuer': 'tls.cert_issuer', tls_cert_issuer: 'tls.cert_issuer', 'tls.cert_serial': 'tls.cert_serial',
+  tls_cert_serial: 'tls.cert_serial', 'tls.cert_fingerprint': 'tls.cert_fingerprint', tls_cert_fingerprint: 'tls.cert_fingerprint',
+  'tls.certs': 'tls.certs', 'tls.subjectaltname': 'tls.subjectaltname', 'tls.alpn': 'tls.alpn',
+  'ja3.hash': 'ja3.hash', ja3_hash: 'ja3.hash', 'ja3.string': 'ja3.string', ja3_string: 'ja3.string',
+  'ja3s.hash': 'ja3s.hash', 'ja3s.string': 'ja3s.string',
 };
 
 /** Old-style content modifiers that move the last content to a buffer. */
@@ -95,7 +129,7 @@ const CONTENT_BUFFER_MODIFIERS: Record<string, string> = {
   http_start: 'http.start', http_request_line: 'http.request_line', http_response_line: 'http.response_line',
 };
 
-const ACTIONS = new Set(['alert', 'pass', 'drop', 'reject', 'rejectsrc', 'rejectdst', 'rejectboth', 'log', 'accept']);
+const ACTIONS = new Set(['alert', 'pass', 'drop', 'reject', 'rejectsrc', 'rejectdst', 'rejectboth', 'log', 'accept', 'config']);
 
 const PROTOS: Record<string, { ip: number; app: string; tcpMode: '' | 'pkt' | 'stream' }> = {
   ip: { ip: -1, app: '', tcpMode: '' },
@@ -112,6 +146,8 @@ const PROTOS: Record<string, { ip: number; app: string; tcpMode: '' | 'pkt' | 's
   'ipv6-icmp': { ip: 58, app: '', tcpMode: '' },
   http: { ip: 6, app: 'http', tcpMode: '' },
   http1: { ip: 6, app: 'http', tcpMode: '' },
+  tls: { ip: 6, app: 'tls', tcpMode: '' },
+  dns: { ip: -1, app: 'dns', tcpMode: '' },
 };
 
 // ---- tokenising ----------------------------------------------------------------
@@ -422,6 +458,15 @@ function applyOption(st: State, key: string, value: string | undefined, ctx: { b
     st.lastAny = null;
     return;
   }
+  if (TRANSFORMS.has(key)) {
+    if (value !== undefined) fail(`${key} takes no value`);
+    if (st.buffer === 'payload') fail(`transform ${key} needs a sticky buffer before it`);
+    if (st.list.length > 0) fail(`transform ${key} must follow its sticky buffer ${st.buffer}, before its content`);
+    const t = r.transforms.get(st.buffer) ?? [];
+    t.push(key);
+    r.transforms.set(st.buffer, t);
+    return;
+  }
   const moveTo = CONTENT_BUFFER_MODIFIERS[key];
   if (moveTo !== undefined) {
     const c = needContent(st, key);
@@ -591,6 +636,13 @@ function applyOption(st: State, key: string, value: string | undefined, ctx: { b
       st.list.push(item);
       return;
     }
+    case 'urilen': {
+      // The URI's length, normalized (default) or raw: a bsize on that buffer.
+      const [n, kind = 'norm'] = need().split(',').map((x) => x.trim());
+      if (kind !== 'norm' && kind !== 'raw') fail(`urilen: expected norm or raw after the length, got "${kind}"`);
+      listFor(st, kind === 'raw' ? 'http.uri.raw' : 'http.uri').push({ k: 'bsize', m: parseNum(n, 'urilen') });
+      return;
+    }
     case 'byte_test': {
       const parts = need().split(',');
       if (parts.length < 4) fail('byte_test: expected bytes, [!]operator, value, offset[, options]');
@@ -749,6 +801,14 @@ function applyOption(st: State, key: string, value: string | undefined, ctx: { b
       return;
     }
     case 'alert': r.fwAlert = true; return;
+    case 'config': {
+      // Suricata's `config` rules: only turning off the logging of the matched transaction.
+      const parts = need().split(',').map((x) => x.trim().replace(/\s+/g, ' '));
+      if (parts.join(',') !== 'logging disable,type tx,scope tx') fail('config: only "logging disable, type tx, scope tx" is supported');
+      if (r.action !== 'config') fail('config: needs the config action');
+      r.configNoLog = true;
+      return;
+    }
     default:
       if (sticky !== undefined) fail(`${key} takes no value`);
       fail(`unsupported keyword "${key}"`);
@@ -770,7 +830,7 @@ function newRule(index: number, text: string, file: string, line: number): Rule 
     flow: null, flags: null, fragbits: null, ipopts: 0, dsize: null, itype: null, icode: null, icmpId: null,
     icmpSeq: null, ttl: null, tos: null, ipId: null, ipProtoMatch: null, window: null, ack: null, seq: null,
     fragoffset: null, sameip: false, streamSize: null, decodeEvents: [], flowbits: [], noalert: false, threshold: null,
-    detectionFilter: null, tcpSession: [], fwAlert: false, nVars: 0, payload: false, setsBits: false, metadata: {}, target: '',
+    detectionFilter: null, tcpSession: [], fwAlert: false, transforms: new Map(), configNoLog: false, nVars: 0, payload: false, setsBits: false, metadata: {}, target: '',
   };
 }
 
@@ -834,6 +894,7 @@ function parseRule(text: string, index: number, file: string, line: number, ctx:
     applyOption(st, key, value, ctx);
   }
   if (r.sid === 0) fail('missing sid');
+  if (r.action === 'config' && !r.configNoLog) fail('a config rule needs config: logging disable, type tx, scope tx');
   if (r.msg === '') r.msg = '';
   if (r.priority < 0) r.priority = -r.priority;
   if (r.priority === 0) r.priority = 3;
@@ -844,10 +905,12 @@ function parseRule(text: string, index: number, file: string, line: number, ctx:
   r.payload = (r.buffers.get('payload')?.length ?? 0) > 0;
   if (r.buffers.size > 0 && r.ipProto === -2) fail('pkthdr rules cannot inspect payload');
   for (const b of r.buffers.keys()) {
-    if ((b.startsWith('http.') || b === 'file.data') && r.app === '') {
-      if (r.ipProto !== 6 && r.ipProto !== -1) fail(`${b} needs an HTTP (TCP) rule`);
-      r.app = 'http';
-    }
+    const app = appOfBuffer(b);
+    if (app === '') continue;
+    if (r.app === '') {
+      if (app !== 'dns' && r.ipProto !== 6 && r.ipProto !== -1) fail(`${b} needs a TCP rule (${app})`);
+      r.app = app;
+    } else if (r.app !== app) fail(`${b} is a ${app} buffer, the rule is for ${r.app}`);
   }
   if (r.tcpMode === 'stream' || (r.flow?.onlyStream ?? false)) {
     // fine: inspected on the stream only

@@ -215,6 +215,10 @@ export interface Rule {
   tcpSession: string[];
   /** Firewall: "alert" keyword (also log an alert on accept). */
   fwAlert: boolean;
+  /** Transforms per sticky buffer (dotprefix, to_lowercase, to_sha256, ...), applied in order before its items. */
+  transforms: Map<string, string[]>;
+  /** A `config` rule: the transaction it matches is not logged (no alert either). */
+  configNoLog: boolean;
   /** Number of byte_extract variables (slots). */
   nVars: number;
   /** Has payload inspection (content, pcre, byte_*, isdataat) on the payload buffer. */
