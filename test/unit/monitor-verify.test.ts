@@ -16,8 +16,6 @@ const CLASSIFICATION = join(ROOT, 'classification.config');
 const KNOWN: Record<string, string> = {
   'firewall_ruletype-firewall-03-ruleset-vs-ping': 'needs Suricata firewall mode and the HAVE_JA3 feature (not implemented)',
   'firewall_tcp-session-decode-malformed-ipv4': 'its shell check reads Suricata firewall mode\'s firewall.json rule analysis (not produced); every EVE check passes',
-  // Application-layer keywords and logs not built yet (issue 18):
-  'tls-alpn-log-detect-02': 'needs the TLS parser (ALPN in tls EVE records and tls.alpn)',
 };
 
 const dirs = existsSync(ROOT)

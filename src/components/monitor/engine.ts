@@ -16,6 +16,7 @@ import {
 import { HttpState, httpBuffers, httpEve, httpMulti, type HttpTx } from './http.ts';
 import { parseDns, DnsTcpSide, type DnsMessage } from './dns.ts';
 import { DNS_PORT, DnsFlow, dnsEve, dnsMulti } from './dns-app.ts';
+import { TlsState, tlsBuffers, tlsEve, tlsMulti } from './tls.ts';
 import { LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_IPV6, Packet, PROTO_TCP, PROTO_UDP } from './packet.ts';
 import type { ClassType } from './rules/classification.ts';
 import type { LoadResult } from './rules/parse.ts';
@@ -78,7 +79,7 @@ export class Engine {
   /** DNS messages of the current packet (reused; emptied per packet). */
   readonly #dnsPending: DnsPending[] = [];
   /** Application-layer counters: malformed messages are counted, never thrown. */
-  readonly appStats = { dnsMessages: 0, dnsMalformed: 0, dnsTcpGivenUp: 0 };
+  readonly appStats = { dnsMessages: 0, dnsMalformed: 0, dnsTcpGivenUp: 0, tlsSessions: 0, tlsMalformed: 0, tlsBadCerts: 0 };
   #nowMs = 0;
   #lastSweep = 0;
   readonly #tr: Tracer;
@@ -240,6 +241,8 @@ export class Engine {
       }
     }
     if (this.#dnsPending.length > 0) this.#dnsDetectAndLog(p);
+    const pf = p.flow;
+    if (pf !== null && pf.app instanceof TlsState) this.#tlsDetectAndLog(p, pf, pf.app);
     if (rebuilt !== null) {
       const q = this.#pseudo;
       q.reset(rebuilt, 0, rebuilt.length);
@@ -343,10 +346,19 @@ export class Engine {
       if (HttpState.detect(st.window, st.windowOld, st.windowLen - st.windowOld)) {
         f.app = new HttpState();
         f.appProto = 'http';
+      } else if (TlsState.detect(st.window, st.windowOld, st.windowLen - st.windowOld)) {
+        f.app = new TlsState();
+        f.appProto = 'tls';
+        this.appStats.tlsSessions++;
       } else if (f.sp === DNS_PORT || f.dp === DNS_PORT) {
         f.app = new DnsFlow();
         f.appProto = 'dns';
       } else f.appProto = 'unknown';
+    }
+    if (f.app instanceof TlsState) {
+      const t = f.app;
+      if (t.feed(p.toServer ? 0 : 1, st.window, st.windowOld, st.windowLen - st.windowOld)) t.dirtyPkts = f.pktsToServer + f.pktsToClient;
+      return null;
     }
     if (f.app instanceof DnsFlow) {
       const d = f.app;
@@ -420,6 +432,44 @@ export class Engine {
     this.#dnsPending.length = 0;
   }
 
+  /**
+   * TLS rules see a session once something new was parsed: when the server
+   * has answered (its ServerHello and later messages), or, for a ClientHello
+   * the server does not answer, at the client's next packet. One alert per
+   * rule per session. The EVE "tls" record once the server ends its handshake.
+   */
+  #tlsDetectAndLog(p: Packet, f: Flow, t: TlsState): void {
+    if (t.dirty && (t.serverHello || (p.toServer && f.pktsToServer + f.pktsToClient > t.dirtyPkts))) {
+      t.dirty = false;
+      const ctx = this.#ctx;
+      ctx.app = tlsBuffers(t);
+      ctx.appMulti = tlsMulti(t);
+      ctx.appProto = 'tls';
+      ctx.streamActive = false;
+      const matches = this.detector.inspect(p, ctx, p.tsSec + p.tsUsec / 1e6);
+      let w = 0;
+      for (const m of matches) {
+        if (m.rule.app === '' || t.alerted.has(m.rule.index)) continue;
+        t.alerted.add(m.rule.index);
+        matches[w++] = m;
+      }
+      matches.length = w;
+      if (!p.secondCopy && matches.length > 0) this.#alerts(p, matches);
+    }
+    if (t.serverDone && !t.logged) {
+      t.logged = true;
+      if (!this.#types.has('tls') || f.secondCopy) return;
+      const r = packetBase(p, 'tls', this.#opts.eve);
+      if (!p.toServer) {
+        [r.src_ip, r.dest_ip] = [r.dest_ip, r.src_ip];
+        [r.src_port, r.dest_port] = [r.dest_port, r.src_port];
+      }
+      delete r.ether;
+      r.tls = tlsEve(t);
+      this.#opts.emit(JSON.stringify(r), 'tls');
+    }
+  }
+
   #detectAndLog(p: Packet, ctx: DetectContext): void {
     // The second copy of a forwarded packet: the flowbit setters keep its
     // flow's state; the first copy raised the alerts.
@@ -488,6 +538,7 @@ export class Engine {
         if (p.flow.appProto !== '' && p.flow.appProto !== 'unknown') r.app_proto = p.flow.appProto;
         r.flow = { ...flowSummary(p.flow), src_ip: r.src_ip, dest_ip: r.dest_ip };
       }
+      if (p.flow !== null && p.flow.app instanceof TlsState) r.tls = tlsEve(p.flow.app);
       if (m.stream) r.stream = 1;
       if (eve.packetBytes > 0) {
         r.packet = packetField(p, eve.packetBytes);
@@ -546,6 +597,15 @@ export class Engine {
           r.http = httpEve(tx);
           this.#opts.emit(JSON.stringify(r), 'http');
         }
+      }
+    }
+    if (f.app instanceof TlsState) {
+      const t = f.app;
+      this.appStats.tlsMalformed += t.malformed;
+      if (t.certs.length > 0 && t.cert === null) this.appStats.tlsBadCerts++;
+      if (!t.logged && t.clientHello && this.#types.has('tls') && !f.secondCopy) {
+        t.logged = true;
+        this.#opts.emit(JSON.stringify({ timestamp: flowRecordTs(f), flow_id: f.id, event_type: 'tls', tls: tlsEve(t) }), 'tls');
       }
     }
     if (this.#types.has('flow') && !f.secondCopy) this.#opts.emit(flowRecord(f, reason, this.#opts.eve), 'flow');
@@ -608,6 +668,10 @@ export class Engine {
           engines: [{ id: 0, rules_loaded: this.rules.rules.length, rules_failed: this.rules.errors.length, rules_skipped: this.rules.skipped.length }],
         },
         ips: { accepted: s.pkts, blocked: 0, rejected: 0, replaced: 0 },
+        app_layer: {
+          dns: { messages: this.appStats.dnsMessages, malformed: this.appStats.dnsMalformed, tcp_given_up: this.appStats.dnsTcpGivenUp },
+          tls: { sessions: this.appStats.tlsSessions, malformed: this.appStats.tlsMalformed, bad_certificates: this.appStats.tlsBadCerts },
+        },
       },
     };
   }
