@@ -4,11 +4,17 @@
 //      GSO-sized segments) through decode, flows, reassembly and detection with
 //      the ET Open packet-level rules (plus the built-in ones): rules loaded,
 //      packets/s and Gbit/s.
+//   1b. On captures (--pcap, default: suricata-verify's DNS, TLS and HTTP
+//      captures): the packets replayed as new flows on each pass (the source
+//      address rewritten), once with the packet-level rules and once with all
+//      ET Open rules (their 429 tls and 72 dns rules too), side by side in one
+//      run: what the application layer's rules cost.
 //   2. Forwarding throughput with the monitor on vs off: two labs built side by
 //      side (one with the monitor and the router mirroring every domain, one
 //      without), iperf3 lan -> wan alternating between them, several rounds.
 // A command, not a test: numbers vary with the machine and what else runs.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { readCapture, type CapturedPacket } from '../components/monitor/pcap.ts';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Engine } from '../components/monitor/engine.ts';
@@ -22,10 +28,15 @@ import { ROOT } from '../init/sandbox.ts';
 const ET_DIR = resolve(ROOT, 'test', 'fixtures', 'ids', 'et-open');
 const PKT_RULE = /^\s*alert\s+(tcp|udp|icmp|ip|tcp-pkt|tcp-stream|pkthdr)\s/;
 
-export const MONITOR_BENCH_HELP = `Usage: microgate monitor-bench [--rules FILE]... [--seconds N] [--rounds N] [--no-forwarding] [--json]
+const SV_DIR = resolve(ROOT, 'test', 'fixtures', 'ids', 'suricata-verify');
+const DEFAULT_PCAPS = ['tls-alpn-log-detect-02', 'cond-log-dns-dig', 'http-request-header-multi'].map((d) => join(SV_DIR, d, 'input.pcap'));
+
+export const MONITOR_BENCH_HELP = `Usage: microgate monitor-bench [--rules FILE]... [--pcap FILE]... [--seconds N] [--rounds N] [--no-forwarding] [--json]
 
 1. The monitor's inspection rate in process (synthetic traffic, ET Open packet-level
    rules from ${ET_DIR} or --rules files).
+1b. The same on captures (--pcap; default: suricata-verify's TLS, DNS and HTTP captures),
+   replayed as new flows per pass: packet-level rules vs all ET Open rules (tls, dns), one run.
 2. Forwarding throughput (iperf3 lan -> wan) with the monitor on vs off: two labs,
    alternating, --rounds rounds of --seconds each (needs root; skip with --no-forwarding).`;
 
@@ -124,6 +135,74 @@ export function inspectionBench(sources: RuleSource[], payload: number, seconds:
   };
 }
 
+/** The IPv4 header's offset in a captured frame (Ethernet with VLANs, raw IP), or -1. */
+function ipOffset(c: CapturedPacket): number {
+  const d = c.data;
+  if (c.linktype === 101 || c.linktype === 228) return (d[0] >> 4) === 4 ? 0 : -1;
+  if (c.linktype !== LINKTYPE_ETHERNET) return -1;
+  let o = 12;
+  while (o + 2 <= d.length && ((d[o] << 8) | d[o + 1]) === 0x8100) o += 4;
+  return o + 2 <= d.length && ((d[o] << 8) | d[o + 1]) === 0x0800 ? o + 2 : -1;
+}
+
+export interface CaptureResult {
+  rules: string;
+  rulesLoaded: number;
+  packets: number;
+  pps: number;
+  alerts: number;
+  appRecords: number;
+}
+
+/**
+ * Replays captures for `seconds`: pass k rewrites the IPv4 source and
+ * destination addresses' low bytes to k (new flows, so handshakes and
+ * application messages are parsed again) and the timestamps forward.
+ */
+export function captureBench(label: string, sources: RuleSource[], pcaps: string[], seconds: number): CaptureResult {
+  const classifications = builtinClassifications();
+  const rules = loadRules(sources, { vars: { ...DEFAULT_ADDRESS_VARS, ...DEFAULT_PORT_VARS }, classifications });
+  let alerts = 0;
+  let appRecords = 0;
+  const engine = new Engine({
+    rules, classifications, midstream: true, eveTypes: ['alert', 'dns', 'tls'],
+    eve: { pktSrc: 'wire/pcap', pcapFilename: '', domains: [], packetBytes: 0 },
+    emit: (_l, t) => { if (t === 'alert') alerts++; else appRecords++; },
+  });
+  const pkts: { c: CapturedPacket; ip: number }[] = [];
+  for (const f of pcaps) for (const c of readCapture(readFileSync(f), f)) pkts.push({ c: { ...c, data: c.data.slice() }, ip: ipOffset(c) });
+  let n = 0;
+  let pass = 0;
+  const t0 = performance.now();
+  const end = t0 + seconds * 1000;
+  let now = t0;
+  while (now < end) {
+    pass++;
+    for (const { c, ip } of pkts) {
+      if (ip >= 0) {
+        c.data[ip + 14] = (pass >> 8) & 0xff;
+        c.data[ip + 15] = pass & 0xff;
+        c.data[ip + 18] = (pass >> 8) & 0xff;
+        c.data[ip + 19] = pass & 0xff;
+      }
+      engine.process(c.data, 0, c.data.length, c.linktype, c.tsSec + pass * 600, c.tsUsec);
+      n++;
+    }
+    now = performance.now();
+  }
+  engine.finish();
+  const s = (now - t0) / 1000;
+  return { rules: label, rulesLoaded: rules.rules.length, packets: n, pps: n / s, alerts, appRecords };
+}
+
+export function etAllRules(): RuleSource[] {
+  const sources: RuleSource[] = [{ name: 'builtin.rules', text: builtinRulesText() }];
+  for (const f of ['emerging-attack_response.rules', 'emerging-dos.rules', 'emerging-scan.rules']) {
+    sources.push({ name: f, text: readFileSync(join(ET_DIR, f), 'utf8') });
+  }
+  return sources;
+}
+
 export function etPacketRules(files?: string[]): RuleSource[] {
   const sources: RuleSource[] = [{ name: 'builtin.rules', text: builtinRulesText() }];
   const list = files ?? ['emerging-attack_response.rules', 'emerging-dos.rules', 'emerging-scan.rules'].map((f) => join(ET_DIR, f));
@@ -175,6 +254,7 @@ export async function monitorBenchCommand(argv: string[]): Promise<number> {
     args: argv,
     options: {
       rules: { type: 'string', multiple: true },
+      pcap: { type: 'string', multiple: true },
       seconds: { type: 'string' },
       rounds: { type: 'string' },
       'no-forwarding': { type: 'boolean' },
@@ -204,6 +284,25 @@ export async function monitorBenchCommand(argv: string[]): Promise<number> {
       return v[v.length >> 1];
     };
     process.stdout.write(`both sides mirrored, 1460-byte payloads, forwarded packets/s: second copy inspected as its own ${(med('untagged') / 1000).toFixed(1)} kpps, tagged as the second copy ${(med('tagged') / 1000).toFixed(1)} kpps (${(med('tagged') / med('untagged')).toFixed(2)}x)\n`);
+  }
+  const pcaps = values.pcap ?? DEFAULT_PCAPS.filter((f) => existsSync(f));
+  if (pcaps.length > 0) {
+    // Alternating, twice each, so drift (other work on the machine) spreads over both.
+    const caps: CaptureResult[] = [];
+    for (let r = 0; r < 2; r++) {
+      caps.push(captureBench('packet-level', sources, pcaps, seconds));
+      caps.push(captureBench('all ET Open (tls, dns)', etAllRules(), pcaps, seconds));
+    }
+    out.captures = caps;
+    if (!values.json) {
+      process.stdout.write(`captures (${pcaps.length}, replayed as new flows):\n`);
+      for (const c of caps) {
+        process.stdout.write(`  ${c.rules.padEnd(24)} ${String(c.rulesLoaded).padStart(4)} rules: ${(c.pps / 1000).toFixed(1)} kpps (${c.packets} packets, ${c.alerts} alerts, ${c.appRecords} dns/tls records)\n`);
+      }
+      const pk = (caps[0].pps + caps[2].pps) / 2;
+      const all = (caps[1].pps + caps[3].pps) / 2;
+      process.stdout.write(`  ratio all/packet-level: ${(all / pk).toFixed(2)}\n`);
+    }
   }
   if (!values['no-forwarding']) {
     const f = await forwardingBench(seconds, rounds);
