@@ -12,7 +12,7 @@ import { runOffline } from '../components/monitor/offline.ts';
 /** The Suricata version whose behaviour we follow (for requires/min-version/lt-version). */
 export const EMULATED_VERSION: [number, number, number] = [9, 0, 0];
 /** Features we have (requires: features). */
-export const FEATURES = new Set<string>([]);
+export const FEATURES = new Set<string>(['HAVE_JA3']);
 
 export interface CheckResult {
   index: number;

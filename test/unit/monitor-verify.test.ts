@@ -14,7 +14,7 @@ const CLASSIFICATION = join(ROOT, 'classification.config');
 
 /** Tests we know we cannot pass yet, and why (reported as todo, never silently). */
 const KNOWN: Record<string, string> = {
-  'firewall_ruletype-firewall-03-ruleset-vs-ping': 'needs Suricata firewall mode and the HAVE_JA3 feature (not implemented)',
+  'firewall_ruletype-firewall-03-ruleset-vs-ping': 'needs Suricata firewall mode (--simulate-ips, accept/drop rules and the flow action)',
   'firewall_tcp-session-decode-malformed-ipv4': 'its shell check reads Suricata firewall mode\'s firewall.json rule analysis (not produced); every EVE check passes',
 };
 

@@ -154,7 +154,7 @@ export class TlsState {
     return len >= 3 && b[off] === REC_HANDSHAKE && b[off + 1] === 3 && b[off + 2] <= 4;
   }
 
-  /** Feed stream bytes of one direction (0 to server, 1 to client); true when something new was parsed. */
+  /** Feed stream bytes of one direction (0 to server, 1 to client); true when something new for the rules was parsed (a hello, the certificates). */
   feed(dir: 0 | 1, b: Uint8Array, off: number, len: number): boolean {
     const s = this.#sides[dir];
     if (s.failed || len <= 0) return false;
@@ -171,10 +171,8 @@ export class TlsState {
         if (s.recLen - p - 5 < n) break;
         if (type === REC_CCS || type === REC_APPDATA) {
           s.encrypted = true;
-          if (dir === 1 && !this.serverDone) {
-            this.serverDone = true;
-            changed = true;
-          }
+          // Nothing new for the rules: only time to log.
+          if (dir === 1) this.serverDone = true;
         } else if (type === REC_HANDSHAKE && !s.encrypted) {
           if (s.hsLen + n > MAX_HANDSHAKE) return this.#fail(s);
           s.hs = append(s.hs, s.hsLen, s.rec, p + 5, n);
@@ -227,10 +225,7 @@ export class TlsState {
       } else if (type === 11 && dir === 1 && this.certs.length === 0) {
         this.#certificate(r);
         changed = true;
-      } else if (type === 14 && dir === 1 && !this.serverDone) {
-        this.serverDone = true;
-        changed = true;
-      }
+      } else if (type === 14 && dir === 1) this.serverDone = true;
       p += 4 + n;
     }
     if (p > 0) {

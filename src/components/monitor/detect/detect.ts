@@ -50,8 +50,19 @@ class Group {
    * Application rules without a payload fast pattern, by application
    * protocol: candidates only when the packet brings that protocol's buffers
    * (so the hundreds of tls.certs rules cost nothing on other packets).
+   * Those with a fast pattern in an application buffer go through that
+   * buffer's prefilter; the others are always candidates then.
    */
   alwaysApp = new Map<string, Int32Array>();
+  appPrefilter = new Map<string, AppPrefilter[]>();
+}
+
+/** One application buffer's prefilter: an automaton over its rules' fast patterns. */
+interface AppPrefilter {
+  buffer: string;
+  multi: boolean;
+  ac: AhoCorasick;
+  patternRules: Int32Array[];
 }
 
 /** What a packet offers besides its own bytes. */
@@ -127,10 +138,21 @@ export class Detector {
     const lists: number[][] = [];
     const always: number[] = [];
     const alwaysApp = new Map<string, number[]>();
+    // app -> buffer -> (pattern key -> rules)
+    const appPats = new Map<string, Map<string, Map<string, { pat: Uint8Array; rules: number[] }>>>();
     for (const r of g.rules) {
       if (r.fast === null || r.fastBuffer !== 'payload') {
         if (r.app === '') always.push(r.index);
-        else {
+        else if (r.fast !== null && !r.transforms.has(r.fastBuffer)) {
+          const byBuf = appPats.get(r.app) ?? new Map<string, Map<string, { pat: Uint8Array; rules: number[] }>>();
+          appPats.set(r.app, byBuf);
+          const pats = byBuf.get(r.fastBuffer) ?? new Map<string, { pat: Uint8Array; rules: number[] }>();
+          byBuf.set(r.fastBuffer, pats);
+          const key = Buffer.from(r.fast).toString('latin1');
+          const e = pats.get(key) ?? { pat: r.fast, rules: [] };
+          pats.set(key, e);
+          e.rules.push(r.index);
+        } else {
           const l = alwaysApp.get(r.app) ?? [];
           l.push(r.index);
           alwaysApp.set(r.app, l);
@@ -151,6 +173,14 @@ export class Detector {
     g.patternRules = lists.map((l) => Int32Array.from(l));
     g.always = Int32Array.from(always);
     for (const [app, l] of alwaysApp) g.alwaysApp.set(app, Int32Array.from(l));
+    for (const [app, byBuf] of appPats) {
+      const list: AppPrefilter[] = [];
+      for (const [buffer, pats] of byBuf) {
+        const es = [...pats.values()];
+        list.push({ buffer, multi: MULTI_BUFFERS.has(buffer), ac: new AhoCorasick(es.map((e) => e.pat)), patternRules: es.map((e) => Int32Array.from(e.rules)) });
+      }
+      g.appPrefilter.set(app, list);
+    }
   }
 
   /**
@@ -171,7 +201,7 @@ export class Detector {
   }
 
   #hit = (id: number): void => {
-    const list = this.#curGroup.patternRules[id];
+    const list = this.#curLists[id];
     const gen = this.#gen;
     for (let k = 0; k < list.length; k++) {
       const ri = list[k];
@@ -181,7 +211,7 @@ export class Detector {
       }
     }
   };
-  #curGroup: Group = new Group();
+  #curLists: Int32Array[] = [];
 
   /** Run every rule that can match p; the matches are left in `this.matches` (cleared first). */
   inspect(p: Packet, ctx: DetectContext, nowS: number): Match[] {
@@ -211,9 +241,22 @@ export class Detector {
           this.#cand[this.#ncand++] = ri;
         }
       }
+      const pre = g.appPrefilter.get(ctx.appProto);
+      if (pre !== undefined) {
+        for (const f of pre) {
+          this.#curLists = f.patternRules;
+          if (f.multi) {
+            const list = ctx.appMulti?.get(f.buffer);
+            if (list !== undefined) for (const b of list) f.ac.scan(b, 0, b.length, this.#hit);
+          } else {
+            const b = ctx.app.get(f.buffer);
+            if (b !== undefined) f.ac.scan(b, 0, b.length, this.#hit);
+          }
+        }
+      }
     }
     if (g.ac !== null) {
-      this.#curGroup = g;
+      this.#curLists = g.patternRules;
       // In-order TCP data: the window holds the packet's payload (and what came
       // before), so one scan serves stream and packet rules alike.
       if (ctx.streamActive && ctx.window !== null && ctx.windowLen > 0) {

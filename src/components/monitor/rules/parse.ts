@@ -933,6 +933,19 @@ function parseRule(text: string, index: number, file: string, line: number, ctx:
     }
     if (best?.fast) break;
   }
+  if (best === null) {
+    // No payload content: the longest positive content of an application
+    // buffer without transforms (its protocol's prefilter scans that buffer).
+    for (const [b, items] of r.buffers) {
+      if (b === 'payload' || appOfBuffer(b) === '' || r.transforms.has(b)) continue;
+      for (const it of items) {
+        if (it.k === 'content' && !it.neg && (best === null || it.bytes.length > best.bytes.length)) {
+          best = it;
+          bestBuf = b;
+        }
+      }
+    }
+  }
   if (best !== null) {
     r.fast = best.lower.slice(best.fastOff, best.fastOff + best.fastLen);
     r.fastBuffer = bestBuf;
