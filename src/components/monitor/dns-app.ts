@@ -2,6 +2,7 @@
 // probing: port 53 and a message that parses), transaction ids (a response
 // joins its query's transaction by message id), the dns.* buffers rules
 // inspect, and EVE "dns" records in Suricata's version 2 format.
+import { Buffer } from 'node:buffer';
 import { DnsTcpSide, dnsFlagsHex, dnsRcodeName, dnsTypeName, type DnsAnswer, type DnsMessage } from './dns.ts';
 
 /** Outstanding queries remembered per flow (for response tx ids). */
@@ -37,7 +38,7 @@ export class DnsFlow {
   }
 }
 
-const latin1Bytes = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0) & 0xff);
+const latin1Bytes = (s: string): Uint8Array => Buffer.from(s, 'latin1');
 
 /** dns.query: each question's name of a query (multi-buffer: a rule matches if any name does). */
 export function dnsMulti(m: DnsMessage): Map<string, Uint8Array[]> {

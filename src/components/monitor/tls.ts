@@ -8,6 +8,7 @@
 // side sends ChangeCipherSpec (or a 1.3 server's encrypted data starts) its
 // handshake is no longer read. Malformed input makes a side give up and is
 // counted (`malformed`); nothing here throws on any input.
+import { Buffer } from 'node:buffer';
 import { createHash, X509Certificate } from 'node:crypto';
 
 export const MAX_HANDSHAKE = 128 * 1024;
@@ -360,7 +361,7 @@ export function describeCert(der: Uint8Array): TlsCert | null {
   };
 }
 
-const bytes = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0) & 0xff);
+const bytes = (s: string): Uint8Array => Buffer.from(s, 'latin1');
 
 /** The tls.* / ja3* single buffers. */
 export function tlsBuffers(t: TlsState): Map<string, Uint8Array> {
