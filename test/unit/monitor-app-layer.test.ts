@@ -18,6 +18,7 @@ import fc from 'fast-check';
 import { DnsTcpSide, parseDns, MAX_TCP_BUFFER } from '../../src/components/monitor/dns.ts';
 import { dnsEve } from '../../src/components/monitor/dns-app.ts';
 import { TlsState, tlsEve, MAX_HANDSHAKE } from '../../src/components/monitor/tls.ts';
+import { AppMemory } from '../../src/components/monitor/app-memory.ts';
 import { applyTransform, applyTransforms } from '../../src/components/monitor/detect/transforms.ts';
 import { Engine } from '../../src/components/monitor/engine.ts';
 import { readCapture } from '../../src/components/monitor/pcap.ts';
@@ -207,6 +208,35 @@ test('tls: hostile records give up the side (counted), never throw', () => {
   assert.equal(u.cert, null);
 });
 
+test('one budget for all flows: partial handshakes past it give their side up (counted), an ended session gives its bytes back', () => {
+  const mem = new AppMemory(64 * 1024);
+  const rec = new Uint8Array(5 + 16384);
+  rec.set([22, 3, 3, 0x40, 0]);
+  rec.set([11, 0x01, 0xff, 0xff], 5); // a 128 KiB Certificate message that never completes
+  const sessions: TlsState[] = [];
+  for (let i = 0; i < 8; i++) {
+    const t = new TlsState(mem);
+    t.feed(1, rec, 0, rec.length);
+    sessions.push(t);
+    assert.ok(mem.used <= mem.cap, `used ${mem.used}`);
+  }
+  assert.ok(sessions.some((t) => t.memcap > 0), 'some sessions were refused memory');
+  assert.ok(mem.denied > 0);
+  assert.equal(sessions.reduce((n, t) => n + t.malformed, 0), 0, 'not counted as malformed');
+  for (const t of sessions) t.release();
+  assert.equal(mem.used, 0);
+  const sides: DnsTcpSide[] = [];
+  const junk = new Uint8Array(30000).fill(0xff);
+  for (let i = 0; i < 4; i++) {
+    const side = new DnsTcpSide(mem);
+    side.feed(junk, 0, junk.length, () => assert.fail('no message'));
+    sides.push(side);
+  }
+  assert.ok(sides.some((x) => x.failed));
+  for (const x of sides) x.release();
+  assert.equal(mem.used, 0);
+});
+
 // ---- transforms ---------------------------------------------------------------------
 
 test('transforms', () => {
@@ -236,6 +266,7 @@ function run(pcap: string, rules: string): Record<string, unknown>[] {
   let n = 0;
   for (const c of readCapture(readFileSync(pcap))) e.process(c.data, 0, c.data.length, c.linktype, c.tsSec, c.tsUsec, ++n);
   e.finish();
+  assert.equal(e.appMemory.used, 0, 'every ended session gave its bytes back');
   return events;
 }
 

@@ -18,6 +18,12 @@ export class DnsFlow {
   /** tx ids whose logging a `config: logging disable, type tx` rule turned off. */
   readonly noLog = new Set<number>();
 
+  /** Turn off logging of transaction tx (bounded: the oldest entries go first). */
+  skipLog(tx: number): void {
+    if (this.noLog.size >= MAX_OUTSTANDING) this.noLog.delete(this.noLog.values().next().value as number);
+    this.noLog.add(tx);
+  }
+
   /** The transaction a message belongs to. */
   txOf(m: DnsMessage): number {
     if (!m.qr) {

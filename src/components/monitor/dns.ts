@@ -5,6 +5,8 @@
 // pointers per name, each pointing strictly backwards (no loop can form), at
 // most MAX_RECORDS records per section read. A malformed message returns
 // null (the caller counts it); nothing here throws on any input.
+import { UNLIMITED, type AppMemory } from './app-memory.ts';
+
 export const MAX_NAME = 255;
 export const MAX_LABELS = 127;
 export const MAX_POINTERS = 16;
@@ -189,18 +191,35 @@ export class DnsTcpSide {
   #buf = new Uint8Array(0);
   #len = 0;
   failed = false;
+  readonly #mem: AppMemory;
+
+  constructor(mem: AppMemory = UNLIMITED) {
+    this.#mem = mem;
+  }
+
+  /** The flow ends: the buffer goes back to the budget. */
+  release(): void {
+    this.#mem.give(this.#buf.length);
+    this.#buf = new Uint8Array(0);
+    this.#len = 0;
+  }
 
   /** Adds bytes; calls `each` with every whole message's bytes. */
   feed(b: Uint8Array, off: number, len: number, each: (msg: Uint8Array, off: number, len: number) => void): void {
     if (this.failed) return;
     if (this.#len + len > MAX_TCP_BUFFER) {
       this.failed = true;
-      this.#buf = new Uint8Array(0);
-      this.#len = 0;
+      this.release();
       return;
     }
     if (this.#buf.length < this.#len + len) {
-      const nb = new Uint8Array(Math.min(MAX_TCP_BUFFER, Math.max(512, (this.#len + len) * 2)));
+      const size = Math.min(MAX_TCP_BUFFER, Math.max(512, (this.#len + len) * 2));
+      if (!this.#mem.take(size - this.#buf.length)) {
+        this.failed = true;
+        this.release();
+        return;
+      }
+      const nb = new Uint8Array(size);
       nb.set(this.#buf.subarray(0, this.#len));
       this.#buf = nb;
     }

@@ -17,6 +17,7 @@ import { HttpState, httpBuffers, httpEve, httpMulti, type HttpTx } from './http.
 import { parseDns, DnsTcpSide, type DnsMessage } from './dns.ts';
 import { DNS_PORT, DnsFlow, dnsEve, dnsMulti } from './dns-app.ts';
 import { TlsState, tlsBuffers, tlsEve, tlsMulti } from './tls.ts';
+import { AppMemory } from './app-memory.ts';
 import { LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_IPV6, Packet, PROTO_TCP, PROTO_UDP } from './packet.ts';
 import type { ClassType } from './rules/classification.ts';
 import type { LoadResult } from './rules/parse.ts';
@@ -79,6 +80,8 @@ export class Engine {
   /** DNS messages of the current packet (reused; emptied per packet). */
   readonly #dnsPending: DnsPending[] = [];
   /** Application-layer counters: malformed messages are counted, never thrown. */
+  /** The application parsers' shared buffer budget (TLS handshakes, DNS over TCP). */
+  readonly appMemory = new AppMemory();
   readonly appStats = { dnsMessages: 0, dnsMalformed: 0, dnsTcpGivenUp: 0, tlsSessions: 0, tlsMalformed: 0, tlsBadCerts: 0 };
   #nowMs = 0;
   #lastSweep = 0;
@@ -347,7 +350,7 @@ export class Engine {
         f.app = new HttpState();
         f.appProto = 'http';
       } else if (TlsState.detect(st.window, st.windowOld, st.windowLen - st.windowOld)) {
-        f.app = new TlsState();
+        f.app = new TlsState(this.appMemory);
         f.appProto = 'tls';
         this.appStats.tlsSessions++;
       } else if (f.sp === DNS_PORT || f.dp === DNS_PORT) {
@@ -362,7 +365,7 @@ export class Engine {
     }
     if (f.app instanceof DnsFlow) {
       const d = f.app;
-      const side = (d.tcp[dir] ??= new DnsTcpSide());
+      const side = (d.tcp[dir] ??= new DnsTcpSide(this.appMemory));
       const was = side.failed;
       side.feed(st.window, st.windowOld, st.windowLen - st.windowOld, (b, o, n) => this.#dnsMessage(f, b, o, n));
       if (side.failed && !was) this.appStats.dnsTcpGivenUp++;
@@ -414,7 +417,7 @@ export class Engine {
       let w = 0;
       for (const m of matches) {
         if (m.rule.app === '') continue;
-        if (m.rule.configNoLog) e.dns.noLog.add(e.tx);
+        if (m.rule.configNoLog) e.dns.skipLog(e.tx);
         else matches[w++] = m;
       }
       matches.length = w;
@@ -599,8 +602,10 @@ export class Engine {
         }
       }
     }
+    if (f.app instanceof DnsFlow) for (const side of f.app.tcp) side?.release();
     if (f.app instanceof TlsState) {
       const t = f.app;
+      t.release();
       this.appStats.tlsMalformed += t.malformed;
       if (t.certs.length > 0 && t.cert === null) this.appStats.tlsBadCerts++;
       if (!t.logged && t.clientHello && this.#types.has('tls') && !f.secondCopy) {
@@ -671,6 +676,7 @@ export class Engine {
         app_layer: {
           dns: { messages: this.appStats.dnsMessages, malformed: this.appStats.dnsMalformed, tcp_given_up: this.appStats.dnsTcpGivenUp },
           tls: { sessions: this.appStats.tlsSessions, malformed: this.appStats.tlsMalformed, bad_certificates: this.appStats.tlsBadCerts },
+          memuse: this.appMemory.used, memcap_exceeded: this.appMemory.denied,
         },
       },
     };

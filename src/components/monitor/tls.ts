@@ -10,6 +10,7 @@
 // counted (`malformed`); nothing here throws on any input.
 import { Buffer } from 'node:buffer';
 import { createHash, X509Certificate } from 'node:crypto';
+import { UNLIMITED, type AppMemory } from './app-memory.ts';
 
 export const MAX_HANDSHAKE = 128 * 1024;
 export const MAX_CERTS = 16;
@@ -54,12 +55,15 @@ class Side {
   encrypted = false;
 }
 
-function append(buf: Uint8Array, len: number, b: Uint8Array, off: number, n: number): Uint8Array {
+/** buf with b[off, off+n) appended at len (grown within the budget), or null when the budget has no room. */
+function append(mem: AppMemory, buf: Uint8Array, len: number, b: Uint8Array, off: number, n: number): Uint8Array | null {
   if (buf.length >= len + n) {
     buf.set(b.subarray(off, off + n), len);
     return buf;
   }
-  const nb = new Uint8Array(Math.max(1024, (len + n) * 2));
+  const size = Math.max(1024, (len + n) * 2);
+  if (!mem.take(size - buf.length)) return null;
+  const nb = new Uint8Array(size);
   nb.set(buf.subarray(0, len));
   nb.set(b.subarray(off, off + n), len);
   return nb;
@@ -125,6 +129,9 @@ function alpnList(r: Reader, out: string[]): void {
 
 export class TlsState {
   readonly #sides = [new Side(), new Side()];
+  readonly #mem: AppMemory;
+  /** Bytes this session holds of the shared budget (buffers and certificates). */
+  #held = 0;
   clientVersion = 0;
   serverVersion = 0;
   sni = '';
@@ -149,6 +156,44 @@ export class TlsState {
   /** Rules that alerted on this session (one alert per rule per session, as Suricata's one TLS transaction). */
   readonly alerted = new Set<number>();
   malformed = 0;
+  /** Sides given up because the shared budget had no room. */
+  memcap = 0;
+
+  constructor(mem: AppMemory = UNLIMITED) {
+    this.#mem = mem;
+  }
+
+  /** The session ends: its bytes go back to the budget. */
+  release(): void {
+    this.#mem.give(this.#held);
+    this.#held = 0;
+    for (const s of this.#sides) {
+      s.rec = new Uint8Array(0);
+      s.hs = new Uint8Array(0);
+      s.recLen = 0;
+      s.hsLen = 0;
+    }
+  }
+
+  #grow(s: Side, which: 'rec' | 'hs', b: Uint8Array, off: number, n: number): boolean {
+    const buf = which === 'rec' ? s.rec : s.hs;
+    const len = which === 'rec' ? s.recLen : s.hsLen;
+    const before = buf.length;
+    const nb = append(this.#mem, buf, len, b, off, n);
+    if (nb === null) {
+      this.memcap++;
+      return false;
+    }
+    this.#held += nb.length - before;
+    if (which === 'rec') {
+      s.rec = nb;
+      s.recLen += n;
+    } else {
+      s.hs = nb;
+      s.hsLen += n;
+    }
+    return true;
+  }
 
   /** A TLS record header: handshake, then a known version. */
   static detect(b: Uint8Array, off: number, len: number): boolean {
@@ -160,8 +205,7 @@ export class TlsState {
     const s = this.#sides[dir];
     if (s.failed || len <= 0) return false;
     if (s.recLen + len > MAX_HANDSHAKE + 5) return this.#fail(s);
-    s.rec = append(s.rec, s.recLen, b, off, len);
-    s.recLen += len;
+    if (!this.#grow(s, 'rec', b, off, len)) return this.#fail(s, false);
     let p = 0;
     let changed = false;
     try {
@@ -176,8 +220,7 @@ export class TlsState {
           if (dir === 1) this.serverDone = true;
         } else if (type === REC_HANDSHAKE && !s.encrypted) {
           if (s.hsLen + n > MAX_HANDSHAKE) return this.#fail(s);
-          s.hs = append(s.hs, s.hsLen, s.rec, p + 5, n);
-          s.hsLen += n;
+          if (!this.#grow(s, 'hs', s.rec, p + 5, n)) return this.#fail(s, false);
           if (this.#handshakes(dir, s)) changed = true;
         } else if (type === REC_ALERT) {
           // alerts carry nothing the rules or logs read
@@ -197,13 +240,15 @@ export class TlsState {
     return changed;
   }
 
-  #fail(s: Side): false {
+  #fail(s: Side, malformed = true): false {
     s.failed = true;
+    this.#mem.give(s.rec.length + s.hs.length);
+    this.#held -= s.rec.length + s.hs.length;
     s.rec = new Uint8Array(0);
     s.recLen = 0;
     s.hs = new Uint8Array(0);
     s.hsLen = 0;
-    this.malformed++;
+    if (malformed) this.malformed++;
     return false;
   }
 
@@ -313,7 +358,10 @@ export class TlsState {
     while (list.left >= 3) {
       const n = list.u24();
       list.need(n);
-      if (this.certs.length < MAX_CERTS) this.certs.push(list.b.slice(list.pos, list.pos + n));
+      if (this.certs.length < MAX_CERTS && this.#mem.take(n)) {
+        this.#held += n;
+        this.certs.push(list.b.slice(list.pos, list.pos + n));
+      }
       list.pos += n;
     }
     if (this.certs.length > 0) this.cert = describeCert(this.certs[0]);
