@@ -413,6 +413,11 @@ export class Engine {
       ctx.appMulti = dnsMulti(e.msg);
       ctx.appProto = 'dns';
       ctx.streamActive = false;
+      // A second copy: only the flowbit setters (its flow's state); the first copy alerted and logged.
+      if (p.secondCopy) {
+        this.#secondDetector?.inspect(p, ctx, p.tsSec + p.tsUsec / 1e6);
+        continue;
+      }
       const matches = this.detector.inspect(p, ctx, p.tsSec + p.tsUsec / 1e6);
       let w = 0;
       for (const m of matches) {
@@ -421,7 +426,7 @@ export class Engine {
         else matches[w++] = m;
       }
       matches.length = w;
-      if (!p.secondCopy && matches.length > 0) this.#alerts(p, matches);
+      if (matches.length > 0) this.#alerts(p, matches);
       if (this.#types.has('dns') && !e.flow.secondCopy && !e.dns.noLog.has(e.tx)) {
         for (const o of dnsEve(e.msg, e.tx)) {
           const r = packetBase(p, 'dns', this.#opts.eve);
@@ -449,15 +454,18 @@ export class Engine {
       ctx.appMulti = tlsMulti(t);
       ctx.appProto = 'tls';
       ctx.streamActive = false;
-      const matches = this.detector.inspect(p, ctx, p.tsSec + p.tsUsec / 1e6);
-      let w = 0;
-      for (const m of matches) {
-        if (m.rule.app === '' || t.alerted.has(m.rule.index)) continue;
-        t.alerted.add(m.rule.index);
-        matches[w++] = m;
+      if (p.secondCopy) this.#secondDetector?.inspect(p, ctx, p.tsSec + p.tsUsec / 1e6);
+      else {
+        const matches = this.detector.inspect(p, ctx, p.tsSec + p.tsUsec / 1e6);
+        let w = 0;
+        for (const m of matches) {
+          if (m.rule.app === '' || t.alerted.has(m.rule.index)) continue;
+          t.alerted.add(m.rule.index);
+          matches[w++] = m;
+        }
+        matches.length = w;
+        if (matches.length > 0) this.#alerts(p, matches);
       }
-      matches.length = w;
-      if (!p.secondCopy && matches.length > 0) this.#alerts(p, matches);
     }
     if (t.serverDone && !t.logged) {
       t.logged = true;
