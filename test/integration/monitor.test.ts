@@ -39,7 +39,11 @@ async function waitFor(want: number[], ms = 5000, skip = 0): Promise<number[]> {
 
 before(async () => {
   if (skip) return;
-  lab = await labUp({ name: NAME, microgate: { monitor: { rules: 'alert udp any any -> any 9999 (msg:"once per packet"; content:"MG-ONCE"; sid:9100001; rev:1;)' } } });
+  lab = await labUp({ name: NAME, microgate: { monitor: { rules: [
+    'alert udp any any -> any 9999 (msg:"once per packet"; content:"MG-ONCE"; sid:9100001; rev:1;)',
+    'alert dns any any -> any any (msg:"query for mg-evil.test"; dns.query; dotprefix; content:".mg-evil.test"; endswith; nocase; sid:9100002; rev:1;)',
+    'alert tls any any -> any any (msg:"TLS to mg-evil.test"; tls.sni; content:"mg-evil.test"; endswith; sid:9100003; rev:1;)',
+  ].join('\n') } } });
   const st = await readLabState(NAME);
   assert.ok(st !== null);
   control = labControl(st);
@@ -150,6 +154,45 @@ for i in range(3):
   const st = await control.get<{ components: { name: string; status?: { secondCopies?: number } }[] }>('/components');
   const mon = st.components.find((x) => x.name === 'monitor');
   assert.ok((mon?.status?.secondCopies ?? 0) >= 3, `the wan copies were tracked as second copies: ${JSON.stringify(mon?.status?.secondCopies)}`);
+});
+
+test('application layer: a DNS query (UDP, no server) and a TLS ClientHello the server never answers alert by their names', { skip }, async () => {
+  const before = await sids();
+  // A listener that accepts and says nothing: the client's ClientHello goes unanswered.
+  const silent = spawnInNetns(lab.hosts.wan.netns, '/usr/bin/python3', ['-c', `
+import socket, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('${lab.hosts.wan.ip}', 8443)); s.listen(4)
+c, _ = s.accept(); time.sleep(5)
+`]);
+  try {
+    await waitForListen(lab.hosts.wan.netns, 8443);
+    const script = `
+import socket, ssl, struct
+q = struct.pack('>HHHHHH', 0x4d47, 0x0100, 1, 0, 0, 0)
+for l in b'C2.Mg-Evil.test'.split(b'.'):
+    q += bytes([len(l)]) + l
+q += b'\\x00' + struct.pack('>HH', 1, 1)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.sendto(q, ('${lab.hosts.wan.ip}', 53))
+ctx = ssl.create_default_context()
+t = socket.create_connection(('${lab.hosts.wan.ip}', 8443), timeout=1)
+try:
+    ctx.wrap_socket(t, server_hostname='www.mg-evil.test')
+except Exception:
+    pass
+t.close()
+`;
+    const r = await nsExec(lab.hosts.lan.netns, '/usr/bin/python3', ['-c', script], { timeoutMs: 15000 });
+    assert.equal(r.code, 0, r.stderr);
+    await waitFor([9100002, 9100003], 8000, before.length);
+    await new Promise((res) => setTimeout(res, 1000));
+    const got = (await sids()).slice(before.length);
+    assert.equal(got.filter((x) => x === 9100002).length, 1, `the DNS query alerts once (mirrored twice): ${JSON.stringify(got)}`);
+    assert.equal(got.filter((x) => x === 9100003).length, 1, `the ClientHello alerts once: ${JSON.stringify(got)}`);
+  } finally {
+    await killChild(silent);
+  }
 });
 
 test('init appends the EVE records to the lab\'s eve.json; the router counts mirrored frames', { skip }, async () => {
