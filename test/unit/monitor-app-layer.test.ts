@@ -303,8 +303,13 @@ test('engine: dns rules with transforms and bsize on real queries', () => {
     'alert dns any any -> any any (dns_query; content:"www"; bsize:10<>30; sid:3;)',
     'alert dns any any -> any any (dns.query; content:"www"; bsize:>30; sid:4;)',
     'alert dns any any -> any any (dns.query; dotprefix; content:".ids.org"; startswith; sid:5;)',
+    'alert dns any any -> any any (dns.opcode:0; dns.rcode:0; sid:6;)',
+    'alert dns any any -> any any (dns.rcode:!0; sid:7;)',
+    'alert dns any any -> any any (dns.opcode:>0; sid:8;)',
+    'alert dns any any -> any any (flow:to_client; dns.rcode:0; sid:9;)',
   ].join('\n'));
-  assert.deepEqual(sids(ev), [1, 2, 3]);
+  // sid 6 on the query and the answer, sid 9 on the answer only.
+  assert.deepEqual(sids(ev), [1, 2, 3, 6, 6, 9]);
   assert.deepEqual(ev.filter((x) => x.event_type === 'dns').map((x) => (x.dns as { type: string }).type), ['query', 'answer']);
 });
 
@@ -316,6 +321,8 @@ test('rules: transforms must follow a sticky buffer; buffers of another protocol
     'alert udp any any -> any any (tls.sni; content:"a"; sid:4;)',
     'config dns any any -> any any (dns.query; content:"a"; sid:5;)',
     'alert http any any -> any any (urilen:>5,bogus; sid:6;)',
+    'alert dns any any -> any any (dns.opcode:16; sid:7;)',
+    'alert tls any any -> any any (dns.rcode:1; sid:8;)',
   ].join('\n') }], { vars: VARS, classifications: builtinClassifications() });
   assert.deepEqual(r.errors.map((e) => `${e.sid}: ${e.reason}`), [
     '1: transform dotprefix needs a sticky buffer before it',
@@ -324,6 +331,8 @@ test('rules: transforms must follow a sticky buffer; buffers of another protocol
     '4: tls.sni needs a TCP rule (tls)',
     '5: a config rule needs config: logging disable, type tx, scope tx',
     '6: urilen: expected norm or raw after the length, got "bogus"',
+    '7: dns.opcode: 16 is larger than 15',
+    '8: dns.opcode / dns.rcode are dns keywords, the rule is for tls',
   ]);
 });
 

@@ -74,7 +74,7 @@ export class Engine {
   readonly #p = new Packet();
   readonly #pseudo = new Packet();
   readonly #ctx: DetectContext = {
-    streamActive: false, window: null, windowLen: 0, windowOld: 0, app: null, appMulti: null, appProto: '',
+    streamActive: false, window: null, windowLen: 0, windowOld: 0, app: null, appMulti: null, appProto: '', dnsOpcode: -1, dnsRcode: -1,
     streamClient: 0, streamServer: 0,
   };
   /** DNS messages of the current packet (reused; emptied per packet). */
@@ -215,6 +215,8 @@ export class Engine {
     ctx.app = null;
     ctx.appMulti = null;
     ctx.appProto = '';
+    ctx.dnsOpcode = -1;
+    ctx.dnsRcode = -1;
     this.#dnsPending.length = 0;
     ctx.streamClient = 0;
     ctx.streamServer = 0;
@@ -412,6 +414,8 @@ export class Engine {
       ctx.app = NO_BUFFERS;
       ctx.appMulti = dnsMulti(e.msg);
       ctx.appProto = 'dns';
+      ctx.dnsOpcode = e.msg.opcode;
+      ctx.dnsRcode = e.msg.rcode;
       ctx.streamActive = false;
       // A second copy: only the flowbit setters (its flow's state); the first copy alerted and logged.
       if (p.secondCopy) {
@@ -438,6 +442,8 @@ export class Engine {
       }
     }
     this.#dnsPending.length = 0;
+    ctx.dnsOpcode = -1;
+    ctx.dnsRcode = -1;
   }
 
   /**

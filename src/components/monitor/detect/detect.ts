@@ -79,6 +79,9 @@ export interface DetectContext {
   appMulti: Map<string, Uint8Array[]> | null;
   /** The application protocol of `app` ('' with none). */
   appProto: string;
+  /** The DNS message's opcode and rcode with DNS buffers (-1 otherwise). */
+  dnsOpcode: number;
+  dnsRcode: number;
   /** Stream sizes for stream_size: bytes client->server, server->client. */
   streamClient: number;
   streamServer: number;
@@ -309,6 +312,8 @@ export class Detector {
       if (p.proto !== r.ipProto || p.ipVer === 0) return 0;
     }
     if (r.app !== '' && (ctx.app === null || p.flow?.appProto !== r.app)) return 0;
+    if (r.dnsOpcode !== null && (ctx.dnsOpcode < 0 || !numTest(r.dnsOpcode, ctx.dnsOpcode))) return 0;
+    if (r.dnsRcode !== null && (ctx.dnsRcode < 0 || !numTest(r.dnsRcode, ctx.dnsRcode))) return 0;
     // Addresses and ports.
     if (!headerMatch(r, p)) return 0;
     const f = p.flow;

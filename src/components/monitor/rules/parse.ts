@@ -636,6 +636,8 @@ function applyOption(st: State, key: string, value: string | undefined, ctx: { b
       st.list.push(item);
       return;
     }
+    case 'dns.opcode': r.dnsOpcode = parseNum(need(), 'dns.opcode', 15); return;
+    case 'dns.rcode': r.dnsRcode = parseNum(need(), 'dns.rcode', 15); return;
     case 'urilen': {
       // The URI's length, normalized (default) or raw: a bsize on that buffer.
       const [n, kind = 'norm'] = need().split(',').map((x) => x.trim());
@@ -830,7 +832,7 @@ function newRule(index: number, text: string, file: string, line: number): Rule 
     flow: null, flags: null, fragbits: null, ipopts: 0, dsize: null, itype: null, icode: null, icmpId: null,
     icmpSeq: null, ttl: null, tos: null, ipId: null, ipProtoMatch: null, window: null, ack: null, seq: null,
     fragoffset: null, sameip: false, streamSize: null, decodeEvents: [], flowbits: [], noalert: false, threshold: null,
-    detectionFilter: null, tcpSession: [], fwAlert: false, transforms: new Map(), configNoLog: false, nVars: 0, payload: false, setsBits: false, metadata: {}, target: '',
+    detectionFilter: null, tcpSession: [], fwAlert: false, transforms: new Map(), configNoLog: false, dnsOpcode: null, dnsRcode: null, nVars: 0, payload: false, setsBits: false, metadata: {}, target: '',
   };
 }
 
@@ -904,13 +906,15 @@ function parseRule(text: string, index: number, file: string, line: number, ctx:
   }
   r.payload = (r.buffers.get('payload')?.length ?? 0) > 0;
   if (r.buffers.size > 0 && r.ipProto === -2) fail('pkthdr rules cannot inspect payload');
-  for (const b of r.buffers.keys()) {
+  const used = [...r.buffers.keys()];
+  if (r.dnsOpcode !== null || r.dnsRcode !== null) used.push('dns.header');
+  for (const b of used) {
     const app = appOfBuffer(b);
     if (app === '') continue;
     if (r.app === '') {
       if (app !== 'dns' && r.ipProto !== 6 && r.ipProto !== -1) fail(`${b} needs a TCP rule (${app})`);
       r.app = app;
-    } else if (r.app !== app) fail(`${b} is a ${app} buffer, the rule is for ${r.app}`);
+    } else if (r.app !== app) fail(`${b === 'dns.header' ? 'dns.opcode / dns.rcode are dns keywords' : `${b} is a ${app} buffer`}, the rule is for ${r.app}`);
   }
   if (r.tcpMode === 'stream' || (r.flow?.onlyStream ?? false)) {
     // fine: inspected on the stream only

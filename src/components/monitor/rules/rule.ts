@@ -217,6 +217,9 @@ export interface Rule {
   fwAlert: boolean;
   /** Transforms per sticky buffer (dotprefix, to_lowercase, to_sha256, ...), applied in order before its items. */
   transforms: Map<string, string[]>;
+  /** dns.opcode / dns.rcode: the DNS message's header fields (a dns rule). */
+  dnsOpcode: NumMatch | null;
+  dnsRcode: NumMatch | null;
   /** A `config` rule: the transaction it matches is not logged (no alert either). */
   configNoLog: boolean;
   /** Number of byte_extract variables (slots). */
