@@ -291,8 +291,11 @@ test('engine: tls rules on a real session, each alerting once; rules that must n
     'alert tls any any -> any any (tls.sni; content:"example.org"; sid:8;)',
     'alert tls any any -> any any (tls.certs; content:"no such bytes in any certificate"; sid:9;)',
     'alert tls any any -> any any (tls.alpn; content:"spdy"; sid:10;)',
+    'alert tls any any -> any any (tls.version:1.2; sid:11;)',
+    'alert tls any any -> any any (tls.version:!1.2; sid:12;)',
+    'alert tls any any -> any any (tls.version:0x0304; sid:13;)',
   ].join('\n'));
-  assert.deepEqual(sids(ev), [1, 2, 3, 4, 5, 6, 7]);
+  assert.deepEqual(sids(ev), [1, 2, 3, 4, 5, 6, 7, 11]);
   assert.equal(ev.filter((x) => x.event_type === 'tls').length, 1);
 });
 
@@ -323,6 +326,7 @@ test('rules: transforms must follow a sticky buffer; buffers of another protocol
     'alert http any any -> any any (urilen:>5,bogus; sid:6;)',
     'alert dns any any -> any any (dns.opcode:16; sid:7;)',
     'alert tls any any -> any any (dns.rcode:1; sid:8;)',
+    'alert tls any any -> any any (tls.version:2.0; sid:9;)',
   ].join('\n') }], { vars: VARS, classifications: builtinClassifications() });
   assert.deepEqual(r.errors.map((e) => `${e.sid}: ${e.reason}`), [
     '1: transform dotprefix needs a sticky buffer before it',
@@ -333,6 +337,7 @@ test('rules: transforms must follow a sticky buffer; buffers of another protocol
     '6: urilen: expected norm or raw after the length, got "bogus"',
     '7: dns.opcode: 16 is larger than 15',
     '8: dns.opcode / dns.rcode are dns keywords, the rule is for tls',
+    '9: tls.version: expected 1.0, 1.1, 1.2, 1.3, SSLv2, SSLv3 or a hex version, got "2.0"',
   ]);
 });
 

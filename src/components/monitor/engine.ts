@@ -74,7 +74,7 @@ export class Engine {
   readonly #p = new Packet();
   readonly #pseudo = new Packet();
   readonly #ctx: DetectContext = {
-    streamActive: false, window: null, windowLen: 0, windowOld: 0, app: null, appMulti: null, appProto: '', dnsOpcode: -1, dnsRcode: -1,
+    streamActive: false, window: null, windowLen: 0, windowOld: 0, app: null, appMulti: null, appProto: '', dnsOpcode: -1, dnsRcode: -1, tlsVersion: -1,
     streamClient: 0, streamServer: 0,
   };
   /** DNS messages of the current packet (reused; emptied per packet). */
@@ -217,6 +217,7 @@ export class Engine {
     ctx.appProto = '';
     ctx.dnsOpcode = -1;
     ctx.dnsRcode = -1;
+    ctx.tlsVersion = -1;
     this.#dnsPending.length = 0;
     ctx.streamClient = 0;
     ctx.streamServer = 0;
@@ -459,6 +460,7 @@ export class Engine {
       ctx.app = tlsBuffers(t);
       ctx.appMulti = tlsMulti(t);
       ctx.appProto = 'tls';
+      ctx.tlsVersion = t.version;
       ctx.streamActive = false;
       if (p.secondCopy) this.#secondDetector?.inspect(p, ctx, p.tsSec + p.tsUsec / 1e6);
       else {

@@ -82,6 +82,8 @@ export interface DetectContext {
   /** The DNS message's opcode and rcode with DNS buffers (-1 otherwise). */
   dnsOpcode: number;
   dnsRcode: number;
+  /** The TLS session's version with TLS buffers (0 unknown, -1 otherwise). */
+  tlsVersion: number;
   /** Stream sizes for stream_size: bytes client->server, server->client. */
   streamClient: number;
   streamServer: number;
@@ -314,6 +316,7 @@ export class Detector {
     if (r.app !== '' && (ctx.app === null || p.flow?.appProto !== r.app)) return 0;
     if (r.dnsOpcode !== null && (ctx.dnsOpcode < 0 || !numTest(r.dnsOpcode, ctx.dnsOpcode))) return 0;
     if (r.dnsRcode !== null && (ctx.dnsRcode < 0 || !numTest(r.dnsRcode, ctx.dnsRcode))) return 0;
+    if (r.tlsVersion !== null && (ctx.tlsVersion <= 0 || (ctx.tlsVersion === r.tlsVersion.v) === r.tlsVersion.neg)) return 0;
     // Addresses and ports.
     if (!headerMatch(r, p)) return 0;
     const f = p.flow;

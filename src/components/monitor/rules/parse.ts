@@ -638,6 +638,17 @@ function applyOption(st: State, key: string, value: string | undefined, ctx: { b
     }
     case 'dns.opcode': r.dnsOpcode = parseNum(need(), 'dns.opcode', 15); return;
     case 'dns.rcode': r.dnsRcode = parseNum(need(), 'dns.rcode', 15); return;
+    case 'tls.version': {
+      // Suricata's names (1.0 ... 1.3, SSLv2, SSLv3) or a hex version; "!" negates.
+      let t = need().trim();
+      const neg = t.startsWith('!');
+      if (neg) t = t.slice(1).trim();
+      const names: Record<string, number> = { '1.0': 0x0301, '1.1': 0x0302, '1.2': 0x0303, '1.3': 0x0304, sslv2: 0x0200, sslv3: 0x0300 };
+      const v = names[t.toLowerCase()] ?? (/^0x[0-9a-f]{1,4}$/i.test(t) ? parseInt(t, 16) : -1);
+      if (v < 0) fail(`tls.version: expected 1.0, 1.1, 1.2, 1.3, SSLv2, SSLv3 or a hex version, got "${t}"`);
+      r.tlsVersion = { v, neg };
+      return;
+    }
     case 'urilen': {
       // The URI's length, normalized (default) or raw: a bsize on that buffer.
       const [n, kind = 'norm'] = need().split(',').map((x) => x.trim());
@@ -832,7 +843,7 @@ function newRule(index: number, text: string, file: string, line: number): Rule 
     flow: null, flags: null, fragbits: null, ipopts: 0, dsize: null, itype: null, icode: null, icmpId: null,
     icmpSeq: null, ttl: null, tos: null, ipId: null, ipProtoMatch: null, window: null, ack: null, seq: null,
     fragoffset: null, sameip: false, streamSize: null, decodeEvents: [], flowbits: [], noalert: false, threshold: null,
-    detectionFilter: null, tcpSession: [], fwAlert: false, transforms: new Map(), configNoLog: false, dnsOpcode: null, dnsRcode: null, nVars: 0, payload: false, setsBits: false, metadata: {}, target: '',
+    detectionFilter: null, tcpSession: [], fwAlert: false, transforms: new Map(), configNoLog: false, dnsOpcode: null, dnsRcode: null, tlsVersion: null, nVars: 0, payload: false, setsBits: false, metadata: {}, target: '',
   };
 }
 
@@ -908,13 +919,14 @@ function parseRule(text: string, index: number, file: string, line: number, ctx:
   if (r.buffers.size > 0 && r.ipProto === -2) fail('pkthdr rules cannot inspect payload');
   const used = [...r.buffers.keys()];
   if (r.dnsOpcode !== null || r.dnsRcode !== null) used.push('dns.header');
+  if (r.tlsVersion !== null) used.push('tls.header');
   for (const b of used) {
     const app = appOfBuffer(b);
     if (app === '') continue;
     if (r.app === '') {
       if (app !== 'dns' && r.ipProto !== 6 && r.ipProto !== -1) fail(`${b} needs a TCP rule (${app})`);
       r.app = app;
-    } else if (r.app !== app) fail(`${b === 'dns.header' ? 'dns.opcode / dns.rcode are dns keywords' : `${b} is a ${app} buffer`}, the rule is for ${r.app}`);
+    } else if (r.app !== app) fail(`${b === 'dns.header' ? 'dns.opcode / dns.rcode are dns keywords' : b === 'tls.header' ? 'tls.version is a tls keyword' : `${b} is a ${app} buffer`}, the rule is for ${r.app}`);
   }
   if (r.tcpMode === 'stream' || (r.flow?.onlyStream ?? false)) {
     // fine: inspected on the stream only

@@ -220,6 +220,8 @@ export interface Rule {
   /** dns.opcode / dns.rcode: the DNS message's header fields (a dns rule). */
   dnsOpcode: NumMatch | null;
   dnsRcode: NumMatch | null;
+  /** tls.version: the session's version (0x0303 for 1.2 ...), with negation. */
+  tlsVersion: { v: number; neg: boolean } | null;
   /** A `config` rule: the transaction it matches is not logged (no alert either). */
   configNoLog: boolean;
   /** Number of byte_extract variables (slots). */
