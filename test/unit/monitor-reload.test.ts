@@ -133,20 +133,20 @@ test('monitor reload: a rule that fails refuses the reload with file, line, sid 
     assert.match(m.c.reconfigure!(config(V2, { flow: { max: 1024 } }), true) ?? '', /^flow changed: a reload changes only the monitor's rules/);
     assert.match(m.c.reconfigure!({ ...config(V2), 'eve-log': '/var/log/x.json' }, true) ?? '', /^eve-log changed/);
     assert.match(m.c.reconfigure!(config(V2, { flow: { max: 1 } }), true) ?? '', /flow\.max: expected an integer/);
-    // A rule we cannot load (no DNS parser) is an error like any other when it is new...
-    const withDns = `${V2}\nalert dns any any -> any any (msg:"needs the dns parser"; dns.query; content:"x"; sid:9; rev:1;)`;
-    assert.match(m.c.reconfigure!(config(withDns), false) ?? '', /local\.rules:4: sid 9: protocol "dns" is not supported/);
+    // A rule we cannot load (no SMB parser) is an error like any other when it is new...
+    const withSmb = `${V2}\nalert smb any any -> any any (msg:"needs the smb parser"; content:"x"; sid:9; rev:1;)`;
+    assert.match(m.c.reconfigure!(config(withSmb), false) ?? '', /local\.rules:4: sid 9: protocol "smb" is not supported/);
   } finally {
     m.stop();
   }
 });
 
 test('monitor reload: an error the running set already had does not block a reload', () => {
-  const withDns = `${V2}\nalert dns any any -> any any (msg:"needs the dns parser"; dns.query; content:"x"; sid:9; rev:1;)`;
-  const m = setup(withDns);
+  const withSmb = `${V2}\nalert smb any any -> any any (msg:"needs the smb parser"; content:"x"; sid:9; rev:1;)`;
+  const m = setup(withSmb);
   try {
     assert.deepEqual(m.send('GET EVIL'), [1, 2]);
-    assert.equal(m.c.reconfigure!(config(withDns.replace('sid:2; rev:1;', 'sid:2; rev:3;')), false), undefined);
+    assert.equal(m.c.reconfigure!(config(withSmb.replace('sid:2; rev:1;', 'sid:2; rev:3;')), false), undefined);
     assert.equal(m.hits()[2], 0, 'a changed rev is a new rule: its count starts at zero');
     assert.equal(m.hits()[1], 1);
   } finally {
