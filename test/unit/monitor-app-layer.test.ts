@@ -151,7 +151,8 @@ function tlsStreams(): [Uint8Array, Uint8Array] {
 test('tls: a real handshake, whole and one byte at a time: SNI, ALPN, JA3/JA3S (as tshark computes them), the certificate', () => {
   const [client, server] = tlsStreams();
   for (const step of [1 << 20, 1, 7]) {
-    const t = new TlsState();
+    const mem = new AppMemory();
+    const t = new TlsState(mem);
     for (let i = 0; i < client.length; i += step) t.feed(0, client, i, Math.min(step, client.length - i));
     for (let i = 0; i < server.length; i += step) t.feed(1, server, i, Math.min(step, server.length - i));
     assert.equal(t.sni, 'p130-contacts.icloud.com');
@@ -170,6 +171,12 @@ test('tls: a real handshake, whole and one byte at a time: SNI, ALPN, JA3/JA3S (
     assert.ok(t.cert?.sans.includes('p142-contacts.icloud.com'));
     assert.equal(t.serverDone, true);
     assert.equal(t.malformed, 0);
+    // Both sides went encrypted: their buffers are back, only the certificates are held; more bytes cost nothing.
+    assert.equal(mem.used, t.certs.reduce((n, c) => n + c.length, 0));
+    assert.equal(t.feed(1, server, 0, server.length), false);
+    assert.equal(t.feed(0, client, 0, client.length), false);
+    t.release();
+    assert.equal(mem.used, 0);
     const eve = tlsEve(t);
     assert.equal(eve.version, 'TLS 1.2');
     assert.equal(eve.notbefore, '2023-10-23T11:42:34');

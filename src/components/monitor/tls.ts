@@ -203,7 +203,8 @@ export class TlsState {
   /** Feed stream bytes of one direction (0 to server, 1 to client); true when something new for the rules was parsed (a hello, the certificates). */
   feed(dir: 0 | 1, b: Uint8Array, off: number, len: number): boolean {
     const s = this.#sides[dir];
-    if (s.failed || len <= 0) return false;
+    // A side that is encrypted has nothing more for us: its packets cost one test.
+    if (s.failed || s.encrypted || len <= 0) return false;
     if (s.recLen + len > MAX_HANDSHAKE + 5) return this.#fail(s);
     if (!this.#grow(s, 'rec', b, off, len)) return this.#fail(s, false);
     let p = 0;
@@ -215,21 +216,29 @@ export class TlsState {
         if (type < REC_CCS || type > REC_APPDATA || s.rec[p + 1] !== 3 || n > 16384 + 2048) return this.#fail(s);
         if (s.recLen - p - 5 < n) break;
         if (type === REC_CCS || type === REC_APPDATA) {
+          // Nothing new for the rules: only time to log; the rest of this side is encrypted.
           s.encrypted = true;
-          // Nothing new for the rules: only time to log.
           if (dir === 1) this.serverDone = true;
-        } else if (type === REC_HANDSHAKE && !s.encrypted) {
+          break;
+        } else if (type === REC_HANDSHAKE) {
           if (s.hsLen + n > MAX_HANDSHAKE) return this.#fail(s);
           if (!this.#grow(s, 'hs', s.rec, p + 5, n)) return this.#fail(s, false);
           if (this.#handshakes(dir, s)) changed = true;
-        } else if (type === REC_ALERT) {
-          // alerts carry nothing the rules or logs read
         }
+        // alerts (21) carry nothing the rules or logs read
         p += 5 + n;
       }
     } catch (e) {
       if (!(e instanceof Malformed)) throw e;
       this.#fail(s);
+      if (changed) this.dirty = true;
+      return changed;
+    }
+    if (s.encrypted) {
+      // Its buffers go back to the budget now, not at the flow's end.
+      this.#fail(s, false);
+      s.failed = false;
+      if (changed) this.dirty = true;
       return changed;
     }
     if (p > 0) {
