@@ -10,8 +10,10 @@
 //      ET Open rules (their 429 tls and 72 dns rules too), side by side in one
 //      run: what the application layer's rules cost.
 //   2. Forwarding throughput with the monitor on vs off: two labs built side by
-//      side (one with the monitor and the router mirroring every domain, one
-//      without), iperf3 lan -> wan alternating between them, several rounds.
+//      side (one with the monitor, the ET Open rule files (or --rules) and the
+//      router mirroring every domain, one without), iperf3 lan -> wan
+//      alternating between them, several rounds; mirror-full drops as a share
+//      of the copies the router tried.
 // A command, not a test: numbers vary with the machine and what else runs.
 import { existsSync, readFileSync } from 'node:fs';
 import { readCapture, type CapturedPacket } from '../components/monitor/pcap.ts';
@@ -37,8 +39,9 @@ export const MONITOR_BENCH_HELP = `Usage: microgate monitor-bench [--rules FILE]
    rules from ${ET_DIR} or --rules files).
 1b. The same on captures (--pcap; default: suricata-verify's TLS, DNS and HTTP captures),
    replayed as new flows per pass: packet-level rules vs all ET Open rules (tls, dns), one run.
-2. Forwarding throughput (iperf3 lan -> wan) with the monitor on vs off: two labs,
-   alternating, --rounds rounds of --seconds each (needs root; skip with --no-forwarding).`;
+2. Forwarding throughput (iperf3 lan -> wan) with the monitor on (ET Open rule files, or
+   --rules) vs off: two labs, alternating, --rounds rounds of --seconds each, and the
+   mirror-full drops in % of the copies (needs root; skip with --no-forwarding).`;
 
 function frame(payload: number, seq: number, sport: number, dport: number, proto: number, out: Uint8Array): number {
   // Ethernet + IPv4 + TCP/UDP header + payload (bytes left as they are: random).
@@ -213,7 +216,17 @@ export function etPacketRules(files?: string[]): RuleSource[] {
   return sources;
 }
 
-async function forwardingBench(seconds: number, rounds: number): Promise<{ on: number[]; off: number[]; mirror: Record<string, number> }> {
+/** The ET Open rule files in the fixtures (all rules: the monitor loads what it can and reports the rest). */
+function etRuleFiles(): string[] {
+  return ['emerging-attack_response.rules', 'emerging-dos.rules', 'emerging-scan.rules'].map((f) => join(ET_DIR, f));
+}
+
+/**
+ * Forwarding with the monitor on (ET Open rules + built-in, the router
+ * mirroring every domain) vs off; mirror-full drops as a share of what the
+ * router tried to copy.
+ */
+async function forwardingBench(seconds: number, rounds: number, ruleFiles: string[]): Promise<{ on: number[]; off: number[]; mirror: Record<string, number> }> {
   const { labUp, labDown } = await import('../lab/lab.ts');
   const { iperf3 } = await import('../lab/traffic.ts');
   const suffix = Math.random().toString(36).slice(2, 6);
@@ -223,7 +236,7 @@ async function forwardingBench(seconds: number, rounds: number): Promise<{ on: n
   const off: number[] = [];
   let mirror: Record<string, number> = {};
   try {
-    const labOn = await labUp({ name: onName, microgate: { monitor: {} } });
+    const labOn = await labUp({ name: onName, microgate: { monitor: { ruleFiles } } });
     const labOff = await labUp({ name: offName });
     for (let r = 0; r < rounds; r++) {
       for (const [lab, arr] of r % 2 === 0 ? [[labOn, on], [labOff, off]] as const : [[labOff, off], [labOn, on]] as const) {
@@ -235,9 +248,12 @@ async function forwardingBench(seconds: number, rounds: number): Promise<{ on: n
     const st = await readLabState(onName);
     if (st !== null) {
       const c = await labControl(st).get<Record<string, Record<string, number>>>('/counters');
+      const copied = c.router?.['mirror.copied'] ?? 0;
+      const full = c.router?.['drop.mirror-full'] ?? 0;
       mirror = {
-        copied: c.router?.['mirror.copied'] ?? 0,
-        'drop.mirror-full': c.router?.['drop.mirror-full'] ?? 0,
+        copied,
+        'drop.mirror-full': full,
+        'mirror-full-pct': copied + full === 0 ? 0 : Math.round((10000 * full) / (copied + full)) / 100,
         'monitor.packets': c.monitor?.packets ?? 0,
         'monitor.alerts': c.monitor?.alerts ?? 0,
       };
@@ -305,7 +321,7 @@ export async function monitorBenchCommand(argv: string[]): Promise<number> {
     }
   }
   if (!values['no-forwarding']) {
-    const f = await forwardingBench(seconds, rounds);
+    const f = await forwardingBench(seconds, rounds, values.rules ?? etRuleFiles());
     out.forwarding = f;
     if (!values.json) {
       const mean = (a: number[]): number => a.reduce((x, y) => x + y, 0) / Math.max(1, a.length);

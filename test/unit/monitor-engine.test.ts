@@ -380,3 +380,29 @@ test('second copies are dropped before decoding when no rule sets a flowbit, ins
   const stateful = run('alert udp any any -> any 53 (msg:"evil"; content:"EVIL"; flowbits:set,seen; sid:61;)');
   assert.deepEqual(stateful, { alerts: [61, 61, 61], skipped: 0, copies: 3 });
 });
+
+test('past the stream depth a TCP packet is not scanned for stream rules; a tcp-pkt rule still sees every packet', () => {
+  const run = (rules: string): { alerts: number[]; scanned: number } => {
+    const { e, alerts } = engine(rules);
+    const c = { src: '10.0.0.5', dst: '192.0.2.80', proto: 6 };
+    const s = { src: '192.0.2.80', dst: '10.0.0.5', proto: 6 };
+    feed(e, eth(ipv4(c, tcp(4000, 80, 0x02, 100))));
+    feed(e, eth(ipv4(s, tcp(80, 4000, 0x12, 500, [], 101))));
+    feed(e, eth(ipv4(c, tcp(4000, 80, 0x10, 101, [], 501))));
+    // 1 MiB (the default depth, ~750 segments) and 2000 segments more, 1400 bytes each, "NEEDLE" in the last one.
+    const chunk = new Array(1400).fill(0x41);
+    let seq = 101;
+    for (let i = 0; i < 2760; i++) {
+      const data = i === 2759 ? [...chunk.slice(0, 1394), ...text('NEEDLE')] : chunk;
+      feed(e, eth(ipv4(c, tcp(4000, 80, 0x18, seq, data, 501))));
+      seq += data.length;
+    }
+    return { alerts: alerts(), scanned: e.detector.counters.prefilterBytes };
+  };
+  const stream = run('alert tcp any any -> any 80 (msg:"needle"; content:"NEEDLE"; sid:70;)');
+  assert.deepEqual(stream.alerts, [], 'past the depth: not inspected (as Suricata)');
+  // Up to the depth each window is the segment plus up to 2 KiB of tail (~2.6 MB); the 2.8 MB after it are not scanned.
+  assert.ok(stream.scanned < 2_700_000, `bytes scanned ${stream.scanned}: the windows up to the depth, not every packet after it`);
+  const pkt = run('alert tcp-pkt any any -> any 80 (msg:"needle"; content:"NEEDLE"; sid:71;)');
+  assert.deepEqual(pkt.alerts, [71]);
+});

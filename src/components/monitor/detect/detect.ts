@@ -55,6 +55,15 @@ class Group {
    */
   alwaysApp = new Map<string, Int32Array>();
   appPrefilter = new Map<string, AppPrefilter[]>();
+  /**
+   * A rule with a payload fast pattern inspects single TCP packets
+   * (tcp-pkt, flow:no_stream). Without one, a TCP packet of a tracked
+   * stream that brought no new in-order bytes (past the stream depth, a
+   * retransmission, held behind a gap) is not scanned: no rule of the group
+   * could match its payload (Suricata stops content inspection at the depth
+   * the same way).
+   */
+  packetContent = false;
 }
 
 /** One application buffer's prefilter: an automaton over its rules' fast patterns. */
@@ -146,6 +155,7 @@ export class Detector {
     // app -> buffer -> (pattern key -> rules)
     const appPats = new Map<string, Map<string, Map<string, { pat: Uint8Array; rules: number[] }>>>();
     for (const r of g.rules) {
+      if (r.fast !== null && r.fastBuffer === 'payload' && (r.tcpMode === 'pkt' || (r.flow?.noStream ?? false))) g.packetContent = true;
       if (r.fast === null || r.fastBuffer !== 'payload') {
         if (r.app === '') always.push(r.index);
         else if (r.fast !== null && !r.transforms.has(r.fastBuffer)) {
@@ -267,7 +277,7 @@ export class Detector {
       if (ctx.streamActive && ctx.window !== null && ctx.windowLen > 0) {
         g.ac.scan(ctx.window, 0, ctx.windowLen, this.#hit);
         this.counters.prefilterBytes += ctx.windowLen;
-      } else if (p.payLen > 0) {
+      } else if (p.payLen > 0 && (g.packetContent || !ctx.streamActive || p.proto !== PROTO_TCP)) {
         g.ac.scan(p.buf, p.payOff, p.payOff + p.payLen, this.#hit);
         this.counters.prefilterBytes += p.payLen;
       }
