@@ -28,7 +28,7 @@ run() {
 
 # ---- 1. Debian packages ----------------------------------------------------
 packages=(iproute2 iperf3 nftables iputils-ping traceroute tcpdump procps util-linux kmod ethtool
-          hping3 nmap curl python3-scapy netcat-openbsd ca-certificates sockperf arping
+          hping3 nmap curl python3-scapy netcat-openbsd ca-certificates sockperf arping netsniff-ng
           tshark busybox wireguard-go wireguard-tools
           nginx libnginx-mod-http-dav-ext openssl chromium python3-prometheus-client)
 missing=()

@@ -29,9 +29,9 @@ export function machineInfo(cpus: number): BenchResult['machine'] {
 }
 
 /** The tools a plan needs that are missing, as a message, or undefined. */
-export function missingTools(needLatency: boolean): string | undefined {
-  const need = ['ip', 'iperf3', 'taskset', ...(needLatency ? ['sockperf'] : [])];
+export function missingTools(needLatency: boolean, needTrafgen = false): string | undefined {
+  const need = ['ip', 'iperf3', 'taskset', ...(needLatency ? ['sockperf'] : []), ...(needTrafgen ? ['trafgen'] : [])];
   const missing = need.filter((t) => spawnSync(t, ['--version'], { stdio: 'ignore', timeout: 5000 }).error !== undefined);
   if (missing.length === 0) return undefined;
-  return `missing tool${missing.length > 1 ? 's' : ''}: ${missing.join(', ')}; run scripts/setup.sh${missing.includes('sockperf') && missing.length === 1 ? ' (or leave latency out: --tests tcp,udp,sweep)' : ''}`;
+  return `missing tool${missing.length > 1 ? 's' : ''}: ${missing.join(', ')}; run scripts/setup.sh${missing.includes('sockperf') && missing.length === 1 ? ' (or leave latency out: --tests tcp,udp,sweep)' : ''}${missing.includes('trafgen') ? ' (trafgen is in netsniff-ng; or leave small packets out of --tests)' : ''}`;
 }

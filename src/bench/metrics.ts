@@ -43,9 +43,24 @@ export function metricsFor(tests: readonly TestSpec[]): MetricSpec[] {
       m(t.id, 'lossPct', `UDP ${t.size} B ${dir}, loss`, '%', { digits: 1, better: 'lower', ratio: false });
       m(t.id, 'senderCpu', `UDP ${dir} iperf3 sender CPU`, '%', { digits: 0, better: 'lower', ratio: false, headline: false });
       m(t.id, 'receiverCpu', `UDP ${dir} iperf3 receiver CPU`, '%', { digits: 0, better: 'lower', ratio: false, headline: false });
+    } else if (t.kind === 'small') {
+      m(t.id, 'noLossPps', `${t.size} B frames, highest rate < 0.1 % loss`, 'kpps', { scale: 1e-3, digits: 0 });
+      m(t.id, 'overloadPps', `${t.size} B frames, delivered at overload`, 'kpps', { scale: 1e-3, digits: 0 });
+      m(t.id, 'overloadOfferedPps', `${t.size} B frames, offered at overload`, 'kpps', { scale: 1e-3, digits: 0, ratio: false, headline: false });
+      m(t.id, 'overloadLossPct', `${t.size} B frames, loss at overload`, '%', { digits: 1, better: 'lower', ratio: false, headline: false });
     } else {
       m(t.id, 'gbps', `TCP send, ${t.size} B writes`, 'Gbit/s');
     }
+    if (t.kind === 'sweep') continue;
+    // Cost columns (runner.ts): the gateway's CPU per GB and per million frames
+    // forwarded, both gateways; wake-ups per forwarded packet (microgate only).
+    const what = t.kind === 'small' ? `${t.size} B frames` : t.kind === 'latency' ? 'ping-pong' : `${t.kind === 'tcp' ? (t.family === 6 ? 'TCP/IPv6' : 'TCP') : 'UDP'} ${dir}`;
+    const bulk = t.kind === 'tcp' && t.family === 4;
+    const packets = t.kind === 'small' || t.kind === 'udp';
+    m(t.id, 'cpuPerGB', `${what}, CPU per GB`, 'CPU s/GB', { better: 'lower', headline: bulk });
+    m(t.id, 'cpuPerMpkt', `${what}, CPU per M packets`, 'CPU s/Mpkt', { better: 'lower', headline: packets });
+    m(t.id, 'wakeupsPerPkt', `${what}, wake-ups per packet`, '', { digits: 3, better: 'lower', ratio: false, headline: bulk || packets || t.kind === 'latency' });
+    if (t.kind === 'latency') m(t.id, 'wakeupsPerTxn', 'ping-pong, wake-ups per transaction', '', { digits: 2, better: 'lower', ratio: false });
   }
   return out;
 }

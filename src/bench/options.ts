@@ -18,8 +18,8 @@ and a write-size sweep,
 through microgate and through Linux kernel forwarding (nftables NAT + stateful
 filter) in labs built once and measured alternately, round-robin, so that
 machine noise hits both. Prints the table of ratios microgate / Linux and
-writes bench.json, report.md and SVG charts. Needs root, iperf3 and sockperf
-(scripts/setup.sh installs them).
+writes bench.json, report.md and SVG charts. Needs root, iperf3, sockperf and
+trafgen (netsniff-ng; scripts/setup.sh installs them).
 
 Variants (comma-separated lists; the first value of each is the base
 configuration, the others are measured one change at a time, or all
@@ -34,14 +34,20 @@ combinations with --grid):
   --grid               every combination of the lists
 
 What to measure:
-  --tests LIST         tcp, tcp6, latency, udp, sweep (default all; tcp6: TCP over
-                       IPv6 both ways, routed by both gateways: no NAT66)
+  --tests LIST         tcp, tcp6, latency, udp, small, sweep (default all; tcp6: TCP
+                       over IPv6 both ways, routed by both gateways: no NAT66; small:
+                       RFC 2544-style forwarding rate with trafgen, below)
   --repeat N           repetitions of every figure    (default 3)
   --seconds N          seconds per TCP, UDP and latency run (default 5)
   --sweep-seconds N    seconds per sweep size         (default 2)
   --sizes LIST         sweep write sizes, bytes       (default 64,256,1024,4096,16384,65536)
+  --frames LIST        small-packet frame sizes, bytes with FCS (default 64,512)
+  --trial-seconds N    seconds per small-packet trial (default 2)
+  --steps N            binary-search trials per frame size after the overload
+                       trial (default 4): the highest rate with < 0.1 % loss
   --quick              a smoke test under a minute: the base configuration and Linux,
-                       one repetition of 1 s runs, sweep sizes 1024,65536
+                       one repetition of 1 s runs, sweep sizes 1024,65536,
+                       small-packet search of 2 trials
                        (explicit options still apply)
 
 Output:
@@ -120,6 +126,9 @@ export function parseBenchArgs(argv: string[], maxCores: number): ParsedBench {
       seconds: { type: 'string' },
       'sweep-seconds': { type: 'string' },
       sizes: { type: 'string' },
+      frames: { type: 'string' },
+      'trial-seconds': { type: 'string' },
+      steps: { type: 'string' },
       quick: { type: 'boolean' },
       out: { type: 'string' },
       json: { type: 'boolean' },
@@ -148,6 +157,9 @@ export function parseBenchArgs(argv: string[], maxCores: number): ParsedBench {
     tests: values.tests !== undefined ? oneOf<TestKind>('tests', values.tests, TEST_KINDS) : [...TEST_KINDS],
     udpSize: 64,
     latencySize: 64,
+    frames: values.frames !== undefined ? list('frames', values.frames).map((x) => int('frames', x, 64, 1518)) : [64, 512],
+    trialSeconds: values['trial-seconds'] !== undefined ? seconds('trial-seconds', values['trial-seconds']) : quick ? 1 : 2,
+    steps: values.steps !== undefined ? int('steps', values.steps, 0, 20) : quick ? 2 : 4,
   };
   if (values.out !== undefined && values.out.trim() === '') throw new BenchUsageError('--out: expected a directory');
   return { options: o, out: values.out, json: values.json === true, quiet: values.quiet === true, help: values.help === true, quick };

@@ -7,13 +7,13 @@
 export type Isolation = 'process' | 'thread' | 'inline';
 export type Transport = 'shm' | 'socket';
 /** What --tests names; tcp6 is TCP over IPv6 (figures of kind tcp with family 6). */
-export type TestKind = 'tcp' | 'tcp6' | 'latency' | 'udp' | 'sweep';
+export type TestKind = 'tcp' | 'tcp6' | 'latency' | 'udp' | 'small' | 'sweep';
 /** Tracepoints during the runs: off, aggregates (`--trace on`), events. */
 export type TraceLevel = 'off' | 'aggregates' | 'events';
 
 export const ISOLATIONS: readonly Isolation[] = ['process', 'thread', 'inline'];
 export const TRANSPORTS: readonly Transport[] = ['shm', 'socket'];
-export const TEST_KINDS: readonly TestKind[] = ['tcp', 'tcp6', 'latency', 'udp', 'sweep'];
+export const TEST_KINDS: readonly TestKind[] = ['tcp', 'tcp6', 'latency', 'udp', 'small', 'sweep'];
 /** Slots per session direction of microgate's default config (x1). */
 export const BASE_SLOTS = 256;
 
@@ -39,6 +39,12 @@ export interface BenchOptions {
   udpSize: number;
   /** sockperf message size. */
   latencySize: number;
+  /** Frame sizes (bytes with FCS) of the small-packet test (RFC 2544 style, trafgen). */
+  frames: number[];
+  /** Seconds per trial of the small-packet test. */
+  trialSeconds: number;
+  /** Binary-search trials after the overload trial, per frame size. */
+  steps: number;
 }
 
 export interface BenchConfig {
@@ -59,16 +65,19 @@ export interface BenchConfig {
 }
 
 export interface TestSpec {
-  /** tcp-tx, tcp-rx, tcp6-tx, tcp6-rx, latency, udp-tx, udp-rx, sweep-1024 */
+  /** tcp-tx, tcp-rx, tcp6-tx, tcp6-rx, latency, udp-tx, udp-rx, small-64, sweep-1024 */
   id: string;
   kind: Exclude<TestKind, 'tcp6'>;
   /** IP version between the hosts: 6 for tcp6 (routed by both gateways, no NAT66), else 4 (lan masqueraded). */
   family: 4 | 6;
   /** tx: lan -> wan (the lan host sends through the gateway); rx: wan -> lan (iperf3 -R). */
   direction: 'tx' | 'rx';
-  /** iperf3 -l or sockperf -m. */
+  /** iperf3 -l, sockperf -m, or the frame size of a small-packet test. */
   size?: number;
+  /** Seconds of one measurement (of one trial for small-packet tests). */
   seconds: number;
+  /** small: search trials after the overload trial (the run takes seconds x (1 + steps)). */
+  steps?: number;
   title: string;
 }
 
@@ -169,6 +178,11 @@ export function tests(o: BenchOptions): TestSpec[] {
     } else if (kind === 'udp') {
       out.push({ id: 'udp-tx', kind, family: 4, direction: 'tx', size: o.udpSize, seconds: s, title: `UDP ${o.udpSize} B datagrams, lan -> wan (iperf3 -u -b 0)` });
       out.push({ id: 'udp-rx', kind, family: 4, direction: 'rx', size: o.udpSize, seconds: s, title: `UDP ${o.udpSize} B datagrams, wan -> lan (iperf3 -u -b 0 -R)` });
+    } else if (kind === 'small') {
+      for (const size of o.frames) {
+        out.push({ id: `small-${size}`, kind, family: 4, direction: 'tx', size, seconds: o.trialSeconds, steps: o.steps,
+          title: `${size}-byte frames, lan -> wan: highest rate with < 0.1 % loss and delivered at overload (trafgen, RFC 2544 style)` });
+      }
     } else {
       for (const size of o.sizes) {
         out.push({ id: `sweep-${size}`, kind, family: 4, direction: 'tx', size, seconds: o.sweepSeconds, title: `TCP send with ${size} B writes (iperf3 -l ${size})` });
@@ -205,6 +219,11 @@ export function makePlan(o: BenchOptions, maxCores: number): Plan {
 /** Seconds a run is expected to take beyond its measuring time (servers, connection, teardown). */
 export const RUN_OVERHEAD_S = 0.8;
 
+/** Seconds of measuring in one run of a test (a small-packet test runs 1 + steps trials). */
+export function testSeconds(t: TestSpec): number {
+  return t.kind === 'small' ? t.seconds * (1 + (t.steps ?? 0)) : t.seconds;
+}
+
 export function plannedSeconds(plan: Plan): number {
-  return plan.runs.reduce((s, r) => s + r.test.seconds + RUN_OVERHEAD_S, 0);
+  return plan.runs.reduce((s, r) => s + testSeconds(r.test) + RUN_OVERHEAD_S, 0);
 }

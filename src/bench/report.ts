@@ -130,6 +130,25 @@ export function markdownReport(r: BenchResult, files: { charts: string[] }): str
     L.push(mdTable(rows, 5));
     L.push('');
   }
+  L.push('## Cost per byte, per packet, per transaction');
+  L.push('');
+  L.push('Per run: CPU = the gateway\'s own processes (init and the components, user + system; none for Linux) + the whole machine\'s softirq and irq time, in CPU seconds, divided by the GB and the million frames the two end hosts received during the run (their interface counters: what was forwarded, both ways). Linux forwards in softirq, so that is all of its cost; the softirq time also holds the end hosts\' own receive path and whatever else the machine does, for both gateways alike. Wake-ups: sent by all of microgate\'s session rings (`out.wakeups` + `in.wakeups`, GET /components before and after the run) per packet the router forwarded, and per sockperf transaction. Median (min–max).');
+  L.push('');
+  {
+    const cols = ['cpuPerGB', 'cpuPerMpkt', 'wakeupsPerPkt', 'wakeupsPerTxn'];
+    const rows = [['figure', 'configuration', 'CPU s / GB', 'CPU s / M packets', 'wake-ups / packet', 'wake-ups / transaction']];
+    for (const t of r.tests.filter((x) => x.kind !== 'sweep')) {
+      for (const c of r.configs) {
+        const cells = cols.map((k) => {
+          const m = r.metrics.find((x) => x.test === t.id && x.key === k);
+          return m ? absCell(r, c, m) : '';
+        });
+        rows.push([t.id, c.label, ...cells]);
+      }
+    }
+    L.push(mdTable(rows));
+  }
+  L.push('');
   L.push('## Trace');
   L.push('');
   const traced = mgs.filter((c) => c.trace !== 'off');
@@ -151,7 +170,8 @@ export function markdownReport(r: BenchResult, files: { charts: string[] }): str
   L.push('');
   L.push('- Topology: lan host (netns, 198.18.0.2) — gateway — wan host (netns, 198.19.0.2). The Linux reference forwards in the kernel with nftables masquerade and a stateful filter equivalent to microgate\'s config (see src/lab/README.md); microgate runs init, two nic-drivers and the router as configured.');
   L.push('- send = lan → wan (iperf3 client in the lan host); receive = wan → lan (iperf3 -R: the wan host sends into the trusted side). The paper\'s "SRV Host - PC Client" and "PC Host - SRV Client".');
-  L.push(`- Latency: sockperf ping-pong over TCP, ${o.latencySize}-byte messages, round-trip percentiles (--full-rtt). Small packets: iperf3 -u -l ${o.udpSize} -b 0 from one sender; delivered = received datagrams per second, loss from iperf3's sequence numbers. Sweep: iperf3 TCP with -l SIZE (write size, like netperf -m).`);
+  L.push(`- Latency: sockperf ping-pong over TCP, ${o.latencySize}-byte messages, round-trip percentiles (--full-rtt). UDP: iperf3 -u -l ${o.udpSize} -b 0 from one sender; delivered = received datagrams per second, loss from iperf3's sequence numbers. Small packets (small-SIZE, RFC 2544 style): trafgen (netsniff-ng) in the lan host sends SIZE-byte frames (with FCS) of UDP to the wan host; first ${o.trialSeconds} s unlimited on every CPU of the run (overload: delivered and offered), then ${o.steps} binary-search trials at set rates (one trafgen process) for the highest rate with < 0.1 % loss; delivered = frames the wan host's interfaces received.`);
+  L.push(`- Goals: each compares figures per repetition (each pair measured back to back); the value is the worst figure's median, the detail gives every repetition. Added p50 = microgate p50 − Linux p50 of the same repetition. Sweep: iperf3 TCP with -l SIZE (write size, like netperf -m).`);
   L.push('- Cores: "N cores" runs the whole experiment on the first N CPUs: the traffic tools of both hosts (taskset -c) and, for microgate, every thread of init and the components (taskset -a -p, before each run). The Linux kernel forwards in softirq context on the CPU of the sender, so pinning the tools pins its forwarding too.');
   L.push('- Buffers: x1 = 256 slots per session direction (the default), x8 = 2048.');
   L.push('- All labs are built once and stay up; the runs go repetition by repetition, figure by figure, the configurations round-robin with the first one rotating, so noise on the machine hits every configuration alike.');

@@ -27,6 +27,8 @@ export interface RatioSummary {
   ratio: number;
   min: number;
   max: number;
+  /** The per-repetition ratios, in repetition order (pairs where both runs gave a value). */
+  samples: number[];
   /** The Linux configuration compared against. */
   against: string;
 }
@@ -162,8 +164,8 @@ export function aggregate(a: AggregateInput): BenchResult {
         const s = summarize(pairs);
         const fallback = ratio(summaries[c.id][t.id][m.key].median, summaries[ref.id][t.id][m.key].median);
         out[m.key] = Number.isFinite(s.median)
-          ? { ratio: s.median, min: s.min, max: s.max, against: ref.id }
-          : { ratio: fallback, min: NaN, max: NaN, against: ref.id };
+          ? { ratio: s.median, min: s.min, max: s.max, samples: s.samples, against: ref.id }
+          : { ratio: fallback, min: NaN, max: NaN, samples: [], against: ref.id };
       }
       ratios[c.id][t.id] = out;
     }

@@ -8,8 +8,10 @@
 import { randomBytes } from 'node:crypto';
 import { labDown, labUp, readLabState, type LabInfo } from '../lab/lab.ts';
 import { cpuListFor, gatewayUnits, pinProcess } from './affinity.ts';
-import { BASE_SLOTS, RUN_OVERHEAD_S, type BenchConfig, type Plan, type TestSpec } from './plan.ts';
+import { costValues, gatewayCounts, linkCounters, type GatewayCounts, type LinkCounters } from './counters.ts';
+import { BASE_SLOTS, RUN_OVERHEAD_S, testSeconds, type BenchConfig, type Plan, type TestSpec } from './plan.ts';
 import { sampleCpu } from './procstat.ts';
+import { smallPackets } from './small.ts';
 import type { Progress } from './progress.ts';
 import type { RunRecord } from './results.ts';
 import { iperf3Tcp, iperf3Udp, killServers, sockperfPingPong, type Endpoints } from './tools.ts';
@@ -54,6 +56,8 @@ async function measure(test: TestSpec, ep: Endpoints): Promise<Record<string, nu
       return { ...(await iperf3Udp({ ...ep, seconds: test.seconds, reverse, length: test.size })) };
     case 'latency':
       return { ...(await sockperfPingPong({ ...ep, seconds: test.seconds, size: test.size })) };
+    case 'small':
+      return { ...(await smallPackets({ lanNetns: ep.clientNetns, wanNetns: ep.serverNetns, wanIp: ep.serverIp, frameSize: test.size ?? 64, seconds: test.seconds, steps: test.steps ?? 0, cpus: ep.cpus })) };
   }
 }
 
@@ -67,6 +71,8 @@ function note(test: TestSpec, v: Record<string, number>): string {
       return `${f((v.pps ?? NaN) / 1e3, 0)} kpps delivered, ${f(v.lossPct, 1)} % lost`;
     case 'latency':
       return `p50 ${f(v.p50, 1)} µs, p99 ${f(v.p99, 1)} µs, p99.9 ${f(v.p999, 1)} µs`;
+    case 'small':
+      return `${f((v.noLossPps ?? NaN) / 1e3, 0)} kpps with < 0.1 % loss, ${f((v.overloadPps ?? NaN) / 1e3, 0)} kpps delivered of ${f((v.overloadOfferedPps ?? NaN) / 1e3, 0)} offered at overload`;
   }
 }
 
@@ -103,7 +109,7 @@ export async function runPlan(plan: Plan, opts: { progress: Progress; signal?: A
       }
       const lab = labs.get(run.config.lab);
       if (!lab) throw new Error(`internal: no lab for ${run.config.id}`);
-      progress.begin(index, plan.runs.length, `rep ${run.rep}  ${run.test.id.padEnd(11)} ${run.config.label}`, run.test.seconds + RUN_OVERHEAD_S);
+      progress.begin(index, plan.runs.length, `rep ${run.rep}  ${run.test.id.padEnd(11)} ${run.config.label}`, testSeconds(run.test) + RUN_OVERHEAD_S);
       const rec = await runOne(run.rep, run.test, run.config, lab, out);
       if (signal?.aborted && rec.error !== undefined) {
         // Killed by the interrupt: not a failure of the configuration.
@@ -150,8 +156,15 @@ async function runOne(rep: number, test: TestSpec, config: BenchConfig, lab: Lab
       if (problem !== undefined && config.trace !== 'off') out.traceNote ??= problem;
       traced = problem === undefined && config.trace !== 'off';
     }
-    const endSample = sampleCpu(units);
     const wan = lab.info.hosts.wan;
+    const hosts = [lab.info.hosts.lan.netns, wan.netns];
+    // Counters for the cost columns; a counter that cannot be read leaves its columns empty, not the run failed.
+    const readHosts = (): Promise<LinkCounters[] | undefined> => Promise.all(hosts.map(linkCounters)).catch(() => undefined);
+    const readGateway = (): Promise<GatewayCounts | undefined> =>
+      config.gateway === 'microgate' ? gatewayCounts(lab.controlSocket).catch(() => undefined) : Promise.resolve(undefined);
+    const hostsBefore = await readHosts();
+    const gwBefore = await readGateway();
+    const endSample = sampleCpu(units);
     const serverIp = test.family === 6 ? wan.ip6 : wan.ip;
     if (serverIp === undefined) throw new Error(`lab ${lab.name} gave the wan host no IPv6 address: ${test.id} needs one`);
     const ep: Endpoints = { serverNetns: wan.netns, serverIp, clientNetns: lab.info.hosts.lan.netns, cpus };
@@ -160,6 +173,18 @@ async function runOne(rep: number, test: TestSpec, config: BenchConfig, lab: Lab
     } finally {
       rec.cpu = endSample();
     }
+    const hostsAfter = await readHosts();
+    const gwAfter = await readGateway();
+    const cost = costValues(rec.cpu, hostsBefore ?? [], hostsAfter ?? [], gwBefore, gwAfter);
+    if (hostsBefore === undefined || hostsAfter === undefined) cost.cpuPerGB = cost.cpuPerMpkt = cost.hostPackets = cost.hostBytes = NaN;
+    const extra: Record<string, number> = { ...cost };
+    if (test.kind === 'latency') {
+      // Transactions: sockperf's round trips per second over the run's seconds.
+      const txns = (rec.values.rtps ?? NaN) * test.seconds;
+      extra.wakeupsPerTxn = txns > 0 ? cost.wakeups / txns : NaN;
+    }
+    // Only numbers go into the record (a missing column stays absent, not NaN / null in the JSON).
+    for (const [k, v] of Object.entries(extra)) if (Number.isFinite(v)) rec.values[k] = v;
     if (traced) {
       try {
         (out.traces[config.id] ??= []).push(await traceReport(lab.controlSocket, test.id, rep, config.trace));

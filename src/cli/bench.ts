@@ -40,7 +40,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     return 1;
   }
   const o = parsed.options;
-  const missing = missingTools(o.tests.includes('latency'));
+  const missing = missingTools(o.tests.includes('latency'), o.tests.includes('small'));
   if (missing !== undefined) {
     process.stderr.write(`microgate bench: ${missing}\n`);
     return 1;

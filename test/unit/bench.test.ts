@@ -125,7 +125,7 @@ test('affinity: CPU lists', () => {
 
 const opts = (o: Partial<BenchOptions> = {}): BenchOptions => ({
   isolation: ['process', 'thread', 'inline'], transport: ['shm', 'socket'], cores: [2, 1], slots: [1, 8], trace: ['off'],
-  grid: false, repeat: 3, seconds: 5, sweepSeconds: 2, sizes: [64, 65536], tests: ['tcp', 'latency', 'udp', 'sweep'], udpSize: 64, latencySize: 64, ...o,
+  grid: false, repeat: 3, seconds: 5, sweepSeconds: 2, sizes: [64, 65536], tests: ['tcp', 'latency', 'udp', 'sweep'], udpSize: 64, latencySize: 64, frames: [64, 512], trialSeconds: 2, steps: 4, ...o,
 });
 
 test('plan: the base and one change at a time; one Linux reference per core count; labs shared across cores', () => {
@@ -152,8 +152,9 @@ test('plan: tcp6 adds IPv6 TCP both ways (family 6, kind tcp: measured, summaris
     ['tcp-tx', 'tcp', 4, 'tx'], ['tcp-rx', 'tcp', 4, 'rx'], ['tcp6-tx', 'tcp', 6, 'tx'], ['tcp6-rx', 'tcp', 6, 'rx'],
   ]);
   for (const id of ['tcp6-tx', 'tcp6-rx']) assert.deepEqual(p.runs.filter((r) => r.test.id === id).map((r) => r.config.id).sort(), ['linux-c2', 'linux-c2', 'mg-process-shm-x1-c2', 'mg-process-shm-x1-c2']);
-  assert.deepEqual(metricsFor(p.tests).filter((m) => m.headline).map((m) => m.name), ['TCP send', 'TCP receive', 'TCP/IPv6 send', 'TCP/IPv6 receive']);
-  assert.deepEqual(parseBenchArgs(['--quick'], 2).options.tests, ['tcp', 'tcp6', 'latency', 'udp', 'sweep']);
+  assert.deepEqual(metricsFor(p.tests).filter((m) => m.headline).map((m) => m.name), ['TCP send', 'TCP send, CPU per GB', 'TCP send, wake-ups per packet',
+    'TCP receive', 'TCP receive, CPU per GB', 'TCP receive, wake-ups per packet', 'TCP/IPv6 send', 'TCP/IPv6 receive']);
+  assert.deepEqual(parseBenchArgs(['--quick'], 2).options.tests, ['tcp', 'tcp6', 'latency', 'udp', 'small', 'sweep']);
 });
 
 test('plan: --grid takes every combination; traced variants share the untraced lab', () => {
@@ -178,7 +179,7 @@ test('options: defaults, --quick, and specific errors for bad values', () => {
     [['--cores', '4'], /--cores: expected a whole number from 1 to 2, got "4"/],
     [['--repeat', '0'], /--repeat: expected a whole number from 1 to 100/],
     [['--seconds', '1.5'], /--seconds: expected whole seconds/],
-    [['--tests', 'tcp,ping'], /"ping" is not one of tcp, tcp6, latency, udp, sweep/],
+    [['--tests', 'tcp,ping'], /"ping" is not one of tcp, tcp6, latency, udp, small, sweep/],
     [['--isolation', ''], /expected a comma-separated list/],
     [['extra'], /unexpected argument "extra"/],
   ];
@@ -207,24 +208,32 @@ test('aggregate: paired per-repetition ratios, tx_ratio / rx_ratio, goals met, n
   const r = synthetic();
   assert.equal(r.tx_ratio, 0.8);
   assert.equal(r.rx_ratio, 0.6);
-  assert.deepEqual(r.ratios['mg-process-shm-x1-c2']['tcp-tx'].gbps, { ratio: 0.8, min: 0.7, max: 0.9, against: 'linux-c2' });
+  assert.deepEqual(r.ratios['mg-process-shm-x1-c2']['tcp-tx'].gbps, { ratio: 0.8, min: 0.7, max: 0.9, samples: [0.9, 0.8, 0.7], against: 'linux-c2' });
   assert.equal(r.ratios['mg-process-shm-x1-c2'].latency.p50.ratio, 2.5);
   assert.equal(r.failures.length, 1);
   const g = Object.fromEntries(r.goals.map((x) => [x.id, x]));
-  assert.equal(g['vs-linux'].met, false);
-  assert.equal(g['vs-linux'].value, 0.6);
-  assert.equal(g['rx-over-tx'].met, false);
-  assert.equal(g['rx-over-tx'].value, 0.75);
+  assert.equal(g['tcp-vs-linux'].met, false);
+  assert.equal(g['tcp-vs-linux'].value, 0.6);
+  assert.deepEqual(g['tcp-vs-linux'].parts.map((p) => [p.figure, p.samples]), [['tcp-tx gbps', [0.9, 0.8, 0.7]], ['tcp-rx gbps', [0.6, 0.6, 0.6]]]);
   assert.equal(g['process-vs-inline'].met, false);
-  assert.equal(g['process-vs-inline'].value, 0.8); // send 8 / 10; receive 6 / 6
+  assert.equal(g['process-vs-inline'].value, 0.8); // send 8 / 10 (9, 8, 7 / 10); receive 6 / 6
+  // Latency: rate 10k vs 40k = 0.25x; added p50 50 - 20 = 30 µs (repetition 3 of microgate failed: 2 pairs).
+  assert.equal(g['rr-rate'].value, 0.25);
+  assert.equal(g['rr-rate'].met, false);
+  assert.equal(g['rr-added-p50'].value, 30);
+  assert.deepEqual(g['rr-added-p50'].parts[0].samples, [30, 30]);
+  assert.equal(g['small-64'].met, null);
+  assert.equal(g['cpu-per-gb'].met, null); // no cost columns in these runs
+  assert.match(g['cpu-per-gb'].detail, /^not measured/);
   assert.equal(g['two-cores'].met, null);
   assert.match(g['two-cores'].detail, /not measured: run with --cores 2,1/);
   assert.equal(g['latency-tail'].met, false);
   assert.equal(g['latency-tail'].value, 18);
+  assert.deepEqual(r.goals.map((x) => x.id), ['tcp-vs-linux', 'process-vs-inline', 'rr-rate', 'rr-added-p50', 'small-64', 'small-512', 'cpu-per-gb', 'cpu-per-mpkt', 'two-cores', 'latency-tail']);
   const table = ratioTable(r, { spread: true });
   assert.match(table, /^TCP send\s+Gbit\/s\s+10\.00\s+0\.80x \[0\.70-0\.90\]\s+1\.00x$/m);
   const md = markdownReport(r, { charts: [...charts(r).keys()] });
-  assert.match(md, /\| microgate with process isolation ≥ 0\.9x Linux in both directions \| ≥ 0\.90 \| 0\.60 \| ❌ not met \|/);
+  assert.match(md, /\| TCP both ways ≥ 0\.9x Linux \(process isolation\) \| ≥ 0\.90 \| 0\.60 \| ❌ not met \| .*tcp-tx gbps 0\.80x \[0\.70–0\.90; 0\.90, 0\.80, 0\.70\]/);
   assert.match(md, /## Failures\n\n- mg-[a-z0-9-]+, latency, repetition 3: iperf3: boom/);
   assert.match(md, /router 30%/);
 });
