@@ -42,7 +42,7 @@ export async function linkCounters(netns: string): Promise<LinkCounters> {
 export interface GatewayCounts {
   /** Wake-ups sent by every session end of every component (out.wakeups + in.wakeups). */
   wakeups: number;
-  /** Packets the router forwarded (forwarded + forwarded6). */
+  /** Packets the router forwarded (forwarded + forwarded6; NaN without components). */
   forwarded: number;
 }
 
@@ -57,15 +57,12 @@ export function parseGatewayCounts(body: unknown): GatewayCounts {
   const n = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
   let wakeups = 0;
   let forwarded = 0;
-  let routers = 0;
   for (const c of cs) {
     for (const s of Object.values(c.sessions ?? {})) wakeups += n(s['out.wakeups']) + n(s['in.wakeups']);
-    if (c.counters !== undefined && ('forwarded' in c.counters || 'forwarded6' in c.counters)) {
-      routers++;
-      forwarded += n(c.counters.forwarded) + n(c.counters.forwarded6);
-    }
+    // A counter that has not counted yet is absent from the snapshot: 0.
+    forwarded += n(c.counters?.forwarded) + n(c.counters?.forwarded6);
   }
-  return { wakeups, forwarded: routers > 0 ? forwarded : NaN };
+  return { wakeups, forwarded: cs.length > 0 ? forwarded : NaN };
 }
 
 export async function gatewayCounts(controlSocket: string): Promise<GatewayCounts> {
