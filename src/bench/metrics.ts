@@ -48,6 +48,7 @@ export function metricsFor(tests: readonly TestSpec[]): MetricSpec[] {
       m(t.id, 'overloadPps', `${t.size} B frames, delivered at overload`, 'kpps', { scale: 1e-3, digits: 0 });
       m(t.id, 'overloadOfferedPps', `${t.size} B frames, offered at overload`, 'kpps', { scale: 1e-3, digits: 0, ratio: false, headline: false });
       m(t.id, 'overloadLossPct', `${t.size} B frames, loss at overload`, '%', { digits: 1, better: 'lower', ratio: false, headline: false });
+      m(t.id, 'lowestLossPct', `${t.size} B frames, lowest loss of a search trial`, '%', { digits: 2, better: 'lower', ratio: false, headline: false });
     } else {
       m(t.id, 'gbps', `TCP send, ${t.size} B writes`, 'Gbit/s');
     }

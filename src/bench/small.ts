@@ -37,6 +37,8 @@ export interface SmallPacketValues {
   overloadLossPct: number;
   /** Trials of the search (not counting the overload trial). */
   trials: number;
+  /** The lowest loss of any search trial, percent: how far a gateway with no passing trial was from passing. */
+  lowestLossPct: number;
 }
 
 export interface Trial {
@@ -83,12 +85,14 @@ export async function searchNoLoss(overload: Trial, steps: number, trial: (pps: 
   let hi = overloadOfferedPps;
   let best = { pps: 0, offered: 0 };
   let trials = 0;
+  let lowestLossPct = NaN;
   for (let i = 0; i < steps && hi > 0; i++) {
     const pps = Math.round(i === 0 ? Math.min(overloadPps, hi) : (lo + hi) / 2);
     if (pps < 1) break;
     const t = await trial(pps);
     trials++;
     const loss = t.sent > 0 ? (100 * Math.max(0, t.sent - t.delivered)) / t.sent : 100;
+    if (!(loss >= lowestLossPct)) lowestLossPct = loss;
     if (loss < LOSS_THRESHOLD_PCT && t.sent > 0) {
       lo = pps;
       const d = rate(t.delivered, t.seconds);
@@ -103,6 +107,7 @@ export async function searchNoLoss(overload: Trial, steps: number, trial: (pps: 
     overloadOfferedPps,
     overloadLossPct: overload.sent > 0 ? (100 * Math.max(0, overload.sent - overload.delivered)) / overload.sent : NaN,
     trials,
+    lowestLossPct,
   };
 }
 

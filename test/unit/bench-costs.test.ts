@@ -50,6 +50,7 @@ test('small packets: the binary search finds the highest rate with < 0.1 % loss 
   // 0.1 % loss is a failure, just under it a pass.
   const edge = await searchNoLoss({ sent: 1000, delivered: 1000, seconds: 1 }, 1, async (pps) => ({ sent: 100_000, delivered: 99_900, seconds: 1, ratePps: pps }));
   assert.equal(edge.noLossPps, 0);
+  assert.ok(Math.abs(edge.lowestLossPct - 0.1) < 1e-9, 'how far from passing is kept');
   const under = await searchNoLoss({ sent: 1000, delivered: 1000, seconds: 1 }, 1, async (pps) => ({ sent: 100_000, delivered: 99_901, seconds: 1, ratePps: pps }));
   assert.equal(under.noLossPps, 99_901);
   // Nothing delivered at all: zero, not a crash.
