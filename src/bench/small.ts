@@ -203,6 +203,9 @@ export async function smallPackets(o: SmallOptions): Promise<SmallPacketValues> 
   const pkt = trafgenPacket({ ...path, dstIp: o.wanIp, port: o.port ?? 9, frameSize: o.frameSize });
   const nCpus = o.cpus === undefined ? 2 : parseCpuList(o.cpus).length;
   const run = async (pps: number | undefined): Promise<Trial> => {
+    // RFC 2544's learning frames: one ping through the gateway first, so that no trial starts with its
+    // neighbour entry for the wan host expired (both gateways queue only a few frames while resolving).
+    await nsExec(o.lanNetns, 'ping', ['-c', '1', '-W', '1', o.wanIp]).catch(() => undefined);
     const before = await linkCounters(o.wanNetns);
     // One sender per CPU of the run; trafgen splits a set rate (-b) among them.
     const args = ['-o', path.dev, '-P', String(nCpus), ...(pps === undefined ? [] : ['-b', `${pps}pps`]), '-C', pkt];
