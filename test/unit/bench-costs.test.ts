@@ -9,6 +9,7 @@ import { makePlan, plannedSeconds, type BenchOptions } from '../../src/bench/pla
 import { aggregate, type RunRecord } from '../../src/bench/results.ts';
 import { markdownReport } from '../../src/bench/report.ts';
 import { BenchToolError } from '../../src/bench/tools.ts';
+import { BenchUsageError, parseBenchArgs } from '../../src/bench/options.ts';
 
 const opts = (o: Partial<BenchOptions> = {}): BenchOptions => ({
   isolation: ['process'], transport: ['shm'], cores: [2], slots: [1], trace: ['off'], grid: false, repeat: 3, seconds: 5, sweepSeconds: 2,
@@ -64,6 +65,20 @@ test('plan: small-SIZE figures per frame size; the planned time counts every tri
   assert.deepEqual(p.tests.map((t) => [t.id, t.kind, t.size, t.seconds, t.steps]), [['small-64', 'small', 64, 2, 4], ['small-512', 'small', 512, 2, 4]]);
   // 2 figures x 2 configurations x (2 s x (1 + 4 trials) + 0.8 s overhead).
   assert.ok(Math.abs(plannedSeconds(p) - 4 * 10.8) < 1e-9);
+});
+
+test('options: frame sizes, trial seconds and search steps; defaults, --quick, and specific errors', () => {
+  const d = parseBenchArgs([], 2).options;
+  assert.deepEqual([d.frames, d.trialSeconds, d.steps], [[64, 512], 2, 4]);
+  const q = parseBenchArgs(['--quick'], 2).options;
+  assert.deepEqual([q.frames, q.trialSeconds, q.steps], [[64, 512], 1, 2]);
+  assert.deepEqual(parseBenchArgs(['--frames', '64,128,1518', '--steps', '0'], 2).options.frames, [64, 128, 1518]);
+  for (const [argv, re] of [
+    [['--frames', '63'], /--frames: expected a whole number from 64 to 1518, got "63"/],
+    [['--frames', '64,64'], /--frames: "64" is listed twice/],
+    [['--steps', '21'], /--steps: expected a whole number from 0 to 20/],
+    [['--trial-seconds', '0'], /--trial-seconds: expected whole seconds/],
+  ] as const) assert.throws(() => parseBenchArgs([...argv], 2), (e: Error) => e instanceof BenchUsageError && re.test(e.message), argv.join(' '));
 });
 
 test('counters: interface sums without loopback, wake-ups over every session end, the router\'s forwarded packets', () => {
