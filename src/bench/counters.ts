@@ -54,7 +54,9 @@ interface ComponentsBody {
 export function parseGatewayCounts(body: unknown): GatewayCounts {
   const cs = (body as ComponentsBody | null)?.components;
   if (!Array.isArray(cs)) throw new Error('GET /components: expected {"components": [...]}');
-  const n = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+  // Components report these numbers and may be hostile: only a finite count >= 0 is taken; a lie can
+  // distort the wake-up column, never the bench (a counter going backwards gives no value, see delta).
+  const n = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : 0);
   let wakeups = 0;
   let forwarded = 0;
   for (const c of cs) {

@@ -97,6 +97,11 @@ test('counters: interface sums without loopback, wake-ups over every session end
   // Before the first packet the router's snapshot has no "forwarded" yet: 0, so the first run's delta counts.
   assert.deepEqual(parseGatewayCounts({ components: [{ name: 'router', counters: {}, sessions: {} }] }), { wakeups: 0, forwarded: 0 });
   assert.ok(Number.isNaN(parseGatewayCounts({ components: [] }).forwarded), 'no components: forwarded unknown, not 0');
+  // A hostile component's report: negative, infinite, non-numeric counts and a sessions field that is no object.
+  assert.deepEqual(parseGatewayCounts({ components: [
+    { name: 'router', counters: { forwarded: -1e9, forwarded6: Infinity }, sessions: { lan: { 'out.wakeups': -50, 'in.wakeups': '1e9' } } },
+    { name: 'evil', counters: { forwarded: 5 }, sessions: 'x' },
+  ] }), { wakeups: 0, forwarded: 5 });
   assert.throws(() => parseGatewayCounts({ error: 'x' }), /expected \{"components"/);
 });
 
