@@ -89,6 +89,7 @@ export class Engine {
   readonly #pDecode: number;
   readonly #pDetectors: number;
   readonly #pInspect: number;
+  readonly #pSecond: number;
   /**
    * The mirror's second copies of forwarded packets raise no alert, so only
    * the rules that set, unset or toggle a flowbit (state that later packets
@@ -114,6 +115,7 @@ export class Engine {
     this.#pDecode = tr.proc('monitor.decode');
     this.#pDetectors = tr.proc('monitor.detectors');
     this.#pInspect = tr.proc('monitor.inspect');
+    this.#pSecond = tr.proc('monitor.second_copy');
     this.rules = opts.rules;
     this.#types = new Set(opts.eveTypes ?? DEFAULT_EVE_TYPES);
     this.detector = new Detector(opts.rules.rules);
@@ -154,10 +156,12 @@ export class Engine {
   process(buf: Uint8Array, off: number, len: number, linktype: number, tsSec: number, tsUsec: number,
     pcapCnt = 0, domain = -1, txDir = 0, secondCopy = false): void {
     if (secondCopy && this.#secondDetector === null) {
+      const t = this.#tr.begin();
       this.stats.pkts++;
       this.stats.bytes += len;
       this.stats.secondCopies++;
       this.stats.secondCopiesSkipped++;
+      this.#tr.end(this.#pSecond, t, len);
       return;
     }
     const p = this.#p;
