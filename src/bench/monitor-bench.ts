@@ -41,7 +41,8 @@ export const MONITOR_BENCH_HELP = `Usage: microgate monitor-bench [--rules FILE]
    replayed as new flows per pass: packet-level rules vs all ET Open rules (tls, dns), one run.
 2. Forwarding throughput (iperf3 lan -> wan) with the monitor on (ET Open rule files, or
    --rules) vs off: two labs, alternating, --rounds rounds of --seconds each, and the
-   mirror-full drops in % of the copies (needs root; skip with --no-forwarding).`;
+   mirror-full drops in % of the copies (needs root; skip with --no-forwarding);
+   --monitor-nice N runs that lab's monitor at nice N (default 10).`;
 
 function frame(payload: number, seq: number, sport: number, dport: number, proto: number, out: Uint8Array): number {
   // Ethernet + IPv4 + TCP/UDP header + payload (bytes left as they are: random).
@@ -226,7 +227,7 @@ function etRuleFiles(): string[] {
  * mirroring every domain) vs off; mirror-full drops as a share of what the
  * router tried to copy.
  */
-async function forwardingBench(seconds: number, rounds: number, ruleFiles: string[]): Promise<{ on: number[]; off: number[]; mirror: Record<string, number> }> {
+async function forwardingBench(seconds: number, rounds: number, ruleFiles: string[], nice: number | undefined): Promise<{ on: number[]; off: number[]; mirror: Record<string, number> }> {
   const { labUp, labDown } = await import('../lab/lab.ts');
   const { iperf3 } = await import('../lab/traffic.ts');
   const suffix = Math.random().toString(36).slice(2, 6);
@@ -236,7 +237,7 @@ async function forwardingBench(seconds: number, rounds: number, ruleFiles: strin
   const off: number[] = [];
   let mirror: Record<string, number> = {};
   try {
-    const labOn = await labUp({ name: onName, microgate: { monitor: { ruleFiles } } });
+    const labOn = await labUp({ name: onName, microgate: { monitor: { ruleFiles, ...(nice === undefined ? {} : { extra: { nice } }) } } });
     const labOff = await labUp({ name: offName });
     for (let r = 0; r < rounds; r++) {
       for (const [lab, arr] of r % 2 === 0 ? [[labOn, on], [labOff, off]] as const : [[labOff, off], [labOn, on]] as const) {
@@ -274,6 +275,7 @@ export async function monitorBenchCommand(argv: string[]): Promise<number> {
       seconds: { type: 'string' },
       rounds: { type: 'string' },
       'no-forwarding': { type: 'boolean' },
+      'monitor-nice': { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -321,7 +323,13 @@ export async function monitorBenchCommand(argv: string[]): Promise<number> {
     }
   }
   if (!values['no-forwarding']) {
-    const f = await forwardingBench(seconds, rounds, values.rules ?? etRuleFiles());
+    const niceText = values['monitor-nice'];
+    const nice = niceText === undefined ? undefined : Number(niceText);
+    if (nice !== undefined && (!Number.isInteger(nice) || nice < 0 || nice > 19)) {
+      process.stderr.write('microgate monitor-bench: --monitor-nice: expected 0-19 (the monitor\'s nice value; default its config default, 10)\n');
+      return 2;
+    }
+    const f = await forwardingBench(seconds, rounds, values.rules ?? etRuleFiles(), nice);
     out.forwarding = f;
     if (!values.json) {
       const mean = (a: number[]): number => a.reduce((x, y) => x + y, 0) / Math.max(1, a.length);

@@ -140,7 +140,7 @@ const commands: Record<string, { run: Handler; help: string }> = {
   },
   'monitor-bench': {
     run: async (argv) => (await import('../bench/monitor-bench.ts')).monitorBenchCommand(argv),
-    help: 'Usage: microgate monitor-bench [--rules FILE]... [--seconds N] [--rounds N] [--no-forwarding] [--json]',
+    help: 'Usage: microgate monitor-bench [--rules FILE]... [--pcap FILE]... [--seconds N] [--rounds N] [--no-forwarding] [--monitor-nice N] [--json]',
   },
   'hash-bench': {
     run: async (argv) => (await import('../bench/hash-bench.ts')).hashBenchCommand(argv),
