@@ -15,7 +15,7 @@ import { Document, visit } from 'yaml';
 import type { LabPlan, RouterSection } from './lab-plan.ts';
 import { labRouterConfig } from './lab-policy.ts';
 import { parseRouterConfig } from '../components/router/config.ts';
-import { formatIpv4 } from '../net/addr.ts';
+import { formatIpv4, formatMac } from '../net/addr.ts';
 
 /** The router section as YAML: block mappings down to each domain's keys, each rule on one line. */
 function routerYaml(router: RouterSection): string {
@@ -222,6 +222,6 @@ export async function startMicrogate(plan: LabPlan, opts: MicrogateLabOptions = 
 export function routerArpBindings(router: RouterSection): Record<string, string> {
   const cfg = parseRouterConfig(router, 'router', { file: '(lab router section)', path: '' });
   const out: Record<string, string> = {};
-  for (const d of cfg.domains) out[formatIpv4(d.address)] = [...d.mac].map((x) => x.toString(16).padStart(2, '0')).join(':');
+  for (const d of cfg.domains) out[formatIpv4(d.address)] = formatMac(d.mac);
   return out;
 }

@@ -14,6 +14,7 @@
 // State is bounded: BoundedMap keys per domain+address and per domain+MAC,
 // each MAC holding at most `maxPerSource` keys; a MAC's address set stops
 // growing once it fired.
+import { formatMac } from '../../net/addr.ts';
 import { BoundedMap } from './bounded-map.ts';
 import { EV } from './events.ts';
 import type { Packet } from './packet.ts';
@@ -79,8 +80,7 @@ export class ArpWatch {
     const spa = ((b[a + 14] << 24) | (b[a + 15] << 16) | (b[a + 16] << 8) | b[a + 17]) >>> 0;
     if (spa === 0) return; // RFC 5227 probe
     const tpa = ((b[a + 24] << 24) | (b[a + 25] << 16) | (b[a + 26] << 8) | b[a + 27]) >>> 0;
-    let mac = '';
-    for (let i = 0; i < 6; i++) mac += (i === 0 ? '' : ':') + b[a + 8 + i].toString(16).padStart(2, '0');
+    const mac = formatMac(b, a + 8);
     const cfg = this.cfg;
 
     const fixed = cfg.staticBindings.get(spa);

@@ -5,7 +5,7 @@
 // text over in the config under `rule-texts` / `classification-text`.
 import { readFileSync } from 'node:fs';
 import { got, parsePath, type Obj, type Path, type Reader } from '../../config/reader.ts';
-import { parseIpv4, parseMac } from '../../net/addr.ts';
+import { formatMac, parseIpv4, parseMac } from '../../net/addr.ts';
 import { ARP_DEFAULTS, type ArpConfig } from './arp-watch.ts';
 import { FLOOD_DEFAULTS, type FloodConfig, type FloodLimits } from './floods.ts';
 import { SectionReader } from '../../runtime/component.ts';
@@ -240,7 +240,7 @@ export function prepareMonitorConfig(raw: unknown): unknown {
 function macText(c: Reader, v: unknown, path: Path): string {
   const m = typeof v === 'string' ? parseMac(v) : undefined;
   if (m === undefined) c.fail(path, `expected a MAC address like 02:00:00:00:00:01${got(v)}`);
-  return [...m].map((x) => x.toString(16).padStart(2, '0')).join(':');
+  return formatMac(m);
 }
 
 /** detectors.arp-spoof.static: a mapping of IPv4 address -> MAC (the gateway's own bindings, say). */
