@@ -1,7 +1,8 @@
 // `microgate bench` options: parsing and validation. Every bad value gets a
 // message naming the option, what was given and what is expected.
 import { parseArgs } from 'node:util';
-import { ISOLATIONS, TEST_KINDS, TRANSPORTS, type BenchOptions, type Isolation, type TestKind, type TraceLevel, type Transport } from './plan.ts';
+import { DEFAULTS, MAX_SPIN_US } from '../init/config.ts';
+import { ISOLATIONS, TEST_KINDS, TRANSPORTS, type BenchOptions, type Isolation, type SpinSetting, type TestKind, type TraceLevel, type Transport } from './plan.ts';
 
 export class BenchUsageError extends Error {
   constructor(message: string) {
@@ -28,6 +29,9 @@ combinations with --grid):
   --transport LIST     shm, socket                    (default shm,socket)
   --cores LIST         CPUs the experiment runs on    (default 2,1: two cores, then one)
   --slots LIST         session buffers x1, x8 (or any multiplier; x1 = 256 slots)  (default x1,x8)
+  --spin LIST          polling budget of microgate's loops (config scheduling.spin-us):
+                       microseconds, or auto (init measures a wake-up at start)
+                       (default: the config's default, ${DEFAULTS.spinUs})
   --trace LIST         off, on, events                (default off; on = per-procedure
                        aggregates, events = also every span into rings; a traced
                        configuration adds the Table-1 breakdown to the report)
@@ -109,6 +113,15 @@ function slotsList(v: string): number[] {
   });
 }
 
+function spinList(v: string): SpinSetting[] {
+  return list('spin', v).map((x) => {
+    if (x === 'auto') return 'auto';
+    const n = Number(x);
+    if (!/^\d+$/.test(x) || n > MAX_SPIN_US) throw new BenchUsageError(`--spin: "${x}" is not a polling budget: auto or microseconds from 0 to ${MAX_SPIN_US}`);
+    return n;
+  });
+}
+
 /** Parse argv. `maxCores`: CPUs this process may use. */
 export function parseBenchArgs(argv: string[], maxCores: number): ParsedBench {
   const { values, positionals } = parseArgs({
@@ -119,6 +132,7 @@ export function parseBenchArgs(argv: string[], maxCores: number): ParsedBench {
       transport: { type: 'string' },
       cores: { type: 'string' },
       slots: { type: 'string' },
+      spin: { type: 'string' },
       trace: { type: 'string' },
       grid: { type: 'boolean' },
       tests: { type: 'string' },
@@ -146,6 +160,7 @@ export function parseBenchArgs(argv: string[], maxCores: number): ParsedBench {
       ? list('cores', values.cores).map((x) => int('cores', x, 1, maxCores))
       : quick || two === 1 ? [two] : [two, 1],
     slots: values.slots !== undefined ? slotsList(values.slots) : quick ? [1] : [1, 8],
+    spin: values.spin !== undefined ? spinList(values.spin) : [DEFAULTS.spinUs],
     trace: values.trace !== undefined
       ? oneOf('trace', values.trace, ['off', 'on', 'aggregates', 'events'] as const).map((x): TraceLevel => (x === 'on' ? 'aggregates' : x))
       : ['off'],

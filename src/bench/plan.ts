@@ -14,6 +14,9 @@ export type TraceLevel = 'off' | 'aggregates' | 'events';
 export const ISOLATIONS: readonly Isolation[] = ['process', 'thread', 'inline'];
 export const TRANSPORTS: readonly Transport[] = ['shm', 'socket'];
 export const TEST_KINDS: readonly TestKind[] = ['tcp', 'tcp6', 'latency', 'udp', 'small', 'sweep'];
+/** A polling budget (config scheduling.spin-us): microseconds, or auto (measured by init at start). */
+export type SpinSetting = number | 'auto';
+
 /** Slots per session direction of microgate's default config (x1). */
 export const BASE_SLOTS = 256;
 
@@ -25,6 +28,8 @@ export interface BenchOptions {
   /** Session buffer multipliers: 1 = 256 slots per direction, 8 = 2048. */
   slots: number[];
   trace: TraceLevel[];
+  /** Polling budgets of microgate's loops (config scheduling.spin-us): microseconds or auto. */
+  spin: SpinSetting[];
   /** Every combination of the lists instead of one variant at a time. */
   grid: boolean;
   repeat: number;
@@ -58,6 +63,8 @@ export interface BenchConfig {
   transport?: Transport;
   /** Buffer multiplier (microgate only). */
   slots?: number;
+  /** Polling budget (microgate only). */
+  spin?: SpinSetting;
   cores: number;
   trace: TraceLevel;
   /** Key of the lab it runs in: configs that differ only in cores or tracing share a lab. */
@@ -87,18 +94,24 @@ export interface Plan {
   base: string;
   tests: TestSpec[];
   /** Labs to build: key -> what. */
-  labs: Map<string, { gateway: 'linux' | 'microgate'; isolation?: Isolation; transport?: Transport; slots?: number }>;
+  labs: Map<string, { gateway: 'linux' | 'microgate'; isolation?: Isolation; transport?: Transport; slots?: number; spin?: SpinSetting }>;
   runs: { rep: number; test: TestSpec; config: BenchConfig }[];
 }
 
-function labKey(c: Pick<BenchConfig, 'gateway' | 'isolation' | 'transport' | 'slots'>): string {
-  return c.gateway === 'linux' ? 'linux' : `mg-${c.isolation}-${c.transport}-x${c.slots}`;
+function labKey(c: Pick<BenchConfig, 'gateway' | 'isolation' | 'transport' | 'slots' | 'spin'>): string {
+  return c.gateway === 'linux' ? 'linux' : `mg-${c.isolation}-${c.transport}-x${c.slots}${spinSuffix(c.spin)}`;
+}
+
+/** Id part of a polling budget: none for 0 (the configurations of earlier runs keep their ids). */
+function spinSuffix(s: SpinSetting | undefined): string {
+  return s === undefined || s === 0 ? '' : `-spin${s}`;
 }
 
 interface Variant {
   isolation: Isolation;
   transport: Transport;
   slots: number;
+  spin: SpinSetting;
   cores: number;
   trace: TraceLevel;
 }
@@ -106,15 +119,17 @@ interface Variant {
 function microgateConfig(v: Variant, maxCores: number): BenchConfig {
   const extra: string[] = [];
   if (v.slots !== 1) extra.push(`x${v.slots} buffers`);
+  if (v.spin !== 0) extra.push(v.spin === 'auto' ? 'polling auto' : `polling ${v.spin} µs`);
   if (v.cores !== maxCores) extra.push(`${v.cores} core${v.cores === 1 ? '' : 's'}`);
   if (v.trace !== 'off') extra.push(v.trace === 'events' ? 'traced (events)' : 'traced');
   const c: BenchConfig = {
-    id: `mg-${v.isolation}-${v.transport}-x${v.slots}-c${v.cores}${v.trace === 'off' ? '' : v.trace === 'events' ? '-events' : '-trace'}`,
+    id: `mg-${v.isolation}-${v.transport}-x${v.slots}${spinSuffix(v.spin)}-c${v.cores}${v.trace === 'off' ? '' : v.trace === 'events' ? '-events' : '-trace'}`,
     label: `microgate ${v.isolation}/${v.transport}${extra.length ? `, ${extra.join(', ')}` : ''}`,
     gateway: 'microgate',
     isolation: v.isolation,
     transport: v.transport,
     slots: v.slots,
+    spin: v.spin,
     cores: v.cores,
     trace: v.trace,
     lab: '',
@@ -136,7 +151,7 @@ function linuxConfig(cores: number, maxCores: number): BenchConfig {
 
 /** The microgate variants: the base (first of each list) and one change at a time, or the full grid. */
 export function variants(o: BenchOptions): Variant[] {
-  const base: Variant = { isolation: o.isolation[0], transport: o.transport[0], slots: o.slots[0], cores: o.cores[0], trace: o.trace[0] };
+  const base: Variant = { isolation: o.isolation[0], transport: o.transport[0], slots: o.slots[0], spin: o.spin[0], cores: o.cores[0], trace: o.trace[0] };
   const out: Variant[] = [];
   const seen = new Set<string>();
   const add = (v: Variant): void => {
@@ -150,14 +165,16 @@ export function variants(o: BenchOptions): Variant[] {
     for (const isolation of o.isolation)
       for (const transport of o.transport)
         for (const slots of o.slots)
-          for (const cores of o.cores)
-            for (const trace of o.trace) add({ isolation, transport, slots, cores, trace });
+          for (const spin of o.spin)
+            for (const cores of o.cores)
+              for (const trace of o.trace) add({ isolation, transport, slots, spin, cores, trace });
     return out;
   }
   add(base);
   for (const isolation of o.isolation) add({ ...base, isolation });
   for (const transport of o.transport) add({ ...base, transport });
   for (const slots of o.slots) add({ ...base, slots });
+  for (const spin of o.spin) add({ ...base, spin });
   for (const cores of o.cores) add({ ...base, cores });
   for (const trace of o.trace) add({ ...base, trace });
   return out;
@@ -202,7 +219,7 @@ export function makePlan(o: BenchOptions, maxCores: number): Plan {
   const labs: Plan['labs'] = new Map();
   for (const c of configs) {
     if (!labs.has(c.lab)) {
-      labs.set(c.lab, c.gateway === 'linux' ? { gateway: 'linux' } : { gateway: 'microgate', isolation: c.isolation, transport: c.transport, slots: c.slots });
+      labs.set(c.lab, c.gateway === 'linux' ? { gateway: 'linux' } : { gateway: 'microgate', isolation: c.isolation, transport: c.transport, slots: c.slots, spin: c.spin });
     }
   }
   const ts = tests(o);

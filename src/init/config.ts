@@ -96,6 +96,8 @@ export interface GatewayConfig {
   control: ControlSettings;
   /** The reserved uid range uidBase .. uidBase + uidCount - 1: components, the shared host and services run as uids of it. */
   sandbox: { uidBase: number; uidCount: number; maxOldSpaceMb: number };
+  /** How component loops wait for work (config `scheduling:`); absent means the defaults. */
+  scheduling?: SchedulingSettings;
   /** Tracing at start (config `trace:`); absent means DEFAULT_TRACE_SETTINGS. */
   trace?: TraceSettings;
   /** Debugging aids (config `debug:`); absent means all off. */
@@ -108,6 +110,20 @@ export interface GatewayConfig {
   /** Programs init supervises besides the components (config `services`, service-config.ts); absent means none. */
   services?: ServiceSpec[];
 }
+
+/** Config `scheduling:` (docs/CONFIG.md, docs/PERFORMANCE.md "Polling budget"). */
+export interface SchedulingSettings {
+  /**
+   * Polling budget of every component loop, microseconds: after work, a loop
+   * polls this long (yielding the CPU between polls) before it sleeps. `auto`:
+   * init measures what waking a sleeping thread costs on this machine at start
+   * and uses that. 0: sleep as soon as there is no work.
+   */
+  spinUs: number | 'auto';
+}
+
+/** The largest polling budget the config accepts, microseconds. */
+export const MAX_SPIN_US = 10_000;
 
 /** Where init's control API listens and who may use it (config `control:`, docs/CONFIG.md). */
 export interface ControlSettings {
@@ -132,6 +148,7 @@ export const DEFAULTS = {
   // 64 KiB GSO frame + Ethernet header + virtio_net_hdr, rounded up.
   slotSize: 65536 + 512,
   heartbeatMs: 1000,
+  spinUs: 0 as number | 'auto',
 };
 
 const NAME_RE = /^[a-z][a-z0-9-]{0,31}$/;
@@ -148,7 +165,7 @@ export function parseConfig(text: string, file: string, catalog: Catalog): Gatew
   const doc = parseYaml(text, file);
   const value = doc.value;
   const r: Reader = doc.r; // annotated: the never-returning r.fail() then narrows
-  const root = r.obj(value, [], ['control', 'sandbox', 'trace', 'debug', 'devices', 'components', 'sessions', 'services']);
+  const root = r.obj(value, [], ['control', 'sandbox', 'scheduling', 'trace', 'debug', 'devices', 'components', 'sessions', 'services']);
 
   const control: ControlSettings = { socket: DEFAULTS.controlSocket };
   if (root.control !== undefined) {
@@ -191,6 +208,18 @@ export function parseConfig(text: string, file: string, catalog: Catalog): Gatew
     if (t.sample !== undefined) {
       trace.sample = r.int(t.sample, ['trace', 'sample'], 1, 1024);
       if ((trace.sample & (trace.sample - 1)) !== 0) r.fail(['trace', 'sample'], `a power of two: 1, 2, 4, ... 1024 (got ${trace.sample})`);
+    }
+  }
+
+  const scheduling: SchedulingSettings = { spinUs: DEFAULTS.spinUs };
+  if (root.scheduling !== undefined) {
+    const sc = r.obj(root.scheduling, ['scheduling'], ['spin-us']);
+    if (sc['spin-us'] !== undefined) {
+      const v = sc['spin-us'];
+      if (v !== 'auto' && (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > MAX_SPIN_US)) {
+        r.fail(['scheduling', 'spin-us'], `expected auto or an integer from 0 to ${MAX_SPIN_US} (microseconds)${got(v)}`);
+      }
+      scheduling.spinUs = v as number | 'auto';
     }
   }
 
@@ -335,5 +364,5 @@ export function parseConfig(text: string, file: string, catalog: Catalog): Gatew
     }
   }
 
-  return { file, catalog, control, sandbox, trace, debug, devices, files, components, sessions, services };
+  return { file, catalog, control, sandbox, scheduling, trace, debug, devices, files, components, sessions, services };
 }

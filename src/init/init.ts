@@ -2,6 +2,7 @@
 // (TAP fds, session memory and wake-up fds), starts each component sandboxed
 // and hands it only its own ends at spawn, restarts what dies (resetting the
 // survivors' ends of its sessions first), and stops everything on request.
+import { measureWakeCost } from './wake-cost.ts';
 import { EveCollector, type EveSource } from './eve-collector.ts';
 import { BlockFeedback } from './block-feedback.ts';
 import { spawn, execFile } from 'node:child_process';
@@ -128,6 +129,8 @@ export class Init {
   #linkWatch = new LinkWatch({ log: (l) => this.#log(l), reattach: (d) => this.#reattach(d) });
   /** Link devices whose frames carry a virtio-net header other than 12 bytes. */
   #vnetHdrLen = new Map<string, number>();
+  /** Polling budget of every component loop, ns (config scheduling.spin-us; `auto`: measured at start). */
+  #spinNs = 0;
   #sessions: SessionRes[] = [];
   #children = new Map<string, Child>();
   #stopping = false;
@@ -162,6 +165,14 @@ export class Init {
     if (taken !== undefined) throw new Error(`${taken}; refusing to start: choose another sandbox.uid-base, or free these uids`);
     checkServiceNamespaces(this.config);
     mkdirSync(CODE_DIR, { recursive: true, mode: 0o755 });
+    const spin = this.config.scheduling?.spinUs ?? 0;
+    if (spin === 'auto') {
+      const w = await measureWakeCost();
+      this.#spinNs = w.budgetNs;
+      this.#log(`init: scheduling.spin-us auto: a wake-up round trip takes ${(w.roundTripNs / 1000).toFixed(1)} us here; component loops poll ${(w.budgetNs / 1000).toFixed(1)} us before they sleep`);
+    } else {
+      this.#spinNs = spin * 1000;
+    }
     try {
       await this.#createDevices();
       this.#createSessions();
@@ -293,6 +304,7 @@ export class Init {
         fds,
         vnetHdrLen,
         trace: this.config.trace,
+        spinNs: this.#spinNs,
       };
     });
     return {

@@ -53,6 +53,8 @@ export interface MicrogateLabOptions {
   transport?: 'shm' | 'socket';
   /** Slots per session direction (default 256; the paper's buffer test uses x8). */
   slots?: number;
+  /** Polling budget of the component loops, microseconds or auto (config scheduling.spin-us; default: the config's default). */
+  spinUs?: number | 'auto';
   /** TSO/GSO and checksum offload on the TAP devices (default true). */
   offload?: boolean;
   /** Memory limit per component process, MiB (cgroup; default none). */
@@ -133,7 +135,7 @@ control:
 ${opts.controlTcp === undefined ? '' : `  listen: ${opts.controlTcp.listen}\n  token-file: ${opts.controlTcp.tokenFile}\n`}sandbox:
   uid-base: ${plan.uidBase}
   uid-count: ${LAB_UID_COUNT}
-${opts.faultInjection === true ? 'debug:\n  fault-injection: true\n' : ''}devices:
+${opts.spinUs === undefined ? '' : `scheduling:\n  spin-us: ${opts.spinUs}\n`}${opts.faultInjection === true ? 'debug:\n  fault-injection: true\n' : ''}devices:
   tap-wan: { kind: tap, ifname: ${plan.hosts.wan.ifname}, netns: ${plan.hosts.wan.netns}, offload: ${off} }
   tap-lan: { kind: tap, ifname: ${plan.hosts.lan.ifname}, netns: ${plan.hosts.lan.netns}, offload: ${off} }
   tap-dmz: { kind: tap, ifname: ${plan.hosts.dmz.ifname}, netns: ${plan.hosts.dmz.netns}, offload: ${off} }

@@ -12,7 +12,7 @@ import { Worker } from 'node:worker_threads';
 import { Socket } from 'node:net';
 import { fstatSync } from 'node:fs';
 import { forbidPathLookups, installAllowList } from '../sys/seccomp.ts';
-import { Entrypoint } from './entrypoint.ts';
+import { Entrypoint, spinBudget } from './entrypoint.ts';
 import { Runtime } from './runtime.ts';
 import { CONTROL_FD } from './messages.ts';
 import { FrameDecoder, MAX_INIT_FRAME, encodeFrame } from './channel.ts';
@@ -115,6 +115,7 @@ async function bootstrap(grants: ComponentGrant[]): Promise<void> {
     await runtime.add(grant, sessions);
   }
   await Promise.all(grants.filter((g) => g.isolation === 'thread').map(startWorker));
+  ep.setSpin(spinBudget(inline));
   runtime.start();
   // Every component's code is loaded (here and in the worker threads): from now on no path is looked up at all.
   if (process.env.MG_NO_SECCOMP !== '1') forbidPathLookups();

@@ -19,6 +19,8 @@ export interface ComponentGrant {
   vnetHdrLen?: Record<string, number>;
   /** Tracing settings (config `trace:`); default DEFAULT_TRACE_SETTINGS. */
   trace?: TraceSettings;
+  /** Polling budget of the loop that runs this component, ns (config `scheduling.spin-us`); default 0. */
+  spinNs?: number;
 }
 
 export type InitToHost =

@@ -3,7 +3,7 @@
 // MessagePort and rings an eventfd doorbell so a worker blocked in poll()
 // wakes up to read them.
 import { parentPort, workerData } from 'node:worker_threads';
-import { Entrypoint } from './entrypoint.ts';
+import { Entrypoint, spinBudget } from './entrypoint.ts';
 import { Runtime } from './runtime.ts';
 import type { ComponentGrant } from './messages.ts';
 import { openSessionEnd } from '../session/open.ts';
@@ -44,7 +44,7 @@ const port = parentPort;
 if (port === null) throw new Error('worker.ts runs only as a worker thread');
 const data = workerData as WorkerData;
 // The doorbell is an eventfd: the loop drains it when it wakes, then yields so the message is read.
-const ep = new Entrypoint({ controlFd: data.doorbell, controlDrain: () => drainFd(data.doorbell) });
+const ep = new Entrypoint({ controlFd: data.doorbell, controlDrain: () => drainFd(data.doorbell), spinNs: spinBudget([data.grant]) });
 const runtime = new Runtime(ep, { unit: data.grant.name, thread: 'worker' });
 
 function send(m: WorkerToMain): void {

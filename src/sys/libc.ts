@@ -44,6 +44,7 @@ const _readBuf = lib.func('long read(int fd, _Out_ void *buf, size_t count)');
 const _writeBuf = lib.func('long write(int fd, const void *buf, size_t count)');
 const _poll = lib.func('int poll(void *fds, unsigned long nfds, int timeout)');
 const _close = lib.func('int close(int fd)');
+const _schedYield = lib.func('int sched_yield()');
 const _eventfd = lib.func('int eventfd(unsigned int initval, int flags)');
 const _memfd = lib.func('int memfd_create(const char *name, unsigned int flags)');
 const _ftruncate = lib.func('int ftruncate(int fd, long length)');
@@ -115,6 +116,11 @@ export function writeBuf(fd: number, buf: Uint8Array, len = buf.byteLength): num
 export function poll(pollfds: Uint8Array, nfds: number, timeoutMs: number): number {
   const r = _poll(pollfds, nfds, timeoutMs) as number;
   return r < 0 ? -koffi.errno() : r;
+}
+
+/** sched_yield(2): let another runnable thread of this CPU go first (a polling loop's courtesy). */
+export function schedYield(): void {
+  _schedYield();
 }
 
 export function close(fd: number): void {

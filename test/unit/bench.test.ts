@@ -124,7 +124,7 @@ test('affinity: CPU lists', () => {
 });
 
 const opts = (o: Partial<BenchOptions> = {}): BenchOptions => ({
-  isolation: ['process', 'thread', 'inline'], transport: ['shm', 'socket'], cores: [2, 1], slots: [1, 8], trace: ['off'],
+  isolation: ['process', 'thread', 'inline'], transport: ['shm', 'socket'], cores: [2, 1], slots: [1, 8], spin: [0], trace: ['off'],
   grid: false, repeat: 3, seconds: 5, sweepSeconds: 2, sizes: [64, 65536], tests: ['tcp', 'latency', 'udp', 'sweep'], udpSize: 64, latencySize: 64, frames: [64, 512], trialSeconds: 2, steps: 4, ...o,
 });
 

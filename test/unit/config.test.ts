@@ -111,3 +111,13 @@ test('the two-NIC example of docs/DEPLOY.md is a valid config', async () => {
   const c = parseConfig(yaml, 'DEPLOY.md', catalog);
   assert.deepEqual([...c.devices.values()].map((d) => [d.kind, d.ifname, d.hostAddresses]), [['packet', 'enp1s0', 'refuse'], ['packet', 'enp2s0', 'refuse']]);
 });
+
+test('scheduling.spin-us: microseconds or auto, checked', () => {
+  assert.equal(parseConfig(GOOD, 'gw.yaml', catalog).scheduling?.spinUs, DEFAULTS.spinUs);
+  assert.equal(parseConfig('scheduling: { spin-us: 50 }\n' + GOOD, 'gw.yaml', catalog).scheduling?.spinUs, 50);
+  assert.equal(parseConfig('scheduling: { spin-us: auto }\n' + GOOD, 'gw.yaml', catalog).scheduling?.spinUs, 'auto');
+  rejects('scheduling: { spin-us: -1 }\n' + GOOD, /^gw\.yaml:1: scheduling\.spin-us: expected auto or an integer from 0 to 10000 \(microseconds\)/);
+  rejects('scheduling: { spin-us: fast }\n' + GOOD, /scheduling\.spin-us: expected auto or an integer from 0 to 10000/);
+  rejects('scheduling: { spin-us: 20000 }\n' + GOOD, /scheduling\.spin-us: expected auto or an integer/);
+  rejects('scheduling: { spin: 5 }\n' + GOOD, /scheduling\.spin: unknown key/);
+});
