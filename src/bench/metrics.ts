@@ -59,7 +59,7 @@ export function metricsFor(tests: readonly TestSpec[]): MetricSpec[] {
     const bulk = t.kind === 'tcp' && t.family === 4;
     const packets = t.kind === 'small' || t.kind === 'udp';
     m(t.id, 'cpuPerGB', `${what}, CPU per GB`, 'CPU s/GB', { better: 'lower', headline: bulk });
-    m(t.id, 'cpuPerMpkt', `${what}, CPU per M packets`, 'CPU s/Mpkt', { better: 'lower', headline: packets });
+    m(t.id, 'cpuPerMpkt', `${what}, CPU per M packets${t.kind === 'small' ? ' at overload' : ''}`, 'CPU s/Mpkt', { better: 'lower', headline: packets });
     m(t.id, 'wakeupsPerPkt', `${what}, wake-ups per packet`, '', { digits: 3, better: 'lower', ratio: false, headline: bulk || packets || t.kind === 'latency' });
     if (t.kind === 'latency') m(t.id, 'wakeupsPerTxn', 'ping-pong, wake-ups per transaction', '', { digits: 2, better: 'lower', ratio: false });
   }

@@ -8,10 +8,10 @@
 import { randomBytes } from 'node:crypto';
 import { labDown, labUp, readLabState, type LabInfo } from '../lab/lab.ts';
 import { cpuListFor, gatewayUnits, pinProcess } from './affinity.ts';
-import { costValues, gatewayCounts, linkCounters, type GatewayCounts, type LinkCounters } from './counters.ts';
+import { costValues, type CostValues, gatewayCounts, linkCounters, type GatewayCounts, type LinkCounters } from './counters.ts';
 import { BASE_SLOTS, RUN_OVERHEAD_S, testSeconds, type BenchConfig, type Plan, type TestSpec } from './plan.ts';
 import { sampleCpu } from './procstat.ts';
-import { smallPackets } from './small.ts';
+import { smallPackets, type SmallOptions } from './small.ts';
 import type { Progress } from './progress.ts';
 import type { RunRecord } from './results.ts';
 import { iperf3Tcp, iperf3Udp, killServers, sockperfPingPong, type Endpoints } from './tools.ts';
@@ -45,7 +45,7 @@ function describeLab(l: { gateway: string; isolation?: string; transport?: strin
   return l.gateway === 'linux' ? 'Linux reference (kernel forwarding + nftables)' : `microgate ${l.isolation}/${l.transport}, x${l.slots} buffers${l.spin === undefined || l.spin === 0 ? '' : `, polling ${l.spin === 'auto' ? 'auto' : `${l.spin} µs`}`}`;
 }
 
-async function measure(test: TestSpec, ep: Endpoints): Promise<Record<string, number>> {
+async function measure(test: TestSpec, ep: Endpoints, aroundOverload?: SmallOptions['aroundOverload']): Promise<Record<string, number>> {
   const reverse = test.direction === 'rx';
   switch (test.kind) {
     case 'tcp':
@@ -57,7 +57,7 @@ async function measure(test: TestSpec, ep: Endpoints): Promise<Record<string, nu
     case 'latency':
       return { ...(await sockperfPingPong({ ...ep, seconds: test.seconds, size: test.size })) };
     case 'small':
-      return { ...(await smallPackets({ lanNetns: ep.clientNetns, wanNetns: ep.serverNetns, wanIp: ep.serverIp, frameSize: test.size ?? 64, seconds: test.seconds, steps: test.steps ?? 0, cpus: ep.cpus })) };
+      return { ...(await smallPackets({ lanNetns: ep.clientNetns, wanNetns: ep.serverNetns, wanIp: ep.serverIp, frameSize: test.size ?? 64, seconds: test.seconds, steps: test.steps ?? 0, cpus: ep.cpus, aroundOverload })) };
   }
 }
 
@@ -168,15 +168,33 @@ async function runOne(rep: number, test: TestSpec, config: BenchConfig, lab: Lab
     const serverIp = test.family === 6 ? wan.ip6 : wan.ip;
     if (serverIp === undefined) throw new Error(`lab ${lab.name} gave the wan host no IPv6 address: ${test.id} needs one`);
     const ep: Endpoints = { serverNetns: wan.netns, serverIp, clientNetns: lab.info.hosts.lan.netns, cpus };
+    // Small packets: the cost columns are the overload trial's (both gateways saturated by the same
+    // unlimited generator), not the whole search's, whose paced trials run each gateway at other rates.
+    let overloadCost: CostValues | undefined;
+    const aroundOverload: SmallOptions['aroundOverload'] = async (trial) => {
+      const hb = await readHosts();
+      const gb = await readGateway();
+      const end = sampleCpu(units);
+      let cpu: ReturnType<typeof end> | undefined;
+      try {
+        return await trial();
+      } finally {
+        cpu = end();
+        const ha = await readHosts();
+        overloadCost = costValues(cpu, hb ?? [], ha ?? [], gb, await readGateway());
+        if (hb === undefined || ha === undefined) overloadCost.cpuPerGB = overloadCost.cpuPerMpkt = overloadCost.hostPackets = overloadCost.hostBytes = NaN;
+      }
+    };
     try {
-      rec.values = await measure(test, ep);
+      rec.values = await measure(test, ep, aroundOverload);
     } finally {
       rec.cpu = endSample();
     }
     const hostsAfter = await readHosts();
     const gwAfter = await readGateway();
-    const cost = costValues(rec.cpu, hostsBefore ?? [], hostsAfter ?? [], gwBefore, gwAfter);
+    let cost = costValues(rec.cpu, hostsBefore ?? [], hostsAfter ?? [], gwBefore, gwAfter);
     if (hostsBefore === undefined || hostsAfter === undefined) cost.cpuPerGB = cost.cpuPerMpkt = cost.hostPackets = cost.hostBytes = NaN;
+    if (overloadCost !== undefined) cost = overloadCost;
     const extra: Record<string, number> = { ...cost };
     if (test.kind === 'latency') {
       // Transactions: sockperf's round trips per second over the run's seconds.

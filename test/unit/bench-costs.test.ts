@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { costValues, parseGatewayCounts, parseLinkStats } from '../../src/bench/counters.ts';
-import { parseTrafgenSent, payloadFor, searchNoLoss, trafgenPacket, type Trial } from '../../src/bench/small.ts';
+import { pacedGapNs, parseTrafgenSent, payloadFor, searchNoLoss, trafgenPacket, type Trial } from '../../src/bench/small.ts';
 import { makePlan, plannedSeconds, type BenchOptions } from '../../src/bench/plan.ts';
 import { aggregate, type RunRecord } from '../../src/bench/results.ts';
 import { markdownReport } from '../../src/bench/report.ts';
@@ -181,4 +181,12 @@ test('goals: a figure whose runs all failed is not measured, never met', () => {
   assert.match(g['small-512'].detail, /^not measured: its runs gave no value \(small-512 noLossPps, small-512 overloadPps\)/);
   assert.equal(g['small-64'].met, true);
   assert.equal(g['cpu-per-gb'].met, null);
+});
+
+test('paced search trials: each sender leaves senders / rate between its frames', () => {
+  assert.equal(pacedGapNs(100_000, 2), 20_000);
+  assert.equal(pacedGapNs(3, 1), 333_333_333);
+  assert.equal(pacedGapNs(5e9, 1), 1);
+  assert.throws(() => pacedGapNs(0, 2), /no paced gap/);
+  assert.throws(() => pacedGapNs(1000, 0), /no paced gap/);
 });
