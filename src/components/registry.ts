@@ -7,6 +7,7 @@ import { parseRouterConfig } from './router/config.ts';
 import { parseTunnelConfig } from './tunnel/config.ts';
 import { parseKeystoreConfig } from './keystore/config.ts';
 import { parseNicDriverConfig } from './nic-driver/config.ts';
+import { parseConnSyncConfig } from './conn-sync/config.ts';
 
 
 export const componentTypes: Record<string, ComponentType> = {
@@ -48,6 +49,16 @@ export const componentTypes: Record<string, ComponentType> = {
     ],
     validate: (config, name, file, path) => {
       parseRouterConfig(config, name, { file, path });
+    },
+  },
+  'conn-sync': {
+    module: './conn-sync/index.ts',
+    // No device: it only holds the router's connection records (its `router` port is the router's `sync`).
+    devices: [],
+    ports: ['router'],
+    requiredPorts: () => ['router'],
+    validate: (config, _name, file, path) => {
+      parseConnSyncConfig(config, { file, path });
     },
   },
   monitor: {

@@ -77,6 +77,11 @@ export class ConnIndex<C extends Conn> {
     return this.#count;
   }
 
+  /** Slots ever used (conn(0 .. slots - 1) exist; live ones have .live). */
+  get slots(): number {
+    return this.conns.length;
+  }
+
   conn(slot: number): C {
     return this.conns[slot];
   }

@@ -208,6 +208,15 @@ export class PortPool {
     return -1;
   }
 
+  /** Take exactly `port` (an imported connection's, conn-import.ts): false when it is outside the range or in use. */
+  take(port: number): boolean {
+    const k = port - this.first;
+    if (k < 0 || k >= this.#used.length || this.#used[k] === 1) return false;
+    this.#used[k] = 1;
+    this.#inUse++;
+    return true;
+  }
+
   free(port: number): void {
     const k = port - this.first;
     if (k >= 0 && k < this.#used.length && this.#used[k] === 1) {

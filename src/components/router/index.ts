@@ -14,6 +14,7 @@ import { Router } from './router.ts';
 import { NO_TRACE } from '../../trace/tracer.ts';
 import { Mirror, MIRROR_PORT } from './mirror.ts';
 import { parseBlockCommand } from './block-command.ts';
+import { SYNC_PORT } from './sync.ts';
 
 export default function create(env: ComponentEnv): Component {
   const cfg = parseRouterConfig(env.config, env.name, env.configSource);
@@ -28,6 +29,7 @@ export default function create(env: ComponentEnv): Component {
   });
   for (const name of env.sessions.keys()) {
     if (name === MIRROR_PORT && cfg.mirror !== undefined) continue;
+    if (name === SYNC_PORT) continue;
     if (!cfg.domains.some((d) => d.name === name)) env.log.warn('session without a domain is ignored', { session: name });
   }
   const tr = env.trace ?? NO_TRACE;
@@ -41,7 +43,12 @@ export default function create(env: ComponentEnv): Component {
     : new Mirror(cfg.mirror, cfg.domains.map((d) => d.name), mirrorEnd.out, env.counters);
   // Both directions of a session have one slot size, so the router's private
   // packet buffer (the largest egress slot) holds any frame an ingress slot can.
-  const router = new Router(cfg, ends.map((e) => e.out), env.counters, { tracer: tr, log: (line) => env.log.info(line), mirror });
+  // Connection-state sync (sync.ts): on when init grants a session `sync` (to conn-sync); a domain named "sync" takes the name first.
+  const syncEnd = cfg.domains.some((d) => d.name === SYNC_PORT) ? undefined : env.sessions.get(SYNC_PORT);
+  const router = new Router(cfg, ends.map((e) => e.out), env.counters, {
+    tracer: tr, log: (line) => env.log.info(line), mirror,
+    sync: syncEnd === undefined ? undefined : { out: syncEnd.out, inSlotSize: syncEnd.out.slotSize },
+  });
   // router.packet: one packet's whole handling (parse to submit, or to its drop).
   const pPacket = tr.proc('router.packet');
   const pollables: Pollable[] = [];
@@ -51,6 +58,12 @@ export default function create(env: ComponentEnv): Component {
 
   return {
     start(): void {
+      if (syncEnd !== undefined) { // first: restored connections are in before the domains' packets are looked at
+        const sink = syncEnd.in;
+        const p = sinkPollable(sink, (off, len) => router.importSync(sink.buf, off, len), flush);
+        pollables.push(p);
+        env.ep.add(p);
+      }
       ends.forEach((end, i) => {
         const sink = end.in;
         const p = sinkPollable(sink, (off, len) => {
@@ -72,6 +85,7 @@ export default function create(env: ComponentEnv): Component {
       timer.unref();
       env.log.info('router started', {
         domains: cfg.domains.map((d) => d.name),
+        sync: syncEnd !== undefined,
       });
     },
     status(): Record<string, unknown> {
@@ -96,6 +110,7 @@ export default function create(env: ComponentEnv): Component {
       return router.block(b.ip, b.seconds, b.reason);
     },
     sessionReset(name: string): void {
+      if (syncEnd !== undefined && name === SYNC_PORT) return router.resyncPeer();
       const i = router.domainIndex(name);
       if (i >= 0) router.resetDomain(i);
     },

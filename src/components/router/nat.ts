@@ -63,6 +63,21 @@ export class NatBook {
     return port < 0 ? NAT_EXHAUSTED : port;
   }
 
+  /**
+   * Claim exactly `port` on outDom for an imported connection from src (conn-import.ts):
+   * NAT_QUOTA_EXCEEDED, NAT_EXHAUSTED (outside the range or in use), else the port,
+   * not yet counted against src (hold() does that once the connection exists).
+   */
+  claim(proto: number, outDom: number, src: number, port: number, quota: number): number {
+    if (quota > 0 && this.#held.get(src, this.#key(outDom, proto)) >= quota) return NAT_QUOTA_EXCEEDED;
+    return this.#pool(outDom, proto).take(port) ? port : NAT_EXHAUSTED;
+  }
+
+  /** Is port inside the configured NAT range? */
+  inRange(port: number): boolean {
+    return port >= this.#first && port <= this.#last;
+  }
+
   /** Give back a port alloc() returned for a connection that was not created. */
   unalloc(outDom: number, proto: number, port: number): void {
     this.#pool(outDom, proto).free(port);

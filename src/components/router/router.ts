@@ -64,6 +64,7 @@ import { clampMss, egressFit, FIT_FRAGMENT, FIT_OK } from './mtu.ts';
 import { Routing } from './routing.ts';
 import { RuntimeBlocks } from './runtime-blocks.ts';
 import { routerStatus } from './status.ts';
+import { ConnSync, REC_CHANGED, REC_EXPIRED, REC_NEW } from './sync.ts';
 import { connTimeout, initialState, track } from './tracking.ts';
 import type { EgressPort } from './types.ts';
 
@@ -85,6 +86,8 @@ export interface RouterOptions {
   maxFrame?: number;
   /** Uniform in [0, 1): the jitter of router advertisements (default Math.random). */
   random?: () => number;
+  /** The `sync` session (sync.ts): where connection records go, and the largest packet of records that may come in. */
+  sync?: { out: EgressPort; inSlotSize: number };
 }
 
 const BARE_SYN_MASK = TCP_SYN | TCP_ACK_FLAG | TCP_RST | TCP_FIN;
@@ -126,6 +129,8 @@ export class Router {
   /** ICMP errors about reassembly timeouts: rate-limited like the ICMPv6 errors (forward6.ts). */
   readonly #errBucket = new TokenBuckets(ICMP6_ERRORS_PER_S, ICMP6_ERRORS_BURST);
   #lastSweep = 0;
+  /** Connection-state export and import over the `sync` session (sync.ts), when granted. */
+  readonly #sync: ConnSync | undefined;
   /** Per domain: its DHCP server, if it runs one. */
   readonly #dhcp: (DhcpServer | undefined)[];
   /** Per domain: its DHCP client (`address: dhcp`), if it has one. */
@@ -169,7 +174,11 @@ export class Router {
     this.#dhcp = cfg.domains.map((d) => (d.policy.dhcp === null ? undefined : new DhcpServer(d.policy.dhcp, d.address, d.mask, d.mac)));
     this.#ct = new ConnTable(cfg.conntrack.max, { perSource: cfg.conntrack.perSource, maxProbe: cfg.conntrack.maxProbe });
     this.#nat = new NatBook(this.#n, cfg.natPorts.first, cfg.natPorts.last, cfg.conntrack.max, cfg.conntrack.maxProbe);
-    this.#ct.onRemove = (c) => this.#nat.release(c);
+    const sync = this.#sync = opts.sync === undefined ? undefined : new ConnSync(opts.sync.out, opts.sync.inSlotSize, counters);
+    this.#ct.onRemove = sync === undefined ? (c) => this.#nat.release(c) : (c) => {
+      this.#nat.release(c);
+      sync.record(REC_EXPIRED, c, this.#now);
+    };
     this.#icmp = new Icmp(this.#link, this.#rt, this.#ct, this.#drops, counters, this.#c);
     this.#reasm = new Ipv4Reassembler(cfg.fragments);
     this.#reasm.onTimeout = (buf, quote, mac, dom) => this.#reassemblyTimedOut(buf, quote, mac, dom);
@@ -203,6 +212,25 @@ export class Router {
   flush(): void {
     this.#readClock();
     this.#link.flush();
+    this.#sync?.flush(this.#now);
+  }
+
+  /** The sync peer restarted with an empty table: send it every connection again (sync.ts). */
+  resyncPeer(): void {
+    this.#sync?.resyncAll(this.#ct);
+  }
+
+  /**
+   * A packet of connection records from the sync peer (conn-sync) in
+   * buf[off, off + len): copied out, each record checked against this
+   * router's config, policy and table, and the acceptable ones installed
+   * (sync.ts). Ignored when the router has no sync session.
+   */
+  importSync(buf: Uint8Array, off: number, len: number): void {
+    const sync = this.#sync;
+    if (sync === undefined) return;
+    const now = this.#readClock();
+    sync.receive(buf, off, len, { cfg: this.cfg, rt: this.#rt, policy: this.#policy, ct: this.#ct, nat: this.#nat, rtBlocks: this.#rtBlocks, now }, this.#n);
   }
 
   /** Timers: ARP retries and expiry, conntrack expiry (once a second). Call every ~100 ms, then flush(). */
@@ -483,6 +511,7 @@ export class Router {
       return undefined;
     }
     this.#counters.add(this.#c['conntrack.new']);
+    this.#sync?.record(REC_NEW, c, this.#now);
     return c;
   }
 
@@ -569,7 +598,9 @@ export class Router {
     const e = this.#link.hopEntry(out, nDst, p.len);
     if (e === undefined) return;
     const tc = tr.stage(); // mid-chain: timed (sampling) with the packet's other stages
+    const state = c.state;
     track(c, dir, p.tcpFlags, this.#now, this.cfg.conntrack);
+    if (c.state !== state && this.#sync !== undefined) this.#sync.record(REC_CHANGED, c, this.#now);
     const tn = tr.end(this.#pConntrack, tc);
     ipv4DecrementTtl(b, L3);
     rewriteAddrs(b, L3, p.ihl, p.proto, l4ChecksumAt(p.proto, p.l4),
