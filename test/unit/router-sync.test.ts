@@ -327,3 +327,23 @@ test('warm table: add, update, remove, full, hostile records, unconfirmed ones f
   assert.equal(decodeRecord(out, 0, 2, d), REC_OK);
   assert.equal(d.oSport, 40000);
 });
+
+test('export: after conn-sync restarted (empty table), the router exports every live connection again', () => {
+  const r = mk();
+  learn(r);
+  openTcp(r);
+  r.send(0, ip(r, 0, '198.18.0.23', REMOTE, udp(5353, 53)));
+  exported(r);
+  r.router.resyncPeer();
+  r.router.flush();
+  const recs = exported(r);
+  assert.deepEqual(kinds(recs), [REC_NEW, REC_NEW]);
+  const d = new ConnRecord();
+  assert.equal(decodeRecord(recs, 0, 2, d), REC_OK);
+  assert.equal(d.state, CT_TCP_ESTABLISHED);
+  // Into an empty router: both come back.
+  const b = mk();
+  learn(b);
+  b.router.importSync(recs, 0, recs.length);
+  assert.equal(b.count('sync.imported'), 2);
+});
