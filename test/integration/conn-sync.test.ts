@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { labControl, labDown, labUp, readLabState } from '../../src/lab/lab.ts';
 import type { ControlClient } from '../../src/sys/control-client.ts';
+import { run } from '../../src/lab/netns.ts';
 import { canRunLabs, killChild, spawnInNetns, uniqueLabName } from './harness.ts';
 
 interface Unit { name: string; pid: number; state: string; restarts: number }
@@ -171,6 +172,19 @@ test('restore of about N = 3000 NAT\'d connections after a SIGKILL of the router
     assert.equal(restore.entries, made);
     assert.equal(restore.sent, made);
     assert.equal(imported, made);
+    // conn-sync itself restarted (empty table): the router exports its table again.
+    const cs1 = (await units(control)).find((u) => u.name === 'conn-sync');
+    assert.ok(cs1);
+    process.kill(cs1.pid, 'SIGKILL');
+    await waitFor(`a restarted conn-sync holds the ${made} connections again`, 10000, async () => {
+      const c = (await reports()).find((x) => x.name === 'conn-sync');
+      return c !== undefined && c.status?.entries === made && (await units(control)).find((u) => u.name === 'conn-sync')?.pid !== cs1.pid;
+    });
+    // Isolation: every unit, conn-sync too, within its grants (conn-sync has no device).
+    const audit = await run('node_modules/.bin/node', ['src/cli/main.ts', 'audit', '--lab', name, '--json']);
+    const body = JSON.parse(audit.stdout) as { ok: boolean; units: { unit: string; violations: string[] }[] };
+    assert.equal(body.ok, true, JSON.stringify(body.units.map((u) => [u.unit, u.violations])));
+    assert.ok(body.units.some((u) => u.unit === 'conn-sync'), 'conn-sync is audited');
   } finally {
     for (const k of kids) await killChild(k);
     await labDown(name);
