@@ -7,6 +7,7 @@ import { ConfigFileError } from '../../src/config/reader.ts';
 import { Counters } from '../../src/runtime/counters.ts';
 import type { Entrypoint, Pollable } from '../../src/runtime/entrypoint.ts';
 import create from '../../src/components/router/index.ts';
+import { configHash } from '../../src/components/router/config-hash.ts';
 import { createLocalSession } from '../../src/session/local.ts';
 import type { SessionEnd } from '../../src/session/types.ts';
 import { decodeFrame, encodeFrame } from '../../src/net/frame.ts';
@@ -72,7 +73,8 @@ test('router component: ARP, NAT out through resolution, reply back, over local 
   comp.start();
   try {
     assert.equal(s.pollables.length, 2, 'one sink pollable per domain');
-    const st = comp.status() as { domains: { name: string; mac: string }[] };
+    const st = comp.status() as { domains: { name: string; mac: string }[]; configHash: string };
+    assert.equal(st.configHash, configHash(s.env.config), 'the config section\'s hash is in status');
     const lanMac = st.domains[0].mac;
     const wanMac = st.domains[1].mac;
     const HOST = '02:00:00:00:00:0a';

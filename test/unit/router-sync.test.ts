@@ -20,6 +20,7 @@ import { formatMac, parseIpv4 } from '../../src/net/addr.ts';
 import { decodeFrame, encodeFrame, type Frame, type L4 } from '../../src/net/frame.ts';
 import { TCP_ACK_FLAG, TCP_SYN } from '../../src/net/tcp.ts';
 import { FakePort } from './fixtures/router-rig.ts';
+import { configHash } from '../../src/components/router/config-hash.ts';
 
 const LAN_HOST = '02:00:00:00:00:0a';
 const WAN_GW = '02:00:00:00:00:fe';
@@ -346,4 +347,14 @@ test('export: after conn-sync restarted (empty table), the router exports every 
   learn(b);
   b.router.importSync(recs, 0, recs.length);
   assert.equal(b.count('sync.imported'), 2);
+});
+
+test('config hash: the same section hashes the same whatever its key order; a changed rule changes it', () => {
+  const a = configHash({ domains: { lan: { address: '198.18.0.1/24', ip: [{ to: 'wan' }] }, wan: { address: '198.19.0.1/24' } }, 'nat-ports': '50000-50999' });
+  const b = configHash({ 'nat-ports': '50000-50999', domains: { wan: { address: '198.19.0.1/24' }, lan: { ip: [{ to: 'wan' }], address: '198.18.0.1/24' } } });
+  const c = configHash({ 'nat-ports': '50000-50999', domains: { wan: { address: '198.19.0.1/24' }, lan: { ip: [{ to: 'dmz' }], address: '198.18.0.1/24' } } });
+  assert.match(a, /^sha256:[0-9a-f]{64}$/);
+  assert.equal(a, b);
+  assert.notEqual(a, c);
+  assert.notEqual(configHash([1, 2]), configHash([2, 1]), 'list order counts (rule order decides ties)');
 });

@@ -15,6 +15,10 @@ import { NO_TRACE } from '../../trace/tracer.ts';
 import { Mirror, MIRROR_PORT } from './mirror.ts';
 import { parseBlockCommand } from './block-command.ts';
 import { SYNC_PORT } from './sync.ts';
+import { configHash } from './config-hash.ts';
+
+/** Packets taken from the `sync` session per turn of the loop. */
+const SYNC_BUDGET = 8;
 
 export default function create(env: ComponentEnv): Component {
   const cfg = parseRouterConfig(env.config, env.name, env.configSource);
@@ -54,13 +58,16 @@ export default function create(env: ComponentEnv): Component {
   const pollables: Pollable[] = [];
   let timer: ReturnType<typeof setInterval> | undefined;
   const flush = (): void => router.flush();
+  // The config section's hash (config-hash.ts), in status: do two gateways run the same policy?
+  let hash = configHash(env.config);
   const tickMs = Math.max(10, Math.min(100, Math.floor(cfg.arp.retryMs / 4)));
 
   return {
     start(): void {
       if (syncEnd !== undefined) { // first: restored connections are in before the domains' packets are looked at
         const sink = syncEnd.in;
-        const p = sinkPollable(sink, (off, len) => router.importSync(sink.buf, off, len), flush);
+        // A small budget (8 packets of up to slotSize / 40 records each per turn): a peer flooding `sync` cannot starve the domains.
+        const p = sinkPollable(sink, (off, len) => router.importSync(sink.buf, off, len), flush, SYNC_BUDGET);
         pollables.push(p);
         env.ep.add(p);
       }
@@ -89,7 +96,7 @@ export default function create(env: ComponentEnv): Component {
       });
     },
     status(): Record<string, unknown> {
-      return router.status();
+      return { ...router.status(), configHash: hash };
     },
     reconfigure(config: unknown, dryRun = false): string | undefined {
       let next;
@@ -100,6 +107,7 @@ export default function create(env: ComponentEnv): Component {
       }
       if (dryRun) return structuralChange(router.cfg, next);
       const why = router.reconfigure(next);
+      if (why === undefined) hash = configHash(config);
       if (why === undefined) env.log.info('policy reloaded', { rules: next.domains.reduce((a, d) => a + d.policy.rules.length, 0) });
       return why;
     },
