@@ -65,11 +65,11 @@ function echoes(out: string): number[] {
 }
 
 /** Run the flow through a lab with or without conn-sync, kill the router mid-flow; returns echoes after its restart and the reports. */
-async function killRouterMidFlow(connSync: boolean): Promise<{ after: number; restore: unknown; counters: Record<string, number> }> {
+async function killRouterMidFlow(connSync: boolean): Promise<{ after: number; restore: unknown; counters: Record<string, number>; attacked?: { echoes: number; entries: unknown } }> {
   const name = uniqueLabName();
   const kids: ChildProcess[] = [];
   try {
-    const info = await labUp({ name, gateway: 'microgate', microgate: { connSync } });
+    const info = await labUp({ name, gateway: 'microgate', microgate: { connSync, faultInjection: connSync } });
     const st = await readLabState(name);
     assert.ok(st);
     const control = labControl(st);
@@ -77,7 +77,7 @@ async function killRouterMidFlow(connSync: boolean): Promise<{ after: number; re
     const server = spawnInNetns(wan.netns, 'python3', ['-c', SERVER, wan.ip]);
     kids.push(server);
     await new Promise((r) => setTimeout(r, 500));
-    const client = spawnInNetns(info.hosts.lan.netns, 'python3', ['-c', CLIENT, wan.ip, '14']);
+    const client = spawnInNetns(info.hosts.lan.netns, 'python3', ['-c', CLIENT, wan.ip, '20']);
     kids.push(client);
     let out = '';
     client.stdout?.setEncoding('utf8').on('data', (d: string) => { out += d; });
@@ -100,7 +100,30 @@ async function killRouterMidFlow(connSync: boolean): Promise<{ after: number; re
     const rt = reports.components.find((c) => c.name === 'router');
     const counters: Record<string, number> = {};
     for (const [k, v] of Object.entries(rt?.counters ?? {})) if (k.startsWith('sync.') || k === 'drop.tcp-new-not-syn') counters[k] = v;
-    return { after, restore: rep?.status?.lastRestore, counters };
+    if (!connSync) return { after, restore: rep?.status?.lastRestore, counters };
+    // A compromised conn-sync (garbage into every fd it holds: forged descriptors in the sync rings, a clobbered
+    // header, then a bad frame to init): init kills and restarts it; the router stays up, the flow keeps going, and
+    // the router fills the new conn-sync's table again.
+    const before = (await units(control)).find((u) => u.name === 'router');
+    const cs = (await units(control)).find((u) => u.name === 'conn-sync');
+    assert.ok(before && cs);
+    const r = await control.request('POST', '/components/conn-sync/fault', { kind: 'hostile', attack: 'all-fds' }, { timeoutMs: 5000 });
+    assert.equal(r.status, 202, r.body.toString('utf8'));
+    await waitFor('conn-sync restarted after its attack', 15000, async () => {
+      const c = (await units(control)).find((u) => u.name === 'conn-sync');
+      return c !== undefined && c.state === 'running' && c.pid !== cs.pid;
+    });
+    const n0 = echoes(out).length;
+    let entries: unknown;
+    await waitFor('the flow goes on and the new conn-sync holds it', 5000, async () => {
+      const c = (await control.get<{ components: { name: string; status?: Record<string, unknown> }[] }>('/components', 3000)).components.find((x) => x.name === 'conn-sync');
+      entries = c?.status?.entries;
+      return echoes(out).length >= n0 + 5 && entries === 1;
+    });
+    const routerNow = (await units(control)).find((u) => u.name === 'router');
+    assert.deepEqual({ pid: routerNow?.pid, restarts: routerNow?.restarts, state: routerNow?.state },
+      { pid: before.pid, restarts: before.restarts, state: 'running' }, 'the router is untouched by the attack');
+    return { after, restore: rep?.status?.lastRestore, counters, attacked: { echoes: echoes(out).length - n0, entries } };
   } finally {
     for (const k of kids) await killChild(k);
     await labDown(name);
@@ -191,7 +214,7 @@ test('restore of about N = 3000 NAT\'d connections after a SIGKILL of the router
   }
 });
 
-test('a NAT\'d TCP connection survives a SIGKILL of the router with conn-sync, and does not without it', { skip: !canRunLabs() }, async () => {
+test('a NAT\'d TCP connection survives a SIGKILL of the router with conn-sync (and an attack from a compromised conn-sync), and does not without it', { skip: !canRunLabs() }, async () => {
   const withSync = await killRouterMidFlow(true);
   console.log('with conn-sync:', JSON.stringify(withSync));
   assert.ok(withSync.after >= 10, `echoes after the restart with conn-sync: ${withSync.after}`);
