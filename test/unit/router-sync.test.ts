@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Counters } from '../../src/runtime/counters.ts';
 import { parseRouterConfig, type RouterConfig } from '../../src/components/router/config.ts';
-import { Router } from '../../src/components/router/router.ts';
+import { Router, SYNC_RESTORE_MS } from '../../src/components/router/router.ts';
 import { Conn } from '../../src/components/router/conn-index.ts';
 import {
   ConnRecord, decodeRecord, encodeRecord, REC_CHANGED, REC_EXPIRED, REC_NEW, REC_OK, RECORD_ERRORS, RECORD_LEN,
@@ -267,6 +267,45 @@ test('import attacks: every record is checked against the router before it is in
   // A flow the policy forbids stays forbidden: no connection means its packets are new traffic.
   r.send(1, ip(r, 1, REMOTE, '198.19.0.1', tcp(22, 50009, TCP_ACK_FLAG)));
   assert.equal(r.lan.take().length, 0);
+});
+
+test('import attack on a running router: a record that would change a live connection (established -> closed, expiring it 10 s after its last packet) or add one is refused after the restore window', () => {
+  const r = mk();
+  learn(r);
+  const natPort = openTcp(r);
+  r.sync.take();
+  const state = (): string => (r.router.status().connections as { state: string }[])[0].state;
+  assert.equal(state(), 'established');
+  // The same tuples as the live connection, state closed (4): what a compromised conn-sync would send.
+  const downgrade = (): Uint8Array => {
+    const c = sampleConn();
+    c.state = 4; // CT_TCP_CLOSED
+    c.rDport = natPort;
+    c.finOrig = false;
+    const b = new Uint8Array(RECORD_LEN);
+    encodeRecord(b, 0, REC_CHANGED, c, r.clock.t);
+    return b;
+  };
+  r.clock.t += SYNC_RESTORE_MS; // the router has run past its restore window
+  r.router.flush();
+  const d = downgrade();
+  r.router.importSync(d, 0, d.length);
+  assert.equal(r.count('sync.import-refused.not-restoring'), 1);
+  assert.equal(r.count('sync.import-updated'), 0);
+  assert.equal(state(), 'established', 'the live connection keeps its state and its 2 h timeout');
+  const add = rec((c) => { c.oSport = 41000; c.rDport = 50100; });
+  r.router.importSync(add, 0, add.length);
+  assert.equal(r.count('sync.import-refused.not-restoring'), 2);
+  assert.equal(r.count('sync.imported'), 0);
+  assert.equal((r.router.status().connections as unknown[]).length, 1, 'nothing added to a running router');
+  // Inside the window (a restarting router) the same record would be applied: that is what the window bounds.
+  const fresh = mk();
+  learn(fresh);
+  const p2 = openTcp(fresh);
+  assert.equal(p2, natPort);
+  const d2 = downgrade();
+  fresh.router.importSync(d2, 0, d2.length);
+  assert.equal(fresh.count('sync.import-updated'), 1);
 });
 
 test('export: the queue is bounded; a full one drops and counts, forwarding never waits', () => {

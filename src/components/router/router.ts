@@ -88,9 +88,21 @@ export interface RouterOptions {
   random?: () => number;
   /** The `sync` session (sync.ts): where connection records go, and the largest packet of records that may come in. */
   sync?: { out: EgressPort; inSlotSize: number };
+  /** How long after its start the router imports records (ms; default SYNC_RESTORE_MS). */
+  syncRestoreMs?: number;
 }
 
 const BARE_SYN_MASK = TCP_SYN | TCP_ACK_FLAG | TCP_RST | TCP_FIN;
+/**
+ * The restore window: a router imports `sync` records only this long after
+ * its start (conn-sync sends its table when the router restarts: measured
+ * all in within ~0.75 s for ~3000 connections). Later records are refused
+ * (`sync.import-refused.not-restoring`): a compromised conn-sync cannot add
+ * connections to a running router or change a live connection's state (e.g.
+ * turn an established one "closed", which expires it 10 s after its last
+ * packet, or a closed one "established" to hold its NAT port for hours).
+ */
+export const SYNC_RESTORE_MS = 5000;
 const copyBytes = Buffer.prototype.copy;
 
 export class Router {
@@ -131,6 +143,8 @@ export class Router {
   #lastSweep = 0;
   /** Connection-state export and import over the `sync` session (sync.ts), when granted. */
   readonly #sync: ConnSync | undefined;
+  /** Imports are taken until then (this router's start + SYNC_RESTORE_MS). */
+  readonly #restoreUntil: number;
   /** Per domain: its DHCP server, if it runs one. */
   readonly #dhcp: (DhcpServer | undefined)[];
   /** Per domain: its DHCP client (`address: dhcp`), if it has one. */
@@ -175,6 +189,7 @@ export class Router {
     this.#ct = new ConnTable(cfg.conntrack.max, { perSource: cfg.conntrack.perSource, maxProbe: cfg.conntrack.maxProbe });
     this.#nat = new NatBook(this.#n, cfg.natPorts.first, cfg.natPorts.last, cfg.conntrack.max, cfg.conntrack.maxProbe);
     const sync = this.#sync = opts.sync === undefined ? undefined : new ConnSync(opts.sync.out, opts.sync.inSlotSize, counters);
+    this.#restoreUntil = this.#now + (opts.syncRestoreMs ?? SYNC_RESTORE_MS);
     this.#ct.onRemove = sync === undefined ? (c) => this.#nat.release(c) : (c) => {
       this.#nat.release(c);
       sync.record(REC_EXPIRED, c, this.#now);
@@ -230,6 +245,9 @@ export class Router {
     const sync = this.#sync;
     if (sync === undefined) return;
     const now = this.#readClock();
+    // Imports are a restart's business: after the restore window a running router takes none,
+    // so a holder can neither add connections to it nor change the state of live ones.
+    if (now >= this.#restoreUntil) return sync.refuseLate(len);
     sync.receive(buf, off, len, { cfg: this.cfg, rt: this.#rt, policy: this.#policy, ct: this.#ct, nat: this.#nat, rtBlocks: this.#rtBlocks, now }, this.#n);
   }
 

@@ -187,6 +187,7 @@ export class ConnSync {
   readonly #cInstalled: number;
   readonly #cUpdated: number;
   readonly #cTruncated: number;
+  readonly #cLate: number;
   readonly #cDecode: Int32Array;
   readonly #cRefused: Int32Array;
 
@@ -200,6 +201,7 @@ export class ConnSync {
     this.#cInstalled = counters.define('sync.imported');
     this.#cUpdated = counters.define('sync.import-updated');
     this.#cTruncated = counters.define('sync.import-refused.truncated');
+    this.#cLate = counters.define('sync.import-refused.not-restoring');
     this.#cDecode = Int32Array.from(RECORD_ERRORS, (e) => (e === 'ok' ? -1 : counters.define(`sync.import-refused.${e}`)));
     this.#cRefused = Int32Array.from(IMPORT_REFUSALS, (e) => counters.define(`sync.import-refused.${e}`));
   }
@@ -267,6 +269,11 @@ export class ConnSync {
       this.#counters.add(this.#cExported, sent);
       out.flush();
     }
+  }
+
+  /** A packet of records that came after the restore window (router.ts SYNC_RESTORE_MS): each counted, none looked at. */
+  refuseLate(len: number): void {
+    this.#counters.add(this.#cLate, Math.max(1, Math.floor(len / RECORD_LEN)));
   }
 
   /** A packet of records from the peer in buf[off, off + len): copied, then each record checked and imported into t. */
