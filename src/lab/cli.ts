@@ -43,6 +43,7 @@ microgate variants (the benchmark compares them):
   --slots N          packet slots per session direction (default 256)
   --no-offload       no TSO/GSO or checksum offload on the TAP devices
   --fault-injection  let "microgate fault --lab NAME" make components fail (config debug.fault-injection)
+  --conn-sync        add conn-sync: the router's connections survive a router restart (issue 19)
   --monitor          add the IDS: the router mirrors every domain to a monitor (EVE log: state dir/eve.json)
   --monitor-rules F  a rule file for the monitor (implies --monitor; repeatable)
   --remote-site      add a remote site across the wan: mg-NAME-rsite (wireguard-go, 198.19.0.3)
@@ -155,6 +156,7 @@ async function up(argv: string[]): Promise<number> {
     'remote-site': { type: 'boolean' }, 'rekey-s': { type: 'string' },
     'file-gateway': { type: 'boolean' },
     'fault-injection': { type: 'boolean' },
+    'conn-sync': { type: 'boolean' },
   });
   if (values.help) { out(UP_HELP); return 0; }
   const name = requireName(values.name);
@@ -178,10 +180,11 @@ async function up(argv: string[]): Promise<number> {
   }
   if (values['no-offload']) mg.offload = false;
   if (values['fault-injection']) mg.faultInjection = true;
+  if (values['conn-sync']) mg.connSync = true;
   if (values.monitor || values['monitor-rules'] !== undefined) {
     mg.monitor = { ruleFiles: ((values['monitor-rules'] ?? []) as string[]).map((f) => resolvePath(f)) };
   }
-  if (gateway === 'linux' && Object.keys(mg).length > 0) throw new UsageError('--isolation, --transport, --slots, --no-offload, --monitor and --fault-injection apply to --gateway microgate only');
+  if (gateway === 'linux' && Object.keys(mg).length > 0) throw new UsageError('--isolation, --transport, --slots, --no-offload, --monitor, --fault-injection and --conn-sync apply to --gateway microgate only');
   if ((values['remote-site'] || values['rekey-s'] !== undefined) && gateway === 'linux') throw new UsageError('--remote-site needs --gateway microgate (the tunnel is a microgate component)');
   let remoteSite: { rekeyAfterTimeS?: number } | undefined;
   if (values['remote-site'] || values['rekey-s'] !== undefined) {
