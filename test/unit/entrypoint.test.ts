@@ -39,12 +39,14 @@ async function runLoop(spinNs: number, gapNs: number, count: number): Promise<En
 }
 
 test('work within the polling budget is found without sleeping; without a budget the loop sleeps', async () => {
+  // Bounds with room for a loaded machine (a preempted loop may find an item already due, or miss a budget).
   const spun = await runLoop(2_000_000, 20_000, 200);
-  assert.ok(spun.spinHits >= 190, `spin hits ${spun.spinHits}`);
-  assert.ok(spun.sleeps <= 10, `sleeps ${spun.sleeps}`);
+  assert.ok(spun.spinHits >= 170, `spin hits ${spun.spinHits}`);
+  assert.ok(spun.sleeps <= 20, `sleeps ${spun.sleeps}`);
   const slept = await runLoop(0, 20_000, 200);
   assert.equal(slept.spins, 0);
-  assert.ok(slept.sleeps >= 150, `sleeps ${slept.sleeps}`);
+  assert.equal(slept.spinHits, 0);
+  assert.ok(slept.sleeps >= 50, `sleeps ${slept.sleeps}`);
 });
 
 test('a budget that keeps finding nothing is given up', async () => {
