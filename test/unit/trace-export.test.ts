@@ -116,6 +116,8 @@ test('chrome trace: one track per tracer, complete events in microseconds, names
   assert.equal(fwd.dur, 2.5);
   assert.deepEqual(fwd.args, { arg: 1514 });
   const rd = x.find((e) => e.name === 'driver.read')!;
-  assert.ok(Math.abs(rd.ts! - 10) < 0.01, String(rd.ts));
+  // Each tracer measures its own performance.now() -> CLOCK_MONOTONIC offset (clock.ts, best of 16
+  // readings): two of them may differ by tens of ns on a loaded machine (CI saw 10.011).
+  assert.ok(Math.abs(rd.ts! - 10) < 0.1, String(rd.ts));
   assert.equal(rd.pid, 200);
 });
