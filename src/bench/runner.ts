@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { labDown, labUp, readLabState, type LabInfo } from '../lab/lab.ts';
 import { cpuListFor, gatewayUnits, pinProcess } from './affinity.ts';
-import { costValues, type CostValues, gatewayCounts, linkCounters, type GatewayCounts, type LinkCounters } from './counters.ts';
+import { costValues, type CostValues, type CpuForCost, gatewayCounts, linkCounters, type GatewayCounts, type LinkCounters } from './counters.ts';
 import { BASE_SLOTS, RUN_OVERHEAD_S, testSeconds, type BenchConfig, type Plan, type TestSpec } from './plan.ts';
 import { sampleCpu } from './procstat.ts';
 import { smallPackets, type SmallOptions } from './small.ts';
@@ -160,6 +160,13 @@ async function runOne(rep: number, test: TestSpec, config: BenchConfig, lab: Lab
     const hosts = [lab.info.hosts.lan.netns, wan.netns];
     // Counters for the cost columns; a counter that cannot be read leaves its columns empty, not the run failed.
     const readHosts = (): Promise<LinkCounters[] | undefined> => Promise.all(hosts.map(linkCounters)).catch(() => undefined);
+    // A counter that could not be read on either side leaves the per-byte and per-packet columns empty.
+    const cost = (cpu: CpuForCost | undefined, hb: LinkCounters[] | undefined, ha: LinkCounters[] | undefined,
+      gb: GatewayCounts | undefined, ga: GatewayCounts | undefined): CostValues => {
+      const c = costValues(cpu, hb ?? [], ha ?? [], gb, ga);
+      if (hb === undefined || ha === undefined) c.cpuPerGB = c.cpuPerMpkt = c.hostPackets = c.hostBytes = NaN;
+      return c;
+    };
     const readGateway = (): Promise<GatewayCounts | undefined> =>
       config.gateway === 'microgate' ? gatewayCounts(lab.controlSocket).catch(() => undefined) : Promise.resolve(undefined);
     const hostsBefore = await readHosts();
@@ -175,14 +182,11 @@ async function runOne(rep: number, test: TestSpec, config: BenchConfig, lab: Lab
       const hb = await readHosts();
       const gb = await readGateway();
       const end = sampleCpu(units);
-      let cpu: ReturnType<typeof end> | undefined;
       try {
         return await trial();
       } finally {
-        cpu = end();
-        const ha = await readHosts();
-        overloadCost = costValues(cpu, hb ?? [], ha ?? [], gb, await readGateway());
-        if (hb === undefined || ha === undefined) overloadCost.cpuPerGB = overloadCost.cpuPerMpkt = overloadCost.hostPackets = overloadCost.hostBytes = NaN;
+        const cpu = end();
+        overloadCost = cost(cpu, hb, await readHosts(), gb, await readGateway());
       }
     };
     try {
@@ -192,14 +196,12 @@ async function runOne(rep: number, test: TestSpec, config: BenchConfig, lab: Lab
     }
     const hostsAfter = await readHosts();
     const gwAfter = await readGateway();
-    let cost = costValues(rec.cpu, hostsBefore ?? [], hostsAfter ?? [], gwBefore, gwAfter);
-    if (hostsBefore === undefined || hostsAfter === undefined) cost.cpuPerGB = cost.cpuPerMpkt = cost.hostPackets = cost.hostBytes = NaN;
-    if (overloadCost !== undefined) cost = overloadCost;
-    const extra: Record<string, number> = { ...cost };
+    const runCost = overloadCost ?? cost(rec.cpu, hostsBefore, hostsAfter, gwBefore, gwAfter);
+    const extra: Record<string, number> = { ...runCost };
     if (test.kind === 'latency') {
       // Transactions: sockperf's round trips per second over the run's seconds.
       const txns = (rec.values.rtps ?? NaN) * test.seconds;
-      extra.wakeupsPerTxn = txns > 0 ? cost.wakeups / txns : NaN;
+      extra.wakeupsPerTxn = txns > 0 ? runCost.wakeups / txns : NaN;
     }
     // Only numbers go into the record (a missing column stays absent, not NaN / null in the JSON).
     for (const [k, v] of Object.entries(extra)) if (Number.isFinite(v)) rec.values[k] = v;

@@ -134,24 +134,6 @@ export class Entrypoint {
     let idleNs = 0n;
     for (;;) {
       this.stats.turns++;
-      // Build the poll set.
-      let n = 0;
-      for (let i = 0; i < ps.length; i++) {
-        const p = ps[i];
-        if (p.fd < 0 || (p.active !== undefined && !p.active())) continue;
-        view.setInt32(n * 8, p.fd, true);
-        view.setInt16(n * 8 + 4, POLLIN, true);
-        view.setInt16(n * 8 + 6, 0, true);
-        this.#slot[n] = i;
-        n++;
-      }
-      const ctl = n;
-      if (this.#controlFd >= 0) {
-        view.setInt32(n * 8, this.#controlFd, true);
-        view.setInt16(n * 8 + 4, POLLIN, true);
-        view.setInt16(n * 8 + 6, 0, true);
-        n++;
-      }
       // After a turn with work, a pollable with work pending in shared memory
       // (a ring) runs again without a system call; a few such turns at most,
       // then the fds get their poll. Otherwise every pollable arms its wake-up
@@ -167,6 +149,24 @@ export class Entrypoint {
             break;
           }
         }
+      }
+      // Build the poll set (not needed on a turn that skips poll(2)).
+      let n = 0;
+      for (let i = 0; i < ps.length && !skipPoll; i++) {
+        const p = ps[i];
+        if (p.fd < 0 || (p.active !== undefined && !p.active())) continue;
+        view.setInt32(n * 8, p.fd, true);
+        view.setInt16(n * 8 + 4, POLLIN, true);
+        view.setInt16(n * 8 + 6, 0, true);
+        this.#slot[n] = i;
+        n++;
+      }
+      const ctl = n;
+      if (this.#controlFd >= 0 && !skipPoll) {
+        view.setInt32(n * 8, this.#controlFd, true);
+        view.setInt16(n * 8 + 4, POLLIN, true);
+        view.setInt16(n * 8 + 6, 0, true);
+        n++;
       }
       let timeout = 0;
       let r = 0;
