@@ -406,3 +406,45 @@ test('past the stream depth a TCP packet is not scanned for stream rules; a tcp-
   const pkt = run('alert tcp-pkt any any -> any 80 (msg:"needle"; content:"NEEDLE"; sid:71;)');
   assert.deepEqual(pkt.alerts, [71]);
 });
+
+test('past the stream depth only the packet rules\' patterns are looked for, each no further than its content can end', () => {
+  const run = (rules: string, last: number[]): { alerts: number[]; scanned: number } => {
+    const { e, alerts } = engine(rules);
+    const c = { src: '10.0.0.5', dst: '192.0.2.80', proto: 6 };
+    const s = { src: '192.0.2.80', dst: '10.0.0.5', proto: 6 };
+    feed(e, eth(ipv4(c, tcp(4000, 80, 0x02, 100))));
+    feed(e, eth(ipv4(s, tcp(80, 4000, 0x12, 500, [], 101))));
+    feed(e, eth(ipv4(c, tcp(4000, 80, 0x10, 101, [], 501))));
+    const chunk = new Array(1400).fill(0x41);
+    let seq = 101;
+    for (let i = 0; i < 1000; i++) {
+      const data = i === 999 ? last : chunk;
+      feed(e, eth(ipv4(c, tcp(4000, 80, 0x18, seq, data, 501))));
+      seq += data.length;
+    }
+    return { alerts: alerts(), scanned: e.detector.counters.prefilterBytes };
+  };
+  const needleLate = [...new Array(1394).fill(0x41), ...text('NEEDLE')];
+  const needleFirst = [...text('NEEDLE'), ...new Array(1394).fill(0x41)];
+  const rules = [
+    'alert tcp any any -> any 80 (msg:"stream"; content:"NEEDLE"; sid:80;)',
+    'alert tcp-pkt any any -> any 80 (msg:"anchored"; content:"NEEDLE"; startswith; sid:81;)',
+  ].join('\n');
+  const late = run(rules, needleLate);
+  assert.deepEqual(late.alerts, [], 'startswith: a NEEDLE at the end of a packet is not it');
+  const first = run(rules, needleFirst);
+  assert.deepEqual(first.alerts, [81]);
+  // Up to the depth (1 MiB: 749 packets) the windows are scanned as with the stream rule alone;
+  // after it, 251 packets x 6 bytes: the anchored pattern where it can be, nothing else.
+  const streamOnly = run(rules.split('\n')[0], needleLate);
+  assert.equal(late.scanned - streamOnly.scanned, 251 * 6);
+  assert.equal(first.scanned, late.scanned);
+  // Case: a nocase packet rule (the automaton path) and an exact one (the native search) both find theirs.
+  const mixed = [
+    'alert tcp-pkt any any -> any 80 (msg:"nocase"; content:"needle"; nocase; sid:82;)',
+    'alert tcp-pkt any any -> any 80 (msg:"exact"; content:"NEEDLE"; sid:83;)',
+    'alert tcp-pkt any any -> any 80 (msg:"exact, wrong case"; content:"Needle"; sid:84;)',
+  ].join('\n');
+  assert.deepEqual(run(mixed, needleLate).alerts.sort(), [82, 83]);
+  assert.deepEqual(run(mixed.split('\n').slice(1).join('\n'), needleLate).alerts, [83]);
+});

@@ -7,6 +7,7 @@
 import { BoundedMap } from '../bounded-map.ts';
 import { AhoCorasick } from './ac.ts';
 import { Inspector } from './inspect.ts';
+import { PacketPrefilter, type PacketPattern } from './packet-prefilter.ts';
 import { applyTransforms } from './transforms.ts';
 import { MULTI_BUFFERS } from '../rules/parse.ts';
 import { numTest } from '../rules/rule.ts';
@@ -56,14 +57,14 @@ class Group {
   alwaysApp = new Map<string, Int32Array>();
   appPrefilter = new Map<string, AppPrefilter[]>();
   /**
-   * A rule with a payload fast pattern inspects single TCP packets
-   * (tcp-pkt, flow:no_stream). Without one, a TCP packet of a tracked
-   * stream that brought no new in-order bytes (past the stream depth, a
-   * retransmission, held behind a gap) is not scanned: no rule of the group
-   * could match its payload (Suricata stops content inspection at the depth
-   * the same way).
+   * The fast patterns of the rules that inspect single TCP packets (tcp-pkt,
+   * flow:no_stream), or null. A TCP packet of a tracked stream that brought
+   * no new in-order bytes (past the stream depth, a retransmission, held
+   * behind a gap) is looked at through this one only: no other rule of the
+   * group could match its payload (Suricata stops content inspection at the
+   * depth the same way).
    */
-  packetContent = false;
+  packetPre: PacketPrefilter | null = null;
 }
 
 /** One application buffer's prefilter: an automaton over its rules' fast patterns. */
@@ -154,8 +155,14 @@ export class Detector {
     const alwaysApp = new Map<string, number[]>();
     // app -> buffer -> (pattern key -> rules)
     const appPats = new Map<string, Map<string, Map<string, { pat: Uint8Array; rules: number[] }>>>();
+    const packetPats = new Map<string, PacketPattern>();
     for (const r of g.rules) {
-      if (r.fast !== null && r.fastBuffer === 'payload' && (r.tcpMode === 'pkt' || (r.flow?.noStream ?? false))) g.packetContent = true;
+      if (r.fast !== null && r.fastBuffer === 'payload' && (r.tcpMode === 'pkt' || (r.flow?.noStream ?? false))) {
+        const key = `${r.fastExact === null ? 'i' : 'e'}${r.fastEnd} ${Buffer.from(r.fastExact ?? r.fast).toString('latin1')}`;
+        const e = packetPats.get(key) ?? { lower: r.fast, exact: r.fastExact, end: r.fastEnd, rules: [] };
+        packetPats.set(key, e);
+        e.rules.push(r.index);
+      }
       if (r.fast === null || r.fastBuffer !== 'payload') {
         if (r.app === '') always.push(r.index);
         else if (r.fast !== null && !r.transforms.has(r.fastBuffer)) {
@@ -185,6 +192,7 @@ export class Detector {
       lists[id].push(r.index);
     }
     g.ac = patterns.length > 0 ? new AhoCorasick(patterns) : null;
+    g.packetPre = packetPats.size > 0 ? new PacketPrefilter([...packetPats.values()]) : null;
     g.patternRules = lists.map((l) => Int32Array.from(l));
     g.always = Int32Array.from(always);
     for (const [app, l] of alwaysApp) g.alwaysApp.set(app, Int32Array.from(l));
@@ -277,9 +285,12 @@ export class Detector {
       if (ctx.streamActive && ctx.window !== null && ctx.windowLen > 0) {
         g.ac.scan(ctx.window, 0, ctx.windowLen, this.#hit);
         this.counters.prefilterBytes += ctx.windowLen;
-      } else if (p.payLen > 0 && (g.packetContent || !ctx.streamActive || p.proto !== PROTO_TCP)) {
+      } else if (p.payLen > 0 && (!ctx.streamActive || p.proto !== PROTO_TCP)) {
         g.ac.scan(p.buf, p.payOff, p.payOff + p.payLen, this.#hit);
         this.counters.prefilterBytes += p.payLen;
+      } else if (p.payLen > 0 && g.packetPre !== null) {
+        this.#curLists = g.packetPre.patternRules;
+        this.counters.prefilterBytes += g.packetPre.scan(p.buf, p.payOff, p.payLen, this.#hit);
       }
     }
     const n = this.#ncand;

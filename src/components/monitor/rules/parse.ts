@@ -839,7 +839,7 @@ function newRule(index: number, text: string, file: string, line: number): Rule 
     bidir: false,
     dst: { any: true, neg: false, v4: [], v6: [], v6w: new Uint32Array(0), items: [], text: 'any' },
     dp: { any: true, neg: false, ranges: [], items: [], text: 'any' },
-    sid: 0, rev: 0, gid: 1, msg: '', classtype: '', priority: 0, buffers: new Map(), fast: null, fastBuffer: '',
+    sid: 0, rev: 0, gid: 1, msg: '', classtype: '', priority: 0, buffers: new Map(), fast: null, fastBuffer: '', fastExact: null, fastEnd: -1,
     flow: null, flags: null, fragbits: null, ipopts: 0, dsize: null, itype: null, icode: null, icmpId: null,
     icmpSeq: null, ttl: null, tos: null, ipId: null, ipProtoMatch: null, window: null, ack: null, seq: null,
     fragoffset: null, sameip: false, streamSize: null, decodeEvents: [], flowbits: [], noalert: false, threshold: null,
@@ -965,6 +965,9 @@ function parseRule(text: string, index: number, file: string, line: number, ctx:
   if (best !== null) {
     r.fast = best.lower.slice(best.fastOff, best.fastOff + best.fastLen);
     r.fastBuffer = bestBuf;
+    r.fastExact = best.nocase ? null : best.bytes.slice(best.fastOff, best.fastOff + best.fastLen);
+    const absolute = best.hasDepth && best.vars.depth === undefined && best.vars.offset === undefined;
+    r.fastEnd = absolute ? best.offset + best.depth : -1;
   }
   return r;
 }

@@ -187,6 +187,13 @@ export interface Rule {
   /** The prefilter pattern (lower-cased), its buffer, or null. */
   fast: Uint8Array | null;
   fastBuffer: string;
+  /** The prefilter pattern as written (case kept), or null when its content is nocase. */
+  fastExact: Uint8Array | null;
+  /**
+   * Where in its buffer the fast pattern must end at the latest (its content's
+   * absolute offset + depth, startswith included), or -1: anywhere.
+   */
+  fastEnd: number;
   flow: FlowOpts | null;
   flags: FlagsOpts | null;
   fragbits: FlagsOpts | null;
