@@ -42,7 +42,7 @@ export const MONITOR_BENCH_HELP = `Usage: microgate monitor-bench [--rules FILE]
 2. Forwarding throughput (iperf3 lan -> wan) with the monitor on (ET Open rule files, or
    --rules) vs off: two labs, alternating, --rounds rounds of --seconds each, and the
    mirror-full drops in % of the copies (needs root; skip with --no-forwarding);
-   --monitor-nice N runs that lab's monitor at nice N (default 10).`;
+   --monitor-nice N runs that lab's monitor at nice N (default its config default, 0).`;
 
 function frame(payload: number, seq: number, sport: number, dport: number, proto: number, out: Uint8Array): number {
   // Ethernet + IPv4 + TCP/UDP header + payload (bytes left as they are: random).
@@ -326,7 +326,7 @@ export async function monitorBenchCommand(argv: string[]): Promise<number> {
     const niceText = values['monitor-nice'];
     const nice = niceText === undefined ? undefined : Number(niceText);
     if (nice !== undefined && (!Number.isInteger(nice) || nice < 0 || nice > 19)) {
-      process.stderr.write('microgate monitor-bench: --monitor-nice: expected 0-19 (the monitor\'s nice value; default its config default, 10)\n');
+      process.stderr.write('microgate monitor-bench: --monitor-nice: expected 0-19 (the monitor\'s nice value; default its config default, 0)\n');
       return 2;
     }
     const f = await forwardingBench(seconds, rounds, values.rules ?? etRuleFiles(), nice);

@@ -100,6 +100,9 @@ export function labMonitorConfig(plan: LabPlan, domains: string[], m: LabMonitor
   };
 }
 
+/** Slots of the lab's mirror session (router -> monitor) unless --slots sets every session's. */
+export const MIRROR_SLOTS = 1024;
+
 /**
  * The gateway config of a lab: three drivers (wan, lan, dmz) and one router
  * running `router` (default: labRouterConfig, the lab policy).
@@ -128,7 +131,9 @@ export function labGatewayConfig(plan: LabPlan, opts: MicrogateLabOptions = {}, 
     isolation: ${iso}${extraBlock}
     config: ${JSON.stringify(labMonitorConfig(plan, domains, opts.monitor, routerArpBindings(router)))}
 `;
-    monitorSession = `  - { between: [router.mirror, monitor.mirror], transport: ${t}${slots} }
+    // The mirror's ring holds 1024 frames (~25 ms of both copies of a 5 Gbit/s flow in GSO frames):
+    // the monitor on a shared core is scheduled out for milliseconds at a time.
+    monitorSession = `  - { between: [router.mirror, monitor.mirror], transport: ${t}, slots: ${opts.slots ?? MIRROR_SLOTS} }
 `;
   }
   const syncComponent = opts.connSync !== true ? '' : `  - { name: conn-sync, type: conn-sync, isolation: ${iso}${extra} }

@@ -381,49 +381,37 @@ test('second copies are dropped before decoding when no rule sets a flowbit, ins
   assert.deepEqual(stateful, { alerts: [61, 61, 61], skipped: 0, copies: 3 });
 });
 
+/** A TCP stream of `segments` segments of 1400 bytes (past the 1 MiB depth after 749), `last` as the last one's payload. */
+function pastDepth(rules: string, last: number[], segments = 1000): { alerts: number[]; scanned: number } {
+  const { e, alerts } = engine(rules);
+  const c = { src: '10.0.0.5', dst: '192.0.2.80', proto: 6 };
+  const s = { src: '192.0.2.80', dst: '10.0.0.5', proto: 6 };
+  feed(e, eth(ipv4(c, tcp(4000, 80, 0x02, 100))));
+  feed(e, eth(ipv4(s, tcp(80, 4000, 0x12, 500, [], 101))));
+  feed(e, eth(ipv4(c, tcp(4000, 80, 0x10, 101, [], 501))));
+  const chunk = new Array(1400).fill(0x41);
+  let seq = 101;
+  for (let i = 0; i < segments; i++) {
+    const data = i === segments - 1 ? last : chunk;
+    feed(e, eth(ipv4(c, tcp(4000, 80, 0x18, seq, data, 501))));
+    seq += data.length;
+  }
+  return { alerts: alerts(), scanned: e.detector.counters.prefilterBytes };
+}
+
 test('past the stream depth a TCP packet is not scanned for stream rules; a tcp-pkt rule still sees every packet', () => {
-  const run = (rules: string): { alerts: number[]; scanned: number } => {
-    const { e, alerts } = engine(rules);
-    const c = { src: '10.0.0.5', dst: '192.0.2.80', proto: 6 };
-    const s = { src: '192.0.2.80', dst: '10.0.0.5', proto: 6 };
-    feed(e, eth(ipv4(c, tcp(4000, 80, 0x02, 100))));
-    feed(e, eth(ipv4(s, tcp(80, 4000, 0x12, 500, [], 101))));
-    feed(e, eth(ipv4(c, tcp(4000, 80, 0x10, 101, [], 501))));
-    // 1 MiB (the default depth, ~750 segments) and 2000 segments more, 1400 bytes each, "NEEDLE" in the last one.
-    const chunk = new Array(1400).fill(0x41);
-    let seq = 101;
-    for (let i = 0; i < 2760; i++) {
-      const data = i === 2759 ? [...chunk.slice(0, 1394), ...text('NEEDLE')] : chunk;
-      feed(e, eth(ipv4(c, tcp(4000, 80, 0x18, seq, data, 501))));
-      seq += data.length;
-    }
-    return { alerts: alerts(), scanned: e.detector.counters.prefilterBytes };
-  };
-  const stream = run('alert tcp any any -> any 80 (msg:"needle"; content:"NEEDLE"; sid:70;)');
+  // 1 MiB (the default depth, ~750 segments) and 2000 segments more, "NEEDLE" in the last one.
+  const needle = [...new Array(1394).fill(0x41), ...text('NEEDLE')];
+  const stream = pastDepth('alert tcp any any -> any 80 (msg:"needle"; content:"NEEDLE"; sid:70;)', needle, 2760);
   assert.deepEqual(stream.alerts, [], 'past the depth: not inspected (as Suricata)');
   // Up to the depth each window is the segment plus up to 2 KiB of tail (~2.6 MB); the 2.8 MB after it are not scanned.
   assert.ok(stream.scanned < 2_700_000, `bytes scanned ${stream.scanned}: the windows up to the depth, not every packet after it`);
-  const pkt = run('alert tcp-pkt any any -> any 80 (msg:"needle"; content:"NEEDLE"; sid:71;)');
+  const pkt = pastDepth('alert tcp-pkt any any -> any 80 (msg:"needle"; content:"NEEDLE"; sid:71;)', needle, 2760);
   assert.deepEqual(pkt.alerts, [71]);
 });
 
 test('past the stream depth only the packet rules\' patterns are looked for, each no further than its content can end', () => {
-  const run = (rules: string, last: number[]): { alerts: number[]; scanned: number } => {
-    const { e, alerts } = engine(rules);
-    const c = { src: '10.0.0.5', dst: '192.0.2.80', proto: 6 };
-    const s = { src: '192.0.2.80', dst: '10.0.0.5', proto: 6 };
-    feed(e, eth(ipv4(c, tcp(4000, 80, 0x02, 100))));
-    feed(e, eth(ipv4(s, tcp(80, 4000, 0x12, 500, [], 101))));
-    feed(e, eth(ipv4(c, tcp(4000, 80, 0x10, 101, [], 501))));
-    const chunk = new Array(1400).fill(0x41);
-    let seq = 101;
-    for (let i = 0; i < 1000; i++) {
-      const data = i === 999 ? last : chunk;
-      feed(e, eth(ipv4(c, tcp(4000, 80, 0x18, seq, data, 501))));
-      seq += data.length;
-    }
-    return { alerts: alerts(), scanned: e.detector.counters.prefilterBytes };
-  };
+  const run = pastDepth;
   const needleLate = [...new Array(1394).fill(0x41), ...text('NEEDLE')];
   const needleFirst = [...text('NEEDLE'), ...new Array(1394).fill(0x41)];
   const rules = [
@@ -447,4 +435,35 @@ test('past the stream depth only the packet rules\' patterns are looked for, eac
   ].join('\n');
   assert.deepEqual(run(mixed, needleLate).alerts.sort(), [82, 83]);
   assert.deepEqual(run(mixed.split('\n').slice(1).join('\n'), needleLate).alerts, [83]);
+});
+
+test('past the stream depth a packet rule still finds its pattern at the latest end the rule allows', () => {
+  // The latest end: x at 0, then 2 + 8 bytes: 11; "bash" (4) then within 30: 34.
+  const cases: [string, string][] = [
+    ['content:"x"; depth:1; content:"abcdef"; distance:2; within:8;', 'x....abcdef'],
+    ['pcre:"/^(?:ba)?sh/"; content:"|3a 20|no|20|job"; fast_pattern; within:30;', `bash${'.'.repeat(22)}: no job`],
+  ];
+  for (const [opts, str] of cases) {
+    const rule = `alert tcp-pkt any any -> any 80 (msg:"t"; ${opts} sid:90;)`;
+    const payload = [...text(str), ...new Array(1400 - str.length).fill(0x2e)];
+    assert.deepEqual(pastDepth(rule, payload).alerts, [90], `${opts}: "${str}"`);
+  }
+});
+
+test('past the stream depth a packet pattern gated by flowbits:isset is looked for only on flows with the bit', () => {
+  const needle = [...new Array(1394).fill(0x41), ...text('NEEDLE')];
+  const gated = 'alert tcp-pkt any any -> any 80 (msg:"gated"; flowbits:isset,seen; content:"NEEDLE"; sid:91;)';
+  const base = pastDepth('alert tcp any any -> any 80 (msg:"stream"; content:"NEVER"; sid:92;)', needle);
+  // No rule sets "seen": nothing is looked for after the depth.
+  const off = pastDepth(`${gated}\nalert tcp any any -> any 80 (msg:"stream"; content:"NEVER"; sid:92;)`, needle);
+  assert.deepEqual(off.alerts, []);
+  assert.equal(off.scanned, base.scanned);
+  // A stream rule sets it early in the flow (its pattern in the first segments, all "A"s): then it is looked for.
+  const setter = 'alert tcp any any -> any 80 (msg:"setter"; content:"AAAA"; flowbits:set,seen; flowbits:noalert; sid:93;)';
+  const on = pastDepth(`${gated}\n${setter}`, needle);
+  assert.deepEqual(on.alerts, [91]);
+  // A setter that can run on the same packet (no payload fast pattern) turns the gate off: found in one packet.
+  // (dsize 1300: the last packet only; every other one is 1400 bytes.)
+  const same = 'alert tcp-pkt any any -> any 80 (msg:"same packet"; dsize:1300; flowbits:set,seen; flowbits:noalert; sid:94;)';
+  assert.deepEqual(pastDepth(`${gated}\n${same}`, needle.slice(100)).alerts, [91]);
 });

@@ -40,7 +40,7 @@ export interface MonitorConfig {
   eve: { ring: number; types: EveType[]; packetBytes: number };
   /** Periodic stats records into the EVE ring, seconds (0: off). */
   statsIntervalS: number;
-  /** Scheduling niceness of the monitor's thread (0..19): forwarding gets the CPU first. */
+  /** Scheduling niceness of the monitor's thread (0..19; above 0 forwarding gets the CPU first). */
   nice: number;
   /** Block feedback (block.ts): records that make the router blocklist their source (init acts on them). */
   block: BlockRule[];
@@ -55,7 +55,7 @@ export const DEFAULTS = {
   eveTypes: ['alert', 'anomaly'] as EveType[],
   packetBytes: 1600,
   statsIntervalS: 0,
-  nice: 10,
+  nice: 0,
 };
 
 export function parseMonitorConfig(raw: unknown, source: { file: string; path: string }): MonitorConfig {

@@ -157,11 +157,13 @@ export class Detector {
     const appPats = new Map<string, Map<string, Map<string, { pat: Uint8Array; rules: number[] }>>>();
     const packetPats = new Map<string, PacketPattern>();
     for (const r of g.rules) {
-      if (r.fast !== null && r.fastBuffer === 'payload' && (r.tcpMode === 'pkt' || (r.flow?.noStream ?? false))) {
+      if (r.fast !== null && r.fastBuffer === 'payload' && isPacketRule(r)) {
         const key = `${r.fastExact === null ? 'i' : 'e'}${r.fastEnd} ${Buffer.from(r.fastExact ?? r.fast).toString('latin1')}`;
-        const e = packetPats.get(key) ?? { lower: r.fast, exact: r.fastExact, end: r.fastEnd, rules: [] };
+        const e = packetPats.get(key) ?? { lower: r.fast, exact: r.fastExact, end: r.fastEnd, rules: [], gate: [] };
         packetPats.set(key, e);
         e.rules.push(r.index);
+        const need = neededBits(r);
+        e.gate = need === null || e.gate === null ? null : [...new Set([...e.gate, ...need])];
       }
       if (r.fast === null || r.fastBuffer !== 'payload') {
         if (r.app === '') always.push(r.index);
@@ -192,6 +194,15 @@ export class Detector {
       lists[id].push(r.index);
     }
     g.ac = patterns.length > 0 ? new AhoCorasick(patterns) : null;
+    // A gate holds only while no rule that can run on a packet of the packet
+    // prefilter's path (every rule but the stream rules found by the payload
+    // automaton) sets one of its bits: such a rule could set it on this very packet.
+    const settable = new Set<number>();
+    for (const r of g.rules) {
+      if (r.fast !== null && r.fastBuffer === 'payload' && !isPacketRule(r)) continue;
+      for (const op of r.flowbits) if (op.cmd === 'set' || op.cmd === 'toggle') for (const b of op.bits) settable.add(b);
+    }
+    for (const e of packetPats.values()) if (e.gate !== null && e.gate.some((b) => settable.has(b))) e.gate = null;
     g.packetPre = packetPats.size > 0 ? new PacketPrefilter([...packetPats.values()]) : null;
     g.patternRules = lists.map((l) => Int32Array.from(l));
     g.always = Int32Array.from(always);
@@ -290,7 +301,7 @@ export class Detector {
         this.counters.prefilterBytes += p.payLen;
       } else if (p.payLen > 0 && g.packetPre !== null) {
         this.#curLists = g.packetPre.patternRules;
-        this.counters.prefilterBytes += g.packetPre.scan(p.buf, p.payOff, p.payLen, this.#hit);
+        this.counters.prefilterBytes += g.packetPre.scan(p.buf, p.payOff, p.payLen, p.flow?.bits ?? null, this.#hit);
       }
     }
     const n = this.#ncand;
@@ -606,4 +617,22 @@ function addrKey(p: Packet, src: boolean): string {
   if (p.ipVer === 4) return String((src ? p.src4 : p.dst4) >>> 0);
   if (p.ipVer === 6) return Buffer.from(p.buf.subarray(src ? p.src6 : p.dst6, (src ? p.src6 : p.dst6) + 16)).toString('hex');
   return '';
+}
+
+/** A rule that inspects single TCP packets, not the stream. */
+function isPacketRule(r: Rule): boolean {
+  return r.tcpMode === 'pkt' || (r.flow?.noStream ?? false);
+}
+
+/**
+ * Flowbits of which a flow must have at least one for r to match (from its
+ * first isset condition: any of an "|" list, the first of an "&" list), or
+ * null: none needed.
+ */
+function neededBits(r: Rule): number[] | null {
+  for (const op of r.flowbits) {
+    if (op.cmd !== 'isset' || op.bits.length === 0) continue;
+    return op.or ? op.bits : [op.bits[0]];
+  }
+  return null;
 }

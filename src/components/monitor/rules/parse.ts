@@ -4,6 +4,7 @@
 // loaded. Nothing throws past loadRules.
 import { EV, eventId } from '../events.ts';
 import type { ClassType } from './classification.ts';
+import { fastEnd } from './fast-bound.ts';
 import { parsePcre, PcreError } from './pcre.ts';
 import type {
   ByteExtractItem, ByteJumpItem, ByteTestItem, ContentItem, FlagsOpts, FlowbitOp, FlowOpts, Item, NumMatch, Rule,
@@ -966,8 +967,7 @@ function parseRule(text: string, index: number, file: string, line: number, ctx:
     r.fast = best.lower.slice(best.fastOff, best.fastOff + best.fastLen);
     r.fastBuffer = bestBuf;
     r.fastExact = best.nocase ? null : best.bytes.slice(best.fastOff, best.fastOff + best.fastLen);
-    const absolute = best.hasDepth && best.vars.depth === undefined && best.vars.offset === undefined;
-    r.fastEnd = absolute ? best.offset + best.depth : -1;
+    r.fastEnd = fastEnd(r.buffers.get(bestBuf) ?? [], best);
   }
   return r;
 }

@@ -44,6 +44,11 @@ export interface PcreSpec {
   stats: PcreStats;
   negated: boolean;
   relative: boolean;
+  /**
+   * The longest match when the pattern is anchored at its start (^ without
+   * /m, or /A) and its repetition bounded, or -1 (fast-bound.ts).
+   */
+  anchoredMaxLen: number;
   /** Sticky buffer the modifier letters select ('' = the current buffer). */
   buffer: string;
   source: string;
@@ -119,13 +124,17 @@ export function parsePcre(text: string): PcreSpec {
     throw new PcreError(`JavaScript cannot compile the translated pattern: ${(e as Error).message}`);
   }
   const stats: PcreStats = { evaluations: 0, bytes: 0, work: 0 };
-  const base = { re, negated, relative, buffer, source: text, stats };
   let bound;
   try {
     bound = backtracking(js);
   } catch {
     bound = null; // syntax the analyser does not know: not proven, so linear
   }
+  // Every atom takes at most one character (a back reference as many as its group), so the
+  // longest path in atom visits bounds the match's length.
+  const anchoredStart = js.startsWith('^') && !jsFlags.includes('m') && !topLevelAlternation(js);
+  const anchoredMaxLen = anchoredStart && bound !== null && Number.isFinite(bound.depth) ? bound.depth : -1;
+  const base = { re, negated, relative, anchoredMaxLen, buffer, source: text, stats };
   if (bound !== null && bound.stepsPerByte <= V8_MAX_STEPS_PER_BYTE) {
     return { ...base, engine: 'v8', linear: null, workPerByte: bound.stepsPerByte, why: `backtracking proven at most ${bound.stepsPerByte} steps per byte` };
   }
@@ -170,6 +179,22 @@ export function pcreSearch(spec: PcreSpec, s: string): number {
   if (!spec.linear.test(s)) return -1;
   const m = spec.linear.matcher(s);
   return m.find() ? m.end() : -1;
+}
+
+/** A "|" outside every group and character class (then a leading ^ anchors one branch only). */
+export function topLevelAlternation(js: string): boolean {
+  let depth = 0;
+  let inClass = false;
+  for (let i = 0; i < js.length; i++) {
+    const c = js[i];
+    if (c === '\\') i++;
+    else if (inClass) inClass = c !== ']';
+    else if (c === '[') inClass = true;
+    else if (c === '(') depth++;
+    else if (c === ')') depth--;
+    else if (c === '|' && depth === 0) return true;
+  }
+  return false;
 }
 
 function translate(p: string, extended: boolean): string {
