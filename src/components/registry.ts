@@ -10,6 +10,11 @@ import { parseNicDriverConfig } from './nic-driver/config.ts';
 import { parseConnSyncConfig } from './conn-sync/config.ts';
 
 
+/** conn-sync's config names a `pair` (validated before this is asked). */
+function hasPair(config: unknown): boolean {
+  return config !== null && typeof config === 'object' && (config as { pair?: unknown }).pair !== undefined;
+}
+
 export const componentTypes: Record<string, ComponentType> = {
   tunnel: {
     module: './tunnel/index.ts',
@@ -53,10 +58,13 @@ export const componentTypes: Record<string, ComponentType> = {
   },
   'conn-sync': {
     module: './conn-sync/index.ts',
-    // No device: it only holds the router's connection records (its `router` port is the router's `sync`).
+    // Alone no device: it only holds the router's connection records (its `router` port is the router's `sync`).
+    // In an HA pair (config `pair`): the pair key (a file device) and a session `pair` to the sync link's driver.
     devices: [],
-    ports: ['router'],
-    requiredPorts: () => ['router'],
+    optionalDevices: ['pair-key'],
+    requiredDevices: (config) => (hasPair(config) ? ['pair-key'] : []),
+    ports: ['router', 'pair'],
+    requiredPorts: (config) => (hasPair(config) ? ['router', 'pair'] : ['router']),
     validate: (config, _name, file, path) => {
       parseConnSyncConfig(config, { file, path });
     },

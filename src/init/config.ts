@@ -280,7 +280,7 @@ export function parseConfig(text: string, file: string, catalog: Catalog): Gatew
     const isolation = c.isolation === undefined ? 'process' : r.oneOf(c.isolation, [...p, 'isolation'], componentTypes[type].isolations ?? ISOLATIONS);
     const devs: Record<string, string> = {};
     if (c.devices !== undefined) {
-      const dv = r.obj(c.devices, [...p, 'devices'], componentTypes[type].devices);
+      const dv = r.obj(c.devices, [...p, 'devices'], [...componentTypes[type].devices, ...(componentTypes[type].optionalDevices ?? [])]);
       for (const [cap, dev] of Object.entries(dv)) {
         const dn = r.str(dev, [...p, 'devices', cap]);
         if (!devices.has(dn) && !files.has(dn)) r.fail([...p, 'devices', cap], `the name of a device in devices (no device "${dn}")`);
@@ -290,7 +290,7 @@ export function parseConfig(text: string, file: string, catalog: Catalog): Gatew
         devs[cap] = dn;
       }
     }
-    for (const need of componentTypes[type].devices) {
+    for (const need of [...componentTypes[type].devices, ...(componentTypes[type].requiredDevices?.(c.config) ?? [])]) {
       if (devs[need] === undefined) r.fail([...p, 'devices', need], `a device for capability "${need}", which a ${type} needs`);
     }
     const restart = c.restart === undefined ? 'always' : r.oneOf(c.restart, [...p, 'restart'], RESTART_POLICIES);

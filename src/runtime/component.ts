@@ -102,6 +102,10 @@ export interface ComponentType {
   module: string;
   /** Device capabilities the component must be granted (names in its `devices`). */
   devices: readonly string[];
+  /** Device capabilities it may also be granted; requiredDevices says when its config needs them. */
+  optionalDevices?: readonly string[];
+  /** Of optionalDevices, those its config needs (e.g. conn-sync's `pair` needs "pair-key"). */
+  requiredDevices?(config: unknown): string[];
   /** Session ports it accepts; undefined: any. */
   ports?: readonly string[];
   /** Ports that must be connected, derived from its config. */

@@ -121,3 +121,17 @@ test('scheduling.spin-us: microseconds or auto, checked', () => {
   rejects('scheduling: { spin-us: 20000 }\n' + GOOD, /scheduling\.spin-us: expected auto or an integer/);
   rejects('scheduling: { spin: 5 }\n' + GOOD, /scheduling\.spin: unknown key/);
 });
+
+test('conn-sync: `pair` needs the pair-key device and a `pair` session; without it neither', () => {
+  const base = GOOD.replace('  tap-wan:', '  tap-sync: { ifname: mgxs }\n  key: { kind: file, path: /etc/hostname }\n  tap-wan:');
+  const cs = (devices: string, config: string, sessions: string): string => base
+    .replace('sessions:\n', `  - { name: drv-sync, type: nic-driver, devices: { tap: tap-sync } }\n  - { name: cs, type: conn-sync${devices}${config} }\nsessions:\n`)
+    + `  - { between: [router.sync, cs.router] }\n${sessions}`;
+  const pairSession = '  - { between: [drv-sync.nic, cs.pair] }\n';
+  const ok = parseConfig(cs(', devices: { pair-key: key }', ', config: { pair: { self: 1, peer: 2 } }', pairSession), 'gw.yaml', catalog);
+  assert.deepEqual(ok.components.find((c) => c.name === 'cs')?.devices, { 'pair-key': 'key' });
+  rejects(cs('', ', config: { pair: { self: 1, peer: 2 } }', pairSession), /components\[4\]\.devices\.pair-key: a device for capability "pair-key", which a conn-sync needs/);
+  rejects(cs(', devices: { pair-key: key }', ', config: { pair: { self: 1, peer: 2 } }', '').replace(/  - \{ name: drv-sync.*\n/, ''), /a session for cs\.pair/);
+  rejects(cs(', devices: { pair-key: key }', ', config: { pair: { self: 1, peer: 1 } }', pairSession), /components\[4\]\.config\.pair\.peer: an id different from self/);
+  rejects(cs(', devices: { tap: key }', '', pairSession), /components\[4\]\.devices\.tap: unknown key/);
+});

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import {
-  PAIR_ERRORS, PAIR_HEADER, PAIR_MAX_DATAGRAM, PAIR_MAX_RECORDS, PAIR_TAG, PairOpener, PairSealer,
+  PAIR_ERRORS, PAIR_FLAG_STATUS, PAIR_HEADER, PAIR_MAX_DATAGRAM, PAIR_MAX_RECORDS, PAIR_TAG, PairOpener, PairSealer,
 } from '../../src/components/conn-sync/pair-wire.ts';
 import { RECORD_LEN } from '../../src/components/router/conn-record.ts';
 
@@ -114,4 +114,21 @@ test('pair wire: a gateway\'s own message reflected back to it, one for another 
   clock.t += 600_000;
   assert.equal(reason(new PairOpener(KEY, B, { clockMs: () => clock.t }).open(rec, lr)), 'stale');
   assert.throws(() => new PairOpener(KEY, { self: 1, peer: 1 }), /two different integers/);
+});
+
+test('pair wire: a status block (flags 1) opens; flags 1 with more than one block, or other flags, do not', () => {
+  const s = new PairSealer(KEY, A, 3000n);
+  const o = new PairOpener(KEY, B);
+  const out = new Uint8Array(PAIR_MAX_DATAGRAM);
+  const len = s.seal(batch(1), 1, out, PAIR_FLAG_STATUS);
+  assert.equal(o.open(out, len), 1);
+  assert.equal(out[5], PAIR_FLAG_STATUS);
+  assert.throws(() => s.seal(batch(2), 2, out, PAIR_FLAG_STATUS), /one block/);
+  assert.throws(() => s.seal(batch(1), 1, out, 2), /flags/);
+  // A genuine two-record message relabelled as status: refused before the tag is looked at.
+  const two = s.seal(batch(2), 2, out);
+  out[5] = PAIR_FLAG_STATUS;
+  assert.equal(reason(o.open(out, two)), 'bad-count');
+  out[5] = 2;
+  assert.equal(reason(o.open(out, two)), 'bad-flags');
 });

@@ -3,7 +3,9 @@
 // UDP datagram on the dedicated sync link, authenticated with a key both
 // gateways share (HMAC-SHA256), numbered against replay.
 //
-//   0 "MGCS"   4 u8 version (1)   5 u8 flags (0)   6 u16 records (1..PAIR_MAX_RECORDS)
+//   0 "MGCS"   4 u8 version (1)   5 u8 flags   6 u16 records (1..PAIR_MAX_RECORDS)
+//   (flags 0: a batch of connection records; PAIR_FLAG_STATUS: one 40-byte
+//   status block instead, the sender's heartbeat: pair-status.ts)
 //   8 u64 epoch (the sender's start, ms since 1970: a restarted sender starts a new, larger epoch)
 //  16 u64 sequence (1, 2, ... within the epoch)
 //  24 u32 sender id   28 u32 receiver id (each gateway's id in the pair)
@@ -38,6 +40,9 @@ export const PAIR_MAX_DATAGRAM = 1472;
 export const PAIR_MAX_RECORDS = Math.floor((PAIR_MAX_DATAGRAM - PAIR_HEADER - PAIR_TAG) / RECORD_LEN);
 /** Shortest key accepted (bytes). */
 export const PAIR_MIN_KEY = 32;
+
+/** Flags value: the body is one status block (pair-status.ts), not records. */
+export const PAIR_FLAG_STATUS = 1;
 
 export const PAIR_ERRORS = ['ok', 'truncated', 'bad-magic', 'bad-version', 'bad-flags', 'bad-count', 'bad-length', 'forged', 'replayed', 'wrong-peer', 'stale'] as const;
 
@@ -90,14 +95,16 @@ export class PairSealer {
 
   /**
    * Seal `count` records (records[0 .. count * 40)) into out (at least
-   * PAIR_MAX_DATAGRAM bytes); returns the datagram's length.
+   * PAIR_MAX_DATAGRAM bytes); returns the datagram's length. With `flags`
+   * PAIR_FLAG_STATUS, `records` is one 40-byte status block (count 1).
    */
-  seal(records: Uint8Array, count: number, out: Uint8Array): number {
+  seal(records: Uint8Array, count: number, out: Uint8Array, flags = 0): number {
     if (count < 1 || count > PAIR_MAX_RECORDS) throw new RangeError(`1 to ${PAIR_MAX_RECORDS} records per message (got ${count})`);
+    if (flags !== 0 && (flags !== PAIR_FLAG_STATUS || count !== 1)) throw new RangeError(`flags 0, or ${PAIR_FLAG_STATUS} with one block (got ${flags}, ${count})`);
     const body = count * RECORD_LEN;
     setU32(out, 0, PAIR_MAGIC);
     out[4] = PAIR_VERSION;
-    out[5] = 0;
+    out[5] = flags;
     setU16(out, 6, count);
     setU64(out, 8, this.epoch);
     this.#seq++;
@@ -137,16 +144,18 @@ export class PairOpener {
 
   /**
    * Check the datagram b[0, len): the number of records (at b[PAIR_HEADER...])
-   * when it is whole, authentic and new; else -(the index of the reason in PAIR_ERRORS).
+   * when it is whole, authentic and new; else -(the index of the reason in
+   * PAIR_ERRORS). b[5] then says what the body is (0 records, PAIR_FLAG_STATUS
+   * one status block).
    */
   open(b: Uint8Array, len: number): number {
     const E = (why: PairError): number => -PAIR_ERRORS.indexOf(why);
     if (len < PAIR_HEADER + RECORD_LEN + PAIR_TAG || len > b.length) return E('truncated');
     if (getU32(b, 0) !== PAIR_MAGIC) return E('bad-magic');
     if (b[4] !== PAIR_VERSION) return E('bad-version');
-    if (b[5] !== 0) return E('bad-flags');
+    if (b[5] !== 0 && b[5] !== PAIR_FLAG_STATUS) return E('bad-flags');
     const count = getU16(b, 6);
-    if (count < 1 || count > PAIR_MAX_RECORDS) return E('bad-count');
+    if (count < 1 || count > PAIR_MAX_RECORDS || (b[5] === PAIR_FLAG_STATUS && count !== 1)) return E('bad-count');
     const body = PAIR_HEADER + count * RECORD_LEN;
     if (len < body + PAIR_TAG) return E('truncated');
     if (len !== body + PAIR_TAG) return E('bad-length');
