@@ -397,3 +397,38 @@ test('config hash: the same section hashes the same whatever its key order; a ch
   assert.notEqual(a, c);
   assert.notEqual(configHash([1, 2]), configHash([2, 1]), 'list order counts (rule order decides ties)');
 });
+
+test('HA backup router: imports at any time (past the restore window), an expired record removes exactly its connection; as master it refuses again', () => {
+  const r = mk({ ...CONFIG, ha: true });
+  assert.equal(r.router.role, 'backup');
+  r.clock.t += 10 * SYNC_RESTORE_MS; // long past the restore window
+  r.router.flush();
+  const add = rec((c) => { c.oSport = 41000; c.rDport = 50100; });
+  r.router.importSync(add, 0, add.length);
+  assert.equal(r.count('sync.imported'), 1, 'a backup takes the active peer\'s connections at any time');
+  assert.equal(r.count('sync.import-refused.not-restoring'), 0);
+  // An expired record with other reply tuples: refused; with its own: removed.
+  const wrong = rec((c) => { c.oSport = 41000; c.rDport = 50101; }, REC_EXPIRED);
+  r.router.importSync(wrong, 0, wrong.length);
+  assert.equal(r.count('sync.import-refused.collision'), 1);
+  const unknown = rec((c) => { c.oSport = 41001; c.rDport = 50102; }, REC_EXPIRED);
+  r.router.importSync(unknown, 0, unknown.length);
+  assert.equal(r.count('sync.import-refused.expired-unknown'), 1);
+  assert.equal((r.router.status().connections as unknown[]).length, 1);
+  const gone = rec((c) => { c.oSport = 41000; c.rDport = 50100; }, REC_EXPIRED);
+  r.router.importSync(gone, 0, gone.length);
+  assert.equal(r.count('sync.import-removed'), 1);
+  assert.equal((r.router.status().connections as unknown[]).length, 0);
+  // A backup drops every domain frame, counted.
+  r.send(0, encodeFrame({ kind: 'arp', eth: { dst: 'ff:ff:ff:ff:ff:ff', src: LAN_HOST },
+    arp: { op: 'request', senderMac: LAN_HOST, senderIp: '198.18.0.10', targetMac: '00:00:00:00:00:00', targetIp: '198.18.0.1' } }));
+  assert.equal(r.count('drop.ha-backup'), 1);
+  assert.equal(r.lan.take().length, 0);
+  // Master: gratuitous ARP in each domain, and imports are a restart's business again.
+  assert.equal(r.router.setRole('master'), true);
+  assert.equal(r.router.setRole('master'), false);
+  assert.equal(r.lan.take().length + r.wan.take().length, 2);
+  r.router.importSync(add, 0, add.length);
+  assert.equal(r.count('sync.import-refused.not-restoring'), 1);
+  assert.equal(r.count('ha.became-master'), 1);
+});

@@ -98,6 +98,12 @@ export interface RouterConfig {
   readonly logDropsPerS: number;
   /** Traffic mirrored to the monitor over the `mirror` session (mirror.ts), if configured. */
   readonly mirror?: MirrorConfig;
+  /**
+   * One of an HA pair (issue 19, ha.ts): the router starts as backup (forwards
+   * nothing, sends nothing, imports its conn-sync's records) until init makes
+   * it master through its control API.
+   */
+  readonly ha: boolean;
 }
 
 export interface ConfigSource {
@@ -141,7 +147,7 @@ export function deriveMac(prefix: Uint8Array, component: string, domain: string,
 export function parseRouterConfig(raw: unknown, componentName: string, source: ConfigSource): RouterConfig {
   const c: SectionReader = new SectionReader(source);
   const at = (...keys: (string | number)[]): (string | number)[] => [...c.base, ...keys];
-  const root = c.obj(raw, c.base, ['domains', 'mac-prefix', 'arp', 'conntrack', 'nat-ports', 'fragments', 'verify-checksums', 'log', 'mirror'],
+  const root = c.obj(raw, c.base, ['domains', 'mac-prefix', 'arp', 'conntrack', 'nat-ports', 'fragments', 'verify-checksums', 'log', 'mirror', 'ha'],
     'a mapping with at least "domains"');
 
   // mac-prefix
@@ -328,6 +334,7 @@ export function parseRouterConfig(raw: unknown, componentName: string, source: C
     fragments,
     verifyChecksums: c.bool(root['verify-checksums'], at('verify-checksums'), DEFAULTS.verifyChecksums),
     mirror: parseMirrorConfig(root.mirror, domains.map((d) => d.name), source.file, fmtPath(at('mirror'))),
+    ha: root.ha === undefined ? false : c.bool(root.ha, at('ha')),
   };
 }
 
@@ -353,6 +360,7 @@ export function structuralChange(cur: RouterConfig, next: RouterConfig): string 
       (d.ipv6?.routes ?? []).map((r) => [[...r.network], r.prefix, [...r.via]])]);
     if (rt(a) !== rt(b)) return `domains.${a.name}.routes / routes6 cannot change at run time (the routing tables are built once); restart the gateway`;
   }
+  if (cur.ha !== next.ha) return 'ha cannot change at run time (it decides the role the router starts in); restart the gateway';
   if (cur.conntrack.max !== next.conntrack.max) return 'conntrack.max cannot change at run time (the table is allocated once); restart the gateway';
   if (cur.conntrack.perSource !== next.conntrack.perSource || cur.conntrack.maxProbe !== next.conntrack.maxProbe) {
     return 'conntrack.per-source and conntrack.max-probe cannot change at run time (live connections were placed under them); restart the gateway';

@@ -38,6 +38,8 @@ export const DROP_REASONS = [
   'blocklisted', 'rate-limited', 'policy-denied', 'rejected', 'nat-quota-exceeded',
   'conntrack-full', 'conntrack-collision', 'conntrack-source-limit', 'conntrack-probe-limit', 'nat-ports-exhausted',
   'ttl-exceeded', 'egress-full', 'egress-too-big',
+  // an HA pair's backup router (ha.ts) takes no frame from its domains
+  'ha-backup',
   // DHCP server
   'dhcp-malformed', 'dhcp-pool-exhausted', 'dhcp-not-ours',
   // DHCP client (address: dhcp): no lease yet; an answer malformed, not ours, or refused
@@ -56,6 +58,7 @@ export const COUNTERS = [
   'frag.held', 'frag.reassembled', 'frag.timeout', 'frag.timeout-icmp-sent', 'frag.sent', 'icmp.error-rate-limited', 'tcp.mss-clamped',
   'dhcpc.discover', 'dhcpc.request', 'dhcpc.release', 'dhcpc.offer', 'dhcpc.ack', 'dhcpc.nak',
   'dhcpc.leased', 'dhcpc.changed', 'dhcpc.lost', 'dhcpc.conns-removed',
+  'ha.became-master', 'ha.became-backup', 'arp.gratuitous-sent',
 ] as const;
 
 export type CounterName = typeof COUNTERS[number];

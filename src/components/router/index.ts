@@ -16,6 +16,7 @@ import { Mirror, MIRROR_PORT } from './mirror.ts';
 import { parseBlockCommand } from './block-command.ts';
 import { SYNC_PORT } from './sync.ts';
 import { configHash } from './config-hash.ts';
+import { parseRoleCommand } from '../conn-sync/role-command.ts';
 
 /** Packets taken from the `sync` session per turn of the loop. */
 const SYNC_BUDGET = 8;
@@ -93,6 +94,7 @@ export default function create(env: ComponentEnv): Component {
       env.log.info('router started', {
         domains: cfg.domains.map((d) => d.name),
         sync: syncEnd !== undefined,
+        ...(cfg.ha ? { ha: router.role } : {}),
       });
     },
     status(): Record<string, unknown> {
@@ -111,9 +113,17 @@ export default function create(env: ComponentEnv): Component {
       if (why === undefined) env.log.info('policy reloaded', { rules: next.domains.reduce((a, d) => a + d.policy.rules.length, 0) });
       return why;
     },
-    // init's commands: "block" {ip, seconds, reason} (the monitor's block feedback).
+    // init's commands: "block" {ip, seconds, reason} (the monitor's block feedback);
+    // "role" {role: master | backup} (an HA pair, config `ha`; from init's control API only).
     command(what: string, args: unknown): unknown {
-      if (what !== 'block') throw new Error(`unknown command "${what}" (the router knows: block)`);
+      if (what === 'role') {
+        if (!cfg.ha) throw new Error('role: this router is not one of an HA pair (config `ha: true`)');
+        const r = parseRoleCommand(args);
+        const was = router.role;
+        if (router.setRole(r.role)) env.log.info('role changed', { from: was, to: r.role });
+        return { role: router.role, configHash: hash };
+      }
+      if (what !== 'block') throw new Error(`unknown command "${what}" (the router knows: block, role)`);
       const b = parseBlockCommand(args);
       return router.block(b.ip, b.seconds, b.reason);
     },

@@ -346,6 +346,13 @@ export class Link {
     if (this.sendOwn(dom, ETH_HLEN + ARP_LEN)) this.#counters.add(this.#c['arp.reply-sent']);
   }
 
+  /** Gratuitous ARP: a broadcast request for the router's own address in `dom` (hosts and switches learn where it is now). */
+  announce(dom: number): void {
+    if (this.#rt.addr[dom] === 0) return;
+    this.#sendArpRequest(dom, this.#rt.addr[dom]);
+    this.#counters.add(this.#c['arp.gratuitous-sent']);
+  }
+
   #sendArpRequest(dom: number, ip: number): void {
     if (!this.ownFrame(dom, ETH_MIN_FRAME)) return;
     const b = this.own;

@@ -145,6 +145,14 @@ export class Router {
   readonly #sync: ConnSync | undefined;
   /** Imports are taken until then (this router's start + SYNC_RESTORE_MS). */
   readonly #restoreUntil: number;
+  /**
+   * HA role (config `ha`; init's command `role`): a backup takes no frame from
+   * its domains (counted `ha-backup`), sends none (its timers that send are
+   * off) and imports its conn-sync's records at any time; a master is a
+   * normal router.
+   */
+  #backup: boolean;
+  #roleSince = 0;
   /** Per domain: its DHCP server, if it runs one. */
   readonly #dhcp: (DhcpServer | undefined)[];
   /** Per domain: its DHCP client (`address: dhcp`), if it has one. */
@@ -190,6 +198,8 @@ export class Router {
     this.#nat = new NatBook(this.#n, cfg.natPorts.first, cfg.natPorts.last, cfg.conntrack.max, cfg.conntrack.maxProbe);
     const sync = this.#sync = opts.sync === undefined ? undefined : new ConnSync(opts.sync.out, opts.sync.inSlotSize, counters);
     this.#restoreUntil = this.#now + (opts.syncRestoreMs ?? SYNC_RESTORE_MS);
+    this.#backup = cfg.ha;
+    this.#roleSince = this.#now;
     this.#ct.onRemove = sync === undefined ? (c) => this.#nat.release(c) : (c) => {
       this.#nat.release(c);
       sync.record(REC_EXPIRED, c, this.#now);
@@ -247,13 +257,47 @@ export class Router {
     const now = this.#readClock();
     // Imports are a restart's business: after the restore window a running router takes none,
     // so a holder can neither add connections to it nor change the state of live ones.
-    if (now >= this.#restoreUntil) return sync.refuseLate(len);
-    sync.receive(buf, off, len, { cfg: this.cfg, rt: this.#rt, policy: this.#policy, ct: this.#ct, nat: this.#nat, rtBlocks: this.#rtBlocks, now }, this.#n);
+    // A backup (HA) takes them at any time: they are the active peer's connections, for a takeover.
+    if (!this.#backup && now >= this.#restoreUntil) return sync.refuseLate(len);
+    sync.receive(buf, off, len, { cfg: this.cfg, rt: this.#rt, policy: this.#policy, ct: this.#ct, nat: this.#nat, rtBlocks: this.#rtBlocks, now }, this.#n, this.#backup);
+  }
+
+  /** The HA role: "master" or "backup" (config `ha`; init's command `role`). */
+  get role(): 'master' | 'backup' {
+    return this.#backup ? 'backup' : 'master';
+  }
+
+  /**
+   * Init's `role` command (HA pair): a backup becoming master announces each
+   * domain's address (gratuitous ARP) and forwards from now on, with the
+   * connections it imported as backup; a master becoming backup stops
+   * forwarding and sending, and keeps its connections (the peer's resync
+   * refreshes them). Returns whether the role changed.
+   */
+  setRole(role: 'master' | 'backup'): boolean {
+    const backup = role === 'backup';
+    if (backup === this.#backup) return false;
+    this.#readClock();
+    this.#backup = backup;
+    this.#roleSince = this.#now;
+    this.#counters.add(this.#c[backup ? 'ha.became-backup' : 'ha.became-master']);
+    if (!backup) {
+      for (let d = 0; d < this.#n; d++) this.#link.announce(d);
+      this.#link.flush();
+    }
+    return true;
   }
 
   /** Timers: ARP retries and expiry, conntrack expiry (once a second). Call every ~100 ms, then flush(). */
   tick(): void {
     const now = this.#readClock();
+    if (this.#backup) { // sends nothing: no ARP retries, no advertisements, no DHCP; connections still expire
+      if (now - this.#lastSweep >= 1000) {
+        this.#lastSweep = now;
+        this.#counters.add(this.#c['conntrack.expired'], this.#ct.sweep(now));
+      }
+      return;
+    }
     this.#link.tick();
     this.#local6.tick(now);
     this.#fwd6.tick(now, now - this.#lastSweep >= 1000);
@@ -296,6 +340,10 @@ export class Router {
     const p = this.#pkt;
     p.dom = dom;
     p.len = len;
+    if (this.#backup) { // an HA backup: the master forwards (no copy, no answer, no ARP)
+      p.has = false;
+      return dr.drop(D['ha-backup']);
+    }
     const b = p.buf = p.home;
     if (len > b.length) { // larger than any slot the router was given: it could never leave
       p.has = false;
@@ -833,7 +881,8 @@ export class Router {
       const cl = this.#dhcpc[d.index];
       if (cl !== undefined) clients[d.name] = cl.status(this.#now);
     }
-    return Object.keys(clients).length === 0 ? s : { ...s, dhcpClient: clients };
+    const ha = this.cfg.ha ? { ha: { role: this.role, forMs: Math.round(this.#now - this.#roleSince) } } : {};
+    return Object.keys(clients).length === 0 ? { ...s, ...ha } : { ...s, ...ha, dhcpClient: clients };
   }
 
   /**

@@ -48,12 +48,14 @@ export const SYNC_QUEUE = 4096;
 /** Why importConn refused a record, after it decoded (the decoder's reasons come first, conn-record.ts). */
 export const IMPORT_REFUSALS = [
   'expired-kind', 'bad-address', 'not-routed', 'policy', 'blocked', 'bad-reply', 'nat-port-range', 'nat-port-taken',
-  'nat-quota', 'collision', 'table-full', 'source-limit', 'probe-limit',
+  'nat-quota', 'collision', 'table-full', 'source-limit', 'probe-limit', 'expired-unknown',
 ] as const;
 export type ImportRefusal = typeof IMPORT_REFUSALS[number];
 /** importConn: installed / updated an existing one. */
 export const IMPORT_INSTALLED = -1;
 export const IMPORT_UPDATED = -2;
+/** expireConn: removed. */
+export const IMPORT_REMOVED = -3;
 
 /** What importConn reads and writes: the router's tables and policy. */
 export interface ImportTarget {
@@ -168,6 +170,24 @@ export function importConn(t: ImportTarget, r: ConnRecord): number {
   return IMPORT_INSTALLED;
 }
 
+/**
+ * An `expired` record on an HA backup (the active peer's connection ended):
+ * remove the connection with exactly the record's tuples (original and reply,
+ * domains, NAT). Only a backup takes these: it forwards nothing, so the worst
+ * a lying holder does is make a takeover need a new handshake for that
+ * connection, as withholding its record would. Returns IMPORT_REMOVED or a refusal.
+ */
+export function expireConn(t: ImportTarget, r: ConnRecord): number {
+  const ref = t.ct.lookup(r.proto, r.inDom, r.oSrc, r.oSport, r.oDst, r.oDport);
+  if (ref < 0 || (ref & 1) !== 0) return IMPORT_REFUSALS.indexOf('expired-unknown');
+  const c = t.ct.conn(ref >>> 1);
+  if (c.outDom !== r.outDom || c.rSrc !== r.rSrc || c.rSport !== r.rSport || c.rDst !== r.rDst || c.rDport !== r.rDport || c.nat !== r.nat) {
+    return IMPORT_REFUSALS.indexOf('collision');
+  }
+  t.ct.remove(c);
+  return IMPORT_REMOVED;
+}
+
 /** The router's end of the sync session: the export ring and the import path. */
 export class ConnSync {
   readonly #out: EgressPort;
@@ -186,6 +206,7 @@ export class ConnSync {
   readonly #cNoSlot: number;
   readonly #cInstalled: number;
   readonly #cUpdated: number;
+  readonly #cRemoved: number;
   readonly #cTruncated: number;
   readonly #cLate: number;
   readonly #cDecode: Int32Array;
@@ -200,6 +221,7 @@ export class ConnSync {
     this.#cNoSlot = counters.define('sync.export-waiting');
     this.#cInstalled = counters.define('sync.imported');
     this.#cUpdated = counters.define('sync.import-updated');
+    this.#cRemoved = counters.define('sync.import-removed');
     this.#cTruncated = counters.define('sync.import-refused.truncated');
     this.#cLate = counters.define('sync.import-refused.not-restoring');
     this.#cDecode = Int32Array.from(RECORD_ERRORS, (e) => (e === 'ok' ? -1 : counters.define(`sync.import-refused.${e}`)));
@@ -276,8 +298,12 @@ export class ConnSync {
     this.#counters.add(this.#cLate, Math.max(1, Math.floor(len / RECORD_LEN)));
   }
 
-  /** A packet of records from the peer in buf[off, off + len): copied, then each record checked and imported into t. */
-  receive(buf: Uint8Array, off: number, len: number, t: ImportTarget, domains: number): void {
+  /**
+   * A packet of records from the peer in buf[off, off + len): copied, then
+   * each record checked and imported into t. `backup` (an HA backup router):
+   * `expired` records remove their connection (expireConn); else they are refused.
+   */
+  receive(buf: Uint8Array, off: number, len: number, t: ImportTarget, domains: number, backup = false): void {
     const counters = this.#counters;
     if (len > this.#in.length || len % RECORD_LEN !== 0) {
       counters.add(this.#cTruncated);
@@ -290,6 +316,11 @@ export class ConnSync {
       const e = decodeRecord(b, o, domains, r);
       if (e !== REC_OK) {
         counters.add(this.#cDecode[e]);
+        continue;
+      }
+      if (backup && r.kind === REC_EXPIRED) {
+        const x = expireConn(t, r);
+        counters.add(x === IMPORT_REMOVED ? this.#cRemoved : this.#cRefused[x]);
         continue;
       }
       const v = importConn(t, r);
