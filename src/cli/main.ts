@@ -21,6 +21,7 @@ Commands:
   metrics              the gateway's metrics in the Prometheus text format (docs/METRICS.md)
   dashboard            the gateway's live dashboard in a browser on this machine
   policy               the routers' policy in force, with rule hits
+  ha                   an HA pair: status (role, sync link, last takeover), role master|backup, check
   trace start|stop|report|export|...   profile a running gateway (tracepoints, Table-1 reports, Perfetto, pcapng)
   audit                check every component's privileges against its config
   probe                try from inside a component's sandbox what an intruder would; all must be stopped
@@ -125,6 +126,10 @@ const commands: Record<string, { run: Handler; help: string }> = {
   dashboard: {
     run: async (argv) => (await import('./dashboard.ts')).dashboardCommand(argv),
     help: 'Usage: microgate dashboard [--lab NAME | --control URL] [--port N] [--interval MS]',
+  },
+  ha: {
+    run: async (argv) => (await import('./ha.ts')).haCommand(argv),
+    help: 'Usage: microgate ha status|role master|backup [--force]|check [--lab NAME | --control URL] [--json]  (see --help)',
   },
   policy: {
     run: async (argv) => (await import('./policy.ts')).policyCommand(argv),

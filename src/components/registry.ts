@@ -65,6 +65,8 @@ export const componentTypes: Record<string, ComponentType> = {
     requiredDevices: (config) => (hasPair(config) ? ['pair-key'] : []),
     ports: ['router', 'pair'],
     requiredPorts: (config) => (hasPair(config) ? ['router', 'pair'] : ['router']),
+    // In a pair init sets the role of the router at the other end of `router` (and conn-sync's own).
+    haRouterPort: (config) => (hasPair(config) ? 'router' : undefined),
     validate: (config, _name, file, path) => {
       parseConnSyncConfig(config, { file, path });
     },

@@ -189,6 +189,11 @@ export async function startControl(init: Init, settings: ControlSettings, opts: 
       });
       res.end(text);
     },
+    // The HA pair (src/init/ha.ts): role, last takeover, the pair link as conn-sync sees it.
+    '/ha': async (_req, res) => {
+      if (init.ha === undefined) return error(res, 404, 'MG_NO_HA', 'this gateway is not one of an HA pair (no conn-sync with `pair`)');
+      reply(res, 200, await init.ha.status());
+    },
     '/audit': (_req, res) => {
       const units = init.audit();
       const services = init.auditServices();
@@ -213,13 +218,31 @@ export async function startControl(init: Init, settings: ControlSettings, opts: 
         .catch((e: unknown) => error(res, 500, 'MG_INTERNAL', e instanceof Error ? e.message : String(e)));
       return;
     }
+    if (url.pathname === '/ha/role') {
+      // Set the HA role: POST {"role": "master" | "backup", "force"?: true} (keepalived's notify scripts, `microgate ha role`).
+      if (req.method !== 'POST') return error(res, 405, 'MG_METHOD', `${req.method} is not allowed on /ha/role; use POST`);
+      readJsonObject(req, MAX_FAULT_BODY)
+        .then(async (body) => {
+          const usage = 'POST /ha/role takes {"role": "master" | "backup", "force"?: true}';
+          if (typeof body === 'string') return error(res, 400, 'MG_BAD_BODY', `${body}; ${usage}`);
+          const extra = Object.keys(body).find((k) => k !== 'role' && k !== 'force');
+          if (extra !== undefined) return error(res, 400, 'MG_BAD_BODY', `unknown key ${JSON.stringify(extra)}; ${usage}`);
+          if (body.role !== 'master' && body.role !== 'backup') return error(res, 400, 'MG_BAD_BODY', `role: expected master or backup; ${usage}`);
+          if (body.force !== undefined && typeof body.force !== 'boolean') return error(res, 400, 'MG_BAD_BODY', `force: expected true or false; ${usage}`);
+          if (init.ha === undefined) return error(res, 404, 'MG_NO_HA', 'this gateway is not one of an HA pair (no conn-sync with `pair`)');
+          const r = await init.ha.setRole(body.role, body.force === true);
+          return r.status === 200 ? reply(res, 200, r.ha) : error(res, r.status, r.code, r.message);
+        })
+        .catch((e: unknown) => error(res, 500, 'MG_INTERNAL', e instanceof Error ? e.message : String(e)));
+      return;
+    }
     const fault = /^\/components\/([^/]+)\/fault$/.exec(url.pathname);
     if (fault !== null) {
       handleFault(init, req, res, fault[1]).catch((e: unknown) => error(res, 500, 'MG_INTERNAL', e instanceof Error ? e.message : String(e)));
       return;
     }
     const route = routes[url.pathname];
-    if (route === undefined) return error(res, 404, 'MG_NOT_FOUND', `no such endpoint ${url.pathname}; try /status, /components, /counters, /metrics, /dashboard, /audit`);
+    if (route === undefined) return error(res, 404, 'MG_NOT_FOUND', `no such endpoint ${url.pathname}; try /status, /components, /counters, /metrics, /dashboard, /audit, /ha`);
     if (req.method !== 'GET' && req.method !== 'HEAD') return error(res, 405, 'MG_METHOD', `${req.method} is not allowed on ${url.pathname}; use GET`);
     Promise.resolve(route(req, res)).catch((e: unknown) => error(res, 500, 'MG_INTERNAL', e instanceof Error ? e.message : String(e)));
   };

@@ -27,6 +27,7 @@ import { openTap } from '../sys/tap.ts';
 import { confinePacketLink, type PacketLink } from './packet-link.ts';
 import { LinkWatch, type LinkHealth } from './link-watch.ts';
 import { openFileDevice } from './file-device.ts';
+import { HaControl } from './ha.ts';
 import { setCloexec } from '../sys/libc.ts';
 import { emptyReply, mergeReplies } from '../trace/protocol.ts';
 import type { TraceReply, TraceRequest } from '../trace/protocol.ts';
@@ -199,6 +200,7 @@ export class Init {
       }
       this.#linkWatch.start(LINK_WATCH_MS);
       this.#startEveCollector();
+      this.#startHa();
       // Services start once the components run; init.ready does not wait for them (their state is in /status).
       if ((this.config.services ?? []).length > 0) {
         this.#services = new ServiceSupervisor(this.config.services ?? [], { log: this.#log, kinds: this.config.catalog.serviceKinds, cgroups: this.#cgroups, noSeccomp: this.#noSeccomp });
@@ -427,6 +429,8 @@ export class Init {
         c.startError = undefined;
         this.#startHeartbeat(c, proc);
         this.#log(`init: ${c.name} running (pid ${c.pid}, uid ${c.uid}${c.restarts ? `, restart ${c.restarts}` : ''})`);
+        // A restarted router or conn-sync of an HA pair starts as backup: give it the role init holds.
+        if (c.restarts > 0 && this.ha !== undefined) for (const spec of c.specs) void this.ha.reapply(spec.name);
         this.#notify();
         break;
       case 'fatal':
@@ -936,6 +940,20 @@ export class Init {
     } finally {
       this.#reloading = false;
     }
+  }
+
+  /** The HA pair's role (ha.ts), when the config has one. */
+  ha: HaControl | undefined;
+
+  #startHa(): void {
+    this.ha = HaControl.find(this.config, {
+      command: (c, what, args, t) => this.command(c, what, args, t),
+      statuses: async () => new Map((await this.reports()).map((r) => [r.name, r.status])),
+      log: this.#log,
+    });
+    if (this.ha === undefined) return;
+    this.#log(`init: HA pair: router ${this.ha.router}, sync ${this.ha.connSync}; role backup until the control API says otherwise`);
+    void this.ha.reapply(); // conn-sync learns the router's config hash for its heartbeats
   }
 
   /** Stop every component (stop message, then SIGKILL by PID after 2 s), release devices. */

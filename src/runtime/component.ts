@@ -128,6 +128,11 @@ export interface ComponentType {
    * component's `mirror` session.
    */
   eveBlock?(config: unknown): EveBlockMatcher | undefined;
+  /**
+   * An HA pair's sync holder (conn-sync with `pair`): the port whose session
+   * peer is the router whose role init sets (src/init/ha.ts); undefined: not one.
+   */
+  haRouterPort?(config: unknown): string | undefined;
   /** Isolations it may run with; undefined: any. (The keystore must be a process of its own.) */
   isolations?: readonly ('process' | 'thread' | 'inline')[];
 }

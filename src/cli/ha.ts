@@ -1,0 +1,101 @@
+// `microgate ha`: an HA pair's role and health through init's control API
+// (src/init/ha.ts): `status` (role, last takeover, the pair link: peer role,
+// sync lag, queue, drops, config hash match), `role master|backup [--force]`
+// (what keepalived's notify scripts call), `check` (exit 0 when the gateway
+// is ready and every component runs: keepalived's vrrp_script).
+import { parseArgs } from 'node:util';
+import { CONTROL_HELP, controlClient } from './control-url.ts';
+
+export const HA_HELP = `Usage: microgate ha status [--lab NAME | --control SOCKET|URL] [--json]
+       microgate ha role master|backup [--force] [--lab NAME | --control SOCKET|URL] [--json]
+       microgate ha check [--lab NAME | --control SOCKET|URL]
+
+An HA pair's gateway (a conn-sync with \`pair\`; docs/RELIABILITY.md, "HA pair"):
+  status   its role and since when, the last takeover, its router's config hash
+           and whether the peer's matches, the sync link (up / down, last heard,
+           the peer's role and table, send queue, lag, queue drops)
+  role     set the role (keepalived's notify scripts call this). Becoming master
+           is refused when the peer runs another router config, unless --force
+  check    exit 0 when init answers, is ready and every component runs; else 1
+           (keepalived's vrrp_script: a failing gateway lowers its priority)
+
+Options:
+${CONTROL_HELP}
+  --force            take over even though the peer's config hash differs
+  --json             print JSON
+  -h, --help         this help
+
+Exit codes: 0 done, 1 refused / not healthy / unreachable, 2 bad usage.`;
+
+function out(s: string): void {
+  process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
+}
+
+interface HaStatus {
+  role: string;
+  sinceMs: number;
+  transitions: number;
+  lastTakeover: { at: string; from: string; to: string; forced: boolean; ms: number } | null;
+  lastError: string | null;
+  router: { name: string; role: string | null; configHash: string | null };
+  connSync: { name: string; entries: number | null; pair: Record<string, unknown> | null };
+  configMatch: boolean | null;
+}
+
+/** The status as lines of text. */
+export function formatHaStatus(s: HaStatus): string {
+  const p = (s.connSync.pair ?? {}) as {
+    self?: number; peer?: number; link?: string; lastHeardMs?: number | null; peerDelayMs?: number | null;
+    peerStatus?: { role: string; entries: number; queued: number; queueDrops: number } | null;
+    queued?: number; queueMax?: number; lagMs?: number; queueDrops?: number; resyncing?: boolean;
+  };
+  const lines = [
+    `role: ${s.role} for ${(s.sinceMs / 1000).toFixed(1)} s (router ${s.router.name}: ${s.router.role ?? '?'}), ${s.transitions} role change(s)`,
+    `last takeover: ${s.lastTakeover === null ? 'none' : `${s.lastTakeover.at} ${s.lastTakeover.from} -> ${s.lastTakeover.to}${s.lastTakeover.forced ? ' (forced)' : ''}, ${s.lastTakeover.ms} ms`}`,
+    `config: ${s.router.configHash ?? '?'}; peer's ${s.configMatch === null ? 'not known yet' : s.configMatch ? 'matches' : 'DIFFERS (takeover refused unless forced)'}`,
+    `sync link: ${p.link ?? '?'} (id ${p.self} -> peer ${p.peer}), last heard ${p.lastHeardMs === null || p.lastHeardMs === undefined ? 'never' : `${p.lastHeardMs} ms ago`}, peer delay ${p.peerDelayMs ?? '-'} ms`,
+    `peer: ${p.peerStatus === null || p.peerStatus === undefined ? 'no status heard' : `${p.peerStatus.role}, ${p.peerStatus.entries} records, queue ${p.peerStatus.queued}, queue drops ${p.peerStatus.queueDrops}`}`,
+    `this side: ${s.connSync.entries ?? '?'} records, queue ${p.queued ?? '?'} of ${p.queueMax ?? '?'}, lag ${p.lagMs ?? '?'} ms, queue drops ${p.queueDrops ?? '?'}${p.resyncing ? ', resyncing' : ''}`,
+  ];
+  if (s.lastError !== null) lines.push(`last error: ${s.lastError}`);
+  return lines.join('\n');
+}
+
+export async function haCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { lab: { type: 'string' }, control: { type: 'string' }, json: { type: 'boolean' }, force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+  });
+  if (values.help === true) {
+    out(HA_HELP);
+    return 0;
+  }
+  const [sub, arg, ...rest] = positionals;
+  const usage = (why: string): number => {
+    process.stderr.write(`microgate ha: ${why}\n${HA_HELP.split('\n\n')[0]}\n`);
+    return 2;
+  };
+  if (sub === 'status' && arg === undefined) {
+    const s = await (await controlClient(values, 5000)).get<HaStatus>('/ha');
+    out(values.json === true ? JSON.stringify(s) : formatHaStatus(s));
+    return 0;
+  }
+  if (sub === 'role' && (arg === 'master' || arg === 'backup') && rest.length === 0) {
+    const s = await (await controlClient(values, 5000)).post<HaStatus>('/ha/role', { role: arg, ...(values.force === true ? { force: true } : {}) });
+    out(values.json === true ? JSON.stringify(s) : `role: ${s.role}`);
+    return 0;
+  }
+  if (sub === 'check' && arg === undefined) {
+    try {
+      const st = await (await controlClient(values, 1000)).get<{ ready: boolean; components: { name: string; state: string }[] }>('/status');
+      const bad = st.components.filter((c) => c.state !== 'running');
+      if (st.ready && bad.length === 0) return 0;
+      process.stderr.write(`microgate ha check: ${st.ready ? '' : 'not ready; '}${bad.map((c) => `${c.name} ${c.state}`).join(', ')}\n`);
+    } catch (e) {
+      process.stderr.write(`microgate ha check: ${(e as Error).message}\n`);
+    }
+    return 1;
+  }
+  return usage(sub === undefined ? 'which: status, role or check?' : `unknown arguments: ${positionals.join(' ')}`);
+}
