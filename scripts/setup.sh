@@ -30,7 +30,7 @@ run() {
 packages=(iproute2 iperf3 nftables iputils-ping traceroute tcpdump procps util-linux kmod ethtool
           hping3 nmap curl python3-scapy netcat-openbsd ca-certificates sockperf arping netsniff-ng
           tshark busybox wireguard-go wireguard-tools
-          nginx libnginx-mod-http-dav-ext openssl chromium python3-prometheus-client)
+          nginx libnginx-mod-http-dav-ext openssl chromium python3-prometheus-client keepalived)
 missing=()
 for p in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
@@ -55,8 +55,8 @@ else
     # tshark (reads back `microgate trace export --format pcapng`) asks whether non-root users may
     # capture; answer no without asking.
     echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
-    # nginx is the lab's NAS, started by the lab in a namespace: its package must not start a
-    # server on the host. Without a policy-rc.d of the machine's own, one that forbids starting
+    # nginx is the lab's NAS and keepalived the HA lab's VRRP engine, both started by the lab in
+    # namespaces: their packages must not start a server on the host. Without a policy-rc.d of the machine's own, one that forbids starting
     # services is in place for the install (the standard Debian mechanism), then removed.
     policy_tmp=
     if [ ! -e /usr/sbin/policy-rc.d ]; then
@@ -66,6 +66,7 @@ else
     [ -n "$policy_tmp" ] && rm -f /usr/sbin/policy-rc.d
     if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
       systemctl disable nginx >/dev/null 2>&1 || true
+      systemctl disable keepalived >/dev/null 2>&1 || true
     fi
   fi
 fi
