@@ -35,6 +35,8 @@ export interface TapDeviceSpec {
   vnetHdr: 10 | 12;
   /** packet: an interface with host addresses is refused (default) or attached with a warning (the move drops them). */
   hostAddresses: 'warn' | 'refuse';
+  /** tap: once created (and moved), make it a port of this bridge (in its namespace) and set it up; an HA pair's shared segments. */
+  bridge?: string;
   path: string;
 }
 
@@ -242,7 +244,7 @@ export function parseConfig(text: string, file: string, catalog: Catalog): Gatew
         files.set(name, { name, kind: 'file', filePath, path: fmtPath(p) });
         continue;
       }
-      const d = r.obj(v, p, ['kind', 'ifname', 'netns', 'offload', 'vnet-hdr', 'host-addresses']);
+      const d = r.obj(v, p, ['kind', 'ifname', 'netns', 'offload', 'vnet-hdr', 'host-addresses', 'bridge']);
       const kind = r.oneOf(d.kind ?? 'tap', [...p, 'kind'], ['tap', 'packet', 'file'] as const);
       const ifname = r.str(d.ifname, [...p, 'ifname'], IFNAME_RE, 'a Linux interface name of at most 15 characters');
       const netns = d.netns === undefined ? undefined : r.str(d.netns, [...p, 'netns'], NETNS_RE, 'a network namespace name');
@@ -261,7 +263,12 @@ export function parseConfig(text: string, file: string, catalog: Catalog): Gatew
         if (kind !== 'packet') r.fail([...p, 'host-addresses'], 'no host-addresses on a TAP device (init creates it, without addresses)');
         hostAddresses = r.oneOf(d['host-addresses'], [...p, 'host-addresses'], ['warn', 'refuse'] as const);
       }
-      devices.set(name, { name, kind: kind === 'packet' ? 'packet' : 'tap', ifname, netns, offload, vnetHdr, hostAddresses, path: fmtPath(p) });
+      let bridge: string | undefined;
+      if (d.bridge !== undefined) {
+        if (kind !== 'tap') r.fail([...p, 'bridge'], 'no bridge on a packet device (it is an existing interface: enslave it yourself)');
+        bridge = r.str(d.bridge, [...p, 'bridge'], IFNAME_RE, 'the name of an existing bridge (in netns, if given)');
+      }
+      devices.set(name, { name, kind: kind === 'packet' ? 'packet' : 'tap', ifname, netns, offload, vnetHdr, hostAddresses, ...(bridge === undefined ? {} : { bridge }), path: fmtPath(p) });
     }
   }
 

@@ -245,7 +245,17 @@ export class Init {
       if (dev.netns !== undefined) {
         await run('ip', ['link', 'set', 'dev', dev.ifname, 'netns', dev.netns]);
       }
-      this.#log(`init: device ${dev.name}: TAP ${dev.ifname}${dev.netns ? ` in netns ${dev.netns}` : ''}, offload ${dev.offload ? 'on' : 'off'}`);
+      if (dev.bridge !== undefined) {
+        // A port of a bridge (an HA pair's shared segment): enslaved and up; the bridge must exist.
+        const ns = dev.netns === undefined ? [] : ['-n', dev.netns];
+        try {
+          await run('ip', [...ns, 'link', 'set', 'dev', dev.ifname, 'master', dev.bridge]);
+          await run('ip', [...ns, 'link', 'set', 'dev', dev.ifname, 'up']);
+        } catch (e) {
+          throw new Error(`${this.config.file}: ${dev.path}.bridge: cannot make ${dev.ifname} a port of bridge "${dev.bridge}"${dev.netns ? ` in netns ${dev.netns}` : ''}: ${(e as Error).message}`);
+        }
+      }
+      this.#log(`init: device ${dev.name}: TAP ${dev.ifname}${dev.netns ? ` in netns ${dev.netns}` : ''}${dev.bridge ? ` on bridge ${dev.bridge}` : ''}, offload ${dev.offload ? 'on' : 'off'}`);
     }
     // File devices (e.g. a key): opened, never read; the fd is granted like a TAP's.
     for (const dev of this.config.files?.values() ?? []) {

@@ -135,3 +135,10 @@ test('conn-sync: `pair` needs the pair-key device and a `pair` session; without 
   rejects(cs(', devices: { pair-key: key }', ', config: { pair: { self: 1, peer: 1 } }', pairSession), /components\[4\]\.config\.pair\.peer: an id different from self/);
   rejects(cs(', devices: { tap: key }', '', pairSession), /components\[4\]\.devices\.tap: unknown key/);
 });
+
+test('tap devices: bridge names an interface, only on a tap', () => {
+  const c = parseConfig(GOOD.replace('tap-lan: { ifname: mgxl }', 'tap-lan: { ifname: mgxl, netns: mg-x-lan, bridge: mgbr }'), 'gw.yaml', catalog);
+  assert.equal(c.devices.get('tap-lan')?.bridge, 'mgbr');
+  rejects(GOOD.replace('tap-lan: { ifname: mgxl }', 'tap-lan: { ifname: mgxl, bridge: "a b" }'), /devices\.tap-lan\.bridge: expected the name of an existing bridge/);
+  rejects(GOOD.replace('tap-lan: { ifname: mgxl }', 'tap-lan: { kind: packet, ifname: eth1, bridge: br0 }'), /devices\.tap-lan\.bridge: no bridge on a packet device/);
+});
