@@ -44,6 +44,9 @@ microgate variants (the benchmark compares them):
   --no-offload       no TSO/GSO or checksum offload on the TAP devices
   --fault-injection  let "microgate fault --lab NAME" make components fail (config debug.fault-injection)
   --conn-sync        add conn-sync: the router's connections survive a router restart (issue 19)
+  --ha               two gateways between the same hosts, active/standby (issue 19): each host's NIC is a
+                     bridge with both gateways' TAPs, a sync link (mg-NAME-sync), keepalived per gateway
+                     (mg-NAME-ka1, -ka2); see "microgate ha status --lab NAME" and src/lab/ha-lab.ts
   --monitor          add the IDS: the router mirrors every domain to a monitor (EVE log: state dir/eve.json)
   --monitor-rules F  a rule file for the monitor (implies --monitor; repeatable)
   --remote-site      add a remote site across the wan: mg-NAME-rsite (wireguard-go, 198.19.0.3)
@@ -157,6 +160,7 @@ async function up(argv: string[]): Promise<number> {
     'file-gateway': { type: 'boolean' },
     'fault-injection': { type: 'boolean' },
     'conn-sync': { type: 'boolean' },
+    ha: { type: 'boolean' },
   });
   if (values.help) { out(UP_HELP); return 0; }
   const name = requireName(values.name);
@@ -185,6 +189,9 @@ async function up(argv: string[]): Promise<number> {
     mg.monitor = { ruleFiles: ((values['monitor-rules'] ?? []) as string[]).map((f) => resolvePath(f)) };
   }
   if (gateway === 'linux' && Object.keys(mg).length > 0) throw new UsageError('--isolation, --transport, --slots, --no-offload, --monitor, --fault-injection and --conn-sync apply to --gateway microgate only');
+  if (values.ha && (gateway === 'linux' || values['remote-site'] || values['rekey-s'] !== undefined || values['file-gateway'])) {
+    throw new UsageError('--ha builds two microgate gateways: not with --gateway linux, --remote-site or --file-gateway');
+  }
   if ((values['remote-site'] || values['rekey-s'] !== undefined) && gateway === 'linux') throw new UsageError('--remote-site needs --gateway microgate (the tunnel is a microgate component)');
   let remoteSite: { rekeyAfterTimeS?: number } | undefined;
   if (values['remote-site'] || values['rekey-s'] !== undefined) {
@@ -209,7 +216,7 @@ async function up(argv: string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const info = await labUp({ name, gateway: gateway as GatewayKind, microgate: mg, remoteSite, fileGateway: values['file-gateway'] === true, signal: ac.signal });
+    const info = await labUp({ name, gateway: gateway as GatewayKind, microgate: mg, remoteSite, fileGateway: values['file-gateway'] === true, ha: values.ha === true, signal: ac.signal });
     out(values.json ? JSON.stringify(info) : describeLab(info));
     return 0;
   } catch (e) {

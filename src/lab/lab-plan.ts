@@ -87,6 +87,38 @@ export interface LabPlan {
   remote?: RemoteSitePlan;
   /** Present with `--file-gateway`: the NAS in the lan and the file gateway in the dmz (file-gateway-lab.ts). */
   fileGateway?: FileGatewayLabPlan;
+  /** Present with `--ha`: two gateways between the same hosts, the sync link, keepalived per gateway (ha-lab.ts). */
+  ha?: HaLabPlan;
+}
+
+/** One gateway of an HA lab. */
+export interface HaGatewayPlan {
+  /** 1 or 2: its id in the pair. */
+  n: number;
+  /** Its own folder (gateway.yaml, gateway.log, keepalived's files) and control socket. */
+  stateDir: string;
+  controlSocket: string;
+  uidBase: number;
+  /** Its TAPs: one port on each host's bridge, one on the sync bridge, and its liveness TAP in its keepalived namespace. */
+  taps: { wan: string; lan: string; dmz: string; sync: string; alive: string };
+  /** keepalived's namespace: its VRRP interface (a veth whose peer is a port of the lan bridge), its address on the lan. */
+  kaNetns: string;
+  kaIf: string;
+  kaPeer: string;
+  kaIp: string;
+  /** The bridge in kaNetns whose one port is the liveness TAP. */
+  aliveBridge: string;
+  priority: number;
+}
+
+export interface HaLabPlan {
+  /** The sync link: a namespace with a bridge joining the gateways' sync TAPs. */
+  syncNetns: string;
+  syncBridge: string;
+  /** The pair key (base64 of 32 random bytes, 0600), one file both gateways' conn-syncs read. */
+  keyFile: string;
+  vrid: number;
+  gateways: [HaGatewayPlan, HaGatewayPlan];
 }
 
 /** RFC 2544 benchmarking ranges (198.18.0.0/15): never routed outside the lab. */
@@ -116,7 +148,7 @@ export const WAN6_HOST = '2001:db8:ff::2';
 export const INSIDE6 = '2001:db8::/48';
 
 /** Namespace names of a lab: mg-<name>-wan, mg-<name>-lan, mg-<name>-dmz, mg-<name>-gw. */
-export function netnsName(lab: string, role: 'wan' | 'lan' | 'dmz' | 'gw'): string {
+export function netnsName(lab: string, role: 'wan' | 'lan' | 'dmz' | 'gw' | 'sync' | 'ka1' | 'ka2'): string {
   return `mg-${lab}-${role}`;
 }
 
@@ -141,7 +173,8 @@ export function ifName(lab: string, role: 'w' | 'l' | 'd' | 'W' | 'L' | 'D'): st
  * letter. (A plain prefix would let lab "a" delete lab "ab"'s links.)
  */
 export function linkPattern(lab: string): RegExp {
-  return new RegExp(`^mg${lab}[wldWLD]$`);
+  // With --ha also mg<name>s (the sync bridge) and the gateways' ports: mg<name>{w,l,d,s,h,k,K}{1,2}.
+  return new RegExp(`^mg${lab}([wldWLDs]|[wldshkK][12])$`);
 }
 
 export function labStateDir(name: string): string {

@@ -97,6 +97,8 @@ export interface LabUpOptions {
   remoteSite?: RemoteSiteOptions;
   /** Add the file publication: a WebDAV NAS in the lan and the file gateway in the dmz (file-gateway-lab.ts). */
   fileGateway?: boolean;
+  /** Two gateways between the same hosts, active/standby: the sync link, keepalived per gateway (ha-lab.ts; microgate only). */
+  ha?: boolean;
   /**
    * Aborting it (`lab up` does on SIGINT / SIGTERM) stops the build at its next
    * step or wait (within ~0.1 s, or once the command running then ends), removes
@@ -168,6 +170,7 @@ function labNamespaces(plan: LabPlan): string[] {
   const ns = [plan.hosts.wan.netns, plan.hosts.lan.netns, plan.hosts.dmz.netns];
   if (plan.linux) ns.push(plan.linux.gwNetns);
   if (plan.remote) ns.push(plan.remote.rsiteNetns, plan.remote.rhostNetns);
+  if (plan.ha) ns.push(plan.ha.syncNetns, ...plan.ha.gateways.map((g) => g.kaNetns));
   return ns;
 }
 
@@ -333,6 +336,10 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
   const { startMicrogate } = await import('./microgate-gateway.ts');
   const { fileGatewayPlan, prepareFileGatewayLab, startFileGatewayLab, waitForInitService } = await import('./file-gateway-lab.ts');
   const { labRouterConfig } = await import('./lab-policy.ts');
+  const ha = opts.ha === true ? await import('./ha-lab.ts') : undefined;
+  if (ha !== undefined && (kind !== 'microgate' || opts.remoteSite !== undefined || opts.fileGateway)) {
+    throw new Error('--ha builds two microgate gateways: not with --gateway linux, --remote-site or --file-gateway');
+  }
 
   await mkdir(LABS_DIR, { recursive: true });
   const leftovers = [...await listNetns(netnsPrefix(name)), ...await findLinks(linkPattern(name))];
@@ -355,6 +362,8 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
     if (opts.router !== undefined) ipv6OfRouter(plan, opts.router);
     if (opts.remoteSite !== undefined) plan.remote = remoteSitePlan(plan, opts.remoteSite);
     if (opts.fileGateway) plan.fileGateway = fileGatewayPlan(plan);
+    // The second gateway needs a uid range of its own (each init checks that nothing else uses its range).
+    if (ha !== undefined) plan.ha = ha.haLabPlan(plan, allocateLabUids(name));
   } catch (e) {
     releaseLabUids(name);
     await rm(stateDir, { recursive: true, force: true });
@@ -404,7 +413,27 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
       let components: { name: string; pid: number }[] = [];
       if (plan.remote) writeRemoteSiteKeys(plan.remote);
       step();
-      if (kind === 'linux') {
+      if (ha !== undefined) {
+        await ha.prepareHaLab(plan);
+        for (const g of plan.ha!.gateways) {
+          step();
+          const gp = ha.haGatewayPlan(plan, g, opts.microgate);
+          const onSpawn = async (pid: number): Promise<void> => {
+            if (g.n === 1) state.initPid = pid;
+            const id = await procIdentity(pid);
+            if (id) state.processes.push({ name: `init-${g.n}`, ...id });
+            await writeLabState(state);
+          };
+          const started = await startMicrogate(gp.plan, gp.opts, opts.router, { onSpawn, signal });
+          for (const c of started.components.filter((x) => x.pid !== started.initPid)) {
+            const id = await procIdentity(c.pid);
+            if (id) state.processes.push({ name: `${c.name}-${g.n}`, ...id });
+            components.push({ name: `${c.name}-${g.n}`, pid: c.pid });
+          }
+          components.unshift({ name: `init-${g.n}`, pid: started.initPid });
+          await writeLabState(state);
+        }
+      } else if (kind === 'linux') {
         await startLinuxGateway(plan, opts.router);
       } else {
         // init is recorded the moment it exists: an interrupted or failed start stops it (labDown) whatever happens next.
@@ -434,6 +463,15 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
         step();
         state.processes.push(...await startRemoteSite(plan));
         await writeLabState(state);
+      }
+      if (ha !== undefined) {
+        for (const g of plan.ha!.gateways) {
+          step();
+          const id = await procIdentity(ha.startKeepalived(plan, g));
+          if (id) state.processes.push({ name: `keepalived-${g.n}`, ...id });
+          await writeLabState(state);
+        }
+        await ha.waitForMaster(plan, opts.readyTimeoutMs ?? 15_000, signal);
       }
       await waitForPing(plan.hosts.lan.netns, plan.gatewayAddresses.lan, opts.readyTimeoutMs ?? 10_000, signal);
       const lanIp6 = plan.hosts.lan.ip6 === 'slaac' ? await waitForSlaac(plan.hosts.lan, opts.readyTimeoutMs ?? 20_000, signal) : undefined;
@@ -603,7 +641,7 @@ export interface LabStatus {
   info: LabInfo | null;
 }
 
-const NETNS_RE = /^mg-([a-z][a-z0-9]{0,7})-(wan|lan|dmz|gw|rsite|rhost)$/;
+const NETNS_RE = /^mg-([a-z][a-z0-9]{0,7})-(wan|lan|dmz|gw|rsite|rhost|sync|ka1|ka2)$/;
 
 /** Every lab: those with a state folder, and orphaned namespaces of labs without one. */
 export async function labStatus(): Promise<LabStatus[]> {
