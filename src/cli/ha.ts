@@ -5,6 +5,8 @@
 // is ready and every component runs: keepalived's vrrp_script).
 import { parseArgs } from 'node:util';
 import { CONTROL_HELP, controlClient } from './control-url.ts';
+import { readLabState } from '../lab/lab.ts';
+import { ControlClient } from '../sys/control-client.ts';
 
 export const HA_HELP = `Usage: microgate ha status [--lab NAME | --control SOCKET|URL] [--json]
        microgate ha role master|backup [--force] [--lab NAME | --control SOCKET|URL] [--json]
@@ -21,6 +23,7 @@ An HA pair's gateway (a conn-sync with \`pair\`; docs/RELIABILITY.md, "HA pair")
 
 Options:
 ${CONTROL_HELP}
+  --gateway N        with --lab of an HA lab (lab up --ha): gateway 1 or 2 (status: both by default)
   --force            take over even though the peer's config hash differs
   --json             print JSON
   -h, --help         this help
@@ -65,7 +68,10 @@ export async function haCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { lab: { type: 'string' }, control: { type: 'string' }, json: { type: 'boolean' }, force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      lab: { type: 'string' }, control: { type: 'string' }, gateway: { type: 'string' }, json: { type: 'boolean' }, force: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
   });
   if (values.help === true) {
     out(HA_HELP);
@@ -76,19 +82,34 @@ export async function haCommand(argv: string[]): Promise<number> {
     process.stderr.write(`microgate ha: ${why}\n${HA_HELP.split('\n\n')[0]}\n`);
     return 2;
   };
+  // An HA lab: its gateways' sockets (gateway 1's is the lab's).
+  let clients: { label: string; client: ControlClient }[] | undefined;
+  if (values.lab !== undefined && values.control === undefined) {
+    const st = await readLabState(values.lab);
+    const gws = st?.plan.ha?.gateways;
+    if (gws !== undefined) {
+      const want = values.gateway === undefined ? undefined : Number(values.gateway);
+      if (want !== undefined && !gws.some((g) => g.n === want)) return usage(`--gateway: 1 or 2 (got ${values.gateway})`);
+      clients = gws.filter((g) => want === undefined || g.n === want).map((g) => ({ label: `gateway ${g.n}`, client: new ControlClient({ socket: g.controlSocket }, 5000) }));
+    }
+  }
+  if (values.gateway !== undefined && clients === undefined) return usage('--gateway needs --lab of an HA lab (lab up --ha)');
+  clients ??= [{ label: '', client: await controlClient(values, 5000) }];
   if (sub === 'status' && arg === undefined) {
-    const s = await (await controlClient(values, 5000)).get<HaStatus>('/ha');
-    out(values.json === true ? JSON.stringify(s) : formatHaStatus(s));
+    const all = await Promise.all(clients.map(async (c) => ({ label: c.label, s: await c.client.get<HaStatus>('/ha') })));
+    if (values.json === true) out(JSON.stringify(clients.length === 1 ? all[0].s : Object.fromEntries(all.map((a) => [a.label, a.s]))));
+    else out(all.map((a) => (a.label === '' ? formatHaStatus(a.s) : `${a.label}:\n${formatHaStatus(a.s).replace(/^/gm, '  ')}`)).join('\n'));
     return 0;
   }
+  if (clients.length !== 1) return usage('role: which gateway? (--gateway 1|2)');
   if (sub === 'role' && (arg === 'master' || arg === 'backup') && rest.length === 0) {
-    const s = await (await controlClient(values, 5000)).post<HaStatus>('/ha/role', { role: arg, ...(values.force === true ? { force: true } : {}) });
+    const s = await clients[0].client.post<HaStatus>('/ha/role', { role: arg, ...(values.force === true ? { force: true } : {}) });
     out(values.json === true ? JSON.stringify(s) : `role: ${s.role}`);
     return 0;
   }
   if (sub === 'check' && arg === undefined) {
     try {
-      const st = await (await controlClient(values, 1000)).get<{ ready: boolean; components: { name: string; state: string }[] }>('/status');
+      const st = await clients[0].client.get<{ ready: boolean; components: { name: string; state: string }[] }>('/status');
       const bad = st.components.filter((c) => c.state !== 'running');
       if (st.ready && bad.length === 0) return 0;
       process.stderr.write(`microgate ha check: ${st.ready ? '' : 'not ready; '}${bad.map((c) => `${c.name} ${c.state}`).join(', ')}\n`);

@@ -531,6 +531,30 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
   });
 }
 
+/**
+ * Start gateway `n` of HA lab `name` again (its init died: a test's or a
+ * bench's SIGKILL) and record its new processes in the lab's state, so that
+ * `lab down` stops them. Resolves once it runs (as backup).
+ */
+export async function labRestartHaGateway(name: string, n: number): Promise<{ initPid: number }> {
+  const state = await readLabState(name);
+  if (state === null || state.plan.ha === undefined) throw new Error(`lab ${name} is not an HA lab (lab up --ha)`);
+  const { restartHaGateway } = await import('./ha-lab.ts');
+  return currentLog.run(state.logFile, async () => {
+    note(`restart HA gateway ${n}`);
+    const started = await restartHaGateway(state.plan, n);
+    const mine = (p: RecordedProcess): boolean => p.name === `init-${n}` || p.name.endsWith(`-${n}`) && !p.name.startsWith('keepalived-');
+    state.processes = state.processes.filter((p) => !mine(p));
+    for (const c of [{ name: 'init', pid: started.initPid }, ...started.components.filter((x) => x.pid !== started.initPid)]) {
+      const id = await procIdentity(c.pid);
+      if (id) state.processes.push({ name: `${c.name}-${n}`, ...id });
+    }
+    if (n === 1) state.initPid = started.initPid;
+    await writeLabState(state);
+    return { initPid: started.initPid };
+  });
+}
+
 // ---- down ------------------------------------------------------------------------
 
 export interface LabDownResult {
