@@ -1,0 +1,219 @@
+// The HA pair (issue 19, `lab up --ha`): two microgate gateways between the
+// same hosts, keepalived electing the active one. With a long-lived TCP
+// session (an echo client in the lan, its server on the wan host, through
+// the NAT) and iperf3 running through the active gateway:
+// - SIGKILL of the active's init: the standby is master within 2 s, the TCP
+//   session goes on (the same connection, no reconnect), iperf3 completes;
+// - the killed gateway comes back as backup and gets the table;
+// - a link down on the active (its lan TAP): the standby takes over within 2 s;
+// - the sync link down: counted and logged on both sides (degraded), and
+//   still exactly one master (no split brain forwarding twice);
+// - a forged sync frame on the link is dropped and counted.
+// The echo client and server, iperf3 are tracked by PID and stopped, the lab
+// torn down, in finally.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { labDown, labRestartHaGateway, labUp, readLabState } from '../../src/lab/lab.ts';
+import type { HaGatewayPlan, LabPlan } from '../../src/lab/lab-plan.ts';
+import { haStatusOf } from '../../src/lab/ha-lab.ts';
+import { ip, nsExec } from '../../src/lab/netns.ts';
+import { ControlClient } from '../../src/sys/control-client.ts';
+import { canRunLabs, killChild, spawnInNetns, uniqueLabName, waitForListen } from './harness.ts';
+
+const SERVER = `
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 7777)); s.listen(1)
+c, _ = s.accept()
+while True:
+    d = c.recv(4096)
+    if not d: break
+    c.sendall(d)
+`;
+// Sends a numbered line every 50 ms and prints every line echoed back with its time; 'closed' if the connection ends.
+const CLIENT = `
+import socket, sys, time, select
+s = socket.create_connection((sys.argv[1], 7777), timeout=5); s.setblocking(False)
+end = time.time() + float(sys.argv[2]); n = 0; nxt = 0; buf = b''
+print('connected', flush=True)
+while time.time() < end:
+    now = time.time()
+    if now >= nxt:
+        n += 1; nxt = now + 0.05
+        try: s.send(b'%d\\n' % n)
+        except BlockingIOError: pass
+        except OSError as e: print('closed', e, flush=True); break
+    r, _, _ = select.select([s], [], [], 0.02)
+    if r:
+        try: d = s.recv(4096)
+        except OSError as e: print('closed', e, flush=True); break
+        if not d: print('closed', flush=True); break
+        buf += d
+        while b'\\n' in buf:
+            line, buf = buf.split(b'\\n', 1)
+            print('echo', line.decode(), '%.3f' % time.time(), flush=True)
+`;
+// A forged pair frame: broadcast, EtherType 0x88B5, a well-formed header for 1 record, a tag of zeros.
+const FORGE = `
+import socket, struct, sys, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW); s.bind((sys.argv[1], 0))
+now = int(time.time() * 1000)
+hdr = b'MGCS' + bytes([1, 0]) + struct.pack('>HQQIIQ', 1, now, 1 << 40, 1, 2, now)
+s.send(b'\\xff' * 6 + bytes.fromhex('026d00000063') + b'\\x88\\xb5' + hdr + bytes(40) + bytes(32))
+`;
+
+function collect(c: ChildProcess): () => string {
+  let out = '';
+  c.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
+  c.stderr?.on('data', (d: Buffer) => { out += d.toString(); });
+  return () => out;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function role(g: HaGatewayPlan): Promise<string | undefined> {
+  return (await haStatusOf(g, 500))?.role as string | undefined;
+}
+
+/** Poll until gateway g is master; ms from t0. */
+async function masterAfter(g: HaGatewayPlan, t0: number, limitMs: number): Promise<number> {
+  for (;;) {
+    if ((await role(g)) === 'master') return performance.now() - t0;
+    if (performance.now() - t0 > limitMs) throw new Error(`gateway ${g.n} not master ${limitMs} ms after the fault`);
+    await sleep(20);
+  }
+}
+
+async function counters(g: HaGatewayPlan, component: string): Promise<Record<string, number>> {
+  const all = await new ControlClient({ socket: g.controlSocket }, 3000).get<Record<string, Record<string, number>>>('/counters');
+  return all[component] ?? {};
+}
+
+/** The largest gap between echoes (ms) after time t (s), and how many came after it. */
+function echoGap(out: string, afterS: number): { gapMs: number; after: number } {
+  const ts = out.split('\n').filter((l) => l.startsWith('echo ')).map((l) => Number(l.split(' ')[2]));
+  let gap = 0;
+  let after = 0;
+  for (let i = 1; i < ts.length; i++) {
+    if (ts[i] < afterS) continue;
+    after++;
+    gap = Math.max(gap, ts[i] - ts[i - 1]);
+  }
+  return { gapMs: Math.round(gap * 1000), after };
+}
+
+test('HA pair: takeover on SIGKILL of init and on a link down keeps a TCP session; the sync link down is degraded, not split; forged sync frames are dropped', { skip: !canRunLabs() && 'needs root', timeout: 170_000 }, async () => {
+  const name = uniqueLabName();
+  const kids: ChildProcess[] = [];
+  try {
+    const info = await labUp({ name, ha: true });
+    const st = await readLabState(name);
+    assert.ok(st?.plan.ha);
+    const plan: LabPlan = st.plan;
+    const [g1, g2] = plan.ha!.gateways;
+    let master = (await role(g1)) === 'master' ? g1 : g2;
+    let standby = master === g1 ? g2 : g1;
+    assert.equal(await role(standby), 'backup');
+    const wan = info.hosts.wan;
+    kids.push(spawnInNetns(wan.netns, 'python3', ['-c', SERVER, wan.ip]));
+    await waitForListen(wan.netns, 7777);
+    const client = spawnInNetns(info.hosts.lan.netns, 'python3', ['-c', CLIENT, wan.ip, '60']);
+    kids.push(client);
+    const out = collect(client);
+    const iperfServer = spawnInNetns(wan.netns, 'iperf3', ['-s', '-1', '-B', wan.ip, '-p', '5301']);
+    kids.push(iperfServer);
+    await waitForListen(wan.netns, 5301);
+    await sleep(1500);
+    assert.match(out(), /connected/);
+    // The standby holds the session (its router imported it from the sync link).
+    const sb = await counters(standby, 'router');
+    assert.ok((sb['sync.imported'] ?? 0) >= 1, `the standby's router imported connections (${sb['sync.imported']})`);
+
+    // 1. SIGKILL of the active's init, iperf3 running.
+    const iperf = nsExec(info.hosts.lan.netns, 'iperf3', ['-c', wan.ip, '-p', '5301', '-t', '6', '-b', '200M', '--json'], { timeoutMs: 30_000 })
+      .then((r) => ({ code: 0, stdout: r.stdout }), (e: Error & { stdout?: string }) => ({ code: 1, stdout: e.stdout ?? String(e) }));
+    await sleep(2000);
+    const killedPid = st.processes.find((p) => p.name === `init-${master.n}`)!.pid;
+    const tKill = Date.now() / 1000;
+    const t0 = performance.now();
+    process.kill(killedPid, 'SIGKILL');
+    const failover1 = await masterAfter(standby, t0, 5000);
+    const ip3 = await iperf;
+    assert.equal(ip3.code, 0, `iperf3 completed through the takeover: ${ip3.stdout.slice(0, 300)}`);
+    const ipj = JSON.parse(ip3.stdout) as { end: { sum_received: { bytes: number } }; intervals: { sum: { bytes: number } }[] };
+    const lastIntervals = ipj.intervals.slice(-2).map((i) => i.sum.bytes);
+    assert.ok(lastIntervals.every((b) => b > 0), `iperf3 resumed: bytes of its last intervals ${lastIntervals.join(', ')}`);
+    await sleep(1500);
+    const g1gap = echoGap(out(), tKill - 0.2);
+    assert.ok(!/closed/.test(out()), `the TCP session survived the SIGKILL: ${out().split('\n').slice(-3).join(' | ')}`);
+    assert.ok(g1gap.after > 10, 'echoes continue after the takeover');
+    [master, standby] = [standby, master];
+
+    // 2. The killed gateway comes back as backup and gets the table.
+    await labRestartHaGateway(name, standby.n);
+    const back = performance.now();
+    for (;;) {
+      const s = await haStatusOf(standby);
+      const pair = (s?.connSync as { entries?: number; pair?: { link?: string } } | undefined);
+      if (s?.role === 'backup' && pair?.pair?.link === 'up' && (pair.entries ?? 0) >= 1) break;
+      if (performance.now() - back > 15_000) throw new Error(`the restarted gateway did not sync: ${JSON.stringify(s)}`);
+      await sleep(200);
+    }
+    assert.equal(await role(master), 'master', 'it stays backup (nopreempt)');
+
+    // 3. A link down on the active: its lan TAP goes down at the bridge.
+    const tLink = Date.now() / 1000;
+    const t1 = performance.now();
+    await ip(['link', 'set', master.taps.lan, 'down'], plan.hosts.lan.netns);
+    const failover2 = await masterAfter(standby, t1, 5000);
+    await sleep(1500);
+    const g2gap = echoGap(out(), tLink - 0.2);
+    assert.ok(!/closed/.test(out()), 'the TCP session survived the link down');
+    assert.ok(g2gap.after > 10);
+    await ip(['link', 'set', master.taps.lan, 'up'], plan.hosts.lan.netns);
+    [master, standby] = [standby, master];
+    for (let i = 0; (await role(standby)) !== 'backup'; i++) {
+      if (i > 50) throw new Error('the gateway whose link came back did not become backup');
+      await sleep(100);
+    }
+
+    // 4. The sync link down: degraded on both sides, counted and logged, still one master.
+    const downBefore = (await counters(master, 'conn-sync'))['pair.down'] ?? 0;
+    await ip(['link', 'set', master.taps.sync, 'down'], plan.ha!.syncNetns);
+    await sleep(2500);
+    const [sm, ss] = await Promise.all([haStatusOf(master), haStatusOf(standby)]);
+    const link = (s: Record<string, unknown> | undefined) => ((s?.connSync as { pair?: { link?: string } }).pair?.link);
+    assert.equal(link(sm), 'down');
+    assert.equal(link(ss), 'down');
+    assert.equal(sm?.role, 'master');
+    assert.equal(ss?.role, 'backup', 'no second master: the sync link does not elect');
+    assert.equal((await counters(master, 'conn-sync'))['pair.down'], downBefore + 1);
+    const rb = await counters(standby, 'router');
+    assert.equal((await haStatusOf(standby))?.router && ((await haStatusOf(standby))?.router as { role: string }).role, 'backup');
+    const echoesBefore = echoGap(out(), 0).after;
+    await sleep(1000);
+    assert.ok(echoGap(out(), 0).after > echoesBefore + 10, 'traffic flows through the one master meanwhile');
+    assert.ok(((await counters(standby, 'router'))['drop.ha-backup'] ?? 0) >= (rb['drop.ha-backup'] ?? 0), 'the backup forwards nothing');
+    await ip(['link', 'set', master.taps.sync, 'up'], plan.ha!.syncNetns);
+
+    // 5. A forged sync frame (a header that parses, a tag that does not verify) on the link.
+    await sleep(1000);
+    const forgedBefore = (await counters(standby, 'conn-sync'))['pair.drop.forged'] ?? 0;
+    await nsExec(plan.ha!.syncNetns, 'python3', ['-c', FORGE, plan.ha!.syncBridge], { timeoutMs: 5000 });
+    await sleep(300);
+    const forgedAfter = (await counters(standby, 'conn-sync'))['pair.drop.forged'] ?? 0;
+    assert.equal(forgedAfter, forgedBefore + 1, 'the forged frame is dropped and counted');
+
+    // The session is still the first one.
+    assert.ok(!/closed/.test(out()));
+    assert.equal(out().split('\n').filter((l) => l === 'connected').length, 1);
+    process.stdout.write(`# failover: SIGKILL of init ${Math.round(failover1)} ms (echo gap ${g1gap.gapMs} ms), link down ${Math.round(failover2)} ms (echo gap ${g2gap.gapMs} ms); iperf3 ${Math.round(ipj.end.sum_received.bytes / 1e6)} MB\n`);
+    assert.ok(failover1 < 2000, `takeover after SIGKILL within 2 s (${Math.round(failover1)} ms)`);
+    assert.ok(failover2 < 2000, `takeover after a link down within 2 s (${Math.round(failover2)} ms)`);
+    assert.ok(g1gap.gapMs < 2000 && g2gap.gapMs < 2000, `the session paused less than 2 s (${g1gap.gapMs}, ${g2gap.gapMs} ms)`);
+  } finally {
+    for (const k of kids) await killChild(k);
+    await labDown(name);
+  }
+});
