@@ -155,7 +155,7 @@ vrrp_script mg_health {
   interval 1
   timeout 1
   fall 1
-  rise 2
+  rise 1
 }
 vrrp_instance mg_${plan.name} {
   state BACKUP
