@@ -11,6 +11,7 @@ import { ControlClient } from '../sys/control-client.ts';
 export const HA_HELP = `Usage: microgate ha status [--lab NAME | --control SOCKET|URL] [--json]
        microgate ha role master|backup [--force] [--lab NAME | --control SOCKET|URL] [--json]
        microgate ha check [--lab NAME | --control SOCKET|URL]
+       microgate ha bench [--takeovers N] [--kind kill|link] [--rate N] [--seconds S] [--json]  (see ha bench --help)
 
 An HA pair's gateway (a conn-sync with \`pair\`; docs/RELIABILITY.md, "HA pair"):
   status   its role and since when, the last takeover, its router's config hash
@@ -20,6 +21,8 @@ An HA pair's gateway (a conn-sync with \`pair\`; docs/RELIABILITY.md, "HA pair")
            is refused when the peer runs another router config, unless --force
   check    exit 0 when init answers, is ready and every component runs; else 1
            (keepalived's vrrp_script: a failing gateway lowers its priority)
+  bench    an HA lab's failover times over N takeovers and its sync traffic per 1,000 new
+           connections per second (src/bench/ha-bench.ts)
 
 Options:
 ${CONTROL_HELP}
@@ -65,6 +68,7 @@ export function formatHaStatus(s: HaStatus): string {
 }
 
 export async function haCommand(argv: string[]): Promise<number> {
+  if (argv[0] === 'bench') return (await import('../bench/ha-bench.ts')).haBenchCommand(argv.slice(1));
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,

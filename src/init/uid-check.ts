@@ -95,6 +95,9 @@ export function uidsInUse(first: number, last: number, sources: UidSources = SYS
       } catch {
         continue; // gone meanwhile
       }
+      // A zombie (exited, not yet reaped: e.g. a killed gateway's components until PID 1 reaps them) holds no
+      // memory, fd or privilege: its uid can do nothing, and a restarted gateway must not wait for the reaper.
+      if (/^State:\s*Z/m.test(text)) continue;
       const comm = /^Name:\s*(.*)$/m.exec(text)?.[1] ?? '?';
       for (const kind of ['Uid', 'Gid'] as const) {
         const ids = new RegExp(`^${kind}:\\s*(.*)$`, 'm').exec(text)?.[1].split(/\s+/).map(Number) ?? [];

@@ -542,8 +542,17 @@ export async function labRestartHaGateway(name: string, n: number): Promise<{ in
   const { restartHaGateway } = await import('./ha-lab.ts');
   return currentLog.run(state.logFile, async () => {
     note(`restart HA gateway ${n}`);
-    const started = await restartHaGateway(state.plan, n);
     const mine = (p: RecordedProcess): boolean => p.name === `init-${n}` || p.name.endsWith(`-${n}`) && !p.name.startsWith('keepalived-');
+    // The old init's components die with it (pdeathsig), not at once on a loaded machine: the new init
+    // would find their uids in use and refuse to start.
+    const deadline = Date.now() + 10_000;
+    for (const p of state.processes.filter(mine)) {
+      while (await procMatches(p)) {
+        if (Date.now() > deadline) throw new Error(`gateway ${n}'s old process ${p.name} (pid ${p.pid}) is still running`);
+        await sleep(50);
+      }
+    }
+    const started = await restartHaGateway(state.plan, n);
     state.processes = state.processes.filter((p) => !mine(p));
     for (const c of [{ name: 'init', pid: started.initPid }, ...started.components.filter((x) => x.pid !== started.initPid)]) {
       const id = await procIdentity(c.pid);

@@ -119,3 +119,13 @@ test('labs: each gets its own block, released by lab down; a stale claim is take
   mkdirSync(join(labs, 'd'));
   assert.equal(allocateLabUids('d', none), b);
 });
+
+test('a zombie with a uid of the range is not a use (it holds nothing); a live one is', () => {
+  const proc = join(dir, `proc-${Math.random().toString(36).slice(2)}`);
+  for (const [pid, state] of [[101, 'Z (zombie)'], [102, 'S (sleeping)']] as const) {
+    mkdirSync(join(proc, String(pid)), { recursive: true });
+    writeFileSync(join(proc, String(pid), 'status'), `Name:\tnode-MainThread\nState:\t${state}\nUid:\t66040\t66040\t66040\t66040\nGid:\t66040\t66040\t66040\t66040\n`);
+  }
+  const uses = uidsInUse(66000, 66063, sources({}, proc)).map((u) => u.where);
+  assert.deepEqual(uses, ['process 102 (node-MainThread) runs with uid 66040', 'process 102 (node-MainThread) runs with gid 66040']);
+});

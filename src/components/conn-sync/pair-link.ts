@@ -89,6 +89,7 @@ export class PairLink {
   readonly #cNoSlot: number;
   readonly #cGap: number;
   readonly #cResyncs: number;
+  readonly #cResent: number;
   readonly #cIgnored: number;
   readonly #cDown: number;
   readonly #cUp: number;
@@ -120,6 +121,7 @@ export class PairLink {
     this.#cNoSlot = counters.define('pair.no-slot');
     this.#cGap = counters.define('pair.gap');
     this.#cResyncs = counters.define('pair.resyncs');
+    this.#cResent = counters.define('pair.records-resynced');
     this.#cIgnored = counters.define('pair.ignored-as-master');
     this.#cDown = counters.define('pair.down');
     this.#cUp = counters.define('pair.up');
@@ -189,18 +191,20 @@ export class PairLink {
   #pumpResync(): void {
     if (this.#resync < 0) return;
     const t = this.#table;
-    let room = (this.cfg.queue - this.#count) >> 1;
+    const room = (this.cfg.queue - this.#count) >> 1;
+    let moved = 0;
     let i = this.#resync;
-    for (; i < t.max && room > 0; i++) {
+    for (; i < t.max && moved < room; i++) {
       if (!t.used(i)) continue;
       let j = this.#head + this.#count;
       if (j >= this.cfg.queue) j -= this.cfg.queue;
       t.copy(i, this.#q, j * RECORD_LEN);
       this.#qAt[j] = this.#now();
       this.#count++;
-      room--;
+      moved++;
     }
     this.#resync = i >= t.max ? -1 : i;
+    if (moved > 0) this.#c.add(this.#cResent, moved);
   }
 
   /** Send full batches; with `all` (or when the oldest waited batch-ms) also the last partial one. */
