@@ -18,6 +18,7 @@ import type { HaGatewayPlan, LabPlan } from '../lab/lab-plan.ts';
 import { haStatusOf } from '../lab/ha-lab.ts';
 import { ip, nsExec } from '../lab/netns.ts';
 import { ControlClient } from '../sys/control-client.ts';
+import { sampleCpu } from './procstat.ts';
 
 export const HA_BENCH_HELP = `Usage: microgate ha bench [--takeovers N] [--kind kill|link] [--rate N] [--seconds S] [--name LAB] [--json]
 
@@ -61,6 +62,8 @@ export interface HaBenchResult {
     load: PerSecond;
     /** load minus idle, per 1,000 new connections per second. */
     per1000: PerSecond;
+    /** CPU of the sync's processes during the load, % of one core: the active's router, conn-sync, sync driver; the standby's. */
+    cpuPct: Record<string, number>;
   };
 }
 
@@ -122,9 +125,14 @@ export async function haBench(opts: { takeovers: number; kind: 'kill' | 'link'; 
     const i1 = await syncCounters(m);
     const idle = rate(i0, i1, opts.seconds);
     const l0 = await syncCounters(m);
+    const sb = m === gws[0] ? gws[1] : gws[0];
+    const pids = async (g: HaGatewayPlan, side: string) => (await new ControlClient({ socket: g.controlSocket }, 3000).get<{ components: { name: string; pid: number }[] }>('/status')).components
+      .filter((c) => ['router', 'conn-sync', 'drv-sync'].includes(c.name)).map((c) => ({ name: `${side} ${c.name}`, pid: c.pid }));
+    const cpu = sampleCpu([...await pids(m, 'active'), ...await pids(sb, 'standby')]);
     const t0 = performance.now();
     const flood = await nsExec(lan, 'python3', ['-c', FLOOD, wanIp, String(opts.rate), String(opts.seconds)], { timeoutMs: (opts.seconds + 30) * 1000 });
     const l1 = await syncCounters(m);
+    const cpuPct = Object.fromEntries(cpu().units.map((u) => [u.name, Math.round(u.cpuPct * 10) / 10]));
     const secs = (performance.now() - t0) / 1000;
     const load = rate(l0, l1, secs);
     const sent = Number(flood.stdout.trim());
@@ -134,6 +142,7 @@ export async function haBench(opts: { takeovers: number; kind: 'kill' | 'link'; 
       frames: Math.round((load.frames - idle.frames) * k), bytes: Math.round((load.bytes - idle.bytes) * k),
     };
     log(`sync: idle ${idle.frames} frames/s ${idle.bytes} B/s; ${Math.round(sent / secs)} new connections/s: ${load.records} records/s (${load.resynced} of them resync), ${load.frames} frames/s, ${load.bytes} B/s`);
+    log(`cpu during the load (% of one core): ${Object.entries(cpuPct).map(([k, v]) => `${k} ${v}`).join(', ')}`);
 
     // Failover.
     const failoverMs: number[] = [];
@@ -163,7 +172,7 @@ export async function haBench(opts: { takeovers: number; kind: 'kill' | 'link'; 
     }
     return {
       kind: opts.kind, failoverMs, median: quantile(failoverMs, 0.5), p90: quantile(failoverMs, 0.9), max: Math.max(...failoverMs), reachableAfter,
-      sync: { rate: opts.rate, seconds: opts.seconds, sent, idle, load, per1000 },
+      sync: { rate: opts.rate, seconds: opts.seconds, sent, idle, load, per1000, cpuPct },
     };
   } finally {
     await labDown(name);
@@ -198,6 +207,7 @@ export async function haBenchCommand(argv: string[]): Promise<number> {
   else {
     process.stdout.write(`failover (${r.kind}, ${r.failoverMs.length} takeovers): median ${r.median} ms, p90 ${r.p90} ms, max ${r.max} ms; lan -> wan ping answered after ${r.reachableAfter} of them\n`);
     process.stdout.write(`sync per 1,000 new connections/s: ${r.sync.per1000.records} records/s (${r.sync.per1000.resynced} resync), ${r.sync.per1000.frames} frames/s, ${r.sync.per1000.bytes} B/s (${Math.round(r.sync.per1000.bytes * 8 / 1000)} kbit/s) above idle (${r.sync.idle.bytes} B/s)\n`);
+    process.stdout.write(`cpu at ${Math.round(r.sync.sent / r.sync.seconds)} new connections/s (% of one core): ${Object.entries(r.sync.cpuPct).map(([k, v]) => `${k} ${v}`).join(', ')}\n`);
   }
   return 0;
 }
