@@ -1,5 +1,7 @@
 // `microgate ha bench`: what the HA pair (issue 19, `lab up --ha`) costs and
 // how fast it fails over, measured in one lab:
+// Failover first, then the sync traffic (its UDP connections would fill the
+// lan host's per-source conntrack quota, and the pings after takeovers fail).
 // - failover: N takeovers (default 20), each a SIGKILL of the active's init
 //   (`--kind kill`) or its lan TAP set down (`--kind link`); the time from
 //   the fault to the standby's control API saying master (polled every
@@ -54,6 +56,8 @@ export interface HaBenchResult {
   p90: number;
   max: number;
   reachableAfter: number;
+  /** The first failed ping's error, if any. */
+  pingError?: string;
   sync: {
     rate: number;
     seconds: number;
@@ -117,8 +121,39 @@ export async function haBench(opts: { takeovers: number; kind: 'kill' | 'link'; 
     const wanIp = info.hosts.wan.ip;
     const masterOf = async (): Promise<HaGatewayPlan> => ((await role(gws[0])) === 'master' ? gws[0] : gws[1]);
 
-    // Sync traffic: idle, then under new connections.
+    // Failover first: the sync measurement's thousands of UDP connections would fill the lan host's
+    // conntrack per-source quota (4096) for a minute, and the pings after each takeover would be refused.
     let m = await masterOf();
+    const failoverMs: number[] = [];
+    let reachableAfter = 0;
+    let pingError: string | undefined;
+    for (let i = 0; i < opts.takeovers; i++) {
+      m = await masterOf();
+      const s = m === gws[0] ? gws[1] : gws[0];
+      await waitUntil(`gateway ${s.n}'s keepalived BACKUP`, 20_000, async () => (await vrrpState(s)) === 'BACKUP');
+      const pid = (await readLabState(name))!.processes.find((p) => p.name === `init-${m.n}`)!.pid;
+      const t = performance.now();
+      if (opts.kind === 'kill') process.kill(pid, 'SIGKILL');
+      else await ip(['link', 'set', m.taps.lan, 'down'], plan.hosts.lan.netns);
+      for (;;) {
+        if ((await role(s)) === 'master') break;
+        if (performance.now() - t > 10_000) throw new Error(`takeover ${i + 1}: gateway ${s.n} not master after 10 s`);
+        await sleep(10);
+      }
+      const ms = Math.round(performance.now() - t);
+      failoverMs.push(ms);
+      try {
+        await nsExec(lan, 'ping', ['-n', '-q', '-c', '1', '-W', '2', wanIp], { timeoutMs: 5000 });
+        reachableAfter++;
+      } catch (e) {
+        if (pingError === undefined) pingError = (e as Error).message.split('\n')[0];
+      }
+      log(`takeover ${i + 1}/${opts.takeovers} (${opts.kind}): gateway ${s.n} master after ${ms} ms`);
+      if (opts.kind === 'kill') await labRestartHaGateway(name, m.n);
+      else await ip(['link', 'set', m.taps.lan, 'up'], plan.hosts.lan.netns);
+    }
+    // Sync traffic: idle, then under new connections.
+    m = await masterOf();
     await sleep(2000);
     const i0 = await syncCounters(m);
     await sleep(opts.seconds * 1000);
@@ -144,34 +179,8 @@ export async function haBench(opts: { takeovers: number; kind: 'kill' | 'link'; 
     log(`sync: idle ${idle.frames} frames/s ${idle.bytes} B/s; ${Math.round(sent / secs)} new connections/s: ${load.records} records/s (${load.resynced} of them resync), ${load.frames} frames/s, ${load.bytes} B/s`);
     log(`cpu during the load (% of one core): ${Object.entries(cpuPct).map(([k, v]) => `${k} ${v}`).join(', ')}`);
 
-    // Failover.
-    const failoverMs: number[] = [];
-    let reachableAfter = 0;
-    for (let i = 0; i < opts.takeovers; i++) {
-      m = await masterOf();
-      const s = m === gws[0] ? gws[1] : gws[0];
-      await waitUntil(`gateway ${s.n}'s keepalived BACKUP`, 20_000, async () => (await vrrpState(s)) === 'BACKUP');
-      const pid = (await readLabState(name))!.processes.find((p) => p.name === `init-${m.n}`)!.pid;
-      const t = performance.now();
-      if (opts.kind === 'kill') process.kill(pid, 'SIGKILL');
-      else await ip(['link', 'set', m.taps.lan, 'down'], plan.hosts.lan.netns);
-      for (;;) {
-        if ((await role(s)) === 'master') break;
-        if (performance.now() - t > 10_000) throw new Error(`takeover ${i + 1}: gateway ${s.n} not master after 10 s`);
-        await sleep(10);
-      }
-      const ms = Math.round(performance.now() - t);
-      failoverMs.push(ms);
-      try {
-        await nsExec(lan, 'ping', ['-n', '-q', '-c', '1', '-W', '2', wanIp], { timeoutMs: 5000 });
-        reachableAfter++;
-      } catch { /* counted */ }
-      log(`takeover ${i + 1}/${opts.takeovers} (${opts.kind}): gateway ${s.n} master after ${ms} ms`);
-      if (opts.kind === 'kill') await labRestartHaGateway(name, m.n);
-      else await ip(['link', 'set', m.taps.lan, 'up'], plan.hosts.lan.netns);
-    }
     return {
-      kind: opts.kind, failoverMs, median: quantile(failoverMs, 0.5), p90: quantile(failoverMs, 0.9), max: Math.max(...failoverMs), reachableAfter,
+      kind: opts.kind, failoverMs, median: quantile(failoverMs, 0.5), p90: quantile(failoverMs, 0.9), max: Math.max(...failoverMs), reachableAfter, ...(pingError === undefined ? {} : { pingError }),
       sync: { rate: opts.rate, seconds: opts.seconds, sent, idle, load, per1000, cpuPct },
     };
   } finally {
@@ -205,7 +214,7 @@ export async function haBenchCommand(argv: string[]): Promise<number> {
   });
   if (values.json === true) process.stdout.write(`${JSON.stringify(r)}\n`);
   else {
-    process.stdout.write(`failover (${r.kind}, ${r.failoverMs.length} takeovers): median ${r.median} ms, p90 ${r.p90} ms, max ${r.max} ms; lan -> wan ping answered after ${r.reachableAfter} of them\n`);
+    process.stdout.write(`failover (${r.kind}, ${r.failoverMs.length} takeovers): median ${r.median} ms, p90 ${r.p90} ms, max ${r.max} ms; lan -> wan ping answered after ${r.reachableAfter} of them${r.pingError === undefined ? '' : ` (first failure: ${r.pingError})`}\n`);
     process.stdout.write(`sync per 1,000 new connections/s: ${r.sync.per1000.records} records/s (${r.sync.per1000.resynced} resync), ${r.sync.per1000.frames} frames/s, ${r.sync.per1000.bytes} B/s (${Math.round(r.sync.per1000.bytes * 8 / 1000)} kbit/s) above idle (${r.sync.idle.bytes} B/s)\n`);
     process.stdout.write(`cpu at ${Math.round(r.sync.sent / r.sync.seconds)} new connections/s (% of one core): ${Object.entries(r.sync.cpuPct).map(([k, v]) => `${k} ${v}`).join(', ')}\n`);
   }
