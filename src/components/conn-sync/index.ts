@@ -37,6 +37,8 @@ export const PAIR_PORT = 'pair';
 export const PAIR_KEY_DEVICE = 'pair-key';
 /** Records from the peer waiting for a slot towards the router (backup). */
 const TO_ROUTER_QUEUE = 4096;
+/** Copies between Uint8Arrays without a view object. */
+const copyBytes = Buffer.prototype.copy;
 /** How often a restore in progress looks for free slots (ms). */
 const PUMP_MS = 2;
 
@@ -97,7 +99,7 @@ export default function create(env: ComponentEnv): Component {
       if (slot < 0) break;
       let n = 0;
       while (n < per && trCount > 0) {
-        out.buf.set(toRouter.subarray(trHead * RECORD_LEN, (trHead + 1) * RECORD_LEN), slot + n * RECORD_LEN);
+        copyBytes.call(toRouter, out.buf, slot + n * RECORD_LEN, trHead * RECORD_LEN, (trHead + 1) * RECORD_LEN);
         trHead = trHead + 1 === TO_ROUTER_QUEUE ? 0 : trHead + 1;
         trCount--;
         n++;
@@ -135,7 +137,7 @@ export default function create(env: ComponentEnv): Component {
           }
           let j = trHead + trCount;
           if (j >= TO_ROUTER_QUEUE) j -= TO_ROUTER_QUEUE;
-          toRouter.set(buf.subarray(o, o + RECORD_LEN), j * RECORD_LEN);
+          copyBytes.call(buf, toRouter, j * RECORD_LEN, o, o + RECORD_LEN);
           trCount++;
         }
       },

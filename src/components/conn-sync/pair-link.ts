@@ -21,8 +21,8 @@
 // refusal is counted by its reason (`pair.drop.<reason>`) and the first of
 // each reason per second is logged. No message from the peer for `dead-ms`:
 // the pair is degraded (`pair.down`, logged); the next authentic one brings it
-// back (`pair.up`). Per batch (not per record) the HMAC costs one allocation
-// in node:crypto; nothing else is allocated after the start.
+// back (`pair.up`). Per batch (not per record) the HMAC costs node:crypto's
+// allocations; the queue, the batch and the frames copy without any.
 import type { Logger } from '../../runtime/component.ts';
 import type { Counters } from '../../runtime/counters.ts';
 import type { SessionEnd } from '../../session/types.ts';
@@ -34,6 +34,8 @@ import { decodeStatus, encodeStatus, hashPrefix, type PairStatus, type Role, STA
 import type { WarmTable } from './table.ts';
 
 export const ETHERTYPE_PAIR = 0x88b5;
+/** Copies between Uint8Arrays without a view object (Buffer's copy works on any Uint8Array). */
+const copyBytes = Buffer.prototype.copy;
 const VNET = 12;
 const ETH = 14;
 const FRAME_HEAD = VNET + ETH;
@@ -165,7 +167,7 @@ export class PairLink {
     }
     let i = this.#head + this.#count;
     if (i >= this.cfg.queue) i -= this.cfg.queue;
-    this.#q.set(buf.subarray(off, off + RECORD_LEN), i * RECORD_LEN);
+    copyBytes.call(buf, this.#q, i * RECORD_LEN, off, off + RECORD_LEN);
     this.#qAt[i] = this.#now();
     this.#count++;
   }
@@ -220,7 +222,7 @@ export class PairLink {
       const n = Math.min(this.#count, PAIR_MAX_RECORDS);
       for (let k = 0; k < n; k++) {
         const from = this.#head * RECORD_LEN;
-        this.#batch.set(this.#q.subarray(from, from + RECORD_LEN), k * RECORD_LEN);
+        copyBytes.call(this.#q, this.#batch, k * RECORD_LEN, from, from + RECORD_LEN);
         this.#head = this.#head + 1 === this.cfg.queue ? 0 : this.#head + 1;
       }
       this.#count -= n;
@@ -253,7 +255,7 @@ export class PairLink {
     b.set(this.cfg.peerMac, slot + VNET);
     b.set(this.cfg.mac, slot + VNET + 6);
     setU16(b, slot + VNET + 12, ETHERTYPE_PAIR);
-    b.set(this.#msg.subarray(0, len), slot + FRAME_HEAD);
+    copyBytes.call(this.#msg, b, slot + FRAME_HEAD, 0, len);
     out.submit(slot, FRAME_HEAD + len);
     this.#c.add(this.#cFrames);
   }
@@ -283,7 +285,7 @@ export class PairLink {
     const mlen = len - FRAME_HEAD;
     if (mlen > PAIR_MAX_DATAGRAM) return this.#drop(4);
     const m = this.#rx;
-    m.set(buf.subarray(off + FRAME_HEAD, off + len)); // the driver may still write its slot
+    copyBytes.call(buf, m, 0, off + FRAME_HEAD, off + len); // the driver may still write its slot
     const before = this.#opener.last;
     const v = this.#opener.open(m, mlen);
     if (v < 0) return this.#drop(5 + -v);
