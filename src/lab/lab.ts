@@ -13,7 +13,7 @@ import { chmod, cp, mkdir, readdir, readFile, rename, rm, writeFile } from 'node
 import { join } from 'node:path';
 import {
   createNetns, deleteLinks, deleteNetns, findLinks, ip, listNetns, netnsPids, nsExec,
-  procIdentity, procMatches, setCommandObserver, stopProcesses, sysctl,
+  procCmdline, procIdentity, procMatches, setCommandObserver, stopProcesses, sysctl,
   type ProcIdentity,
 } from './netns.ts';
 import {
@@ -467,7 +467,10 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
       if (ha !== undefined) {
         for (const g of plan.ha!.gateways) {
           step();
-          const id = await procIdentity(ha.startKeepalived(plan, g));
+          const pid = ha.startKeepalived(plan, g);
+          // Recorded once `ip netns exec` has become keepalived (the identity includes the command line).
+          for (let i = 0; i < 40 && !((await procCmdline(pid)) ?? 'keepalived').startsWith('keepalived'); i++) await sleep(50);
+          const id = await procIdentity(pid);
           if (id) state.processes.push({ name: `keepalived-${g.n}`, ...id });
           await writeLabState(state);
         }
