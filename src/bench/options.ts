@@ -32,6 +32,9 @@ combinations with --grid):
   --spin LIST          polling budget of microgate's loops (config scheduling.spin-us):
                        microseconds, or auto (init measures a wake-up at start)
                        (default: the config's default, ${DEFAULTS.spinUs})
+  --sync LIST          off, on: without / with conn-sync (the router exports every
+                       connection's records; what sync costs an HA pair's active side,
+                       less the pair link's frames)   (default off)
   --trace LIST         off, on, events                (default off; on = per-procedure
                        aggregates, events = also every span into rings; a traced
                        configuration adds the Table-1 breakdown to the report)
@@ -133,6 +136,7 @@ export function parseBenchArgs(argv: string[], maxCores: number): ParsedBench {
       cores: { type: 'string' },
       slots: { type: 'string' },
       spin: { type: 'string' },
+      sync: { type: 'string' },
       trace: { type: 'string' },
       grid: { type: 'boolean' },
       tests: { type: 'string' },
@@ -161,6 +165,7 @@ export function parseBenchArgs(argv: string[], maxCores: number): ParsedBench {
       : quick || two === 1 ? [two] : [two, 1],
     slots: values.slots !== undefined ? slotsList(values.slots) : quick ? [1] : [1, 8],
     spin: values.spin !== undefined ? spinList(values.spin) : [DEFAULTS.spinUs],
+    sync: values.sync !== undefined ? oneOf('sync', values.sync, ['off', 'on'] as const).map((x) => x === 'on') : [false],
     trace: values.trace !== undefined
       ? oneOf('trace', values.trace, ['off', 'on', 'aggregates', 'events'] as const).map((x): TraceLevel => (x === 'on' ? 'aggregates' : x))
       : ['off'],

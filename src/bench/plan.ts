@@ -30,6 +30,8 @@ export interface BenchOptions {
   trace: TraceLevel[];
   /** Polling budgets of microgate's loops (config scheduling.spin-us): microseconds or auto. */
   spin: SpinSetting[];
+  /** Connection-state sync: without (false) and with conn-sync (true: the router exports every connection; issue 19). Absent: [false]. */
+  sync?: boolean[];
   /** Every combination of the lists instead of one variant at a time. */
   grid: boolean;
   repeat: number;
@@ -65,6 +67,8 @@ export interface BenchConfig {
   slots?: number;
   /** Polling budget (microgate only). */
   spin?: SpinSetting;
+  /** With conn-sync (microgate only). */
+  sync?: boolean;
   cores: number;
   trace: TraceLevel;
   /** Key of the lab it runs in: configs that differ only in cores or tracing share a lab. */
@@ -94,12 +98,12 @@ export interface Plan {
   base: string;
   tests: TestSpec[];
   /** Labs to build: key -> what. */
-  labs: Map<string, { gateway: 'linux' | 'microgate'; isolation?: Isolation; transport?: Transport; slots?: number; spin?: SpinSetting }>;
+  labs: Map<string, { gateway: 'linux' | 'microgate'; isolation?: Isolation; transport?: Transport; slots?: number; spin?: SpinSetting; sync?: boolean }>;
   runs: { rep: number; test: TestSpec; config: BenchConfig }[];
 }
 
-function labKey(c: Pick<BenchConfig, 'gateway' | 'isolation' | 'transport' | 'slots' | 'spin'>): string {
-  return c.gateway === 'linux' ? 'linux' : `mg-${c.isolation}-${c.transport}-x${c.slots}${spinSuffix(c.spin)}`;
+function labKey(c: Pick<BenchConfig, 'gateway' | 'isolation' | 'transport' | 'slots' | 'spin' | 'sync'>): string {
+  return c.gateway === 'linux' ? 'linux' : `mg-${c.isolation}-${c.transport}-x${c.slots}${spinSuffix(c.spin)}${c.sync === true ? '-sync' : ''}`;
 }
 
 /** Id part of a polling budget: none for 0 (the configurations of earlier runs keep their ids). */
@@ -112,6 +116,7 @@ interface Variant {
   transport: Transport;
   slots: number;
   spin: SpinSetting;
+  sync: boolean;
   cores: number;
   trace: TraceLevel;
 }
@@ -120,16 +125,18 @@ function microgateConfig(v: Variant, maxCores: number): BenchConfig {
   const extra: string[] = [];
   if (v.slots !== 1) extra.push(`x${v.slots} buffers`);
   if (v.spin !== 0) extra.push(v.spin === 'auto' ? 'polling auto' : `polling ${v.spin} µs`);
+  if (v.sync) extra.push('conn-sync');
   if (v.cores !== maxCores) extra.push(`${v.cores} core${v.cores === 1 ? '' : 's'}`);
   if (v.trace !== 'off') extra.push(v.trace === 'events' ? 'traced (events)' : 'traced');
   const c: BenchConfig = {
-    id: `mg-${v.isolation}-${v.transport}-x${v.slots}${spinSuffix(v.spin)}-c${v.cores}${v.trace === 'off' ? '' : v.trace === 'events' ? '-events' : '-trace'}`,
+    id: `mg-${v.isolation}-${v.transport}-x${v.slots}${spinSuffix(v.spin)}${v.sync ? '-sync' : ''}-c${v.cores}${v.trace === 'off' ? '' : v.trace === 'events' ? '-events' : '-trace'}`,
     label: `microgate ${v.isolation}/${v.transport}${extra.length ? `, ${extra.join(', ')}` : ''}`,
     gateway: 'microgate',
     isolation: v.isolation,
     transport: v.transport,
     slots: v.slots,
     spin: v.spin,
+    sync: v.sync,
     cores: v.cores,
     trace: v.trace,
     lab: '',
@@ -151,7 +158,7 @@ function linuxConfig(cores: number, maxCores: number): BenchConfig {
 
 /** The microgate variants: the base (first of each list) and one change at a time, or the full grid. */
 export function variants(o: BenchOptions): Variant[] {
-  const base: Variant = { isolation: o.isolation[0], transport: o.transport[0], slots: o.slots[0], spin: o.spin[0], cores: o.cores[0], trace: o.trace[0] };
+  const base: Variant = { isolation: o.isolation[0], transport: o.transport[0], slots: o.slots[0], spin: o.spin[0], sync: o.sync?.[0] ?? false, cores: o.cores[0], trace: o.trace[0] };
   const out: Variant[] = [];
   const seen = new Set<string>();
   const add = (v: Variant): void => {
@@ -166,8 +173,9 @@ export function variants(o: BenchOptions): Variant[] {
       for (const transport of o.transport)
         for (const slots of o.slots)
           for (const spin of o.spin)
-            for (const cores of o.cores)
-              for (const trace of o.trace) add({ isolation, transport, slots, spin, cores, trace });
+            for (const sync of o.sync ?? [false])
+              for (const cores of o.cores)
+                for (const trace of o.trace) add({ isolation, transport, slots, spin, sync, cores, trace });
     return out;
   }
   add(base);
@@ -175,6 +183,7 @@ export function variants(o: BenchOptions): Variant[] {
   for (const transport of o.transport) add({ ...base, transport });
   for (const slots of o.slots) add({ ...base, slots });
   for (const spin of o.spin) add({ ...base, spin });
+  for (const sync of o.sync ?? [false]) add({ ...base, sync });
   for (const cores of o.cores) add({ ...base, cores });
   for (const trace of o.trace) add({ ...base, trace });
   return out;
@@ -219,7 +228,7 @@ export function makePlan(o: BenchOptions, maxCores: number): Plan {
   const labs: Plan['labs'] = new Map();
   for (const c of configs) {
     if (!labs.has(c.lab)) {
-      labs.set(c.lab, c.gateway === 'linux' ? { gateway: 'linux' } : { gateway: 'microgate', isolation: c.isolation, transport: c.transport, slots: c.slots, spin: c.spin });
+      labs.set(c.lab, c.gateway === 'linux' ? { gateway: 'linux' } : { gateway: 'microgate', isolation: c.isolation, transport: c.transport, slots: c.slots, spin: c.spin, sync: c.sync });
     }
   }
   const ts = tests(o);

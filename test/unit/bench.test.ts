@@ -272,3 +272,13 @@ test('progress: one line per run on a pipe, with the time left', () => {
   assert.equal(formatDuration(3725), '1h02m');
   assert.equal(formatDuration(75), '1m15s');
 });
+
+test('plan: --sync off,on adds the base with conn-sync, in a lab of its own', () => {
+  assert.deepEqual(parseBenchArgs(['--sync', 'off,on'], 2).options.sync, [false, true]);
+  assert.throws(() => parseBenchArgs(['--sync', 'maybe'], 2), BenchUsageError);
+  const p = makePlan(opts({ isolation: ['process'], transport: ['shm'], cores: [2], slots: [1], sync: [false, true] }), 2);
+  assert.deepEqual(p.configs.map((c) => c.id), ['linux-c2', 'mg-process-shm-x1-c2', 'mg-process-shm-x1-sync-c2']);
+  assert.equal(p.configs[2].label, 'microgate process/shm, conn-sync');
+  assert.equal(p.labs.get('mg-process-shm-x1-sync')?.sync, true);
+  assert.equal(p.labs.get('mg-process-shm-x1')?.sync, false);
+});
