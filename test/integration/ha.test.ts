@@ -217,10 +217,10 @@ test('HA pair: takeover on SIGKILL of init and on a link down keeps a TCP sessio
 
     // 5. A forged sync frame (a header that parses, a tag that does not verify) on the link.
     await sleep(1000);
-    const forgedBefore = (await counters(standby, 'conn-sync'))['pair.drop.forged'] ?? 0;
+    const forgedBefore = (await counters(standby, 'conn-sync'))['drop.pair-forged'] ?? 0;
     await nsExec(plan.ha!.syncNetns, 'python3', ['-c', FORGE, plan.ha!.syncBridge], { timeoutMs: 5000 });
     await sleep(300);
-    const forgedAfter = (await counters(standby, 'conn-sync'))['pair.drop.forged'] ?? 0;
+    const forgedAfter = (await counters(standby, 'conn-sync'))['drop.pair-forged'] ?? 0;
     assert.equal(forgedAfter, forgedBefore + 1, 'the forged frame is dropped and counted');
 
     // The session is still the first one.

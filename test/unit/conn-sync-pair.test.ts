@@ -196,7 +196,7 @@ test('conn-sync pair attacks: forged, foreign EtherType, replayed, reflected and
   // Replayed.
   inject(b, genuine);
   pump();
-  assert.equal(b.counters.get('pair.drop.replayed'), 1);
+  assert.equal(b.counters.get('drop.pair-replayed'), 1);
   // Forged: sealed with another key.
   const other = new PairSealer(Buffer.alloc(32, 9), { self: 1, peer: 2 });
   const body = recs(100, 3);
@@ -207,13 +207,13 @@ test('conn-sync pair attacks: forged, foreign EtherType, replayed, reflected and
   forged.set(msg.subarray(0, mlen), 26);
   inject(b, forged);
   pump();
-  assert.equal(b.counters.get('pair.drop.forged'), 1);
+  assert.equal(b.counters.get('drop.pair-forged'), 1);
   // Altered record bytes of a genuine frame.
   const altered = genuine.slice();
   altered[26 + 40 + 8] ^= 1;
   inject(b, altered);
   pump();
-  assert.equal(b.counters.get('pair.drop.forged'), 2);
+  assert.equal(b.counters.get('drop.pair-forged'), 2);
   // Another EtherType (IPv4), a runt, a frame for another MAC, a GSO header.
   const ip = genuine.slice();
   ip[26 - 2] = 0x08;
@@ -227,16 +227,16 @@ test('conn-sync pair attacks: forged, foreign EtherType, replayed, reflected and
   gso[1] = 1;
   inject(b, gso);
   pump();
-  assert.equal(b.counters.get('pair.drop.not-sync'), 1);
-  assert.equal(b.counters.get('pair.drop.runt'), 1);
-  assert.equal(b.counters.get('pair.drop.not-for-us'), 1);
-  assert.equal(b.counters.get('pair.drop.bad-vnet'), 1);
+  assert.equal(b.counters.get('drop.pair-not-sync'), 1);
+  assert.equal(b.counters.get('drop.pair-runt'), 1);
+  assert.equal(b.counters.get('drop.pair-not-for-us'), 1);
+  assert.equal(b.counters.get('drop.pair-bad-vnet'), 1);
   // Reflected: b's own (genuine, same key) frame back to b.
   const own = wire.filter((f) => f[12 + 6 + 5] === 2 && f.length > 26).at(-1)!; // source MAC 02:6d:..:02
   assert.ok(own !== undefined, 'b sent a heartbeat');
   inject(b, own);
   pump();
-  assert.equal(b.counters.get('pair.drop.wrong-peer'), 1);
+  assert.equal(b.counters.get('drop.pair-wrong-peer'), 1);
   assert.equal(toRouter(b), 0, 'nothing of it reached the router');
   assert.equal((b.cs.status() as PairSt).entries, 5);
   assert.ok(b.warns.some((w) => w.includes('"reason":"forged"')), 'a forged frame is logged');

@@ -18,7 +18,7 @@
 // Receiving: every frame is copied out of the slot first, then checked:
 // virtio-net header without GSO, Ethernet length, EtherType, destination MAC,
 // message length, then PairOpener (tag, ids, freshness, replay). Every
-// refusal is counted by its reason (`pair.drop.<reason>`) and the first of
+// refusal is counted by its reason (`drop.pair-<reason>`) and the first of
 // each reason per second is logged. No message from the peer for `dead-ms`:
 // the pair is degraded (`pair.down`, logged); the next authentic one brings it
 // back (`pair.up`). Per batch (not per record) the HMAC costs node:crypto's
@@ -114,7 +114,7 @@ export class PairLink {
     this.#opener = new PairOpener(key, ends, { clockMs: this.#wall });
     this.#q = new Uint8Array(cfg.queue * RECORD_LEN);
     this.#qAt = new Float64Array(cfg.queue);
-    this.#dLink = Int32Array.from(LINK_DROPS, (r) => counters.define(`pair.drop.${r}`));
+    this.#dLink = Int32Array.from(LINK_DROPS, (r) => counters.dropReason(`pair-${r}`));
     this.#cSent = counters.define('pair.records-sent');
     this.#cFrames = counters.define('pair.frames-sent');
     this.#cRecv = counters.define('pair.records-received');
@@ -265,7 +265,7 @@ export class PairLink {
     const now = this.#now();
     if (now - this.#lastLog[reason] >= 1000) {
       this.#lastLog[reason] = now;
-      this.#log.warn('sync frame dropped', { reason: LINK_DROPS[reason], counter: `pair.drop.${LINK_DROPS[reason]}` });
+      this.#log.warn('sync frame dropped', { reason: LINK_DROPS[reason], counter: `drop.pair-${LINK_DROPS[reason]}` });
     }
   }
 
