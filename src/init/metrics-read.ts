@@ -233,6 +233,20 @@ function readTunnel(r: ReportReader, status: Record<string, unknown>, nowMs: num
   }
 }
 
+/** An HA pair: the router's role (status ha), conn-sync's pair link (status pair). */
+function readHa(r: ReportReader, status: Record<string, unknown>): void {
+  const ha = obj(status.ha);
+  if (ha !== undefined && (ha.role === 'master' || ha.role === 'backup')) r.put('microgate_ha_master', {}, ha.role === 'master' ? 1 : 0);
+  const pair = obj(status.pair);
+  if (pair === undefined) return;
+  r.put('microgate_ha_sync_link_up', {}, pair.link === 'up' ? 1 : 0);
+  r.put('microgate_ha_sync_queue', {}, pair.queued);
+  if (typeof pair.lagMs === 'number') r.put('microgate_ha_sync_lag_seconds', {}, pair.lagMs / 1000);
+  r.put('microgate_ha_sync_queue_drops_total', {}, pair.queueDrops);
+  const peer = obj(pair.peerStatus);
+  if (peer !== undefined) r.put('microgate_ha_sync_peer_entries', {}, peer.entries);
+}
+
 /** Read everything /metrics shows; `rejected` adds each component's refused values to its running total. */
 export function readMetrics(input: MetricsInput, rejected: Map<string, number>): Samples {
   const out: Samples = new Map();
@@ -275,6 +289,7 @@ export function readMetrics(input: MetricsInput, rejected: Map<string, number>):
     readSessions(r, rep, domains);
     readConntrack(r, status);
     readTunnel(r, status, input.nowMs);
+    readHa(r, status);
     // Resident memory: measured by init from /proc, not reported by the component.
     if (typeof rep.rssBytes === 'number') add(out, 'microgate_component_resident_memory_bytes', { component: rep.name }, rep.rssBytes);
     rejected.set(rep.name, (rejected.get(rep.name) ?? 0) + r.rejected);

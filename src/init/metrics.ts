@@ -64,6 +64,12 @@ export const METRIC_DEFS: readonly Def[] = [
   { name: 'microgate_tunnel_peer_handshake_age_seconds', type: 'gauge', help: 'Seconds since the peer\'s last completed handshake (absent before the first).', labels: [C, 'peer'] },
   { name: 'microgate_tunnel_peer_handshakes_total', type: 'counter', help: 'Completed handshakes with the peer.', labels: [C, 'peer'] },
   { name: 'microgate_tunnel_peer_bytes_total', type: 'counter', help: 'Bytes received from (rx) or sent to (tx) the peer, as wg show counts transfer.', labels: [C, 'peer', 'direction'] },
+  { name: 'microgate_ha_master', type: 'gauge', help: 'An HA pair\'s router (config ha): 1 while it is master (forwards), 0 while backup.', labels: [C] },
+  { name: 'microgate_ha_sync_link_up', type: 'gauge', help: 'An HA pair\'s conn-sync: 1 while authentic messages come from the peer, 0 when the pair is degraded (none for dead-ms) or never heard.', labels: [C] },
+  { name: 'microgate_ha_sync_queue', type: 'gauge', help: 'Records waiting in conn-sync\'s send queue to the peer.', labels: [C] },
+  { name: 'microgate_ha_sync_lag_seconds', type: 'gauge', help: 'Age of the oldest record in conn-sync\'s send queue (0 when empty).', labels: [C] },
+  { name: 'microgate_ha_sync_queue_drops_total', type: 'counter', help: 'Records conn-sync dropped because its send queue was full (each starts a full resync).', labels: [C] },
+  { name: 'microgate_ha_sync_peer_entries', type: 'gauge', help: 'Records in the peer\'s warm table, as its last status block said.', labels: [C] },
   { name: 'microgate_control_denied_total', type: 'counter', help: 'Control API requests refused, by reason (peer, token, host, origin, content-type).', labels: ['reason'] },
   { name: 'microgate_metrics_rejected_total', type: 'counter', help: 'Values in a component\'s status report that /metrics refused (not a finite number in [0, 2^53], a bad label, over 2000 samples).', labels: [C] },
 ];

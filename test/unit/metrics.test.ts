@@ -210,6 +210,24 @@ test('EVE collector: alerts counted by (component, sid), signature kept; past MA
   await c.stop();
 });
 
+test('metrics: an HA pair\'s router role and conn-sync\'s pair link', () => {
+  const rep = (name: string, status: Record<string, unknown>): ComponentReport => ({ name, counters: {}, sessions: {}, loop: LOOP, status });
+  const out = readMetrics({
+    ...input([
+      rep('router', { ha: { role: 'master', forMs: 5 } }),
+      rep('conn-sync', { entries: 7, pair: { link: 'down', queued: 3, lagMs: 1500, queueDrops: 2, peerStatus: { role: 'backup', entries: 6 } } }),
+    ]),
+    components: [row('router'), row('conn-sync')],
+  }, new Map());
+  const get = (name: string, component: string): number | undefined => out.get(name)?.find((x) => x.labels.component === component)?.value;
+  const keys = [...out.keys()].filter((k) => k.startsWith('microgate_ha_'));
+  assert.deepEqual(keys.sort(), ['microgate_ha_master', 'microgate_ha_sync_lag_seconds', 'microgate_ha_sync_link_up', 'microgate_ha_sync_peer_entries', 'microgate_ha_sync_queue', 'microgate_ha_sync_queue_drops_total']);
+  assert.equal(get('microgate_ha_master', 'router'), 1);
+  assert.equal(get('microgate_ha_sync_link_up', 'conn-sync'), 0);
+  assert.equal(get('microgate_ha_sync_lag_seconds', 'conn-sync'), 1.5);
+  assert.equal(get('microgate_ha_sync_peer_entries', 'conn-sync'), 6);
+});
+
 test('docs/METRICS.md lists every metric with its type and labels', () => {
   const doc = readFileSync(new URL('../../docs/METRICS.md', import.meta.url), 'utf8');
   for (const d of METRIC_DEFS) assert.ok(doc.includes(`| \`${d.name}\` | ${d.type} | ${d.labels.join(', ')} |`), d.name);
