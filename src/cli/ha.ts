@@ -3,6 +3,8 @@
 // sync lag, queue, drops, config hash match), `role master|backup [--force]`
 // (what keepalived's notify scripts call), `check` (exit 0 when the gateway
 // is ready and every component runs: keepalived's vrrp_script).
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CONTROL_HELP, controlClient } from './control-url.ts';
 import { readLabState } from '../lab/lab.ts';
@@ -67,6 +69,18 @@ export function formatHaStatus(s: HaStatus): string {
   return lines.join('\n');
 }
 
+/** An HA lab's keepalived: its last state, as its notify script logged it (`<epoch s> <STATE>` lines). */
+function lastVrrp(file: string | undefined): { state: string; at: string } | undefined {
+  if (file === undefined) return undefined;
+  try {
+    const [t, state] = readFileSync(file, 'utf8').trim().split('\n').at(-1)?.split(' ') ?? [];
+    const ms = Number(t) * 1000;
+    return state === undefined || !Number.isFinite(ms) ? undefined : { state, at: new Date(ms).toISOString() };
+  } catch {
+    return undefined;
+  }
+}
+
 export async function haCommand(argv: string[]): Promise<number> {
   if (argv[0] === 'bench') return (await import('../bench/ha-bench.ts')).haBenchCommand(argv.slice(1));
   const { values, positionals } = parseArgs({
@@ -87,22 +101,27 @@ export async function haCommand(argv: string[]): Promise<number> {
     return 2;
   };
   // An HA lab: its gateways' sockets (gateway 1's is the lab's).
-  let clients: { label: string; client: ControlClient }[] | undefined;
+  let clients: { label: string; client: ControlClient; vrrpEvents?: string }[] | undefined;
   if (values.lab !== undefined && values.control === undefined) {
     const st = await readLabState(values.lab);
     const gws = st?.plan.ha?.gateways;
     if (gws !== undefined) {
       const want = values.gateway === undefined ? undefined : Number(values.gateway);
       if (want !== undefined && !gws.some((g) => g.n === want)) return usage(`--gateway: 1 or 2 (got ${values.gateway})`);
-      clients = gws.filter((g) => want === undefined || g.n === want).map((g) => ({ label: `gateway ${g.n}`, client: new ControlClient({ socket: g.controlSocket }, 5000) }));
+      clients = gws.filter((g) => want === undefined || g.n === want).map((g) => ({
+        label: `gateway ${g.n}`, client: new ControlClient({ socket: g.controlSocket }, 5000), vrrpEvents: join(g.stateDir, 'vrrp-events'),
+      }));
     }
   }
   if (values.gateway !== undefined && clients === undefined) return usage('--gateway needs --lab of an HA lab (lab up --ha)');
   clients ??= [{ label: '', client: await controlClient(values, 5000) }];
   if (sub === 'status' && arg === undefined) {
-    const all = await Promise.all(clients.map(async (c) => ({ label: c.label, s: await c.client.get<HaStatus>('/ha') })));
-    if (values.json === true) out(JSON.stringify(clients.length === 1 ? all[0].s : Object.fromEntries(all.map((a) => [a.label, a.s]))));
-    else out(all.map((a) => (a.label === '' ? formatHaStatus(a.s) : `${a.label}:\n${formatHaStatus(a.s).replace(/^/gm, '  ')}`)).join('\n'));
+    const all = await Promise.all(clients.map(async (c) => ({ label: c.label, s: await c.client.get<HaStatus>('/ha'), vrrp: lastVrrp(c.vrrpEvents) })));
+    if (values.json === true) out(JSON.stringify(clients.length === 1 ? all[0].s : Object.fromEntries(all.map((a) => [a.label, { ...a.s, keepalived: a.vrrp ?? null }]))));
+    else {
+      out(all.map((a) => (a.label === '' ? formatHaStatus(a.s)
+        : `${a.label}:\n${formatHaStatus(a.s).replace(/^/gm, '  ')}${a.vrrp === undefined ? '' : `\n  keepalived: ${a.vrrp.state} since ${a.vrrp.at}`}`)).join('\n'));
+    }
     return 0;
   }
   if (clients.length !== 1) return usage('role: which gateway? (--gateway 1|2)');
