@@ -300,3 +300,22 @@ test('conn-sync pair config: errors name the path; pair needs the key device and
     r2.close();
   }
 });
+
+test('pair key file: base64 of at least 32 bytes; anything else refused with what is wrong, never the content', async () => {
+  const { readPairKey } = await import('../../src/components/conn-sync/pair-key.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'mg-pairkey-'));
+  try {
+    const fd = (text: string): number => {
+      const f = join(dir, `k${Math.random().toString(36).slice(2)}`);
+      writeFileSync(f, text, { mode: 0o600 });
+      return openSync(f, 'r');
+    };
+    assert.equal(readPairKey(fd(`${Buffer.alloc(48, 1).toString('base64')}\n`)).length, 48);
+    assert.throws(() => readPairKey(fd(Buffer.alloc(16, 1).toString('base64'))), /16 bytes of key; at least 32/);
+    assert.throws(() => readPairKey(fd('secret key with spaces in it, long enough to pass\n')), /not one line of base64 \(byte 6/);
+    assert.throws(() => readPairKey(fd('A'.repeat(2000))), /longer than 1024 bytes/);
+    assert.throws(() => readPairKey(fd('')), /0 bytes of key/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
