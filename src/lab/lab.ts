@@ -467,10 +467,14 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
       if (ha !== undefined) {
         for (const g of plan.ha!.gateways) {
           step();
-          const pid = ha.startKeepalived(plan, g);
-          // Recorded once `ip netns exec` has become keepalived (the identity includes the command line).
-          for (let i = 0; i < 40 && !((await procCmdline(pid)) ?? 'keepalived').startsWith('keepalived'); i++) await sleep(50);
-          const id = await procIdentity(pid);
+          // Each recorded once `ip netns exec` has become it (the identity includes the command line).
+          const execed = async (pid: number, cmd: string): Promise<ProcIdentity | null> => {
+            for (let i = 0; i < 40 && !((await procCmdline(pid)) ?? cmd).startsWith(cmd); i++) await sleep(50);
+            return procIdentity(pid);
+          };
+          const watcher = await execed(ha.startLinkWatch(plan, g), '/bin/sh');
+          if (watcher) state.processes.push({ name: `link-watch-${g.n}`, ...watcher });
+          const id = await execed(ha.startKeepalived(plan, g), 'keepalived');
           if (id) state.processes.push({ name: `keepalived-${g.n}`, ...id });
           await writeLabState(state);
         }
@@ -545,7 +549,7 @@ export async function labRestartHaGateway(name: string, n: number): Promise<{ in
   const { restartHaGateway } = await import('./ha-lab.ts');
   return currentLog.run(state.logFile, async () => {
     note(`restart HA gateway ${n}`);
-    const mine = (p: RecordedProcess): boolean => p.name === `init-${n}` || p.name.endsWith(`-${n}`) && !p.name.startsWith('keepalived-');
+    const mine = (p: RecordedProcess): boolean => p.name === `init-${n}` || p.name.endsWith(`-${n}`) && !p.name.startsWith('keepalived-') && !p.name.startsWith('link-watch-');
     // The old init's components die with it (pdeathsig), not at once on a loaded machine: the new init
     // would find their uids in use and refuse to start.
     const deadline = Date.now() + 10_000;
