@@ -11,41 +11,10 @@ import type { ChildProcess } from 'node:child_process';
 import { labControl, labDown, labUp, readLabState } from '../../src/lab/lab.ts';
 import type { ControlClient } from '../../src/sys/control-client.ts';
 import { run } from '../../src/lab/netns.ts';
-import { canRunLabs, killChild, spawnInNetns, uniqueLabName } from './harness.ts';
+import { ECHO_CLIENT, ECHO_SERVER, canRunLabs, killChild, spawnInNetns, uniqueLabName } from './harness.ts';
 
 interface Unit { name: string; pid: number; state: string; restarts: number }
 
-const SERVER = `
-import socket, sys
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((sys.argv[1], 7777)); s.listen(1)
-c, _ = s.accept()
-while True:
-    d = c.recv(4096)
-    if not d: break
-    c.sendall(d)
-`;
-// Sends a numbered line every 100 ms and prints every line echoed back, with its time.
-const CLIENT = `
-import socket, sys, time, select
-s = socket.create_connection((sys.argv[1], 7777), timeout=5); s.setblocking(False)
-end = time.time() + float(sys.argv[2]); n = 0; nxt = 0; buf = b''
-print('connected', flush=True)
-while time.time() < end:
-    now = time.time()
-    if now >= nxt:
-        n += 1; nxt = now + 0.1
-        try: s.send(b'%d\\n' % n)
-        except BlockingIOError: pass
-    r, _, _ = select.select([s], [], [], 0.05)
-    if r:
-        d = s.recv(4096)
-        if not d: print('closed', flush=True); break
-        buf += d
-        while b'\\n' in buf:
-            line, buf = buf.split(b'\\n', 1)
-            print('echo', line.decode(), '%.3f' % time.time(), flush=True)
-`;
 
 async function units(control: ControlClient): Promise<Unit[]> {
   return (await control.get<{ components: Unit[] }>('/status', 3000)).components;
@@ -74,10 +43,10 @@ async function killRouterMidFlow(connSync: boolean): Promise<{ after: number; re
     assert.ok(st);
     const control = labControl(st);
     const wan = info.hosts.wan;
-    const server = spawnInNetns(wan.netns, 'python3', ['-c', SERVER, wan.ip]);
+    const server = spawnInNetns(wan.netns, 'python3', ['-c', ECHO_SERVER, wan.ip]);
     kids.push(server);
     await new Promise((r) => setTimeout(r, 500));
-    const client = spawnInNetns(info.hosts.lan.netns, 'python3', ['-c', CLIENT, wan.ip, '20']);
+    const client = spawnInNetns(info.hosts.lan.netns, 'python3', ['-c', ECHO_CLIENT, wan.ip, '20', '0.1']);
     kids.push(client);
     let out = '';
     client.stdout?.setEncoding('utf8').on('data', (d: string) => { out += d; });

@@ -21,41 +21,8 @@ import type { HaGatewayPlan, LabPlan } from '../../src/lab/lab-plan.ts';
 import { haStatusOf } from '../../src/lab/ha-lab.ts';
 import { ip, nsExec } from '../../src/lab/netns.ts';
 import { ControlClient } from '../../src/sys/control-client.ts';
-import { canRunLabs, killChild, spawnInNetns, uniqueLabName, waitForListen } from './harness.ts';
+import { ECHO_CLIENT, ECHO_SERVER, canRunLabs, killChild, spawnInNetns, uniqueLabName, waitForListen } from './harness.ts';
 
-const SERVER = `
-import socket, sys
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((sys.argv[1], 7777)); s.listen(1)
-c, _ = s.accept()
-while True:
-    d = c.recv(4096)
-    if not d: break
-    c.sendall(d)
-`;
-// Sends a numbered line every 50 ms and prints every line echoed back with its time; 'closed' if the connection ends.
-const CLIENT = `
-import socket, sys, time, select
-s = socket.create_connection((sys.argv[1], 7777), timeout=5); s.setblocking(False)
-end = time.time() + float(sys.argv[2]); n = 0; nxt = 0; buf = b''
-print('connected', flush=True)
-while time.time() < end:
-    now = time.time()
-    if now >= nxt:
-        n += 1; nxt = now + 0.05
-        try: s.send(b'%d\\n' % n)
-        except BlockingIOError: pass
-        except OSError as e: print('closed', e, flush=True); break
-    r, _, _ = select.select([s], [], [], 0.02)
-    if r:
-        try: d = s.recv(4096)
-        except OSError as e: print('closed', e, flush=True); break
-        if not d: print('closed', flush=True); break
-        buf += d
-        while b'\\n' in buf:
-            line, buf = buf.split(b'\\n', 1)
-            print('echo', line.decode(), '%.3f' % time.time(), flush=True)
-`;
 // A forged pair frame: broadcast, EtherType 0x88B5, a well-formed header for 1 record, a tag of zeros.
 const FORGE = `
 import socket, struct, sys, time
@@ -132,9 +99,9 @@ test('HA pair: takeover on SIGKILL of init and on a link down keeps a TCP sessio
     let standby = master === g1 ? g2 : g1;
     assert.equal(await role(standby), 'backup');
     const wan = info.hosts.wan;
-    kids.push(spawnInNetns(wan.netns, 'python3', ['-c', SERVER, wan.ip]));
+    kids.push(spawnInNetns(wan.netns, 'python3', ['-c', ECHO_SERVER, wan.ip]));
     await waitForListen(wan.netns, 7777);
-    const client = spawnInNetns(info.hosts.lan.netns, 'python3', ['-c', CLIENT, wan.ip, '60']);
+    const client = spawnInNetns(info.hosts.lan.netns, 'python3', ['-c', ECHO_CLIENT, wan.ip, '60', '0.05']);
     kids.push(client);
     const out = collect(client);
     const iperfServer = spawnInNetns(wan.netns, 'iperf3', ['-s', '-1', '-B', wan.ip, '-p', '5301']);

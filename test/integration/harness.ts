@@ -199,3 +199,46 @@ export async function iperf3Pair(opts: {
     await killChild(server);
   }
 }
+
+/**
+ * A TCP echo server for one connection on port 7777 of the address in argv[1]
+ * (python3 -c ECHO_SERVER IP): the long-lived session of the restart and HA tests.
+ */
+export const ECHO_SERVER = `
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 7777)); s.listen(1)
+c, _ = s.accept()
+while True:
+    d = c.recv(4096)
+    if not d: break
+    c.sendall(d)
+`;
+
+/**
+ * Its client (python3 -c ECHO_CLIENT IP SECONDS INTERVAL): prints "connected",
+ * sends a numbered line every INTERVAL seconds, prints "echo N TIME" for every
+ * line echoed back, and "closed" if the connection ends or fails.
+ */
+export const ECHO_CLIENT = `
+import socket, sys, time, select
+s = socket.create_connection((sys.argv[1], 7777), timeout=5); s.setblocking(False)
+end = time.time() + float(sys.argv[2]); every = float(sys.argv[3]); n = 0; nxt = 0; buf = b''
+print('connected', flush=True)
+while time.time() < end:
+    now = time.time()
+    if now >= nxt:
+        n += 1; nxt = now + every
+        try: s.send(b'%d\\n' % n)
+        except BlockingIOError: pass
+        except OSError as e: print('closed', e, flush=True); break
+    r, _, _ = select.select([s], [], [], 0.02)
+    if r:
+        try: d = s.recv(4096)
+        except OSError as e: print('closed', e, flush=True); break
+        if not d: print('closed', flush=True); break
+        buf += d
+        while b'\\n' in buf:
+            line, buf = buf.split(b'\\n', 1)
+            print('echo', line.decode(), '%.3f' % time.time(), flush=True)
+`;
