@@ -291,10 +291,12 @@ export class Init {
     const grants = specs.map((spec): ComponentGrant => {
       const fds: Record<string, number> = {};
       const vnetHdrLen: Record<string, number> = {};
+      const packetLinks: string[] = [];
       for (const [cap, dev] of Object.entries(spec.devices)) {
         fds[cap] = childFd(this.#tapFds.get(dev)!);
         const h = this.#vnetHdrLen.get(dev);
         if (h !== undefined) vnetHdrLen[cap] = h;
+        if (this.#packetLinks.has(dev)) packetLinks.push(cap);
       }
       const sessions: SessionGrant[] = [];
       for (const s of this.#sessions) {
@@ -315,6 +317,7 @@ export class Init {
         sessions,
         fds,
         vnetHdrLen,
+        packetLinks,
         trace: this.config.trace,
         spinNs: this.#spinNs,
       };

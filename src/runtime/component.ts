@@ -26,6 +26,8 @@ export interface ComponentEnv {
   readonly fds: Readonly<Record<string, number>>;
   /** Bytes of virtio-net header a granted link device puts before each frame (12 unless said otherwise). */
   readonly vnetHdrLen?: Readonly<Record<string, number>>;
+  /** Granted link devices (capability names) that are AF_PACKET sockets rather than TAPs. */
+  readonly packetLinks?: readonly string[];
   readonly ep: Entrypoint;
   readonly counters: Counters;
   readonly log: Logger;

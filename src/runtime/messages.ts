@@ -17,6 +17,8 @@ export interface ComponentGrant {
   fds: Record<string, number>;
   /** Bytes of virtio-net header on each link device's frames (12 for TAP; 10 or 12 for a packet socket), by capability name. */
   vnetHdrLen?: Record<string, number>;
+  /** Capability names whose fd is an AF_PACKET socket (device `kind: packet`), not a TAP: the driver may use recvmmsg/sendmmsg on it. */
+  packetLinks?: string[];
   /** Tracing settings (config `trace:`); default DEFAULT_TRACE_SETTINGS. */
   trace?: TraceSettings;
   /** Polling budget of the loop that runs this component, ns (config `scheduling.spin-us`); default 0. */

@@ -67,6 +67,7 @@ export class Runtime {
       sessions,
       fds: grant.fds,
       vnetHdrLen: grant.vnetHdrLen,
+      packetLinks: grant.packetLinks,
       ep: this.ep,
       counters,
       log: makeLogger(grant.name),

@@ -1,6 +1,8 @@
 // Glue between a packet sink and the entrypoint: one pollable that wakes on the
-// sink's signal, delivers a batch to the component, acknowledges it, then lets
-// the component flush what the batch produced (once per batch, not per packet).
+// sink's signal, delivers a batch to the component, lets it finish with the
+// batch's packets (beforeAcks: e.g. send them all in one call), acknowledges
+// them, then lets the component flush what the batch produced (once per batch,
+// not per packet).
 // And traceRuns(): a pollable's batches timed as one procedure, so the
 // component's code needs no tracepoint for them.
 import type { PacketSink, Pollable } from './types.ts';
@@ -15,6 +17,7 @@ export function sinkPollable(
   onPacket: (offset: number, length: number) => void,
   afterBatch?: () => void,
   budget = 64,
+  beforeAcks?: () => void,
 ): Pollable {
   return {
     // A getter: a sink may stop offering its fd (a socket that hung up reports -1).
@@ -27,6 +30,7 @@ export function sinkPollable(
     run(readable: boolean): number {
       if (readable) sink.clearWakeup();
       const n = sink.receive(onPacket, budget);
+      if (beforeAcks !== undefined) beforeAcks();
       sink.flushAcks();
       if (afterBatch !== undefined && n > 0) afterBatch();
       return n;

@@ -535,6 +535,8 @@ export class RingSource implements PacketSource {
 
 /** The receiving half of one direction over shared rings. */
 export class RingSink implements PacketSink {
+  /** A delivered slot is the source's until flushAcks() publishes its ack. */
+  readonly heldUntilAck = true;
   readonly buf: Uint8Array;
   readonly address: number;
   readonly fd: number;

@@ -254,6 +254,8 @@ export class SocketSource implements PacketSource {
 export class SocketSink implements PacketSink {
   readonly buf: Uint8Array;
   readonly address: number;
+  /** Every message is read into the same buffer: the next delivery overwrites the last. */
+  readonly heldUntilAck = false;
 
   packets = 0;
   bytes = 0;

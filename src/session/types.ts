@@ -69,6 +69,15 @@ export interface PacketSink {
   receive(fn: (offset: number, length: number) => void, max: number): number;
   /** Acknowledge the packets delivered so far and wake the source if it waits for space. */
   flushAcks(): void;
+  /**
+   * True when a delivered packet's bytes stay in place, unchanged by this
+   * side, until flushAcks() (shared-memory and local rings: the slot is the
+   * source's until acknowledged); false when the next delivery may reuse them
+   * (socket: one receive buffer). A sink whose owner collects packets during
+   * receive() and hands them on together before flushAcks() (the nic-driver's
+   * sendmmsg) may do so only when this is true.
+   */
+  readonly heldUntilAck: boolean;
   /** True when packets are waiting. */
   pending(): boolean;
   /** The fd that becomes readable when the source submits while this side sleeps; -1 for in-process. */

@@ -37,9 +37,12 @@ export const POLLNVAL = 0x020;
 export const EAGAIN = 11;
 export const EINTR = 4;
 export const MSG_DONTWAIT = 0x40;
+export const MSG_TRUNC = 0x20;
 
 const _read = lib.func('long read(int fd, intptr_t buf, size_t count)');
 const _write = lib.func('long write(int fd, intptr_t buf, size_t count)');
+const _recvmmsg = lib.func('int recvmmsg(int fd, intptr_t msgvec, unsigned int vlen, int flags, intptr_t timeout)');
+const _sendmmsg = lib.func('int sendmmsg(int fd, intptr_t msgvec, unsigned int vlen, int flags)');
 const _readBuf = lib.func('long read(int fd, _Out_ void *buf, size_t count)');
 const _writeBuf = lib.func('long write(int fd, const void *buf, size_t count)');
 const _poll = lib.func('int poll(void *fds, unsigned long nfds, int timeout)');
@@ -97,6 +100,18 @@ export function readAddr(fd: number, addr: number, len: number): number {
 /** write(2) from raw memory; returns bytes written, or -errno (no throw: hot path). */
 export function writeAddr(fd: number, addr: number, len: number): number {
   const r = Number(_write(fd, addr, len));
+  return r < 0 ? -koffi.errno() : r;
+}
+
+/** recvmmsg(2) into `vlen` struct mmsghdr at `addr` (no timeout); returns messages received, or -errno (hot path). */
+export function recvmmsgAddr(fd: number, addr: number, vlen: number, flags = 0): number {
+  const r = _recvmmsg(fd, addr, vlen, flags, 0) as number;
+  return r < 0 ? -koffi.errno() : r;
+}
+
+/** sendmmsg(2) of `vlen` struct mmsghdr at `addr`; returns messages sent, or -errno (hot path). */
+export function sendmmsgAddr(fd: number, addr: number, vlen: number, flags = 0): number {
+  const r = _sendmmsg(fd, addr, vlen, flags) as number;
   return r < 0 ? -koffi.errno() : r;
 }
 

@@ -21,6 +21,7 @@ import { openPacketSocket } from '../../src/sys/packet.ts';
 import { escapeLink, type EscapeReport } from '../../src/runtime/fault-inject.ts';
 import { readMemAs } from './mem-read.ts';
 import { ControlClient } from '../../src/sys/control-client.ts';
+import type { ComponentReport } from '../../src/runtime/messages.ts';
 
 const id = Math.random().toString(36).slice(2, 7);
 const namespaces: string[] = [];
@@ -129,15 +130,43 @@ sessions:
 
   assert.equal((await ping(ns.a, '198.18.0.1')).received, 3);
   assert.equal((await ping(ns.a, '198.19.0.2')).received, 3);
+  // Bulk and small frames both ways, through the drivers' batched receive and send (recvmmsg/sendmmsg).
+  const api = new ControlClient({ socket });
+  const reports = async (): Promise<ComponentReport[]> => (await api.get<{ components: ComponentReport[] }>('/components', 5000)).components;
+  const drivers = async (): Promise<Record<string, Record<string, number>>> =>
+    Object.fromEntries((await reports()).filter((r) => r.name.startsWith('drv-')).map((r) => [r.name, r.counters]));
+  for (const r of (await reports()).filter((x) => x.name.startsWith('drv-'))) assert.equal(r.status.batched, true, `${r.name} uses recvmmsg/sendmmsg`);
   const base = { serverNetns: ns.b, serverIp: '198.19.0.2', clientNetns: ns.a, seconds: 1 };
-  assert.ok((await iperf3(base)).bitsPerSecond > 0);
-  assert.ok((await iperf3({ ...base, reverse: true })).bitsPerSecond > 0);
+  for (const reverse of [false, true]) {
+    const c0 = await drivers();
+    assert.ok((await iperf3({ ...base, reverse })).bitsPerSecond > 0);
+    const c1 = await drivers();
+    // TCP bulk: GSO super-frames cross whole (more than an MTU per frame on average) on both links.
+    const [from, to] = reverse ? ['drv-b', 'drv-a'] : ['drv-a', 'drv-b'];
+    const rxFrames = c1[from]['rx.frames'] - c0[from]['rx.frames'];
+    const rxBytes = c1[from]['rx.bytes'] - c0[from]['rx.bytes'];
+    const txFrames = c1[to]['tx.frames'] - c0[to]['tx.frames'];
+    const txBytes = c1[to]['tx.bytes'] - c0[to]['tx.bytes'];
+    t.diagnostic(`TCP ${reverse ? 'b -> a' : 'a -> b'}: ${from} received ${rxFrames} frames (${Math.round(rxBytes / rxFrames)} B each), ${to} sent ${txFrames} (${Math.round(txBytes / txFrames)} B each)`);
+    assert.ok(rxFrames > 100 && rxBytes / rxFrames > 1514, `${from}: GSO frames received whole: ${rxFrames} frames, ${rxBytes} B`);
+    assert.ok(txFrames > 100 && txBytes / txFrames > 1514, `${to}: GSO frames sent whole: ${txFrames} frames, ${txBytes} B`);
+    // Small frames: 64-byte UDP datagrams, unpaced, the same way.
+    const u = await iperf3({ ...base, reverse, extra: ['-u', '-l', '64', '-b', '0'] });
+    const c2 = await drivers();
+    const smallRx = c2[from]['rx.frames'] - c1[from]['rx.frames'];
+    const smallTx = c2[to]['tx.frames'] - c1[to]['tx.frames'];
+    t.diagnostic(`UDP 64 B ${reverse ? 'b -> a' : 'a -> b'}: ${Math.round(u.bitsPerSecond / 8 / 64)} datagrams/s delivered; ${from} received ${smallRx} frames, ${to} sent ${smallTx}`);
+    assert.ok(u.bitsPerSecond > 0 && smallRx > 1000 && smallTx > 1000, `64-byte datagrams forwarded: ${smallRx} in, ${smallTx} out`);
+    for (const d of ['drv-a', 'drv-b']) {
+      for (const k of ['drop.tap-read-error', 'drop.rx-truncated', 'drop.rx-runt', 'drop.tap-write-rejected', 'drop.tx-runt']) assert.equal(c2[d][k] ?? 0, 0, `${d} ${k}`);
+    }
+  }
   // Nothing new gets in from b (it routes a's prefix at the gateway, as an attacker would).
   await nsExec(ns.b, 'ip', ['route', 'add', '198.18.0.0/24', 'via', '198.19.0.1']);
   assert.equal((await ping(ns.b, '198.18.0.2', { count: 2, timeoutS: 1 })).received, 0);
 
   // The audit: packet sockets counted as granted devices, each link's namespace holding lo and the link only, nothing dumpable.
-  const audit = await new ControlClient({ socket }).get<AuditBody>('/audit');
+  const audit = await api.get<AuditBody>('/audit');
   assert.equal(audit.ok, true, JSON.stringify(audit.units.map((u) => [u.unit, u.violations])));
   const drvA = audit.units.find((u) => u.unit === 'drv-a')!;
   assert.deepEqual(drvA.links, [{ device: 'port-a', ifname: A, netnsInterfaces: ['lo', A] }]);

@@ -14,7 +14,7 @@ const EPERM = { errno: 1 };
 const ENOSYS = { errno: 38 };
 
 test('component: the data path and Node runtime calls pass', () => {
-  for (const c of ['read', 'write', 'poll', 'futex', 'epoll_pwait', 'recvmsg', 'sendmsg', 'mmap', 'munmap', 'close', 'exit_group', 'getrandom'] as const) {
+  for (const c of ['read', 'write', 'poll', 'futex', 'epoll_pwait', 'recvmsg', 'sendmsg', 'recvmmsg', 'sendmmsg', 'mmap', 'munmap', 'close', 'exit_group', 'getrandom'] as const) {
     assert.equal(evaluate(component, { nr: NR[c] }), 'allow', c);
   }
 });

@@ -1,7 +1,9 @@
-// nic-driver: moves frames between one TAP device and one Nic session.
-// It holds exactly two capabilities: the TAP fd (opened and configured by
-// init) and its session end. Frames go straight from read(2) into a session
-// slot and from a session slot into write(2): no copy in JavaScript.
+// nic-driver: moves frames between one link device (a TAP, or an AF_PACKET
+// socket) and one Nic session. It holds exactly two capabilities: the link fd
+// (opened and configured by init) and its session end. Frames go straight
+// from the link into a session slot and from a session slot to the link: no
+// copy in JavaScript. A TAP moves one frame per read(2)/write(2) (this file);
+// a packet socket up to BATCH per recvmmsg(2)/sendmmsg(2) (batched.ts).
 import type { Component, ComponentEnv } from '../../runtime/component.ts';
 import type { Pollable } from '../../runtime/entrypoint.ts';
 import { sinkPollable, traceRuns } from '../../session/pollable.ts';
@@ -9,6 +11,8 @@ import { VNET_HDR_LEN } from '../../session/types.ts';
 import { EAGAIN, EINTR, readAddr, writeAddr } from '../../sys/libc.ts';
 import { NO_TRACE } from '../../trace/tracer.ts';
 import { parseNicDriverConfig } from './config.ts';
+import { BATCH, batchedReceive, batchedSend } from './batched.ts';
+import type { DriverIo } from './batched.ts';
 
 /** Frames read from the TAP per entrypoint turn before others get a go. */
 const RX_BUDGET = 64;
@@ -32,6 +36,7 @@ export default function create(env: ComponentEnv): Component {
   const dropTxBusy = counters.dropReason('tap-write-busy');
   const dropTxErr = counters.dropReason('tap-write-rejected');
   const dropTxRunt = counters.dropReason('tx-runt');
+  const batched = env.packetLinks?.includes('tap') ?? false;
   // A packet socket on a kernel before 6.2 puts a 10-byte virtio_net_hdr before
   // each frame; the session's is 12 (num_buffers, always 0 here). The driver
   // then reads 2 bytes into the slot and moves the 10 header bytes down (and
@@ -40,20 +45,31 @@ export default function create(env: ComponentEnv): Component {
   if (pad !== 0 && pad !== 2) throw new Error(`nic-driver: unsupported virtio-net header length ${VNET_HDR_LEN - pad}`);
   const outBuf = out.buf;
   const inBuf = nic.in.buf;
-  let lastRxError = 0;
-  let lastTxError = 0;
-  /** No free slot: stop reading the TAP (the kernel queues, then drops) until acks return. */
-  let blocked = false;
+  /** blocked: no free slot: stop reading the link (the kernel queues, then drops) until acks return. */
+  const state = { blocked: false, lastRxError: 0, lastTxError: 0 };
+  const io: DriverIo = {
+    counters,
+    ids: {
+      rxFrames, rxBytes, txFrames, txBytes, rxBlocked, dropRunt, dropRxErr, dropTxBusy, dropTxErr, dropTxRunt,
+      dropRxTrunc: batched ? counters.dropReason('rx-truncated') : -1,
+    },
+    minFrame: MIN_FRAME,
+    pad,
+    state,
+  };
+  const packetRx = batched ? batchedReceive(tap, out, io) : undefined;
+  const packetTx = batched ? batchedSend(tap, nic.in, io) : undefined;
 
   const tapRx: Pollable = {
     fd: tap,
-    active: () => !blocked,
+    active: () => !state.blocked,
     run(): number {
+      if (packetRx !== undefined) return packetRx.run();
       let n = 0;
       while (n < RX_BUDGET) {
         const off = out.alloc();
         if (off < 0) {
-          blocked = true;
+          state.blocked = true;
           counters.add(rxBlocked);
           break;
         }
@@ -68,7 +84,7 @@ export default function create(env: ComponentEnv): Component {
           out.release(off);
           if (len === -EAGAIN || len === -EINTR) break;
           counters.add(dropRxErr);
-          lastRxError = -len;
+          state.lastRxError = -len;
           break;
         }
         if (len < MIN_FRAME) {
@@ -89,18 +105,18 @@ export default function create(env: ComponentEnv): Component {
   const space = out.spacePollable;
   const spaceWait: Pollable = {
     fd: space.fd,
-    active: () => blocked,
-    pending: () => blocked && (space.pending?.() ?? false),
-    arm: () => blocked && (space.arm?.() ?? false),
+    active: () => state.blocked,
+    pending: () => state.blocked && (space.pending?.() ?? false),
+    arm: () => state.blocked && (space.arm?.() ?? false),
     disarm: () => space.disarm?.(),
     run(readable: boolean): number {
       space.run(readable);
-      blocked = false;
+      state.blocked = false;
       return 0;
     },
   };
 
-  const tx = sinkPollable(nic.in, (off, len) => {
+  const tx = packetTx !== undefined ? sinkPollable(nic.in, packetTx.frame, undefined, BATCH, packetTx.flush) : sinkPollable(nic.in, (off, len) => {
     if (len < MIN_FRAME) {
       counters.add(dropTxRunt);
       return;
@@ -111,7 +127,7 @@ export default function create(env: ComponentEnv): Component {
       if (w === -EAGAIN) counters.add(dropTxBusy);
       else {
         counters.add(dropTxErr);
-        lastTxError = -w;
+        state.lastTxError = -w;
       }
       return;
     }
@@ -119,13 +135,21 @@ export default function create(env: ComponentEnv): Component {
     counters.add(txBytes, len - VNET_HDR_LEN);
   });
 
-  // Tracing (src/trace/README.md) happens around this code, not in it: the
-  // session end times each frame's read(2) (from alloc to submit or release)
-  // and write(2) (the sink's handler), and traceRuns each receive batch, all
-  // chained to the session's own tracepoints.
-  out.traceFill('driver.read');
-  nic.in.traceHandler('driver.write');
-  traceRuns(env.trace ?? NO_TRACE, 'driver.rx_batch', tapRx, true);
+  // Tracing (src/trace/README.md) happens around this code, not in it. TAP:
+  // the session end times each frame's read(2) (from alloc to submit or
+  // release) and write(2) (the sink's handler), and traceRuns each receive
+  // batch, all chained to the session's own tracepoints. Packet link: a
+  // system call serves many frames, so each batch is the unit: rx_batch (one
+  // recvmmsg with its allocs and submits), tx_batch (the sink's batch and one
+  // sendmmsg).
+  if (packetRx === undefined) {
+    out.traceFill('driver.read');
+    nic.in.traceHandler('driver.write');
+    traceRuns(env.trace ?? NO_TRACE, 'driver.rx_batch', tapRx, true);
+  } else {
+    traceRuns(env.trace ?? NO_TRACE, 'driver.rx_batch', tapRx);
+    traceRuns(env.trace ?? NO_TRACE, 'driver.tx_batch', tx);
+  }
 
   return {
     start() {
@@ -134,10 +158,13 @@ export default function create(env: ComponentEnv): Component {
       env.ep.add(tx);
     },
     status() {
-      return { blocked, lastRxErrno: lastRxError, lastTxErrno: lastTxError };
+      return {
+        blocked: state.blocked, lastRxErrno: state.lastRxError, lastTxErrno: state.lastTxError,
+        ...(packetRx !== undefined ? { batched: true, reservedSlots: packetRx.reserved() } : {}),
+      };
     },
     sessionReset() {
-      blocked = false;
+      state.blocked = false;
     },
   };
 }
