@@ -2,7 +2,7 @@
 // message naming the option, what was given and what is expected.
 import { parseArgs } from 'node:util';
 import { DEFAULTS, MAX_SPIN_US } from '../init/config.ts';
-import { ISOLATIONS, TEST_KINDS, TRANSPORTS, type BenchOptions, type Isolation, type SpinSetting, type TestKind, type TraceLevel, type Transport } from './plan.ts';
+import { ISOLATIONS, LINK_KINDS, TEST_KINDS, TRANSPORTS, type BenchOptions, type Isolation, type LinkKind, type SpinSetting, type TestKind, type TraceLevel, type Transport } from './plan.ts';
 
 export class BenchUsageError extends Error {
   constructor(message: string) {
@@ -35,6 +35,9 @@ combinations with --grid):
   --sync LIST          off, on: without / with conn-sync (the router exports every
                        connection's records; what sync costs an HA pair's active side,
                        less the pair link's frames)   (default off)
+  --link LIST          tap, packet: microgate's links to the hosts, TAP devices or
+                       veth pairs whose gateway ends are packet links (AF_PACKET,
+                       batched recvmmsg/sendmmsg)  (default tap)
   --trace LIST         off, on, events                (default off; on = per-procedure
                        aggregates, events = also every span into rings; a traced
                        configuration adds the Table-1 breakdown to the report)
@@ -137,6 +140,7 @@ export function parseBenchArgs(argv: string[], maxCores: number): ParsedBench {
       slots: { type: 'string' },
       spin: { type: 'string' },
       sync: { type: 'string' },
+      link: { type: 'string' },
       trace: { type: 'string' },
       grid: { type: 'boolean' },
       tests: { type: 'string' },
@@ -166,6 +170,7 @@ export function parseBenchArgs(argv: string[], maxCores: number): ParsedBench {
     slots: values.slots !== undefined ? slotsList(values.slots) : quick ? [1] : [1, 8],
     spin: values.spin !== undefined ? spinList(values.spin) : [DEFAULTS.spinUs],
     sync: values.sync !== undefined ? oneOf('sync', values.sync, ['off', 'on'] as const).map((x) => x === 'on') : [false],
+    link: values.link !== undefined ? oneOf<LinkKind>('link', values.link, LINK_KINDS) : ['tap'],
     trace: values.trace !== undefined
       ? oneOf('trace', values.trace, ['off', 'on', 'aggregates', 'events'] as const).map((x): TraceLevel => (x === 'on' ? 'aggregates' : x))
       : ['off'],

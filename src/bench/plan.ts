@@ -6,6 +6,8 @@
 
 export type Isolation = 'process' | 'thread' | 'inline';
 export type Transport = 'shm' | 'socket';
+/** The gateway's links to the hosts: TAP devices, or veth pairs whose gateway ends are packet links (AF_PACKET, device kind packet). */
+export type LinkKind = 'tap' | 'packet';
 /** What --tests names; tcp6 is TCP over IPv6 (figures of kind tcp with family 6). */
 export type TestKind = 'tcp' | 'tcp6' | 'latency' | 'udp' | 'small' | 'sweep';
 /** Tracepoints during the runs: off, aggregates (`--trace on`), events. */
@@ -13,6 +15,7 @@ export type TraceLevel = 'off' | 'aggregates' | 'events';
 
 export const ISOLATIONS: readonly Isolation[] = ['process', 'thread', 'inline'];
 export const TRANSPORTS: readonly Transport[] = ['shm', 'socket'];
+export const LINK_KINDS: readonly LinkKind[] = ['tap', 'packet'];
 export const TEST_KINDS: readonly TestKind[] = ['tcp', 'tcp6', 'latency', 'udp', 'small', 'sweep'];
 /** A polling budget (config scheduling.spin-us): microseconds, or auto (measured by init at start). */
 export type SpinSetting = number | 'auto';
@@ -32,6 +35,8 @@ export interface BenchOptions {
   spin: SpinSetting[];
   /** Connection-state sync: without (false) and with conn-sync (true: the router exports every connection; issue 19). Absent: [false]. */
   sync?: boolean[];
+  /** microgate's links to the hosts: TAP devices or packet links on veth pairs. Absent: ['tap']. */
+  link?: LinkKind[];
   /** Every combination of the lists instead of one variant at a time. */
   grid: boolean;
   repeat: number;
@@ -69,6 +74,8 @@ export interface BenchConfig {
   spin?: SpinSetting;
   /** With conn-sync (microgate only). */
   sync?: boolean;
+  /** Links to the hosts (microgate only). */
+  link?: LinkKind;
   cores: number;
   trace: TraceLevel;
   /** Key of the lab it runs in: configs that differ only in cores or tracing share a lab. */
@@ -98,12 +105,17 @@ export interface Plan {
   base: string;
   tests: TestSpec[];
   /** Labs to build: key -> what. */
-  labs: Map<string, { gateway: 'linux' | 'microgate'; isolation?: Isolation; transport?: Transport; slots?: number; spin?: SpinSetting; sync?: boolean }>;
+  labs: Map<string, { gateway: 'linux' | 'microgate'; isolation?: Isolation; transport?: Transport; slots?: number; spin?: SpinSetting; sync?: boolean; link?: LinkKind }>;
   runs: { rep: number; test: TestSpec; config: BenchConfig }[];
 }
 
-function labKey(c: Pick<BenchConfig, 'gateway' | 'isolation' | 'transport' | 'slots' | 'spin' | 'sync'>): string {
-  return c.gateway === 'linux' ? 'linux' : `mg-${c.isolation}-${c.transport}-x${c.slots}${spinSuffix(c.spin)}${c.sync === true ? '-sync' : ''}`;
+function labKey(c: Pick<BenchConfig, 'gateway' | 'isolation' | 'transport' | 'slots' | 'spin' | 'sync' | 'link'>): string {
+  return c.gateway === 'linux' ? 'linux' : `mg-${c.isolation}-${c.transport}-x${c.slots}${spinSuffix(c.spin)}${c.sync === true ? '-sync' : ''}${linkSuffix(c.link)}`;
+}
+
+/** Id part of the link kind: none for TAP (the configurations of earlier runs keep their ids). */
+function linkSuffix(l: LinkKind | undefined): string {
+  return l === undefined || l === 'tap' ? '' : `-${l}`;
 }
 
 /** Id part of a polling budget: none for 0 (the configurations of earlier runs keep their ids). */
@@ -117,6 +129,7 @@ interface Variant {
   slots: number;
   spin: SpinSetting;
   sync: boolean;
+  link: LinkKind;
   cores: number;
   trace: TraceLevel;
 }
@@ -126,10 +139,11 @@ function microgateConfig(v: Variant, maxCores: number): BenchConfig {
   if (v.slots !== 1) extra.push(`x${v.slots} buffers`);
   if (v.spin !== 0) extra.push(v.spin === 'auto' ? 'polling auto' : `polling ${v.spin} µs`);
   if (v.sync) extra.push('conn-sync');
+  if (v.link !== 'tap') extra.push(`${v.link} links`);
   if (v.cores !== maxCores) extra.push(`${v.cores} core${v.cores === 1 ? '' : 's'}`);
   if (v.trace !== 'off') extra.push(v.trace === 'events' ? 'traced (events)' : 'traced');
   const c: BenchConfig = {
-    id: `mg-${v.isolation}-${v.transport}-x${v.slots}${spinSuffix(v.spin)}${v.sync ? '-sync' : ''}-c${v.cores}${v.trace === 'off' ? '' : v.trace === 'events' ? '-events' : '-trace'}`,
+    id: `mg-${v.isolation}-${v.transport}-x${v.slots}${spinSuffix(v.spin)}${v.sync ? '-sync' : ''}${linkSuffix(v.link)}-c${v.cores}${v.trace === 'off' ? '' : v.trace === 'events' ? '-events' : '-trace'}`,
     label: `microgate ${v.isolation}/${v.transport}${extra.length ? `, ${extra.join(', ')}` : ''}`,
     gateway: 'microgate',
     isolation: v.isolation,
@@ -137,6 +151,7 @@ function microgateConfig(v: Variant, maxCores: number): BenchConfig {
     slots: v.slots,
     spin: v.spin,
     sync: v.sync,
+    link: v.link,
     cores: v.cores,
     trace: v.trace,
     lab: '',
@@ -158,7 +173,7 @@ function linuxConfig(cores: number, maxCores: number): BenchConfig {
 
 /** The microgate variants: the base (first of each list) and one change at a time, or the full grid. */
 export function variants(o: BenchOptions): Variant[] {
-  const base: Variant = { isolation: o.isolation[0], transport: o.transport[0], slots: o.slots[0], spin: o.spin[0], sync: o.sync?.[0] ?? false, cores: o.cores[0], trace: o.trace[0] };
+  const base: Variant = { isolation: o.isolation[0], transport: o.transport[0], slots: o.slots[0], spin: o.spin[0], sync: o.sync?.[0] ?? false, link: o.link?.[0] ?? 'tap', cores: o.cores[0], trace: o.trace[0] };
   const out: Variant[] = [];
   const seen = new Set<string>();
   const add = (v: Variant): void => {
@@ -174,8 +189,9 @@ export function variants(o: BenchOptions): Variant[] {
         for (const slots of o.slots)
           for (const spin of o.spin)
             for (const sync of o.sync ?? [false])
-              for (const cores of o.cores)
-                for (const trace of o.trace) add({ isolation, transport, slots, spin, sync, cores, trace });
+              for (const link of o.link ?? ['tap'] as const)
+                for (const cores of o.cores)
+                  for (const trace of o.trace) add({ isolation, transport, slots, spin, sync, link, cores, trace });
     return out;
   }
   add(base);
@@ -184,6 +200,7 @@ export function variants(o: BenchOptions): Variant[] {
   for (const slots of o.slots) add({ ...base, slots });
   for (const spin of o.spin) add({ ...base, spin });
   for (const sync of o.sync ?? [false]) add({ ...base, sync });
+  for (const link of o.link ?? ['tap'] as const) add({ ...base, link });
   for (const cores of o.cores) add({ ...base, cores });
   for (const trace of o.trace) add({ ...base, trace });
   return out;
@@ -228,7 +245,7 @@ export function makePlan(o: BenchOptions, maxCores: number): Plan {
   const labs: Plan['labs'] = new Map();
   for (const c of configs) {
     if (!labs.has(c.lab)) {
-      labs.set(c.lab, c.gateway === 'linux' ? { gateway: 'linux' } : { gateway: 'microgate', isolation: c.isolation, transport: c.transport, slots: c.slots, spin: c.spin, sync: c.sync });
+      labs.set(c.lab, c.gateway === 'linux' ? { gateway: 'linux' } : { gateway: 'microgate', isolation: c.isolation, transport: c.transport, slots: c.slots, spin: c.spin, sync: c.sync, link: c.link });
     }
   }
   const ts = tests(o);

@@ -41,8 +41,8 @@ function labNames(count: number): string[] {
   return Array.from({ length: count }, (_, i) => `${stem}${i.toString(36)}`);
 }
 
-function describeLab(l: { gateway: string; isolation?: string; transport?: string; slots?: number; spin?: number | 'auto'; sync?: boolean }): string {
-  return l.gateway === 'linux' ? 'Linux reference (kernel forwarding + nftables)' : `microgate ${l.isolation}/${l.transport}, x${l.slots} buffers${l.spin === undefined || l.spin === 0 ? '' : `, polling ${l.spin === 'auto' ? 'auto' : `${l.spin} µs`}`}${l.sync === true ? ', conn-sync' : ''}`;
+function describeLab(l: { gateway: string; isolation?: string; transport?: string; slots?: number; spin?: number | 'auto'; sync?: boolean; link?: string }): string {
+  return l.gateway === 'linux' ? 'Linux reference (kernel forwarding + nftables)' : `microgate ${l.isolation}/${l.transport}, x${l.slots} buffers${l.spin === undefined || l.spin === 0 ? '' : `, polling ${l.spin === 'auto' ? 'auto' : `${l.spin} µs`}`}${l.sync === true ? ', conn-sync' : ''}${l.link === 'packet' ? ', packet links' : ''}`;
 }
 
 async function measure(test: TestSpec, ep: Endpoints, aroundOverload?: SmallOptions['aroundOverload']): Promise<Record<string, number>> {
@@ -93,7 +93,7 @@ export async function runPlan(plan: Plan, opts: { progress: Progress; signal?: A
       const info = await labUp({
         name,
         gateway: spec.gateway,
-        microgate: spec.gateway === 'microgate' ? { isolation: spec.isolation, transport: spec.transport, slots, spinUs: spec.spin, connSync: spec.sync } : undefined,
+        microgate: spec.gateway === 'microgate' ? { isolation: spec.isolation, transport: spec.transport, slots, spinUs: spec.spin, connSync: spec.sync, link: spec.link } : undefined,
       });
       const st = await readLabState(name);
       labs.set(key, { key, name, info, controlSocket: st?.controlSocket ?? '' });

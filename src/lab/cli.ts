@@ -42,6 +42,8 @@ microgate variants (the benchmark compares them):
   --transport T      shm (default: shared-memory sessions) or socket (every packet copied)
   --slots N          packet slots per session direction (default 256)
   --no-offload       no TSO/GSO or checksum offload on the TAP devices
+  --link KIND        tap (default: init makes a TAP per host) or packet (a veth pair per
+                     host; the driver attaches to the gateway's end by AF_PACKET)
   --fault-injection  let "microgate fault --lab NAME" make components fail (config debug.fault-injection)
   --conn-sync        add conn-sync: the router's connections survive a router restart (issue 19)
   --ha               two gateways between the same hosts, active/standby (issue 19): each host's NIC is a
@@ -155,6 +157,7 @@ async function up(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
     name: { type: 'string' }, gateway: { type: 'string' }, json: { type: 'boolean' },
     isolation: { type: 'string' }, transport: { type: 'string' }, slots: { type: 'string' }, 'no-offload': { type: 'boolean' },
+    link: { type: 'string' },
     monitor: { type: 'boolean' }, 'monitor-rules': { type: 'string', multiple: true },
     'remote-site': { type: 'boolean' }, 'rekey-s': { type: 'string' },
     'file-gateway': { type: 'boolean' },
@@ -183,14 +186,21 @@ async function up(argv: string[]): Promise<number> {
     mg.slots = n;
   }
   if (values['no-offload']) mg.offload = false;
+  if (values.link !== undefined) {
+    if (!['tap', 'packet'].includes(values.link as string)) throw new UsageError('invalid --link: use tap or packet');
+    mg.link = values.link as MicrogateLabOptions['link'];
+  }
   if (values['fault-injection']) mg.faultInjection = true;
   if (values['conn-sync']) mg.connSync = true;
   if (values.monitor || values['monitor-rules'] !== undefined) {
     mg.monitor = { ruleFiles: ((values['monitor-rules'] ?? []) as string[]).map((f) => resolvePath(f)) };
   }
-  if (gateway === 'linux' && Object.keys(mg).length > 0) throw new UsageError('--isolation, --transport, --slots, --no-offload, --monitor, --fault-injection and --conn-sync apply to --gateway microgate only');
+  if (gateway === 'linux' && Object.keys(mg).length > 0) throw new UsageError('--isolation, --transport, --slots, --no-offload, --link, --monitor, --fault-injection and --conn-sync apply to --gateway microgate only');
   if (values.ha && (gateway === 'linux' || values['remote-site'] || values['rekey-s'] !== undefined || values['file-gateway'])) {
     throw new UsageError('--ha builds two microgate gateways: not with --gateway linux, --remote-site or --file-gateway');
+  }
+  if (values.ha && mg.link === 'packet') {
+    throw new UsageError('--ha joins the gateways to the hosts by TAP devices on bridges: not with --link packet');
   }
   if ((values['remote-site'] || values['rekey-s'] !== undefined) && gateway === 'linux') throw new UsageError('--remote-site needs --gateway microgate (the tunnel is a microgate component)');
   let remoteSite: { rekeyAfterTimeS?: number } | undefined;

@@ -7,6 +7,11 @@
 //   the TAP devices plan.hosts.{wan,lan}.ifname and moves each into its host's
 //   namespace; when this resolves they exist there and the lab configures the
 //   host side. If it throws, it has stopped whatever it started.
+//   With `link: packet` the lab makes a veth pair per host instead (the host's
+//   end plan.hosts.X.ifname in its namespace, the gateway's end mg<name>W/L/D
+//   in init's), and init attaches a packet link (AF_PACKET) to each gateway
+//   end, moving it into a namespace of its own; the host namespaces' removal
+//   deletes the pairs (a clean stop of init moves the ends back first).
 // - stopMicrogate(plan, initPid) stops init (SIGTERM, then SIGKILL after 5 s).
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
@@ -16,6 +21,8 @@ import type { LabPlan, RouterSection } from './lab-plan.ts';
 import { labRouterConfig } from './lab-policy.ts';
 import { parseRouterConfig } from '../components/router/config.ts';
 import { formatIpv4, formatMac } from '../net/addr.ts';
+import { ifName } from './lab-plan.ts';
+import { ip, sysctl } from './netns.ts';
 
 /** The router section as YAML: block mappings down to each domain's keys, each rule on one line. */
 function routerYaml(router: RouterSection): string {
@@ -57,6 +64,8 @@ export interface MicrogateLabOptions {
   spinUs?: number | 'auto';
   /** TSO/GSO and checksum offload on the TAP devices (default true). */
   offload?: boolean;
+  /** The links to the hosts: TAP devices (default), or veth pairs whose gateway ends are packet links (AF_PACKET, kind packet). */
+  link?: 'tap' | 'packet';
   /** Memory limit per component process, MiB (cgroup; default none). */
   memoryMb?: number;
   /** Restart policy of every component (default always). */
@@ -162,10 +171,15 @@ export function labGatewayConfig(plan: LabPlan, opts: MicrogateLabOptions = {}, 
   const syncSession = !sync ? '' : `  - { between: [router.sync, conn-sync.router], transport: ${t}${slots} }
 ${ha === undefined ? '' : `  - { between: [drv-sync.nic, conn-sync.pair], transport: ${t}${slots} }
 `}`;
+  if (ha !== undefined && opts.link === 'packet') throw new Error('an HA pair\'s gateways are ports of bridges by TAP devices: link packet is not supported with ha');
   // HA: each host NIC is a bridge; the gateway's TAPs are its ports (init enslaves them at every start).
-  const tap = (h: 'wan' | 'lan' | 'dmz'): string => ha === undefined
-    ? `{ kind: tap, ifname: ${plan.hosts[h].ifname}, netns: ${plan.hosts[h].netns}, offload: ${off} }`
-    : `{ kind: tap, ifname: ${ha.taps[h]}, netns: ${plan.hosts[h].netns}, offload: ${off}, bridge: ${plan.hosts[h].ifname} }`;
+  // Packet links: the gateway's end of each host's veth pair (makePacketLinks).
+  const ends = packetLinkEnds(plan);
+  const tap = (h: 'wan' | 'lan' | 'dmz'): string => ha !== undefined
+    ? `{ kind: tap, ifname: ${ha.taps[h]}, netns: ${plan.hosts[h].netns}, offload: ${off}, bridge: ${plan.hosts[h].ifname} }`
+    : opts.link === 'packet'
+      ? `{ kind: packet, ifname: ${ends[h]} }`
+      : `{ kind: tap, ifname: ${plan.hosts[h].ifname}, netns: ${plan.hosts[h].netns}, offload: ${off} }`;
   const haDevices = ha === undefined ? '' : `  tap-sync: { kind: tap, ifname: ${ha.taps.sync}, netns: ${ha.syncNetns}, offload: false, bridge: ${ha.syncBridge} }
   # no component holds it: it exists while init runs (keepalived tracks it: a dead init fails over at once)
   tap-alive: { kind: tap, ifname: ${ha.taps.alive}, netns: ${ha.aliveNetns}, offload: false, bridge: ${ha.aliveBridge} }
@@ -197,6 +211,22 @@ ${rs?.components ?? ''}${monitorComponent}${syncComponent}sessions:
 ${rs?.sessions ?? ''}${monitorSession}${syncSession}${plan.fileGateway === undefined ? '' : fileGatewayServiceYaml(plan.fileGateway)}`;
 }
 
+/** The gateway's end of each host's veth pair on a packet-link lab (role letter as the Linux reference's). */
+export function packetLinkEnds(plan: LabPlan): Record<'wan' | 'lan' | 'dmz', string> {
+  return { wan: ifName(plan.name, 'W'), lan: ifName(plan.name, 'L'), dmz: ifName(plan.name, 'D') };
+}
+
+/** Packet-link lab: a veth pair per host, the host's end in its namespace (down, configured by the lab), the gateway's end in init's (no address). */
+async function makePacketLinks(plan: LabPlan): Promise<void> {
+  const ends = packetLinkEnds(plan);
+  for (const h of ['wan', 'lan', 'dmz'] as const) {
+    await ip(['link', 'add', plan.hosts[h].ifname, 'netns', plan.hosts[h].netns, 'type', 'veth', 'peer', 'name', ends[h]]);
+    // A port prepared as docs/DEPLOY.md says: no IPv6 of the host's on it, up.
+    await sysctl(undefined, `net.ipv6.conf.${ends[h]}.disable_ipv6`, 1);
+    await ip(['link', 'set', ends[h], 'up']);
+  }
+}
+
 interface StatusBody {
   ready: boolean;
   components: { name: string; pid: number; state: string; lastExit: string }[];
@@ -221,6 +251,7 @@ export interface StartHooks {
 export async function startMicrogate(plan: LabPlan, opts: MicrogateLabOptions = {}, router?: RouterSection, hooks: StartHooks = {}): Promise<{ initPid: number; components: { name: string; pid: number }[] }> {
   mkdirSync(plan.stateDir, { recursive: true });
   const configFile = join(plan.stateDir, 'gateway.yaml');
+  if (opts.link === 'packet') await makePacketLinks(plan);
   // 0600: with a remote site the tunnel's section holds a preshared key.
   writeFileSync(configFile, labGatewayConfig(plan, opts, router), { mode: 0o600 });
   // init writes its log itself, rotated (16 MiB, 4 old files: src/sys/rotating-file.ts);

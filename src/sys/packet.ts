@@ -16,6 +16,17 @@ const PACKET_QDISC_BYPASS = 20;
 const PACKET_IGNORE_OUTGOING = 23;
 const PACKET_VNET_HDR_SZ = 24; // Linux 6.2+
 const CLONE_NEWNET = 0x40000000;
+const SOL_SOCKET = 1;
+const SO_SNDBUFFORCE = 32;
+const SO_RCVBUFFORCE = 33;
+/**
+ * Socket buffer of a packet link, each way (the kernel doubles it for its
+ * bookkeeping). The default (net.core.rmem_default, 208 KiB here) holds three
+ * 64 KiB GSO super-frames: a burst from the host overflowed it and TCP
+ * through the link retransmitted ~9 % of its segments. A TAP queues 1000
+ * frames (txqueuelen). 4 MiB: ~60 super-frames or ~8000 small ones.
+ */
+export const PACKET_SOCKET_BUFFER = 4 << 20;
 
 function int32(v: number): Uint8Array {
   const b = new Uint8Array(4);
@@ -103,6 +114,9 @@ export function openPacketSocket(ifname: string, nsFd: number, wantHdrLen: 10 | 
       }
       setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, int32(1));
       setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, int32(1));
+      // Past net.core.rmem_max / wmem_max: init is root (CAP_NET_ADMIN).
+      setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, int32(PACKET_SOCKET_BUFFER));
+      setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, int32(PACKET_SOCKET_BUFFER));
       const sll = new Uint8Array(20); // struct sockaddr_ll
       const v = new DataView(sll.buffer);
       v.setUint16(0, AF_PACKET, true);

@@ -12,7 +12,7 @@ import { BenchToolError } from '../../src/bench/tools.ts';
 import { BenchUsageError, parseBenchArgs } from '../../src/bench/options.ts';
 
 const opts = (o: Partial<BenchOptions> = {}): BenchOptions => ({
-  isolation: ['process'], transport: ['shm'], cores: [2], slots: [1], spin: [0], trace: ['off'], grid: false, repeat: 3, seconds: 5, sweepSeconds: 2,
+  isolation: ['process'], transport: ['shm'], cores: [2], slots: [1], spin: [0], link: ['tap'], trace: ['off'], grid: false, repeat: 3, seconds: 5, sweepSeconds: 2,
   sizes: [1024], tests: ['tcp', 'latency', 'small'], udpSize: 64, latencySize: 64, frames: [64, 512], trialSeconds: 2, steps: 4, ...o,
 });
 

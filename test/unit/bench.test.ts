@@ -124,7 +124,7 @@ test('affinity: CPU lists', () => {
 });
 
 const opts = (o: Partial<BenchOptions> = {}): BenchOptions => ({
-  isolation: ['process', 'thread', 'inline'], transport: ['shm', 'socket'], cores: [2, 1], slots: [1, 8], spin: [0], trace: ['off'],
+  isolation: ['process', 'thread', 'inline'], transport: ['shm', 'socket'], cores: [2, 1], slots: [1, 8], spin: [0], link: ['tap'], trace: ['off'],
   grid: false, repeat: 3, seconds: 5, sweepSeconds: 2, sizes: [64, 65536], tests: ['tcp', 'latency', 'udp', 'sweep'], udpSize: 64, latencySize: 64, frames: [64, 512], trialSeconds: 2, steps: 4, ...o,
 });
 
@@ -163,6 +163,19 @@ test('plan: --grid takes every combination; traced variants share the untraced l
   assert.deepEqual(p.configs.map((c) => `${c.id} ${c.lab}`), ['linux-c2 linux', 'mg-process-shm-x1-c2 mg-process-shm-x1', 'mg-process-shm-x1-c2-trace mg-process-shm-x1']);
 });
 
+test('plan: --link packet adds microgate on packet links (a lab of its own, TAP ids unchanged), alternating with TAP and Linux', () => {
+  const p = makePlan(opts({ isolation: ['process'], transport: ['shm'], cores: [2], slots: [1], link: ['tap', 'packet'], tests: ['tcp'], repeat: 2 }), 2);
+  assert.deepEqual(p.configs.map((c) => `${c.id} ${c.lab}`), ['linux-c2 linux', 'mg-process-shm-x1-c2 mg-process-shm-x1', 'mg-process-shm-x1-packet-c2 mg-process-shm-x1-packet']);
+  assert.equal(p.configs[2].label, 'microgate process/shm, packet links');
+  assert.deepEqual(p.labs.get('mg-process-shm-x1-packet'), { gateway: 'microgate', isolation: 'process', transport: 'shm', slots: 1, spin: 0, link: 'packet' });
+  // Round robin, the first configuration rotating per repetition.
+  assert.deepEqual(p.runs.filter((r) => r.test.id === 'tcp-tx').map((r) => r.config.id), [
+    'linux-c2', 'mg-process-shm-x1-c2', 'mg-process-shm-x1-packet-c2',
+    'mg-process-shm-x1-c2', 'mg-process-shm-x1-packet-c2', 'linux-c2',
+  ]);
+  assert.equal(variants(opts({ grid: true, link: ['tap', 'packet'] })).length, 3 * 2 * 2 * 2 * 2);
+});
+
 test('options: defaults, --quick, and specific errors for bad values', () => {
   const d = parseBenchArgs([], 2).options;
   assert.deepEqual([d.isolation, d.transport, d.cores, d.slots, d.trace, d.repeat], [['process', 'thread', 'inline'], ['shm', 'socket'], [2, 1], [1, 8], ['off'], 3]);
@@ -172,6 +185,8 @@ test('options: defaults, --quick, and specific errors for bad values', () => {
   assert.deepEqual(parseBenchArgs(['--trace', 'off,on,events'], 2).options.trace, ['off', 'aggregates', 'events']);
   assert.deepEqual(parseBenchArgs(['--slots', 'x1,8'], 2).options.slots, [1, 8]);
   assert.deepEqual(parseBenchArgs([], 1).options.cores, [1]);
+  assert.deepEqual([d.link, q.link], [['tap'], ['tap']]);
+  assert.deepEqual(parseBenchArgs(['--link', 'packet,tap'], 2).options.link, ['packet', 'tap']);
   const bad: [string[], RegExp][] = [
     [['--isolation', 'vm'], /--isolation: "vm" is not one of process, thread, inline/],
     [['--isolation', 'process,process'], /"process" is listed twice/],
@@ -181,6 +196,7 @@ test('options: defaults, --quick, and specific errors for bad values', () => {
     [['--seconds', '1.5'], /--seconds: expected whole seconds/],
     [['--tests', 'tcp,ping'], /"ping" is not one of tcp, tcp6, latency, udp, small, sweep/],
     [['--isolation', ''], /expected a comma-separated list/],
+    [['--link', 'tun'], /--link: "tun" is not one of tap, packet/],
     [['extra'], /unexpected argument "extra"/],
   ];
   for (const [argv, re] of bad) assert.throws(() => parseBenchArgs(argv, 2), (e: Error) => e instanceof BenchUsageError && re.test(e.message), argv.join(' '));
