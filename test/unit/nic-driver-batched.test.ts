@@ -5,11 +5,12 @@
 // order, runts and over-long frames dropped and counted, reservations kept
 // across calls, backpressure when every slot is in flight, the 10-byte header
 // widened. Send: one sendmmsg for the batch before its acks, runts counted, a
-// full socket's frames counted as busy, and per frame over a socket session
-// (whose sink reuses one buffer).
+// full socket's frames counted as busy, a refused frame dropped with the rest
+// still sent, and per frame over a socket session (whose sink reuses one
+// buffer).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { close, EAGAIN, readBuf, seqpacketPair, writeBuf } from '../../src/sys/libc.ts';
+import { close, EAGAIN, readBuf, seqpacketPair, setsockopt, writeBuf } from '../../src/sys/libc.ts';
 import { createLocalSession } from '../../src/session/local.ts';
 import { createSocketSession, openSocketEnd } from '../../src/session/socket.ts';
 import { sinkPollable } from '../../src/session/pollable.ts';
@@ -199,6 +200,28 @@ test('send: the batch leaves in one sendmmsg before its acks; runts counted; a f
     assert.equal(c.get('drop.tap-write-busy'), 3, 'each frame of the batch counted');
     assert.equal(c.get('tx.frames'), 3, 'none sent');
     assert.equal(c.get('drop.tap-write-rejected'), 0);
+  } finally {
+    r.close();
+  }
+});
+
+test('send: a frame the kernel refuses is dropped and counted, the rest of the batch still goes (sendmmsg resumed after it)', () => {
+  const r = rig(8, 16384);
+  const { link, peer, router, io } = r;
+  try {
+    // A small send buffer: a message longer than it is refused (EMSGSIZE), as a packet socket refuses a bad GSO header.
+    const SOL_SOCKET = 1;
+    const SO_SNDBUF = 7;
+    const v = new Uint8Array(4);
+    new DataView(v.buffer).setInt32(0, 1, true);
+    setsockopt(link, SOL_SOCKET, SO_SNDBUF, v); // the kernel's minimum, ~4.5 KiB
+    submit(router, [100, 12000, 200]);
+    assert.equal(r.sendPollable().run(false), 3);
+    assert.deepEqual(readAll(peer), [[100, 1], [200, 3]], 'the first and the last sent, in order');
+    assert.equal(io.counters.get('drop.tap-write-rejected'), 1);
+    assert.equal(io.state.lastTxError, 90, 'EMSGSIZE');
+    assert.equal(io.counters.get('tx.frames'), 2);
+    assert.equal(io.counters.get('drop.tap-write-busy'), 0);
   } finally {
     r.close();
   }
