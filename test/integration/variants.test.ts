@@ -1,11 +1,17 @@
 // The same gateway under every isolation mode and both transports: the
 // component code is identical, only what separates the components changes.
+// And on packet links (veth pairs, AF_PACKET): the drivers batch their frames
+// (recvmmsg/sendmmsg), the lab comes down without a link left behind.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { labControl, labUp, labDown, readLabState } from '../../src/lab/lab.ts';
 import type { MicrogateLabOptions } from '../../src/lab/microgate-gateway.ts';
 import { ping, iperf3 } from '../../src/lab/traffic.ts';
+
+const execFileP = promisify(execFile);
 
 interface Status {
   components: { name: string; unit: string; pid: number; uid: number; isolation: string; restarts: number }[];
@@ -21,6 +27,8 @@ const variants: [string, MicrogateLabOptions][] = [
   ['thread isolation, shm sessions', { isolation: 'thread' }],
   ['inline isolation, local sessions', { isolation: 'inline' }],
   ['process isolation, socket (copy) sessions', { isolation: 'process', transport: 'socket' }],
+  ['process isolation, packet links on veth pairs', { isolation: 'process', link: 'packet' }],
+  ['process isolation, packet links, socket (copy) sessions', { isolation: 'process', transport: 'socket', link: 'packet' }],
 ];
 
 for (const [title, opts] of variants) {
@@ -36,6 +44,14 @@ for (const [title, opts] of variants) {
       const st = await status(name);
       assert.equal(st.components.length, 4);
       for (const c of st.components) assert.equal(c.isolation, opts.isolation);
+      if (opts.link === 'packet') {
+        const lab = await readLabState(name);
+        assert.ok(lab);
+        const reports = (await labControl(lab).get<{ components: { name: string; status: Record<string, unknown>; counters: Record<string, number> }[] }>('/components', 5000)).components;
+        for (const d of reports.filter((r) => r.name.startsWith('drv-'))) assert.equal(d.status.batched, true, `${d.name} batches its link I/O`);
+        const lanDrv = reports.find((r) => r.name === 'drv-lan')!;
+        assert.ok(lanDrv.counters['rx.frames'] > 100 && lanDrv.counters['tx.frames'] > 100, JSON.stringify(lanDrv.counters));
+      }
       if (opts.isolation !== 'process') {
         // All components share one sandboxed host process, which is not root either.
         const pids = new Set(st.components.map((c) => c.pid));
@@ -55,5 +71,8 @@ for (const [title, opts] of variants) {
     } finally {
       await labDown(name);
     }
+    // labDown checks it too: neither the hosts' nor the gateway's ends of the veth pairs are left.
+    const { stdout } = await execFileP('ip', ['-o', 'link', 'show']);
+    assert.ok(!stdout.includes(`mg${name}`), `links of lab ${name} left: ${stdout.split('\n').filter((l) => l.includes(`mg${name}`)).join('; ')}`);
   });
 }
