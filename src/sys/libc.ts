@@ -302,6 +302,13 @@ export interface PeerCred {
   gid: number;
 }
 
+/** getsockopt(2) into `out`; returns the length the kernel wrote, or -errno (no throw). */
+export function getsockoptInto(fd: number, level: number, name: number, out: Uint8Array): number {
+  const len = [out.byteLength];
+  const r = _getsockopt(fd, level, name, out, len) as number;
+  return r < 0 ? -koffi.errno() : len[0];
+}
+
 /** getsockopt(SO_PEERCRED) on a connected Unix socket's fd (struct ucred: pid, uid, gid). */
 export function peerCred(fd: number): PeerCred {
   const buf = new Uint8Array(12);

@@ -3,7 +3,7 @@
 // every frame carries the same 12-byte virtio_net_hdr as on a TAP, so GSO/GRO
 // super-frames and checksum offload cross whole and the driver is unchanged.
 import { openSync, closeSync, readFileSync } from 'node:fs';
-import { bind, ifNameToIndex, setns, setsockopt, socket, unshare, SOCK_CLOEXEC, SOCK_NONBLOCK } from './libc.ts';
+import { bind, getsockoptInto, ifNameToIndex, setns, setsockopt, socket, unshare, SOCK_CLOEXEC, SOCK_NONBLOCK } from './libc.ts';
 
 const AF_PACKET = 17;
 const SOCK_RAW = 3;
@@ -11,6 +11,7 @@ const ETH_P_ALL = 0x0003;
 const SOL_PACKET = 263;
 const PACKET_ADD_MEMBERSHIP = 1;
 const PACKET_MR_PROMISC = 1;
+const PACKET_STATISTICS = 6;
 const PACKET_VNET_HDR = 15;
 const PACKET_QDISC_BYPASS = 20;
 const PACKET_IGNORE_OUTGOING = 23;
@@ -134,4 +135,19 @@ export function openPacketSocket(ifname: string, nsFd: number, wantHdrLen: 10 | 
       throw e;
     }
   });
+}
+
+/**
+ * A packet socket's statistics since the last call (PACKET_STATISTICS resets
+ * them when read): frames received and frames the kernel dropped because the
+ * socket's receive queue was full (its reader was too slow). -errno when the
+ * call fails (not a packet socket, a closed fd). Not for the per-packet path:
+ * one system call.
+ */
+export function packetSocketStats(fd: number, into: Uint8Array = new Uint8Array(8)): { packets: number; drops: number } | number {
+  const n = getsockoptInto(fd, SOL_PACKET, PACKET_STATISTICS, into);
+  if (n < 0) return n;
+  if (n < 8) return -22; // EINVAL: not struct tpacket_stats
+  const v = new DataView(into.buffer, into.byteOffset, 8);
+  return { packets: v.getUint32(0, true), drops: v.getUint32(4, true) };
 }

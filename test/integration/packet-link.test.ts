@@ -7,6 +7,9 @@
 // while the same attempt from a socket in the shared "nic" namespace (the old
 // layout, the control) does reach a bystander interface there. Also: a process
 // with a component's uid cannot read its memory; the audit says dumpable=0.
+// The drivers batch (recvmmsg/sendmmsg): TCP bulk with GSO frames whole and
+// 64-byte UDP both ways; a driver stopped under a flood: the kernel's drops at
+// its full socket queue are counted (drop.link-queue), every frame accounted for.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -161,6 +164,31 @@ sessions:
       for (const k of ['drop.tap-read-error', 'drop.rx-truncated', 'drop.rx-runt', 'drop.tap-write-rejected', 'drop.tx-runt']) assert.equal(c2[d][k] ?? 0, 0, `${d} ${k}`);
     }
   }
+  // A driver that does not read in time: the kernel drops at the socket's full queue, and the driver counts it (PACKET_STATISTICS).
+  const drvB = (await api.get<{ components: { name: string; pid: number }[] }>('/status', 5000)).components.find((c) => c.name === 'drv-b')!;
+  const q0 = (await drivers())['drv-b'];
+  process.kill(drvB.pid, 'SIGSTOP');
+  try {
+    // 20,000 datagrams of 1400 bytes to the gateway's wan address: ~28 MB against a 4 MiB (x2) socket buffer.
+    await nsExec(ns.b, 'python3', ['-c', 'import socket\ns=socket.socket(2,2)\nfor _ in range(20000): s.sendto(b"x"*1400, ("198.19.0.1", 9))']);
+  } finally {
+    process.kill(drvB.pid, 'SIGCONT');
+  }
+  let q1 = (await drivers())['drv-b'];
+  const t3 = Date.now();
+  const seen = (q: Record<string, number>): number => (q['drop.link-queue'] ?? 0) - (q0['drop.link-queue'] ?? 0) + q['rx.frames'] - q0['rx.frames'];
+  while (seen(q1) < 20_000 && Date.now() - t3 < 5000) {
+    await new Promise((r) => setTimeout(r, 200));
+    q1 = (await drivers())['drv-b'];
+  }
+  const qDrops = (q1['drop.link-queue'] ?? 0) - (q0['drop.link-queue'] ?? 0);
+  const qRead = q1['rx.frames'] - q0['rx.frames'];
+  t.diagnostic(`drv-b stopped while 20,000 frames came: ${qRead} read after it went on, ${qDrops} counted as drop.link-queue`);
+  assert.ok(qDrops > 1000 && qRead > 1000, `queue drops counted (${qDrops}) and the queued frames read (${qRead})`);
+  // Every frame is either read or counted (a few more reads: the kernel's own frames on the link meanwhile).
+  assert.ok(qDrops + qRead >= 20_000 && qDrops + qRead <= 20_000 + 100, `all 20,000 accounted for, none twice: ${qDrops} + ${qRead}`);
+  assert.equal((await ping(ns.a, '198.19.0.2')).received, 3, 'forwarding goes on');
+
   // Nothing new gets in from b (it routes a's prefix at the gateway, as an attacker would).
   await nsExec(ns.b, 'ip', ['route', 'add', '198.18.0.0/24', 'via', '198.19.0.1']);
   assert.equal((await ping(ns.b, '198.18.0.2', { count: 2, timeoutS: 1 })).received, 0);

@@ -10,6 +10,7 @@ import { sinkPollable, traceRuns } from '../../session/pollable.ts';
 import { VNET_HDR_LEN } from '../../session/types.ts';
 import { EAGAIN, EINTR, readAddr, writeAddr } from '../../sys/libc.ts';
 import { NO_TRACE } from '../../trace/tracer.ts';
+import { packetSocketStats } from '../../sys/packet.ts';
 import { parseNicDriverConfig } from './config.ts';
 import { BATCH, batchedReceive, batchedSend } from './batched.ts';
 import type { DriverIo } from './batched.ts';
@@ -59,6 +60,15 @@ export default function create(env: ComponentEnv): Component {
   };
   const packetRx = batched ? batchedReceive(tap, out, io) : undefined;
   const packetTx = batched ? batchedSend(tap, nic.in, io) : undefined;
+  // Frames the kernel dropped at a packet socket's full receive queue (the
+  // driver did not read in time) are counted by the kernel only: fold its
+  // count (reset on each read) into ours every second and before each report.
+  const dropLinkQueue = batched ? counters.dropReason('link-queue') : -1;
+  const statsBuf = new Uint8Array(8);
+  const foldLinkDrops = (): void => {
+    const st = packetSocketStats(tap, statsBuf);
+    if (typeof st !== 'number' && st.drops > 0) counters.add(dropLinkQueue, st.drops);
+  };
 
   const tapRx: Pollable = {
     fd: tap,
@@ -153,11 +163,13 @@ export default function create(env: ComponentEnv): Component {
 
   return {
     start() {
+      if (batched) setInterval(foldLinkDrops, 1000).unref();
       env.ep.add(tapRx);
       env.ep.add(spaceWait);
       env.ep.add(tx);
     },
     status() {
+      if (batched) foldLinkDrops();
       return {
         blocked: state.blocked, lastRxErrno: state.lastRxError, lastTxErrno: state.lastTxError,
         ...(packetRx !== undefined ? { batched: true, reservedSlots: packetRx.reserved() } : {}),
