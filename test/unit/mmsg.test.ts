@@ -2,11 +2,13 @@
 // the kernel reads it, and real calls over a SOCK_SEQPACKET pair (message
 // boundaries like a packet socket's): several messages per call, sending from
 // an offset, a message longer than its iovec flagged MSG_TRUNC, EAGAIN when
-// nothing waits.
+// nothing waits. And packetSocketStats (the nic-driver's timer calls it) on
+// an fd that is no packet socket: -errno, never a throw.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { close, EAGAIN, MSG_TRUNC, mapAnonymous, seqpacketPair } from '../../src/sys/libc.ts';
 import { IOVEC_SIZE, MMSGHDR_SIZE, MmsgVec } from '../../src/sys/mmsg.ts';
+import { packetSocketStats } from '../../src/sys/packet.ts';
 
 function u64(words: Uint32Array, byteOff: number): number {
   return words[byteOff >>> 2] + words[(byteOff >>> 2) + 1] * 2 ** 32;
@@ -76,4 +78,17 @@ test('sendmmsg then recvmmsg over a seqpacket pair: many messages per call, into
     close(a);
     close(b);
   }
+});
+
+test('packetSocketStats on a socket that is not a packet socket, and on a closed fd: -errno, no throw', () => {
+  const [a, b] = seqpacketPair();
+  try {
+    const r = packetSocketStats(a);
+    assert.equal(typeof r, 'number');
+    assert.ok((r as number) < 0, `-errno, got ${String(r)}`);
+  } finally {
+    close(a);
+    close(b);
+  }
+  assert.equal(packetSocketStats(a), -9, 'EBADF once closed');
 });
