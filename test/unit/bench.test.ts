@@ -167,7 +167,7 @@ test('plan: --link packet adds microgate on packet links (a lab of its own, TAP 
   const p = makePlan(opts({ isolation: ['process'], transport: ['shm'], cores: [2], slots: [1], link: ['tap', 'packet'], tests: ['tcp'], repeat: 2 }), 2);
   assert.deepEqual(p.configs.map((c) => `${c.id} ${c.lab}`), ['linux-c2 linux', 'mg-process-shm-x1-c2 mg-process-shm-x1', 'mg-process-shm-x1-packet-c2 mg-process-shm-x1-packet']);
   assert.equal(p.configs[2].label, 'microgate process/shm, packet links');
-  assert.deepEqual(p.labs.get('mg-process-shm-x1-packet'), { gateway: 'microgate', isolation: 'process', transport: 'shm', slots: 1, spin: 0, link: 'packet' });
+  assert.deepEqual(p.labs.get('mg-process-shm-x1-packet'), { gateway: 'microgate', isolation: 'process', transport: 'shm', slots: 1, spin: 0, sync: false, link: 'packet' });
   // Round robin, the first configuration rotating per repetition.
   assert.deepEqual(p.runs.filter((r) => r.test.id === 'tcp-tx').map((r) => r.config.id), [
     'linux-c2', 'mg-process-shm-x1-c2', 'mg-process-shm-x1-packet-c2',
