@@ -19,6 +19,7 @@ import { APPLY_ADDED, APPLY_FULL, APPLY_REMOVED, APPLY_UNKNOWN, APPLY_UPDATED, W
 import { formatMac, parseIpv4 } from '../../src/net/addr.ts';
 import { decodeFrame, encodeFrame, type Frame, type L4 } from '../../src/net/frame.ts';
 import { TCP_ACK_FLAG, TCP_SYN } from '../../src/net/tcp.ts';
+import { takeRecords } from './fixtures/sync-records.ts';
 import { FakePort } from './fixtures/router-rig.ts';
 import { configHash } from '../../src/components/router/config-hash.ts';
 
@@ -89,15 +90,7 @@ function v4(pkt: Uint8Array): Extract<Frame, { kind: 'ipv4' }> {
 
 /** Every record the router exported so far, concatenated. */
 function exported(r: R): Uint8Array {
-  const parts = r.sync.take();
-  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    assert.equal(p.length % RECORD_LEN, 0);
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return takeRecords(r.sync);
 }
 
 function kinds(recs: Uint8Array): number[] {

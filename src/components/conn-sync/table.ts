@@ -1,10 +1,11 @@
 // The warm table: the router's connections as conn-sync last heard of them,
-// one 40-byte record each (src/components/router/conn-record.ts), keyed by
-// the original direction (protocol, ingress domain, addresses, ports).
+// one 40-byte record each (src/components/router/conn-record.ts for IPv4,
+// conn-record6.ts for IPv6: both share the slots and the bound), keyed by
+// the original direction (family, protocol, ingress domain, addresses, ports).
 // Fixed capacity: the records live in one preallocated buffer, slots are
 // reused through a free list, and an insert into a full table is refused
 // (the caller counts it). Every record is checked by decodeRecord before it
-// is applied; one that fails changes nothing.
+// is applied (decodeRecord6 for an IPv6 one); one that fails changes nothing.
 //
 // Restore (after the router restarted): every record is sent back, and
 // marked with the restore's generation when the router confirms it (it
@@ -12,7 +13,9 @@
 // drop, after the restore, the records the router refused (its policy
 // changed, a collision), so they are not offered again and again.
 import { getU16, getU32 } from '../../net/bytes.ts';
+import { Buffer } from 'node:buffer';
 import { ConnRecord, decodeRecord, REC_EXPIRED, REC_OK, RECORD_LEN } from '../router/conn-record.ts';
+import { ConnRecord6, decodeRecord6, isRecord6 } from '../router/conn-record6.ts';
 
 /** Domains a record may name: conn-sync does not know the router's config (the router checks them). */
 const ANY_DOMAIN = 255;
@@ -34,6 +37,7 @@ export class WarmTable {
   readonly #bySlot = new Map<string, number>();
   readonly #free: number[] = [];
   readonly #rec = new ConnRecord();
+  readonly #rec6 = new ConnRecord6();
   /** Generation of the restore in progress (0: none yet). */
   generation = 0;
 
@@ -51,12 +55,23 @@ export class WarmTable {
 
   /** Apply the record at buf[off, off + RECORD_LEN): APPLY_* or -(decoder reason). */
   apply(buf: Uint8Array, off: number): number {
-    const r = this.#rec;
-    const e = decodeRecord(buf, off, ANY_DOMAIN, r);
-    if (e !== REC_OK) return -e;
-    const key = `${r.proto}/${r.inDom}/${getU32(buf, off + 8)}/${getU16(buf, off + 16)}/${getU32(buf, off + 12)}/${getU16(buf, off + 18)}`;
+    let key: string;
+    let kind: number;
+    if (isRecord6(buf, off)) {
+      const r = this.#rec6;
+      const e = decodeRecord6(buf, off, ANY_DOMAIN, r);
+      if (e !== REC_OK) return -e;
+      kind = r.kind;
+      key = `6/${r.proto}/${r.inDom}/${Buffer.from(buf.buffer, buf.byteOffset + off + 4, RECORD_LEN - 4).toString('hex')}`;
+    } else {
+      const r = this.#rec;
+      const e = decodeRecord(buf, off, ANY_DOMAIN, r);
+      if (e !== REC_OK) return -e;
+      kind = r.kind;
+      key = `${r.proto}/${r.inDom}/${getU32(buf, off + 8)}/${getU16(buf, off + 16)}/${getU32(buf, off + 12)}/${getU16(buf, off + 18)}`;
+    }
     const slot = this.#bySlot.get(key);
-    if (r.kind === REC_EXPIRED) {
+    if (kind === REC_EXPIRED) {
       if (slot === undefined) return APPLY_UNKNOWN;
       this.#bySlot.delete(key);
       this.#keys[slot] = undefined;

@@ -39,6 +39,8 @@ function source64(w0: number, w1: number): number {
 export class ConnTable6 extends ConnIndex<Conn6> {
   readonly perSource: number;
   readonly #bySource: KeyedCounts | undefined;
+  /** Called when a connection leaves the table (the router's sync exports it as expired). */
+  onRemove: ((c: Conn6) => void) | undefined;
 
   constructor(max: number, maxProbe = 64, perSource = 0) {
     super(max, maxProbe, () => new Conn6());
@@ -104,5 +106,6 @@ export class ConnTable6 extends ConnIndex<Conn6> {
 
   protected override removed(c: Conn6): void {
     this.#bySource?.dec(source64(c.src6[0], c.src6[1]), c.inDom);
+    if (this.onRemove !== undefined) this.onRemove(c);
   }
 }

@@ -44,6 +44,7 @@ import { L3, type Packet } from './packet.ts';
 import { type Policy, POLICY_DROP, POLICY_REJECT } from './policy.ts';
 import { TokenBuckets } from './rate-limit.ts';
 import { Ipv6Reassembler, REASM6_DROP_REASONS, REASM_DONE, REASM_HELD } from './reassembly6.ts';
+import { REC_CHANGED, REC_NEW } from './conn-record.ts';
 import { connTimeout, initialState, track } from './tracking.ts';
 
 export const COUNTERS_FWD6 = [
@@ -72,6 +73,8 @@ export function routedVia(v6: Ipv6DomainConfig, buf: Uint8Array, off: number): U
 export class Forward6 {
   cfg: RouterConfig;
   readonly ct: ConnTable6;
+  /** The connection-state sync (sync.ts ConnSync), when the router has one: new and changed connections are exported. */
+  sync: { record6(kind: number, c: Conn6): void } | undefined;
   readonly neighbors: NeighborCache[];
   readonly #link: Link;
   readonly #drops: Drops;
@@ -113,6 +116,13 @@ export class Forward6 {
       .sort((a, b) => b.p - a.p).map((x) => x.i));
     this.#gwDom = cfg.domains.findIndex((d) => d.ipv6?.gateway != null);
     this.#routes = cfg.domains.flatMap((d, dom) => (d.ipv6?.routes ?? []).map((r) => ({ ...r, dom }))).sort((a, b) => b.prefix - a.prefix);
+  }
+
+  /** tracking.ts track(), and a state change exported (sync). */
+  #track(c: Conn6, dir: number, tcpFlags: number): void {
+    const state = c.state;
+    track(c, dir, tcpFlags, this.now, this.cfg.conntrack);
+    if (c.state !== state && this.sync !== undefined) this.sync.record6(REC_CHANGED, c);
   }
 
   #drop(r: DropReason): void {
@@ -259,6 +269,7 @@ export class Forward6 {
       return this.#drop('conntrack-probe-limit');
     }
     this.#counters.add(this.#c['conntrack6.new']);
+    this.sync?.record6(REC_NEW, c);
     this.#emit(p, n, out, c, 0);
   }
 
@@ -415,7 +426,7 @@ export class Forward6 {
       nb.pending++;
       this.#sendNs(out, hopBuf, hopOff);
     }
-    if (c !== undefined) track(c, dir, p.tcpFlags, this.now, this.cfg.conntrack);
+    if (c !== undefined) this.#track(c, dir, p.tcpFlags);
     b[IP6 + IP6_HOP_LIMIT]--;
     const e = VNET_HDR_LEN;
     for (let m = 0; m < 6; m++) b[e + m] = nb.mac[i * 6 + m];
@@ -436,7 +447,7 @@ export class Forward6 {
     const id = pool.alloc();
     if (id < 0) return this.#drop('arp-pool-exhausted');
     const b = p.buf;
-    if (c !== undefined) track(c, dir, p.tcpFlags, this.now, this.cfg.conntrack);
+    if (c !== undefined) this.#track(c, dir, p.tcpFlags);
     b[IP6 + IP6_HOP_LIMIT]--;
     writeMacBytes(b, VNET_HDR_LEN + 6, this.#link.macs[out]);
     const len = L3 + n;

@@ -211,6 +211,10 @@ export class Router {
     this.#mssClamp = Uint8Array.from(cfg.domains, (d) => (d.mssClamp ? 1 : 0));
     this.#fwd6 = new Forward6(cfg, this.#link, this.#drops, counters, () => this.#policy);
     this.#fwd6.now = this.#now;
+    if (sync !== undefined) {
+      this.#fwd6.sync = sync;
+      this.#fwd6.ct.onRemove = (c) => sync.record6(REC_EXPIRED, c);
+    }
     this.#local6 = new Local6(cfg, this.#link, this.#drops, counters, this.#fwd6, this.#now, opts.random);
     this.#dhcpc = cfg.domains.map((d) => (!d.dhcpClient ? undefined : new DhcpClient(d.mac, {
       apply: (lease, why) => this.#applyLease(d.index, lease, why),
@@ -242,7 +246,7 @@ export class Router {
 
   /** The sync peer restarted with an empty table: send it every connection again (sync.ts). */
   resyncPeer(): void {
-    this.#sync?.resyncAll(this.#ct);
+    this.#sync?.resyncAll(this.#ct, this.#fwd6.ct);
   }
 
   /**
@@ -259,7 +263,9 @@ export class Router {
     // so a holder can neither add connections to it nor change the state of live ones.
     // A backup (HA) takes them at any time: they are the active peer's connections, for a takeover.
     if (!this.#backup && now >= this.#restoreUntil) return sync.refuseLate(len);
-    sync.receive(buf, off, len, { cfg: this.cfg, rt: this.#rt, policy: this.#policy, ct: this.#ct, nat: this.#nat, rtBlocks: this.#rtBlocks, now }, this.#n, this.#backup);
+    const fwd6 = this.#fwd6;
+    const v6 = { cfg: this.cfg, policy: this.#policy, ct: fwd6.ct, route: (b: Uint8Array, o: number) => fwd6.route(b, o), now };
+    sync.receive(buf, off, len, { cfg: this.cfg, rt: this.#rt, policy: this.#policy, ct: this.#ct, nat: this.#nat, rtBlocks: this.#rtBlocks, now, v6 }, this.#n, this.#backup);
   }
 
   /** The HA role: "master" or "backup" (config `ha`; init's command `role`). */

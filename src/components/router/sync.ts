@@ -38,24 +38,15 @@ import { NAT_QUOTA_EXCEEDED, type NatBook } from './nat.ts';
 import { type Policy, POLICY_ACCEPT, POLICY_ACCEPT_NAT } from './policy.ts';
 import type { Routing } from './routing.ts';
 import type { RuntimeBlocks } from './runtime-blocks.ts';
-import { connTimeout } from './tracking.ts';
+import { acquireSwept, IMPORT_INSTALLED, IMPORT_REFUSALS, IMPORT_REMOVED, IMPORT_UPDATED, type ImportRefusal, refusal, takeState } from './import-codes.ts';
+import { ConnRecord6, decodeRecord6, encodeRecord6, isRecord6 } from './conn-record6.ts';
+import type { Conn6, ConnTable6 } from './conntrack6.ts';
+import { expireConn6, type Import6Target, importConn6 } from './sync6.ts';
 import type { EgressPort } from './types.ts';
 
 export const SYNC_PORT = 'sync';
 /** Records the export ring holds. */
 export const SYNC_QUEUE = 4096;
-
-/** Why importConn refused a record, after it decoded (the decoder's reasons come first, conn-record.ts). */
-export const IMPORT_REFUSALS = [
-  'expired-kind', 'bad-address', 'not-routed', 'policy', 'blocked', 'bad-reply', 'nat-port-range', 'nat-port-taken',
-  'nat-quota', 'collision', 'table-full', 'source-limit', 'probe-limit', 'expired-unknown',
-] as const;
-export type ImportRefusal = typeof IMPORT_REFUSALS[number];
-/** importConn: installed / updated an existing one. */
-export const IMPORT_INSTALLED = -1;
-export const IMPORT_UPDATED = -2;
-/** expireConn: removed. */
-export const IMPORT_REMOVED = -3;
 
 /** What importConn reads and writes: the router's tables and policy. */
 export interface ImportTarget {
@@ -68,6 +59,8 @@ export interface ImportTarget {
   now: number;
   /** Set by importConn: the connection installed or updated. */
   conn?: Conn;
+  /** The IPv6 table and route (sync6.ts): IPv6 records are imported there. */
+  v6: Import6Target;
 }
 
 /**
@@ -76,7 +69,7 @@ export interface ImportTarget {
  * IMPORT_REFUSALS.
  */
 export function importConn(t: ImportTarget, r: ConnRecord): number {
-  const R = (why: ImportRefusal): number => IMPORT_REFUSALS.indexOf(why);
+  const R = refusal;
   if (r.kind === REC_EXPIRED) return R('expired-kind');
   const { rt, policy, ct, nat, now } = t;
   const inDom = r.inDom;
@@ -116,10 +109,7 @@ export function importConn(t: ImportTarget, r: ConnRecord): number {
     if ((ref & 1) !== 0 || c.outDom !== outDom || c.rSrc !== r.rSrc || c.rSport !== r.rSport || c.rDst !== r.rDst || c.rDport !== r.rDport || c.nat !== r.nat) {
       return R('collision');
     }
-    c.state = r.state;
-    c.finOrig = r.finOrig;
-    c.finReply = r.finReply;
-    c.expires = now + connTimeout(c, t.cfg.conntrack);
+    takeState(c, r, t.cfg, now);
     t.conn = c;
     return IMPORT_UPDATED;
   }
@@ -130,17 +120,12 @@ export function importConn(t: ImportTarget, r: ConnRecord): number {
     if (port === NAT_QUOTA_EXCEEDED) return R('nat-quota');
     if (port < 0) return R('nat-port-taken');
   }
-  let c = ct.acquire();
-  if (c === undefined) {
-    ct.sweep(now);
-    c = ct.acquire();
-  }
+  const c = acquireSwept(ct, now);
   if (c === undefined) {
     if (r.nat) nat.unalloc(outDom, r.proto, r.rDport);
     return R('table-full');
   }
   c.proto = r.proto;
-  c.state = r.state;
   c.inDom = inDom;
   c.oSrc = src;
   c.oSport = r.oSport;
@@ -153,9 +138,7 @@ export function importConn(t: ImportTarget, r: ConnRecord): number {
   c.rDport = r.rDport;
   c.nat = r.nat;
   c.created = now;
-  c.finOrig = r.finOrig;
-  c.finReply = r.finReply;
-  c.expires = now + connTimeout(c, t.cfg.conntrack);
+  takeState(c, r, t.cfg, now);
   const linked = ct.link(c);
   if (linked !== CT_LINKED) {
     if (r.nat) nat.unalloc(outDom, r.proto, r.rDport);
@@ -198,9 +181,13 @@ export class ConnSync {
   /** Re-export of the whole table after the peer restarted: the next slot to look at, or -1. */
   #resync = -1;
   #table: ConnTable | undefined;
+  /** The same for the IPv6 table. */
+  #resync6 = -1;
+  #table6: ConnTable6 | undefined;
   /** Private copy of an imported packet (the peer can still write its slot). */
   #in: Uint8Array;
   readonly #rec = new ConnRecord();
+  readonly #rec6 = new ConnRecord6();
   readonly #cExported: number;
   readonly #cDropped: number;
   readonly #cNoSlot: number;
@@ -245,13 +232,27 @@ export class ConnSync {
     this.#count++;
   }
 
+  /** IPv6 connection c was created, changed state or left the table (a record6, conn-record6.ts). */
+  record6(kind: number, c: Conn6): void {
+    if (this.#count === SYNC_QUEUE) {
+      this.#counters.add(this.#cDropped);
+      return;
+    }
+    let i = this.#head + this.#count;
+    if (i >= SYNC_QUEUE) i -= SYNC_QUEUE;
+    encodeRecord6(this.#ring, i * RECORD_LEN, kind, c);
+    this.#count++;
+  }
+
   /**
    * The peer restarted (its table is empty): export every live connection of
-   * `table` again, as REC_NEW records, a ring's worth per flush().
+   * `table` and `table6` again, as REC_NEW records, a ring's worth per flush().
    */
-  resyncAll(table: ConnTable): void {
+  resyncAll(table: ConnTable, table6?: ConnTable6): void {
     this.#table = table;
     this.#resync = 0;
+    this.#table6 = table6;
+    this.#resync6 = table6 === undefined ? -1 : 0;
   }
 
   /** Pack waiting records into slots and publish them (once per batch). */
@@ -265,6 +266,16 @@ export class ConnSync {
         if (c.live) this.record(REC_NEW, c, now);
       }
       this.#resync = i < end ? i : -1;
+    }
+    const table6 = this.#table6;
+    if (this.#resync < 0 && this.#resync6 >= 0 && table6 !== undefined) {
+      let i = this.#resync6;
+      const end = table6.slots;
+      for (; i < end && this.#count < SYNC_QUEUE; i++) {
+        const c = table6.conn(i);
+        if (c.live) this.record6(REC_NEW, c);
+      }
+      this.#resync6 = i < end ? i : -1;
     }
     if (this.#count === 0) return;
     const out = this.#out;
@@ -313,6 +324,10 @@ export class ConnSync {
     Buffer.prototype.copy.call(buf, b, 0, off, off + len);
     const r = this.#rec;
     for (let o = 0; o < len; o += RECORD_LEN) {
+      if (isRecord6(b, o)) {
+        this.#receive6(b, o, t.v6, domains, backup);
+        continue;
+      }
       const e = decodeRecord(b, o, domains, r);
       if (e !== REC_OK) {
         counters.add(this.#cDecode[e]);
@@ -331,6 +346,24 @@ export class ConnSync {
       } else counters.add(this.#cRefused[v]);
     }
   }
+
+  /** One IPv6 record at b[o] (receive's private copy): checked, then imported into t (the same rules as IPv4). */
+  #receive6(b: Uint8Array, o: number, t: Import6Target, domains: number, backup: boolean): void {
+    const counters = this.#counters;
+    const r = this.#rec6;
+    const e = decodeRecord6(b, o, domains, r);
+    if (e !== REC_OK) return counters.add(this.#cDecode[e]);
+    if (backup && r.kind === REC_EXPIRED) {
+      const x = expireConn6(t, r);
+      return counters.add(x === IMPORT_REMOVED ? this.#cRemoved : this.#cRefused[x]);
+    }
+    t.conn = undefined;
+    const v = importConn6(t, r);
+    if (v !== IMPORT_INSTALLED && v !== IMPORT_UPDATED) return counters.add(this.#cRefused[v]);
+    counters.add(v === IMPORT_INSTALLED ? this.#cInstalled : this.#cUpdated);
+    if (t.conn !== undefined) this.record6(REC_CHANGED, t.conn);
+  }
 }
 
 export { REC_NEW, REC_CHANGED, REC_EXPIRED };
+export { IMPORT_INSTALLED, IMPORT_REFUSALS, IMPORT_REMOVED, IMPORT_UPDATED, type ImportRefusal };
