@@ -4,6 +4,8 @@
 // session is reset as init resets it (conn-sync's sessionReset sends the
 // table back), router 2 starts, imports it, and forwards the flow's next
 // packet with the same NAT port; the remote's reply comes through at once.
+// The same for an established IPv6 TCP connection: its next segment (no SYN)
+// is forwarded by router 2.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Component, ComponentEnv } from '../../src/runtime/component.ts';
@@ -14,6 +16,7 @@ import createConnSync from '../../src/components/conn-sync/index.ts';
 import { createLocalSession } from '../../src/session/local.ts';
 import type { SessionEnd } from '../../src/session/types.ts';
 import { decodeFrame, encodeFrame } from '../../src/net/frame.ts';
+import { CONFIG6, frame, GW_MAC6, HOST6, HOST_MAC6, ip6, REMOTE6, tcpSeg } from './fixtures/ipv6-frames.ts';
 
 const CONFIG = {
   domains: {
@@ -24,7 +27,8 @@ const CONFIG = {
 const HOST = '02:00:00:00:00:0a';
 const GW = '02:00:00:00:00:fe';
 
-test('router + conn-sync components: a masqueraded flow survives the router being replaced', () => {
+/** Both components over local sessions: the router's config, conn-sync, and the driver ends of lan and wan. */
+function rig(config: Record<string, unknown>) {
   const pollables: Pollable[] = [];
   const ep = { add: (p: Pollable) => pollables.push(p), remove: (p: Pollable) => pollables.splice(pollables.indexOf(p), 1), kick() {} } as unknown as Entrypoint;
   const log = { info() {}, warn() {}, error() {} };
@@ -39,7 +43,7 @@ test('router + conn-sync components: a masqueraded flow survives the router bein
   const [drvWan, rWan] = createLocalSession({ slots: 16, slotSize: 2048, names: ['nic', 'wan'] });
   const [rSync, csEnd] = createLocalSession({ slots: 16, slotSize: 2048, names: ['sync', 'router'] });
   const routerEnv = (counters: Counters): ComponentEnv => ({
-    name: 'router', config: CONFIG, configSource: { file: 'gateway.yaml', path: 'components[2].config' },
+    name: 'router', config, configSource: { file: 'gateway.yaml', path: 'components[2].config' },
     sessions: new Map<string, SessionEnd>([['lan', rLan], ['wan', rWan], ['sync', rSync]]), fds: {}, ep, counters, log,
   });
   const csCounters = new Counters();
@@ -82,6 +86,11 @@ test('router + conn-sync components: a masqueraded flow survives the router bein
     pump();
   };
 
+  return { pollables, pump, drvLan, rLan, drvWan, rWan, rSync, csEnd, routerEnv, csCounters, cs, send, recv, udp, neighbours, resolveGw };
+}
+
+test('router + conn-sync components: a masqueraded flow survives the router being replaced', () => {
+  const { pump, drvLan, rLan, drvWan, rWan, rSync, csEnd, routerEnv, cs, send, recv, udp, neighbours, resolveGw } = rig(CONFIG);
   cs.start();
   const c1 = new Counters();
   const r1 = createRouter(routerEnv(c1));
@@ -131,6 +140,55 @@ test('router + conn-sync components: a masqueraded flow survives the router bein
     const f2 = decodeFrame(out2);
     assert.ok(f2.ok && f2.value.kind === 'ipv4' && f2.value.l4.proto === 'udp');
     assert.equal(f2.value.l4.udp.srcPort, natPort, 'the same NAT port');
+  } finally {
+    r2?.stop?.();
+    cs.stop?.();
+    for (const e of [drvLan, rLan, drvWan, rWan, rSync, csEnd]) e.close();
+  }
+});
+
+test('router + conn-sync components: an established IPv6 TCP connection survives the router being replaced', () => {
+  const { pump, drvLan, rLan, drvWan, rWan, rSync, csEnd, routerEnv, cs, send, recv } = rig(CONFIG6);
+  const macOf = (r: Component, dom: number): number[] => (r.status() as { domains: { mac: string }[] }).domains[dom].mac.split(':').map((h) => parseInt(h, 16));
+  cs.start();
+  const r1 = createRouter(routerEnv(new Counters()));
+  r1.start();
+  let r2: Component | undefined;
+  try {
+    // The handshake through router 1 (its neighbors unresolved: each segment waits in the pending pool, tracked all the same).
+    send(drvLan, frame(HOST_MAC6, macOf(r1, 0), HOST6, REMOTE6, 6, tcpSeg(40000, 443, 0x02)));
+    pump();
+    send(drvWan, frame(GW_MAC6, macOf(r1, 1), REMOTE6, HOST6, 6, tcpSeg(443, 40000, 0x12)));
+    pump();
+    send(drvLan, frame(HOST_MAC6, macOf(r1, 0), HOST6, REMOTE6, 6, tcpSeg(40000, 443, 0x10)));
+    pump();
+    assert.deepEqual((r1.status() as { connections6: { state: string }[] }).connections6.map((c) => c.state), ['established']);
+    assert.equal((cs.status() as { entries: number }).entries, 1, 'conn-sync holds the IPv6 connection');
+    recv(drvLan);
+    recv(drvWan);
+
+    r1.stop?.();
+    csEnd.reset();
+    rSync.reset();
+    cs.sessionReset?.('router');
+    const c2 = new Counters();
+    r2 = createRouter(routerEnv(c2));
+    r2.start();
+    pump();
+    assert.equal(c2.get('sync.imported'), 1, 'the connection came back');
+    assert.deepEqual((r2.status() as { connections6: { state: string }[] }).connections6.map((c) => c.state), ['established']);
+    // The next segment (no SYN) is forwarded: the router asks for the gateway, which answers, and the segment leaves.
+    const mac2 = macOf(r2, 1);
+    send(drvLan, frame(HOST_MAC6, macOf(r2, 0), HOST6, REMOTE6, 6, tcpSeg(40000, 443, 0x10)));
+    pump();
+    assert.equal(recv(drvWan).length, 1, 'a neighbor solicitation for the gateway');
+    // The neighbor advertisement, to CONFIG6's wan address6.
+    send(drvWan, frame(GW_MAC6, mac2, 'fe80::fe', '2001:db8:ff::1', 58, [136, 0, 0, 0, 0x60, 0, 0, 0, ...ip6('fe80::fe'), 2, 1, ...GW_MAC6], 255));
+    pump();
+    const out = recv(drvWan);
+    assert.equal(out.length, 1, 'the established connection\'s segment is forwarded');
+    assert.deepEqual([...out[0].subarray(26 + 8, 26 + 40)], [...ip6(HOST6), ...ip6(REMOTE6)]);
+    assert.equal(c2.get('drop.tcp-new-not-syn'), 0);
   } finally {
     r2?.stop?.();
     cs.stop?.();
