@@ -4,7 +4,8 @@
 // UDP flow through the master is installed on the backup router at once; the
 // backup takes no frame from its domains and sends none; at takeover it
 // announces its addresses (gratuitous ARP) and forwards the flow's reply with
-// the same NAT port, without a new first packet. A record its policy would
+// the same NAT port, without a new first packet; an established IPv6 TCP
+// connection the same way (its next segment is no SYN). A record its policy would
 // refuse, offered by its conn-sync, is refused; a router without `ha`
 // refuses the role command.
 import { test } from 'node:test';
@@ -23,12 +24,13 @@ import { decodeFrame, encodeFrame } from '../../src/net/frame.ts';
 import { Conn } from '../../src/components/router/conn-index.ts';
 import { encodeRecord, REC_NEW, RECORD_LEN } from '../../src/components/router/conn-record.ts';
 import { CT_TCP_ESTABLISHED } from '../../src/components/router/conntrack.ts';
+import { frame, GW_MAC6, HOST6, HOST_MAC6, REMOTE6, tcpSeg } from './fixtures/ipv6-frames.ts';
 
 const CONFIG = {
   ha: true,
   domains: {
-    lan: { address: '198.18.0.1/24', forward: [{ to: 'wan', nat: true }] },
-    wan: { address: '198.19.0.1/24', gateway: '198.19.0.254' },
+    lan: { address: '198.18.0.1/24', address6: '2001:db8:0:1::1/64', forward: [{ to: 'wan', nat: true }], tcp: [{ ports: [443], to: 'wan' }] },
+    wan: { address: '198.19.0.1/24', gateway: '198.19.0.254', address6: '2001:db8:ff::1/64', gateway6: 'fe80::fe' },
   },
 };
 const HOST = '02:00:00:00:00:0a';
@@ -153,9 +155,18 @@ test('HA pair: the backup router holds the master\'s flow, forwards nothing, and
   send(a.wan, udp('203.0.113.9', '198.19.0.1', 53, natPort, GW, wanMac));
   pump();
   assert.equal(recv(a.lan).length, 1);
+  // An IPv6 TCP connection through the master (its neighbors unresolved: the segments wait, tracked all the same).
+  const mac6 = (m: string): number[] => m.split(':').map((h) => parseInt(h, 16));
+  send(a.lan, frame(HOST_MAC6, mac6(lanMac), HOST6, REMOTE6, 6, tcpSeg(40000, 443, 0x02)));
+  send(a.wan, frame(GW_MAC6, mac6(wanMac), REMOTE6, HOST6, 6, tcpSeg(443, 40000, 0x12)));
+  send(a.lan, frame(HOST_MAC6, mac6(lanMac), HOST6, REMOTE6, 6, tcpSeg(40000, 443, 0x10)));
+  pump();
+  recv(a.lan);
+  recv(a.wan);
   await settle();
-  // The backup's router has it, and sends and forwards nothing.
-  assert.ok(b.rc.get('sync.imported') >= 1, 'the backup router imported the flow');
+  // The backup's router has them, and sends and forwards nothing.
+  assert.ok(b.rc.get('sync.imported') >= 2, 'the backup router imported the flows');
+  assert.deepEqual((b.router.status() as { connections6: { state: string }[] }).connections6.map((x) => x.state), ['established']);
   const bConns = (b.router.status() as { connections: { nat: string; state: string }[] }).connections;
   assert.equal(bConns.length, 1);
   assert.equal(bConns[0].nat, `198.19.0.1:${natPort}`);
@@ -200,6 +211,12 @@ test('HA pair: the backup router holds the master\'s flow, forwards nothing, and
   const g0 = got[0];
   assert.ok(g0.ok && g0.value.kind === 'ipv4' && g0.value.l4.proto === 'udp' && g0.value.l4.udp.dstPort === 5000);
   assert.equal(b.rc.get('conntrack.new'), 0, 'no new connection: the imported one carried it');
+  // The IPv6 connection's next segment: taken by the new master (it solicits the gateway for it), not dropped as not-SYN.
+  send(b.lan, frame(HOST_MAC6, mac6(lanMac), HOST6, REMOTE6, 6, tcpSeg(40000, 443, 0x10)));
+  pump();
+  assert.equal(b.rc.get('nd6.queued'), 1);
+  assert.equal(b.rc.get('drop.tcp-new-not-syn'), 0);
+  assert.equal(b.rc.get('conntrack6.new'), 0, 'the imported IPv6 connection carried it');
 });
 
 test('HA role: a router without `ha` refuses the role command; bad arguments are refused whole', () => {
