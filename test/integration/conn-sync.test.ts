@@ -1,6 +1,6 @@
 // Connection-state sync (issue 19): a long-lived TCP connection through the
-// NAT'd gateway survives a SIGKILL of the router when conn-sync holds the
-// warm table (the restarted router gets its connections back and forwards
+// NAT'd gateway, and one over IPv6 (routed) beside it, survive a SIGKILL of
+// the router when conn-sync holds the warm table (the restarted router gets its connections back and forwards
 // the flow's next segments without a new handshake), and does not without it
 // (the same lab without conn-sync: the retransmitted segments are new
 // traffic that is no SYN, dropped). One lab at a time; the echo client and
@@ -33,8 +33,8 @@ function echoes(out: string): number[] {
   return out.split('\n').filter((l) => l.startsWith('echo ')).map((l) => Number(l.split(' ')[2]));
 }
 
-/** Run the flow through a lab with or without conn-sync, kill the router mid-flow; returns echoes after its restart and the reports. */
-async function killRouterMidFlow(connSync: boolean): Promise<{ after: number; restore: unknown; counters: Record<string, number>; attacked?: { echoes: number; entries: unknown } }> {
+/** Run the flows (IPv4 NAT'd, IPv6) through a lab with or without conn-sync, kill the router mid-flow; returns echoes after its restart and the reports. */
+async function killRouterMidFlow(connSync: boolean): Promise<{ after: number; after6: number; restore: unknown; counters: Record<string, number>; attacked?: { echoes: number; echoes6: number; entries: unknown } }> {
   const name = uniqueLabName();
   const kids: ChildProcess[] = [];
   try {
@@ -43,16 +43,20 @@ async function killRouterMidFlow(connSync: boolean): Promise<{ after: number; re
     assert.ok(st);
     const control = labControl(st);
     const wan = info.hosts.wan;
-    const server = spawnInNetns(wan.netns, 'python3', ['-c', ECHO_SERVER, wan.ip]);
-    kids.push(server);
+    assert.ok(wan.ip6 !== undefined && info.hosts.lan.ip6 !== undefined, 'the lab has IPv6 on lan and wan');
+    kids.push(spawnInNetns(wan.netns, 'python3', ['-c', ECHO_SERVER, wan.ip]));
+    kids.push(spawnInNetns(wan.netns, 'python3', ['-c', ECHO_SERVER, wan.ip6]));
     await new Promise((r) => setTimeout(r, 500));
-    const client = spawnInNetns(info.hosts.lan.netns, 'python3', ['-c', ECHO_CLIENT, wan.ip, '20', '0.1']);
-    kids.push(client);
     let out = '';
-    client.stdout?.setEncoding('utf8').on('data', (d: string) => { out += d; });
     let err = '';
-    client.stderr?.setEncoding('utf8').on('data', (d: string) => { err += d; });
-    await waitFor(`5 echoes (client: ${err})`, 5000, () => echoes(out).length >= 5);
+    let out6 = '';
+    for (const [addr, v6] of [[wan.ip, false], [wan.ip6, true]] as const) {
+      const client = spawnInNetns(info.hosts.lan.netns, 'python3', ['-c', ECHO_CLIENT, addr, '20', '0.1']);
+      kids.push(client);
+      client.stdout?.setEncoding('utf8').on('data', (d: string) => { if (v6) out6 += d; else out += d; });
+      client.stderr?.setEncoding('utf8').on('data', (d: string) => { err += d; });
+    }
+    await waitFor(`5 echoes on each (clients: ${err})`, 5000, () => echoes(out).length >= 5 && echoes(out6).length >= 5);
     const router = (await units(control)).find((u) => u.name === 'router');
     assert.ok(router);
     process.kill(router.pid, 'SIGKILL');
@@ -64,12 +68,13 @@ async function killRouterMidFlow(connSync: boolean): Promise<{ after: number; re
     // Give TCP's retransmissions time to reach the new router (back-off after the outage).
     await new Promise((r) => setTimeout(r, 6000));
     const after = echoes(out).filter((t) => t > killedAt + 0.05).length;
+    const after6 = echoes(out6).filter((t) => t > killedAt + 0.05).length;
     const reports = await control.get<{ components: { name: string; status?: Record<string, unknown>; counters?: Record<string, number> }[] }>('/components', 3000);
     const rep = reports.components.find((c) => c.name === 'conn-sync');
     const rt = reports.components.find((c) => c.name === 'router');
     const counters: Record<string, number> = {};
     for (const [k, v] of Object.entries(rt?.counters ?? {})) if (k.startsWith('sync.') || k === 'drop.tcp-new-not-syn') counters[k] = v;
-    if (!connSync) return { after, restore: rep?.status?.lastRestore, counters };
+    if (!connSync) return { after, after6, restore: rep?.status?.lastRestore, counters };
     // A compromised conn-sync (garbage into every fd it holds: forged descriptors in the sync rings, a clobbered
     // header, then a bad frame to init): init kills and restarts it; the router stays up, the flow keeps going, and
     // the router fills the new conn-sync's table again.
@@ -83,16 +88,17 @@ async function killRouterMidFlow(connSync: boolean): Promise<{ after: number; re
       return c !== undefined && c.state === 'running' && c.pid !== cs.pid;
     });
     const n0 = echoes(out).length;
+    const n06 = echoes(out6).length;
     let entries: unknown;
-    await waitFor('the flow goes on and the new conn-sync holds it', 5000, async () => {
+    await waitFor('the flows go on and the new conn-sync holds them', 5000, async () => {
       const c = (await control.get<{ components: { name: string; status?: Record<string, unknown> }[] }>('/components', 3000)).components.find((x) => x.name === 'conn-sync');
       entries = c?.status?.entries;
-      return echoes(out).length >= n0 + 5 && entries === 1;
+      return echoes(out).length >= n0 + 5 && echoes(out6).length >= n06 + 5 && entries === 2;
     });
     const routerNow = (await units(control)).find((u) => u.name === 'router');
     assert.deepEqual({ pid: routerNow?.pid, restarts: routerNow?.restarts, state: routerNow?.state },
       { pid: before.pid, restarts: before.restarts, state: 'running' }, 'the router is untouched by the attack');
-    return { after, restore: rep?.status?.lastRestore, counters, attacked: { echoes: echoes(out).length - n0, entries } };
+    return { after, after6, restore: rep?.status?.lastRestore, counters, attacked: { echoes: echoes(out).length - n0, echoes6: echoes(out6).length - n06, entries } };
   } finally {
     for (const k of kids) await killChild(k);
     await labDown(name);
@@ -183,14 +189,16 @@ test('restore of about N = 3000 NAT\'d connections after a SIGKILL of the router
   }
 });
 
-test('a NAT\'d TCP connection survives a SIGKILL of the router with conn-sync (and an attack from a compromised conn-sync), and does not without it', { skip: !canRunLabs() }, async () => {
+test('a NAT\'d TCP connection and an IPv6 one survive a SIGKILL of the router with conn-sync (and an attack from a compromised conn-sync), and do not without it', { skip: !canRunLabs() }, async () => {
   const withSync = await killRouterMidFlow(true);
   console.log('with conn-sync:', JSON.stringify(withSync));
   assert.ok(withSync.after >= 10, `echoes after the restart with conn-sync: ${withSync.after}`);
-  assert.equal((withSync.restore as { sent?: number } | undefined)?.sent, 1, 'conn-sync sent back the one connection');
-  assert.ok((withSync.counters['sync.imported'] ?? 0) >= 1);
+  assert.ok(withSync.after6 >= 10, `IPv6 echoes after the restart with conn-sync: ${withSync.after6}`);
+  assert.equal((withSync.restore as { sent?: number } | undefined)?.sent, 2, 'conn-sync sent back the two connections');
+  assert.ok((withSync.counters['sync.imported'] ?? 0) >= 2);
   const without = await killRouterMidFlow(false);
   console.log('without conn-sync:', JSON.stringify(without));
   assert.equal(without.after, 0, 'without conn-sync the flow is dead after the restart');
-  assert.ok((without.counters['drop.tcp-new-not-syn'] ?? 0) >= 1);
+  assert.equal(without.after6, 0, 'and the IPv6 one');
+  assert.ok((without.counters['drop.tcp-new-not-syn'] ?? 0) >= 2);
 });

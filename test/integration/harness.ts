@@ -201,12 +201,12 @@ export async function iperf3Pair(opts: {
 }
 
 /**
- * A TCP echo server for one connection on port 7777 of the address in argv[1]
- * (python3 -c ECHO_SERVER IP): the long-lived session of the restart and HA tests.
+ * A TCP echo server for one connection on port 7777 of the address in argv[1],
+ * IPv4 or IPv6 (python3 -c ECHO_SERVER IP): the long-lived session of the restart and HA tests.
  */
 export const ECHO_SERVER = `
 import socket, sys
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s = socket.socket(socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind((sys.argv[1], 7777)); s.listen(1)
 c, _ = s.accept()
 while True:
