@@ -1,9 +1,10 @@
 // The HA pair (issue 19, `lab up --ha`): two microgate gateways between the
 // same hosts, keepalived electing the active one. With a long-lived TCP
 // session (an echo client in the lan, its server on the wan host, through
-// the NAT) and iperf3 running through the active gateway:
-// - SIGKILL of the active's init: the standby is master within 2 s, the TCP
-//   session goes on (the same connection, no reconnect), iperf3 completes;
+// the NAT), a second one over IPv6 (routed), and iperf3 running through the
+// active gateway:
+// - SIGKILL of the active's init: the standby is master within 2 s, both TCP
+//   sessions go on (the same connections, no reconnect), iperf3 completes;
 // - the killed gateway comes back as backup and gets the table;
 // - a link down on the active (its lan TAP): the standby takes over within 2 s;
 // - the sync link down: counted and logged on both sides (degraded), and
@@ -86,7 +87,7 @@ function echoGap(out: string, afterS: number): { gapMs: number; after: number } 
   return { gapMs: Math.round(gap * 1000), after };
 }
 
-test('HA pair: takeover on SIGKILL of init and on a link down keeps a TCP session; the sync link down is degraded, not split; forged sync frames are dropped', { skip: !canRunLabs() && 'needs root', timeout: 170_000 }, async () => {
+test('HA pair: takeover on SIGKILL of init and on a link down keeps a TCP session and an IPv6 one; the sync link down is degraded, not split; forged sync frames are dropped', { skip: !canRunLabs() && 'needs root', timeout: 170_000 }, async () => {
   const name = uniqueLabName();
   const kids: ChildProcess[] = [];
   try {
@@ -99,19 +100,26 @@ test('HA pair: takeover on SIGKILL of init and on a link down keeps a TCP sessio
     let standby = master === g1 ? g2 : g1;
     assert.equal(await role(standby), 'backup');
     const wan = info.hosts.wan;
+    assert.ok(wan.ip6 !== undefined && info.hosts.lan.ip6 !== undefined, 'the HA lab has IPv6 on lan and wan');
     kids.push(spawnInNetns(wan.netns, 'python3', ['-c', ECHO_SERVER, wan.ip]));
+    kids.push(spawnInNetns(wan.netns, 'python3', ['-c', ECHO_SERVER, wan.ip6]));
     await waitForListen(wan.netns, 7777);
+    await sleep(500); // the other of the two servers
     const client = spawnInNetns(info.hosts.lan.netns, 'python3', ['-c', ECHO_CLIENT, wan.ip, '60', '0.05']);
     kids.push(client);
     const out = collect(client);
+    const client6 = spawnInNetns(info.hosts.lan.netns, 'python3', ['-c', ECHO_CLIENT, wan.ip6, '60', '0.05']);
+    kids.push(client6);
+    const out6 = collect(client6);
     const iperfServer = spawnInNetns(wan.netns, 'iperf3', ['-s', '-1', '-B', wan.ip, '-p', '5301']);
     kids.push(iperfServer);
     await waitForListen(wan.netns, 5301);
     await sleep(1500);
     assert.match(out(), /connected/);
-    // The standby holds the session (its router imported it from the sync link).
+    assert.match(out6(), /connected/);
+    // The standby holds the sessions (its router imported them from the sync link).
     const sb = await counters(standby, 'router');
-    assert.ok((sb['sync.imported'] ?? 0) >= 1, `the standby's router imported connections (${sb['sync.imported']})`);
+    assert.ok((sb['sync.imported'] ?? 0) >= 2, `the standby's router imported connections (${sb['sync.imported']})`);
 
     // 1. SIGKILL of the active's init, iperf3 running.
     const iperf = nsExec(info.hosts.lan.netns, 'iperf3', ['-c', wan.ip, '-p', '5301', '-t', '6', '-b', '200M', '--json'], { timeoutMs: 30_000 })
@@ -131,6 +139,9 @@ test('HA pair: takeover on SIGKILL of init and on a link down keeps a TCP sessio
     const g1gap = echoGap(out(), tKill - 0.2);
     assert.ok(!/closed/.test(out()), `the TCP session survived the SIGKILL: ${out().split('\n').slice(-3).join(' | ')}`);
     assert.ok(g1gap.after > 10, 'echoes continue after the takeover');
+    const g1gap6 = echoGap(out6(), tKill - 0.2);
+    assert.ok(!/closed/.test(out6()), `the IPv6 TCP session survived the SIGKILL: ${out6().split('\n').slice(-3).join(' | ')}`);
+    assert.ok(g1gap6.after > 10, 'IPv6 echoes continue after the takeover');
     [master, standby] = [standby, master];
 
     // 2. The killed gateway comes back as backup and gets the table.
@@ -156,6 +167,9 @@ test('HA pair: takeover on SIGKILL of init and on a link down keeps a TCP sessio
     const g2gap = echoGap(out(), tLink - 0.2);
     assert.ok(!/closed/.test(out()), 'the TCP session survived the link down');
     assert.ok(g2gap.after > 10);
+    const g2gap6 = echoGap(out6(), tLink - 0.2);
+    assert.ok(!/closed/.test(out6()), 'the IPv6 TCP session survived the link down');
+    assert.ok(g2gap6.after > 10);
     await ip(['link', 'set', master.taps.lan, 'up'], plan.hosts.lan.netns);
     [master, standby] = [standby, master];
     for (let i = 0; (await role(standby)) !== 'backup'; i++) {
@@ -190,10 +204,12 @@ test('HA pair: takeover on SIGKILL of init and on a link down keeps a TCP sessio
     const forgedAfter = (await counters(standby, 'conn-sync'))['drop.pair-forged'] ?? 0;
     assert.equal(forgedAfter, forgedBefore + 1, 'the forged frame is dropped and counted');
 
-    // The session is still the first one.
-    assert.ok(!/closed/.test(out()));
-    assert.equal(out().split('\n').filter((l) => l === 'connected').length, 1);
-    process.stdout.write(`# failover: SIGKILL of init ${Math.round(failover1)} ms (echo gap ${g1gap.gapMs} ms), link down ${Math.round(failover2)} ms (echo gap ${g2gap.gapMs} ms); iperf3 ${Math.round(ipj.end.sum_received.bytes / 1e6)} MB\n`);
+    // The sessions are still the first ones.
+    for (const o of [out(), out6()]) {
+      assert.ok(!/closed/.test(o));
+      assert.equal(o.split('\n').filter((l) => l === 'connected').length, 1);
+    }
+    process.stdout.write(`# failover: SIGKILL of init ${Math.round(failover1)} ms (echo gap ${g1gap.gapMs} ms, IPv6 ${g1gap6.gapMs} ms), link down ${Math.round(failover2)} ms (echo gap ${g2gap.gapMs} ms, IPv6 ${g2gap6.gapMs} ms); iperf3 ${Math.round(ipj.end.sum_received.bytes / 1e6)} MB\n`);
     assert.ok(failover1 < 2000, `takeover after SIGKILL within 2 s (${Math.round(failover1)} ms)`);
     assert.ok(failover2 < 2000, `takeover after a link down within 2 s (${Math.round(failover2)} ms)`);
     // The session's pause: the takeover plus TCP's retransmission backoff (RTO 0.2, 0.4, 0.8 s ... doubling).
