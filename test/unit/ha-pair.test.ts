@@ -24,7 +24,10 @@ import { decodeFrame, encodeFrame } from '../../src/net/frame.ts';
 import { Conn } from '../../src/components/router/conn-index.ts';
 import { encodeRecord, REC_NEW, RECORD_LEN } from '../../src/components/router/conn-record.ts';
 import { CT_TCP_ESTABLISHED } from '../../src/components/router/conntrack.ts';
-import { frame, GW_MAC6, HOST6, HOST_MAC6, REMOTE6, tcpSeg } from './fixtures/ipv6-frames.ts';
+import { frame, GW_MAC6, HOST6, HOST_MAC6, ip6, REMOTE6, tcpSeg } from './fixtures/ipv6-frames.ts';
+import { encodeRecord6 } from '../../src/components/router/conn-record6.ts';
+import { Conn6 } from '../../src/components/router/conntrack6.ts';
+import { getI32 } from '../../src/net/bytes.ts';
 
 const CONFIG = {
   ha: true,
@@ -185,11 +188,19 @@ test('HA pair: the backup router holds the master\'s flow, forwards nothing, and
   const c = new Conn();
   Object.assign(c, { proto: 6, state: CT_TCP_ESTABLISHED, inDom: 1, outDom: 0, oSrc: (203 << 24) | (113 << 8) | 9, oSport: 4444,
     oDst: (198 << 24) | (18 << 16) | 10, oDport: 22, rSrc: (198 << 24) | (18 << 16) | 10, rSport: 22, rDst: (203 << 24) | (113 << 8) | 9, rDport: 4444, expires: 100_000 });
-  const rec = new Uint8Array(RECORD_LEN);
+  // And the same over IPv6 (wan -> lan port 22), in the same packet.
+  const c6 = new Conn6();
+  Object.assign(c6, { proto: 6, state: CT_TCP_ESTABLISHED, inDom: 1, outDom: 0, oSport: 4444, oDport: 22 });
+  const words = (addr: string): Int32Array => Int32Array.from([0, 4, 8, 12], (o) => getI32(ip6(addr), o));
+  c6.src6.set(words(REMOTE6));
+  c6.dst6.set(words(HOST6));
+  const rec = new Uint8Array(2 * RECORD_LEN);
   encodeRecord(rec, 0, REC_NEW, c, 0);
+  encodeRecord6(rec, RECORD_LEN, REC_NEW, c6);
   send(b.csRouterEnd, rec);
   pump();
-  assert.equal(b.rc.get('sync.import-refused.policy'), 1, 'the backup router still checks its policy');
+  assert.equal(b.rc.get('sync.import-refused.policy'), 2, 'the backup router still checks its policy, IPv4 and IPv6');
+  assert.equal((b.router.status() as { connections6: unknown[] }).connections6.length, 1, 'only the master\'s IPv6 connection');
   // Takeover: the master dies (its frames stop); init makes b master.
   a.router.command?.('role', { role: 'backup' });
   b.router.command?.('role', { role: 'master' });

@@ -1,9 +1,10 @@
-// conn-sync: keeps a warm copy of the router's connection table and hands it
+// conn-sync: keeps a warm copy of the router's connection tables and hands it
 // back when the router restarts, so a restarted router keeps its NAT flows
 // (issue 19; the same table is what an HA standby will hold).
 //
 // One session, port `router` (to the router's `sync` port). The router sends
-// packets of 40-byte records (new, changed, expired; conn-record.ts); each is
+// packets of 40-byte records (new, changed, expired; IPv4 conn-record.ts,
+// IPv6 conn-record6.ts, mixed); each is
 // copied out of shared memory, checked, and applied to the warm table
 // (table.ts). When init restarts the router it resets this end of the session
 // first (sessionReset): conn-sync then sends every record back, as many per

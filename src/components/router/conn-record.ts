@@ -1,6 +1,8 @@
 // The connection-state record: one IPv4 connection in 40 bytes, as the router
 // exports it on its `sync` session (new, changed, expired) and imports it back
-// (conn-sync's warm table after a restart; later the HA pair's standby).
+// (conn-sync's warm table after a restart; the HA pair's standby). IPv6
+// connections have their own 40-byte record, conn-record6.ts, whose first
+// byte (0x65..0x6f) is no kind here: decodeRecord refuses it as bad-kind.
 //
 //   0 u8 kind (REC_NEW, REC_CHANGED, REC_EXPIRED)   1 u8 protocol (6, 17, 1)
 //   2 u8 state (conntrack.ts CT_*)                  3 u8 flags (bit 0 nat, 1 FIN seen original, 2 FIN seen reply)

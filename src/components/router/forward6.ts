@@ -13,7 +13,9 @@
 // packet too big: larger than the egress domain's `mtu`; never fragmented),
 // rate-limited by one token bucket and never about an ICMPv6 error. ICMPv6
 // errors about a tracked connection (packet too big, unreachable, time
-// exceeded) pass to the other side. Nothing is allocated per packet; the
+// exceeded) pass to the other side. With a connection-state sync (sync.ts)
+// each connection created or changed is exported (record6; the table's
+// onRemove exports its end). Nothing is allocated per packet; the
 // hop limit is not in any checksum, so forwarding changes no checksum.
 import { Buffer } from 'node:buffer';
 import type { Counters } from '../../runtime/counters.ts';

@@ -1,6 +1,7 @@
 // The router's connection-state sync (issue 19), over the optional session
-// port `sync` (to conn-sync): export of new / changed / expired IPv4
-// connections, and import of connections conn-sync hands back.
+// port `sync` (to conn-sync): export of new / changed / expired IPv4 and
+// IPv6 connections (record6, the same ring), and import of connections
+// conn-sync hands back (IPv6 records: sync6.ts, the same rules).
 //
 // Export: a connection that is created, changes state (tracking.ts) or leaves
 // the table is written at once as a 40-byte record (conn-record.ts) into a
