@@ -17,7 +17,7 @@ import { sinkPollable } from '../../src/session/pollable.ts';
 import type { SessionEnd } from '../../src/session/types.ts';
 import { Counters } from '../../src/runtime/counters.ts';
 import { BATCH, batchedReceive, batchedSend } from '../../src/components/nic-driver/batched.ts';
-import type { DriverIo } from '../../src/components/nic-driver/batched.ts';
+import type { DriverIo } from '../../src/components/nic-driver/io.ts';
 
 const VNET = 12;
 const MIN_FRAME = VNET + 14;

@@ -22,32 +22,17 @@ import type { PacketSink, PacketSource } from '../../session/types.ts';
 import { VNET_HDR_LEN } from '../../session/types.ts';
 import { EAGAIN, EINTR, MSG_TRUNC } from '../../sys/libc.ts';
 import { MmsgVec } from '../../sys/mmsg.ts';
-import type { Counters } from '../../runtime/counters.ts';
+import { submitReceived, type DriverIo } from './io.ts';
 
 /** Frames per recvmmsg(2) / sendmmsg(2) (and the sink's receive budget). */
 export const BATCH = 64;
 
-/** Counter ids and shared state of one driver (index.ts defines them). */
-export interface DriverIo {
-  counters: Counters;
-  ids: {
-    rxFrames: number; rxBytes: number; txFrames: number; txBytes: number; rxBlocked: number;
-    dropRunt: number; dropRxErr: number; dropRxTrunc: number; dropTxBusy: number; dropTxErr: number; dropTxRunt: number;
-  };
-  /** Shortest frame worth forwarding (vnet header + Ethernet header). */
-  minFrame: number;
-  /** 0, or 2 when the link's virtio-net header is the 10-byte one (the driver widens it in the slot). */
-  pad: number;
-  state: { blocked: boolean; lastRxError: number; lastTxError: number };
-}
-
 /** Batched receive from `fd` into `out`'s slots: run() returns frames submitted. */
 export function batchedReceive(fd: number, out: PacketSource, io: DriverIo): { run(): number; reserved(): number; close(): void } {
-  const { counters, ids, pad, minFrame, state } = io;
+  const { counters, ids, pad, state } = io;
   const vec = new MmsgVec(BATCH);
   const slot = new Int32Array(BATCH);
   const cap = out.slotSize - pad;
-  const outBuf = out.buf;
   let have = 0;
   return {
     run(): number {
@@ -74,27 +59,13 @@ export function batchedReceive(fd: number, out: PacketSource, io: DriverIo): { r
       let n = 0;
       for (let i = 0; i < r; i++) {
         const off = slot[i];
-        let len = vec.length(i);
+        const len = vec.length(i);
         if ((vec.flags(i) & MSG_TRUNC) !== 0 || len > cap) {
           out.release(off);
           counters.add(ids.dropRxTrunc);
           continue;
         }
-        if (pad !== 0 && len >= 10) {
-          outBuf.copyWithin(off, off + pad, off + pad + 10);
-          outBuf[off + 10] = 0;
-          outBuf[off + 11] = 0;
-          len += pad;
-        }
-        if (len < minFrame) {
-          out.release(off);
-          counters.add(ids.dropRunt);
-          continue;
-        }
-        out.submit(off, len);
-        counters.add(ids.rxFrames);
-        counters.add(ids.rxBytes, len - VNET_HDR_LEN);
-        n++;
+        n += submitReceived(out, io, off, len);
       }
       // The unused reservations move into the used positions (the last ones first).
       const left = have - r;

@@ -2,21 +2,19 @@
 // socket) and one Nic session. It holds exactly two capabilities: the link fd
 // (opened and configured by init) and its session end. Frames go straight
 // from the link into a session slot and from a session slot to the link: no
-// copy in JavaScript. A TAP moves one frame per read(2)/write(2) (this file);
+// copy in JavaScript. A TAP moves one frame per read(2)/write(2) (single.ts);
 // a packet socket up to BATCH per recvmmsg(2)/sendmmsg(2) (batched.ts).
 import type { Component, ComponentEnv } from '../../runtime/component.ts';
 import type { Pollable } from '../../runtime/entrypoint.ts';
 import { sinkPollable, traceRuns } from '../../session/pollable.ts';
 import { VNET_HDR_LEN } from '../../session/types.ts';
-import { EAGAIN, EINTR, readAddr, writeAddr } from '../../sys/libc.ts';
 import { NO_TRACE } from '../../trace/tracer.ts';
 import { packetSocketStats } from '../../sys/packet.ts';
 import { parseNicDriverConfig } from './config.ts';
 import { BATCH, batchedReceive, batchedSend } from './batched.ts';
-import type { DriverIo } from './batched.ts';
+import { singleReceive, singleSend } from './single.ts';
+import type { DriverIo } from './io.ts';
 
-/** Frames read from the TAP per entrypoint turn before others get a go. */
-const RX_BUDGET = 64;
 /** Shortest frame worth forwarding: vnet header + Ethernet header. */
 const MIN_FRAME = VNET_HDR_LEN + 14;
 
@@ -44,8 +42,6 @@ export default function create(env: ComponentEnv): Component {
   // back up before a write): 10-byte moves, no copy of the frame.
   const pad = VNET_HDR_LEN - (env.vnetHdrLen?.tap ?? VNET_HDR_LEN);
   if (pad !== 0 && pad !== 2) throw new Error(`nic-driver: unsupported virtio-net header length ${VNET_HDR_LEN - pad}`);
-  const outBuf = out.buf;
-  const inBuf = nic.in.buf;
   /** blocked: no free slot: stop reading the link (the kernel queues, then drops) until acks return. */
   const state = { blocked: false, lastRxError: 0, lastTxError: 0 };
   const io: DriverIo = {
@@ -59,6 +55,7 @@ export default function create(env: ComponentEnv): Component {
     state,
   };
   const packetRx = batched ? batchedReceive(tap, out, io) : undefined;
+  const rx = packetRx ?? singleReceive(tap, out, io);
   const packetTx = batched ? batchedSend(tap, nic.in, io) : undefined;
   // Frames the kernel dropped at a packet socket's full receive queue (the
   // driver did not read in time) are counted by the kernel only: fold its
@@ -73,43 +70,7 @@ export default function create(env: ComponentEnv): Component {
   const tapRx: Pollable = {
     fd: tap,
     active: () => !state.blocked,
-    run(): number {
-      if (packetRx !== undefined) return packetRx.run();
-      let n = 0;
-      while (n < RX_BUDGET) {
-        const off = out.alloc();
-        if (off < 0) {
-          state.blocked = true;
-          counters.add(rxBlocked);
-          break;
-        }
-        let len = readAddr(tap, out.address + off + pad, out.slotSize - pad);
-        if (pad !== 0 && len >= 10) {
-          outBuf.copyWithin(off, off + pad, off + pad + 10);
-          outBuf[off + 10] = 0;
-          outBuf[off + 11] = 0;
-          len += pad;
-        }
-        if (len < 0) {
-          out.release(off);
-          if (len === -EAGAIN || len === -EINTR) break;
-          counters.add(dropRxErr);
-          state.lastRxError = -len;
-          break;
-        }
-        if (len < MIN_FRAME) {
-          out.release(off);
-          counters.add(dropRunt);
-          continue;
-        }
-        out.submit(off, len);
-        counters.add(rxFrames);
-        counters.add(rxBytes, len - VNET_HDR_LEN);
-        n++;
-      }
-      if (n > 0) out.flush();
-      return n;
-    },
+    run: () => rx.run(),
   };
 
   const space = out.spacePollable;
@@ -126,24 +87,9 @@ export default function create(env: ComponentEnv): Component {
     },
   };
 
-  const tx = packetTx !== undefined ? sinkPollable(nic.in, packetTx.frame, undefined, BATCH, packetTx.flush) : sinkPollable(nic.in, (off, len) => {
-    if (len < MIN_FRAME) {
-      counters.add(dropTxRunt);
-      return;
-    }
-    if (pad !== 0) inBuf.copyWithin(off + pad, off, off + 10); // the 10-byte header right before the frame
-    const w = writeAddr(tap, nic.in.address + off + pad, len - pad);
-    if (w < 0) {
-      if (w === -EAGAIN) counters.add(dropTxBusy);
-      else {
-        counters.add(dropTxErr);
-        state.lastTxError = -w;
-      }
-      return;
-    }
-    counters.add(txFrames);
-    counters.add(txBytes, len - VNET_HDR_LEN);
-  });
+  const tx = packetTx !== undefined
+    ? sinkPollable(nic.in, packetTx.frame, undefined, BATCH, packetTx.flush)
+    : sinkPollable(nic.in, singleSend(tap, nic.in.buf, nic.in.address, io));
 
   // Tracing (src/trace/README.md) happens around this code, not in it. TAP:
   // the session end times each frame's read(2) (from alloc to submit or
