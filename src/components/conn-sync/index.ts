@@ -1,6 +1,7 @@
 // conn-sync: keeps a warm copy of the router's connection tables and hands it
 // back when the router restarts, so a restarted router keeps its NAT flows
-// (issue 19; the same table is what an HA standby will hold).
+// (issue 19). With `pair` (pair-link.ts) it also keeps an HA pair's standby
+// copy: the active's records over the sync link, handed to its backup router.
 //
 // One session, port `router` (to the router's `sync` port). The router sends
 // packets of 40-byte records (new, changed, expired; IPv4 conn-record.ts,
