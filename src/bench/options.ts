@@ -30,7 +30,8 @@ combinations with --grid):
   --cores LIST         CPUs the experiment runs on    (default 2,1: two cores, then one)
   --slots LIST         session buffers x1, x8 (or any multiplier; x1 = 256 slots)  (default x1,x8)
   --spin LIST          polling budget of microgate's loops (config scheduling.spin-us):
-                       microseconds, or auto (init measures a wake-up at start)
+                       microseconds, or auto (init measures a wake-up at start);
+                       drivers:N: N µs for the nic-drivers' loops only
                        (default: the config's default, ${DEFAULTS.spinUs})
   --sync LIST          off, on: without / with conn-sync (the router exports every
                        connection's records; what sync costs an HA pair's active side,
@@ -120,11 +121,13 @@ function slotsList(v: string): number[] {
 }
 
 function spinList(v: string): SpinSetting[] {
-  return list('spin', v).map((x) => {
+  return list('spin', v).map((x): SpinSetting => {
     if (x === 'auto') return 'auto';
-    const n = Number(x);
-    if (!/^\d+$/.test(x) || n > MAX_SPIN_US) throw new BenchUsageError(`--spin: "${x}" is not a polling budget: auto or microseconds from 0 to ${MAX_SPIN_US}`);
-    return n;
+    const drivers = x.startsWith('drivers:');
+    const us = drivers ? x.slice(8) : x;
+    const n = Number(us);
+    if (!/^\d+$/.test(us) || n > MAX_SPIN_US) throw new BenchUsageError(`--spin: "${x}" is not a polling budget: auto, microseconds from 0 to ${MAX_SPIN_US}, or drivers:MICROSECONDS`);
+    return drivers ? `drivers:${n}` as const : n;
   });
 }
 

@@ -17,8 +17,23 @@ export const ISOLATIONS: readonly Isolation[] = ['process', 'thread', 'inline'];
 export const TRANSPORTS: readonly Transport[] = ['shm', 'socket'];
 export const LINK_KINDS: readonly LinkKind[] = ['tap', 'packet'];
 export const TEST_KINDS: readonly TestKind[] = ['tcp', 'tcp6', 'latency', 'udp', 'small', 'sweep'];
-/** A polling budget (config scheduling.spin-us): microseconds, or auto (measured by init at start). */
-export type SpinSetting = number | 'auto';
+/**
+ * A polling budget: microseconds or auto (measured by init at start) for
+ * every loop (config scheduling.spin-us), or `drivers:N`: N µs for the
+ * nic-drivers' loops only (their components' spin-us), the router sleeping.
+ */
+export type SpinSetting = number | 'auto' | `drivers:${number}`;
+
+/** The drivers-only budget of a setting, µs, or undefined. */
+export function driverSpin(s: SpinSetting | undefined): number | undefined {
+  return typeof s === 'string' && s.startsWith('drivers:') ? Number(s.slice(8)) : undefined;
+}
+
+/** How a report names a polling budget. */
+export function spinLabel(s: SpinSetting): string {
+  const d = driverSpin(s);
+  return d !== undefined ? `polling ${d} µs (drivers only)` : s === 'auto' ? 'polling auto' : `polling ${s} µs`;
+}
 
 /** Slots per session direction of microgate's default config (x1). */
 export const BASE_SLOTS = 256;
@@ -120,7 +135,8 @@ function linkSuffix(l: LinkKind | undefined): string {
 
 /** Id part of a polling budget: none for 0 (the configurations of earlier runs keep their ids). */
 function spinSuffix(s: SpinSetting | undefined): string {
-  return s === undefined || s === 0 ? '' : `-spin${s}`;
+  const d = driverSpin(s);
+  return s === undefined || s === 0 ? '' : d !== undefined ? `-spindrv${d}` : `-spin${s}`;
 }
 
 interface Variant {
@@ -137,7 +153,7 @@ interface Variant {
 function microgateConfig(v: Variant, maxCores: number): BenchConfig {
   const extra: string[] = [];
   if (v.slots !== 1) extra.push(`x${v.slots} buffers`);
-  if (v.spin !== 0) extra.push(v.spin === 'auto' ? 'polling auto' : `polling ${v.spin} µs`);
+  if (v.spin !== 0) extra.push(spinLabel(v.spin));
   if (v.sync) extra.push('conn-sync');
   if (v.link !== 'tap') extra.push(`${v.link} links`);
   if (v.cores !== maxCores) extra.push(`${v.cores} core${v.cores === 1 ? '' : 's'}`);

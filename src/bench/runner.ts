@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { labDown, labUp, readLabState, type LabInfo } from '../lab/lab.ts';
 import { cpuListFor, gatewayUnits, pinProcess } from './affinity.ts';
 import { costValues, type CostValues, type CpuForCost, gatewayCounts, linkCounters, type GatewayCounts, type LinkCounters } from './counters.ts';
-import { BASE_SLOTS, RUN_OVERHEAD_S, testSeconds, type BenchConfig, type Plan, type TestSpec } from './plan.ts';
+import { BASE_SLOTS, RUN_OVERHEAD_S, driverSpin, spinLabel, testSeconds, type BenchConfig, type Plan, type SpinSetting, type TestSpec } from './plan.ts';
 import { sampleCpu } from './procstat.ts';
 import { smallPackets, type SmallOptions } from './small.ts';
 import type { Progress } from './progress.ts';
@@ -41,8 +41,8 @@ function labNames(count: number): string[] {
   return Array.from({ length: count }, (_, i) => `${stem}${i.toString(36)}`);
 }
 
-function describeLab(l: { gateway: string; isolation?: string; transport?: string; slots?: number; spin?: number | 'auto'; sync?: boolean; link?: string }): string {
-  return l.gateway === 'linux' ? 'Linux reference (kernel forwarding + nftables)' : `microgate ${l.isolation}/${l.transport}, x${l.slots} buffers${l.spin === undefined || l.spin === 0 ? '' : `, polling ${l.spin === 'auto' ? 'auto' : `${l.spin} µs`}`}${l.sync === true ? ', conn-sync' : ''}${l.link === 'packet' ? ', packet links' : ''}`;
+function describeLab(l: { gateway: string; isolation?: string; transport?: string; slots?: number; spin?: SpinSetting; sync?: boolean; link?: string }): string {
+  return l.gateway === 'linux' ? 'Linux reference (kernel forwarding + nftables)' : `microgate ${l.isolation}/${l.transport}, x${l.slots} buffers${l.spin === undefined || l.spin === 0 ? '' : `, ${spinLabel(l.spin)}`}${l.sync === true ? ', conn-sync' : ''}${l.link === 'packet' ? ', packet links' : ''}`;
 }
 
 async function measure(test: TestSpec, ep: Endpoints, aroundOverload?: SmallOptions['aroundOverload']): Promise<Record<string, number>> {
@@ -93,7 +93,7 @@ export async function runPlan(plan: Plan, opts: { progress: Progress; signal?: A
       const info = await labUp({
         name,
         gateway: spec.gateway,
-        microgate: spec.gateway === 'microgate' ? { isolation: spec.isolation, transport: spec.transport, slots, spinUs: spec.spin, connSync: spec.sync, link: spec.link } : undefined,
+        microgate: spec.gateway === 'microgate' ? { isolation: spec.isolation, transport: spec.transport, slots, ...(driverSpin(spec.spin) !== undefined ? { driverSpinUs: driverSpin(spec.spin) } : { spinUs: spec.spin as number | 'auto' | undefined }), connSync: spec.sync, link: spec.link } : undefined,
       });
       const st = await readLabState(name);
       labs.set(key, { key, name, info, controlSocket: st?.controlSocket ?? '' });

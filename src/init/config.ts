@@ -66,6 +66,8 @@ export interface ComponentSpec {
   memoryMb: number | undefined;
   /** Heartbeat interval, ms; a component that misses 5 in a row is killed and restarted. 0: off. */
   heartbeatMs: number;
+  /** Its loop's polling budget, µs, instead of `scheduling.spin-us` (e.g. the drivers only); undefined: that. */
+  spinUs: number | undefined;
   path: string;
   index: number;
 }
@@ -280,7 +282,7 @@ export function parseConfig(text: string, file: string, catalog: Catalog): Gatew
   const usedDevices = new Map<string, string>();
   (root.components as unknown[]).forEach((v, index) => {
     const p: (string | number)[] = ['components', index];
-    const c = r.obj(v, p, ['name', 'type', 'isolation', 'devices', 'config', 'restart', 'memory-mb', 'heartbeat-ms']);
+    const c = r.obj(v, p, ['name', 'type', 'isolation', 'devices', 'config', 'restart', 'memory-mb', 'heartbeat-ms', 'spin-us']);
     const name = r.str(c.name, [...p, 'name'], NAME_RE, 'a component name of lower-case letters, digits and - (at most 32)');
     if (byName.has(name)) r.fail([...p, 'name'], `a unique name ("${name}" is used twice)`);
     const type = r.oneOf(c.type, [...p, 'type'], Object.keys(componentTypes));
@@ -304,8 +306,9 @@ export function parseConfig(text: string, file: string, catalog: Catalog): Gatew
     const memoryMb = c['memory-mb'] === undefined ? undefined : r.int(c['memory-mb'], [...p, 'memory-mb'], 64, 65536);
     const heartbeatMs = c['heartbeat-ms'] === undefined ? DEFAULTS.heartbeatMs : r.int(c['heartbeat-ms'], [...p, 'heartbeat-ms'], 0, 600000);
     if (heartbeatMs !== 0 && heartbeatMs < 100) r.fail([...p, 'heartbeat-ms'], `0 (off) or at least 100 (got ${heartbeatMs})`);
+    const spinUs = c['spin-us'] === undefined ? undefined : r.int(c['spin-us'], [...p, 'spin-us'], 0, MAX_SPIN_US);
     const spec: ComponentSpec = {
-      name, type, isolation, devices: devs, config: c.config ?? {}, restart, memoryMb, heartbeatMs, path: fmtPath(p), index,
+      name, type, isolation, devices: devs, config: c.config ?? {}, restart, memoryMb, heartbeatMs, spinUs, path: fmtPath(p), index,
     };
     const validate = componentTypes[type].validate;
     if (validate !== undefined) {

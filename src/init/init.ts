@@ -319,7 +319,7 @@ export class Init {
         vnetHdrLen,
         packetLinks,
         trace: this.config.trace,
-        spinNs: this.#spinNs,
+        spinNs: spec.spinUs === undefined ? this.#spinNs : spec.spinUs * 1000,
       };
     });
     return {

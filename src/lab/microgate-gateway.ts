@@ -62,6 +62,8 @@ export interface MicrogateLabOptions {
   slots?: number;
   /** Polling budget of the component loops, microseconds or auto (config scheduling.spin-us; default: the config's default). */
   spinUs?: number | 'auto';
+  /** Polling budget of the nic-drivers' loops only, microseconds (their components' spin-us; the router keeps the default). */
+  driverSpinUs?: number;
   /** TSO/GSO and checksum offload on the TAP devices (default true). */
   offload?: boolean;
   /** The links to the hosts: TAP devices (default), or veth pairs whose gateway ends are packet links (AF_PACKET, kind packet). */
@@ -144,6 +146,7 @@ export function labGatewayConfig(plan: LabPlan, opts: MicrogateLabOptions = {}, 
     opts.restart === undefined ? '' : `, restart: ${opts.restart}`,
     opts.heartbeatMs === undefined ? '' : `, heartbeat-ms: ${opts.heartbeatMs}`,
   ].join('');
+  const drvExtra = `${extra}${opts.driverSpinUs === undefined ? '' : `, spin-us: ${opts.driverSpinUs}`}`;
   const extraBlock = extra.split(', ').filter((x) => x !== '').map((x) => `\n    ${x}`).join('');
   let monitorComponent = '';
   let monitorSession = '';
@@ -196,9 +199,9 @@ ${opts.spinUs === undefined ? '' : `scheduling:\n  spin-us: ${opts.spinUs}\n`}${
   tap-lan: ${tap('lan')}
   tap-dmz: ${tap('dmz')}
 ${haDevices}${rs?.devices ?? ''}components:
-  - { name: drv-wan, type: nic-driver, isolation: ${iso}, devices: { tap: tap-wan }${extra} }
-  - { name: drv-lan, type: nic-driver, isolation: ${iso}, devices: { tap: tap-lan }${extra} }
-  - { name: drv-dmz, type: nic-driver, isolation: ${iso}, devices: { tap: tap-dmz }${extra} }
+  - { name: drv-wan, type: nic-driver, isolation: ${iso}, devices: { tap: tap-wan }${drvExtra} }
+  - { name: drv-lan, type: nic-driver, isolation: ${iso}, devices: { tap: tap-lan }${drvExtra} }
+  - { name: drv-dmz, type: nic-driver, isolation: ${iso}, devices: { tap: tap-dmz }${drvExtra} }
   - name: router
     type: router
     isolation: ${iso}${extraBlock}

@@ -298,3 +298,13 @@ test('plan: --sync off,on adds the base with conn-sync, in a lab of its own', ()
   assert.equal(p.labs.get('mg-process-shm-x1-sync')?.sync, true);
   assert.equal(p.labs.get('mg-process-shm-x1')?.sync, false);
 });
+
+test('--spin drivers:N: a budget for the drivers\' loops only, its own lab and label; bad values refused', () => {
+  assert.deepEqual(parseBenchArgs(['--spin', '0,drivers:200,200'], 2).options.spin, [0, 'drivers:200', 200]);
+  assert.throws(() => parseBenchArgs(['--spin', 'drivers:x'], 2), BenchUsageError);
+  assert.throws(() => parseBenchArgs(['--spin', 'drivers:20000'], 2), BenchUsageError);
+  const p = makePlan(opts({ isolation: ['process'], transport: ['shm'], cores: [2], slots: [1], spin: [0, 'drivers:200'], tests: ['tcp'] }), 2);
+  const c = p.configs.find((x) => x.spin === 'drivers:200');
+  assert.equal(c?.id, 'mg-process-shm-x1-spindrv200-c2');
+  assert.equal(c?.label, 'microgate process/shm, polling 200 µs (drivers only)');
+});

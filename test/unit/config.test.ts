@@ -120,6 +120,10 @@ test('scheduling.spin-us: microseconds or auto, checked', () => {
   rejects('scheduling: { spin-us: fast }\n' + GOOD, /scheduling\.spin-us: expected auto or an integer from 0 to 10000/);
   rejects('scheduling: { spin-us: 20000 }\n' + GOOD, /scheduling\.spin-us: expected auto or an integer/);
   rejects('scheduling: { spin: 5 }\n' + GOOD, /scheduling\.spin: unknown key/);
+  // A component's own budget (e.g. the drivers only) instead of the scheduling one.
+  const own = parseConfig(GOOD.replace('devices: { tap: tap-lan } }', 'devices: { tap: tap-lan }, spin-us: 200 }'), 'gw.yaml', catalog);
+  assert.deepEqual(own.components.map((c) => c.spinUs), [200, undefined, undefined]);
+  rejects(GOOD.replace('devices: { tap: tap-lan } }', 'devices: { tap: tap-lan }, spin-us: 20000 }'), /^gw\.yaml:5: components\[0\]\.spin-us: /);
 });
 
 test('conn-sync: `pair` needs the pair-key device and a `pair` session; without it neither', () => {
