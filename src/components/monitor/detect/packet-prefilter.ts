@@ -5,7 +5,9 @@
 // end (offset + depth, startswith). A few case-sensitive patterns are found
 // by the native substring search (Buffer#indexOf: 3.7x the Aho-Corasick
 // scan's speed over a 64 KB payload with ET Open's 4 packet patterns,
-// docs/PERFORMANCE.md); more, or a nocase one, go through an automaton.
+// docs/PERFORMANCE.md; a pattern bounded to a few hundred bytes by a plain
+// loop, so nothing is allocated per packet but one view of the payload at
+// most); more, or a nocase one, go through an automaton.
 // A pattern whose every rule needs a flowbit set (flowbits:isset) is looked
 // for only on a flow that has one of those bits: no rule that could run on
 // such a packet sets them first (Detector checks that when it builds this).
@@ -66,17 +68,40 @@ export class PacketPrefilter {
       return n;
     }
     let looked = 0;
+    /** A view ending with the payload (indexOf has no end bound), made at most once per packet. */
+    let whole: Uint8Array | null = null;
     for (let id = 0; id < nat.length; id++) {
       const e = nat[id];
       const n = e.end < 0 ? len : Math.min(len, e.end);
       if (n < e.pat.length || (e.gate !== null && !anySet(e.gate, bits))) continue;
       looked += n;
-      // A view of the bounded part: indexOf has no end bound.
-      const view = n === buf.length - off ? buf : buf.subarray(0, off + n);
-      if (indexOf.call(view, e.pat, off) >= 0) hit(id);
+      let found: boolean;
+      if (n <= SHORT_SEARCH) found = findIn(buf, off, off + n, e.pat);
+      else {
+        whole ??= off + len === buf.length ? buf : buf.subarray(0, off + len);
+        const at = indexOf.call(whole, e.pat, off);
+        found = at >= 0 && at + e.pat.length <= off + n;
+      }
+      if (found) hit(id);
     }
     return looked;
   }
+}
+
+/** Bounds up to which a pattern is looked for by a plain loop (no view of the buffer, no native call). */
+const SHORT_SEARCH = 256;
+
+/** Whether pat occurs within buf[from, to). */
+function findIn(buf: Uint8Array, from: number, to: number, pat: Uint8Array): boolean {
+  const m = pat.length;
+  const first = pat[0];
+  for (let i = from; i + m <= to; i++) {
+    if (buf[i] !== first) continue;
+    let k = 1;
+    while (k < m && buf[i + k] === pat[k]) k++;
+    if (k === m) return true;
+  }
+  return false;
 }
 
 function anySet(gate: readonly number[], bits: ReadonlySet<number> | null): boolean {
