@@ -494,14 +494,36 @@ test('blocklist with expiry: the wan host is cut off (also replies to lan) for 3
 
 // ---- SYN flood -------------------------------------------------------------------------
 
+/** Frames the wan host's TAP sent to the gateway and those its queue dropped (the gateway did not read them in time). */
+async function wanQueue(lab: string): Promise<{ sent: number; dropped: number }> {
+  const r = await nsExec(ns(lab, 'wan'), 'ip', ['-s', '-j', 'link', 'show', `mg${lab}w`]);
+  assert.equal(r.code, 0, r.stderr);
+  const tx = (JSON.parse(r.stdout) as { stats64: { tx: { packets: number; dropped: number } } }[])[0].stats64.tx;
+  return { sent: tx.packets, dropped: tx.dropped };
+}
+
 test('SYN flood from the wan with random sources (hping3, 2 s) while a lan -> wan ping keeps answering', { skip }, async () => {
   const before = (await routerReport(MG)).counters;
+  const queueBefore = await wanQueue(MG);
   const flood = nsExec(ns(MG, 'wan'), 'timeout', ['2', 'hping3', '--flood', '-S', '--rand-source', '-p', '80', WAN_GW], { timeoutMs: 10_000 });
   await new Promise((r) => setTimeout(r, 200));
   const p = await ping(ns(MG, 'lan'), WAN, { count: 8, intervalS: 0.2, timeoutS: 1 });
   await flood;
-  assert.ok(p.received >= 7, `ping during the flood: ${p.received} of ${p.transmitted} answered`);
+  const queue = await wanQueue(MG);
   const afterC = (await routerReport(MG)).counters;
+  const sent = queue.sent - queueBefore.sent;
+  const overflowed = queue.dropped - queueBefore.dropped;
+  const said = `ping during the flood: ${p.received} of ${p.transmitted} answered; the wan host sent ${sent} frames, ` +
+    `${overflowed} overflowed the TAP's queue before the gateway read them; router drops: ` +
+    JSON.stringify(Object.fromEntries(Object.entries(afterC).filter(([k, v]) => k.includes('drop') && v !== (before[k] ?? 0)).map(([k, v]) => [k, v - (before[k] ?? 0)])));
+  // hping3 --flood sends as fast as one core lets it (~100 kpps here). On a quiet
+  // machine the gateway reads every frame and every ping is answered. On a loaded
+  // one it can fall behind: the kernel's TAP queue then overflows and drops flood
+  // frames and ping replies alike, before microgate sees them (input overload,
+  // the same for any gateway reading a TAP). Losses without that overflow are
+  // microgate's own and fail the test; with it, half the pings must still pass.
+  if (overflowed === 0) assert.ok(p.received >= 7, said);
+  else assert.ok(p.received >= 4, said);
   const rx = (afterC['rx.wan'] ?? 0) - (before['rx.wan'] ?? 0);
   assert.ok(rx > 1000, `the flood reached the router: ${rx} frames`);
   const st = await (await controlOf(MG)).get<{ components: { name: string; restarts: number }[] }>('/status');
