@@ -36,9 +36,11 @@ combinations with --grid):
   --sync LIST          off, on: without / with conn-sync (the router exports every
                        connection's records; what sync costs an HA pair's active side,
                        less the pair link's frames)   (default off)
-  --link LIST          tap, packet: microgate's links to the hosts, TAP devices or
-                       veth pairs whose gateway ends are packet links (AF_PACKET,
-                       batched recvmmsg/sendmmsg)  (default tap)
+  --link LIST          tap, packet, packet-recvmmsg: microgate's links to the hosts,
+                       TAP devices or veth pairs whose gateway ends are packet links
+                       (AF_PACKET: received through a PACKET_MMAP ring, sent by
+                       sendmmsg; packet-recvmmsg: received by recvmmsg, no ring)
+                       (default tap)
   --trace LIST         off, on, events                (default off; on = per-procedure
                        aggregates, events = also every span into rings; a traced
                        configuration adds the Table-1 breakdown to the report)

@@ -7,7 +7,7 @@
 export type Isolation = 'process' | 'thread' | 'inline';
 export type Transport = 'shm' | 'socket';
 /** The gateway's links to the hosts: TAP devices, or veth pairs whose gateway ends are packet links (AF_PACKET, device kind packet). */
-export type LinkKind = 'tap' | 'packet';
+export type LinkKind = 'tap' | 'packet' | 'packet-recvmmsg';
 /** What --tests names; tcp6 is TCP over IPv6 (figures of kind tcp with family 6). */
 export type TestKind = 'tcp' | 'tcp6' | 'latency' | 'udp' | 'small' | 'sweep';
 /** Tracepoints during the runs: off, aggregates (`--trace on`), events. */
@@ -15,7 +15,7 @@ export type TraceLevel = 'off' | 'aggregates' | 'events';
 
 export const ISOLATIONS: readonly Isolation[] = ['process', 'thread', 'inline'];
 export const TRANSPORTS: readonly Transport[] = ['shm', 'socket'];
-export const LINK_KINDS: readonly LinkKind[] = ['tap', 'packet'];
+export const LINK_KINDS: readonly LinkKind[] = ['tap', 'packet', 'packet-recvmmsg'];
 export const TEST_KINDS: readonly TestKind[] = ['tcp', 'tcp6', 'latency', 'udp', 'small', 'sweep'];
 /**
  * A polling budget: microseconds or auto (measured by init at start) for

@@ -42,7 +42,7 @@ function labNames(count: number): string[] {
 }
 
 function describeLab(l: { gateway: string; isolation?: string; transport?: string; slots?: number; spin?: SpinSetting; sync?: boolean; link?: string }): string {
-  return l.gateway === 'linux' ? 'Linux reference (kernel forwarding + nftables)' : `microgate ${l.isolation}/${l.transport}, x${l.slots} buffers${l.spin === undefined || l.spin === 0 ? '' : `, ${spinLabel(l.spin)}`}${l.sync === true ? ', conn-sync' : ''}${l.link === 'packet' ? ', packet links' : ''}`;
+  return l.gateway === 'linux' ? 'Linux reference (kernel forwarding + nftables)' : `microgate ${l.isolation}/${l.transport}, x${l.slots} buffers${l.spin === undefined || l.spin === 0 ? '' : `, ${spinLabel(l.spin)}`}${l.sync === true ? ', conn-sync' : ''}${l.link === 'packet' ? ', packet links' : l.link === 'packet-recvmmsg' ? ', packet links (recvmmsg, no ring)' : ''}`;
 }
 
 async function measure(test: TestSpec, ep: Endpoints, aroundOverload?: SmallOptions['aroundOverload']): Promise<Record<string, number>> {

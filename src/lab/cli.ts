@@ -42,8 +42,10 @@ microgate variants (the benchmark compares them):
   --transport T      shm (default: shared-memory sessions) or socket (every packet copied)
   --slots N          packet slots per session direction (default 256)
   --no-offload       no TSO/GSO or checksum offload on the TAP devices
-  --link KIND        tap (default: init makes a TAP per host) or packet (a veth pair per
-                     host; the driver attaches to the gateway's end by AF_PACKET)
+  --link KIND        tap (default: init makes a TAP per host), packet (a veth pair per
+                     host; the driver attaches to the gateway's end by AF_PACKET and
+                     receives through a PACKET_MMAP ring) or packet-recvmmsg (the same,
+                     received by recvmmsg: the drivers' rx-ring: false)
   --fault-injection  let "microgate fault --lab NAME" make components fail (config debug.fault-injection)
   --conn-sync        add conn-sync: the router's connections survive a router restart (issue 19)
   --ha               two gateways between the same hosts, active/standby (issue 19): each host's NIC is a
@@ -187,7 +189,7 @@ async function up(argv: string[]): Promise<number> {
   }
   if (values['no-offload']) mg.offload = false;
   if (values.link !== undefined) {
-    if (!['tap', 'packet'].includes(values.link as string)) throw new UsageError('invalid --link: use tap or packet');
+    if (!['tap', 'packet', 'packet-recvmmsg'].includes(values.link as string)) throw new UsageError('invalid --link: use tap, packet or packet-recvmmsg');
     mg.link = values.link as MicrogateLabOptions['link'];
   }
   if (values['fault-injection']) mg.faultInjection = true;
@@ -199,8 +201,8 @@ async function up(argv: string[]): Promise<number> {
   if (values.ha && (gateway === 'linux' || values['remote-site'] || values['rekey-s'] !== undefined || values['file-gateway'])) {
     throw new UsageError('--ha builds two microgate gateways: not with --gateway linux, --remote-site or --file-gateway');
   }
-  if (values.ha && mg.link === 'packet') {
-    throw new UsageError('--ha joins the gateways to the hosts by TAP devices on bridges: not with --link packet');
+  if (values.ha && mg.link !== undefined && mg.link !== 'tap') {
+    throw new UsageError('--ha joins the gateways to the hosts by TAP devices on bridges: not with packet links');
   }
   if ((values['remote-site'] || values['rekey-s'] !== undefined) && gateway === 'linux') throw new UsageError('--remote-site needs --gateway microgate (the tunnel is a microgate component)');
   let remoteSite: { rekeyAfterTimeS?: number } | undefined;

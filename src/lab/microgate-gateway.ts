@@ -66,8 +66,12 @@ export interface MicrogateLabOptions {
   driverSpinUs?: number;
   /** TSO/GSO and checksum offload on the TAP devices (default true). */
   offload?: boolean;
-  /** The links to the hosts: TAP devices (default), or veth pairs whose gateway ends are packet links (AF_PACKET, kind packet). */
-  link?: 'tap' | 'packet';
+  /**
+   * The links to the hosts: TAP devices (default), or veth pairs whose gateway ends are packet links (AF_PACKET, kind
+   * packet), received through a PACKET_MMAP ring; packet-recvmmsg: the same links, received by recvmmsg alone (the
+   * drivers' `rx-ring: false`).
+   */
+  link?: 'tap' | 'packet' | 'packet-recvmmsg';
   /** Memory limit per component process, MiB (cgroup; default none). */
   memoryMb?: number;
   /** Restart policy of every component (default always). */
@@ -146,7 +150,8 @@ export function labGatewayConfig(plan: LabPlan, opts: MicrogateLabOptions = {}, 
     opts.restart === undefined ? '' : `, restart: ${opts.restart}`,
     opts.heartbeatMs === undefined ? '' : `, heartbeat-ms: ${opts.heartbeatMs}`,
   ].join('');
-  const drvExtra = `${extra}${opts.driverSpinUs === undefined ? '' : `, spin-us: ${opts.driverSpinUs}`}`;
+  const packet = opts.link === 'packet' || opts.link === 'packet-recvmmsg';
+  const drvExtra = `${extra}${opts.driverSpinUs === undefined ? '' : `, spin-us: ${opts.driverSpinUs}`}${opts.link === 'packet-recvmmsg' ? ', config: { rx-ring: false }' : ''}`;
   const extraBlock = extra.split(', ').filter((x) => x !== '').map((x) => `\n    ${x}`).join('');
   let monitorComponent = '';
   let monitorSession = '';
@@ -174,13 +179,13 @@ export function labGatewayConfig(plan: LabPlan, opts: MicrogateLabOptions = {}, 
   const syncSession = !sync ? '' : `  - { between: [router.sync, conn-sync.router], transport: ${t}${slots} }
 ${ha === undefined ? '' : `  - { between: [drv-sync.nic, conn-sync.pair], transport: ${t}${slots} }
 `}`;
-  if (ha !== undefined && opts.link === 'packet') throw new Error('an HA pair\'s gateways are ports of bridges by TAP devices: link packet is not supported with ha');
+  if (ha !== undefined && packet) throw new Error('an HA pair\'s gateways are ports of bridges by TAP devices: link packet is not supported with ha');
   // HA: each host NIC is a bridge; the gateway's TAPs are its ports (init enslaves them at every start).
   // Packet links: the gateway's end of each host's veth pair (makePacketLinks).
   const ends = packetLinkEnds(plan);
   const tap = (h: 'wan' | 'lan' | 'dmz'): string => ha !== undefined
     ? `{ kind: tap, ifname: ${ha.taps[h]}, netns: ${plan.hosts[h].netns}, offload: ${off}, bridge: ${plan.hosts[h].ifname} }`
-    : opts.link === 'packet'
+    : packet
       ? `{ kind: packet, ifname: ${ends[h]} }`
       : `{ kind: tap, ifname: ${plan.hosts[h].ifname}, netns: ${plan.hosts[h].netns}, offload: ${off} }`;
   const haDevices = ha === undefined ? '' : `  tap-sync: { kind: tap, ifname: ${ha.taps.sync}, netns: ${ha.syncNetns}, offload: false, bridge: ${ha.syncBridge} }
@@ -254,7 +259,7 @@ export interface StartHooks {
 export async function startMicrogate(plan: LabPlan, opts: MicrogateLabOptions = {}, router?: RouterSection, hooks: StartHooks = {}): Promise<{ initPid: number; components: { name: string; pid: number }[] }> {
   mkdirSync(plan.stateDir, { recursive: true });
   const configFile = join(plan.stateDir, 'gateway.yaml');
-  if (opts.link === 'packet') await makePacketLinks(plan);
+  if (opts.link === 'packet' || opts.link === 'packet-recvmmsg') await makePacketLinks(plan);
   // 0600: with a remote site the tunnel's section holds a preshared key.
   writeFileSync(configFile, labGatewayConfig(plan, opts, router), { mode: 0o600 });
   // init writes its log itself, rotated (16 MiB, 4 old files: src/sys/rotating-file.ts);

@@ -108,7 +108,7 @@ devices:
   port-b: { kind: packet, ifname: ${B}, netns: ${ns.nic}, vnet-hdr: ${hdr} }
 components:
   - { name: drv-a, type: nic-driver, devices: { tap: port-a } }
-  - { name: drv-b, type: nic-driver, devices: { tap: port-b } }
+  - { name: drv-b, type: nic-driver, devices: { tap: port-b }${hdr === 10 ? ', config: { rx-ring: false }' : ''} }
   - name: router
     type: router
     config:
@@ -133,12 +133,16 @@ sessions:
 
   assert.equal((await ping(ns.a, '198.18.0.1')).received, 3);
   assert.equal((await ping(ns.a, '198.19.0.2')).received, 3);
-  // Bulk and small frames both ways, through the drivers' batched receive and send (recvmmsg/sendmmsg).
+  // Bulk and small frames both ways, through the drivers' batched receive and send: a PACKET_MMAP
+  // ring (GSO super-frames queued whole, by recvmmsg) or, drv-b with the 10-byte header, recvmmsg alone.
   const api = new ControlClient({ socket });
   const reports = async (): Promise<ComponentReport[]> => (await api.get<{ components: ComponentReport[] }>('/components', 5000)).components;
   const drivers = async (): Promise<Record<string, Record<string, number>>> =>
     Object.fromEntries((await reports()).filter((r) => r.name.startsWith('drv-')).map((r) => [r.name, r.counters]));
-  for (const r of (await reports()).filter((x) => x.name.startsWith('drv-'))) assert.equal(r.status.batched, true, `${r.name} uses recvmmsg/sendmmsg`);
+  for (const r of (await reports()).filter((x) => x.name.startsWith('drv-'))) {
+    assert.equal(r.status.batched, true, `${r.name} sends by sendmmsg`);
+    assert.equal(r.status.rxRing, !(hdr === 10 && r.name === 'drv-b'), `${r.name} receives through ${hdr === 10 && r.name === 'drv-b' ? 'recvmmsg (rx-ring: false)' : 'the ring'}`);
+  }
   const base = { serverNetns: ns.b, serverIp: '198.19.0.2', clientNetns: ns.a, seconds: 1 };
   for (const reverse of [false, true]) {
     const c0 = await drivers();

@@ -90,9 +90,11 @@ test('a component section\'s errors (its own validator, one error class) get the
   rejects(`devices:\n  key: { kind: file, path: /etc/hostname }\n${withComponent('  - name: ks\n    type: keystore\n    devices: { private-key: key }\n    config:\n      secret: 1\n').replace('devices:\n', '')}`,
     /^gw\.yaml:18: components\[3\]\.config\.secret: unknown key; the keystore has no settings/);
   rejects(GOOD.replace('devices: { tap: tap-lan } }', 'devices: { tap: tap-lan }, config: { mtu: 9000 } }'),
-    /^gw\.yaml:5: components\[0\]\.config\.mtu: unknown key; the nic-driver has no settings/);
+    /^gw\.yaml:5: components\[0\]\.config\.mtu: unknown key; expected one of rx-ring$/);
+  rejects(GOOD.replace('devices: { tap: tap-lan } }', 'devices: { tap: tap-lan }, config: { rx-ring: 1 } }'),
+    /^gw\.yaml:5: components\[0\]\.config\.rx-ring: expected true or false \(got 1\)$/);
   rejects(GOOD.replace('devices: { tap: tap-lan } }', 'devices: { tap: tap-lan }, config: [1] }'),
-    /^gw\.yaml:5: components\[0\]\.config: expected an empty mapping \(the nic-driver has no settings; its link is the device "tap"\) \(got \[1\]\)$/);
+    /^gw\.yaml:5: components\[0\]\.config: expected a mapping \(got \[1\]\)$/);
 });
 
 test('packet devices: host-addresses is refuse by default, warn or refuse when given, and only on a packet device', () => {

@@ -15,28 +15,8 @@ import { createLocalSession } from '../../src/session/local.ts';
 import { createSocketSession, openSocketEnd } from '../../src/session/socket.ts';
 import { sinkPollable } from '../../src/session/pollable.ts';
 import type { SessionEnd } from '../../src/session/types.ts';
-import { Counters } from '../../src/runtime/counters.ts';
 import { BATCH, batchedReceive, batchedSend } from '../../src/components/nic-driver/batched.ts';
-import type { DriverIo } from '../../src/components/nic-driver/io.ts';
-
-const VNET = 12;
-const MIN_FRAME = VNET + 14;
-
-function driverIo(pad = 0): DriverIo {
-  const c = new Counters();
-  const d = (n: string): number => c.define(n);
-  return {
-    counters: c,
-    ids: {
-      rxFrames: d('rx.frames'), rxBytes: d('rx.bytes'), txFrames: d('tx.frames'), txBytes: d('tx.bytes'), rxBlocked: d('rx.session-full'),
-      dropRunt: d('drop.rx-runt'), dropRxErr: d('drop.tap-read-error'), dropRxTrunc: d('drop.rx-truncated'),
-      dropTxBusy: d('drop.tap-write-busy'), dropTxErr: d('drop.tap-write-rejected'), dropTxRunt: d('drop.tx-runt'),
-    },
-    minFrame: MIN_FRAME,
-    pad,
-    state: { blocked: false, lastRxError: 0, lastTxError: 0 },
-  };
-}
+import { driverIo, MIN_FRAME, VNET } from './driver-io.ts';
 
 /** A link (seqpacket pair: the driver's end and the wire's), a local session (driver end, router end), the driver's batched I/O on them. */
 function rig(slots: number, slotSize: number, pad = 0) {

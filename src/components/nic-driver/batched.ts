@@ -20,9 +20,9 @@
 // a slot, cut by the kernel, MSG_TRUNC).
 import type { PacketSink, PacketSource } from '../../session/types.ts';
 import { VNET_HDR_LEN } from '../../session/types.ts';
-import { EAGAIN, EINTR, MSG_TRUNC } from '../../sys/libc.ts';
+import { EAGAIN, EINTR } from '../../sys/libc.ts';
 import { MmsgVec } from '../../sys/mmsg.ts';
-import { submitReceived, type DriverIo } from './io.ts';
+import { submitMessage, type DriverIo } from './io.ts';
 
 /** Frames per recvmmsg(2) / sendmmsg(2) (and the sink's receive budget). */
 export const BATCH = 64;
@@ -57,16 +57,7 @@ export function batchedReceive(fd: number, out: PacketSource, io: DriverIo): { r
         return 0;
       }
       let n = 0;
-      for (let i = 0; i < r; i++) {
-        const off = slot[i];
-        const len = vec.length(i);
-        if ((vec.flags(i) & MSG_TRUNC) !== 0 || len > cap) {
-          out.release(off);
-          counters.add(ids.dropRxTrunc);
-          continue;
-        }
-        n += submitReceived(out, io, off, len);
-      }
+      for (let i = 0; i < r; i++) n += submitMessage(out, io, vec, i, slot[i], cap);
       // The unused reservations move into the used positions (the last ones first).
       const left = have - r;
       const m = left < r ? left : r;

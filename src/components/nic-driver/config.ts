@@ -1,17 +1,20 @@
-// The nic-driver's config section: it has no settings of its own (its link is
-// the device granted as "tap", its peer the session on port "nic"); anything
-// else is an error, so a misplaced setting is never silently ignored.
-import { got } from '../../config/reader.ts';
+// The nic-driver's config section. Its link is the device granted as "tap"
+// and its peer the session on port "nic"; its one setting is how it receives
+// from a packet link. Anything else is an error, so a misplaced setting is
+// never silently ignored.
 import { SectionReader } from '../../runtime/component.ts';
 
-export function parseNicDriverConfig(raw: unknown, source: { file: string; path: string }): Record<string, never> {
+export interface NicDriverConfig {
+  /**
+   * On a packet link (`kind: packet`): receive through a PACKET_MMAP ring
+   * (true, the default) or by recvmmsg(2) alone (false). Ignored on a TAP.
+   */
+  rxRing: boolean;
+}
+
+export function parseNicDriverConfig(raw: unknown, source: { file: string; path: string }): NicDriverConfig {
   const r: SectionReader = new SectionReader(source);
   const base = r.base;
-  if (raw === undefined) return {};
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-    r.fail(base, `expected an empty mapping (the nic-driver has no settings; its link is the device "tap")${got(raw)}`);
-  }
-  const keys = Object.keys(raw);
-  if (keys.length > 0) r.fail([...base, keys[0]], 'unknown key; the nic-driver has no settings (its link is the device "tap", e.g. its offload is set on the device)');
-  return {};
+  const root = r.obj(raw ?? {}, base, ['rx-ring']);
+  return { rxRing: r.bool(root['rx-ring'], [...base, 'rx-ring'], true) };
 }

@@ -3,15 +3,20 @@
 // (opened and configured by init) and its session end. Frames go straight
 // from the link into a session slot and from a session slot to the link: no
 // copy in JavaScript. A TAP moves one frame per read(2)/write(2) (single.ts);
-// a packet socket up to BATCH per recvmmsg(2)/sendmmsg(2) (batched.ts).
+// a packet socket up to BATCH per sendmmsg(2) (batched.ts) and receives
+// through a PACKET_MMAP ring, GSO super-frames by recvmmsg(2) (ring.ts), or by
+// recvmmsg(2) alone (batched.ts) with `rx-ring: false` or where the kernel
+// refuses the ring.
 import type { Component, ComponentEnv } from '../../runtime/component.ts';
 import type { Pollable } from '../../runtime/entrypoint.ts';
 import { sinkPollable, traceRuns } from '../../session/pollable.ts';
 import { VNET_HDR_LEN } from '../../session/types.ts';
 import { NO_TRACE } from '../../trace/tracer.ts';
 import { packetSocketStats } from '../../sys/packet.ts';
+import { setupRxRing, type RxRing } from '../../sys/packet-ring.ts';
 import { parseNicDriverConfig } from './config.ts';
 import { BATCH, batchedReceive, batchedSend } from './batched.ts';
+import { ringReceive } from './ring.ts';
 import { singleReceive, singleSend } from './single.ts';
 import type { DriverIo } from './io.ts';
 
@@ -19,7 +24,7 @@ import type { DriverIo } from './io.ts';
 const MIN_FRAME = VNET_HDR_LEN + 14;
 
 export default function create(env: ComponentEnv): Component {
-  parseNicDriverConfig(env.config, env.configSource);
+  const cfg = parseNicDriverConfig(env.config, env.configSource);
   const tap = env.fds.tap;
   const nic = env.sessions.get('nic');
   if (tap === undefined || nic === undefined) throw new Error('nic-driver needs the "tap" device and the "nic" session');
@@ -54,7 +59,17 @@ export default function create(env: ComponentEnv): Component {
     pad,
     state,
   };
-  const packetRx = batched ? batchedReceive(tap, out, io) : undefined;
+  let ring: RxRing | undefined;
+  let ringError = '';
+  if (batched && cfg.rxRing) {
+    try {
+      ring = setupRxRing(tap);
+    } catch (e) {
+      ringError = (e as Error).message; // an older kernel: recvmmsg alone
+      env.log.warn('packet ring refused: receiving by recvmmsg', { error: ringError });
+    }
+  }
+  const packetRx = !batched ? undefined : ring !== undefined ? ringReceive(tap, ring, out, io) : batchedReceive(tap, out, io);
   const rx = packetRx ?? singleReceive(tap, out, io);
   const packetTx = batched ? batchedSend(tap, nic.in, io) : undefined;
   // Frames the kernel dropped at a packet socket's full receive queue (the
@@ -118,7 +133,8 @@ export default function create(env: ComponentEnv): Component {
       if (batched) foldLinkDrops();
       return {
         blocked: state.blocked, lastRxErrno: state.lastRxError, lastTxErrno: state.lastTxError,
-        ...(packetRx !== undefined ? { batched: true, reservedSlots: packetRx.reserved() } : {}),
+        ...(packetRx !== undefined ? { batched: true, rxRing: ring !== undefined, reservedSlots: packetRx.reserved() } : {}),
+        ...(ringError !== '' ? { rxRingError: ringError } : {}),
       };
     },
     sessionReset() {

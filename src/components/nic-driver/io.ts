@@ -3,6 +3,8 @@
 // ids and state of one driver, and the check of a frame the link put in a
 // slot before it goes to the session.
 import type { PacketSource } from '../../session/types.ts';
+import { MSG_TRUNC } from '../../sys/libc.ts';
+import type { MmsgVec } from '../../sys/mmsg.ts';
 import { VNET_HDR_LEN } from '../../session/types.ts';
 import type { Counters } from '../../runtime/counters.ts';
 
@@ -18,6 +20,21 @@ export interface DriverIo {
   /** 0, or 2 when the link's virtio-net header is the 10-byte one (the driver widens it in the slot). */
   pad: number;
   state: { blocked: boolean; lastRxError: number; lastTxError: number };
+}
+
+/**
+ * Message i of a recvmmsg(2) into `vec`, received into the slot at `off`
+ * (`cap` bytes offered): released and counted as truncated when the kernel
+ * cut it, else as submitReceived. 1 when submitted.
+ */
+export function submitMessage(out: PacketSource, io: DriverIo, vec: MmsgVec, i: number, off: number, cap: number): number {
+  const len = vec.length(i);
+  if ((vec.flags(i) & MSG_TRUNC) !== 0 || len > cap) {
+    out.release(off);
+    io.counters.add(io.ids.dropRxTrunc);
+    return 0;
+  }
+  return submitReceived(out, io, off, len);
 }
 
 /**
