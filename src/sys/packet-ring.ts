@@ -48,6 +48,17 @@ export interface RxRing {
   frames: number;
 }
 
+/**
+ * Remove the receive ring a packet socket may carry (a zero request; nothing
+ * happens without one). The socket outlives its driver: init hands the same
+ * one to a restarted driver, and the ring its predecessor set would otherwise
+ * stay, taking every frame into memory nobody reads. Throws (EBUSY) while a
+ * live process still maps the ring.
+ */
+export function removeRxRing(fd: number): void {
+  setsockopt(fd, SOL_PACKET, PACKET_RX_RING, new Uint8Array(16));
+}
+
 function int32(v: number): Uint8Array {
   const b = new Uint8Array(4);
   new DataView(b.buffer).setInt32(0, v, true);
@@ -55,9 +66,9 @@ function int32(v: number): Uint8Array {
 }
 
 /**
- * Give packet socket `fd` a TPACKET_V2 receive ring and map it. Throws (the
- * socket unchanged but for its version) when the kernel refuses; the caller
- * then receives with recvmsg. Frames that do not fit a ring frame are queued
+ * Give packet socket `fd` (without a ring: removeRxRing) a TPACKET_V2
+ * receive ring and map it. Throws (the socket left without a ring) when the
+ * kernel refuses; the caller then receives with recvmsg. Frames that do not fit a ring frame are queued
  * for recvmsg (TP_STATUS_COPY) while the socket's receive buffer has room.
  */
 export function setupRxRing(fd: number, frameSize = RING_FRAME_SIZE, frames = RING_FRAMES): RxRing {
@@ -77,8 +88,7 @@ export function setupRxRing(fd: number, frameSize = RING_FRAME_SIZE, frames = RI
   try {
     return { map: mapShared(fd, frames * frameSize), frameSize, frames };
   } catch (e) {
-    // An unmapped ring would swallow every frame: remove it (a request of 0 blocks), recvmsg reads again.
-    setsockopt(fd, SOL_PACKET, PACKET_RX_RING, new Uint8Array(16));
+    removeRxRing(fd); // an unmapped ring would swallow every frame: recvmsg reads again
     throw e;
   }
 }

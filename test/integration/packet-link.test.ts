@@ -228,6 +228,24 @@ sessions:
     assert.equal(afterAttack.tx, before.tx, 'nothing went out on the bystander');
     assert.equal(afterAttack.promiscuity, 0, 'the bystander is not promiscuous');
     assert.equal((await ping(ns.a, '198.19.0.2')).received, 3, 'the driver runs on and forwards');
+
+    // A driver killed while its receive ring is set: init hands the same socket to the new one, which
+    // removes the old ring and sets its own (a stale ring would take every frame while nobody reads it).
+    type Unit = { name: string; pid: number; state: string; restarts: number };
+    const units = async (): Promise<Unit[]> => (await api.get<{ components: Unit[] }>('/status', 5000)).components;
+    const old = (await units()).find((u) => u.name === 'drv-a')!;
+    process.kill(old.pid, 'SIGKILL');
+    const t4 = Date.now();
+    let now = old;
+    while ((now.pid === old.pid || now.state !== 'running') && Date.now() - t4 < 10000) {
+      await new Promise((res) => setTimeout(res, 100));
+      now = (await units()).find((u) => u.name === 'drv-a')!;
+    }
+    assert.equal(now.state, 'running', `drv-a restarted: ${JSON.stringify(now)}`);
+    assert.equal(now.restarts, old.restarts + 1);
+    assert.equal((await reports()).find((r) => r.name === 'drv-a')!.status.rxRing, true, 'the restarted driver receives through a ring of its own');
+    assert.equal((await ping(ns.a, '198.19.0.2', { count: 3, timeoutS: 2 })).received, 3, 'forwarding through the restarted driver');
+    assert.ok((await iperf3({ ...base, seconds: 1 })).bitsPerSecond > 0, 'bulk through the restarted driver');
   }
 
   const exited = new Promise((res) => init.once('exit', res));

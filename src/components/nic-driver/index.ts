@@ -13,7 +13,7 @@ import { sinkPollable, traceRuns } from '../../session/pollable.ts';
 import { VNET_HDR_LEN } from '../../session/types.ts';
 import { NO_TRACE } from '../../trace/tracer.ts';
 import { packetSocketStats } from '../../sys/packet.ts';
-import { setupRxRing, type RxRing } from '../../sys/packet-ring.ts';
+import { removeRxRing, setupRxRing, type RxRing } from '../../sys/packet-ring.ts';
 import { parseNicDriverConfig } from './config.ts';
 import { BATCH, batchedReceive, batchedSend } from './batched.ts';
 import { ringReceive } from './ring.ts';
@@ -61,6 +61,9 @@ export default function create(env: ComponentEnv): Component {
   };
   let ring: RxRing | undefined;
   let ringError = '';
+  // A driver restarted on the same socket first removes the ring its predecessor left (if that fails, the
+  // driver fails and init restarts it: a stale ring would take every frame while recvmmsg waits for none).
+  if (batched) removeRxRing(tap);
   if (batched && cfg.rxRing) {
     try {
       ring = setupRxRing(tap);
