@@ -30,7 +30,8 @@ run() {
 packages=(iproute2 iperf3 nftables iputils-ping traceroute tcpdump procps util-linux kmod ethtool
           hping3 nmap curl python3-scapy netcat-openbsd ca-certificates sockperf arping netsniff-ng
           tshark busybox wireguard-go wireguard-tools
-          nginx libnginx-mod-http-dav-ext openssl chromium python3-prometheus-client keepalived)
+          nginx libnginx-mod-http-dav-ext openssl chromium python3-prometheus-client keepalived
+          gcc libc6-dev)  # gcc: scripts/floor/run.sh builds its C forwarder
 missing=()
 for p in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
