@@ -150,7 +150,7 @@ export function labGatewayConfig(plan: LabPlan, opts: MicrogateLabOptions = {}, 
     opts.restart === undefined ? '' : `, restart: ${opts.restart}`,
     opts.heartbeatMs === undefined ? '' : `, heartbeat-ms: ${opts.heartbeatMs}`,
   ].join('');
-  const packet = opts.link === 'packet' || opts.link === 'packet-recvmmsg';
+  const packet = packetLinks(opts.link);
   const drvExtra = `${extra}${opts.driverSpinUs === undefined ? '' : `, spin-us: ${opts.driverSpinUs}`}${opts.link === 'packet-recvmmsg' ? ', config: { rx-ring: false }' : ''}`;
   const extraBlock = extra.split(', ').filter((x) => x !== '').map((x) => `\n    ${x}`).join('');
   let monitorComponent = '';
@@ -225,6 +225,11 @@ export function packetLinkEnds(plan: LabPlan): Record<'wan' | 'lan' | 'dmz', str
 }
 
 /** Packet-link lab: a veth pair per host, the host's end in its namespace (down, configured by the lab), the gateway's end in init's (no address). */
+/** Whether the lab's links are veth pairs with packet-link ends (with or without the drivers' receive ring). */
+function packetLinks(link: MicrogateLabOptions['link']): boolean {
+  return link === 'packet' || link === 'packet-recvmmsg';
+}
+
 async function makePacketLinks(plan: LabPlan): Promise<void> {
   const ends = packetLinkEnds(plan);
   for (const h of ['wan', 'lan', 'dmz'] as const) {
@@ -259,7 +264,7 @@ export interface StartHooks {
 export async function startMicrogate(plan: LabPlan, opts: MicrogateLabOptions = {}, router?: RouterSection, hooks: StartHooks = {}): Promise<{ initPid: number; components: { name: string; pid: number }[] }> {
   mkdirSync(plan.stateDir, { recursive: true });
   const configFile = join(plan.stateDir, 'gateway.yaml');
-  if (opts.link === 'packet' || opts.link === 'packet-recvmmsg') await makePacketLinks(plan);
+  if (packetLinks(opts.link)) await makePacketLinks(plan);
   // 0600: with a remote site the tunnel's section holds a preshared key.
   writeFileSync(configFile, labGatewayConfig(plan, opts, router), { mode: 0o600 });
   // init writes its log itself, rotated (16 MiB, 4 old files: src/sys/rotating-file.ts);

@@ -59,6 +59,7 @@ export function ringReceive(fd: number, ring: RxRing, out: PacketSource, io: Dri
   return {
     run(): number {
       let n = 0;
+      // At most BATCH ring frames per turn (so at most BATCH queued copies at once).
       let seen = 0;
       while (seen < BATCH) {
         const base = next * frameSize;
@@ -103,7 +104,6 @@ export function ringReceive(fd: number, ring: RxRing, out: PacketSource, io: Dri
         }
         Atomics.store(words, w, TP_STATUS_KERNEL);
         next = next + 1 === frames ? 0 : next + 1;
-        if (copies === BATCH) n += receiveCopies();
       }
       if (copies > 0) n += receiveCopies();
       if (n > 0) out.flush();
