@@ -163,10 +163,10 @@ export function importConn(t: ImportTarget, r: ConnRecord): number {
  */
 export function expireConn(t: ImportTarget, r: ConnRecord): number {
   const ref = t.ct.lookup(r.proto, r.inDom, r.oSrc, r.oSport, r.oDst, r.oDport);
-  if (ref < 0 || (ref & 1) !== 0) return IMPORT_REFUSALS.indexOf('expired-unknown');
+  if (ref < 0 || (ref & 1) !== 0) return refusal('expired-unknown');
   const c = t.ct.conn(ref >>> 1);
   if (c.outDom !== r.outDom || c.rSrc !== r.rSrc || c.rSport !== r.rSport || c.rDst !== r.rDst || c.rDport !== r.rDport || c.nat !== r.nat) {
-    return IMPORT_REFUSALS.indexOf('collision');
+    return refusal('collision');
   }
   t.ct.remove(c);
   return IMPORT_REMOVED;
@@ -223,26 +223,26 @@ export class ConnSync {
 
   /** Connection c was created (REC_NEW), changed state (REC_CHANGED) or left the table (REC_EXPIRED). */
   record(kind: number, c: Conn, now: number): void {
-    if (this.#count === SYNC_QUEUE) {
-      this.#counters.add(this.#cDropped);
-      return;
-    }
-    let i = this.#head + this.#count;
-    if (i >= SYNC_QUEUE) i -= SYNC_QUEUE;
-    encodeRecord(this.#ring, i * RECORD_LEN, kind, c, now);
-    this.#count++;
+    const at = this.#take();
+    if (at >= 0) encodeRecord(this.#ring, at, kind, c, now);
   }
 
   /** IPv6 connection c was created, changed state or left the table (a record6, conn-record6.ts). */
   record6(kind: number, c: Conn6): void {
+    const at = this.#take();
+    if (at >= 0) encodeRecord6(this.#ring, at, kind, c);
+  }
+
+  /** The byte offset of the next record in the export ring (taken), or -1 when it is full (counted). */
+  #take(): number {
     if (this.#count === SYNC_QUEUE) {
       this.#counters.add(this.#cDropped);
-      return;
+      return -1;
     }
     let i = this.#head + this.#count;
     if (i >= SYNC_QUEUE) i -= SYNC_QUEUE;
-    encodeRecord6(this.#ring, i * RECORD_LEN, kind, c);
     this.#count++;
+    return i * RECORD_LEN;
   }
 
   /**
