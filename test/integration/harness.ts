@@ -133,6 +133,17 @@ export async function ping(netns: string, ip: string,
   return { ...r, transmitted, received, errors, ok: r.code === 0 && received === count };
 }
 
+/**
+ * Frames a host's interface has sent and those its queue dropped (kernel counters). On a lab host
+ * the interface is the TAP the gateway's driver reads: a drop there is input overload, before microgate.
+ */
+export async function txQueue(netns: string, ifname: string): Promise<{ sent: number; dropped: number }> {
+  const r = await nsExec(netns, 'ip', ['-s', '-j', 'link', 'show', ifname]);
+  if (r.code !== 0) throw new Error(`ip -s link show ${ifname} in ${netns}: ${r.stderr}`);
+  const tx = (JSON.parse(r.stdout) as { stats64: { tx: { packets: number; dropped: number } } }[])[0].stats64.tx;
+  return { sent: tx.packets, dropped: tx.dropped };
+}
+
 /** Wait until something listens on TCP `port` in `netns`. */
 export async function waitForListen(netns: string, port: number, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -16,7 +16,7 @@ import { labControl, labDown, labUp, readLabState, type LabInfo } from '../../sr
 import type { ControlClient } from '../../src/sys/control-client.ts';
 import { labReload } from '../../src/lab/lab-reload.ts';
 import { linuxGatewayCounters, routerYamlPath } from '../../src/lab/linux-gateway.ts';
-import { canRunLabs, killChild, nsExec, ping, spawnInNetns, waitForListen } from './harness.ts';
+import { canRunLabs, killChild, nsExec, ping, spawnInNetns, txQueue, waitForListen } from './harness.ts';
 
 const skip = canRunLabs() ? false : 'needs root';
 const suffix = Math.random().toString(36).slice(2, 7);
@@ -495,11 +495,8 @@ test('blocklist with expiry: the wan host is cut off (also replies to lan) for 3
 // ---- SYN flood -------------------------------------------------------------------------
 
 /** Frames the wan host's TAP sent to the gateway and those its queue dropped (the gateway did not read them in time). */
-async function wanQueue(lab: string): Promise<{ sent: number; dropped: number }> {
-  const r = await nsExec(ns(lab, 'wan'), 'ip', ['-s', '-j', 'link', 'show', `mg${lab}w`]);
-  assert.equal(r.code, 0, r.stderr);
-  const tx = (JSON.parse(r.stdout) as { stats64: { tx: { packets: number; dropped: number } } }[])[0].stats64.tx;
-  return { sent: tx.packets, dropped: tx.dropped };
+function wanQueue(lab: string): Promise<{ sent: number; dropped: number }> {
+  return txQueue(ns(lab, 'wan'), `mg${lab}w`);
 }
 
 test('SYN flood from the wan with random sources (hping3, 2 s) while a lan -> wan ping keeps answering', { skip }, async () => {
