@@ -149,6 +149,13 @@ function readCounters(r: ReportReader, rep: ComponentReport, domains: Set<string
       else r.rejected++;
       continue;
     }
+    // Backpressure (router egress-hold.ts): how often an egress held its ingresses, and stalled.
+    const eh = /^egress-(hold|stall)\.(.+)$/.exec(k);
+    if (eh !== null) {
+      if (domains.has(eh[2])) r.put(eh[1] === 'hold' ? 'microgate_egress_holds_total' : 'microgate_egress_stalls_total', { domain: eh[2] }, v);
+      else r.rejected++;
+      continue;
+    }
     const pk = /^(rx|tx)\.(.+)$/.exec(k);
     if (pk !== null && domains.has(pk[2])) {
       r.put('microgate_domain_packets_total', { domain: pk[2], direction: pk[1] }, v);

@@ -44,6 +44,8 @@ export const METRIC_DEFS: readonly Def[] = [
   { name: 'microgate_domain_bytes_total', type: 'counter', help: 'Bytes (frames with their virtio-net header) a router received from (rx) or sent into (tx) a domain\'s session.', labels: [C, 'domain', 'direction'] },
   { name: 'microgate_drops_total', type: 'counter', help: 'Packets a component dropped, by reason (counter drop.<reason>).', labels: [C, 'reason'] },
   { name: 'microgate_domain_drops_total', type: 'counter', help: 'A router\'s drops by ingress domain and reason (a breakdown of microgate_drops_total).', labels: [C, 'domain', 'reason'] },
+  { name: 'microgate_egress_holds_total', type: 'counter', help: 'Times a router\'s egress into a domain had no free slot and held the ingresses sending to it (backpressure: their excess is dropped at their links, counted there).', labels: [C, 'domain'] },
+  { name: 'microgate_egress_stalls_total', type: 'counter', help: 'Times a router\'s egress into a domain freed no slot for 20 ms while holding: backpressure from it was then off for 10 s (its frames dropped as egress-full).', labels: [C, 'domain'] },
   { name: 'microgate_nic_frames_total', type: 'counter', help: 'Frames a NIC driver read from (rx) or wrote to (tx) its device.', labels: [C, 'direction'] },
   { name: 'microgate_nic_bytes_total', type: 'counter', help: 'Bytes a NIC driver read from (rx) or wrote to (tx) its device.', labels: [C, 'direction'] },
   { name: 'microgate_connections', type: 'gauge', help: 'Tracked connections of a router by address family, protocol and state.', labels: [C, 'family', 'proto', 'state'] },

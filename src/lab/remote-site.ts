@@ -124,8 +124,12 @@ export function withRemoteSiteRouter(router: RouterSection, plan: LabPlan): Rout
     ...wan,
     udp: [...((wan.udp as unknown[] | undefined) ?? []), { dst: `${r.wgDomain.tunnel}/32`, ports: [r.tunnelPort], to: 'wg' }],
   };
+  // The tunnel's two domains hold no ingress when the tunnel falls behind
+  // (router egress-hold.ts): its encryption is slow by nature, and lan -> wan
+  // traffic should not wait for it; frames to it are dropped as egress-full.
   domains.tun = {
     address: `${r.tunDomain.router}/${r.tunDomain.prefixLen}`,
+    backpressure: false,
     routes: [{ prefix: r.sitePrefix, via: r.tunDomain.tunnel }],
     ...(r.ipv6 === undefined ? {} : {
       address6: `${r.ipv6.tunDomain.router}/${r.ipv6.tunDomain.prefixLen}`,
@@ -135,6 +139,7 @@ export function withRemoteSiteRouter(router: RouterSection, plan: LabPlan): Rout
   };
   domains.wg = {
     address: `${r.wgDomain.router}/${r.wgDomain.prefixLen}`,
+    backpressure: false,
     udp: [{ ports: 'any', to: 'wan' }],
   };
   return { ...router, domains };

@@ -376,6 +376,12 @@ export class RingSource implements PacketSource {
     return off;
   }
 
+  available(): number {
+    if (Atomics.load(this.#ctl, H_GENERATION) !== this.#gen) this.resync();
+    if (Atomics.load(this.#ctl, this.#ackHead) !== this.#ackNext) this.#reclaim(false);
+    return this.#nfree;
+  }
+
   #alloc(): number {
     const ctl = this.#ctl;
     if (Atomics.load(ctl, H_GENERATION) !== this.#gen) this.resync();

@@ -152,6 +152,11 @@ export class SocketSource implements PacketSource {
     this.#allocEnd = 0;
   }
 
+  available(): number {
+    if (this.#nfree === 0 && this.#qhead !== this.#qtail) this.#send();
+    return this.#nfree;
+  }
+
   #alloc(): number {
     if (this.#nfree === 0 && this.#qhead !== this.#qtail) this.#send();
     if (this.#nfree === 0) {

@@ -38,6 +38,8 @@ export interface PacketSource {
   readonly slotSize: number;
   /** Reserve a slot: returns its offset in buf, or -1 when every slot is in flight. Reclaims acknowledged slots first. */
   alloc(): number;
+  /** Slots alloc() would hand out now (acknowledged slots reclaimed first). */
+  available(): number;
   /** Give back a slot that was reserved and not submitted. */
   release(offset: number): void;
   /** Queue a packet (offset from alloc, length <= slotSize). The slot stays in flight until acknowledged. */

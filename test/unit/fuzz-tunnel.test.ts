@@ -37,6 +37,9 @@ class Port implements PacketSource {
   alloc(): number {
     return this.#free.pop() ?? -1;
   }
+  available(): number {
+    return this.#free.length;
+  }
   release(off: number): void {
     this.#free.push(off);
   }

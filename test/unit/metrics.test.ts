@@ -28,7 +28,8 @@ function shmEnd(inBytes: number, outBytes: number, busy: number): Record<string,
 function routerReport(): ComponentReport {
   return {
     name: 'router',
-    counters: { 'rx.lan': 10, 'tx.lan': 7, 'rx.wan': 5, 'drop.no-route': 4, 'domain.lan.drop.no-route': 3, 'domain.wan.drop.no-route': 1, 'arp.learned': 2 },
+    counters: { 'rx.lan': 10, 'tx.lan': 7, 'rx.wan': 5, 'drop.no-route': 4, 'domain.lan.drop.no-route': 3, 'domain.wan.drop.no-route': 1, 'arp.learned': 2,
+      'egress-hold.wan': 6, 'egress-stall.wan': 1, 'egress-hold.nope': 9 },
     sessions: { lan: shmEnd(1000, 700, 5), wan: shmEnd(500, 0, 0), mirror: shmEnd(0, 1500, 1) },
     status: {
       domains: [{ name: 'lan' }, { name: 'wan' }],
@@ -87,6 +88,9 @@ test('metrics: the exposition parses with the reference parser; names, types and
   assert.equal(value(f, 'microgate_drops_total', { component: 'router', reason: 'no-route' }), 4);
   assert.equal(value(f, 'microgate_drops_total', { component: 'drv-lan', reason: 'tap-write-rejected' }), 1);
   assert.equal(value(f, 'microgate_domain_drops_total', { domain: 'lan', reason: 'no-route' }), 3);
+  assert.equal(value(f, 'microgate_egress_holds_total', { component: 'router', domain: 'wan' }), 6);
+  assert.equal(value(f, 'microgate_egress_stalls_total', { component: 'router', domain: 'wan' }), 1);
+  assert.equal(value(f, 'microgate_egress_holds_total', { domain: 'nope' }), undefined, 'a counter of no domain is not a series');
   assert.equal(value(f, 'microgate_connections', { family: 'ipv4', proto: 'tcp', state: 'established' }), 2);
   assert.equal(value(f, 'microgate_connections', { family: 'ipv6', proto: 'udp', state: 'new' }), 1);
   assert.equal(value(f, 'microgate_connections_max', { family: 'ipv4' }), 16384);
@@ -121,7 +125,7 @@ test('metrics: the exposition parses with the reference parser; names, types and
   assert.equal(value(f, 'microgate_service_events_total', { service: 'files', event: 'download', result: 'ok' }), 6);
   assert.equal(value(f, 'microgate_service_events_total', { service: 'files', event: 'login', result: 'failed' }), 2);
   assert.equal(value(f, 'microgate_service_events_rejected_total', { service: 'files' }), 1);
-  assert.equal(value(f, 'microgate_metrics_rejected_total', { component: 'router' }), 0);
+  assert.equal(value(f, 'microgate_metrics_rejected_total', { component: 'router' }), 1, 'egress-hold.nope names no domain');
 });
 
 test('metrics: a scrape shows the numbers of its own snapshot; gone label sets disappear; a failing gather fails that scrape only', async () => {

@@ -41,6 +41,9 @@ class Port implements PacketSource {
     this.onAlloc?.();
     return this.#free.pop() ?? -1;
   }
+  available(): number {
+    return this.#free.length;
+  }
   release(off: number): void {
     this.#free.push(off);
   }

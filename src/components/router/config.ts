@@ -60,6 +60,8 @@ export interface DomainConfig {
   readonly mtu: number;
   /** Clamp the MSS option of TCP SYNs entering or leaving this domain to what its MTU carries. */
   readonly mssClamp: boolean;
+  /** When this domain's egress has no free slot, hold the ingresses sending to it instead of dropping their frames (egress-hold.ts). */
+  readonly backpressure: boolean;
   /** IPv6 (address6, gateway6, ra: config6.ts); absent: IPv6 is off in this domain. */
   readonly ipv6?: Ipv6DomainConfig;
 }
@@ -173,7 +175,7 @@ export function parseRouterConfig(raw: unknown, componentName: string, source: C
   for (const name of names) {
     const p = at('domains', name);
     if (!DOMAIN_RE.test(name)) c.fail(p, 'expected a domain name (it is the session port name) of lower-case letters, digits and "-", starting with a letter, at most 32');
-    const d = c.obj(rawDomains[name], p, ['address', 'gateway', 'forward', 'routes', 'mtu', 'mss-clamp', ...IPV6_KEYS, ...POLICY_KEYS], 'a mapping with "address"');
+    const d = c.obj(rawDomains[name], p, ['address', 'gateway', 'forward', 'routes', 'mtu', 'mss-clamp', 'backpressure', ...IPV6_KEYS, ...POLICY_KEYS], 'a mapping with "address"');
     if (d.address === 'dhcp') {
       // The address comes from a lease: nothing configured may depend on it.
       for (const key of ['gateway', 'routes', 'dhcp-server', 'tcp-forward', 'udp-forward']) {
@@ -263,6 +265,7 @@ export function parseRouterConfig(raw: unknown, componentName: string, source: C
       // An IPv6 link carries at least 1280 bytes (RFC 8200 5).
       mtu: c.int(d.raw.mtu, at('domains', d.name, 'mtu'), d.v6 === undefined ? 68 : 1280, 65535, DEFAULTS.mtu),
       mssClamp: c.bool(d.raw['mss-clamp'], at('domains', d.name, 'mss-clamp'), false),
+      backpressure: c.bool(d.raw.backpressure, at('domains', d.name, 'backpressure'), true),
       ...(d.v6 === undefined ? {} : { ipv6: finishIpv6Domain(d.v6, mac) }),
     });
   });

@@ -1,6 +1,9 @@
 // The router component: one Nic session per domain (the session's port name is
 // the domain's name), the Router logic in between. Per domain one sink
-// pollable delivers batches; the router copies each packet out of the ingress
+// pollable delivers batches, no larger than the free slots of the egresses
+// the domain's last batch went to, and none while one of them has no free
+// slot (backpressure, egress-hold.ts; a second pollable per domain waits
+// for its egress's slots then); the router copies each packet out of the ingress
 // sink's buffer into private memory (it decides only on that copy) and the
 // result into a slot of the egress source; after the batch every egress that
 // got packets is flushed once. A timer drives ARP retries and expiry.
@@ -8,6 +11,7 @@ import { type Component, type ComponentEnv } from '../../runtime/component.ts';
 import { ConfigFileError } from '../../config/reader.ts';
 import type { Pollable } from '../../runtime/entrypoint.ts';
 import { sinkPollable } from '../../session/pollable.ts';
+import { egressSpace, heldIngress } from './hold-pollables.ts';
 import type { SessionEnd } from '../../session/types.ts';
 import { parseRouterConfig, structuralChange } from './config.ts';
 import { Router } from './router.ts';
@@ -74,7 +78,7 @@ export default function create(env: ComponentEnv): Component {
       }
       ends.forEach((end, i) => {
         const sink = end.in;
-        const p = sinkPollable(sink, (off, len) => {
+        const p = heldIngress(sink, router.hold, i, (off, len) => {
           // The packet's handling starts where the session's get_packet tracepoint ended.
           const t0 = tr.latest();
           router.receive(i, sink.buf, off, len);
@@ -83,6 +87,11 @@ export default function create(env: ComponentEnv): Component {
           // The next packet's get_packet starts here.
           tr.chainNext();
         }, flush);
+        pollables.push(p);
+        env.ep.add(p);
+      });
+      ends.forEach((end, i) => {
+        const p = egressSpace(end.out, router.hold, i);
         pollables.push(p);
         env.ep.add(p);
       });

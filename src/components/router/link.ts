@@ -23,6 +23,7 @@ import { completeChecksum } from './mtu.ts';
 import { ArpCache, type ArpEntry, PendingPool } from './arp-cache.ts';
 import type { RouterConfig } from './config.ts';
 import type { CounterName, Drops } from './drops.ts';
+import type { EgressHold } from './egress-hold.ts';
 import type { Mirror } from './mirror.ts';
 import { copyFrame, L3, type Packet, words } from './packet.ts';
 import type { Routing } from './routing.ts';
@@ -60,9 +61,11 @@ export class Link {
   readonly #mirror: Mirror | undefined;
   readonly #tr: Tracer;
   readonly #pCopy: number;
+  /** Which egresses each ingress's frames go to (backpressure, egress-hold.ts). */
+  readonly #hold: EgressHold;
 
   constructor(cfg: RouterConfig, ports: readonly EgressPort[], rt: Routing, pkt: Packet, drops: Drops,
-    counters: Counters, c: Record<CounterName, number>, mirror: Mirror | undefined, tr: Tracer, pCopy: number) {
+    counters: Counters, c: Record<CounterName, number>, mirror: Mirror | undefined, tr: Tracer, pCopy: number, hold: EgressHold) {
     this.arpCfg = cfg.arp;
     this.macs = cfg.domains.map((d) => d.mac);
     this.mtu = Int32Array.from(cfg.domains, (d) => d.mtu);
@@ -83,6 +86,7 @@ export class Link {
     this.#mirror = mirror;
     this.#tr = tr;
     this.#pCopy = pCopy;
+    this.#hold = hold;
   }
 
   // ---- egress ------------------------------------------------------------------
@@ -128,6 +132,7 @@ export class Link {
     const port = this.#ports[dom];
     const slot = port.alloc();
     if (slot < 0) {
+      if (ingress >= 0) this.#hold.use(ingress, dom);
       this.#drops.drop(this.#drops.id['egress-full']);
       return false;
     }
@@ -138,6 +143,7 @@ export class Link {
 
   #submit(dom: number, slot: number, src: Uint8Array, off: number, len: number, ingress: number): void {
     if (this.#mirror !== undefined) this.#mirror.tx(dom, src, off, len, ingress);
+    if (ingress >= 0) this.#hold.use(ingress, dom);
     this.#ports[dom].submit(slot, len);
     this.#dirty[dom] = 1;
     this.#counters.add(this.#txId[dom]);
@@ -188,6 +194,7 @@ export class Link {
       const port = this.#ports[out];
       const slot = port.alloc();
       if (slot < 0) {
+        this.#hold.use(this.#pkt.dom, out);
         this.#drops.drop(D['egress-full']);
         return false;
       }

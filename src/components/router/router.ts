@@ -61,6 +61,7 @@ import { TCP_RESET_LEN, writeTcpReset } from './reject.ts';
 import { l4ChecksumAt, rewriteAddrs } from './rewrite.ts';
 import { Ipv4Reassembler, REASM_DONE, REASM_DROP_REASONS, REASM_HELD } from './reassembly.ts';
 import { clampMss, egressFit, FIT_FRAGMENT, FIT_OK } from './mtu.ts';
+import { EgressHold } from './egress-hold.ts';
 import { Routing } from './routing.ts';
 import { RuntimeBlocks } from './runtime-blocks.ts';
 import { routerStatus } from './status.ts';
@@ -123,6 +124,8 @@ export class Router {
   readonly #drops: Drops;
   readonly #c: Record<CounterName, number>;
   readonly #link: Link;
+  /** Backpressure: which ingresses wait for an egress's slots (egress-hold.ts; the entrypoint's glue in index.ts asks it). */
+  readonly hold: EgressHold;
   readonly #icmp: Icmp;
   /** The router's own IPv6: validation, Neighbor Discovery, echo, router advertisements. */
   readonly #local6: Local6;
@@ -190,7 +193,9 @@ export class Router {
     this.#rt = new Routing(cfg);
     this.#drops = new Drops(counters, cfg.domains.map((d) => d.name), this.#pkt, opts.log, cfg.logDropsPerS);
     this.#c = defineCounters(counters);
-    this.#link = new Link(cfg, ports, this.#rt, this.#pkt, this.#drops, counters, this.#c, opts.mirror, tr, pCopy);
+    this.hold = new EgressHold(cfg.domains.map((d) => d.name), cfg.domains.map((d) => d.backpressure), ports, counters,
+      this.#clock, opts.log);
+    this.#link = new Link(cfg, ports, this.#rt, this.#pkt, this.#drops, counters, this.#c, opts.mirror, tr, pCopy, this.hold);
     this.#link.now = this.#now;
     this.#policy = new Policy(cfg, this.#now);
     this.#dhcp = cfg.domains.map((d) => (d.policy.dhcp === null ? undefined : new DhcpServer(d.policy.dhcp, d.address, d.mask, d.mac)));
@@ -888,7 +893,9 @@ export class Router {
       if (cl !== undefined) clients[d.name] = cl.status(this.#now);
     }
     const ha = this.cfg.ha ? { ha: { role: this.role, forMs: Math.round(this.#now - this.#roleSince) } } : {};
-    return Object.keys(clients).length === 0 ? { ...s, ...ha } : { ...s, ...ha, dhcpClient: clients };
+    const off = this.hold.status();
+    const hold = Object.keys(off).length === 0 ? {} : { backpressureOffMs: off };
+    return Object.keys(clients).length === 0 ? { ...s, ...ha, ...hold } : { ...s, ...ha, ...hold, dhcpClient: clients };
   }
 
   /**
@@ -904,6 +911,7 @@ export class Router {
     this.#readClock();
     const policy = new Policy(next, this.#now);
     this.cfg = next;
+    this.hold.configure(next.domains.map((d) => d.backpressure));
     this.#local6.reconfigure(next);
     this.#fwd6.cfg = next;
     this.#policy = policy;

@@ -8,6 +8,8 @@ export interface EgressPort {
   readonly slotSize: number;
   /** A slot offset in buf, or -1 when every slot is in flight. */
   alloc(): number;
+  /** Slots alloc() would hand out now; absent: never counted (egress-hold.ts holds no ingress for it). */
+  available?(): number;
   submit(offset: number, length: number): void;
   flush(): void;
 }
