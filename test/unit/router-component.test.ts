@@ -233,6 +233,12 @@ test('backpressure: false on a domain: its full egress never holds an ingress (f
     assert.equal(s.lanFree(), 16);
     assert.equal(s.counters.get('drop.egress-full'), 10);
     assert.equal(s.counters.get('egress-hold.wan'), 0);
+    // A reload turns it back on: the next frames wait for the wan's slots.
+    assert.equal(s.comp.reconfigure?.(CONFIG), undefined);
+    s.offer(5);
+    s.pump();
+    assert.equal(s.lanFree(), 11, 'held after the reload');
+    assert.equal(s.counters.get('drop.egress-full'), 10);
   } finally {
     s.close();
   }
