@@ -25,25 +25,25 @@ function setup(on = [true, true, true]) {
 test('egress hold: only the egresses an ingress\'s last batch used can hold it; an empty batch keeps them', () => {
   const { hold, free, counters } = setup();
   free[1].n = 0;
-  assert.equal(hold.budget(0, 64), 64, 'lan has sent nothing yet');
+  assert.equal(hold.held(0), false, 'lan has sent nothing yet');
   hold.use(0, 1);
   hold.done(0, 1);
-  assert.equal(hold.budget(0, 64), 0, 'lan sent to wan, and wan has no free slot');
-  assert.equal(hold.budget(2, 64), 64, 'dmz sent nothing to wan: not held');
+  assert.equal(hold.held(0), true, 'lan sent to wan, and wan has no free slot');
+  assert.equal(hold.held(2), false, 'dmz sent nothing to wan: not held');
   assert.ok(hold.holding(1));
   assert.equal(counters.get('egress-hold.wan'), 1);
-  assert.equal(hold.budget(0, 64), 0);
+  assert.equal(hold.held(0), true);
   assert.equal(counters.get('egress-hold.wan'), 1, 'one hold, however often it is asked');
   hold.done(0, 0);
-  assert.equal(hold.budget(0, 64), 0, 'an empty batch does not forget where lan sends');
+  assert.equal(hold.held(0), true, 'an empty batch does not forget where lan sends');
   free[1].n = 3;
   hold.reclaimed(1);
   assert.ok(!hold.holding(1));
-  assert.equal(hold.budget(0, 64), 64, 'slots back: a full batch (the next one finds out if it overflows)');
+  assert.equal(hold.held(0), false, 'slots back: a full batch (the next one finds out if it overflows)');
   hold.use(0, 2);
   hold.done(0, 5);
   free[1].n = 0;
-  assert.equal(hold.budget(0, 64), 64, 'lan\'s last batch went to dmz only');
+  assert.equal(hold.held(0), false, 'lan\'s last batch went to dmz only');
 });
 
 test('egress hold: a stall (no slot for HOLD_MAX_MS) turns the egress\'s backpressure off for HOLD_COOLDOWN_MS, counted and logged', () => {
@@ -51,19 +51,19 @@ test('egress hold: a stall (no slot for HOLD_MAX_MS) turns the egress\'s backpre
   hold.use(0, 1);
   hold.done(0, 1);
   free[1].n = 0;
-  assert.equal(hold.budget(0, 64), 0);
+  assert.equal(hold.held(0), true);
   clock.t += HOLD_MAX_MS;
-  assert.equal(hold.budget(0, 64), 0, 'still within HOLD_MAX_MS');
+  assert.equal(hold.held(0), true, 'still within HOLD_MAX_MS');
   clock.t += 1;
-  assert.equal(hold.budget(0, 64), 64, 'stalled: lan runs, its frames to wan will be dropped');
+  assert.equal(hold.held(0), false, 'stalled: lan runs, its frames to wan will be dropped');
   assert.equal(counters.get('egress-stall.wan'), 1);
   assert.equal(log.length, 1);
   assert.match(log[0], /egress wan freed no slot for 21 ms/);
   assert.deepEqual(hold.status(), { wan: HOLD_COOLDOWN_MS });
   clock.t += HOLD_COOLDOWN_MS - 1;
-  assert.equal(hold.budget(0, 64), 64, 'cooling down');
+  assert.equal(hold.held(0), false, 'cooling down');
   clock.t += 1;
-  assert.equal(hold.budget(0, 64), 0, 'after the cooldown the egress holds again');
+  assert.equal(hold.held(0), true, 'after the cooldown the egress holds again');
   assert.deepEqual(hold.status(), {});
   assert.equal(counters.get('egress-hold.wan'), 2);
 });
@@ -73,14 +73,14 @@ test('egress hold: backpressure off by config (and back on by reconfigure); an e
   hold.use(0, 1);
   hold.done(0, 1);
   free[1].n = 0;
-  assert.equal(hold.budget(0, 64), 64);
+  assert.equal(hold.held(0), false);
   hold.configure([true, true, true]);
-  assert.equal(hold.budget(0, 64), 0);
+  assert.equal(hold.held(0), true);
   const counters = new Counters();
   const h2 = new EgressHold(['lan', 'wan'], [true, true], [port({ n: 1 }), port(undefined)], counters, () => 0);
   h2.use(0, 1);
   h2.done(0, 1);
-  assert.equal(h2.budget(0, 64), 64);
+  assert.equal(h2.held(0), false);
 });
 
 test('config: backpressure is true or false per domain (default true), checked with its path', () => {

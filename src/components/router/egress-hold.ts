@@ -11,8 +11,10 @@
 // from it until the egress gets slots back, its session ring fills, its driver
 // stops reading, and the excess is dropped where it costs least (the kernel's
 // queue of the link, counted there), as Linux drops at a NIC's ring when its
-// softirq falls behind. A batch is never larger than the free slots of the
-// egresses the ingress used last, so frames are not routed into a full egress.
+// softirq falls behind. A batch is not cut to the egress's free slots: the
+// few frames of a batch that overflow it are dropped (egress-full) and hold
+// the next one (smaller batches cost more per frame than those drops: round
+// 5 of issue 17 in docs/PERFORMANCE.md).
 //
 // What a peer can do with it: an egress that stops acknowledging (a hung or
 // hostile component) holds an ingress for at most HOLD_MAX_MS (noticed at the
@@ -78,29 +80,21 @@ export class EgressHold {
     this.#cur[ingress * this.#n + egress] = 1;
   }
 
-  /**
-   * How many frames `ingress` may take now: `max`, fewer when an egress its
-   * last batch used has fewer free slots, 0 while one of them has none (held).
-   */
-  budget(ingress: number, max: number): number {
+  /** Is `ingress` held now: did its last batch send frames to an egress (with backpressure on) that has no free slot? */
+  held(ingress: number): boolean {
     const n = this.#n;
     const used = this.#used;
-    let b = max;
     for (let d = 0, k = ingress * n; d < n; d++, k++) {
       if (used[k] === 0 || this.#on[d] === 0) continue;
       const available = this.#ports[d].available;
       if (available === undefined) continue;
-      const f = available.call(this.#ports[d]);
-      if (f > 0) {
-        this.#since[d] = -1;
-      } else if (this.#holds(d)) {
-        return 0;
-      }
+      if (available.call(this.#ports[d]) > 0) this.#since[d] = -1;
+      else if (this.#holds(d)) return true;
     }
-    return b;
+    return false;
   }
 
-  /** The batch of `ingress` is done: its `frames` frames' egresses are what its next budget looks at (an empty batch changes nothing). */
+  /** The batch of `ingress` is done: its `frames` frames' egresses are what held() looks at next (an empty batch changes nothing). */
   done(ingress: number, frames: number): void {
     if (frames === 0) return;
     const n = this.#n;

@@ -1,20 +1,19 @@
 // The router's loop glue for backpressure (egress-hold.ts): an ingress that
-// takes no more frames than its egresses have slots for, and sleeps on their
-// slots (not on its own ring) while one of them holds it; and, per egress,
+// takes nothing, and sleeps on its egresses' slots (not on its own ring),
+// while one of them holds it; and, per egress,
 // the wait for its slots to come back, armed only while it holds an ingress.
 import type { PacketSink, PacketSource, Pollable } from '../../session/types.ts';
 import type { EgressHold } from './egress-hold.ts';
 
 /**
- * `sink` (domain `dom`'s ingress) as a pollable: each run delivers at most
- * hold.budget(dom, budget) frames to onPacket, acknowledges them, tells the
- * hold which egresses they went to, then calls afterBatch (the router's
- * flush) when there were any.
+ * `sink` (domain `dom`'s ingress) as a pollable: unless the hold holds the
+ * domain, each run delivers at most `budget` frames to onPacket, acknowledges
+ * them, tells the hold which egresses they went to, then calls afterBatch
+ * (the router's flush) when there were any.
  */
 export function heldIngress(sink: PacketSink, hold: EgressHold, dom: number, onPacket: (offset: number, length: number) => void,
   afterBatch: () => void, budget = 64): Pollable {
-  let b = 0;
-  const open = (): boolean => (b = hold.budget(dom, budget)) > 0;
+  const open = (): boolean => !hold.held(dom);
   return {
     get fd(): number {
       return sink.fd;
@@ -27,7 +26,7 @@ export function heldIngress(sink: PacketSink, hold: EgressHold, dom: number, onP
     run(readable: boolean): number {
       if (readable) sink.clearWakeup();
       if (!open()) return 0;
-      const n = sink.receive(onPacket, b);
+      const n = sink.receive(onPacket, budget);
       sink.flushAcks();
       hold.done(dom, n);
       if (n > 0) afterBatch();

@@ -1,9 +1,8 @@
 // The router component: one Nic session per domain (the session's port name is
 // the domain's name), the Router logic in between. Per domain one sink
-// pollable delivers batches, no larger than the free slots of the egresses
-// the domain's last batch went to, and none while one of them has no free
-// slot (backpressure, egress-hold.ts; a second pollable per domain waits
-// for its egress's slots then); the router copies each packet out of the ingress
+// pollable delivers batches, none while an egress the domain's last batch
+// went to has no free slot (backpressure, egress-hold.ts; a second pollable
+// per domain waits for its egress's slots then); the router copies each packet out of the ingress
 // sink's buffer into private memory (it decides only on that copy) and the
 // result into a slot of the egress source; after the batch every egress that
 // got packets is flushed once. A timer drives ARP retries and expiry.
