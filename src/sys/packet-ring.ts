@@ -16,8 +16,8 @@
 // from the frame's start). With PACKET_VNET_HDR the virtio_net_hdr precedes
 // the Ethernet header.
 import { mapShared, setsockopt, type Mapping } from './libc.ts';
+import { int32, SOL_PACKET } from './packet.ts';
 
-const SOL_PACKET = 263;
 const PACKET_RX_RING = 5;
 const PACKET_COPY_THRESH = 7;
 const PACKET_VERSION = 10;
@@ -57,12 +57,6 @@ export interface RxRing {
  */
 export function removeRxRing(fd: number): void {
   setsockopt(fd, SOL_PACKET, PACKET_RX_RING, new Uint8Array(16));
-}
-
-function int32(v: number): Uint8Array {
-  const b = new Uint8Array(4);
-  new DataView(b.buffer).setInt32(0, v, true);
-  return b;
 }
 
 /**

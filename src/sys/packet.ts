@@ -8,7 +8,8 @@ import { bind, getsockoptInto, ifNameToIndex, setns, setsockopt, socket, unshare
 const AF_PACKET = 17;
 const SOCK_RAW = 3;
 const ETH_P_ALL = 0x0003;
-const SOL_PACKET = 263;
+/** The socket-option level of packet sockets (also packet-ring.ts). */
+export const SOL_PACKET = 263;
 const PACKET_ADD_MEMBERSHIP = 1;
 const PACKET_MR_PROMISC = 1;
 const PACKET_STATISTICS = 6;
@@ -29,7 +30,8 @@ const SO_RCVBUFFORCE = 33;
  */
 export const PACKET_SOCKET_BUFFER = 4 << 20;
 
-function int32(v: number): Uint8Array {
+/** A setsockopt int argument (also packet-ring.ts). */
+export function int32(v: number): Uint8Array {
   const b = new Uint8Array(4);
   new DataView(b.buffer).setInt32(0, v, true);
   return b;
